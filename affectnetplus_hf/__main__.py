@@ -1,0 +1,5 @@
+import sys
+
+from affectnetplus_hf.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""``affectnetplus`` subcommands, one module each (see :mod:`affectnetplus_hf.cli`)."""
