@@ -1,0 +1,50 @@
+"""``affectnetplus predict``: soft labels for face images with a saved soft-labeler (SPEC §8).
+
+One row per image: the path, the 8 soft-label values named after the emotions (SPEC §1 order) and,
+with ``--spread``, the per-emotion standard deviation of the ensemble members' probabilities.
+Written to ``--output`` (``.csv``, ``.jsonl`` or ``.parquet``, atomically) or printed as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "predict"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        NAME,
+        help="soft-label face images with a saved soft-labeler",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model_dir", help="directory written by SoftLabeler.save_pretrained (or a hub id)")
+    p.add_argument("images", nargs="+", help="image files (any format PIL reads)")
+    p.add_argument("--output", "-o", default=None, help="FILE.csv | FILE.jsonl | FILE.parquet (default: table on stdout)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="autocast dtype; auto = bf16 on CUDA, fp32 on CPU")
+    p.add_argument("--num-workers", type=int, default=0, help="image-decoding worker processes")
+    p.add_argument("--spread", action="store_true", help="add <Emotion>_spread columns (std of the members)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip unreadable images (counted and listed in the log) instead of failing")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from affectnetplus_hf.models.inference import predict_files, write_predictions
+
+    table = predict_files(
+        args.model_dir,
+        args.images,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        num_workers=args.num_workers,
+        skip_bad=args.skip_bad,
+        with_spread=args.spread,
+    )
+    write_predictions(table, args.output)
+    return 0
