@@ -1,0 +1,45 @@
+"""``affectnetplus info DIR``: detect a dataset folder's kind/layout and count its labels (issue 3 item 10).
+
+Prints one JSON object::
+
+    {"kind": "affectnet", "layout": "csv", "root": "...", "has_votes": false,
+     "splits": {"train": {"Neutral": 12, ..., "Contempt": 3, "non_emotion": {"None": 1, ...},
+                          "unlabelled": 0, "total": 40}, ...},
+     "skipped": {...}, "bad": [...]}
+
+Counts are by hard label (SPEC §1 names); non-emotion labels (AffectNet codes 8-10, FER+ majority
+unknown/NF or ties) are counted separately, nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "info"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        NAME,
+        help="detect a dataset folder's kind/layout and print label counts per split as JSON",
+        description="Detect the kind (affectnet, ferplus, folder, synthetic) and layout of DIR, read "
+        "every record's labels (images are not decoded unless --check-images) and print JSON with "
+        "per-split counts by hard label, non-emotion counts, and what was skipped and why.",
+    )
+    p.add_argument("directory", metavar="DIR", help="dataset folder")
+    p.add_argument("--kind", choices=("affectnet", "ferplus", "folder", "synthetic"), default=None,
+                   help="force the source kind instead of detecting it")
+    p.add_argument("--check-images", action="store_true",
+                   help="also decode every image and list the bad ones (slow on big sets)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from affectnetplus_hf.sources import open_source, summarize_source
+
+    source = open_source(args.directory, kind=args.kind, keep_non_emotion=True)
+    summary = summarize_source(source, check_images=args.check_images)
+    print(json.dumps(summary, indent=2))
+    return 0
