@@ -109,7 +109,8 @@ def _as_counts(value, name: str, shape_hint: str, ndim: int) -> np.ndarray:
             where = np.argwhere(bad)[0]
             row = int(where[0])
             detail = f"row {row}" + (f", column {int(where[1])} ({EMOTIONS[int(where[1])]})" if ndim == 2 else "")
-            raise ValueError(f"{name} holds {what} at {detail}: {float(array[tuple(where)])!r}; expected whole counts >= 0")
+            value = float(array[tuple(where)])
+            raise ValueError(f"{name} holds {what} at {detail}: {value!r}; expected whole counts >= 0")
     return array.astype(np.int64)
 
 
@@ -328,6 +329,14 @@ class MASSplit:
         pairs = zip(self.train_ids + self.test_ids, np.concatenate([self.train_labels, self.test_labels]).tolist())
         return {image_id: int(label) for image_id, label in pairs}
 
+    def one_vs_rest_ids(self, emotion, **kwargs) -> tuple[list[str], list[str]]:
+        """Positive and negative train-MAS image ids for the binary model of ``emotion`` (SPEC §4).
+
+        ``kwargs`` go to :func:`select_one_vs_rest` (``neg_ratio``, ``overlap``, ``seed``, ``epoch``, ...).
+        """
+        positives, negatives = select_one_vs_rest(self.train_labels, emotion, **kwargs)
+        return [self.train_ids[i] for i in positives], [self.train_ids[i] for i in negatives]
+
     def rows(self) -> list[dict[str, Any]]:
         """One dict per image (columns :data:`SPLIT_COLUMNS`), train then test then dropped."""
         out: list[dict[str, Any]] = []
@@ -363,7 +372,8 @@ class MASSplit:
                 writer.writerow(row)
 
         _atomic_write(directory / SPLIT_FILE, write_csv)
-        _atomic_write(directory / REPORT_FILE, lambda h: h.write(json.dumps(self.report, indent=2, sort_keys=True) + "\n"))
+        report_text = json.dumps(self.report, indent=2, sort_keys=True) + "\n"
+        _atomic_write(directory / REPORT_FILE, lambda handle: handle.write(report_text))
         logger.info("Saved MAS split (%d train, %d test, %d dropped) to %s",
                     len(self.train_ids), len(self.test_ids), len(self.dropped_ids), directory)
         return directory
@@ -380,7 +390,9 @@ class MASSplit:
             report = json.loads(report_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ValueError(f"{report_path}: not valid JSON: {error}") from None
-        parts: dict[str, dict[str, list]] = {s: {"ids": [], "labels": [], "agree": [], "unan": []} for s in ("train", "test")}
+        parts: dict[str, dict[str, list]] = {
+            split: {"ids": [], "labels": [], "agree": [], "unan": []} for split in ("train", "test")
+        }
         dropped_ids: list[str] = []
         dropped_reasons: list[str] = []
         seen: set[str] = set()
@@ -419,7 +431,9 @@ class MASSplit:
                         f"space (index 0..7 with its name)"
                     )
                 if not 0.0 <= agree <= 1.0 or unanimous not in (0, 1):
-                    raise ValueError(f"{where}: agreement must be in [0, 1] and unanimous 0/1, got {agree}, {unanimous}")
+                    raise ValueError(
+                        f"{where}: agreement must be in [0, 1] and unanimous 0/1, got {agree}, {unanimous}"
+                    )
                 part = parts[split]
                 part["ids"].append(image_id)
                 part["labels"].append(label)
@@ -779,6 +793,11 @@ def negative_quotas(
     )
 
 
+def all_negative_quotas(class_counts, **kwargs) -> dict[str, NegativeQuotas]:
+    """:func:`negative_quotas` of all 8 binary models, keyed by emotion name (for reports)."""
+    return {name: negative_quotas(class_counts, e, **kwargs) for e, name in enumerate(EMOTIONS)}
+
+
 def select_one_vs_rest(
     labels,
     emotion,
@@ -802,6 +821,9 @@ def select_one_vs_rest(
         raise ValueError(f"epoch must be None or an integer >= 0, got {epoch!r}")
     counts = np.bincount(labels, minlength=NUM_EMOTIONS)
     quotas = negative_quotas(counts, e, neg_ratio=neg_ratio, overlap=overlap, uniform_fraction=uniform_fraction)
+    if quotas.n_pos == 0:
+        warnings.warn(f"one-vs-rest {EMOTIONS[e]}: no positive image (no label {e} in labels)", SamplingWarning,
+                      stacklevel=2)
     entropy = [int(seed), e] + ([int(epoch)] if epoch is not None else [])
     rng = np.random.default_rng(np.random.SeedSequence(entropy))
 

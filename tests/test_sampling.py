@@ -18,6 +18,7 @@ from affectnetplus_hf.sampling import (
     MASSplit,
     SamplingWarning,
     agreement,
+    all_negative_quotas,
     is_unanimous,
     largest_remainder,
     majority_labels,
@@ -99,7 +100,10 @@ def test_agreement_and_unanimity():
     ("call", "message"),
     [
         (lambda: majority_labels([[1, 2, 3]]), "votes must have shape"),
-        (lambda: majority_labels([[0] * 8, [0, -1, 0, 0, 0, 0, 0, 0]]), "negative count at row 1, column 1 \\(Happy\\)"),
+        (
+            lambda: majority_labels([[0] * 8, [0, -1, 0, 0, 0, 0, 0, 0]]),
+            "negative count at row 1, column 1 \\(Happy\\)",
+        ),
         (lambda: majority_labels([[0, np.nan, 0, 0, 0, 0, 0, 0]]), "non-finite value"),
         (lambda: majority_labels([[0, 1.5, 0, 0, 0, 0, 0, 0]]), "non-whole count at row 0"),
         (lambda: majority_labels([[1] * 8], [0, 0]), "non_emotion_votes has 2 entries but votes has 1"),
@@ -217,6 +221,12 @@ def test_exhausted_pool_uses_everything_and_warns():
     assert negatives.tolist() == list(range(50, 60))
 
 
+def test_no_positive_warns_and_selects_nothing():
+    with pytest.warns(SamplingWarning, match="one-vs-rest Neutral: no positive image"):
+        positives, negatives = select_one_vs_rest([1, 1, 2], "Neutral")
+    assert positives.size == 0 and negatives.size == 0
+
+
 def test_no_warning_when_the_pool_suffices():
     labels = np.repeat(np.arange(8), 20)
     with warnings.catch_warnings():
@@ -254,6 +264,21 @@ def test_determinism_and_per_epoch_redraw():
     q = negative_quotas(np.bincount(labels, minlength=8), AN)
     for negatives in (epoch1, epoch2):
         assert (np.bincount(labels[negatives], minlength=8) >= np.asarray(q.overlap_quotas)).all()
+
+
+def test_all_negative_quotas_and_split_ids():
+    votes, ids = make_mas()
+    split = split_mas(votes, ids, n_test_per_class=10)
+    table = all_negative_quotas(np.bincount(split.train_labels, minlength=8))
+    assert list(table) == list(EMOTIONS)
+    # 50 train images per emotion: n_neg 50, uniform 10, AU part 40 (Happy: 5 overlapping emotions -> 8 each).
+    assert table["Happy"].overlap_quotas == (0, 0, 8, 0, 8, 8, 8, 8) and table["Happy"].n_uniform == 10
+    assert table["Neutral"].n_uniform == 50
+    positives, negatives = split.one_vs_rest_ids("Happy", seed=2)
+    assert len(positives) == 50 and len(negatives) == 50
+    assert all(i.startswith("Happy/") for i in positives)
+    assert not any(i.startswith("Happy/") for i in negatives)
+    assert set(positives + negatives) <= set(split.train_ids)
 
 
 def test_largest_remainder():
