@@ -84,7 +84,10 @@ def export_modules(directory: str | os.PathLike, names: tuple[str, ...] | list[s
     if not overwrite:
         clashes = [str(target_root / name) for name in names if (target_root / name).exists()]
         if clashes:
-            raise FileExistsError(f"metric module folders already exist: {clashes} (use overwrite=True)")
+            raise FileExistsError(
+                f"metric module folders already exist: {clashes} "
+                "(pass overwrite=True, or --overwrite on the command line)"
+            )
     target_root.mkdir(parents=True, exist_ok=True)
     created = []
     for name in names:
