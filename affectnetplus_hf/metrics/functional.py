@@ -318,6 +318,12 @@ def weighted_error_single(
 # --------------------------------------------------------------------------------------------------
 # reductions of e_k
 # --------------------------------------------------------------------------------------------------
+def _auc_terms(errors: np.ndarray, epsilon: float) -> np.ndarray:
+    """``max(0, 1 − e_k / ε)`` in float64 (a tiny ε may overflow the ratio to inf, which gives 0 as it should)."""
+    with np.errstate(over="ignore"):
+        return np.maximum(0.0, 1.0 - errors.astype(np.float64) / epsilon)
+
+
 def _as_errors(errors: Any) -> np.ndarray:
     array = np.asarray(errors, dtype=np.float64)
     if array.ndim != 1 or array.size == 0:
@@ -350,7 +356,7 @@ def ced_auc(errors: Any, epsilon: float = DEFAULT_EPSILON) -> float:
     area, no integration grid. 100 means every error is 0; 0 means none is below ε.
     """
     epsilon = _check_epsilon(epsilon, allow_zero=False)
-    return float(100.0 * np.maximum(0.0, 1.0 - _as_errors(errors) / epsilon).mean())
+    return float(100.0 * _auc_terms(_as_errors(errors), epsilon).mean())
 
 
 def ced_curve(errors: Any, epsilon: float | None = DEFAULT_EPSILON) -> tuple[np.ndarray, np.ndarray]:
@@ -534,7 +540,7 @@ def w_auc(
     """
     epsilon = _check_epsilon(epsilon, allow_zero=False)
     errors = weighted_errors(references, predictions, normalize=normalize, ties=ties, clip=clip, n_classes=n_classes)
-    area = np.maximum(0.0, 1.0 - errors.astype(np.float64) / epsilon)
+    area = _auc_terms(errors, epsilon)
     if by is None:
         return float(100.0 * area.mean())
     groups, codes = _group_indices(by, errors.shape[0])
@@ -547,7 +553,7 @@ def _soft_row(errors: np.ndarray, epsilon: float) -> dict[str, float | int]:
         "n": int(errors.shape[0]),
         "w_mae": float(100.0 * errors64.mean()),
         "w_fr": float(100.0 * (errors64 > epsilon).mean()),
-        "w_auc": float(100.0 * np.maximum(0.0, 1.0 - errors64 / epsilon).mean()),
+        "w_auc": float(100.0 * _auc_terms(errors64, epsilon).mean()),
     }
 
 
