@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import json
 from fractions import Fraction
 
@@ -480,3 +481,102 @@ def test_bad_precomputed_errors():
         failure_rate([0.1, np.nan])
     with pytest.raises(ValueError, match="errors must be >= 0"):
         ced_auc([-0.1])
+
+
+# --------------------------------------------------------------------------------------------------
+# `affectnetplus metrics compute`
+# --------------------------------------------------------------------------------------------------
+def _tables(tmp_path, n=12, seed=5):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    refs, preds = rng.random((n, 8)), rng.random((n, 8))
+    ids = [f"images/{i:03d}.jpg" for i in range(n)]
+    subsets = np.array(["easy", "challenging", "difficult"])[np.arange(n) % 3]
+    reference_frame = pd.DataFrame(refs, columns=EMOTIONS)
+    reference_frame.insert(0, "image_id", ids)
+    reference_frame["subset"] = subsets
+    prediction_frame = pd.DataFrame(preds, columns=[e.lower() for e in EMOTIONS])  # case-insensitive columns
+    prediction_frame.insert(0, "image_id", ids)
+    return refs, preds, subsets, reference_frame, prediction_frame
+
+
+def _run_compute(capsys, *argv):
+    from affectnetplus_hf import cli
+
+    code = cli.main(["metrics", "compute", *map(str, argv)])
+    return code, capsys.readouterr().out
+
+
+def test_cli_compute_matches_by_image_id(tmp_path, capsys):
+    refs, preds, subsets, reference_frame, prediction_frame = _tables(tmp_path)
+    reference_frame.to_csv(tmp_path / "gt.csv", index=False)
+    prediction_frame.iloc[::-1].to_parquet(tmp_path / "pred.parquet")  # other row order
+    code, out = _run_compute(capsys, "-r", tmp_path / "gt.csv", "-p", tmp_path / "pred.parquet", "--by", "subset",
+                             "-o", tmp_path / "out" / "metrics.json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["matched_by"] == "image_id" and result["n"] == 12
+    expected = soft_label_metrics(refs, preds)
+    for key in ("w_mae", "w_fr", "w_auc"):
+        assert result["metrics"][key] == pytest.approx(expected[key], rel=1e-9)
+    assert list(result["by"]["subset"]) == ["easy", "challenging", "difficult"]
+    easy = subsets == "easy"
+    assert result["by"]["subset"]["easy"]["w_mae"] == pytest.approx(w_mae(refs[easy], preds[easy]), rel=1e-9)
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == result
+
+
+def test_cli_compute_by_position_and_options(tmp_path, capsys):
+    refs, preds, _, reference_frame, prediction_frame = _tables(tmp_path)
+    reference_frame.drop(columns="image_id").to_json(tmp_path / "gt.jsonl", orient="records", lines=True)
+    prediction_frame.drop(columns="image_id").to_csv(tmp_path / "pred.csv", index=False)
+    code, out = _run_compute(capsys, "-r", tmp_path / "gt.jsonl", "-p", tmp_path / "pred.csv", "--no-normalize",
+                             "--ties", "average", "--epsilon", "0.1")
+    assert code == 0
+    result = json.loads(out)
+    assert result["matched_by"] == "position"
+    assert result["options"] == {"epsilon": 0.1, "normalize": False, "ties": "average", "clip": False}
+    assert result["metrics"]["w_fr"] == pytest.approx(w_fr(refs, preds, epsilon=0.1, normalize=False, ties="average"))
+    prediction_frame.drop(columns="image_id").iloc[:-1].to_csv(tmp_path / "short.csv", index=False)
+    code, _ = _run_compute(capsys, "-r", tmp_path / "gt.jsonl", "-p", tmp_path / "short.csv")
+    assert code == 1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "extra_args", "message"),
+    [
+        (lambda r, p: (r, p.iloc[1:]), [], "no prediction for 1 of the 12 reference images"),
+        (lambda r, p: (r.iloc[1:], p), [], "1 prediction row.* not in"),
+        (lambda r, p: (r.drop(columns="Fear"), p), [], r"missing emotion columns \['Fear'\]"),
+        (lambda r, p: (r.assign(Sad=["x"] + [0.1] * 11), p), [],
+         r"column 'Sad' has 1 missing or non-numeric value\(s\), first at row 0 \(image_id='images/000.jpg'\)"),
+        (lambda r, p: (r, p), ["--by", "gender"], "--by column 'gender' is in neither"),
+        (lambda r, p: (r.assign(image_id=["dup"] * 12), p), [], "duplicated 'image_id'"),
+    ],
+)
+def test_cli_compute_bad_input(tmp_path, capsys, caplog, mutate, extra_args, message):
+    _, _, _, reference_frame, prediction_frame = _tables(tmp_path)
+    reference_frame, prediction_frame = mutate(reference_frame, prediction_frame)
+    reference_frame.to_csv(tmp_path / "gt.csv", index=False)
+    prediction_frame.to_csv(tmp_path / "pred.csv", index=False)
+    code, _ = _run_compute(capsys, "-r", tmp_path / "gt.csv", "-p", tmp_path / "pred.csv", *extra_args)
+    assert code == 1
+    assert any(re.search(message, record.getMessage()) for record in caplog.records), caplog.text
+
+
+def test_cli_compute_extra_predictions_can_be_ignored(tmp_path, capsys):
+    refs, preds, _, reference_frame, prediction_frame = _tables(tmp_path)
+    reference_frame.iloc[2:].to_csv(tmp_path / "gt.csv", index=False)
+    prediction_frame.to_csv(tmp_path / "pred.csv", index=False)
+    code, out = _run_compute(capsys, "-r", tmp_path / "gt.csv", "-p", tmp_path / "pred.csv",
+                             "--ignore-extra-predictions")
+    assert code == 0
+    result = json.loads(out)
+    assert result["n"] == 10 and result["n_extra_predictions_ignored"] == 2
+    assert result["metrics"]["w_mae"] == pytest.approx(w_mae(refs[2:], preds[2:]), rel=1e-9)
+
+
+def test_cli_compute_missing_or_unsupported_file(tmp_path, capsys):
+    (tmp_path / "gt.xlsx").write_text("x")
+    assert _run_compute(capsys, "-r", tmp_path / "nope.csv", "-p", tmp_path / "nope.csv")[0] == 1
+    assert _run_compute(capsys, "-r", tmp_path / "gt.xlsx", "-p", tmp_path / "gt.xlsx")[0] == 1
