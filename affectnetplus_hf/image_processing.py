@@ -1,0 +1,458 @@
+"""Image loading and the face image processor shared by training, labeling and prediction (issue 3 item 6).
+
+Three layers:
+
+* :func:`load_image` — any image input (path, encoded bytes, PIL image, ``uint8`` numpy array,
+  :class:`~affectnetplus_hf.records.FaceRecord`) → RGB :class:`PIL.Image.Image`, fully decoded. Every
+  failure (missing file, truncated or corrupt data, unsupported array) raises :class:`BadImageError`
+  naming the image and the reason.
+* :class:`AffectNetPlusImageProcessor` — a ``transformers`` image processor (saved with every model as
+  ``preprocessor_config.json``): crop the face box (clamped to the image), resize to ``size`` × ``size``
+  (bilinear), rescale to [0, 1], normalise with ``image_mean``/``image_std`` → ``pixel_values``
+  ``(B, 3, size, size)`` float32.
+* :class:`FaceImageDataset` / :func:`make_dataloader` — a torch ``Dataset`` over records that decodes each
+  image once per epoch, and a ``DataLoader`` whose batches are ``{"pixel_values", "index", "bad"}``.
+
+Face boxes. Readers yield the face box as the source wrote it, ``(x0, y0, x1, y1)`` in image pixels,
+without knowing the image size (AffectNet's boxes can reach past the image border). [choice] The box is
+clamped to the image here, when the image is decoded (:func:`clamp_box`); a box that lies entirely
+outside its image is an error naming the image.
+
+Colour modes. Greyscale (``L``, ``1``), palette, ``LA``/``RGBA`` (alpha dropped, colours kept), ``CMYK``,
+``YCbCr`` are converted by Pillow. [choice] 16-bit and 32-bit integer images (``I;16*``, ``I``) are taken
+as 16-bit intensities and mapped to 8 bits by ``round(v / 257)`` (clipped to [0, 65535] first), so
+65535 → 255; float images (``F``) are clipped to [0, 255]. EXIF orientation is **not** applied: the
+annotations (boxes, landmarks) of FER datasets refer to the stored pixel grid.
+
+JPEG draft mode. [choice] With ``jpeg_draft=True`` (the default) a JPEG that will be downscaled by at
+least 2 is decoded at a reduced DCT scale (``Image.draft``), the largest power-of-two reduction that keeps
+the face crop at least ``size`` pixels on each side. This is 2-8x faster on large AffectNet images and
+deterministic (same bytes → same pixels), but it gives slightly different pixels from a full decode; set
+``jpeg_draft=False`` for bit-exact agreement with :func:`load_image` + resize.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset
+
+from transformers import BaseImageProcessor, BatchFeature
+
+from affectnetplus_hf.records import FaceRecord
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_DEFAULT_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_DEFAULT_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+DEFAULT_IMAGE_SIZE = 112
+
+ImageSource = Any  # str | os.PathLike | bytes | PIL.Image.Image | np.ndarray | FaceRecord
+Box = tuple[float, float, float, float]
+
+
+class BadImageError(ValueError):
+    """An image that cannot be used: missing file, truncated or corrupt data, unsupported array."""
+
+
+def _describe(source: Any, location: str | None) -> str:
+    if location:
+        return str(location)
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, FaceRecord):
+        return source.location
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} image bytes>"
+    if isinstance(source, np.ndarray):
+        return f"<array {source.shape} {source.dtype}>"
+    return f"<{type(source).__name__}>"
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB (see the module docstring for the 16-bit rule)."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I"):  # I, I;16, I;16B, I;16L, I;16N
+        values = np.asarray(image, dtype=np.float64)
+        grey = np.rint(np.clip(values, 0, 65535) / 257.0).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        grey = np.rint(np.clip(np.nan_to_num(values, nan=0.0), 0, 255)).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if mode in ("P", "PA"):
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def _array_to_image(array: np.ndarray, where: str) -> Image.Image:
+    if array.dtype != np.uint8:
+        raise BadImageError(f"{where}: expected a uint8 array (H, W) or (H, W, 3), got dtype {array.dtype}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(array), mode="L").convert("RGB")
+    if array.ndim == 3 and array.shape[2] == 3:
+        return Image.fromarray(np.ascontiguousarray(array), mode="RGB")
+    channels = array.shape[2] if array.ndim == 3 else None
+    raise BadImageError(
+        f"{where}: expected an array of shape (H, W) or (H, W, 3) (channels last, 1 or 3 channels), "
+        f"got shape {array.shape}" + (f" with {channels} channels" if channels is not None else "")
+    )
+
+
+def open_image(source: ImageSource, location: str | None = None) -> Image.Image:
+    """Open ``source`` lazily (header only) as a PIL image without converting it.
+
+    Used by :func:`load_image` and by the draft-mode path; raises :class:`BadImageError` when the file
+    is missing or is not an image. Arrays and PIL images are returned as images directly.
+    """
+    where = _describe(source, location)
+    if isinstance(source, FaceRecord):
+        if source.image_path is not None:
+            return open_image(source.image_path, location or source.image_path)
+        if source.image_bytes is not None:
+            return open_image(source.image_bytes, location or source.image_id)
+        raise BadImageError(f"{where}: record has neither image_path nor image_bytes")
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, np.ndarray):
+        return _array_to_image(source, where)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        stream: Any = io.BytesIO(bytes(source))
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise BadImageError(f"{where}: image file missing (no such file)")
+        stream = path
+    else:
+        raise BadImageError(
+            f"{where}: unsupported image input {type(source).__name__}; expected a path, encoded bytes, "
+            "a PIL image, a uint8 numpy array or a FaceRecord"
+        )
+    try:
+        return Image.open(stream)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise BadImageError(f"{where}: not a readable image ({type(error).__name__}: {error})") from error
+
+
+def _decode(image: Image.Image, where: str) -> Image.Image:
+    try:
+        image.load()
+        return _to_rgb(image)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+        raise BadImageError(
+            f"{where}: cannot decode image, truncated or corrupt ({type(error).__name__}: {error})"
+        ) from error
+
+
+def load_image(source: ImageSource, location: str | None = None) -> Image.Image:
+    """Load any image input as a fully decoded RGB PIL image.
+
+    Args:
+        source: a file path, encoded image bytes (PNG/JPEG/...), a PIL image, a ``uint8`` numpy array
+            ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` (RGB), or a :class:`FaceRecord` (its
+            ``image_path`` or ``image_bytes``).
+        location: name used in error messages (default: the path / record location).
+
+    Raises:
+        BadImageError: the file is missing, the data is truncated or corrupt (decoding is forced with
+            ``img.load()``), or an array has the wrong dtype or channel count.
+    """
+    where = _describe(source, location)
+    return _decode(open_image(source, location), where)
+
+
+def clamp_box(box: Sequence[float] | None, width: int, height: int, where: str = "image") -> Box:
+    """Clamp a face box ``(x0, y0, x1, y1)`` to a ``width`` × ``height`` image; ``None`` → whole image.
+
+    Raises:
+        ValueError: the box is not 4 finite numbers, has ``x1 <= x0`` / ``y1 <= y0``, or lies entirely
+            outside the image.
+    """
+    if box is None:
+        return (0.0, 0.0, float(width), float(height))
+    values = [float(v) for v in box]
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{where}: face box must be 4 finite numbers (x0, y0, x1, y1), got {tuple(box)}")
+    x0, y0, x1, y1 = values
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"{where}: face box {tuple(values)} is empty; expected x1 > x0 and y1 > y0")
+    cx0, cy0 = max(0.0, x0), max(0.0, y0)
+    cx1, cy1 = min(float(width), x1), min(float(height), y1)
+    if cx1 <= cx0 or cy1 <= cy0:
+        raise ValueError(
+            f"{where}: face box {tuple(values)} lies outside the {width}x{height} image"
+        )
+    return (cx0, cy0, cx1, cy1)
+
+
+def _record_source(record: FaceRecord) -> Any:
+    if record.image_path is not None:
+        return record.image_path
+    if record.image_bytes is not None:
+        return record.image_bytes
+    raise BadImageError(f"{record.location}: record has neither image_path nor image_bytes")
+
+
+class AffectNetPlusImageProcessor(BaseImageProcessor):
+    r"""Face crop → square resize → normalise, the preprocessing of every AffectNet+ model.
+
+    Saved with :meth:`save_pretrained` as ``preprocessor_config.json`` and loaded back with
+    :meth:`from_pretrained` (SPEC §10: 224 px for the paper preset; the default here, 112 px, is the
+    ``tiny`` preset's).
+
+    Args:
+        size: side of the square output in pixels.
+        image_mean, image_std: per-channel normalisation (ImageNet defaults).
+        do_crop_face: crop the face box (clamped to the image) before resizing; boxes of ``None`` use the
+            whole image.
+        do_normalize: apply ``(x / 255 - mean) / std``; if False the output is ``x / 255`` in [0, 1].
+        jpeg_draft: decode JPEG files/bytes at a reduced DCT scale when they are downscaled by at least
+            2 (faster, deterministic; see the module docstring).
+        resample: Pillow resampling filter (default bilinear, ``Image.Resampling.BILINEAR`` = 2).
+    """
+
+    model_input_names = ["pixel_values"]
+
+    def __init__(
+        self,
+        size: int | dict | None = DEFAULT_IMAGE_SIZE,
+        image_mean: Sequence[float] | None = IMAGENET_DEFAULT_MEAN,
+        image_std: Sequence[float] | None = IMAGENET_DEFAULT_STD,
+        do_crop_face: bool = True,
+        do_normalize: bool = True,
+        jpeg_draft: bool = True,
+        resample: int = int(Image.Resampling.BILINEAR),
+        **kwargs: Any,
+    ) -> None:
+        kwargs.pop("image_processor_type", None)
+        super().__init__(**kwargs)
+        if isinstance(size, dict):  # {"height": h, "width": w} / {"shortest_edge": s}
+            sides = {size.get("height"), size.get("width"), size.get("shortest_edge")} - {None}
+            if len(sides) != 1:
+                raise ValueError(f"size must be one square side, got {size}")
+            size = sides.pop()
+        if size is None or int(size) != size or int(size) < 1:
+            raise ValueError(f"size must be a positive integer (square side in pixels), got {size!r}")
+        self.size = int(size)
+        self.image_mean = [float(v) for v in (image_mean if image_mean is not None else IMAGENET_DEFAULT_MEAN)]
+        self.image_std = [float(v) for v in (image_std if image_std is not None else IMAGENET_DEFAULT_STD)]
+        if len(self.image_mean) != 3 or len(self.image_std) != 3:
+            raise ValueError(f"image_mean and image_std must have 3 values, got {self.image_mean}, {self.image_std}")
+        if any(v <= 0 for v in self.image_std):
+            raise ValueError(f"image_std must be positive, got {self.image_std}")
+        self.do_crop_face = bool(do_crop_face)
+        self.do_normalize = bool(do_normalize)
+        self.jpeg_draft = bool(jpeg_draft)
+        self.resample = int(resample)
+
+    # ------------------------------------------------------------------ single image
+    def crop_and_resize(self, source: ImageSource, face_box: Sequence[float] | None = None,
+                        location: str | None = None) -> Image.Image:
+        """Decode ``source`` and return the ``size`` × ``size`` RGB face crop (no normalisation)."""
+        where = _describe(source, location)
+        if isinstance(source, FaceRecord):
+            if face_box is None and self.do_crop_face:
+                face_box = source.face_box
+            source = _record_source(source)
+        image = open_image(source, where)
+        box = face_box if self.do_crop_face else None
+        width, height = image.size
+        try:
+            clamped = clamp_box(box, width, height, where)
+        except ValueError as error:
+            raise BadImageError(str(error)) from error
+        if self.jpeg_draft and image.format == "JPEG" and image.mode in ("RGB", "L"):
+            crop_w, crop_h = clamped[2] - clamped[0], clamped[3] - clamped[1]
+            request = (
+                max(1, math.ceil(width * self.size / crop_w)),
+                max(1, math.ceil(height * self.size / crop_h)),
+            )
+            if request[0] * 2 <= width and request[1] * 2 <= height:
+                try:
+                    result = image.draft(image.mode, request)
+                except (OSError, ValueError) as error:
+                    raise BadImageError(f"{where}: cannot decode JPEG header ({error})") from error
+                if result is not None:
+                    sx, sy = image.size[0] / width, image.size[1] / height
+                    clamped = clamp_box(
+                        (clamped[0] * sx, clamped[1] * sy, clamped[2] * sx, clamped[3] * sy),
+                        image.size[0], image.size[1], where,
+                    )
+        rgb = _decode(image, where)
+        return rgb.resize((self.size, self.size), resample=Image.Resampling(self.resample), box=clamped)
+
+    def to_pixel_values(self, image: Image.Image) -> np.ndarray:
+        """``size`` × ``size`` RGB image → ``(3, size, size)`` float32, rescaled and normalised."""
+        array = np.asarray(image, dtype=np.float32) / 255.0
+        if self.do_normalize:
+            array = (array - np.asarray(self.image_mean, dtype=np.float32)) / np.asarray(self.image_std, dtype=np.float32)
+        return np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
+
+    def process_one(self, source: ImageSource, face_box: Sequence[float] | None = None,
+                    location: str | None = None) -> np.ndarray:
+        """One image → ``(3, size, size)`` float32 pixel values (crop, resize, normalise)."""
+        return self.to_pixel_values(self.crop_and_resize(source, face_box, location))
+
+    # ------------------------------------------------------------------ batch API
+    def preprocess(  # type: ignore[override]
+        self,
+        images: ImageSource | Sequence[ImageSource],
+        face_boxes: Sequence[Sequence[float] | None] | None = None,
+        return_tensors: str | None = "pt",
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """Images → ``BatchFeature(pixel_values=(B, 3, size, size) float32)``.
+
+        Args:
+            images: one image or a list (paths, bytes, PIL images, uint8 arrays, FaceRecords). A single
+                numpy array is one image.
+            face_boxes: one ``(x0, y0, x1, y1)`` or ``None`` per image; ``None`` (the argument) uses each
+                FaceRecord's own box and the whole image otherwise.
+            return_tensors: ``"pt"`` (torch), ``"np"`` or ``None`` (numpy).
+        """
+        if kwargs:
+            unknown = ", ".join(sorted(kwargs))
+            raise TypeError(f"AffectNetPlusImageProcessor.preprocess got unexpected arguments: {unknown}")
+        if isinstance(images, (str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray, FaceRecord)):
+            images = [images]
+            if face_boxes is not None and len(face_boxes) == 4 and all(
+                isinstance(v, (int, float, np.integer, np.floating)) for v in face_boxes
+            ):
+                face_boxes = [face_boxes]  # a single box for a single image
+        images = list(images)
+        if face_boxes is not None:
+            face_boxes = list(face_boxes)
+            if len(face_boxes) != len(images):
+                raise ValueError(f"got {len(images)} images but {len(face_boxes)} face boxes; expected one per image")
+        else:
+            face_boxes = [None] * len(images)
+        pixels = [self.process_one(image, box) for image, box in zip(images, face_boxes)]
+        batch = np.stack(pixels) if pixels else np.zeros((0, 3, self.size, self.size), dtype=np.float32)
+        tensor_type = None if return_tensors in (None, "np") else return_tensors
+        return BatchFeature(data={"pixel_values": batch}, tensor_type=tensor_type)
+
+    def __call__(self, images, *args, **kwargs) -> BatchFeature:  # type: ignore[override]
+        return self.preprocess(images, *args, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        output = {
+            key: value for key, value in self.__dict__.items()
+            if not key.startswith("_")
+        }
+        output = {k: (list(v) if isinstance(v, tuple) else v) for k, v in output.items()}
+        output["image_processor_type"] = type(self).__name__
+        return output
+
+
+# ---------------------------------------------------------------------- torch data pipeline
+class FaceImageDataset(Dataset):
+    """A map-style torch dataset over :class:`FaceRecord`\\ s: item ``i`` is the processed face of record ``i``.
+
+    Each item is a dict ``{"pixel_values": (3, H, W) float32 tensor or None, "index": i, "bad": None or
+    (image_id, reason)}``. With ``skip_bad=False`` a bad image raises :class:`BadImageError` naming the
+    file; with ``skip_bad=True`` the item is marked bad and :func:`collate_faces` leaves it out of the
+    batch and lists it in ``batch["bad"]`` (the consumer counts them).
+    """
+
+    def __init__(self, records: Iterable[FaceRecord], processor: AffectNetPlusImageProcessor,
+                 skip_bad: bool = False) -> None:
+        self.records = records if isinstance(records, Sequence) else list(records)
+        self.processor = processor
+        self.skip_bad = bool(skip_bad)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        record = self.records[index]
+        try:
+            pixels = self.processor.process_one(record)
+        except BadImageError as error:
+            if not self.skip_bad:
+                raise
+            logger.debug("skipping bad image %s: %s", record.image_id, error)
+            return {"pixel_values": None, "index": int(index), "bad": (record.image_id, str(error))}
+        return {"pixel_values": torch.from_numpy(pixels), "index": int(index), "bad": None}
+
+
+def collate_faces(items: list[dict[str, Any]], size: int | None = None) -> dict[str, Any]:
+    """Stack good items: ``{"pixel_values": (B, 3, H, W), "index": (B,) long, "bad": [(image_id, reason)]}``."""
+    good = [item for item in items if item["bad"] is None]
+    bad = [item["bad"] for item in items if item["bad"] is not None]
+    if good:
+        pixel_values = torch.stack([item["pixel_values"] for item in good])
+    else:
+        side = size or 0
+        pixel_values = torch.zeros((0, 3, side, side), dtype=torch.float32)
+    index = torch.tensor([item["index"] for item in good], dtype=torch.long)
+    return {"pixel_values": pixel_values, "index": index, "bad": bad}
+
+
+class _Collate:
+    """Picklable collate function (for worker processes)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return collate_faces(items, self.size)
+
+
+def make_dataloader(
+    records: Iterable[FaceRecord],
+    processor: AffectNetPlusImageProcessor,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    shuffle: bool = False,
+    seed: int = 0,
+    skip_bad: bool = False,
+    drop_last: bool = False,
+):
+    """A ``torch.utils.data.DataLoader`` over ``records`` yielding ``{"pixel_values", "index", "bad"}``.
+
+    ``index`` holds positions into ``records`` (so labels are looked up by the consumer); ``bad`` lists
+    ``(image_id, reason)`` of images left out with ``skip_bad=True``. Shuffling uses a ``torch.Generator``
+    seeded with ``seed`` (same seed ⇒ same order); decoding is deterministic, so batches do not depend on
+    ``num_workers``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    dataset = FaceImageDataset(records, processor, skip_bad=skip_bad)
+    generator = torch.Generator()
+    generator.manual_seed(int(seed))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        collate_fn=_Collate(processor.size),
+        generator=generator,
+        drop_last=drop_last,
+        persistent_workers=False,
+    )
+
+
+__all__ = [
+    "AffectNetPlusImageProcessor",
+    "BadImageError",
+    "FaceImageDataset",
+    "IMAGENET_DEFAULT_MEAN",
+    "IMAGENET_DEFAULT_STD",
+    "clamp_box",
+    "collate_faces",
+    "load_image",
+    "make_dataloader",
+    "open_image",
+]
