@@ -182,29 +182,28 @@ def validate_soft_labels(
 def _block_ranks(block_t: np.ndarray, ties: str) -> np.ndarray:
     """Ranks of a transposed block ``(C, B)``: ordinal ranks (int8, 1..C), or twice the average ranks (int8, 2..2C).
 
-    Pairwise counting: for a pair of emotions i < j, exactly one of them is ranked below the other
-    (ordinal, ties go to the lower index); with average ties a tied pair pushes both down by one half.
-    C(C-1)/2 comparisons of contiguous rows, no sort.
+    Pairwise counting, no sort: for emotions i < j, ordinal ranks put j below i when ``x_i >= x_j``
+    (ties go to the lower index) and i below j otherwise, so
+    ``rank_k = 1 + #{j > k : x_j > x_k} + #{i < k : x_i >= x_k}``. Average ranks count a tie as half a
+    place: ``2·rank_k = 2 + 2·#{j : x_j > x_k} + #{j ≠ k : x_j = x_k} = (C + 1) + Σ_{j≠k} sign(x_j − x_k)``.
+    One comparison of emotion i against all later emotions per step: C − 1 steps on contiguous rows.
     """
     n_classes = block_t.shape[0]
     if ties == "ordinal":
-        ranks = np.ones(block_t.shape, dtype=np.int8)
-        for i in range(n_classes):
-            for j in range(i + 1, n_classes):
-                i_first = block_t[i] >= block_t[j]
-                ranks[j] += i_first
-                ranks[i] += ~i_first
+        # start from 1 + #{j > k} (every later emotion below k), then move one place per later emotion above k
+        ranks = np.empty(block_t.shape, dtype=np.int8)
+        ranks[:] = (n_classes - np.arange(n_classes, dtype=np.int8))[:, None]
+        for i in range(n_classes - 1):
+            i_first = block_t[i] >= block_t[i + 1:]  # (C-1-i, B): emotion i ranks above emotion j
+            ranks[i + 1:] += i_first
+            ranks[i] -= i_first.sum(axis=0, dtype=np.int8)
         return ranks
-    doubled = np.full(block_t.shape, 2, dtype=np.int8)
-    for i in range(n_classes):
-        for j in range(i + 1, n_classes):
-            j_greater = block_t[j] > block_t[i]
-            i_greater = block_t[i] > block_t[j]
-            # 2·[j > i] + [i == j]  ==  [j > i] + not [i > j]   (values are finite)
-            doubled[i] += j_greater
-            doubled[i] += ~i_greater
-            doubled[j] += i_greater
-            doubled[j] += ~j_greater
+    doubled = np.full(block_t.shape, n_classes + 1, dtype=np.int8)
+    for i in range(n_classes - 1):
+        later, current = block_t[i + 1:], block_t[i]
+        sign = (later > current).view(np.int8) - (later < current).view(np.int8)  # sign(x_j - x_i), j > i
+        doubled[i] += sign.sum(axis=0, dtype=np.int8)
+        doubled[i + 1:] -= sign
     return doubled
 
 
@@ -256,25 +255,21 @@ def weighted_errors(
     n_rows, n_cols = refs.shape
     _rank_dtype_limit(n_cols)
     dtype = refs.dtype
-    if ties == "ordinal":
-        weight_of_rank = np.concatenate([[0.0], 1.0 / np.arange(1, n_cols + 1)]).astype(dtype)
-        constant_weight_sum = float(np.sum(1.0 / np.arange(1, n_cols + 1)))  # harmonic number H_C
-    else:
-        weight_of_rank = np.concatenate([[0.0], 2.0 / np.arange(1, 2 * n_cols + 1)]).astype(dtype)
-        constant_weight_sum = None
+    harmonic = dtype.type(np.sum(1.0 / np.arange(1, n_cols + 1)))  # Σ w with ordinal ranks: H_C
     errors = np.empty(n_rows, dtype=dtype)
     for start in range(0, n_rows, _BLOCK_ROWS):
         stop = min(start + _BLOCK_ROWS, n_rows)
         refs_t = np.ascontiguousarray(refs[start:stop].T)
         abs_diff_t = np.abs(refs_t - np.ascontiguousarray(preds[start:stop].T))
-        weights_t = weight_of_rank[_block_ranks(refs_t, ties)]
-        weighted_sum = np.einsum("cb,cb->b", weights_t, abs_diff_t)
-        if not normalize:
-            weighted_sum /= dtype.type(n_cols)
-        elif constant_weight_sum is not None:
-            weighted_sum /= dtype.type(constant_weight_sum)
+        ranks_t = _block_ranks(refs_t, ties).astype(dtype)  # doubled ranks for ties="average"
+        if ties == "ordinal":
+            np.divide(abs_diff_t, ranks_t, out=abs_diff_t)  # w|d| = |d| / rank
+            weighted_sum = abs_diff_t.sum(axis=0)
+            weighted_sum /= harmonic if normalize else dtype.type(n_cols)
         else:
-            weighted_sum /= weights_t.sum(axis=0)
+            weights_t = np.divide(dtype.type(2), ranks_t, out=ranks_t)  # w = 1 / (doubled / 2)
+            weighted_sum = np.einsum("cb,cb->b", weights_t, abs_diff_t)
+            weighted_sum /= weights_t.sum(axis=0) if normalize else dtype.type(n_cols)
         errors[start:stop] = weighted_sum
     return errors
 
