@@ -162,7 +162,8 @@ def match_rows(references, predictions, reference_path: str, prediction_path: st
         if len(references) != len(predictions):
             raise ValueError(
                 f"{prediction_path} has {len(predictions)} rows but {reference_path} has {len(references)}; "
-                f"without an {id_column!r} column in both files the rows are matched by position, so the counts must agree"
+                f"without an {id_column!r} column in both files the rows are matched by position, "
+                "so the counts must agree"
             )
         return predictions.reset_index(drop=True), "position", 0
     for frame, path in ((references, reference_path), (predictions, prediction_path)):

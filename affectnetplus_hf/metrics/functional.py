@@ -402,7 +402,10 @@ def _group_indices(by: Any, n_rows: int) -> tuple[list, np.ndarray]:
     import pandas as pd  # hash-based factorisation: ~10x faster than sorting 1 M strings
 
     try:
-        keys = by if isinstance(by, np.ndarray) else np.asarray(by, dtype=object if isinstance(by, (list, tuple)) else None)
+        if isinstance(by, np.ndarray):
+            keys = by
+        else:  # lists keep their Python objects (np.asarray would turn [1, "a"] into strings)
+            keys = np.asarray(by, dtype=object if isinstance(by, (list, tuple)) else None)
     except (TypeError, ValueError) as error:
         raise ValueError(f"by must be a sequence of group keys, one per sample: {error}") from None
     if keys.ndim != 1 or keys.shape[0] != n_rows:
@@ -679,7 +682,9 @@ def _confusion(true: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray
 
 
 def confusion_matrix(references: Any, predictions: Any, *, labels: Sequence | None = None) -> np.ndarray:
-    """``(C, C)`` int64 counts: row = true class, column = predicted class, in ``labels`` order (default the 8 emotions).
+    """``(C, C)`` int64 counts: row = true class, column = predicted class, in ``labels`` order.
+
+    ``labels`` defaults to the 8 emotions (SPEC §1).
 
     ``references``: integer codes 0..C-1 or class names; ``predictions``: the same, or ``(N, C)`` scores
     (argmax is taken).
@@ -771,7 +776,10 @@ def average_accuracy(
 def precision_recall_f1(
     references: Any, predictions: Any, *, labels: Sequence | None = None, by: Any = None
 ) -> dict:
-    """``{label: {"precision", "recall", "f1", "support"}}`` in percent (paper Table 9); with ``by``, one such dict per group."""
+    """``{label: {"precision", "recall", "f1", "support"}}`` in percent (paper Table 9).
+
+    With ``by``, ``{group: {label: {...}}}``.
+    """
     if by is None:
         return hard_label_metrics(references, predictions, labels=labels)["per_class"]
     table = hard_label_metrics(references, predictions, labels=labels, by=by)
