@@ -170,3 +170,13 @@ def test_cli_export(tmp_path, capsys):
     assert '"exported"' in capsys.readouterr().out
     assert cli.main(["metrics", "export", str(tmp_path / "mods"), "--names", "w_auc"]) == 1  # exists
     assert cli.main(["metrics", "export", str(tmp_path / "mods"), "--names", "w_auc", "--overwrite"]) == 0
+
+
+def test_n_classes_at_load_time():
+    three = evaluate.load(module_path("w_mae"), n_classes=3)
+    assert three.info.features["references"].length == 3
+    # |d| = [0.1, 0.1, 0]; weights 1, 1/2, 1/3 -> 0.15 / (11/6)
+    result = three.compute(predictions=[[0.6, 0.3, 0.1]], references=[[0.7, 0.2, 0.1]])
+    assert result["w_mae"] == pytest.approx(100 * 0.15 / (11 / 6), rel=1e-6)
+    with pytest.raises(ValueError, match="n_classes must be a positive integer"):
+        evaluate.load(module_path("w_mae"), n_classes=0)
