@@ -7,7 +7,8 @@ Three layers:
   failure (missing file, truncated or corrupt data, unsupported array) raises :class:`BadImageError`
   naming the image and the reason.
 * :class:`AffectNetPlusImageProcessor` — a ``transformers`` image processor (saved with every model as
-  ``preprocessor_config.json``): crop the face box (clamped to the image), resize to ``size`` × ``size``
+  ``preprocessor_config.json``): crop the face box (clamped to the image, rounded to whole pixels),
+  resize to ``size`` × ``size``
   (bilinear), rescale to [0, 1], normalise with ``image_mean``/``image_std`` → ``pixel_values``
   ``(B, 3, size, size)`` float32.
 * :class:`FaceImageDataset` / :func:`make_dataloader` — a torch ``Dataset`` over records that decodes each
@@ -291,7 +292,12 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
                         image.size[0], image.size[1], where,
                     )
         rgb = _decode(image, where)
-        return rgb.resize((self.size, self.size), resample=Image.Resampling(self.resample), box=clamped)
+        x0, y0 = int(round(clamped[0])), int(round(clamped[1]))
+        x1 = min(rgb.size[0], max(x0 + 1, int(round(clamped[2]))))
+        y1 = min(rgb.size[1], max(y0 + 1, int(round(clamped[3]))))
+        if (x0, y0, x1, y1) != (0, 0, *rgb.size):
+            rgb = rgb.crop((x0, y0, x1, y1))  # crop first: no pixel outside the box leaks into the face
+        return rgb.resize((self.size, self.size), resample=Image.Resampling(self.resample))
 
     def to_pixel_values(self, image: Image.Image) -> np.ndarray:
         """``size`` × ``size`` RGB image → ``(3, size, size)`` float32, rescaled and normalised."""
