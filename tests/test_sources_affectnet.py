@@ -120,6 +120,7 @@ def test_out_of_image_box_is_clamped_at_load_time(csv_root: Path) -> None:
         (lambda r: r.__setitem__(7, 3.0), "valence 3.0 out of range; expected a value in [-1, 1] or -2"),
         (lambda r: r.__setitem__(8, "nan"), "arousal nan out of range"),
         (lambda r: r.__setitem__(5, _landmarks(0, 135)), "facial_landmarks has 135 numbers; expected 136"),
+        (lambda r: r.__setitem__(5, _landmarks(0, 135) + ";x"), "facial_landmarks must be numbers separated by ';'"),
         (lambda r: r.__setitem__(3, -5), "face_width, face_height > 0"),
     ],
 )
@@ -137,6 +138,14 @@ def test_bad_csv_rows_name_file_and_line(tmp_path: Path, mutate, message: str) -
     assert [r.image_id for r in source.records()] == ["Manually_Annotated_Images/1/a.jpg"]
     assert source.skipped.counts() == {"bad_row": 1}
     assert source.skipped.items[0].location.endswith("training.csv:3")
+
+
+def test_records_are_read_lazily(tmp_path: Path) -> None:
+    root = write_csv_layout(tmp_path, [row("1/a.jpg", 1), row("1/b.jpg", 12)])
+    records = open_source(root).records()
+    assert next(records).image_id.endswith("1/a.jpg")  # the bad second row is not parsed yet
+    with pytest.raises(ValueError, match="training.csv:3: expression code 12"):
+        next(records)
 
 
 def test_missing_csv_column(tmp_path: Path) -> None:
