@@ -94,6 +94,8 @@ PAPER_TABLE10_SOFT_FER: dict[str, dict[str, dict[str, float]]] = {
         "w_mae": {"all": 17.03, "easy": 15.13, "challenging": 18.63, "difficult": 20.81},
     },
 }
+#: SPEC §9: the failure threshold ε of W-FR and upper limit of W-AUC (paper Sec. 4.3).
+PAPER_W_EPSILON = 0.3
 PAPER_TABLE5_TRAIN_SUBSETS: dict[str, int] = {"easy": 194_254, "challenging": 57_427, "difficult": 35_970}
 
 Source = Literal["table2", "paper"]

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
+from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, PAPER_W_EPSILON, SUBSETS
 
 __all__ = [
     "DEFAULT_EPSILON",
@@ -59,8 +59,7 @@ __all__ = [
 ]
 
 #: The W-FR / W-AUC threshold ε of paper Sec. 4.3 ("ε = 0.3").
-# TODO(lead): move to affectnetplus_hf.emotions as a PAPER_* constant (paper constants live there).
-DEFAULT_EPSILON = 0.3
+DEFAULT_EPSILON = PAPER_W_EPSILON
 
 Ties = Literal["ordinal", "average"]
 _TIES: tuple[str, ...] = ("ordinal", "average")

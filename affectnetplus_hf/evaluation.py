@@ -1,0 +1,211 @@
+"""Evaluation tables and figures of the paper's Sec. 4.3 (Tables 8–11, Fig. 5, CED curves).
+
+:func:`evaluate_predictions` is pure bookkeeping over arrays: it scores every model's predictions on
+every subset with the hard-label metrics and the ``evaluate`` modules W-MAE / W-FR / W-AUC (SPEC §9),
+writes Markdown + JSON tables and PNG figures, and returns the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
+from affectnetplus_hf.metrics import functional as F
+from affectnetplus_hf.metrics import module_path
+from affectnetplus_hf.plots import plot_ced_curves, plot_confusion_matrix
+
+logger = logging.getLogger(__name__)
+
+#: Evaluation groups: every image, then each subset (paper Tables 8–10 columns).
+EVAL_GROUPS: tuple[str, ...] = ("all",) + SUBSETS
+
+
+@dataclass
+class EvaluationData:
+    """What the predictions are scored against (one row per image of the evaluation split).
+
+    ``soft_labels`` are the reference soft labels (AffectNet+'s); ``true_soft_labels`` the synthetic
+    sample's ground truth when known.
+    """
+
+    hard_labels: np.ndarray
+    soft_labels: np.ndarray
+    subsets: np.ndarray
+    true_soft_labels: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.hard_labels = np.asarray(self.hard_labels, dtype=np.int64)
+        self.soft_labels = np.asarray(self.soft_labels, dtype=np.float32)
+        self.subsets = np.asarray(self.subsets).astype(str)
+        n = self.hard_labels.shape[0]
+        if n == 0:
+            raise ValueError("evaluation data is empty: no images to score")
+        if self.soft_labels.shape != (n, NUM_EMOTIONS):
+            raise ValueError(f"soft_labels must have shape ({n}, 8), got {self.soft_labels.shape}")
+        if self.subsets.shape != (n,):
+            raise ValueError(f"subsets must have {n} entries, got shape {self.subsets.shape}")
+        unknown = sorted(set(self.subsets.tolist()) - set(SUBSETS))
+        if unknown:
+            raise ValueError(f"subsets must be among {SUBSETS}, found {unknown}")
+        if self.true_soft_labels is not None:
+            self.true_soft_labels = np.asarray(self.true_soft_labels, dtype=np.float32)
+            if self.true_soft_labels.shape != (n, NUM_EMOTIONS):
+                raise ValueError(f"true_soft_labels must have shape ({n}, 8), got {self.true_soft_labels.shape}")
+
+    def mask(self, group: str) -> np.ndarray:
+        return np.ones(len(self.hard_labels), dtype=bool) if group == "all" else self.subsets == group
+
+
+@dataclass
+class ModelPredictions:
+    """One model's scores on the evaluation split: ``kind`` is ``"hard"`` (Hard-FER, class probabilities)
+    or ``"soft"`` (Soft-FER, a predicted soft label); ``trained_on`` names its training subset."""
+
+    name: str
+    kind: str
+    scores: np.ndarray
+    trained_on: str = "all"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("hard", "soft"):
+            raise ValueError(f"model {self.name!r}: kind must be 'hard' or 'soft', got {self.kind!r}")
+        self.scores = np.asarray(self.scores, dtype=np.float32)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(value: Any) -> str:
+        return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _load_soft_modules(epsilon: float):
+    import evaluate
+
+    return {name: evaluate.load(module_path(name), epsilon=epsilon) for name in ("w_mae", "w_fr", "w_auc")}
+
+
+def soft_metrics_with_modules(references, predictions, by=None, epsilon: float = F.DEFAULT_EPSILON,
+                              modules=None) -> dict[str, Any]:
+    """W-MAE / W-FR / W-AUC from the ``evaluate`` modules (SPEC §9); with ``by``, ``{metric_by: {group: v}}``."""
+    modules = modules or _load_soft_modules(epsilon)
+    result: dict[str, Any] = {}
+    for name, module in modules.items():
+        result.update(module.compute(references=references, predictions=predictions, by=by))
+    return result
+
+
+def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions], output_dir,
+                         epsilon: float = F.DEFAULT_EPSILON) -> dict[str, Any]:
+    """Score every model on every subset; write ``tables/*.md|json`` and ``figures/*.png`` under ``output_dir``.
+
+    Hard-FER models (and the argmax of Soft-FER models): accuracy, average accuracy, macro-F1 per subset
+    (Tables 8/9), per-class P/R/F1, confusion matrices (Fig. 5). Soft-FER models: W-MAE, W-FR, W-AUC per
+    subset (Table 10) and per emotion of the hard label (Table 11), with CED curves of e_k.
+    """
+    output = Path(output_dir)
+    modules = _load_soft_modules(epsilon)
+    results: dict[str, Any] = {"epsilon": epsilon, "n_images": int(len(data.hard_labels)),
+                               "subset_sizes": {g: int(data.mask(g).sum()) for g in EVAL_GROUPS}, "models": {}}
+    hard_rows, soft_rows, emotion_rows, figures = [], [], [], []
+    for model in models:
+        n = len(data.hard_labels)
+        if model.scores.shape != (n, NUM_EMOTIONS):
+            raise ValueError(f"model {model.name!r}: scores must have shape ({n}, 8), got {model.scores.shape}")
+        predicted = model.scores.argmax(axis=1)
+        entry: dict[str, Any] = {"kind": model.kind, "trained_on": model.trained_on, "hard": {}, "soft": {}}
+        for group in EVAL_GROUPS:
+            mask = data.mask(group)
+            if not mask.any():
+                continue
+            row = F.hard_label_metrics(data.hard_labels[mask], predicted[mask])
+            entry["hard"][group] = row
+            hard_rows.append([model.name, model.kind, model.trained_on, group, int(mask.sum()), row["accuracy"],
+                              row["average_accuracy"], row["macro_f1"]])
+            if model.kind == "soft":
+                soft = soft_metrics_with_modules(data.soft_labels[mask], np.clip(model.scores[mask], 0, 1),
+                                                 modules=modules)
+                entry["soft"][group] = soft
+                soft_rows.append([model.name, model.trained_on, group, int(mask.sum()), soft["w_mae"], soft["w_fr"],
+                                  soft["w_auc"]])
+        if model.trained_on == "all":
+            for group in EVAL_GROUPS:
+                if group in entry["hard"]:
+                    path = output / "figures" / f"confusion_{model.name}_{group}.png"
+                    plot_confusion_matrix(entry["hard"][group]["confusion_matrix"], path,
+                                          title=f"{model.name} on {group}")
+                    figures.append(path)
+        if model.kind == "soft":
+            clipped = np.clip(model.scores, 0, 1)
+            per_emotion = soft_metrics_with_modules(data.soft_labels, clipped,
+                                                    by=[EMOTIONS[h] for h in data.hard_labels], modules=modules)
+            entry["soft_by_emotion"] = {m: per_emotion[f"{m}_by"] for m in ("w_mae", "w_fr", "w_auc")}
+            for emotion in EMOTIONS:
+                if emotion in per_emotion["w_mae_by"]:
+                    emotion_rows.append([model.name, model.trained_on, emotion, per_emotion["w_mae_by"][emotion],
+                                         per_emotion["w_fr_by"][emotion], per_emotion["w_auc_by"][emotion]])
+            errors = F.weighted_errors(data.soft_labels, clipped)
+            path = output / "figures" / f"ced_{model.name}.png"
+            plot_ced_curves({g: errors[data.mask(g)] for g in EVAL_GROUPS if data.mask(g).any()}, path,
+                            epsilon=epsilon, title=f"CED of e_k, {model.name}")
+            figures.append(path)
+        results["models"][model.name] = entry
+
+    if data.true_soft_labels is not None:
+        one_hot = np.eye(NUM_EMOTIONS, dtype=np.float32)[data.hard_labels]
+        results["synthetic_ground_truth"] = {
+            "soft_labels_vs_truth": soft_metrics_with_modules(data.true_soft_labels, data.soft_labels,
+                                                              by=list(data.subsets), modules=modules),
+            "one_hot_hard_labels_vs_truth": soft_metrics_with_modules(data.true_soft_labels, one_hot,
+                                                                      by=list(data.subsets), modules=modules),
+        }
+
+    tables = output / "tables"
+    _write(tables / "hard_label_metrics.md", _markdown(
+        ["model", "kind", "trained on", "evaluated on", "n", "accuracy %", "average accuracy %", "macro F1 %"],
+        hard_rows))
+    _write(tables / "soft_label_metrics.md", _markdown(
+        ["model", "trained on", "evaluated on", "n", "W-MAE %", "W-FR %", "W-AUC %"], soft_rows))
+    _write(tables / "soft_label_metrics_by_emotion.md", _markdown(
+        ["model", "trained on", "hard label", "W-MAE %", "W-FR %", "W-AUC %"], emotion_rows))
+    _write(tables / "evaluation.json", json.dumps(results, indent=2, default=float) + "\n")
+    results["figures"] = [str(p) for p in figures]
+    results["tables"] = {name: str(tables / name) for name in (
+        "hard_label_metrics.md", "soft_label_metrics.md", "soft_label_metrics_by_emotion.md", "evaluation.json")}
+    logger.info("evaluated %d models on %d images; tables in %s", len(models), len(data.hard_labels), tables)
+    return results
+
+
+def ground_truth_markdown(results: Mapping[str, Any]) -> str:
+    """Markdown for the synthetic sample: W-metrics of the soft labels and of one-hot labels vs the truth."""
+    truth = results.get("synthetic_ground_truth")
+    if not truth:
+        return ""
+    rows = []
+    for name, key in (("AffectNet+ soft labels", "soft_labels_vs_truth"),
+                      ("one-hot hard labels", "one_hot_hard_labels_vs_truth")):
+        values = truth[key]
+        rows.append([name, "all", values["w_mae"], values["w_fr"], values["w_auc"]])
+        for group in SUBSETS:
+            if group in values.get("w_mae_by", {}):
+                rows.append([name, group, values["w_mae_by"][group], values["w_fr_by"][group],
+                             values["w_auc_by"][group]])
+    return _markdown(["labels", "subset", "W-MAE %", "W-FR %", "W-AUC %"], rows)

@@ -1,0 +1,64 @@
+"""Evaluation tables: numbers agree with the metric functions; files and figures are written."""
+
+import json
+
+import numpy as np
+import pytest
+
+from affectnetplus_hf import evaluation
+from affectnetplus_hf.metrics import functional as F
+
+
+def _data(n=40, seed=0, with_truth=True):
+    rng = np.random.default_rng(seed)
+    soft = rng.random((n, 8)).astype(np.float32)
+    hard = rng.integers(0, 8, n)
+    subsets = np.array(["easy", "challenging", "difficult"])[rng.integers(0, 3, n)]
+    truth = rng.dirichlet(np.ones(8), n).astype(np.float32) if with_truth else None
+    return evaluation.EvaluationData(hard, soft, subsets, truth)
+
+
+def test_evaluate_predictions_tables_match_functions(tmp_path):
+    data = _data()
+    rng = np.random.default_rng(1)
+    soft_scores = rng.random((40, 8)).astype(np.float32)
+    hard_scores = rng.random((40, 8)).astype(np.float32)
+    models = [evaluation.ModelPredictions("hard_all", "hard", hard_scores),
+              evaluation.ModelPredictions("soft_all", "soft", soft_scores),
+              evaluation.ModelPredictions("soft_easy", "soft", soft_scores, trained_on="easy")]
+    results = evaluation.evaluate_predictions(data, models, tmp_path)
+    easy = data.subsets == "easy"
+    assert results["models"]["hard_all"]["hard"]["easy"]["accuracy"] == pytest.approx(
+        F.accuracy(data.hard_labels[easy], hard_scores[easy].argmax(1)))
+    assert results["models"]["soft_all"]["soft"]["all"]["w_mae"] == pytest.approx(
+        F.w_mae(data.soft_labels, soft_scores), rel=1e-5)
+    assert results["models"]["soft_all"]["soft"]["difficult"]["w_fr"] == pytest.approx(
+        F.w_fr(data.soft_labels[data.subsets == "difficult"], soft_scores[data.subsets == "difficult"]), rel=1e-5)
+    by_emotion = results["models"]["soft_all"]["soft_by_emotion"]["w_auc"]
+    names = [evaluation.EMOTIONS[h] for h in data.hard_labels]
+    assert by_emotion == pytest.approx(F.w_auc(data.soft_labels, soft_scores, by=names), rel=1e-5)
+    truth = results["synthetic_ground_truth"]
+    assert truth["soft_labels_vs_truth"]["w_mae"] == pytest.approx(F.w_mae(data.true_soft_labels, data.soft_labels),
+                                                                   rel=1e-5)
+    assert "AffectNet+ soft labels" in evaluation.ground_truth_markdown(results)
+    saved = json.loads((tmp_path / "tables" / "evaluation.json").read_text())
+    assert saved["n_images"] == 40
+    assert "| hard_all | hard | all | easy |" in (tmp_path / "tables" / "hard_label_metrics.md").read_text()
+    # confusion matrices only for models trained on all; CED for each soft model
+    figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert "confusion_hard_all_all.png" in figures and "ced_soft_easy.png" in figures
+    assert not any(name.startswith("confusion_soft_easy") for name in figures)
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match=r"soft_labels must have shape \(3, 8\)"):
+        evaluation.EvaluationData([0, 1, 2], np.zeros((3, 7)), ["easy"] * 3)
+    with pytest.raises(ValueError, match="subsets must be among"):
+        evaluation.EvaluationData([0], np.zeros((1, 8)), ["medium"])
+    with pytest.raises(ValueError, match="empty"):
+        evaluation.EvaluationData([], np.zeros((0, 8)), [])
+    with pytest.raises(ValueError, match="kind must be"):
+        evaluation.ModelPredictions("m", "fuzzy", np.zeros((1, 8)))
+    data = _data(n=5, with_truth=False)
+    with pytest.raises(ValueError, match=r"model 'm': scores must have shape \(5, 8\)"):
+        evaluation.evaluate_predictions(data, [evaluation.ModelPredictions("m", "soft", np.zeros((4, 8)))], tmp_path)
