@@ -274,7 +274,8 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
             clamped = clamp_box(box, width, height, where)
         except ValueError as error:
             raise BadImageError(str(error)) from error
-        if self.jpeg_draft and image.format == "JPEG" and image.mode in ("RGB", "L"):
+        owned = not isinstance(source, Image.Image)  # never change the mode of a caller's image object
+        if self.jpeg_draft and owned and image.format == "JPEG" and image.mode in ("RGB", "L"):
             crop_w, crop_h = clamped[2] - clamped[0], clamped[3] - clamped[1]
             request = (
                 max(1, math.ceil(width * self.size / crop_w)),

@@ -178,6 +178,10 @@ def test_jpeg_draft_mode(tmp_path: Path) -> None:
     np.testing.assert_array_equal(a, fast.process_one(path, box))  # deterministic
     assert 0 < np.abs(a - b).mean() < 0.05  # draft decoding differs only slightly
     # no draft when the face is not downscaled by 2: identical to the full decode
+    # a caller's own (lazy) PIL image is never switched to draft mode
+    opened = Image.open(path)
+    np.testing.assert_array_equal(fast.process_one(opened, box), b)
+    assert opened.size == (480, 400)
     small_box = (0, 0, 50, 50)
     np.testing.assert_array_equal(fast.process_one(path, small_box), exact.process_one(path, small_box))
 
