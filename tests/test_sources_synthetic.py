@@ -79,6 +79,8 @@ def test_info_on_sample(sample: Path, capsys) -> None:
     assert summary["kind"] == "synthetic"
     assert sum(summary["splits"]["train"][name] for name in EMOTIONS) == N_TRAIN
     assert summary["splits"]["validation"]["total"] == N_VAL
+    assert summary["multi_annotated"]["kind"] == "folder" and summary["multi_annotated"]["has_votes"]
+    assert summary["multi_annotated"]["splits"]["train"]["total"] == N_MAS
 
 
 def test_missing_ground_truth_row(sample: Path, tmp_path: Path) -> None:

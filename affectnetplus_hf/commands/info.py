@@ -7,8 +7,10 @@ Prints one JSON object::
                           "unlabelled": 0, "total": 40}, ...},
      "skipped": {...}, "bad": [...]}
 
-Counts are by hard label (SPEC §1 names); non-emotion labels (AffectNet codes 8-10, FER+ majority
-unknown/NF or ties) are counted separately, nothing is dropped silently.
+Counts are by hard label (SPEC §1 names); non-emotion labels (AffectNet codes 8-10 by name, vote
+sources' images without a majority emotion as ``no_majority``) are counted separately, and every row a
+reader skipped is counted and listed under ``skipped``: nothing is dropped silently. For a synthetic
+sample the multi-annotated part is summarised too (``"multi_annotated"``).
 """
 
 from __future__ import annotations
@@ -41,5 +43,10 @@ def run(args: argparse.Namespace) -> int:
 
     source = open_source(args.directory, kind=args.kind, keep_non_emotion=True)
     summary = summarize_source(source, check_images=args.check_images)
+    if source.kind == "synthetic":  # the sample's multi-annotated part, as training reads it
+        from affectnetplus_hf.sources import open_multi_annotated
+
+        summary["multi_annotated"] = summarize_source(open_multi_annotated(args.directory),
+                                                      check_images=args.check_images)
     print(json.dumps(summary, indent=2))
     return 0
