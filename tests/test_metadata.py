@@ -569,3 +569,63 @@ def test_mediapipe_backend_when_installed(tmp_path):
     assert lm is not None and lm.shape == (68, 2)
     iod = np.linalg.norm(truth[36] - truth[45])
     assert np.linalg.norm(lm - truth, axis=1).mean() / iod < 0.15
+
+
+def _fake_deepface_graph(path: Path, weight: np.ndarray) -> None:
+    """A stand-in deepface ONNX graph: (n, 224, 224, 3) -> softmax(mean colour @ weight)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["x"], ["mean"], axes=[1, 2], keepdims=0),
+            helper.make_node("MatMul", ["mean", "w"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["y"], axis=1),
+        ],
+        "fake",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 224, 224, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", weight.shape[1]])],
+        [numpy_helper.from_array(weight.astype(np.float32), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def test_deepface_annotator_end_to_end_with_stand_in_weights(tmp_path, monkeypatch):
+    """The deepface integration (call, label mapping, face-box crop) with stand-in ONNX graphs of
+    deepface's file names (the real weights are not downloadable here)."""
+    pytest.importorskip("deepface")
+    pytest.importorskip("onnxruntime")
+    from deepface.commons import backend_utils
+
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
+    monkeypatch.setenv("DEEPFACE_BACKEND_ENGINE", "onnx")
+    if getattr(backend_utils, "_backend_engine", None) not in (None, "onnx"):
+        pytest.skip("deepface already runs on another engine in this process")
+    weights = tmp_path / ".deepface" / "weights"
+    weights.mkdir(parents=True)
+    # deepface feeds BGR in [0, 1]: channel 0 = blue, channel 2 = red
+    age = np.zeros((3, 101))
+    age[0, 30], age[2, 60] = 9.0, 9.0  # blue -> ~30, red -> ~60 (expectation over 0..100)
+    _fake_deepface_graph(weights / "age_model_weights.onnx", age)
+    _fake_deepface_graph(weights / "gender_model_weights.onnx", np.array([[9.0, 0], [0, 0], [0, 9.0]]))  # Woman, Man
+    race = np.zeros((3, 6))
+    race[0, 4], race[2, 5] = 9.0, 9.0  # blue -> "middle eastern", red -> "latino hispanic"
+    _fake_deepface_graph(weights / "race_model_single_batch.onnx", race)
+    red_left = np.zeros((40, 80, 3), np.uint8)
+    red_left[:, :40] = (255, 0, 0)
+    red_left[:, 40:] = (0, 0, 255)
+    Image.fromarray(red_left).save(tmp_path / "two.png")
+    records = [
+        FaceRecord("red", image_path=str(tmp_path / "two.png"), face_box=(0, 0, 40, 40)),
+        FaceRecord("blue", image_path=str(tmp_path / "two.png"), face_box=(40, 0, 80, 40)),
+    ]
+    out = annotate(records, "deepface", progress=False)
+    def expected_age(channel: int) -> float:
+        p = np.exp(age[channel] - age[channel].max())
+        return float((p / p.sum()) @ np.arange(101))
+
+    assert abs(out["age"][0] - expected_age(2)) < 1 and abs(out["age"][1] - expected_age(0)) < 1  # deepface truncates
+    assert out["gender"] == ["Man", "Woman"]
+    assert out["ethnicity"] == ["Hispanic", "Middle-Eastern"]

@@ -114,6 +114,38 @@ def _deepface_engine() -> str:
         return "tensorflow"
 
 
+def _check_deepface_haarcascades() -> dict[str, Path]:
+    """The Haar cascades deepface's ``opencv`` detector loads: from ``cv2.data`` (opencv 4.x
+    wheels) or, failing that, ``$DEEPFACE_HOME/.deepface/weights/`` (where deepface >= 0.0.9x would
+    download them; opencv 5 wheels ship none)."""
+    import cv2
+
+    try:
+        from deepface.models.face_detection import OpenCv
+    except ImportError:
+        return {}
+    names = getattr(OpenCv, "HAARCASCADE_FILES", None) or {
+        "haarcascade": "haarcascade_frontalface_default.xml",
+        "haarcascade_eye": "haarcascade_eye.xml",
+    }
+    opencv_data = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    folder = deepface_home() / ".deepface" / "weights"
+    files, missing = {}, []
+    for key, name in names.items():
+        candidates = ([Path(opencv_data) / name] if opencv_data else []) + [folder / name]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            missing.append(str(folder / name))
+        else:
+            files[key] = found
+    if missing:
+        raise FileNotFoundError(
+            f"deepface's opencv detector needs the file(s) {', '.join(missing)} "
+            "(copy them from opencv-python 4.x's cv2/data/ folder), or use detector 'skip'"
+        )
+    return files
+
+
 class DeepFaceAnnotator(Annotator):
     """Age, gender and ethnicity with deepface's ``DeepFace.analyze``.
 
@@ -137,6 +169,10 @@ class DeepFaceAnnotator(Annotator):
             raise ImportError("the 'deepface' annotator needs deepface: pip install 'affectnetplus-hf[deepface]'") from err
         self.engine = _deepface_engine()
         self.weight_files = check_deepface_weights(self.engine, actions)
+        if detector_backend == "opencv":
+            self.weight_files.update(_check_deepface_haarcascades())
+        elif detector_backend != "skip":
+            logger.warning("deepface detector %r may try to download its own weights; they are not checked", detector_backend)
         self._deepface = DeepFace
         self.detector_backend = detector_backend
         self.actions = tuple(actions)
