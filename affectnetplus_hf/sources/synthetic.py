@@ -100,7 +100,7 @@ EMOTION_AU_INTENSITY: dict[str, dict[int, float]] = {
     "Fear": {1: 1.0, 2: 0.5, 4: 0.8, 5: 1.0, 20: 1.0, 25: 1.0, 26: 0.35, 27: 0.15},
     "Disgust": {9: 1.2, 10: 1.1, 16: 0.6, 17: 0.3, 25: 0.4, 27: 0.1},
     "Anger": {4: 1.1, 5: 0.5, 7: 1.0, 10: 0.2, 17: 0.7, 22: 0.2, 23: 1.0, 24: 1.0},
-    "Contempt": {12: 1.15, 14: 1.0},
+    "Contempt": {12: 1.3, 14: 1.2},
 }
 #: AUs that Contempt applies to one side of the face only.
 UNILATERAL_CONTEMPT_AUS: tuple[int, ...] = (12, 14)
@@ -232,15 +232,15 @@ def draw_identity(rng: np.random.Generator) -> dict[str, float]:
         "eye_tilt": _uniform(rng, -0.02, 0.03),
         "iris_r": _uniform(rng, 0.072, 0.085),
         "brow_gap": _uniform(rng, 0.17, 0.22),
-        "brow_thick": _uniform(rng, 0.055, 0.085),
+        "brow_thick": _uniform(rng, 0.075, 0.1),
         "brow_arch": _uniform(rng, 0.02, 0.06),
         "brow_inner": _uniform(rng, 0.1, 0.15),
         "nose_tip": _uniform(rng, 0.22, 0.32),
         "nose_w": _uniform(rng, 0.15, 0.2),
         "mouth_y": _uniform(rng, 0.68, 0.76),
-        "mouth_w": _uniform(rng, 0.32, 0.38),
-        "lip_up": _uniform(rng, 0.045, 0.065),
-        "lip_lo": _uniform(rng, 0.055, 0.08),
+        "mouth_w": _uniform(rng, 0.36, 0.42),
+        "lip_up": _uniform(rng, 0.055, 0.07),
+        "lip_lo": _uniform(rng, 0.065, 0.085),
         "hair_style": float(rng.integers(0, 4)),
         "hairline": _uniform(rng, -0.95, -0.7),
         "ear_y": _uniform(rng, -0.1, 0.05),
@@ -262,6 +262,13 @@ def _hair_color(rng: np.random.Generator) -> tuple[int, int, int]:
     palette = np.array([[25, 20, 18], [60, 40, 25], [110, 75, 40], [170, 130, 80], [140, 60, 30], [150, 150, 150]])
     c = palette[int(rng.choice(len(palette), p=[0.35, 0.25, 0.15, 0.1, 0.08, 0.07]))] * rng.uniform(0.85, 1.15)
     return tuple(int(v) for v in np.clip(c, 0, 255))
+
+
+def _muted_color(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A background colour of moderate saturation."""
+    grey = float(rng.uniform(50, 210))
+    tint = rng.uniform(-45, 45, size=3)
+    return tuple(int(v) for v in np.clip(grey + tint, 0, 255))
 
 
 def _random_color(rng: np.random.Generator, lo: int = 30, hi: int = 230) -> tuple[int, int, int]:
@@ -305,22 +312,22 @@ def blend_aus(
 def draw_face_params(
     rng: np.random.Generator,
     aus: np.ndarray,
-    pose_range: tuple[float, float, float] = (25.0, 15.0, 15.0),
+    pose_range: tuple[float, float, float] = (20.0, 12.0, 12.0),
 ) -> FaceParams:
     """Draw identity, pose and nuisance parameters around the given (2, 21) AU intensities."""
     yaw = _uniform(rng, -pose_range[0], pose_range[0])
     pitch = _uniform(rng, -pose_range[1], pose_range[1])
     roll = _uniform(rng, -pose_range[2], pose_range[2])
     background = {
-        "top": _random_color(rng),
-        "bottom": _random_color(rng),
+        "top": _muted_color(rng),
+        "bottom": _muted_color(rng),
         "shapes": [
             {
                 "kind": int(rng.integers(0, 2)),
                 "box": [float(v) for v in rng.uniform(-0.2, 1.2, size=4)],
-                "color": _random_color(rng),
+                "color": _muted_color(rng),
             }
-            for _ in range(int(rng.integers(0, 5)))
+            for _ in range(int(rng.integers(0, 3)))
         ],
     }
     return FaceParams(
@@ -328,8 +335,8 @@ def draw_face_params(
         yaw=yaw,
         pitch=pitch,
         roll=roll,
-        face_height=_uniform(rng, 0.6, 0.8),
-        center=(_uniform(rng, 0.42, 0.58), _uniform(rng, 0.42, 0.58)),
+        face_height=_uniform(rng, 0.74, 0.88),
+        center=(_uniform(rng, 0.46, 0.54), _uniform(rng, 0.47, 0.55)),
         identity=draw_identity(rng),
         skin=_skin_tone(rng),
         hair=_hair_color(rng),
@@ -337,12 +344,12 @@ def draw_face_params(
         iris=tuple(int(v) for v in np.array([[70, 45, 25], [40, 30, 20], [60, 100, 140], [80, 110, 60]])[int(rng.integers(0, 4))]),
         clothes=_random_color(rng),
         background=background,
-        light_gain=_uniform(rng, 0.8, 1.15),
-        light_slope=_uniform(rng, 0.0, 0.4),
+        light_gain=_uniform(rng, 0.85, 1.12),
+        light_slope=_uniform(rng, 0.0, 0.3),
         light_angle=_uniform(rng, 0.0, 2 * math.pi),
         color_cast=tuple(float(v) for v in rng.uniform(0.92, 1.08, size=3)),
-        blur=_uniform(rng, 0.3, 1.0) if rng.random() < 0.4 else 0.0,
-        noise=_uniform(rng, 0.0, 7.0),
+        blur=_uniform(rng, 0.3, 0.8) if rng.random() < 0.3 else 0.0,
+        noise=_uniform(rng, 0.0, 5.0),
     )
 
 
@@ -420,7 +427,7 @@ class _Face:
         x = outer + (inner - outer) * u
         y = idn["eye_y"] - idn["brow_gap"] - idn["brow_arch"] * np.sin(math.pi * (0.85 * u + 0.1)) + 0.03 * (1 - u) ** 2
         a1, a2, a4, a9 = _a(aus, 1, side), _a(aus, 2, side), _a(aus, 4, side), _a(aus, 9, side)
-        y = y - 0.17 * a1 * u**1.5 - 0.17 * a2 * (1 - u) ** 1.2 + 0.09 * a4 + 0.06 * a4 * u + 0.06 * a9 * u
+        y = y - 0.2 * a1 * u**1.5 - 0.2 * a2 * (1 - u) ** 1.2 + 0.1 * a4 + 0.08 * a4 * u + 0.07 * a9 * u
         x = x - (0.07 * a4 + 0.03 * a9) * u**1.5
         thick = idn["brow_thick"] * (1.0 - 0.45 * (1 - u) ** 2)
         return np.stack([sign * x, y], axis=-1), thick
@@ -465,7 +472,7 @@ class _Face:
             a12, a14, a15, a20 = (_a(aus, k, s) for k in (12, 14, 15, 20))
             a22, a23, a24, a27 = (_a(aus, k, s) for k in (22, 23, 24, 27))
             out = 0.1 * a12 + 0.13 * a20 - 0.02 * a14 - 0.07 * a22 - 0.02 * a23 - 0.03 * a24 - 0.09 * a27
-            up = -0.15 * a12 - 0.03 * a14 + 0.13 * a15 + 0.02 * a20
+            up = -0.17 * a12 - 0.03 * a14 + 0.16 * a15 + 0.02 * a20
             dx_c.append(out)
             dy_c.append(up)
         right = u < 0
@@ -1051,7 +1058,7 @@ def make_item(
     rng = item_rng(seed, part, index, split)
     primary, secondary, weight = draw_blend(rng, blend_fraction)
     soft = soft_label_of(primary, secondary, weight)
-    intensity = float(rng.uniform(0.6, 1.1))
+    intensity = float(rng.uniform(0.7, 1.1))
     side = "right" if rng.random() < 0.5 else "left"
     uses_contempt = EMOTIONS[primary] == "Contempt" or (secondary is not None and EMOTIONS[secondary] == "Contempt")
     aus = blend_aus(primary, secondary, weight, intensity, side, rng)
