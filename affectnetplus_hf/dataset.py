@@ -1,0 +1,670 @@
+"""The AffectNet+ dataset: features, export to a hub-ready folder, and the dataset card (issue 5 item 4).
+
+:func:`build_dataset` joins a source (the images and their single-annotator labels), a finished
+labeling run (:mod:`affectnetplus_hf.labeling`: soft labels, subsets) and metadata annotators
+(:mod:`affectnetplus_hf.metadata`, SPEC §11) into a folder that ``datasets.load_dataset`` reads offline
+and that can be pushed to a (private, gated) hub repository as is::
+
+    DATASET_DIR/
+      README.md                                  dataset card; YAML ``configs``: default, easy,
+                                                 challenging, difficult (train + validation each)
+                                                 and ``dataset_info`` (the features)
+      data/{split}/{subset}-{k:05d}-of-{n:05d}.parquet
+                                                 rows of one split and one SPEC §8 subset, images
+                                                 embedded; every split has a file for every subset
+                                                 (possibly with 0 rows) so that every config has
+                                                 every split
+      data/{split}/unassigned-*.parquet          only with ``keep_unlabeled``: rows without a hard label
+      images/subsets_{split}.png                 Fig. 4-like figure per split
+      statistics.json                            Table 5-like counts and % per split + build summary
+
+Layout choice: each row is stored **once**, in the file of its subset; the ``default`` config reads
+``data/{split}/*.parquet`` and the ``easy`` config reads ``data/{split}/easy-*.parquet``. The subsets
+cost no extra space (per-config copies would double an image dataset).
+
+Every Parquet file carries the ``datasets`` feature metadata, so ``load_dataset`` restores the declared
+features exactly (``float32`` soft labels of length 8, ``ClassLabel`` expression and subset, ``Image``).
+Writes are deterministic (fixed writer options, no timestamps) and atomic: the folder is built next
+to ``DATASET_DIR`` and renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import string
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
+from affectnetplus_hf.records import FaceRecord
+
+logger = logging.getLogger(__name__)
+
+#: Configs of the dataset folder: ``default`` (every row) and one per SPEC §8 subset.
+CONFIG_NAMES: tuple[str, ...] = ("default", *SUBSETS)
+#: File group of rows without a hard label (``keep_unlabeled=True``); only in the ``default`` config.
+UNASSIGNED = "unassigned"
+#: Split order in the folder and the card.
+SPLIT_ORDER: tuple[str, ...] = ("train", "validation", "test")
+#: Rows per Parquet row group (small groups keep random access and the hub viewer fast for images).
+ROW_GROUP_SIZE = 100
+#: A new Parquet file is started once a file's embedded images reach this many bytes.
+DEFAULT_MAX_FILE_BYTES = 500 * 1024 * 1024
+#: The card template, rendered with :class:`string.Template` (``$name`` placeholders).
+CARD_TEMPLATE = Path(__file__).resolve().parent.parent / "dataset_card" / "README.md.template"
+
+_PARQUET_OPTIONS: dict[str, Any] = dict(
+    compression="zstd",
+    compression_level=3,
+    use_dictionary=False,
+    write_statistics=True,
+    version="2.6",
+    data_page_version="1.0",
+    store_schema=True,
+)
+
+#: Licence notices by source kind (DESIGN "Choices already made": AffectNet forbids redistribution).
+LICENCE_NOTES: dict[str, dict[str, str]] = {
+    "affectnet": {
+        "license": "other",
+        "license_name": "affectnet-research-license",
+        "text": (
+            "**This folder contains AffectNet images. Do not redistribute it.** AffectNet is distributed "
+            "by its authors (Mollahosseini, Hasani and Mahoor) under a research-only licence that forbids "
+            "sharing the images or derived copies. Keep any hub repository of this folder **private** (or "
+            "gated to people who hold an AffectNet licence) and point users to "
+            "http://mohammadmahoor.com/affectnet/ to obtain the licence. `affectnetplus push` creates "
+            "private repositories by default."
+        ),
+    },
+    "synthetic": {
+        "license": "mit",
+        "license_name": "",
+        "text": (
+            "This folder was built from the **synthetic sample** rendered by `affectnetplus sample` "
+            "(procedurally drawn faces, no real person). It is freely shareable under the MIT licence of "
+            "the `affectnetplus-hf` package. The `soft_label_true` column (ground-truth blend weights) "
+            "exists only for this sample."
+        ),
+    },
+    "ferplus": {
+        "license": "other",
+        "license_name": "fer2013-and-ferplus",
+        "text": (
+            "This folder contains FER2013 images (Kaggle challenge terms) with FER+ votes (MIT, Microsoft). "
+            "Check the FER2013 terms before sharing the images; keep hub repositories private otherwise."
+        ),
+    },
+}
+_DEFAULT_LICENCE = {
+    "license": "other",
+    "license_name": "source-dataset-license",
+    "text": (
+        "The images come from a dataset you supplied; its own licence applies. Keep hub repositories "
+        "private unless that licence allows redistribution."
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# features
+# --------------------------------------------------------------------------------------------------
+
+
+def affectnetplus_features(with_soft_label_true: bool = False):
+    """``datasets.Features`` of an AffectNet+ row (SPEC §1, §8, §11).
+
+    ``soft_label``/``soft_label_ebc``/``soft_label_au``/``spread`` are fixed-length lists of 8
+    ``float32`` in SPEC §1 emotion order (null when the family was not used); ``expression`` and
+    ``subset`` are ``ClassLabel``\\ s; metadata columns follow
+    :func:`affectnetplus_hf.metadata.metadata_features` (null = unknown). ``soft_label_true`` (the
+    synthetic sample's ground truth) is added with ``with_soft_label_true``.
+    """
+    from datasets import ClassLabel, Features, Image, List, Value
+
+    from affectnetplus_hf.metadata import metadata_features
+
+    def eight():
+        return List(Value("float32"), length=NUM_EMOTIONS)
+
+    columns: dict[str, Any] = {
+        "image": Image(),
+        "image_id": Value("string"),
+        "face_box": List(Value("float32"), length=4),
+        "expression": ClassLabel(names=list(EMOTIONS)),
+        "soft_label": eight(),
+        "soft_label_ebc": eight(),
+        "soft_label_au": eight(),
+        "spread": eight(),
+        "subset": ClassLabel(names=list(SUBSETS)),
+        "valence": Value("float32"),
+        "arousal": Value("float32"),
+    }
+    columns.update(dict(metadata_features()))
+    if with_soft_label_true:
+        columns["soft_label_true"] = eight()
+    return Features(columns)
+
+
+#: What each column holds (the card's column table).
+COLUMN_DOCS: dict[str, str] = {
+    "image": "the face image, embedded (original bytes; AffectNet images are already face crops)",
+    "image_id": "path of the image relative to the source root (`/`-separated); unique",
+    "face_box": "(x0, y0, x1, y1) face box in image pixels, null for the whole image",
+    "expression": "hard label (the source's single annotation), `ClassLabel` with the 8 emotions",
+    "soft_label": "AffectNet+ soft label (paper Eq. 14, SPEC §8): 8 independent scores in [0, 1], not renormalised",
+    "soft_label_ebc": "semantic scores of the ensemble of binary classifiers (Eq. 5); null if that family was not used",
+    "soft_label_au": "semantic scores of the AU-based classifiers (Eq. 13); null if that family was not used",
+    "spread": "per-emotion standard deviation of the ensemble members' probabilities (how much they disagree)",
+    "subset": "SPEC §8 subset: easy (hard label ranked 1st in the soft label), challenging (2nd-3rd), difficult",
+    "valence": "valence in [-1, 1], null when not annotated",
+    "arousal": "arousal in [-1, 1], null when not annotated",
+    "age": "age in years (SPEC §11), null when unknown",
+    "gender": "Man / Woman, null when unknown",
+    "ethnicity": "Asian / Indian / Black / White / Middle-Eastern / Hispanic, null when unknown",
+    "landmarks_68": "68 (x, y) landmarks in image pixels (iBUG-300W scheme), null when unknown",
+    "landmarks_28": "28-point subset of the 68 (see affectnetplus_hf.metadata.LANDMARKS_28_INDICES)",
+    "head_pose_yaw": "head pose yaw in degrees, null when unknown",
+    "head_pose_pitch": "head pose pitch in degrees, null when unknown",
+    "head_pose_roll": "head pose roll in degrees, null when unknown",
+    "soft_label_true": "synthetic sample only: ground-truth soft label (the renderer's blend weights)",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# rows
+# --------------------------------------------------------------------------------------------------
+
+
+def _image_bytes(record: FaceRecord) -> bytes:
+    if record.image_bytes is not None:
+        return bytes(record.image_bytes)
+    if record.image_path is None:
+        raise ValueError(f"{record.image_id}: record has neither image_path nor image_bytes")
+    try:
+        with open(record.image_path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{record.image_path}: image file not found (record {record.image_id})") from error
+
+
+def _eight_or_none(value: Any, what: str) -> list[float] | None:
+    if value is None:
+        return None
+    array = np.asarray(value, dtype=np.float32).reshape(-1)
+    if array.shape != (NUM_EMOTIONS,):
+        raise ValueError(f"{what} must have {NUM_EMOTIONS} values, got {array.size}")
+    return array.tolist()
+
+
+def _soft_label_true(record: FaceRecord) -> list[float] | None:
+    value = record.extra.get("soft_label_true") if record.extra else None
+    return _eight_or_none(value, f"{record.image_id}: extra['soft_label_true']")
+
+
+def make_row(record: FaceRecord, label: Mapping[str, Any], metadata: Mapping[str, Any], with_soft_label_true: bool) -> dict:
+    """One dataset row (python values) from a record, its label row and its metadata cells."""
+    box = None if record.face_box is None else [float(v) for v in record.face_box]
+    subset = label.get("subset")
+    row = {
+        "image": {"bytes": _image_bytes(record), "path": record.image_id.rsplit("/", 1)[-1]},
+        "image_id": record.image_id,
+        "face_box": box,
+        "expression": record.hard_label,
+        "soft_label": _eight_or_none(label["soft_label"], f"{record.image_id}: soft_label"),
+        "soft_label_ebc": _eight_or_none(label.get("soft_label_ebc"), f"{record.image_id}: soft_label_ebc"),
+        "soft_label_au": _eight_or_none(label.get("soft_label_au"), f"{record.image_id}: soft_label_au"),
+        "spread": _eight_or_none(label.get("spread"), f"{record.image_id}: spread"),
+        "subset": None if subset is None else SUBSETS.index(subset),
+        "valence": None if record.valence is None else float(record.valence),
+        "arousal": None if record.arousal is None else float(record.arousal),
+    }
+    for column, value in metadata.items():
+        if isinstance(value, np.ndarray):
+            value = value.astype(np.float32).tolist()
+        row[column] = value
+    if with_soft_label_true:
+        row["soft_label_true"] = _soft_label_true(record)
+    return row
+
+
+class _GroupWriter:
+    """Streams the rows of one (split, group) into ``{group}-{k}`` Parquet parts, new part past ``max_bytes``."""
+
+    def __init__(self, folder: Path, group: str, features, max_bytes: int):
+        self.folder, self.group, self.features, self.max_bytes = folder, group, features, max_bytes
+        self.schema = features.arrow_schema
+        self.parts: list[Path] = []
+        self.writer = None
+        self.part_bytes = 0
+        self.buffer: list[dict] = []
+        self.rows = 0
+
+    def _open(self) -> None:
+        import pyarrow.parquet as pq
+
+        path = self.folder / f".{self.group}-{len(self.parts):05d}.part"
+        self.parts.append(path)
+        self.writer = pq.ParquetWriter(path, self.schema, **_PARQUET_OPTIONS)
+        self.part_bytes = 0
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if not self.buffer:
+            return
+        if self.writer is None:
+            self._open()
+        table = pa.Table.from_pylist(self.buffer, schema=self.schema)
+        self.writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
+        self.buffer = []
+        if self.part_bytes >= self.max_bytes:
+            self.writer.close()
+            self.writer = None
+
+    def add(self, row: dict) -> None:
+        self.buffer.append(self.features.encode_example(row))
+        self.rows += 1
+        self.part_bytes += len(row["image"]["bytes"])
+        if len(self.buffer) >= ROW_GROUP_SIZE or self.part_bytes >= self.max_bytes:
+            self._flush()
+
+    def close(self) -> list[Path]:
+        """Finish; an empty group gets one 0-row file (every config needs every split). Returns final paths."""
+        self._flush()
+        if self.writer is None and not self.parts:
+            self._open()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        n = len(self.parts)
+        final = []
+        for k, part in enumerate(self.parts):
+            target = self.folder / f"{self.group}-{k:05d}-of-{n:05d}.parquet"
+            os.replace(part, target)
+            final.append(target)
+        return final
+
+
+# --------------------------------------------------------------------------------------------------
+# build
+# --------------------------------------------------------------------------------------------------
+
+
+def _labels_by_key(labels_dir: str | os.PathLike) -> tuple[dict[tuple[str, str], dict], dict]:
+    from affectnetplus_hf.labeling import load_labels, read_manifest
+
+    manifest = read_manifest(labels_dir)
+    table = load_labels(labels_dir)
+    rows = table.to_pylist()
+    return {(row["split"], row["image_id"]): row for row in rows}, manifest
+
+
+def _prepare_target(dataset_dir: Path, overwrite: bool) -> None:
+    if dataset_dir.exists() and not dataset_dir.is_dir():
+        raise NotADirectoryError(f"dataset folder {os.fspath(dataset_dir)!r} is a file")
+    if dataset_dir.is_dir() and any(dataset_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"dataset folder {os.fspath(dataset_dir)!r} is not empty; pass overwrite=True (--overwrite) to replace it")
+    from affectnetplus_hf.labeling import check_writable_dir
+
+    check_writable_dir(dataset_dir.parent if dataset_dir.parent != Path("") else Path("."))
+
+
+def build_dataset(
+    data_dir: str | os.PathLike,
+    labels_dir: str | os.PathLike,
+    dataset_dir: str | os.PathLike,
+    metadata: str | Sequence[str] | None = "passthrough",
+    *,
+    keep_unlabeled: bool = False,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    overwrite: bool = False,
+    pretty_name: str | None = None,
+    figures: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Export the AffectNet+ dataset folder (module docstring) and return its build summary.
+
+    Args:
+        data_dir: the source (any layout :func:`affectnetplus_hf.sources.open_source` reads).
+        labels_dir: a complete labeling run of that source (``affectnetplus label``).
+        dataset_dir: the folder to write (must be empty or absent unless ``overwrite``).
+        metadata: annotator chain for the SPEC §11 columns (``"synthetic,solvepnp"``, ``"passthrough"``,
+            ``"csv:PATH"``, ...; see :mod:`affectnetplus_hf.metadata`), or ``None`` for all-null metadata.
+        keep_unlabeled: keep images without a hard label (AffectNet codes 8–10) in the ``default``
+            config (``data/{split}/unassigned-*``); otherwise they are left out and counted.
+        max_file_bytes: start a new Parquet file when a file's images reach this size.
+        pretty_name: the card title (default from the source kind).
+        figures: draw the Fig. 4-like figures into ``images/``.
+    """
+    from tqdm.auto import tqdm
+
+    from affectnetplus_hf.metadata import METADATA_COLUMNS, annotate
+    from affectnetplus_hf.report import subset_table, write_subset_report
+    from affectnetplus_hf.sources import open_source
+
+    dataset_dir = Path(dataset_dir)
+    _prepare_target(dataset_dir, overwrite)
+    labels, manifest = _labels_by_key(labels_dir)
+    source = open_source(os.fspath(data_dir))
+    source_kind = getattr(source, "kind", None) or "unknown"
+    label_splits = list(manifest["config"]["splits"])
+    splits = [s for s in SPLIT_ORDER if s in label_splits] + [s for s in label_splits if s not in SPLIT_ORDER]
+    missing_splits = [s for s in splits if s not in source.splits]
+    if missing_splits:
+        raise ValueError(f"the labels hold split(s) {missing_splits} that the source at {os.fspath(data_dir)!r} does not have")
+
+    records_by_split = {split: list(source.records(split)) for split in splits}
+    with_truth = any(_soft_label_true(r) is not None for records in records_by_split.values() for r in records)
+    features = affectnetplus_features(with_soft_label_true=with_truth)
+
+    parent = dataset_dir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dataset_dir.name}.build-", dir=parent))
+    summary: dict[str, Any] = {
+        "source_kind": source_kind,
+        "source_layout": getattr(source, "layout", None),
+        "labels_model": manifest["config"].get("model"),
+        "families": manifest["config"].get("families"),
+        "metadata": metadata if isinstance(metadata, str) or metadata is None else ",".join(metadata),
+        "splits": {},
+        "not_labelled": [],
+        "without_hard_label": {},
+        "metadata_skipped": [],
+    }
+    label_rows_for_table: dict[str, list] = {"split": [], "hard_label": [], "subset": []}
+    try:
+        for split in splits:
+            records = records_by_split[split]
+            folder = staging / "data" / split
+            folder.mkdir(parents=True)
+            kept: list[tuple[FaceRecord, dict]] = []
+            without = 0
+            for record in records:
+                label = labels.get((split, record.image_id))
+                if label is None:
+                    summary["not_labelled"].append({"split": split, "image_id": record.image_id})
+                    continue
+                if record.hard_label is None and not keep_unlabeled:
+                    without += 1
+                    continue
+                kept.append((record, label))
+            summary["without_hard_label"][split] = without
+            if metadata:
+                columns = annotate([r for r, _ in kept], metadata, on_error="skip", progress=progress)
+                summary["metadata_skipped"].extend({"split": split, "image_id": i, "error": e} for i, e in columns.skipped)
+                meta_rows = [{c: columns[c][k] for c in METADATA_COLUMNS} for k in range(len(kept))]
+            else:
+                meta_rows = [{c: None for c in METADATA_COLUMNS} for _ in kept]
+            groups = list(SUBSETS) + ([UNASSIGNED] if keep_unlabeled else [])
+            writers = {g: _GroupWriter(folder, g, features, max_file_bytes) for g in groups}
+            bar = tqdm(total=len(kept), unit="img", desc=f"export {split}", disable=not progress)
+            for (record, label), meta in zip(kept, meta_rows):
+                row = make_row(record, label, meta, with_truth)
+                writers[label["subset"] or UNASSIGNED].add(row)
+                label_rows_for_table["split"].append(split)
+                label_rows_for_table["hard_label"].append(record.hard_label)
+                label_rows_for_table["subset"].append(label["subset"])
+                bar.update(1)
+            bar.close()
+            files = {g: [p.relative_to(staging).as_posix() for p in w.close()] for g, w in writers.items()}
+            summary["splits"][split] = {"rows": len(kept), "rows_per_group": {g: w.rows for g, w in writers.items()}, "files": files}
+        if summary["not_labelled"]:
+            logger.warning(
+                "%d image(s) of the source have no label row (skipped as bad at labeling?) and are left out: %s",
+                len(summary["not_labelled"]), ", ".join(i["image_id"] for i in summary["not_labelled"][:10]),
+            )
+        table = subset_table(label_rows_for_table, splits=splits)
+        summary["subset_table"] = table
+        figure_paths = {}
+        if figures:
+            paths = write_subset_report(table, staging / "images", prefix="subsets", figures=True)
+            for name in ("json", "markdown"):
+                os.unlink(paths.pop(name))
+            figure_paths = {key.split(":", 1)[1]: Path(p).relative_to(staging).as_posix() for key, p in paths.items()}
+        from affectnetplus_hf.labeling import write_bytes_atomic, write_json_atomic
+
+        write_json_atomic(staging / "statistics.json", summary)
+        card = render_card(summary, features, splits, figure_paths, source_kind, pretty_name, keep_unlabeled)
+        write_bytes_atomic(staging / "README.md", card.encode())
+        _move_into_place(staging, dataset_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("dataset written to %s (%s)", dataset_dir, ", ".join(f"{s}: {v['rows']} rows" for s, v in summary["splits"].items()))
+    return summary
+
+
+def _move_into_place(staging: Path, dataset_dir: Path) -> None:
+    old = None
+    if dataset_dir.exists():
+        old = dataset_dir.with_name(f".{dataset_dir.name}.old-{os.getpid()}")
+        os.replace(dataset_dir, old)
+    os.replace(staging, dataset_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# the card
+# --------------------------------------------------------------------------------------------------
+
+
+def card_metadata(summary: Mapping[str, Any], features, splits: Sequence[str], source_kind: str,
+                  pretty_name: str, keep_unlabeled: bool) -> dict:
+    """The YAML header of the card: licence, ``configs`` (data_files per split) and ``dataset_info``."""
+    from datasets import DatasetInfo, SplitDict, SplitInfo
+
+    licence = LICENCE_NOTES.get(source_kind, _DEFAULT_LICENCE)
+    configs = []
+    infos = []
+    for config in CONFIG_NAMES:
+        entry: dict[str, Any] = {"config_name": config}
+        if config == "default":
+            entry["default"] = True
+        pattern = "*" if config == "default" else f"{config}-*"
+        entry["data_files"] = [{"split": split, "path": f"data/{split}/{pattern}.parquet"} for split in splits]
+        configs.append(entry)
+        split_dict = SplitDict()
+        for split in splits:
+            per_group = summary["splits"][split]["rows_per_group"]
+            rows = summary["splits"][split]["rows"] if config == "default" else per_group.get(config, 0)
+            split_dict.add(SplitInfo(name=split, num_examples=int(rows)))
+        info = DatasetInfo(features=features, splits=split_dict)._to_yaml_dict()
+        infos.append({"config_name": config, **info})
+    total = sum(summary["splits"][s]["rows"] for s in splits)
+    size = "n<1K" if total < 1000 else "1K<n<10K" if total < 10_000 else "10K<n<100K" if total < 100_000 else "100K<n<1M"
+    header: dict[str, Any] = {"pretty_name": pretty_name, "license": licence["license"]}
+    if licence["license_name"]:
+        header["license_name"] = licence["license_name"]
+    header.update({
+        "task_categories": ["image-classification"],
+        "tags": ["facial-expression-recognition", "soft-labels", "affectnet-plus", "emotion"],
+        "size_categories": [size],
+    })
+    if source_kind == "affectnet":
+        header["extra_gated_prompt"] = (
+            "This dataset contains AffectNet images, which may only be used under the AffectNet licence. "
+            "Confirm that you hold an AffectNet licence."
+        )
+        header["extra_gated_fields"] = {"I hold an AffectNet licence": "checkbox"}
+    header["configs"] = configs
+    header["dataset_info"] = infos
+    return header
+
+
+def _markdown_columns(features) -> str:
+    lines = ["| column | type | meaning |", "|---|---|---|"]
+    for name, feature in features.items():
+        kind = type(feature).__name__
+        if kind == "Value":
+            kind = feature.dtype
+        elif kind == "List":
+            inner = feature.feature
+            kind = f"{getattr(inner, 'dtype', type(inner).__name__)}[{feature.length}]" if feature.length != -1 else "list"
+            if type(inner).__name__ == "List":
+                kind = f"float32[{feature.length}][{inner.length}]"
+        lines.append(f"| `{name}` | {kind} | {COLUMN_DOCS.get(name, '')} |")
+    return "\n".join(lines)
+
+
+def render_card(summary: Mapping[str, Any], features, splits: Sequence[str], figure_paths: Mapping[str, str],
+                source_kind: str, pretty_name: str | None = None, keep_unlabeled: bool = False,
+                template_path: str | os.PathLike | None = None) -> str:
+    """The dataset card ``README.md``: YAML header (:func:`card_metadata`) + the template in ``dataset_card/``."""
+    import yaml
+
+    from affectnetplus_hf.report import subset_table_markdown
+
+    pretty_name = pretty_name or {
+        "affectnet": "AffectNet+",
+        "synthetic": "AffectNet+ synthetic sample",
+    }.get(source_kind, f"AffectNet+-style soft labels ({source_kind})")
+    header = card_metadata(summary, features, splits, source_kind, pretty_name, keep_unlabeled)
+    licence = LICENCE_NOTES.get(source_kind, _DEFAULT_LICENCE)
+    sizes = "\n".join(
+        f"| {split} | {summary['splits'][split]['rows']:,} | "
+        + " | ".join(f"{summary['splits'][split]['rows_per_group'].get(s, 0):,}" for s in SUBSETS)
+        + " |"
+        for split in splits
+    )
+    tables = "\n".join(
+        subset_table_markdown(summary["subset_table"][split], title=f"{split}") for split in splits
+    )
+    figures = "\n".join(f"![{split} subsets]({path})" for split, path in figure_paths.items()) or "(figures not drawn)"
+    left_out = []
+    for split, n in summary.get("without_hard_label", {}).items():
+        if n:
+            left_out.append(f"- {split}: {n:,} image(s) without a hard label (AffectNet codes 8-10) "
+                            + ("kept in `default` (`unassigned-*` files)" if keep_unlabeled else "left out"))
+    if summary.get("not_labelled"):
+        left_out.append(f"- {len(summary['not_labelled']):,} image(s) with no soft label (unreadable at labeling), left out "
+                        "(listed in `statistics.json`)")
+    template_file = Path(template_path) if template_path else CARD_TEMPLATE
+    if not template_file.is_file():
+        raise FileNotFoundError(f"dataset card template {os.fspath(template_file)!r} not found")
+    body = string.Template(template_file.read_text()).substitute(
+        pretty_name=pretty_name,
+        licence_text=licence["text"],
+        source_kind=source_kind,
+        families=", ".join(summary.get("families") or []) or "unknown",
+        labels_model=summary.get("labels_model") or "unknown",
+        metadata=summary.get("metadata") or "none",
+        sizes_table=sizes,
+        subset_tables=tables,
+        figures=figures,
+        columns_table=_markdown_columns(features),
+        left_out="\n".join(left_out) or "- nothing",
+        splits=", ".join(f"`{s}`" for s in splits),
+    )
+    yaml_text = yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000)
+    return f"---\n{yaml_text}---\n\n{body}"
+
+
+# --------------------------------------------------------------------------------------------------
+# push
+# --------------------------------------------------------------------------------------------------
+
+
+LICENCE_NOTE_BEGIN = "<!-- affectnetplus:licence-note -->"
+LICENCE_NOTE_END = "<!-- /affectnetplus:licence-note -->"
+
+
+def check_dataset_dir(dataset_dir: str | os.PathLike) -> Path:
+    """``FileNotFoundError`` unless ``dataset_dir`` looks like a built dataset folder (README.md + data/)."""
+    folder = Path(dataset_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"dataset folder {os.fspath(dataset_dir)!r} does not exist")
+    for needed in ("README.md", "data"):
+        if not (folder / needed).exists():
+            raise FileNotFoundError(f"{os.fspath(folder / needed)!r} is missing: {os.fspath(dataset_dir)!r} is not a folder written by `affectnetplus build`")
+    return folder
+
+
+def _card_source_kind(folder: Path) -> str | None:
+    statistics = folder / "statistics.json"
+    if statistics.is_file():
+        with contextlib.suppress(json.JSONDecodeError, OSError):
+            return json.loads(statistics.read_text()).get("source_kind")
+    return None
+
+
+def push_dataset(
+    dataset_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    public: bool = False,
+    license_note: str | None = None,
+    token: str | None = None,
+    commit_message: str = "Upload AffectNet+ dataset folder",
+    api=None,
+) -> str:
+    """Upload a dataset folder to the hub with :mod:`huggingface_hub`; returns the commit URL.
+
+    The repository is created **private** unless ``public=True``, and a public push needs a
+    ``license_note`` (added to the card) saying why the data may be redistributed — AffectNet's
+    licence forbids it. Pushing without ``public`` into an existing *public* repository refuses too.
+    """
+    from huggingface_hub import HfApi
+
+    folder = check_dataset_dir(dataset_dir)
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ValueError(f"repo_id must look like 'owner/name', got {repo_id!r}")
+    if public and not (license_note and license_note.strip()):
+        raise ValueError(
+            "a public push needs --license-note TEXT saying why these images may be redistributed "
+            "(AffectNet's licence forbids redistribution; the synthetic sample is MIT)"
+        )
+    if public and _card_source_kind(folder) == "affectnet":
+        logger.warning("pushing a dataset built from AffectNet publicly; the licence note says: %s", license_note)
+    api = api or HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=not public, exist_ok=True)
+    info = api.repo_info(repo_id, repo_type="dataset")
+    if not public and not getattr(info, "private", True):
+        raise ValueError(
+            f"dataset repository {repo_id!r} already exists and is public; refusing to upload without "
+            "--public and --license-note (or make the repository private first)"
+        )
+    if license_note:
+        _write_licence_note(folder / "README.md", license_note)
+    result = api.upload_folder(
+        folder_path=os.fspath(folder), repo_id=repo_id, repo_type="dataset", commit_message=commit_message,
+    )
+    return str(getattr(result, "commit_url", result))
+
+
+def _write_licence_note(readme: Path, note: str) -> None:
+    from affectnetplus_hf.labeling import write_bytes_atomic
+
+    text = readme.read_text()
+    block = f"{LICENCE_NOTE_BEGIN}\n## Licence note (publisher)\n\n{note.strip()}\n{LICENCE_NOTE_END}"
+    if LICENCE_NOTE_BEGIN in text and LICENCE_NOTE_END in text:
+        start = text.index(LICENCE_NOTE_BEGIN)
+        end = text.index(LICENCE_NOTE_END) + len(LICENCE_NOTE_END)
+        text = text[:start] + block + text[end:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    write_bytes_atomic(readme, text.encode())
+
+
+__all__ = [
+    "CONFIG_NAMES",
+    "COLUMN_DOCS",
+    "LICENCE_NOTES",
+    "affectnetplus_features",
+    "build_dataset",
+    "card_metadata",
+    "check_dataset_dir",
+    "make_row",
+    "push_dataset",
+    "render_card",
+]

@@ -1,0 +1,840 @@
+"""Soft-label every image of a dataset with a saved soft-labeler: sharded, resumable, distributed.
+
+Implements issue 5 item 1 (DESIGN "Data flows one way": labeling → subsets). A run reads a source
+(:func:`affectnetplus_hf.sources.open_source`), runs a model whose ``forward(pixel_values)`` returns
+``soft_label`` / ``ebc_scores`` / ``au_scores`` / ``spread`` (:class:`~affectnetplus_hf.models.SoftLabeler`
+or anything with the same output fields) and writes, under ``OUT_DIR``::
+
+    OUT_DIR/
+      manifest.json                 run config (model fingerprint, record-list fingerprint, shard size,
+                                    batch size, ...) + finished shards {name, split, rows, sha256};
+                                    "complete": true once every shard is done
+      shards/{split}-{k:05d}.parquet one row per image (columns: LABEL_COLUMNS)
+      shards/{split}-{k:05d}.json    the shard's sidecar: rows, sha256, images skipped as bad
+      summary.json                  counts per split / subset / emotion, bad images skipped
+      subsets.json, subsets.md      paper-Table-5-like counts and % per emotion per subset, per split
+      subsets_{split}.png           paper-Fig.-4-like bars
+
+Guarantees:
+
+* **Shards.** The records of each split (in the source's order) are cut into shards of
+  ``shard_size`` images; shard ``i`` of the global plan belongs to process ``i % num_processes``.
+  Inside a shard, batches are the fixed chunks ``[0:batch_size], [batch_size:2 batch_size], ...`` of
+  the shard, so a soft label does not depend on how many processes run (convolutions on CPU are not
+  batch-size invariant to the last bit; fixed batch composition makes them reproducible).
+* **Atomic, resumable.** Every file is written to a temporary name and ``os.replace``-d. A shard is
+  finished when its sidecar exists and the Parquet file's sha256 matches it; a restarted run skips
+  finished shards, so a run killed at any point and resumed ends with the same bytes as an
+  uninterrupted run. A resume with a different model, data or settings refuses (``ValueError``
+  naming what differs).
+* **Deterministic Parquet.** Fixed writer options, no timestamps; the same rows give the same bytes.
+* **Deterministic numbers.** Bit-identical soft labels across runs need the same per-process
+  intra-op thread count (``num_threads``; CPU kernels split reductions by thread) and MKL's
+  alignment-independent mode ``MKL_CBWR=AUTO,STRICT`` (set by ``affectnetplus label`` before torch
+  starts; set it yourself when calling :func:`label_dataset` from Python). On GPU, cuDNN runs in
+  deterministic mode.
+* **Distributed.** Through :mod:`accelerate` (``accelerate launch --multi_gpu --num_processes N``; on
+  CPU with ``ACCELERATE_USE_CPU=1``); inference only, no DDP wrapper. The main process writes the
+  manifest and the summary after all processes finish.
+* **Bad images.** A corrupt/missing image stops the run with an error naming it, unless
+  ``skip_bad=True``: then it is left out of the shard and listed in the sidecar and the summary.
+
+SPEC §8: subsets are assigned with :func:`affectnetplus_hf.softlabel.assign_subsets` on every split;
+images without a hard label get a null subset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
+from affectnetplus_hf.records import FaceRecord
+
+logger = logging.getLogger(__name__)
+
+#: Format tag and version of ``manifest.json``.
+MANIFEST_FORMAT = "affectnetplus-labels"
+MANIFEST_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+SUMMARY_FILE = "summary.json"
+SHARD_DIR = "shards"
+
+#: Columns of a label shard, in order.
+LABEL_COLUMNS: tuple[str, ...] = (
+    "image_id", "split", "hard_label", "soft_label", "soft_label_ebc", "soft_label_au", "spread", "subset",
+)
+
+#: Fault injection for the reliability tests (issue 5 item 9): ``N`` or ``N:point`` makes the process
+#: SIGKILL itself after writing ``N`` shards; ``point`` is ``tmp`` (after the temp Parquet file is
+#: written, before the rename), ``parquet`` (after the rename, before the sidecar) or ``sidecar``
+#: (default: after the sidecar).
+FAULT_ENV = "AFFECTNETPLUS_LABEL_KILL_AFTER_SHARDS"
+
+_PARQUET_OPTIONS: dict[str, Any] = dict(
+    compression="zstd",
+    compression_level=3,
+    use_dictionary=True,
+    write_statistics=True,
+    version="2.6",
+    data_page_version="1.0",
+    store_schema=True,
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# configuration and plan
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LabelingConfig:
+    """Settings of a labeling run (everything that changes the output is fingerprinted in the manifest).
+
+    Attributes:
+        shard_size: images per shard (fixed for the run; a resume with another size refuses).
+        batch_size: images per forward pass inside a shard (fixed for the run, for exact results).
+        splits: splits to label (default: every split of the source).
+        skip_bad: skip unreadable images (listed in the summary) instead of stopping.
+        num_workers: image-decoding worker processes of the DataLoader (does not change results).
+        dtype: ``"fp32"`` (default, exact) or ``"bf16"``/``"fp16"`` autocast on CUDA.
+        max_shards: stop cleanly after this many newly written shards per process (for chunked jobs on
+            time-limited schedulers); ``None`` = run to the end.
+        num_threads: ``torch.set_num_threads`` in every process (``None`` = leave as is). CPU kernels
+            split reductions by thread, so results are bit-identical only between runs with the same
+            per-process thread count (``accelerate launch`` on CPU uses 1 per process by default).
+        progress: show a tqdm bar (images/s).
+    """
+
+    shard_size: int = 1024
+    batch_size: int = 64
+    splits: Sequence[str] | None = None
+    skip_bad: bool = False
+    num_workers: int = 0
+    dtype: str = "fp32"
+    max_shards: int | None = None
+    num_threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if int(self.shard_size) < 1:
+            raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if int(self.num_workers) < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.dtype not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"dtype must be 'fp32', 'bf16' or 'fp16', got {self.dtype!r}")
+        if self.max_shards is not None and int(self.max_shards) < 1:
+            raise ValueError(f"max_shards must be >= 1 (or None), got {self.max_shards}")
+        if self.num_threads is not None and int(self.num_threads) < 1:
+            raise ValueError(f"num_threads must be >= 1 (or None), got {self.num_threads}")
+        if self.splits is not None:
+            self.splits = tuple(self.splits)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One unit of work: records ``[start, stop)`` of ``split`` (in the source's order)."""
+
+    name: str
+    split: str
+    start: int
+    stop: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+def plan_shards(records_by_split: Mapping[str, Sequence[FaceRecord]], shard_size: int) -> list[Shard]:
+    """The deterministic shard plan: each split's records cut into ``shard_size`` chunks, splits in order."""
+    shards: list[Shard] = []
+    for split, records in records_by_split.items():
+        for k, start in enumerate(range(0, len(records), shard_size)):
+            shards.append(Shard(f"{split}-{k:05d}", split, start, min(start + shard_size, len(records))))
+    return shards
+
+
+def shards_for_process(shards: Sequence[Shard], process_index: int, num_processes: int) -> list[Shard]:
+    """Shard ``i`` of the plan belongs to process ``i % num_processes``."""
+    if not 0 <= process_index < num_processes:
+        raise ValueError(f"process_index must be in 0..{num_processes - 1}, got {process_index}")
+    return [shard for i, shard in enumerate(shards) if i % num_processes == process_index]
+
+
+# --------------------------------------------------------------------------------------------------
+# fingerprints and atomic files
+# --------------------------------------------------------------------------------------------------
+
+
+def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_fingerprint(model_dir: str | os.PathLike) -> str:
+    """sha256 over every file of a saved model directory (relative names + contents), sorted.
+
+    The manifest stores it so that resuming with another model (or changed weights) refuses.
+    """
+    root = Path(model_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"model directory {os.fspath(model_dir)!r} does not exist")
+    digest = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not files:
+        raise FileNotFoundError(f"model directory {os.fspath(model_dir)!r} is empty")
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(file_sha256(path).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def records_fingerprint(records_by_split: Mapping[str, Sequence[FaceRecord]]) -> str:
+    """sha256 of the ordered (split, image_id, hard_label) list: the data a run labels."""
+    digest = hashlib.sha256()
+    for split, records in records_by_split.items():
+        for record in records:
+            digest.update(f"{split}\t{record.image_id}\t{record.hard_label}\n".encode())
+    return digest.hexdigest()
+
+
+def check_writable_dir(path: str | os.PathLike) -> Path:
+    """Create ``path`` (parents too) and check that files can be written in it.
+
+    Raises ``NotADirectoryError`` when ``path`` or a parent is a file, and ``PermissionError`` naming the
+    folder when it is not writable (``os.access``; note that root passes that check everywhere).
+    """
+    path = Path(path)
+    for parent in [path, *path.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(f"output folder {os.fspath(path)!r}: {os.fspath(parent)!r} is a file, not a folder")
+        if parent.exists():
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except PermissionError as error:
+        raise PermissionError(f"output folder {os.fspath(path)!r} cannot be created: {error.strerror}") from error
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(f"output folder {os.fspath(path)!r} is not writable")
+    return path
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
+    path = Path(path)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
+    """Deterministic JSON (sorted keys, 2-space indent, trailing newline), written atomically."""
+    write_bytes_atomic(path, (json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+
+
+def label_schema():
+    """Arrow schema of a label shard (soft labels as fixed-size lists of 8 float32)."""
+    import pyarrow as pa
+
+    eight = pa.list_(pa.float32(), NUM_EMOTIONS)
+    return pa.schema(
+        [
+            pa.field("image_id", pa.string(), nullable=False),
+            pa.field("split", pa.string(), nullable=False),
+            pa.field("hard_label", pa.int64()),
+            pa.field("soft_label", eight, nullable=False),
+            pa.field("soft_label_ebc", eight),
+            pa.field("soft_label_au", eight),
+            pa.field("spread", eight),
+            pa.field("subset", pa.string()),
+        ]
+    )
+
+
+def write_parquet_deterministic(table, path: str | os.PathLike, row_group_size: int | None = None) -> None:
+    """``pyarrow.parquet.write_table`` with fixed options (no timestamps), atomically (temp + rename)."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        pq.write_table(table, temp, row_group_size=row_group_size, **_PARQUET_OPTIONS)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+# --------------------------------------------------------------------------------------------------
+# model outputs
+# --------------------------------------------------------------------------------------------------
+
+
+def _output_field(output: Any, name: str):
+    if isinstance(output, Mapping):
+        value = output.get(name)
+    else:
+        value = getattr(output, name, None)
+    if value is None:
+        return None
+    if hasattr(value, "detach"):
+        value = value.detach().float().cpu().numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
+def _check_output(values: dict[str, np.ndarray | None], n: int) -> None:
+    if values["soft_label"] is None:
+        raise ValueError("the model output has no 'soft_label'; expected a SoftLabeler-like model")
+    for name, value in values.items():
+        if value is not None and value.shape != (n, NUM_EMOTIONS):
+            raise ValueError(f"model output {name!r} has shape {value.shape}; expected ({n}, {NUM_EMOTIONS})")
+        if value is not None and not np.all(np.isfinite(value)):
+            raise ValueError(f"model output {name!r} holds NaN or infinite values")
+
+
+# --------------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ShardResult:
+    """What one shard produced: its table and the images skipped as unreadable."""
+
+    table: Any
+    bad: list[dict[str, str]] = field(default_factory=list)
+
+
+def _iter_batches(records: Sequence[FaceRecord], processor, config: LabelingConfig) -> Iterable[dict]:
+    """Batches ``{"pixel_values", "index", "bad"}`` over ``records`` in order (image_processing.make_dataloader)."""
+    from affectnetplus_hf.image_processing import make_dataloader
+
+    return make_dataloader(
+        list(records), processor, batch_size=config.batch_size, num_workers=config.num_workers,
+        shuffle=False, seed=0, skip_bad=config.skip_bad,
+    )
+
+
+def _bad_entries(batch: Mapping[str, Any], records: Sequence[FaceRecord]) -> list[dict[str, str]]:
+    """Normalise a batch's ``bad`` field (``(image_id, reason)`` pairs, indices or dicts) to dicts."""
+    split = records[0].split if records else ""
+    entries = []
+    for item in batch.get("bad") or []:
+        if isinstance(item, Mapping):
+            key, reason = item.get("image_id", item.get("index")), str(item.get("error", item.get("reason", "")))
+        elif isinstance(item, (tuple, list)):
+            key, reason = item[0], str(item[1]) if len(item) > 1 else ""
+        else:
+            key, reason = item, ""
+        image_id = key if isinstance(key, str) else records[int(key)].image_id
+        entries.append({"image_id": image_id, "split": split, "error": reason})
+    return entries
+
+
+def label_records(
+    model,
+    processor,
+    records: Sequence[FaceRecord],
+    config: LabelingConfig,
+    device=None,
+    on_batch: Callable[[int], None] | None = None,
+) -> ShardResult:
+    """Soft-label ``records`` (one shard) with ``model``; returns a table with :data:`LABEL_COLUMNS`.
+
+    Batches are the fixed chunks of ``config.batch_size`` records (minus skipped bad images), so the
+    result depends only on the records, the model and the batch size.
+    """
+    import pyarrow as pa
+    import torch
+
+    from affectnetplus_hf.softlabel import assign_subsets
+
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    names = ("soft_label", "ebc_scores", "au_scores", "spread")
+    collected: dict[str, list[np.ndarray | None]] = {name: [] for name in names}
+    indices: list[int] = []
+    bad: list[dict[str, str]] = []
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16 if config.dtype == "bf16" else torch.float16)
+        if config.dtype != "fp32" else contextlib.nullcontext()
+    )
+    with torch.inference_mode():
+        for batch in _iter_batches(records, processor, config):
+            bad.extend(_bad_entries(batch, records))
+            batch_indices = [int(i) for i in (batch["index"].tolist() if hasattr(batch["index"], "tolist") else batch["index"])]
+            if not batch_indices:
+                continue
+            pixel_values = batch["pixel_values"].to(device)
+            with autocast:
+                output = model(pixel_values)
+            values = {name: _output_field(output, name) for name in names}
+            _check_output(values, len(batch_indices))
+            for name in names:
+                collected[name].append(values[name])
+            indices.extend(batch_indices)
+            if on_batch is not None:
+                on_batch(len(batch_indices) + len(batch.get("bad") or []))
+    if len(set(indices)) != len(indices):
+        raise RuntimeError("the data loader yielded an image twice")
+    order = np.argsort(np.asarray(indices, dtype=np.int64), kind="stable")
+    indices = [indices[i] for i in order]
+    arrays: dict[str, np.ndarray | None] = {}
+    for name in names:
+        parts = collected[name]
+        if not parts or any(p is None for p in parts):
+            if any(p is not None for p in parts):
+                raise ValueError(f"model output {name!r} is present for some batches but not others")
+            arrays[name] = None
+        else:
+            arrays[name] = np.concatenate(parts, axis=0)[order]
+    n = len(indices)
+    hard = [records[i].hard_label for i in indices]
+    subsets: list[str | None] = [None] * n
+    labelled = [k for k, h in enumerate(hard) if h is not None]
+    if labelled:
+        names_out = assign_subsets(arrays["soft_label"][labelled], np.asarray([hard[k] for k in labelled], dtype=np.int64))
+        for k, subset in zip(labelled, names_out):
+            subsets[k] = str(subset)
+    schema = label_schema()
+
+    def eight(array: np.ndarray | None):
+        if array is None:
+            return pa.nulls(n, type=schema.field("soft_label").type)
+        flat = pa.array(np.ascontiguousarray(array, dtype=np.float32).reshape(-1), type=pa.float32())
+        return pa.FixedSizeListArray.from_arrays(flat, NUM_EMOTIONS)
+
+    soft = arrays["soft_label"] if arrays["soft_label"] is not None else np.zeros((0, NUM_EMOTIONS), np.float32)
+    table = pa.Table.from_arrays(
+        [
+            pa.array([records[i].image_id for i in indices], type=pa.string()),
+            pa.array([records[i].split for i in indices], type=pa.string()),
+            pa.array(hard, type=pa.int64()),
+            eight(soft),
+            eight(arrays["ebc_scores"]),
+            eight(arrays["au_scores"]),
+            eight(arrays["spread"]),
+            pa.array(subsets, type=pa.string()),
+        ],
+        schema=schema,
+    )
+    return ShardResult(table=table, bad=bad)
+
+
+def _fault_plan() -> tuple[int, str] | None:
+    value = os.environ.get(FAULT_ENV)
+    if not value:
+        return None
+    count, _, point = value.partition(":")
+    return int(count), point or "sidecar"
+
+
+def _maybe_kill(written: int, point: str, fault: tuple[int, str] | None) -> None:
+    if fault is not None and written == fault[0] and point == fault[1]:
+        logger.warning("%s=%s: killing this process (fault injection)", FAULT_ENV, os.environ.get(FAULT_ENV))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class LabelRun:
+    """One labeling run over ``records_by_split`` into ``out_dir`` (see the module docstring).
+
+    Args:
+        out_dir: output folder (created).
+        records_by_split: ``{split: [FaceRecord, ...]}`` in the order to label.
+        config: :class:`LabelingConfig`.
+        run_info: identity of the run for the manifest (e.g. ``{"model": fingerprint, "source": kind}``);
+            a resume whose ``run_info`` or settings differ refuses.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        records_by_split: Mapping[str, Sequence[FaceRecord]],
+        config: LabelingConfig,
+        run_info: Mapping[str, Any],
+    ):
+        self.out_dir = Path(out_dir)
+        self.records_by_split = {split: list(records) for split, records in records_by_split.items()}
+        self.config = config
+        self.shards = plan_shards(self.records_by_split, config.shard_size)
+        self.identity = {
+            **dict(run_info),
+            "records": records_fingerprint(self.records_by_split),
+            "splits": {split: len(records) for split, records in self.records_by_split.items()},
+            "shard_size": int(config.shard_size),
+            "batch_size": int(config.batch_size),
+            "skip_bad": bool(config.skip_bad),
+            "dtype": config.dtype,
+        }
+
+    # ---- files -----------------------------------------------------------------------------------
+
+    @property
+    def shard_dir(self) -> Path:
+        return self.out_dir / SHARD_DIR
+
+    def shard_path(self, shard: Shard) -> Path:
+        return self.shard_dir / f"{shard.name}.parquet"
+
+    def sidecar_path(self, shard: Shard) -> Path:
+        return self.shard_dir / f"{shard.name}.json"
+
+    def finished(self, shard: Shard) -> dict | None:
+        """The sidecar of a finished shard (its Parquet file present with the recorded sha256), else None."""
+        sidecar, path = self.sidecar_path(shard), self.shard_path(shard)
+        if not sidecar.is_file() or not path.is_file():
+            return None
+        try:
+            info = json.loads(sidecar.read_text())
+        except (OSError, json.JSONDecodeError):
+            logger.warning("%s is unreadable; shard %s will be redone", sidecar, shard.name)
+            return None
+        if info.get("sha256") != file_sha256(path):
+            logger.warning("%s does not match its sidecar hash; shard %s will be redone", path, shard.name)
+            return None
+        return info
+
+    def manifest(self, complete: bool) -> dict:
+        finished = []
+        for shard in self.shards:
+            info = self.finished(shard)
+            if info is not None:
+                finished.append({k: info[k] for k in ("name", "split", "rows", "sha256", "bad")})
+        return {
+            "format": MANIFEST_FORMAT,
+            "version": MANIFEST_VERSION,
+            "config": self.identity,
+            "columns": list(LABEL_COLUMNS),
+            "emotions": list(EMOTIONS),
+            "total_shards": len(self.shards),
+            "finished_shards": finished,
+            "complete": bool(complete),
+        }
+
+    # ---- phases ------------------------------------------------------------------------------------
+
+    def prepare(self, is_main: bool) -> None:
+        """Check ``out_dir`` and the manifest of an earlier run; the main process writes a fresh one."""
+        if is_main:
+            check_writable_dir(self.out_dir)
+        manifest_path = self.out_dir / MANIFEST_FILE
+        if manifest_path.is_file():
+            try:
+                previous = json.loads(manifest_path.read_text())
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{manifest_path} is not valid JSON ({error}); remove the folder to start over") from error
+            if previous.get("format") != MANIFEST_FORMAT:
+                raise ValueError(f"{manifest_path} is not a labeling manifest (format {previous.get('format')!r})")
+            old = previous.get("config", {})
+            differing = sorted(k for k in set(old) | set(self.identity) if old.get(k) != self.identity.get(k))
+            if differing:
+                details = "; ".join(f"{k}: was {old.get(k)!r}, now {self.identity.get(k)!r}" for k in differing)
+                raise ValueError(
+                    f"{self.out_dir} holds a labeling run with different settings ({details}); "
+                    "resume with the same model, data and settings, or use another OUT_DIR"
+                )
+            logger.info("resuming the labeling run in %s", self.out_dir)
+        elif is_main:
+            existing = [p.name for p in self.out_dir.iterdir() if not p.name.startswith(".")] if self.out_dir.is_dir() else []
+            if existing:
+                raise ValueError(
+                    f"output folder {os.fspath(self.out_dir)!r} is not empty and holds no {MANIFEST_FILE} "
+                    f"(found {sorted(existing)[:5]}); use an empty or new folder"
+                )
+        if is_main:
+            self.shard_dir.mkdir(exist_ok=True)
+            for stale in self.shard_dir.glob(".*.tmp"):
+                stale.unlink()
+            write_json_atomic(manifest_path, self.manifest(complete=False))
+
+    def write_shard(self, shard: Shard, result: ShardResult, written: int, fault) -> dict:
+        path = self.shard_path(shard)
+        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+        import pyarrow.parquet as pq
+
+        try:
+            pq.write_table(result.table, temp, **_PARQUET_OPTIONS)
+            _maybe_kill(written, "tmp", fault)
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+        _maybe_kill(written, "parquet", fault)
+        info = {
+            "name": shard.name,
+            "split": shard.split,
+            "start": shard.start,
+            "stop": shard.stop,
+            "rows": result.table.num_rows,
+            "sha256": file_sha256(path),
+            "bad": result.bad,
+        }
+        write_json_atomic(self.sidecar_path(shard), info)
+        return info
+
+    def run_process(self, model, processor, process_index: int = 0, num_processes: int = 1, device=None) -> int:
+        """Label this process's unfinished shards; returns the number of shards written."""
+        mine = shards_for_process(self.shards, process_index, num_processes)
+        todo = [shard for shard in mine if self.finished(shard) is None]
+        logger.info(
+            "process %d/%d: %d shard(s) assigned, %d already finished, %d to do",
+            process_index, num_processes, len(mine), len(mine) - len(todo), len(todo),
+        )
+        if self.config.max_shards is not None:
+            todo = todo[: int(self.config.max_shards)]
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=sum(shard.size for shard in todo), unit="img", desc=f"labeling [{process_index}]",
+            position=process_index, disable=not self.config.progress, dynamic_ncols=True,
+        )
+        fault = _fault_plan()
+        written = 0
+        start_time = time.perf_counter()
+        images = 0
+        for shard in todo:
+            records = self.records_by_split[shard.split][shard.start:shard.stop]
+            result = label_records(model, processor, records, self.config, device=device, on_batch=bar.update)
+            written += 1
+            images += shard.size
+            self.write_shard(shard, result, written, fault)
+            _maybe_kill(written, "sidecar", fault)
+            if process_index == 0:
+                write_json_atomic(self.out_dir / MANIFEST_FILE, self.manifest(complete=False))
+        bar.close()
+        elapsed = time.perf_counter() - start_time
+        if images:
+            logger.info("process %d: %d images in %.1f s (%.1f images/s)", process_index, images, elapsed, images / max(elapsed, 1e-9))
+        return written
+
+    def finish(self) -> dict:
+        """Main process, after every process is done: the final manifest, summary and subset tables."""
+        missing = [shard.name for shard in self.shards if self.finished(shard) is None]
+        manifest = self.manifest(complete=not missing)
+        write_json_atomic(self.out_dir / MANIFEST_FILE, manifest)
+        if missing:
+            logger.warning("%d shard(s) not finished yet (%s ...); run again to resume", len(missing), missing[0])
+            return {"complete": False, "missing_shards": missing}
+        summary = summarize(self.out_dir)
+        write_json_atomic(self.out_dir / SUMMARY_FILE, summary)
+        from affectnetplus_hf.report import subset_table, write_subset_report
+
+        table = subset_table(load_labels(self.out_dir))
+        write_subset_report(table, self.out_dir, prefix="subsets")
+        return summary
+
+
+# --------------------------------------------------------------------------------------------------
+# reading a finished run
+# --------------------------------------------------------------------------------------------------
+
+
+def read_manifest(out_dir: str | os.PathLike) -> dict:
+    path = Path(out_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{os.fspath(out_dir)!r} holds no {MANIFEST_FILE}: not a labeling output folder")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{path} is not a labeling manifest (format {manifest.get('format')!r})")
+    return manifest
+
+
+def load_labels(out_dir: str | os.PathLike, require_complete: bool = True, verify: bool = True):
+    """All label rows of a run as one ``pyarrow.Table``, shards concatenated in plan order.
+
+    Raises ``ValueError`` when the run is unfinished (unless ``require_complete=False``) or a shard's
+    hash does not match the manifest (``verify``).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    manifest = read_manifest(out_dir)
+    if require_complete and not manifest.get("complete"):
+        raise ValueError(
+            f"labeling run in {os.fspath(out_dir)!r} is not complete ({len(manifest['finished_shards'])} of "
+            f"{manifest['total_shards']} shards); run `affectnetplus label` again to finish it"
+        )
+    tables = []
+    for entry in manifest["finished_shards"]:
+        path = Path(out_dir) / SHARD_DIR / f"{entry['name']}.parquet"
+        if verify and file_sha256(path) != entry["sha256"]:
+            raise ValueError(f"{path} does not match the sha256 in the manifest; the file was changed")
+        tables.append(pq.read_table(path, schema=label_schema()))
+    if not tables:
+        return label_schema().empty_table()
+    return pa.concat_tables(tables)
+
+
+def summarize(out_dir: str | os.PathLike) -> dict:
+    """Counts per split, subset and emotion, plus every image skipped as bad (summary.json)."""
+    manifest = read_manifest(out_dir)
+    table = load_labels(out_dir, require_complete=False)
+    splits = table.column("split").to_pylist()
+    hard = table.column("hard_label").to_pylist()
+    subsets = table.column("subset").to_pylist()
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for split in manifest["config"]["splits"]:
+        counts[split] = {subset: {emotion: 0 for emotion in EMOTIONS} for subset in SUBSETS}
+    no_label: dict[str, int] = {split: 0 for split in counts}
+    for split, label, subset in zip(splits, hard, subsets):
+        if label is None or subset is None:
+            no_label[split] += 1
+        else:
+            counts[split][subset][EMOTIONS[label]] += 1
+    bad = [item for entry in manifest["finished_shards"] for item in entry["bad"]]
+    return {
+        "images": len(splits),
+        "images_per_split": {split: splits.count(split) for split in counts},
+        "without_hard_label": no_label,
+        "counts": counts,
+        "bad_images": bad,
+        "bad_image_count": len(bad),
+        "families": manifest["config"].get("families"),
+        "complete": bool(manifest.get("complete")),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------------
+
+
+def load_soft_labeler(model_dir: str | os.PathLike):
+    """``(model, processor)`` of a saved :class:`~affectnetplus_hf.models.SoftLabeler` (eval mode)."""
+    from affectnetplus_hf.models.modeling_affectnetplus import SoftLabeler
+
+    model = SoftLabeler.from_pretrained(os.fspath(model_dir))
+    model.eval()
+    return model, model.image_processor
+
+
+def collect_records(source, splits: Sequence[str] | None = None) -> dict[str, list[FaceRecord]]:
+    """``{split: records}`` of a source, in the source's order; unknown splits raise ``ValueError``."""
+    available = list(source.splits)
+    wanted = list(splits) if splits else available
+    unknown = [s for s in wanted if s not in available]
+    if unknown:
+        raise ValueError(f"split(s) {unknown} not in the source (it has {available})")
+    records_by_split = {}
+    for split in wanted:
+        records = list(source.records(split))
+        seen: set[str] = set()
+        for record in records:
+            if record.image_id in seen:
+                raise ValueError(f"image id {record.image_id!r} appears twice in split {split!r}")
+            seen.add(record.image_id)
+        records_by_split[split] = records
+    return records_by_split
+
+
+def label_dataset(
+    model_dir: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: LabelingConfig | None = None,
+    *,
+    cpu: bool = False,
+    model=None,
+    processor=None,
+) -> dict:
+    """Label every image of the source at ``data_dir`` with the soft-labeler saved in ``model_dir``.
+
+    Runs in the current process or, under ``accelerate launch``, in each launched process (each takes
+    its own shards). ``model``/``processor`` override loading from ``model_dir`` (which still
+    fingerprints the run). Returns the summary (``{"complete": False, ...}`` when stopped by
+    ``max_shards``); only the main process returns the full summary, the others ``{}``.
+    """
+    import torch
+    from accelerate import Accelerator
+
+    from affectnetplus_hf.sources import open_source
+
+    config = config or LabelingConfig()
+    if config.num_threads is not None:
+        torch.set_num_threads(int(config.num_threads))
+    torch.backends.cudnn.benchmark = False  # fixed kernels: the same soft labels on every run
+    torch.backends.cudnn.deterministic = True
+    accelerator = Accelerator(cpu=cpu)
+    logger.info("labeling on %s, process %d of %d, %d intra-op thread(s)", accelerator.device,
+                accelerator.process_index, accelerator.num_processes, torch.get_num_threads())
+    is_main = accelerator.is_main_process
+    source = open_source(os.fspath(data_dir))
+    records_by_split = collect_records(source, config.splits)
+    if model is None:
+        model, loaded_processor = load_soft_labeler(model_dir)
+        processor = processor or loaded_processor
+    if processor is None:
+        raise ValueError("label_dataset needs an image processor (pass processor= with model=)")
+    model.eval()
+    model.to(accelerator.device)
+    model_config = getattr(model, "config", None)
+    families = list(getattr(model_config, "families", ()) or ())
+    run_info = {
+        "model": model_fingerprint(model_dir),
+        "families": families,
+        "source_kind": getattr(source, "kind", None),
+        "source_layout": getattr(source, "layout", None),
+    }
+    run = LabelRun(out_dir, records_by_split, config, run_info)
+    if is_main:
+        run.prepare(is_main=True)
+    accelerator.wait_for_everyone()
+    if not is_main:
+        run.prepare(is_main=False)
+    run.run_process(model, processor, accelerator.process_index, accelerator.num_processes, device=accelerator.device)
+    accelerator.wait_for_everyone()
+    summary = run.finish() if is_main else {}
+    accelerator.wait_for_everyone()
+    return summary
+
+
+__all__ = [
+    "FAULT_ENV",
+    "LABEL_COLUMNS",
+    "LabelRun",
+    "LabelingConfig",
+    "Shard",
+    "check_writable_dir",
+    "collect_records",
+    "label_dataset",
+    "label_records",
+    "label_schema",
+    "load_labels",
+    "load_soft_labeler",
+    "model_fingerprint",
+    "plan_shards",
+    "read_manifest",
+    "records_fingerprint",
+    "shards_for_process",
+    "summarize",
+    "write_json_atomic",
+    "write_parquet_deterministic",
+]
