@@ -375,6 +375,13 @@ def test_solvepnp_annotator_chain_and_nulls(tmp_path):
     assert [out[c][1] for c in HEAD_POSE_COLUMNS] == [None, None, None]
     with pytest.raises(ValueError, match="needs \\['landmarks_68'\\] from an earlier annotator"):
         annotate(records, "solvepnp", progress=False)
+    # the pose needs the image size: a missing file is an error, or skipped and listed
+    gone = FaceRecord("gone.png", image_path=str(tmp_path / "gone.png"), landmarks=pts)
+    with pytest.raises(FileNotFoundError, match="gone.png: image file not found"):
+        annotate([gone], "passthrough,solvepnp", progress=False)
+    out = annotate([gone, records[0]], "passthrough,solvepnp:all:1", on_error="skip", progress=False)
+    assert out["landmarks_68"][0] is not None and out["head_pose_yaw"][0] is None
+    assert out["head_pose_yaw"][1] == pytest.approx(15, abs=0.5) and [i for i, _ in out.skipped] == ["gone.png"]
 
 
 def test_solvepnp_matches_synthetic_renderer_conventions():
@@ -452,8 +459,8 @@ def test_classifier_decode_and_preprocess():
 
 
 def test_timm_classifier_end_to_end(tmp_path):
-    import torch
-    import timm
+    torch = pytest.importorskip("torch")
+    timm = pytest.importorskip("timm")
     from safetensors.torch import save_file
 
     torch.manual_seed(0)

@@ -17,6 +17,7 @@ from .base import (
     ETHNICITY_COLUMN,
     GENDER_COLUMN,
     HEAD_POSE_COLUMNS,
+    IMAGE_SIZE_KEY,
     LANDMARKS_28_COLUMN,
     LANDMARKS_28_FLIP,
     LANDMARKS_28_INDICES,
@@ -31,6 +32,7 @@ from .base import (
     load_rgb_image,
     metadata_features,
     parse_landmarks,
+    read_image_size,
     validate_value,
 )
 from .registry import available_annotators, build_annotator, build_annotators, register_annotator
@@ -40,6 +42,7 @@ __all__ = [
     "ETHNICITY_COLUMN",
     "GENDER_COLUMN",
     "HEAD_POSE_COLUMNS",
+    "IMAGE_SIZE_KEY",
     "LANDMARKS_28_COLUMN",
     "LANDMARKS_28_FLIP",
     "LANDMARKS_28_INDICES",
@@ -57,6 +60,7 @@ __all__ = [
     "load_rgb_image",
     "metadata_features",
     "parse_landmarks",
+    "read_image_size",
     "register_annotator",
     "validate_value",
 ]

@@ -100,6 +100,9 @@ LANDMARKS_28_FLIP: tuple[int, ...] = tuple(
     LANDMARKS_28_INDICES.index(LANDMARKS_68_FLIP[i]) for i in LANDMARKS_28_INDICES
 )
 
+#: Key of ``known`` holding ``(width, height)`` per record for annotators that need image sizes.
+IMAGE_SIZE_KEY = "_image_size"
+
 #: iBUG-68 outer eye corners, used to normalise landmark errors (inter-ocular NME).
 OUTER_EYE_CORNERS: tuple[int, int] = (36, 45)
 
@@ -214,6 +217,22 @@ def load_rgb_image(record: FaceRecord) -> np.ndarray:
     raise ValueError(f"{record.image_id}: record has neither image_path nor image_bytes")
 
 
+def read_image_size(record: FaceRecord) -> tuple[int, int]:
+    """``(width, height)`` of a record's image, reading only the file header."""
+    from PIL import Image, UnidentifiedImageError
+
+    if record.image_bytes is None and record.image_path is None:
+        raise ValueError(f"{record.image_id}: record has neither image_path nor image_bytes")
+    source: Any = io.BytesIO(record.image_bytes) if record.image_bytes is not None else record.image_path
+    try:
+        with Image.open(source) as image:
+            return image.size
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{record.location}: image file not found") from err
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{record.location}: cannot read image size ({err})") from err
+
+
 # --------------------------------------------------------------------------------------------
 # the interface
 
@@ -222,7 +241,9 @@ class Annotator(ABC):
     """Fills some SPEC §11 columns for a batch of records.
 
     Subclasses set :attr:`name`, :attr:`columns` (what they fill), :attr:`needs_images` (whether
-    :meth:`annotate_batch` receives decoded RGB images) and :attr:`requires` (columns an earlier
+    :meth:`annotate_batch` receives decoded RGB images), :attr:`needs_image_size` (whether
+    ``known[IMAGE_SIZE_KEY]`` holds each image's ``(width, height)``, read from the file header
+    when the pixels are not needed) and :attr:`requires` (columns an earlier
     annotator must provide, e.g. ``landmarks_68`` for head pose), and implement
     :meth:`annotate_batch`. Heavy dependencies are imported in ``__init__``/first use, never at
     module import.
@@ -231,6 +252,7 @@ class Annotator(ABC):
     name: str = ""
     columns: tuple[str, ...] = ()
     needs_images: bool = False
+    needs_image_size: bool = False
     requires: tuple[str, ...] = ()
 
     @abstractmethod
@@ -247,7 +269,8 @@ class Annotator(ABC):
             records: the batch.
             images: ``(H, W, 3)`` uint8 RGB arrays aligned with ``records`` when
                 :attr:`needs_images`, else ``None``.
-            known: the columns filled so far by earlier annotators (same alignment; read-only).
+            known: the columns filled so far by earlier annotators (same alignment; read-only),
+                plus ``IMAGE_SIZE_KEY`` when :attr:`needs_images` or :attr:`needs_image_size`.
         """
 
     def __repr__(self) -> str:
@@ -257,7 +280,8 @@ class Annotator(ABC):
 class MetadataColumns(dict):
     """``{column: list}`` for :data:`METADATA_COLUMNS` plus ``image_id``, aligned with the
     records; :attr:`skipped` lists ``(image_id, reason)`` of records whose image could not be read
-    when :func:`annotate` ran with ``on_error="skip"`` (their image-based cells are null)."""
+    when :func:`annotate` ran with ``on_error="skip"`` (the cells of annotators that need the
+    image or its size are null for them)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -370,32 +394,37 @@ def _annotate_one_batch(
 ) -> None:
     n = len(batch)
     known: dict[str, list[Any]] = {c: [None] * n for c in METADATA_COLUMNS}
-    images: list[np.ndarray | None] | None = None
+    need_pixels = any(a.needs_images for a in chain)
+    need_sizes = any(a.needs_image_size for a in chain)
+    images: list[np.ndarray | None] = [None] * n
+    sizes: list[tuple[int, int] | None] = [None] * n
     readable = list(range(n))
-    if any(a.needs_images for a in chain):
-        images = []
+    if need_pixels or need_sizes:
         readable = []
         for i, record in enumerate(batch):
             try:
-                images.append(load_rgb_image(record))
+                if need_pixels:
+                    images[i] = load_rgb_image(record)
+                    sizes[i] = (images[i].shape[1], images[i].shape[0])
+                else:
+                    sizes[i] = read_image_size(record)
                 readable.append(i)
             except (FileNotFoundError, ValueError) as err:
                 if on_error == "raise":
                     raise
-                images.append(None)
                 result.skipped.append((record.image_id, str(err)))
     for annotator in chain:
-        if annotator.needs_images:
-            sub_records = [batch[i] for i in readable]
-            sub_images = [images[i] for i in readable]  # type: ignore[index]
-            sub_known = {c: [v[i] for i in readable] for c, v in known.items()}
-            if not sub_records:
-                continue
-            produced = annotator.annotate_batch(sub_records, sub_images, sub_known)
+        if annotator.needs_images or annotator.needs_image_size:
             rows = readable
+            if not rows:
+                continue
+            sub_known = {c: [v[i] for i in rows] for c, v in known.items()}
+            sub_known[IMAGE_SIZE_KEY] = [sizes[i] for i in rows]
+            sub_images = [images[i] for i in rows] if annotator.needs_images else None
+            produced = annotator.annotate_batch([batch[i] for i in rows], sub_images, sub_known)
         else:
-            produced = annotator.annotate_batch(batch, None, known)
             rows = list(range(n))
+            produced = annotator.annotate_batch(batch, None, known)
         for column, values in produced.items():
             if column not in annotator.columns:
                 raise ValueError(f"annotator {annotator.name!r} returned column {column!r} it does not declare")

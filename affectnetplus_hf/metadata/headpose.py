@@ -19,7 +19,7 @@ Conventions (used by every producer and consumer of the ``head_pose_*`` columns 
 
 from __future__ import annotations
 
-import io
+import importlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..records import FaceRecord
-from .base import HEAD_POSE_COLUMNS, LANDMARKS_68_COLUMN, LANDMARKS_68_FLIP, Annotator
+from .base import HEAD_POSE_COLUMNS, IMAGE_SIZE_KEY, LANDMARKS_68_COLUMN, LANDMARKS_68_FLIP, Annotator
 
 logger = logging.getLogger(__name__)
 
@@ -170,22 +170,6 @@ def estimate_head_pose(
     return rotation_to_euler(rotation)
 
 
-def image_size(record: FaceRecord) -> tuple[int, int]:
-    """``(width, height)`` of a record's image, reading only the header."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        source: Any = io.BytesIO(record.image_bytes) if record.image_bytes is not None else record.image_path
-        if source is None:
-            raise ValueError(f"{record.image_id}: record has neither image_path nor image_bytes")
-        with Image.open(source) as image:
-            return image.size
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{record.location}: image file not found") from err
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"{record.location}: cannot read image size ({err})") from err
-
-
 class SolvePnPHeadPoseAnnotator(Annotator):
     """``head_pose_yaw/pitch/roll`` from ``landmarks_68`` filled by an earlier annotator
     (``synthetic``, ``passthrough``, ``csv:PATH``, ``dlib``, ``mediapipe``); null where there are
@@ -200,10 +184,11 @@ class SolvePnPHeadPoseAnnotator(Annotator):
     name = "solvepnp"
     columns = HEAD_POSE_COLUMNS
     requires = (LANDMARKS_68_COLUMN,)
+    needs_image_size = True
 
     def __init__(self, focal_length_factor: float = 1.0, points: str = "all") -> None:
         try:
-            import cv2  # noqa: F401
+            importlib.import_module("cv2")
         except ImportError as err:
             raise ImportError(
                 "the 'solvepnp' head-pose annotator needs OpenCV: pip install 'affectnetplus-hf[pose]'"
@@ -218,11 +203,11 @@ class SolvePnPHeadPoseAnnotator(Annotator):
 
     def annotate_batch(self, records: Sequence[FaceRecord], images, known):
         out: dict[str, list[Any]] = {c: [] for c in self.columns}
-        for i, record in enumerate(records):
+        for i in range(len(records)):
             landmarks = known[LANDMARKS_68_COLUMN][i]
             pose = None
             if landmarks is not None:
-                size = images[i].shape[1::-1] if images is not None else image_size(record)
+                size = known[IMAGE_SIZE_KEY][i]
                 pose = estimate_head_pose(
                     landmarks,
                     size,
