@@ -1,0 +1,292 @@
+"""Labeling (issue 5 items 1, 2, 9): shards, manifest, resume after kill -9, 2 processes, bad images.
+
+Runs a tiny random soft-labeler (timm ``test_resnet`` members, 32 px) over a small synthetic sample.
+Every run uses one intra-op thread (``num_threads=1``) so that in-process and subprocess runs give the
+same bits (CPU kernels split reductions by thread count; see labeling.py "Deterministic numbers").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+from affectnetplus_hf.emotions import EMOTIONS, SUBSETS  # noqa: E402
+from affectnetplus_hf.labeling import (  # noqa: E402
+    FAULT_ENV,
+    LABEL_COLUMNS,
+    LabelingConfig,
+    check_writable_dir,
+    collect_records,
+    label_dataset,
+    load_labels,
+    plan_shards,
+    read_manifest,
+    shards_for_process,
+    write_parquet_deterministic,
+)
+from affectnetplus_hf.records import FaceRecord  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARD_SIZE, BATCH_SIZE = 4, 3
+
+
+def make_tiny_labeler(directory: Path) -> Path:
+    """A random-weight SoftLabeler with both families (test_resnet members, 32 px), saved to ``directory``."""
+    import torch
+
+    from affectnetplus_hf.models import SoftLabeler, SoftLabelerConfig
+
+    torch.manual_seed(0)
+    config = SoftLabelerConfig(
+        ebc_backbones=["test_resnet"], au_backbones="test_resnet", image_size=32,
+        confidence_scores={"balanced": {"ebc": [[0.9, 0.8, 0.7, 0.8, 0.6, 0.7, 0.8, 0.5]], "au": [0.7] * 8}},
+    )
+    SoftLabeler(config).eval().save_pretrained(directory)
+    return directory
+
+
+def make_sample(directory: Path, n_train: int = 9, n_val: int = 4) -> Path:
+    from affectnetplus_hf.sources.synthetic import write_sample
+
+    write_sample(directory, layout="csv", n_train=n_train, n_val=n_val, n_mas=2, image_size=40, seed=3,
+                 contact_sheet=False, progress=False)
+    return directory
+
+
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def config(**kwargs) -> LabelingConfig:
+    return LabelingConfig(shard_size=SHARD_SIZE, batch_size=BATCH_SIZE, num_threads=1, progress=False, **kwargs)
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_CBWR="AUTO,STRICT", PYTHONPATH=str(REPO))
+    env.pop(FAULT_ENV, None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("labeling")
+    model = make_tiny_labeler(root / "model")
+    sample = make_sample(root / "sample")
+    reference = root / "reference"
+    summary = label_dataset(model, sample, reference, config())
+    return {"root": root, "model": model, "sample": sample, "reference": reference, "summary": summary}
+
+
+# ---------------------------------------------------------------------------------------------- plan
+
+
+def test_plan_cuts_each_split_and_assigns_round_robin():
+    records = {"train": [FaceRecord(f"t{i}") for i in range(10)], "validation": [FaceRecord(f"v{i}") for i in range(3)]}
+    shards = plan_shards(records, 4)
+    assert [(s.name, s.start, s.stop) for s in shards] == [
+        ("train-00000", 0, 4), ("train-00001", 4, 8), ("train-00002", 8, 10), ("validation-00000", 0, 3),
+    ]
+    assert [s.name for s in shards_for_process(shards, 1, 2)] == ["train-00001", "validation-00000"]
+    mine = [s.name for k in range(3) for s in shards_for_process(shards, k, 3)]
+    assert sorted(mine) == sorted(s.name for s in shards)  # every shard exactly once
+    with pytest.raises(ValueError, match="process_index"):
+        shards_for_process(shards, 2, 2)
+
+
+def test_config_rejects_bad_values():
+    for kwargs, message in (({"shard_size": 0}, "shard_size"), ({"batch_size": 0}, "batch_size"),
+                            ({"dtype": "fp64"}, "dtype"), ({"max_shards": 0}, "max_shards")):
+        with pytest.raises(ValueError, match=message):
+            LabelingConfig(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+
+
+def test_outputs_match_the_model_and_spec_subsets(assets):
+    import torch
+
+    from affectnetplus_hf.image_processing import make_dataloader
+    from affectnetplus_hf.labeling import load_soft_labeler
+    from affectnetplus_hf.softlabel import assign_subsets
+    from affectnetplus_hf.sources import open_source
+
+    out = assets["reference"]
+    manifest = read_manifest(out)
+    assert manifest["complete"] and manifest["total_shards"] == 4  # train 9 -> 3 shards, validation 4 -> 1
+    assert manifest["config"]["families"] == ["ebc", "au"]
+    table = load_labels(out)
+    assert table.column_names == list(LABEL_COLUMNS)
+    records = collect_records(open_source(assets["sample"]))
+    expected_ids = [(r.split, r.image_id) for split in records for r in records[split]]
+    assert list(zip(table.column("split").to_pylist(), table.column("image_id").to_pylist())) == expected_ids
+    soft = np.asarray(table.column("soft_label").to_pylist(), dtype=np.float32)
+    assert soft.shape == (13, 8) and np.all((soft >= 0) & (soft <= 1))
+    assert pq.read_schema(out / "shards" / "train-00000.parquet").field("soft_label").type.list_size == 8
+
+    # same numbers as the model on the same fixed batches (first shard: batches of 3 + 1)
+    model, processor = load_soft_labeler(assets["model"])
+    first = records["train"][:SHARD_SIZE]
+    rows = []
+    with torch.inference_mode():
+        for batch in make_dataloader(first, processor, batch_size=BATCH_SIZE):
+            rows.append(model(batch["pixel_values"]).soft_label.numpy())
+    np.testing.assert_allclose(soft[:SHARD_SIZE], np.concatenate(rows), rtol=0, atol=1e-6)
+
+    hard = np.asarray(table.column("hard_label").to_pylist())
+    assert list(table.column("subset").to_pylist()) == list(assign_subsets(soft, hard))
+    ebc = np.asarray(table.column("soft_label_ebc").to_pylist())
+    au = np.asarray(table.column("soft_label_au").to_pylist())
+    np.testing.assert_allclose(soft, (ebc + au) / 2, atol=1e-6)  # Eq. 14 with both families
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == assets["summary"]
+    assert summary["images_per_split"] == {"train": 9, "validation": 4} and summary["bad_images"] == []
+    for split in ("train", "validation"):
+        counted = sum(summary["counts"][split][s][e] for s in SUBSETS for e in EMOTIONS)
+        assert counted == summary["images_per_split"][split]
+    table5 = json.loads((out / "subsets.json").read_text())
+    assert table5["train"]["counts"]["all"]["Overall"] == 9
+    assert "| easy |" in (out / "subsets.md").read_text()
+    assert (out / "subsets_train.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------------------------- resume
+
+
+def test_stop_after_max_shards_then_resume_gives_identical_files(assets, tmp_path):
+    out = tmp_path / "run"
+    partial = label_dataset(assets["model"], assets["sample"], out, config(max_shards=2))
+    assert partial["complete"] is False and len(partial["missing_shards"]) == 2
+    manifest = read_manifest(out)
+    assert not manifest["complete"] and [s["name"] for s in manifest["finished_shards"]] == ["train-00000", "train-00001"]
+    with pytest.raises(ValueError, match="not complete"):
+        load_labels(out)
+    label_dataset(assets["model"], assets["sample"], out, config())
+    assert tree_bytes(out) == tree_bytes(assets["reference"])
+
+
+def test_damaged_shard_is_redone(assets, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(assets["reference"], out)
+    (out / "shards" / "train-00001.parquet").write_bytes(b"garbage")  # hash mismatch
+    (out / "shards" / "train-00002.json").unlink()  # parquet renamed, killed before the sidecar
+    (out / "shards" / ".train-00000.parquet.x.tmp").write_bytes(b"half")  # stale temp file
+    label_dataset(assets["model"], assets["sample"], out, config())
+    assert tree_bytes(out) == tree_bytes(assets["reference"])
+
+
+@pytest.mark.parametrize("point", ["tmp", "sidecar"])
+def test_kill_9_mid_run_then_resume_is_byte_identical(assets, tmp_path, point):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "affectnetplus_hf", "label", str(assets["model"]), str(assets["sample"]), str(out),
+               "--shard-size", str(SHARD_SIZE), "--batch-size", str(BATCH_SIZE), "--num-threads", "1", "--no-progress"]
+    env = dict(cli_env(), **{FAULT_ENV: f"2:{point}"})
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    manifest = read_manifest(out)
+    assert not manifest["complete"]
+    finished = {p.stem for p in (out / "shards").glob("*.json")}
+    assert finished == ({"train-00000"} if point == "tmp" else {"train-00000", "train-00001"})
+    if point == "tmp":
+        assert list((out / "shards").glob(".*.tmp")), "the kill should leave the temp file behind"
+    label_dataset(assets["model"], assets["sample"], out, config())  # resume in-process
+    assert tree_bytes(out) == tree_bytes(assets["reference"])
+
+
+def test_resume_with_other_model_or_settings_refuses(assets, tmp_path):
+    other = tmp_path / "other-model"
+    shutil.copytree(assets["model"], other)
+    (other / "README.md").write_text("changed\n")  # any file change changes the fingerprint
+    with pytest.raises(ValueError, match="model: was"):
+        label_dataset(other, assets["sample"], assets["reference"], config())
+    with pytest.raises(ValueError, match="shard_size"):
+        label_dataset(assets["model"], assets["sample"], assets["reference"],
+                      LabelingConfig(shard_size=5, batch_size=BATCH_SIZE, num_threads=1, progress=False))
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        label_dataset(assets["model"], assets["sample"], foreign, config())
+
+
+# ---------------------------------------------------------------------------------------------- distributed
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_same_files_as_one(assets, tmp_path):
+    out = tmp_path / "two"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(29500 + os.getpid() % 1000),
+               "-m", "affectnetplus_hf", "label", str(assets["model"]), str(assets["sample"]), str(out),
+               "--shard-size", str(SHARD_SIZE), "--batch-size", str(BATCH_SIZE), "--num-threads", "1", "--no-progress"]
+    env = dict(cli_env(), ACCELERATE_USE_CPU="1")
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "process 1 of 2" in result.stderr  # really two processes
+    assert tree_bytes(out) == tree_bytes(assets["reference"])
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+
+def _corrupt_one_image(sample: Path) -> str:
+    from affectnetplus_hf.sources import open_source
+
+    record = next(open_source(sample).records("train"))
+    Path(record.image_path).write_bytes(b"this is not a jpeg")
+    return record.image_id
+
+
+def test_corrupt_image_stops_or_is_skipped_and_listed(assets, tmp_path):
+    sample = tmp_path / "sample"
+    shutil.copytree(assets["sample"], sample)
+    bad_id = _corrupt_one_image(sample)
+    with pytest.raises(ValueError, match=bad_id.rsplit("/", 1)[-1]):
+        label_dataset(assets["model"], sample, tmp_path / "strict", config())
+    summary = label_dataset(assets["model"], sample, tmp_path / "lenient", config(skip_bad=True))
+    assert summary["bad_image_count"] == 1 and summary["bad_images"][0]["image_id"] == bad_id
+    assert summary["bad_images"][0]["split"] == "train" and summary["bad_images"][0]["error"]
+    table = load_labels(tmp_path / "lenient")
+    assert table.num_rows == 12 and bad_id not in table.column("image_id").to_pylist()
+    # the other images keep their reference labels (up to float rounding: their batch lost one image)
+    reference = {r["image_id"]: r["soft_label"] for r in load_labels(assets["reference"]).to_pylist()}
+    for row in table.to_pylist():
+        np.testing.assert_allclose(row["soft_label"], reference[row["image_id"]], atol=1e-5)
+
+
+def test_output_folder_errors_name_the_folder(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        check_writable_dir(blocker / "out")
+    # Tests run as root, where chmod does not block writes: simulate an unwritable folder via os.access.
+    target = tmp_path / "readonly"
+    target.mkdir()
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(PermissionError, match="readonly"):
+        check_writable_dir(target)
+
+
+def test_parquet_writes_are_deterministic_without_timestamps(tmp_path):
+    import pyarrow as pa
+
+    table = pa.table({"a": pa.array([1, 2, 3]), "b": pa.array(["x", None, "z"])})
+    write_parquet_deterministic(table, tmp_path / "one.parquet")
+    write_parquet_deterministic(table, tmp_path / "two.parquet")
+    assert (tmp_path / "one.parquet").read_bytes() == (tmp_path / "two.parquet").read_bytes()
+    metadata = pq.read_metadata(tmp_path / "one.parquet").metadata
+    assert set(metadata) == {b"ARROW:schema"}
+    assert not list(tmp_path.glob(".*.tmp"))
