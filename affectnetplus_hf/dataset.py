@@ -11,9 +11,10 @@ and that can be pushed to a (private, gated) hub repository as is::
                                                  and ``dataset_info`` (the features)
       data/{split}/{subset}-{k:05d}-of-{n:05d}.parquet
                                                  rows of one split and one SPEC §8 subset, images
-                                                 embedded; every split has a file for every subset
-                                                 (possibly with 0 rows) so that every config has
-                                                 every split
+                                                 embedded; a subset with no image in a split has no
+                                                 file there, and the card leaves that split out of
+                                                 the subset's config (``datasets`` cannot load a
+                                                 0-row split); the card lists such gaps
       data/{split}/unassigned-*.parquet          only with ``keep_unlabeled``: rows without a hard label
       images/subsets_{split}.png                 Fig. 4-like figure per split
       statistics.json                            Table 5-like counts and % per split + build summary
@@ -279,10 +280,8 @@ class _GroupWriter:
             self._flush()
 
     def close(self) -> list[Path]:
-        """Finish; an empty group gets one 0-row file (every config needs every split). Returns final paths."""
+        """Finish and give the parts their final names; an empty group writes no file. Returns final paths."""
         self._flush()
-        if self.writer is None and not self.parts:
-            self._open()
         if self.writer is not None:
             self.writer.close()
             self.writer = None
@@ -459,6 +458,12 @@ def _move_into_place(staging: Path, dataset_dir: Path) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+def config_rows(summary: Mapping[str, Any], config: str, split: str) -> int:
+    """Rows of ``split`` in ``config`` (``default`` = every row of the split)."""
+    entry = summary["splits"][split]
+    return int(entry["rows"] if config == "default" else entry["rows_per_group"].get(config, 0))
+
+
 def card_metadata(summary: Mapping[str, Any], features, splits: Sequence[str], source_kind: str,
                   pretty_name: str, keep_unlabeled: bool) -> dict:
     """The YAML header of the card: licence, ``configs`` (data_files per split) and ``dataset_info``."""
@@ -472,13 +477,14 @@ def card_metadata(summary: Mapping[str, Any], features, splits: Sequence[str], s
         if config == "default":
             entry["default"] = True
         pattern = "*" if config == "default" else f"{config}-*"
-        entry["data_files"] = [{"split": split, "path": f"data/{split}/{pattern}.parquet"} for split in splits]
+        present = [split for split in splits if config_rows(summary, config, split) > 0]
+        if not present:
+            continue
+        entry["data_files"] = [{"split": split, "path": f"data/{split}/{pattern}.parquet"} for split in present]
         configs.append(entry)
         split_dict = SplitDict()
-        for split in splits:
-            per_group = summary["splits"][split]["rows_per_group"]
-            rows = summary["splits"][split]["rows"] if config == "default" else per_group.get(config, 0)
-            split_dict.add(SplitInfo(name=split, num_examples=int(rows)))
+        for split in present:
+            split_dict.add(SplitInfo(name=split, num_examples=config_rows(summary, config, split)))
         info = DatasetInfo(features=features, splits=split_dict)._to_yaml_dict()
         infos.append({"config_name": config, **info})
     total = sum(summary["splits"][s]["rows"] for s in splits)
@@ -546,6 +552,11 @@ def render_card(summary: Mapping[str, Any], features, splits: Sequence[str], fig
         if n:
             left_out.append(f"- {split}: {n:,} image(s) without a hard label (AffectNet codes 8-10) "
                             + ("kept in `default` (`unassigned-*` files)" if keep_unlabeled else "left out"))
+    for config in CONFIG_NAMES:
+        empty = [split for split in splits if config_rows(summary, config, split) == 0]
+        if empty:
+            left_out.append(f"- config `{config}` has no image in split(s) {', '.join(empty)}: "
+                            + ("the config is absent" if len(empty) == len(splits) else "those splits are absent from it"))
     if summary.get("not_labelled"):
         left_out.append(f"- {len(summary['not_labelled']):,} image(s) with no soft label (unreadable at labeling), left out "
                         "(listed in `statistics.json`)")
