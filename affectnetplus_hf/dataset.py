@@ -158,7 +158,7 @@ def affectnetplus_features(with_soft_label_true: bool = False):
 
 #: What each column holds (the card's column table).
 COLUMN_DOCS: dict[str, str] = {
-    "image": "the face image, embedded (original bytes; AffectNet images are already face crops)",
+    "image": "the image as the source has it, embedded byte for byte (not re-encoded); crop with `face_box`",
     "image_id": "path of the image relative to the source root (`/`-separated); unique",
     "face_box": "(x0, y0, x1, y1) face box in image pixels, null for the whole image",
     "expression": "hard label (the source's single annotation), `ClassLabel` with the 8 emotions",
@@ -363,6 +363,13 @@ def build_dataset(
         raise ValueError(f"the labels hold split(s) {missing_splits} that the source at {os.fspath(data_dir)!r} does not have")
 
     records_by_split = {split: list(source.records(split)) for split in splits}
+    from affectnetplus_hf.labeling import records_fingerprint
+
+    if records_fingerprint(records_by_split) != manifest["config"].get("records"):
+        raise ValueError(
+            f"the source at {os.fspath(data_dir)!r} is not the one labeled in {os.fspath(labels_dir)!r} "
+            "(its image ids, splits or hard labels differ); label it again"
+        )
     with_truth = any(_soft_label_true(r) is not None for records in records_by_split.values() for r in records)
     features = affectnetplus_features(with_soft_label_true=with_truth)
 

@@ -483,6 +483,7 @@ class LabelRun:
         self.records_by_split = {split: list(records) for split, records in records_by_split.items()}
         self.config = config
         self.shards = plan_shards(self.records_by_split, config.shard_size)
+        self._verified: dict[str, dict] = {}
         self.identity = {
             **dict(run_info),
             "records": records_fingerprint(self.records_by_split),
@@ -506,10 +507,16 @@ class LabelRun:
         return self.shard_dir / f"{shard.name}.json"
 
     def finished(self, shard: Shard) -> dict | None:
-        """The sidecar of a finished shard (its Parquet file present with the recorded sha256), else None."""
+        """The sidecar of a finished shard (its Parquet file present with the recorded sha256), else None.
+
+        A shard verified once (or written by this process) is not hashed again while the files stay.
+        """
         sidecar, path = self.sidecar_path(shard), self.shard_path(shard)
         if not sidecar.is_file() or not path.is_file():
+            self._verified.pop(shard.name, None)
             return None
+        if shard.name in self._verified:
+            return self._verified[shard.name]
         try:
             info = json.loads(sidecar.read_text())
         except (OSError, json.JSONDecodeError):
@@ -518,6 +525,7 @@ class LabelRun:
         if info.get("sha256") != file_sha256(path):
             logger.warning("%s does not match its sidecar hash; shard %s will be redone", path, shard.name)
             return None
+        self._verified[shard.name] = info
         return info
 
     def manifest(self, complete: bool) -> dict:
@@ -559,7 +567,8 @@ class LabelRun:
                     f"{self.out_dir} holds a labeling run with different settings ({details}); "
                     "resume with the same model, data and settings, or use another OUT_DIR"
                 )
-            logger.info("resuming the labeling run in %s", self.out_dir)
+            if is_main:
+                logger.info("resuming the labeling run in %s", self.out_dir)
         elif is_main:
             existing = [p.name for p in self.out_dir.iterdir() if not p.name.startswith(".")] if self.out_dir.is_dir() else []
             if existing:
@@ -598,6 +607,7 @@ class LabelRun:
             "bad": result.bad,
         }
         write_json_atomic(self.sidecar_path(shard), info)
+        self._verified[shard.name] = info
         return info
 
     def run_process(self, model, processor, process_index: int = 0, num_processes: int = 1, device=None) -> int:

@@ -125,6 +125,14 @@ def test_incomplete_labels_are_refused(built, tmp_path):
     assert not (tmp_path / "ds").exists()
 
 
+def test_labels_of_another_source_are_refused(built, tmp_path):
+    from test_labeling import make_sample as other_sample
+
+    other = other_sample(tmp_path / "other", n_train=3, n_val=2)
+    with pytest.raises(ValueError, match="not the one labeled"):
+        build_dataset(other, built["labels"], tmp_path / "ds", progress=False)
+
+
 def test_affectnet_card_is_gated_and_says_no_redistribution(built):
     summary = built["summary"]
     features = affectnetplus_features()

@@ -165,9 +165,14 @@ def test_outputs_match_the_model_and_spec_subsets(assets):
 # ---------------------------------------------------------------------------------------------- resume
 
 
-def test_stop_after_max_shards_then_resume_gives_identical_files(assets, tmp_path):
+def test_stop_after_max_shards_then_resume_gives_identical_files(assets, tmp_path, capsys):
+    from affectnetplus_hf.cli import main
+
     out = tmp_path / "run"
-    partial = label_dataset(assets["model"], assets["sample"], out, config(max_shards=2))
+    argv = ["label", str(assets["model"]), str(assets["sample"]), str(out), "--shard-size", str(SHARD_SIZE),
+            "--batch-size", str(BATCH_SIZE), "--num-threads", "1", "--no-progress"]
+    assert main([*argv, "--max-shards", "2"]) == 3  # stopped early: exit code 3
+    partial = json.loads(capsys.readouterr().out)
     assert partial["complete"] is False and len(partial["missing_shards"]) == 2
     manifest = read_manifest(out)
     assert not manifest["complete"] and [s["name"] for s in manifest["finished_shards"]] == ["train-00000", "train-00001"]
