@@ -100,7 +100,7 @@ EMOTION_AU_INTENSITY: dict[str, dict[int, float]] = {
     "Fear": {1: 1.0, 2: 0.5, 4: 0.8, 5: 1.0, 20: 1.0, 25: 1.0, 26: 0.35, 27: 0.15},
     "Disgust": {9: 1.2, 10: 1.1, 16: 0.6, 17: 0.3, 25: 0.4, 27: 0.1},
     "Anger": {4: 1.1, 5: 0.5, 7: 1.0, 10: 0.2, 17: 0.7, 22: 0.2, 23: 1.0, 24: 1.0},
-    "Contempt": {12: 1.3, 14: 1.2},
+    "Contempt": {12: 1.6, 14: 1.5},
 }
 #: AUs that Contempt applies to one side of the face only.
 UNILATERAL_CONTEMPT_AUS: tuple[int, ...] = (12, 14)
@@ -312,7 +312,7 @@ def blend_aus(
 def draw_face_params(
     rng: np.random.Generator,
     aus: np.ndarray,
-    pose_range: tuple[float, float, float] = (20.0, 12.0, 12.0),
+    pose_range: tuple[float, float, float] = (18.0, 12.0, 10.0),
 ) -> FaceParams:
     """Draw identity, pose and nuisance parameters around the given (2, 21) AU intensities."""
     yaw = _uniform(rng, -pose_range[0], pose_range[0])
@@ -490,6 +490,9 @@ class _Face:
         raise10 = 0.06 * a10 * np.clip(1.0 - np.abs(u) ** 2.5, 0, None)
         drop16 = 0.05 * a16 * np.clip(1.0 - np.abs(u) ** 2.5, 0, None)
         thin = max(0.25, 1.0 - 0.45 * a23 - 0.45 * a24)
+        # AU14 (dimpler) tightens and thins the lips on its own side (one-sided in contempt).
+        a14_side = np.where(right, _a(aus, 14, 0), _a(aus, 14, 1)) * np.abs(u) ** 0.7
+        thin = thin * np.clip(1.0 - 0.35 * a14_side, 0.4, 1.0)
         upper_in = mid - 0.4 * gap * profile - raise10
         lower_in = mid + 0.6 * gap * profile + drop16
         shape = np.clip(1.0 - u**2, 0.0, None) ** 0.5
@@ -855,7 +858,7 @@ def render_face(
             end = corner + [sign * 0.08, 0.04]
             midp = (start + end) / 2 + [sign * 0.07, 0.0]
             curve = np.array([start, midp, end])
-            ops.line(_P((curve)), fill=_mix(skin, dark_line, 0.9 * fold), width=width(0.02), joint="curve")
+            ops.line(_P((curve)), fill=_mix(skin, dark_line, 0.9 * fold), width=width(0.02 + 0.015 * fold), joint="curve")
     outer = np.concatenate([np.stack([x, m["upper_out"]], -1), np.stack([x, m["lower_out"]], -1)[::-1]])
     ops.polygon(_P((outer)), fill=params.lips)
     gap = m["lower_in"] - m["upper_in"]
@@ -880,9 +883,11 @@ def render_face(
         if a14 > 0.1:
             ci = 0 if side == 0 else -1
             cxy = np.array([x[ci], 0.5 * (m["upper_in"][ci] + m["lower_in"][ci])])
-            arc = _ellipse(cxy[0] + sign * 0.07, cxy[1], 0.04, 0.06, 12)
+            bulge = _ellipse(cxy[0] + sign * 0.1, cxy[1] - 0.03, 0.07, 0.1, 12)
+            ops.polygon(_P((bulge)), fill=_mix(skin, (255, 235, 220), min(0.5, 0.3 * a14)))
+            arc = _ellipse(cxy[0] + sign * 0.06, cxy[1] - 0.01, 0.06, 0.1, 12)
             arc = arc[[9, 10, 11, 0, 1, 2, 3]] if side == 1 else arc[[3, 4, 5, 6, 7, 8, 9]]
-            ops.line(_P((arc)), fill=_mix(skin, dark_line, min(1.0, a14)), width=width(0.025))
+            ops.line(_P((arc)), fill=_mix(skin, (40, 25, 20), min(0.85, 0.65 * a14)), width=width(0.04))
     # Chin raise (AU17): mentolabial furrow and chin wrinkles.
     a17 = _a(aus, 17)
     if a17 > 0.12:
