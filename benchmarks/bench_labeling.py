@@ -65,6 +65,7 @@ def run_label(model: Path, sample: Path, out: Path, processes: int, args) -> dic
     common = ["-m", "affectnetplus_hf", "label", str(model), str(sample), str(out), "--shard-size", str(args.shard_size),
               "--batch-size", str(args.batch_size), "--no-progress", "--num-workers", str(args.num_workers)]
     env = dict(os.environ, PYTHONPATH=str(REPO), MKL_CBWR="AUTO,STRICT")
+    common += ["--dtype", args.dtype]
     if args.device == "cpu":
         common.append("--cpu")
     if processes == 1:
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads of the 1-process run")
     parser.add_argument("--processes", default="1,2")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="labeling autocast dtype")
     parser.add_argument("--results", default=str(RESULTS))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -132,6 +134,8 @@ def main() -> None:
         run["identical_to_first"] = run.pop("digest") == reference
     members = len(ebc) * 8 + (8 if args.au_backbone else 0)
     key = f"{args.device}:{'+'.join(ebc) or '-'}|au={args.au_backbone or '-'}@{args.image_size}px"
+    if args.dtype != "fp32":
+        key += f"/{args.dtype}"
     entry = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {os.cpu_count()} cpu(s), {platform.python_version()}",
@@ -140,6 +144,7 @@ def main() -> None:
         "images": args.n_train + args.n_val,
         "batch_size": args.batch_size,
         "shard_size": args.shard_size,
+        "dtype": args.dtype,
         "runs": runs,
     }
     if args.device == "cuda":
