@@ -3,7 +3,8 @@
 Measures, single process, at 112 px (default):
 * ``render``: labels + face drawing (:func:`make_item`) per second,
 * ``render_jpeg`` / ``render_png``: the same plus encoding as the AffectNet part (JPEG) / MAS part (PNG),
-* ``write_sample``: the whole writer (files, CSVs, contact sheet) per image.
+* ``write_sample_workers{1,2}``: the whole writer (files, CSVs, contact sheet) per image, a mixed sample
+  (1/2 AffectNet train, 1/8 validation, 3/8 multi-annotated), with 1 and 2 rendering processes.
 Wall-clock and process CPU time are both reported (the machine may be shared: CPU time is the rate one
 free core would give). Results go to ``benchmarks/results/synthetic.json``.
 
@@ -33,7 +34,7 @@ def _rate(n: int, fn) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-size", type=int, default=112)
-    parser.add_argument("--n", type=int, default=400, help="images per measurement")
+    parser.add_argument("--n", type=int, default=1000, help="images per measurement")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "synthetic.json"))
     args = parser.parse_args(argv)
     size, n = args.image_size, args.n
@@ -56,8 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory() as tmp:
         n_train, n_val, n_mas = n // 2, n // 8, n - n // 2 - n // 8
-        results["write_sample"] = _rate(n, lambda: S.write_sample(
-            Path(tmp) / "s", n_train=n_train, n_val=n_val, n_mas=n_mas, image_size=size, progress=False))
+        for workers in (1, 2):
+            results[f"write_sample_workers{workers}"] = _rate(n, lambda: S.write_sample(
+                Path(tmp) / f"s{workers}", n_train=n_train, n_val=n_val, n_mas=n_mas, image_size=size,
+                progress=False, workers=workers))
+        results["write_sample_workers2"].pop("images_per_s_cpu")  # the workers' CPU time is not counted
     report = {
         "benchmark": "synthetic sample rendering (single process)",
         "image_size": size,

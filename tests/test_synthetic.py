@@ -260,3 +260,33 @@ def test_learnable_but_not_trivial(tmp_path: Path) -> None:
         optimizer.step()
     accuracy = (model(x[test]).argmax(1) == y[test]).float().mean().item()
     assert 0.45 < accuracy < 0.97, accuracy
+
+
+def test_workers_give_the_same_bytes(tmp_path: Path) -> None:
+    kwargs = dict(layout="csv", n_train=10, n_val=2, n_mas=8, n_annotators=3, image_size=40, seed=2,
+                  progress=False, contact_sheet=False)
+    S.write_sample(tmp_path / "one", workers=1, **kwargs)
+    S.write_sample(tmp_path / "two", workers=2, **kwargs)
+    assert _tree_digest(tmp_path / "one") == _tree_digest(tmp_path / "two")
+
+
+def test_cli_sample_command(tmp_path: Path, capsys) -> None:
+    import argparse
+
+    from affectnetplus_hf.commands import sample
+
+    parser = argparse.ArgumentParser()
+    sample.register(parser.add_subparsers())
+    out = tmp_path / "cli"
+    args = parser.parse_args([
+        "sample", str(out), "--layout", "npy", "--n-train", "5", "--n-val", "2", "--n-mas", "6",
+        "--n-annotators", "4", "--seed", "9", "--image-size", "48",
+    ])
+    assert args.func(args) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["layout"] == "npy" and info["n_annotators"] == 4 and info["seed"] == 9
+    assert len(list((out / "train_set" / "images").glob("*.jpg"))) == 5
+    assert (out / "sample_grid.png").is_file()
+    args = parser.parse_args(["sample", str(out), "--n-train", "3"])
+    with pytest.raises(FileExistsError):
+        args.func(args)
