@@ -295,3 +295,32 @@ def test_parquet_writes_are_deterministic_without_timestamps(tmp_path):
     metadata = pq.read_metadata(tmp_path / "one.parquet").metadata
     assert set(metadata) == {b"ARROW:schema"}
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+# ---------------------------------------------------------------------------------------------- Table 5
+
+
+def test_subset_table_counts_and_percentages_hand_worked(tmp_path):
+    from affectnetplus_hf.report import subset_table, subset_table_markdown, write_subset_report
+
+    labels = {
+        "split": ["train"] * 6 + ["validation"],
+        "hard_label": [1, 1, 1, 2, 7, None, 1],
+        "subset": ["easy", "easy", "difficult", "challenging", "challenging", None, "easy"],
+    }
+    table = subset_table(labels)
+    train = table["train"]
+    assert train["counts"]["all"]["Happy"] == 3 and train["counts"]["all"]["Overall"] == 5
+    assert train["percent"]["easy"]["Happy"] == pytest.approx(66.67)
+    assert train["percent"]["difficult"]["Happy"] == pytest.approx(33.33)
+    assert train["percent"]["challenging"]["Contempt"] == 100.0
+    assert train["percent"]["easy"]["Neutral"] == 0.0  # no Neutral image: 0, not NaN
+    assert train["percent"]["easy"]["Overall"] == 40.0 and train["without_hard_label"] == 1
+    assert table["validation"]["counts"]["easy"]["Overall"] == 1
+    markdown = subset_table_markdown(train)
+    assert "| easy | 0 (0.00%) | 2 (66.67%) |" in markdown and "1 image(s) without a hard label" in markdown
+    paths = write_subset_report(table, tmp_path, prefix="t5")
+    assert json.loads(Path(paths["json"]).read_text()) == table
+    assert Path(paths["figure:validation"]).read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="unknown subset"):
+        subset_table({"split": ["train"], "hard_label": [0], "subset": ["medium"]})
