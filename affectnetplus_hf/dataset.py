@@ -60,8 +60,13 @@ SPLIT_ORDER: tuple[str, ...] = ("train", "validation", "test")
 ROW_GROUP_SIZE = 100
 #: A new Parquet file is started once a file's embedded images reach this many bytes.
 DEFAULT_MAX_FILE_BYTES = 500 * 1024 * 1024
-#: The card template, rendered with :class:`string.Template` (``$name`` placeholders).
-CARD_TEMPLATE = Path(__file__).resolve().parent.parent / "dataset_card" / "README.md.template"
+#: Where the card template (rendered with :class:`string.Template`, ``$name`` placeholders) is looked
+#: for, in order: packaged data (``affectnetplus_hf/templates/``, shipped in wheels) and the
+#: repository's ``dataset_card/`` folder (source checkouts, editable installs).
+CARD_TEMPLATES: tuple[Path, ...] = (
+    Path(__file__).resolve().parent / "templates" / "dataset_card.md.template",
+    Path(__file__).resolve().parent.parent / "dataset_card" / "README.md.template",
+)
 
 _PARQUET_OPTIONS: dict[str, Any] = dict(
     compression="zstd",
@@ -567,9 +572,10 @@ def render_card(summary: Mapping[str, Any], features, splits: Sequence[str], fig
     if summary.get("not_labelled"):
         left_out.append(f"- {len(summary['not_labelled']):,} image(s) with no soft label (unreadable at labeling), left out "
                         "(listed in `statistics.json`)")
-    template_file = Path(template_path) if template_path else CARD_TEMPLATE
-    if not template_file.is_file():
-        raise FileNotFoundError(f"dataset card template {os.fspath(template_file)!r} not found")
+    candidates = (Path(template_path),) if template_path else CARD_TEMPLATES
+    template_file = next((path for path in candidates if path.is_file()), None)
+    if template_file is None:
+        raise FileNotFoundError(f"dataset card template not found; looked for {[os.fspath(p) for p in candidates]}")
     body = string.Template(template_file.read_text()).substitute(
         pretty_name=pretty_name,
         licence_text=licence["text"],
