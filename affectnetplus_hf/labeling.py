@@ -389,7 +389,9 @@ def label_records(
         for batch in _iter_batches(records, processor, config):
             bad.extend(_bad_entries(batch, records))
             batch_indices = [int(i) for i in (batch["index"].tolist() if hasattr(batch["index"], "tolist") else batch["index"])]
-            if not batch_indices:
+            if not batch_indices:  # every image of the batch was bad (and skipped)
+                if on_batch is not None:
+                    on_batch(len(batch.get("bad") or []))
                 continue
             pixel_values = batch["pixel_values"].to(device, non_blocking=True)
             if device.type == "cuda":  # NHWC: faster convolutions on GPU (CPU keeps the default layout)
