@@ -750,8 +750,10 @@ def render_face(
     if style != 2:
         hl = idn["hairline"]
         t = _grid(0, math.pi, 15)
-        fringe_x = idn["face_w"] * 1.02 * np.cos(t)
+        # Inner edge: the hairline across the forehead, the head outline (slightly inside) at the temples.
+        fringe_x = 0.97 * forehead[:, 0]
         fringe_y = hl + 0.12 * np.sin(3 * t) ** 2 * (style == 3) + 0.15 * (np.abs(np.cos(t)) ** 3)
+        fringe_y = np.maximum(fringe_y, np.minimum(forehead[:, 1], idn["ear_y"] - 0.15))
         top = forehead * [1.05, 1.06] + [0, -0.04]
         cap = np.concatenate([top, np.stack([fringe_x, fringe_y], axis=-1)[::-1]])
         ops.polygon(_P((cap)), fill=hair)
