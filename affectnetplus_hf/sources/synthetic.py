@@ -258,6 +258,13 @@ def _skin_tone(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.clip(base, 0, 255))
 
 
+def _lip_color(rng: np.random.Generator, skin: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Lips clearly darker and redder than the skin (the mouth shape carries most expressions)."""
+    red = np.array([150.0, 45.0, 55.0]) * rng.uniform(0.8, 1.1, size=3)
+    lips = 0.45 * np.asarray(skin, dtype=np.float64) + 0.55 * red
+    return tuple(int(v) for v in np.clip(lips * rng.uniform(0.75, 0.95), 0, 255))
+
+
 def _hair_color(rng: np.random.Generator) -> tuple[int, int, int]:
     palette = np.array([[25, 20, 18], [60, 40, 25], [110, 75, 40], [170, 130, 80], [140, 60, 30], [150, 150, 150]])
     c = palette[int(rng.choice(len(palette), p=[0.35, 0.25, 0.15, 0.1, 0.08, 0.07]))] * rng.uniform(0.85, 1.15)
@@ -312,7 +319,7 @@ def blend_aus(
 def draw_face_params(
     rng: np.random.Generator,
     aus: np.ndarray,
-    pose_range: tuple[float, float, float] = (18.0, 12.0, 10.0),
+    pose_range: tuple[float, float, float] = (18.0, 12.0, 8.0),
 ) -> FaceParams:
     """Draw identity, pose and nuisance parameters around the given (2, 21) AU intensities."""
     yaw = _uniform(rng, -pose_range[0], pose_range[0])
@@ -330,6 +337,7 @@ def draw_face_params(
             for _ in range(int(rng.integers(0, 3)))
         ],
     }
+    skin = _skin_tone(rng)
     return FaceParams(
         aus=np.asarray(aus, dtype=np.float64),
         yaw=yaw,
@@ -338,9 +346,9 @@ def draw_face_params(
         face_height=_uniform(rng, 0.74, 0.88),
         center=(_uniform(rng, 0.46, 0.54), _uniform(rng, 0.47, 0.55)),
         identity=draw_identity(rng),
-        skin=_skin_tone(rng),
+        skin=skin,
         hair=_hair_color(rng),
-        lips=tuple(int(v) for v in np.clip(np.array([175, 85, 85]) * rng.uniform(0.7, 1.1, 3), 0, 255)),
+        lips=_lip_color(rng, skin),
         iris=tuple(int(v) for v in np.array([[70, 45, 25], [40, 30, 20], [60, 100, 140], [80, 110, 60]])[int(rng.integers(0, 4))]),
         clothes=_random_color(rng),
         background=background,
