@@ -290,3 +290,14 @@ def test_cli_sample_command(tmp_path: Path, capsys) -> None:
     args = parser.parse_args(["sample", str(out), "--n-train", "3"])
     with pytest.raises(FileExistsError):
         args.func(args)
+
+
+def test_make_face_with_given_pose() -> None:
+    rng = np.random.default_rng(4)
+    image, lm, box, params = S.make_face(rng, "Happy", pose=(10.0, -5.0, 3.0), image_size=80)
+    assert (params.yaw, params.pitch, params.roll) == (10.0, -5.0, 3.0)
+    assert image.size == (80, 80) and lm.shape == (68, 2)
+    x, y, w, h = box
+    assert x <= lm[:, 0].min() and lm[:, 0].max() <= x + w + 1 and y <= lm[:, 1].min() and lm[:, 1].max() <= y + h + 1
+    with pytest.raises(ValueError, match="unknown emotion"):
+        S.make_face(rng, "Joy")

@@ -100,7 +100,7 @@ EMOTION_AU_INTENSITY: dict[str, dict[int, float]] = {
     "Fear": {1: 1.0, 2: 0.5, 4: 0.8, 5: 1.0, 20: 1.0, 25: 1.0, 26: 0.35, 27: 0.15},
     "Disgust": {9: 1.2, 10: 1.1, 16: 0.6, 17: 0.3, 25: 0.4, 27: 0.1},
     "Anger": {4: 1.1, 5: 0.5, 7: 1.0, 10: 0.2, 17: 0.7, 22: 0.2, 23: 1.0, 24: 1.0},
-    "Contempt": {12: 1.6, 14: 1.5},
+    "Contempt": {12: 1.9, 14: 1.6},
 }
 #: AUs that Contempt applies to one side of the face only.
 UNILATERAL_CONTEMPT_AUS: tuple[int, ...] = (12, 14)
@@ -453,8 +453,7 @@ class _Face:
         h_lo = 0.85 * idn["eye_h"] - 0.035 * a6 - 0.04 * a7 - 0.02 * a9 + 0.01 * a5
         h_up, h_lo = max(h_up, 0.012), max(h_lo, 0.005)
         bump = (1.0 - u**2) ** 0.75
-        skew = 1.0 + 0.15 * outer * 0  # symmetric lids
-        upper = np.stack([x, corner_y - h_up * bump * skew], axis=-1)
+        upper = np.stack([x, corner_y - h_up * bump], axis=-1)
         lower = np.stack([x, corner_y + h_lo * bump], axis=-1)
         return upper, lower
 
@@ -746,7 +745,6 @@ def render_face(
     head = np.concatenate([jaw, forehead[1:-1]])
     # Long hair behind the head.
     if style == 1:
-        back = np.concatenate([forehead * 1.12 + [0, -0.02], np.array([[-1.15, 1.1], [1.15, 1.1]])[::-1]])
         back = np.concatenate([np.array([[1.18, 1.1]]), forehead * [1.14, 1.12], np.array([[-1.18, 1.1]])])
         ops.polygon(_P((back, np.full(len(back), -0.2))), fill=hair)
     # Ears.
@@ -801,6 +799,11 @@ def render_face(
             ops.polygon(_P((cheek)), fill=_mix(skin, (225, 120, 110), 0.35 * min(a6, 1.2)))
             crease = _ellipse(ccx, ccy - 0.02, 0.2, 0.12, 16)[9:16]
             ops.line(_P((crease)), fill=_mix(skin, dark_line, 0.7 * a6), width=width(0.018))
+        # Lip-corner pull (AU12) bunches the cheek above the corner: a highlight (one-sided in contempt).
+        a12_side = _a(aus, 12, side)
+        if a12_side > 0.3:
+            bulge = _ellipse(sign * (idn["mouth_w"] + 0.1), idn["mouth_y"] - 0.2 - 0.05 * a12_side, 0.14, 0.1, 12)
+            ops.polygon(_P((bulge)), fill=_mix(skin, (255, 240, 225), 0.2 * min(a12_side, 1.5)))
 
     # Forehead wrinkles (AU1 centre, AU2 full width).
     a1, a2 = _a(aus, 1), _a(aus, 2)
@@ -833,7 +836,7 @@ def render_face(
 
     # Nose.
     nose = face.nose()
-    a9, a10, a11, a12 = _a(aus, 9), _a(aus, 10), _a(aus, 11), _a(aus, 12)
+    a9, a10 = _a(aus, 9), _a(aus, 10)
     side_line = np.array([[nose[0, 0] - 0.07, nose[0, 1] + 0.05], [nose[3, 0] - 0.09, nose[3, 1] - 0.03]])
     ops.line(_P((side_line)), fill=_mix(skin, dark_line, 0.35), width=width(0.016))
     wing_l = _ellipse(nose[4, 0] + 0.02, nose[4, 1] - 0.03, 0.06, 0.045, 10)
@@ -932,6 +935,39 @@ def render_face(
     hi = np.clip(np.ceil(outline.max(axis=0)), 0, image_size)
     box = (int(lo[0]), int(lo[1]), int(hi[0] - lo[0]), int(hi[1] - lo[1]))
     return image, landmarks, box
+
+
+def make_face(
+    rng: np.random.Generator,
+    emotion: int | str,
+    secondary: int | str | None = None,
+    blend_weight: float = 0.0,
+    intensity: float = 1.0,
+    pose: tuple[float, float, float] | None = None,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+) -> tuple[Image.Image, np.ndarray, tuple[int, int, int, int], FaceParams]:
+    """Render one face of a given emotion (or blend) and, optionally, a given head pose.
+
+    A convenience for tests and benchmarks that need faces with known landmarks/pose: ``pose`` is
+    ``(yaw, pitch, roll)`` in degrees (``None``: drawn at random). Returns ``(image, landmarks (68, 2),
+    face_box (x, y, w, h), params)``.
+    """
+    def index(e: int | str) -> int:
+        if isinstance(e, str):
+            if e not in EMOTION_TO_INDEX:
+                raise ValueError(f"unknown emotion {e!r}; expected one of {list(EMOTIONS)}")
+            return EMOTION_TO_INDEX[e]
+        if not 0 <= int(e) < NUM_EMOTIONS:
+            raise ValueError(f"emotion index must be in 0..{NUM_EMOTIONS - 1}, got {e}")
+        return int(e)
+
+    side = "right" if rng.random() < 0.5 else "left"
+    aus = blend_aus(index(emotion), None if secondary is None else index(secondary), blend_weight, intensity, side, rng)
+    params = draw_face_params(rng, aus)
+    if pose is not None:
+        params.yaw, params.pitch, params.roll = (float(v) for v in pose)
+    image, landmarks, box = render_face(params, image_size, rng)
+    return image, landmarks, box, params
 
 
 # ----------------------------------------------------------------------------------------------------
