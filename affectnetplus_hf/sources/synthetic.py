@@ -898,9 +898,9 @@ def render_face(
             cxy = np.array([x[ci], 0.5 * (m["upper_in"][ci] + m["lower_in"][ci])])
             bulge = _ellipse(cxy[0] + sign * 0.1, cxy[1] - 0.03, 0.07, 0.1, 12)
             ops.polygon(_P((bulge)), fill=_mix(skin, (255, 235, 220), min(0.5, 0.3 * a14)))
-            arc = _ellipse(cxy[0] + sign * 0.06, cxy[1] - 0.01, 0.06, 0.1, 12)
+            arc = _ellipse(cxy[0] + sign * 0.06, cxy[1] - 0.01, 0.065, 0.11, 12)
             arc = arc[[9, 10, 11, 0, 1, 2, 3]] if side == 1 else arc[[3, 4, 5, 6, 7, 8, 9]]
-            ops.line(_P((arc)), fill=_mix(skin, (40, 25, 20), min(0.85, 0.65 * a14)), width=width(0.04))
+            ops.line(_P((arc)), fill=_mix(skin, (40, 25, 20), min(0.85, 0.65 * a14)), width=width(0.055))
     # Chin raise (AU17): mentolabial furrow and chin wrinkles.
     a17 = _a(aus, 17)
     if a17 > 0.12:
