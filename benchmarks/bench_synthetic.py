@@ -107,12 +107,17 @@ def learnability(n_mas: int, size: int, epochs: int, seed: int = 0) -> dict:
     seconds = time.perf_counter() - start
     net.eval()
     with torch.no_grad():
-        cnn = per_emotion(net(images[torch.tensor(np.flatnonzero(test))]).argmax(1).numpy())
+        predicted = net(images[torch.tensor(np.flatnonzero(test))]).argmax(1).numpy()
+    cnn = per_emotion(predicted)
+    confusion = np.zeros((len(EMOTIONS), len(EMOTIONS)), dtype=int)
+    for true, pred in zip(majority[test], predicted):
+        confusion[true, pred] += 1
     return {
         "n_mas": n_mas, "image_size": size, "test_images_per_emotion": 20, "train_images": int(len(train)),
         "unanimous_per_emotion": {n: int((unanimous & (majority == e)).sum()) for e, n in enumerate(EMOTIONS)},
         "cnn": {"epochs": epochs, "train_seconds": round(seconds, 1), "accuracy_per_emotion": cnn,
-                "mean": round(float(np.mean(list(cnn.values()))), 3), "min": min(cnn.values())},
+                "mean": round(float(np.mean(list(cnn.values()))), 3), "min": min(cnn.values()),
+                "confusion_rows_true_cols_predicted": confusion.tolist()},
         "logistic_regression_24px": {"accuracy_per_emotion": logistic,
                                      "mean": round(float(np.mean(list(logistic.values()))), 3)},
         "chance": round(1 / len(EMOTIONS), 3),
