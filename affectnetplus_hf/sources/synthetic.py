@@ -31,9 +31,18 @@ Choices of this module (documented deviations):
 * Rendering intensities follow SPEC §2 Table 2 (every AU of an emotion has a positive intensity in
   its vector) with two exceptions chosen for a clearly visible, distinct pattern: Anger is drawn as
   the *pressed-lips* anger (AU25/AU26 at 0, AU23/24 strong), and AU6 of Sad is weak (0.2).
-  Disgust's AU9 also lowers the inner brows a little (procerus), as in real faces.
+  Disgust's AU9 also lowers the inner brows a little (procerus), as in real faces. Intensities are
+  exaggerated on purpose (some above 1, e.g. Contempt's one-sided AU12) so that a small CNN can learn
+  every emotion from ~1,000 images in a few CPU minutes.
 * Contempt's AU12/AU14 act on one side only, the side drawn at random per image.
+* Each image draws an expression intensity in [0.7, 1.1] (scaling its AU vector), a x0.85-1.15 jitter
+  per AU and a little idiosyncratic activity (up to 0.12 on ~15% of the AUs).
+* Head pose: yaw in [-18, 18], pitch in [-12, 12], roll in [-8, 8] degrees (``yaw > 0`` turns the
+  face towards the image's right, ``pitch > 0`` up, ``roll > 0`` clockwise); orthographic projection
+  of a face surface with depth.
 * All multi-annotated images are in split ``"train"``: test-MAS is selected from them by SPEC §3.
+* Blends: 30% of the images by default, the secondary drawn with weight ``overlap + 1`` (SPEC §2
+  overlap) and blend weight in [0.2, 0.45] (rounded to 4 decimals so the soft label is exact).
 """
 
 from __future__ import annotations
@@ -1371,7 +1380,8 @@ def _write_files(
             spec.secondary_name or "", f"{spec.blend_weight:.4f}", f"{spec.yaw:.3f}", f"{spec.pitch:.3f}",
             f"{spec.roll:.3f}", _fmt_landmarks(spec.landmarks, 3),
         ])
-    if layout == "csv" and n_train + n_val > 0:
+    if layout == "csv":  # header-only lists when a split is empty, so that the layout is recognisable
+        (root / "Manually_Annotated_Images").mkdir(parents=True, exist_ok=True)
         lists = root / "Manually_Annotated_file_lists"
         _write_csv(lists / "training.csv", AFFECTNET_CSV_COLUMNS, affectnet_rows["train"])
         _write_csv(lists / "validation.csv", AFFECTNET_CSV_COLUMNS, affectnet_rows["validation"])
