@@ -1,0 +1,245 @@
+"""Model cards for trained soft-labelers and baselines (issue 4 item 7).
+
+The templates live in ``model_cards/`` at the repository root (``soft_labeler.md``, ``fer_baseline.md``);
+placeholders are ``{name}`` fields filled by :func:`render_soft_labeler_card` /
+:func:`render_baseline_card` from a finished run: backbones, data and its licence, hyper-parameters, the
+measured confidence scores next to the paper's Table 4 (:data:`~affectnetplus_hf.emotions.PAPER_TABLE4_CS`),
+intended use and limitations. The rendered card is the ``README.md`` of the model directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from affectnetplus_hf.emotions import EMOTIONS, PAPER_TABLE4_CS, PAPER_TABLE8_HARD_FER_ACC, PAPER_TABLE10_SOFT_FER
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE_DIRS: tuple[Path, ...] = (
+    Path(__file__).resolve().parent / "templates" / "model_cards",
+    Path(__file__).resolve().parent.parent / "model_cards",
+)
+
+#: Licence notes of the training data, by source kind (``affectnetplus_hf.sources.detect_source``).
+DATA_LICENSES: dict[str, str] = {
+    "synthetic": "procedurally rendered faces of the embedded AffectNet+ sample (this package, MIT); no real person.",
+    "affectnet": "AffectNet — academic research licence of its authors (University of Denver); no redistribution, "
+                 "no commercial use. Weights trained on it inherit these terms.",
+    "ferplus": "FER+ labels (Microsoft, MIT licence) on FER2013 images (ICML 2013 challenge, research use; image "
+               "copyright with their owners).",
+    "folder": "a user-supplied folder; its licence is the data owner's — state it here before sharing these weights.",
+}
+
+
+def find_template(name: str) -> str:
+    """The text of template ``name`` (e.g. ``"soft_labeler.md"``) from :data:`TEMPLATE_DIRS`."""
+    for directory in TEMPLATE_DIRS:
+        path = directory / name
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise FileNotFoundError(f"model card template {name!r} not found in {[str(d) for d in TEMPLATE_DIRS]}")
+
+
+class _Defaulting(dict):
+    def __missing__(self, key: str) -> str:
+        logger.warning("model card: no value for {%s}", key)
+        return f"(unknown {key})"
+
+
+def render(template: str, values: dict[str, Any]) -> str:
+    """Fill ``{name}`` placeholders (unknown ones are marked, never an error)."""
+    return string.Formatter().vformat(template, (), _Defaulting(values))
+
+
+def _data_info(data: str | None) -> tuple[str, str, str]:
+    """(name, kind, licence note) of a data path."""
+    if not data:
+        return "(not recorded)", "unknown", "not recorded"
+    kind = "unknown"
+    try:
+        from affectnetplus_hf.sources import detect_source
+
+        kind = detect_source(data)[0]
+    except Exception:  # noqa: BLE001 - the card must render even if the data moved
+        logger.debug("model card: cannot detect the source kind of %s", data)
+    return Path(data).name or str(data), kind, DATA_LICENSES.get(kind, "unknown — check the data owner's terms.")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "(time not recorded)"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _augmentation(config) -> str:
+    if not config.augment:
+        return "none"
+    return (f"horizontal flip p={config.hflip}, affine (±{config.rotate_degrees}°, ±{config.translate:.0%} shift, "
+            f"scale ±{config.scale_jitter}), colour jitter ±{config.color_jitter}")
+
+
+def cs_comparison_table(confidences: dict[str, dict[str, Any]], cs_mode: str, ebc_backbones) -> str:
+    """Measured CS (mode ``cs_mode``; EBC averaged over the J backbones) next to the paper's Table 4."""
+    scores = confidences.get(cs_mode, {})
+    ebc = np.asarray(scores["ebc"], dtype=np.float64) if "ebc" in scores else None
+    au = np.asarray(scores["au"], dtype=np.float64) if "au" in scores else None
+    header = "| emotion |"
+    rule = "|---|"
+    if ebc is not None:
+        for backbone in ebc_backbones:
+            header += f" EBC {backbone} |"
+            rule += "---|"
+        if len(ebc_backbones) > 1:
+            header += " EBC mean |"
+            rule += "---|"
+        header += " paper EBC |"
+        rule += "---|"
+    if au is not None:
+        header += " AU | paper AU |"
+        rule += "---|---|"
+    lines = [header, rule]
+    for e, emotion in enumerate(EMOTIONS):
+        row = f"| {emotion} |"
+        paper_ebc, paper_au = PAPER_TABLE4_CS[emotion]
+        if ebc is not None:
+            for j in range(len(ebc)):
+                row += f" {100 * ebc[j, e]:.2f} |"
+            if len(ebc) > 1:
+                row += f" {100 * ebc[:, e].mean():.2f} |"
+            row += f" {paper_ebc:.2f} |"
+        if au is not None:
+            row += f" {100 * au[e]:.2f} | {paper_au:.2f} |"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def render_soft_labeler_card(
+    config,
+    families,
+    metrics: dict[str, dict[str, Any]],
+    confidences: dict[str, dict[str, Any]],
+    split_report: dict[str, Any],
+    timings: dict[str, float] | None = None,
+    bad_images: list[str] | None = None,
+    tables_markdown: str = "",
+) -> str:
+    """The ``README.md`` of a soft-labeler trained by :func:`affectnetplus_hf.training.train_soft_labeler`."""
+    families = tuple(families)
+    data_name, data_kind, data_license = _data_info(config.data)
+    rows = []
+    if "ebc" in families:
+        rows.append(
+            f"| EBC (SPEC §6) | {', '.join(f'`{b}`' for b in config.ebc_backbones)} | {8 * len(config.ebc_backbones)} "
+            f"binary | Adam lr {config.ebc_learning_rate}, betas ({config.adam_beta1}, {config.adam_beta2}), weight "
+            f"decay {config.ebc_weight_decay} | {config.ebc_epochs} | {config.ebc_batch_size} | "
+            f"{config.image_size}x{config.image_size} |"
+        )
+    if "au" in families:
+        rows.append(
+            f"| AU (SPEC §7) | `{config.au_backbone}` | 8 binary + 21-AU heads | Adam lr {config.au_learning_rate}, "
+            f"betas ({config.adam_beta1}, {config.adam_beta2}), weight decay {config.au_weight_decay} | "
+            f"{config.au_epochs} | {config.au_batch_size} | {config.image_size}x{config.image_size} |"
+        )
+    per_emotion = split_report.get("per_emotion", {})
+    split_lines = ["| emotion | images | unanimous | test-MAS | lowest agreement used |", "|---|---|---|---|---|"]
+    for emotion in EMOTIONS:
+        row = per_emotion.get(emotion, {})
+        low = row.get("lowest_agreement_used")
+        split_lines.append(
+            f"| {emotion} | {row.get('n_images', '?')} | {row.get('n_unanimous', '?')} | {row.get('n_test', '?')} | "
+            f"{'-' if low is None else f'{low:.2f}'} |"
+        )
+    n_members = (8 * len(config.ebc_backbones) if "ebc" in families else 0) + (8 if "au" in families else 0)
+    family_sentence = {
+        ("ebc", "au"): f"the ensemble of binary classifiers (EBC, Eqs. 4–5) and the AU-based classifiers (Eqs. 7–13), "
+                       f"{n_members} members, combined by Eq. 14 (`sl_i = ½ (SC_EB + SC_AU)`).",
+        ("ebc",): f"the ensemble of binary classifiers (EBC, Eqs. 4–5) alone, {n_members} members; the soft label is "
+                  "SC_EB (no halving, SPEC §8).",
+        ("au",): "the AU-based classifiers (Eqs. 7–13) alone, 8 members; the soft label is SC_AU (no halving, SPEC §8).",
+    }[families if families != ("au", "ebc") else ("ebc", "au")]
+    limitations = [
+        "Confidence scores are measured on a small held-out test-MAS; with few test images per emotion they are noisy.",
+    ]
+    if config.preset == "tiny":
+        limitations.append(
+            "Preset `tiny`: small randomly initialised `test_*` timm backbones at low resolution, a few epochs — a "
+            "demonstration/CI model, not a model for real faces."
+        )
+    if data_kind == "synthetic":
+        limitations.append("Trained on procedurally rendered faces only; it has never seen a photograph.")
+    if bad_images:
+        limitations.append(f"{len(bad_images)} unreadable images were skipped: {bad_images[:10]}.")
+    pretrained = [p for p in (getattr(config, "pretrained", None) or [])]
+    values = {
+        "model_license": "other" if data_kind in ("affectnet", "folder", "unknown") else "mit",
+        "families_title": " + ".join(f.upper() for f in families),
+        "family_sentence": family_sentence,
+        "command": "softlabeler" if len(families) == 2 else families[0],
+        "preset": config.preset,
+        "total_time": _duration((timings or {}).get("total_s")),
+        "model_dir_name": Path(config.output_dir).name if config.output_dir else "MODEL_DIR",
+        "image_size": config.image_size,
+        "members_rows": "\n".join(rows),
+        "pretrained_note": ("initialised from " + ", ".join(pretrained)) if pretrained else "randomly initialised",
+        "neg_ratio": config.neg_ratio,
+        "overlap": config.overlap,
+        "redraw": "negatives re-drawn every epoch" if config.redraw_negatives else "negatives drawn once",
+        "au_loss_weight": config.au_loss_weight,
+        "aus": config.aus,
+        "neutral_similarity": config.neutral_similarity,
+        "augmentation": _augmentation(config),
+        "data_name": data_name,
+        "data_kind": data_kind,
+        "data_license": data_license,
+        "n_images": split_report.get("n_images", "?"),
+        "n_train": split_report.get("n_train", "?"),
+        "n_test": split_report.get("n_test", "?"),
+        "n_test_per_class": split_report.get("params", {}).get("n_test_per_class", "?"),
+        "tie": config.tie,
+        "n_dropped": split_report.get("n_dropped", 0),
+        "split_table": "\n".join(split_lines),
+        "cs_mode": config.cs_mode,
+        "comparability": "this run's data and models" if config.preset != "paper" or data_kind != "affectnet"
+        else "runs on other MAS data",
+        "cs_table": cs_comparison_table(confidences, config.cs_mode, list(config.ebc_backbones)),
+        "member_tables": tables_markdown,
+        "limitations": "\n".join(f"- {line}" for line in limitations),
+    }
+    return render(find_template("soft_labeler.md"), values)
+
+
+def render_baseline_card(config, kind: str, n_images: int, class_counts, epoch_losses, seconds: float | None) -> str:
+    """The ``README.md`` of a Hard-FER / Soft-FER baseline (SPEC §10)."""
+    data_name, data_kind, data_license = _data_info(config.data)
+    if kind == "hard":
+        title, description = "Hard-FER baseline", (
+            "An 8-way softmax classifier trained with cross-entropy on hard labels (SPEC §10, paper Sec. 4.3).")
+        paper = ", ".join(f"{k} {v:.2f} %" for k, v in PAPER_TABLE8_HARD_FER_ACC.items()) + " accuracy (Table 8)"
+        balance = config.class_balance
+    else:
+        title, description = "Soft-FER baseline", (
+            "8 sigmoid outputs trained with binary cross-entropy against soft labels; predicts a soft label "
+            "(SPEC §10, paper Sec. 4.3), evaluated with W-MAE / W-FR / W-AUC (SPEC §9).")
+        ref = PAPER_TABLE10_SOFT_FER["resnet50"]
+        paper = "W-MAE " + ", ".join(f"{k} {v:.2f}" for k, v in ref["w_mae"].items()) + " (Table 10)"
+        balance = "none (soft targets)"
+    values = {
+        "model_license": "other" if data_kind in ("affectnet", "folder", "unknown") else "mit",
+        "title": title, "description": description, "kind": kind, "preset": config.preset,
+        "total_time": _duration(seconds),
+        "model_dir_name": Path(config.output_dir).name if config.output_dir else "MODEL_DIR",
+        "backbone": config.backbone, "learning_rate": config.learning_rate, "adam_beta1": config.adam_beta1,
+        "adam_beta2": config.adam_beta2, "weight_decay": config.weight_decay, "epochs": config.epochs,
+        "batch_size": config.batch_size, "image_size": config.image_size, "balance": balance,
+        "data_name": data_name, "data_kind": data_kind, "data_license": data_license, "n_images": n_images,
+        "class_counts": ", ".join(f"{e} {int(c)}" for e, c in zip(EMOTIONS, class_counts)),
+        "augmentation": _augmentation(config),
+        "epoch_losses": ", ".join(f"{v:.4f}" for v in epoch_losses) or "-",
+        "paper_reference": paper,
+    }
+    return render(find_template("fer_baseline.md"), values)

@@ -1,0 +1,314 @@
+"""Training configurations and presets (issue 4; SPEC §3–7, §10).
+
+Every run is described by dataclasses that :class:`transformers.HfArgumentParser` parses from command
+line flags or from a YAML/JSON file (``--config``); the resolved config is saved next to the outputs
+(``train_config.json``) so a run can be reproduced from it.
+
+Fields left at ``None`` are filled from the chosen preset (:data:`PRESETS`):
+
+- ``paper`` — SPEC §10: EBC members Adam lr 1e-3, betas (0.9, 0.999), weight decay 1e-5, 25 epochs,
+  batch 50, 224 px, backbones ResNet-50 / EfficientNet-B3 / Xception; AU members Adam lr 1e-4, weight
+  decay 1e-6, 40 epochs, batch 50, ResNet-50. [choice] The paper's Keras ``decay`` is read as weight
+  decay (SPEC §10); [option] ``lr_scheduler="inverse_time"`` with ``lr_decay`` gives Keras' legacy
+  time-based learning-rate decay ``lr / (1 + decay · step)`` instead.
+- ``tiny`` — small timm models (``test_*``), 64 px, a few epochs, decoded images cached in memory:
+  the same code on a CPU in minutes (demo, CI).
+
+This module imports only the standard library and :mod:`affectnetplus_hf.emotions`, so the CLI can
+list the options without importing torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from affectnetplus_hf.emotions import PAPER_AU_BACKBONE, PAPER_EBC_BACKBONES, PAPER_HPARAMS
+
+PresetName = Literal["tiny", "paper"]
+PRESET_NAMES: tuple[str, ...] = ("tiny", "paper")
+CONFIG_FILE_NAME = "train_config.json"
+
+
+# --------------------------------------------------------------------------------------------------
+# The generic loop's configuration
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation (issue 4): horizontal flip, a small affine warp, colour jitter.
+
+    Every random draw is seeded by ``(seed, epoch, image index)``, so a resumed run sees the same
+    augmented images as an uninterrupted one.
+    """
+
+    augment: bool = field(default=True, metadata={"help": "apply augmentation while training"})
+    hflip: float = field(default=0.5, metadata={"help": "probability of a horizontal flip"})
+    rotate_degrees: float = field(default=10.0, metadata={"help": "max |rotation| of the affine warp, degrees"})
+    translate: float = field(default=0.05, metadata={"help": "max |shift| of the affine warp, fraction of the side"})
+    scale_jitter: float = field(default=0.1, metadata={"help": "scale drawn from [1 - s, 1 + s]"})
+    color_jitter: float = field(
+        default=0.2, metadata={"help": "brightness/contrast/saturation factors drawn from [1 - c, 1 + c]"}
+    )
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.hflip <= 1.0:
+            raise ValueError(f"hflip must be a probability in [0, 1], got {self.hflip}")
+        for name in ("rotate_degrees", "translate", "scale_jitter", "color_jitter"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.scale_jitter >= 1 or self.color_jitter >= 1:
+            raise ValueError(
+                f"scale_jitter and color_jitter must be < 1, got {self.scale_jitter} and {self.color_jitter}"
+            )
+
+
+@dataclass
+class LoopConfig:
+    """Hyper-parameters of :func:`affectnetplus_hf.training.train_model` (one model, one run)."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    weight_decay: float = 0.0
+    lr_scheduler: Literal["constant", "cosine", "linear", "inverse_time"] = "constant"
+    lr_decay: float = 0.0
+    warmup_steps: int = 0
+    gradient_accumulation_steps: int = 1
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    max_grad_norm: float = 0.0
+    checkpoint_every: int = 0
+    checkpoint_total_limit: int = 2
+    resume: bool = True
+    seed: int = 0
+    num_workers: int = 0
+    log_with: str = "auto"
+    log_every: int = 10
+    progress: bool = True
+    cpu: bool = False
+
+    def __post_init__(self) -> None:
+        positive = ("epochs", "batch_size", "gradient_accumulation_steps", "log_every")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("weight_decay", "lr_decay", "warmup_steps", "max_grad_norm", "checkpoint_every",
+                     "num_workers", "checkpoint_total_limit"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1):
+            raise ValueError(f"adam betas must be in [0, 1), got ({self.adam_beta1}, {self.adam_beta2})")
+        if self.lr_scheduler not in ("constant", "cosine", "linear", "inverse_time"):
+            raise ValueError(
+                f"lr_scheduler must be constant|cosine|linear|inverse_time, got {self.lr_scheduler!r}"
+            )
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"mixed_precision must be no|fp16|bf16, got {self.mixed_precision!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The CLI / file configuration of a training run
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    """One ``affectnetplus train`` run: data, outputs, preset and every option (SPEC §3–7, §10).
+
+    ``None`` means "take the preset's value" (see :func:`resolve_preset`).
+    """
+
+    data: str | None = field(default=None, metadata={"help": "source folder/file (any layout the readers detect)"})
+    output_dir: str | None = field(default=None, metadata={"help": "model directory to write", "aliases": ["--output"]})
+    preset: PresetName = field(default="tiny", metadata={"help": "tiny (CPU, small models) or paper (SPEC §10)"})
+    seed: int = field(default=0, metadata={"help": "seed of the split, the negatives, the shuffles, the init"})
+    image_size: int | None = field(default=None, metadata={"help": "square input side (paper 224, tiny 64)"})
+    cache_images: bool | None = field(
+        default=None, metadata={"help": "decode every training image once and keep it in memory (tiny: yes)"}
+    )
+    skip_bad: bool = field(default=False, metadata={"help": "skip unreadable images (counted, listed) instead of failing"})
+    max_images: int | None = field(default=None, metadata={"help": "use at most this many images (debugging)"})
+
+    # soft-labeler families (SPEC §6, §7)
+    ebc_backbones: list[str] | None = field(default=None, metadata={"help": "timm names of the J EBC backbones"})
+    au_backbone: str | None = field(default=None, metadata={"help": "timm name of the AU classifiers' backbone"})
+    pretrained: list[str] | None = field(
+        default=None,
+        metadata={"help": "start backbones from weights: NAME=PATH.safetensors or NAME=hf-hub:org/repo, one per backbone"},
+    )
+    ebc_epochs: int | None = None
+    ebc_batch_size: int | None = None
+    ebc_learning_rate: float | None = None
+    ebc_weight_decay: float | None = None
+    au_epochs: int | None = None
+    au_batch_size: int | None = None
+    au_learning_rate: float | None = None
+    au_weight_decay: float | None = None
+    au_loss_weight: float = field(default=1.0, metadata={"help": "λ of CE + λ·AU loss (SPEC §7)"})
+    au_pos_weight: float | None = field(default=None, metadata={"help": "ω_pos/ω_neg of the AU BCE (None = 1)"})
+    aus: Literal["table2", "paper"] = "table2"
+    neutral_similarity: float = 0.25
+
+    # MAS split (SPEC §3) and one-vs-rest selection (SPEC §4)
+    n_test_per_class: int | None = field(
+        default=None,
+        metadata={"help": "test-MAS images per emotion (paper 100); None = auto: min(100, max(5, 15%% of the "
+                          "rarest emotion's images))"},
+    )
+    max_test_fraction: float = 0.2
+    strict_unanimous: bool = False
+    tie: Literal["drop", "first", "random"] = "drop"
+    neg_ratio: float = 1.0
+    overlap: Literal["table2", "paper"] = "table2"
+    redraw_negatives: bool = field(default=False, metadata={"help": "draw new negatives every epoch"})
+    cs_mode: Literal["balanced", "eq3"] = field(default="balanced", metadata={"help": "confidence score (SPEC §5)"})
+
+    # baselines (SPEC §10)
+    kind: Literal["hard", "soft"] = field(default="hard", metadata={"help": "baseline: Hard-FER or Soft-FER"})
+    backbone: str | None = field(default=None, metadata={"help": "baseline backbone (timm name)"})
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    weight_decay: float | None = None
+    class_balance: Literal["none", "reweight", "upsample", "both"] = field(
+        default="reweight", metadata={"help": "Hard-FER against imbalance: loss re-weighting and/or up-sampling"}
+    )
+    soft_labels: str | None = field(
+        default=None, metadata={"help": "Soft-FER targets: CSV with image_id + the 8 emotion columns"}
+    )
+    train_split: str = field(default="train", metadata={"help": "split of --data used for the baseline"})
+
+    # the loop (shared by every family)
+    lr_scheduler: Literal["constant", "cosine", "linear", "inverse_time"] = "constant"
+    lr_decay: float = 0.0
+    warmup_steps: int = 0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    gradient_accumulation_steps: int = 1
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    max_grad_norm: float = 0.0
+    checkpoint_every: int = field(default=0, metadata={"help": "save_state every N optimizer steps (0 = per epoch)"})
+    checkpoint_total_limit: int = 2
+    resume: bool = field(default=True, metadata={"help": "continue from the checkpoints found in the output dir"})
+    num_workers: int = 0
+    log_with: str = field(default="auto", metadata={"help": "accelerate tracker: auto (tensorboard if installed), none, ..."})
+    progress: bool = True
+    cpu: bool = False
+
+    # augmentation
+    augment: bool = True
+    hflip: float = 0.5
+    rotate_degrees: float = 10.0
+    translate: float = 0.05
+    scale_jitter: float = 0.1
+    color_jitter: float = 0.2
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def augment_config(self) -> AugmentConfig:
+        return AugmentConfig(
+            augment=self.augment, hflip=self.hflip, rotate_degrees=self.rotate_degrees, translate=self.translate,
+            scale_jitter=self.scale_jitter, color_jitter=self.color_jitter,
+        )
+
+    def loop_config(self, family: Literal["ebc", "au", "baseline"]) -> LoopConfig:
+        """The :class:`LoopConfig` of one family's members (after :func:`resolve_preset`)."""
+        prefix = {"ebc": "ebc_", "au": "au_", "baseline": ""}[family]
+        values = {name: getattr(self, prefix + name) for name in ("epochs", "batch_size", "learning_rate", "weight_decay")}
+        missing = [prefix + k for k, v in values.items() if v is None]
+        if missing:
+            raise ValueError(f"{missing} are not set; call resolve_preset() first or give them")
+        return LoopConfig(
+            **values,
+            adam_beta1=self.adam_beta1, adam_beta2=self.adam_beta2, lr_scheduler=self.lr_scheduler,
+            lr_decay=self.lr_decay, warmup_steps=self.warmup_steps,
+            gradient_accumulation_steps=self.gradient_accumulation_steps, mixed_precision=self.mixed_precision,
+            max_grad_norm=self.max_grad_norm, checkpoint_every=self.checkpoint_every,
+            checkpoint_total_limit=self.checkpoint_total_limit, resume=self.resume, seed=self.seed,
+            num_workers=self.num_workers, log_with=self.log_with, progress=self.progress, cpu=self.cpu,
+        )
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the config as ``train_config.json`` in ``directory`` (atomically)."""
+        path = Path(directory) / CONFIG_FILE_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+
+#: Preset values for the ``None`` fields of :class:`TrainConfig` (SPEC §10 and the CPU ``tiny`` preset).
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "image_size": PAPER_HPARAMS["ebc"]["image_size"],
+        "cache_images": False,
+        "ebc_backbones": list(PAPER_EBC_BACKBONES),
+        "au_backbone": PAPER_AU_BACKBONE,
+        "ebc_epochs": PAPER_HPARAMS["ebc"]["epochs"],
+        "ebc_batch_size": PAPER_HPARAMS["ebc"]["batch_size"],
+        "ebc_learning_rate": PAPER_HPARAMS["ebc"]["lr"],
+        "ebc_weight_decay": PAPER_HPARAMS["ebc"]["weight_decay"],
+        "au_epochs": PAPER_HPARAMS["au"]["epochs"],
+        "au_batch_size": PAPER_HPARAMS["au"]["batch_size"],
+        "au_learning_rate": PAPER_HPARAMS["au"]["lr"],
+        "au_weight_decay": PAPER_HPARAMS["au"]["weight_decay"],
+        # baselines: the paper's ResNet-50 with the EBC optimiser (Sec. 4.3 gives no other values)
+        "backbone": "resnet50",
+        "epochs": PAPER_HPARAMS["ebc"]["epochs"],
+        "batch_size": PAPER_HPARAMS["ebc"]["batch_size"],
+        "learning_rate": PAPER_HPARAMS["au"]["lr"],
+        "weight_decay": PAPER_HPARAMS["ebc"]["weight_decay"],
+    },
+    "tiny": {
+        "image_size": 64,
+        "cache_images": True,
+        "ebc_backbones": ["test_convnext"],
+        "au_backbone": "test_convnext",
+        "ebc_epochs": 6,
+        "ebc_batch_size": 32,
+        "ebc_learning_rate": 3e-3,
+        "ebc_weight_decay": 1e-5,
+        "au_epochs": 6,
+        "au_batch_size": 32,
+        "au_learning_rate": 3e-3,
+        "au_weight_decay": 1e-6,
+        "backbone": "test_convnext",
+        "epochs": 6,
+        "batch_size": 32,
+        "learning_rate": 3e-3,
+        "weight_decay": 1e-5,
+    },
+}
+
+
+def resolve_preset(config: TrainConfig) -> TrainConfig:
+    """Return a copy of ``config`` whose ``None`` fields hold the preset's values."""
+    if config.preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESET_NAMES}, got {config.preset!r}")
+    preset = PRESETS[config.preset]
+    values = {}
+    for name, value in preset.items():
+        if getattr(config, name) is None:
+            values[name] = list(value) if isinstance(value, list) else value
+    return dataclasses.replace(config, **values)
+
+
+def config_fields_help(dtype=TrainConfig) -> str:
+    """One line per field (``--name (default)``), for the CLI's ``--help`` without importing transformers."""
+    lines = []
+    for f in dataclasses.fields(dtype):
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = f.metadata.get("help", "").replace("%%", "%")
+        lines.append(f"  --{f.name.replace('_', '-'):<28} {help_text} (default: {default})")
+    return "\n".join(lines)

@@ -1,0 +1,425 @@
+"""Train a soft-labeler from a multi-annotated set (SPEC §3–8, paper Sec. 3.2–3.3, issue 4).
+
+:func:`train_soft_labeler` runs the whole producer pipeline:
+
+1. read the multi-annotated source (:func:`affectnetplus_hf.sources.open_multi_annotated`: FER+, a folder
+   with votes, or the synthetic sample's ``multi_annotated/`` part);
+2. split it into train-MAS / test-MAS (SPEC §3, :func:`affectnetplus_hf.sampling.split_mas`) and save the
+   split (``mas_split/split.csv`` + ``report.json``) in the model directory;
+3. train every member with the one loop (:func:`affectnetplus_hf.training.train_model`): for each of the
+   J EBC backbones and each emotion a :class:`BinaryExpressionClassifier`, and for each emotion an
+   :class:`AUExpressionClassifier`, on the positives/negatives of SPEC §4
+   (:func:`affectnetplus_hf.sampling.select_one_vs_rest`);
+4. measure each member on test-MAS (positives = the test images of its emotion, negatives = the other
+   test images, as the paper's 100 positives / 700 negatives) and compute its confidence score (SPEC §5)
+   in both modes;
+5. assemble the :class:`SoftLabeler` (CS of both modes in its config, the configured one used), save
+   it, and write the per-member tables (paper Tables 6–7 / VIII–IX shape) as JSON and Markdown and a
+   model card (``README.md``).
+
+Decode once: with ``cache_images`` (the ``tiny`` preset) every MAS image is decoded and preprocessed once
+into one tensor shared by all members; otherwise images are decoded on the fly by DataLoader workers.
+
+Resumable: each finished member is saved under ``_training/members/<name>``; a re-run skips finished
+members and resumes an interrupted one from its last checkpoint.
+
+[choice] ``n_test_per_class=None`` (auto): the paper's 100 when the data allow it, otherwise scaled down
+to ``max(5, floor(0.15 × n))`` where ``n`` is the number of majority-labelled images of the rarest
+emotion — 15 % stays below the default ``max_test_fraction`` 0.2, so every emotion keeps ≥ 80 % of its
+images for training while the test quota is equal for all emotions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, au_vectors
+from affectnetplus_hf.training.config import TrainConfig, resolve_preset
+from affectnetplus_hf.training.data import (
+    FacePreprocessor,
+    RecordImageDataset,
+    SeededAugmenter,
+    TensorImageDataset,
+    decode_records,
+)
+from affectnetplus_hf.training.loop import train_model
+
+logger = logging.getLogger(__name__)
+
+WORK_DIR = "_training"
+MEMBER_DONE = "member_done.json"
+PAPER_N_TEST_PER_CLASS = 100  # SPEC §3 default (paper: 100 test images per emotion)
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation of one member on test-MAS (SPEC §5, paper Tables 6–7 / VIII–IX)
+# --------------------------------------------------------------------------------------------------
+
+
+def binary_metrics(y_true: np.ndarray, p_positive: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
+    """Accuracy, average (per-class) accuracy, precision, recall, F1 of the positive class, counts, and
+    the confidence score in both SPEC §5 modes."""
+    from affectnetplus_hf import softlabel
+
+    y_true = np.asarray(y_true).astype(np.int64)
+    p_positive = np.asarray(p_positive, dtype=np.float64)
+    if y_true.shape != p_positive.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true {y_true.shape} and p_positive {p_positive.shape} must be equal 1-D shapes")
+    predicted = p_positive >= threshold
+    positive = y_true == 1
+    tp, tn = int(np.sum(positive & predicted)), int(np.sum(~positive & ~predicted))
+    fp, fn = int(np.sum(~positive & predicted)), int(np.sum(positive & ~predicted))
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else 0.0
+
+    precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cs_balanced = softlabel.confidence_score(y_true, p_positive, mode="balanced", threshold=threshold)
+        cs_eq3 = softlabel.confidence_score(y_true, p_positive, mode="eq3", threshold=threshold)
+    return {
+        "n_positive": int(positive.sum()), "n_negative": int((~positive).sum()),
+        "tp": tp, "tn": tn, "fp": fp, "fn": fn,
+        "accuracy": ratio(tp + tn, len(y_true)),
+        "average_accuracy": 0.5 * (recall + ratio(tn, tn + fp)),
+        "precision": precision, "recall": recall,
+        "f1": ratio(2 * precision * recall, precision + recall) if precision + recall else 0.0,
+        "cs_balanced": float(cs_balanced), "cs_eq3": float(cs_eq3),
+    }
+
+
+@torch.no_grad()
+def member_positive_probs(model: torch.nn.Module, pixel_values: torch.Tensor, batch_size: int = 128) -> np.ndarray:
+    """P(emotion | image) of one member over a tensor of images: the binary head's positive
+    probability for an EBC member (Eq. 4's P_j), P_AU of Eq. 12 for an AU member."""
+    was_training = model.training
+    model.eval()
+    out = []
+    device = next(model.parameters()).device
+    for start in range(0, len(pixel_values), batch_size):
+        output = model(pixel_values[start:start + batch_size].to(device))
+        p_au = getattr(output, "p_au", None)
+        out.append((p_au if p_au is not None else output.positive_probs).float().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy().astype(np.float64)
+
+
+def markdown_member_table(rows: dict[str, dict[str, Any]], title: str) -> str:
+    """Paper Tables 6–7 shape: one column per emotion (+ mean), one row per metric (percent)."""
+    metrics = (("accuracy", "Acc"), ("average_accuracy", "Avg. Acc"), ("precision", "Precision"),
+               ("recall", "Recall"), ("f1", "F1"), ("cs_balanced", "CS (balanced)"), ("cs_eq3", "CS (Eq. 3)"))
+    header = "| metric | " + " | ".join(EMOTIONS) + " | mean |"
+    lines = [f"### {title}", "", header, "|" + "---|" * (NUM_EMOTIONS + 2)]
+    for key, label in metrics:
+        values = [100.0 * rows[e][key] for e in EMOTIONS]
+        lines.append(f"| {label} | " + " | ".join(f"{v:.2f}" for v in values) + f" | {np.mean(values):.2f} |")
+    counts = " | ".join(f"{rows[e]['n_positive']}/{rows[e]['n_negative']}" for e in EMOTIONS)
+    lines.append(f"| test pos/neg | {counts} | |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Pipeline
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SoftLabelerRun:
+    """What :func:`train_soft_labeler` returns."""
+
+    output_dir: Path
+    model: Any
+    confidence_scores: dict[str, dict[str, list]]
+    member_metrics: dict[str, dict[str, dict[str, Any]]]
+    split_report: dict[str, Any]
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def auto_n_test_per_class(labels: np.ndarray) -> int:
+    """The [choice] of the module docstring: ``min(100, max(5, floor(0.15 × rarest emotion's count)))``."""
+    labels = np.asarray(labels)
+    counts = np.bincount(labels[labels >= 0], minlength=NUM_EMOTIONS)
+    rarest = int(counts.min())
+    return int(min(PAPER_N_TEST_PER_CLASS, max(5, math.floor(0.15 * rarest))))
+
+
+def _member_name(family: str, backbone: str, emotion: str) -> str:
+    return f"{family}-{backbone.replace('/', '_').replace(':', '_')}-{emotion}"
+
+
+def _load_mas_records(config: TrainConfig):
+    from affectnetplus_hf.sources import open_multi_annotated
+
+    source = open_multi_annotated(config.data)
+    records = [r for r in source.records(None) if r.votes is not None]
+    skipped = getattr(source, "bad", None)
+    if skipped:
+        logger.warning("the source skipped %d rows: %s", len(skipped), skipped)
+    if not records:
+        raise ValueError(f"{config.data}: the multi-annotated source holds no image with votes")
+    records.sort(key=lambda r: r.image_id)
+    if config.max_images is not None and len(records) > config.max_images:
+        rng = np.random.default_rng(config.seed)
+        keep = np.sort(rng.choice(len(records), size=config.max_images, replace=False))
+        records = [records[i] for i in keep]
+    return records
+
+
+def make_mas_split(records, config: TrainConfig):
+    """SPEC §3 split of the records with the config's options (``n_test_per_class`` auto when None)."""
+    from affectnetplus_hf import sampling
+
+    votes, non_emotion, ids = sampling.mas_arrays(records)
+    n_test = config.n_test_per_class
+    if n_test is None:
+        labels = sampling.majority_labels(votes, non_emotion, tie=config.tie if config.tie != "random" else "drop")
+        n_test = auto_n_test_per_class(labels)
+        logger.info("n_test_per_class (auto) = %d", n_test)
+    return sampling.split_mas(
+        votes, ids, non_emotion_votes=non_emotion, n_test_per_class=int(n_test),
+        max_test_fraction=config.max_test_fraction, strict_unanimous=config.strict_unanimous,
+        tie=config.tie, seed=config.seed,
+    )
+
+
+def _pretrained_path(config: TrainConfig, backbone: str) -> str | None:
+    for entry in getattr(config, "pretrained", None) or []:
+        name, _, path = entry.partition("=")
+        if name == backbone and path:
+            return path
+    return None
+
+
+def _build_member(family: str, backbone: str, emotion: str, config: TrainConfig, mean, std):
+    from affectnetplus_hf.models import (
+        AUExpressionClassifier,
+        AUExpressionClassifierConfig,
+        BinaryExpressionClassifier,
+        BinaryExpressionClassifierConfig,
+    )
+
+    common = dict(backbone=backbone, image_size=config.image_size, image_mean=list(mean), image_std=list(std),
+                  backbone_pretrained=_pretrained_path(config, backbone))
+    if family == "ebc":
+        return BinaryExpressionClassifier(BinaryExpressionClassifierConfig(emotion=emotion, **common))
+    return AUExpressionClassifier(AUExpressionClassifierConfig(
+        emotion=emotion, au_loss_weight=config.au_loss_weight, au_pos_weight=config.au_pos_weight,
+        aus=config.aus, neutral_similarity=config.neutral_similarity, **common,
+    ))
+
+
+def _load_member(family: str, path: Path):
+    from affectnetplus_hf.models import AUExpressionClassifier, BinaryExpressionClassifier
+
+    cls = BinaryExpressionClassifier if family == "ebc" else AUExpressionClassifier
+    return cls.from_pretrained(str(path))
+
+
+def train_soft_labeler(
+    config: TrainConfig,
+    families: tuple[str, ...] = ("ebc", "au"),
+    keep_work_dir: bool = False,
+) -> SoftLabelerRun:
+    """Train the members of ``families`` on ``config.data``, measure CS, save one SoftLabeler dir.
+
+    Returns a :class:`SoftLabelerRun`. The model directory (``config.output_dir``) receives the
+    SoftLabeler (``config.json`` with the CS of both modes, ``model.safetensors``,
+    ``preprocessor_config.json``), ``train_config.json``, ``mas_split/``, ``confidence_scores.json`` /
+    ``.md``, ``README.md`` (model card) and ``logs/`` (trackers).
+    """
+    from accelerate import PartialState
+
+    from affectnetplus_hf.models import SoftLabeler
+    from affectnetplus_hf.sampling import select_one_vs_rest
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    families = tuple(families)
+    if not families or any(f not in ("ebc", "au") for f in families):
+        raise ValueError(f"families must be a non-empty subset of ('ebc', 'au'), got {families}")
+    config = resolve_preset(config)
+    if not config.data:
+        raise ValueError("--data is required: a multi-annotated source folder")
+    if not config.output_dir:
+        raise ValueError("--output is required: the model directory to write")
+    output_dir = Path(config.output_dir)
+    work = output_dir / WORK_DIR
+    state = PartialState(cpu=config.cpu)
+    if state.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        config.save(output_dir)
+
+    # ---- data ------------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    records = _load_mas_records(config)
+    split = make_mas_split(records, config)
+    if state.is_main_process:
+        split.save(output_dir / "mas_split")
+    by_id = {r.image_id: r for r in records}
+    train_records = [by_id[i] for i in split.train_ids]
+    test_records = [by_id[i] for i in split.test_ids]
+    train_labels = np.asarray(split.train_labels, dtype=np.int64)
+    test_labels = np.asarray(split.test_labels, dtype=np.int64)
+    missing = [EMOTIONS[e] for e in range(NUM_EMOTIONS) if not np.any(train_labels == e) or not np.any(test_labels == e)]
+    if missing:
+        raise ValueError(
+            f"{config.data}: after the MAS split, {missing} have no train-MAS or no test-MAS image; every emotion "
+            f"needs both (split report: {split.report.get('per_emotion')})"
+        )
+    preprocess = FacePreprocessor(config.image_size)
+    augmenter = SeededAugmenter(config.augment_config(), preprocess.image_mean, preprocess.image_std, seed=config.seed)
+    if config.cache_images:
+        train_pixels, kept, bad = decode_records(train_records, preprocess, skip_bad=config.skip_bad,
+                                                 progress=config.progress, desc="decoding train-MAS")
+        train_labels = train_labels[kept]
+        base_dataset = TensorImageDataset(train_pixels, {}, augmenter)
+    else:
+        bad = []
+        base_dataset = RecordImageDataset(train_records, preprocess, {}, augmenter, skip_bad=config.skip_bad)
+    test_pixels, test_kept, test_bad = decode_records(test_records, preprocess, skip_bad=config.skip_bad,
+                                                      progress=config.progress, desc="decoding test-MAS")
+    test_labels = test_labels[test_kept]
+    timings["data_s"] = time.perf_counter() - t0
+    logger.info("MAS: %d train, %d test images (%.1f s to read and decode)", len(train_labels), len(test_labels),
+                timings["data_s"])
+
+    au_table = torch.from_numpy(au_vectors())
+    labels_tensor = torch.from_numpy(train_labels)
+    members: dict[str, dict[Any, torch.nn.Module]] = {"ebc": {}, "au": {}}
+    metrics: dict[str, dict[str, dict[str, Any]]] = {}
+    plan = []
+    if "ebc" in families:
+        plan += [("ebc", backbone, emotion) for backbone in config.ebc_backbones for emotion in EMOTIONS]
+    if "au" in families:
+        plan += [("au", config.au_backbone, emotion) for emotion in EMOTIONS]
+
+    t0 = time.perf_counter()
+    for family, backbone, emotion in plan:
+        name = _member_name(family, backbone, emotion)
+        member_dir = work / "members" / name
+        e = EMOTIONS.index(emotion)
+        if (member_dir / MEMBER_DONE).is_file():
+            model = _load_member(family, member_dir)
+            logger.info("%s: already trained, loaded from %s", name, member_dir)
+        else:
+            loop_config = config.loop_config(family)
+            torch.manual_seed(config.seed + 1000 * e + (0 if family == "ebc" else 7919))
+            model = _build_member(family, backbone, emotion, config, preprocess.image_mean, preprocess.image_std)
+            targets = {"labels": (labels_tensor == e).long()}
+            if family == "au":
+                targets["au_labels"] = au_table[labels_tensor]
+            dataset = base_dataset.with_targets(targets)
+
+            def epoch_indices(epoch: int, e: int = e) -> np.ndarray:
+                pos, neg = select_one_vs_rest(
+                    train_labels, e, neg_ratio=config.neg_ratio, overlap=config.overlap, seed=config.seed,
+                    epoch=epoch if config.redraw_negatives else None,
+                )
+                return np.concatenate([pos, neg])
+
+            result = train_model(
+                model, dataset, loop_config, work / "runs" / name, name=name, epoch_indices=epoch_indices,
+                logging_dir=output_dir / "logs",
+                tracker_config={"family": family, "backbone": backbone, "emotion": emotion},
+            )
+            model = result.model
+            if state.is_main_process:
+                model.save_pretrained(str(member_dir))
+                (member_dir / MEMBER_DONE).write_text(json.dumps({
+                    "name": name, "epoch_losses": result.epoch_losses, "global_step": result.global_step,
+                }, indent=2) + "\n", encoding="utf-8")
+                shutil.rmtree(work / "runs" / name, ignore_errors=True)
+            state.wait_for_everyone()
+        model.cpu()
+        probs = member_positive_probs(model, test_pixels)
+        metrics[name] = {"family": family, "backbone": backbone, "emotion": emotion,
+                         **binary_metrics((test_labels == e).astype(np.int64), probs)}
+        logger.info("%s: test-MAS CS %.3f (balanced), accuracy %.3f", name, metrics[name]["cs_balanced"],
+                    metrics[name]["accuracy"])
+        if family == "ebc":
+            members["ebc"][(backbone, emotion)] = model
+        else:
+            members["au"][emotion] = model
+    timings["members_s"] = time.perf_counter() - t0
+
+    # ---- confidence scores and the assembled soft-labeler ----------------------------------------
+    confidences: dict[str, dict[str, list]] = {}
+    for mode in ("balanced", "eq3"):
+        confidences[mode] = {}
+        if "ebc" in families:
+            confidences[mode]["ebc"] = [
+                [metrics[_member_name("ebc", b, em)][f"cs_{mode}"] for em in EMOTIONS] for b in config.ebc_backbones
+            ]
+        if "au" in families:
+            confidences[mode]["au"] = [metrics[_member_name("au", config.au_backbone, em)][f"cs_{mode}"] for em in EMOTIONS]
+    soft_labeler = SoftLabeler.from_members(
+        members["ebc"] or None, members["au"] or None, confidences, preprocess.processor,
+        cs_mode=config.cs_mode, ebc_backbones=list(config.ebc_backbones) if "ebc" in families else None,
+    )
+    seconds = time.perf_counter() - started
+    timings["total_s"] = seconds
+    if state.is_main_process:
+        soft_labeler.save_pretrained(str(output_dir))
+        tables = write_member_tables(output_dir, metrics, confidences, config, families, split.report, timings)
+        from affectnetplus_hf.model_card import render_soft_labeler_card
+
+        card = render_soft_labeler_card(config=config, families=families, metrics=metrics,
+                                        confidences=confidences, split_report=split.report, timings=timings,
+                                        bad_images=bad + test_bad, tables_markdown=tables)
+        _write_text_atomic(output_dir / "README.md", card)
+        if not keep_work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    state.wait_for_everyone()
+    logger.info("soft-labeler (%s) saved to %s in %.1f s", "+".join(families), output_dir, seconds)
+    return SoftLabelerRun(output_dir=output_dir, model=soft_labeler, confidence_scores=confidences,
+                          member_metrics=metrics, split_report=split.report, seconds=seconds, timings=timings)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_member_tables(output_dir: Path, metrics, confidences, config: TrainConfig, families, split_report,
+                        timings) -> str:
+    """``confidence_scores.json`` (every member's metrics, CS of both modes) and ``confidence_scores.md``
+    (one paper-Table-6/7-shaped table per EBC backbone and for the AU family). Returns the Markdown."""
+    payload = {
+        "cs_mode": config.cs_mode, "confidence_scores": confidences, "members": metrics,
+        "families": list(families), "ebc_backbones": list(config.ebc_backbones) if "ebc" in families else [],
+        "au_backbone": config.au_backbone if "au" in families else None,
+        "test_mas": {name: {"n_test": row["n_test"], "lowest_agreement_used": row["lowest_agreement_used"]}
+                     for name, row in split_report.get("per_emotion", {}).items()},
+        "timings": timings,
+    }
+    _write_text_atomic(output_dir / "confidence_scores.json", json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    parts = ["## Member evaluation on test-MAS", "",
+             "Each member: positives = the test-MAS images of its emotion, negatives = the other test-MAS images "
+             f"(SPEC §5). Values in %. Soft labels use CS mode `{config.cs_mode}`.", ""]
+    groups = []
+    if "ebc" in families:
+        groups += [(f"EBC — {b}", "ebc", b) for b in config.ebc_backbones]
+    if "au" in families:
+        groups.append((f"AU classifiers — {config.au_backbone}", "au", config.au_backbone))
+    for title, family, backbone in groups:
+        rows = {em: metrics[_member_name(family, backbone, em)] for em in EMOTIONS}
+        parts.append(markdown_member_table(rows, title))
+    markdown = "\n".join(parts)
+    _write_text_atomic(output_dir / "confidence_scores.md", markdown)
+    return markdown
