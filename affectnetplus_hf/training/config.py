@@ -167,7 +167,10 @@ class TrainConfig:
     max_test_fraction: float = 0.2
     strict_unanimous: bool = False
     tie: Literal["drop", "first", "random"] = "drop"
-    neg_ratio: float = 1.0
+    neg_ratio: float | None = field(default=None, metadata={"help": "negatives per positive (SPEC §4; paper preset 1)"})
+    balance_positives: bool | None = field(
+        default=None, metadata={"help": "repeat the positives to match the negatives when neg_ratio > 1"}
+    )
     overlap: Literal["table2", "paper"] = "table2"
     redraw_negatives: bool = field(default=False, metadata={"help": "draw new negatives every epoch"})
     cs_mode: Literal["balanced", "eq3"] = field(default="balanced", metadata={"help": "confidence score (SPEC §5)"})
@@ -207,10 +210,10 @@ class TrainConfig:
     # augmentation
     augment: bool = True
     hflip: float = 0.5
-    rotate_degrees: float = 10.0
-    translate: float = 0.05
-    scale_jitter: float = 0.1
-    color_jitter: float = 0.2
+    rotate_degrees: float | None = None
+    translate: float | None = None
+    scale_jitter: float | None = None
+    color_jitter: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -253,6 +256,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "image_size": PAPER_HPARAMS["ebc"]["image_size"],
         "cache_images": False,
+        "rotate_degrees": 10.0,
+        "translate": 0.05,
+        "scale_jitter": 0.1,
+        "color_jitter": 0.2,
         "ebc_backbones": list(PAPER_EBC_BACKBONES),
         "au_backbone": PAPER_AU_BACKBONE,
         "ebc_epochs": PAPER_HPARAMS["ebc"]["epochs"],
@@ -264,6 +271,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "au_learning_rate": PAPER_HPARAMS["au"]["lr"],
         "au_weight_decay": PAPER_HPARAMS["au"]["weight_decay"],
         # baselines: the paper's ResNet-50 with the EBC optimiser (Sec. 4.3 gives no other values)
+        "neg_ratio": 1.0,
+        "balance_positives": False,
         "backbone": "resnet50",
         "epochs": PAPER_HPARAMS["ebc"]["epochs"],
         "batch_size": PAPER_HPARAMS["ebc"]["batch_size"],
@@ -273,18 +282,24 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "image_size": 64,
         "cache_images": True,
-        "ebc_backbones": ["test_convnext"],
-        "au_backbone": "test_convnext",
-        "ebc_epochs": 6,
+        "ebc_backbones": ["test_resnet"],
+        "au_backbone": "test_resnet",
+        "ebc_epochs": 8,
         "ebc_batch_size": 32,
         "ebc_learning_rate": 3e-3,
         "ebc_weight_decay": 1e-5,
-        "au_epochs": 6,
+        "au_epochs": 8,
         "au_batch_size": 32,
         "au_learning_rate": 3e-3,
         "au_weight_decay": 1e-6,
-        "backbone": "test_convnext",
-        "epochs": 6,
+        "neg_ratio": 3.0,
+        "balance_positives": True,
+        "rotate_degrees": 0.0,
+        "scale_jitter": 0.0,
+        "translate": 0.03,
+        "color_jitter": 0.1,
+        "backbone": "test_resnet",
+        "epochs": 8,
         "batch_size": 32,
         "learning_rate": 3e-3,
         "weight_decay": 1e-5,

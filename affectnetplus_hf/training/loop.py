@@ -164,7 +164,7 @@ def _epoch_order(indices: np.ndarray, seed: int, epoch: int) -> np.ndarray:
 
 def _default_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     outputs = model(**batch)
-    loss = outputs["loss"] if isinstance(outputs, dict) else getattr(outputs, "loss", None)
+    loss = outputs.get("loss") if isinstance(outputs, dict) else getattr(outputs, "loss", None)
     if loss is None:
         raise ValueError(
             f"{type(model).__name__}.forward returned no loss; pass labels in the batch or a compute_loss function"
@@ -307,6 +307,10 @@ def train_model(
                 generator=torch.Generator().manual_seed(derive_seed(config.seed, epoch, 1)),
             )
             loader = accelerator.prepare_data_loader(loader)
+            # A fresh loader per epoch: keep it out of save_state (it would pickle the sampler, and the
+            # order is re-derived from (seed, epoch) on resume anyway).
+            if loader in accelerator._dataloaders:
+                accelerator._dataloaders.remove(loader)
             skip = state["batch_in_epoch"]
             batches = accelerator.skip_first_batches(loader, skip) if skip else loader
             bar = tqdm(total=len(loader), initial=skip, desc=f"{name} epoch {epoch + 1}/{config.epochs}",

@@ -330,6 +330,8 @@ def train_soft_labeler(
                     train_labels, e, neg_ratio=config.neg_ratio, overlap=config.overlap, seed=config.seed,
                     epoch=epoch if config.redraw_negatives else None,
                 )
+                if config.balance_positives and len(neg) > len(pos) > 0:
+                    pos = np.resize(pos, len(neg))  # repeat the positives to as many as the negatives
                 return np.concatenate([pos, neg])
 
             result = train_model(

@@ -1,0 +1,201 @@
+"""The one training loop (issue 4): resume = uninterrupted, NaN stop, DDP on CPU, helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from affectnetplus_hf.training import LoopConfig, NonFiniteLossError, TrainConfig, list_checkpoints, resolve_preset, train_model
+from affectnetplus_hf.training.baseline import class_weights_for, upsampling_indices
+from affectnetplus_hf.training.config import AugmentConfig
+from affectnetplus_hf.training.data import SeededAugmenter, TensorImageDataset
+from affectnetplus_hf.training.loop import build_scheduler
+from affectnetplus_hf.training.softlabeler import auto_n_test_per_class, binary_metrics
+
+
+class TinyNet(nn.Module):
+    """Stand-in for a member: conv + dropout + linear, forward(**batch) -> {"loss", "logits"}."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                 nn.Dropout(0.3), nn.Linear(4, 2))
+
+    def forward(self, pixel_values, labels=None):
+        logits = self.net(pixel_values)
+        return {"loss": nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+
+def _data(n=40):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, 12, 12, generator=g)
+    y = torch.randint(0, 2, (n,), generator=g)
+    return TensorImageDataset(x, {"labels": y}, SeededAugmenter(AugmentConfig(), seed=0))
+
+
+def _config(**kw):
+    base = dict(epochs=3, batch_size=8, learning_rate=1e-2, log_with="none", progress=False)
+    base.update(kw)
+    return LoopConfig(**base)
+
+
+def _run(out, stop=None, **kw):
+    torch.manual_seed(0)
+    return train_model(TinyNet(), _data(), _config(**kw), out, name="tiny", stop_after_steps=stop,
+                       epoch_indices=lambda epoch: np.arange(35))
+
+
+def test_resumed_run_ends_with_the_same_weights(tmp_path):
+    full = _run(tmp_path / "full")
+    assert full.completed and full.global_step == 3 * 5
+    part = _run(tmp_path / "resumed", stop=7, checkpoint_every=3, gradient_accumulation_steps=1)
+    assert not part.completed and part.global_step == 7
+    assert [p.name for p in list_checkpoints(tmp_path / "resumed")][-1] == "step_00000007"
+    resumed = _run(tmp_path / "resumed", checkpoint_every=3)
+    assert resumed.resumed_from.endswith("step_00000007") and resumed.completed
+    assert resumed.epoch_losses == pytest.approx(full.epoch_losses)
+    for (name, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    # a different seed gives other weights (the test above can fail)
+    other = _run(tmp_path / "other", seed=1)
+    assert not torch.equal(other.model.net[-1].weight, full.model.net[-1].weight)
+    # no pickled sampler in the checkpoints (resume loads with weights_only)
+    assert not list((tmp_path / "resumed").rglob("sampler*.bin"))
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tmp_path):
+    result = _run(tmp_path, gradient_accumulation_steps=2, epochs=1)
+    assert result.global_step == 3  # 5 batches -> steps after batch 2, 4 and the last one
+
+
+class NaNAfter(TinyNet):
+    def __init__(self, after):
+        super().__init__()
+        self.calls, self.after = 0, after
+
+    def forward(self, pixel_values, labels=None):
+        out = super().forward(pixel_values, labels)
+        self.calls += 1
+        if self.calls > self.after:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+
+def test_nan_loss_stops_with_member_and_step_and_keeps_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    with pytest.raises(NonFiniteLossError, match=r"ebc-x-Happy: the loss became nan at epoch 2, batch 2, optimizer step 7"):
+        train_model(NaNAfter(6), _data(), _config(), tmp_path, name="ebc-x-Happy",
+                    epoch_indices=lambda epoch: np.arange(35))
+    kept = list_checkpoints(tmp_path)
+    assert kept and kept[-1].name == "step_00000005"  # end of epoch 1, the last good state
+
+
+def test_model_without_loss_is_a_clear_error(tmp_path):
+    class NoLoss(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(1, 1)
+
+        def forward(self, pixel_values, labels=None):
+            return {"logits": self.lin(pixel_values.mean((1, 2, 3))[:, None])}
+
+    with pytest.raises(ValueError, match="returned no loss"):
+        train_model(NoLoss(), _data(), _config(epochs=1), tmp_path, name="x")
+
+
+def test_seeded_augmentation_is_reproducible_and_varies():
+    aug = SeededAugmenter(AugmentConfig(), seed=3)
+    image = torch.randn(3, 16, 16)
+    assert torch.equal(aug(image, 1, 5), aug(image, 1, 5))
+    assert not torch.equal(aug(image, 1, 5), aug(image, 2, 5))
+    assert torch.equal(SeededAugmenter(AugmentConfig(augment=False))(image, 0, 0), image)
+
+
+def test_inverse_time_and_cosine_schedules():
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_scheduler(opt, LoopConfig(lr_scheduler="inverse_time", lr_decay=0.5), total_steps=10)
+    lambdas = [sched.lr_lambdas[0](s) for s in (0, 2, 4)]
+    assert lambdas == pytest.approx([1.0, 0.5, 1 / 3])
+    cos = build_scheduler(opt, LoopConfig(lr_scheduler="cosine", warmup_steps=2), total_steps=10)
+    assert cos.lr_lambdas[0](0) == pytest.approx(0.5) and cos.lr_lambdas[0](10) == pytest.approx(0.0)
+
+
+def test_binary_metrics_hand_worked():
+    y = np.array([1, 1, 0, 0, 0, 0])
+    p = np.array([0.9, 0.2, 0.6, 0.1, 0.3, 0.4])  # TP 1, FN 1, FP 1, TN 3
+    m = binary_metrics(y, p)
+    assert (m["tp"], m["fn"], m["fp"], m["tn"]) == (1, 1, 1, 3)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["cs_balanced"] == pytest.approx(0.5 * (1 / 2 + 3 / 4)) == pytest.approx(m["average_accuracy"])
+    assert m["cs_eq3"] == pytest.approx(0.5 * (1 / 2 + 3 / 4))
+    assert m["precision"] == pytest.approx(0.5) and m["f1"] == pytest.approx(0.5)
+
+
+def test_auto_n_test_per_class():
+    labels = np.repeat(np.arange(8), [1000, 1000, 1000, 1000, 1000, 1000, 1000, 60])
+    assert auto_n_test_per_class(labels) == 9  # floor(0.15 * 60)
+    assert auto_n_test_per_class(np.repeat(np.arange(8), 2000)) == 100
+    assert auto_n_test_per_class(np.repeat(np.arange(8), 10)) == 5
+
+
+def test_hard_fer_balancing():
+    labels = np.array([0] * 6 + [1] * 2 + [2] * 4)
+    weights = class_weights_for(labels)
+    assert weights[3] == 0.0 and np.mean([w for w in weights if w]) == pytest.approx(1.0)
+    assert weights[1] == pytest.approx(3 * weights[0])
+    draws = np.concatenate([labels[upsampling_indices(labels, 0, e)] for e in range(200)])
+    shares = np.bincount(draws, minlength=3)[:3] / len(draws)
+    assert np.allclose(shares, 1 / 3, atol=0.02)
+    assert np.array_equal(upsampling_indices(labels, 0, 1), upsampling_indices(labels, 0, 1))
+
+
+def test_presets_fill_only_unset_fields():
+    config = resolve_preset(TrainConfig(preset="paper", ebc_epochs=3))
+    assert config.ebc_epochs == 3 and config.ebc_learning_rate == 1e-3 and config.au_learning_rate == 1e-4
+    assert config.ebc_backbones == ["resnet50", "efficientnet_b3", "legacy_xception"] and config.image_size == 224
+    loop = config.loop_config("au")
+    assert (loop.epochs, loop.batch_size, loop.weight_decay) == (40, 50, 1e-6)
+    with pytest.raises(ValueError, match="resolve_preset"):
+        TrainConfig().loop_config("ebc")
+
+
+DDP_SCRIPT = """
+import sys, json, numpy as np, torch
+sys.path.insert(0, {tests!r})
+from test_training import TinyNet, _data, _config
+from affectnetplus_hf.training import train_model
+torch.manual_seed(0)
+result = train_model(TinyNet(), _data(), _config(epochs=2), {out!r}, name="ddp")
+import torch.distributed as dist
+if result.is_main_process:
+    w = result.model.net[-1].weight.detach().flatten().tolist()
+    open({out!r} + "/done.json", "w").write(json.dumps({{"world": dist.get_world_size(), "step": result.global_step, "w": w}}))
+"""
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    out = tmp_path / "run"
+    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
+         str(script)],
+        env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    done = json.loads((out / "done.json").read_text())
+    assert done["world"] == 2
+    assert done["step"] == 2 * 3  # 40 rows / (8 per process x 2 processes) = 3 batches per epoch
+    assert len(list_checkpoints(out)) == 2  # saved once per epoch, not once per process
