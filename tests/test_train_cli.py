@@ -1,0 +1,87 @@
+"""``affectnetplus train``: config parsing, soft-labeler families and baselines on a small sample."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from affectnetplus_hf.cli import main
+from affectnetplus_hf.commands.train import parse_train_config
+from affectnetplus_hf.emotions import EMOTIONS
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    from affectnetplus_hf.sources.synthetic import write_sample
+
+    directory = tmp_path_factory.mktemp("sample")
+    write_sample(directory, n_train=48, n_val=8, n_mas=240, image_size=64, progress=False, contact_sheet=False)
+    return directory
+
+
+def test_config_file_then_flags(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data: /somewhere\npreset: paper\nebc_epochs: 2\ncs_mode: eq3\nebc_backbones: [resnet18, resnet34]\n")
+    config = parse_train_config(["--config", str(path), "--output", "out", "--ebc-epochs", "5"])
+    assert (config.data, config.output_dir, config.preset, config.cs_mode) == ("/somewhere", "out", "paper", "eq3")
+    assert config.ebc_epochs == 5 and config.ebc_backbones == ["resnet18", "resnet34"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: x\nebc_epoch: 2\n")
+    with pytest.raises(ValueError, match=r"unknown options \['ebc_epoch'\]"):
+        parse_train_config(["--config", str(bad)])
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        parse_train_config(["--config", str(tmp_path / "missing.yaml")])
+
+
+def test_missing_data_is_a_clear_error(tmp_path, caplog):
+    assert main(["train", "ebc", "--output", str(tmp_path / "m")]) == 1
+    assert "needs --data" in caplog.text
+
+
+def test_train_ebc_family_saves_a_soft_labeler(sample, tmp_path, capsys):
+    out = tmp_path / "ebc"
+    code = main(["train", "ebc", "--data", str(sample), "--output", str(out), "--preset", "tiny",
+                 "--ebc-epochs", "1", "--no_progress", "--log_with", "none", "--image_size", "32"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["families"] == ["ebc"]
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "train_config.json", "README.md",
+                 "confidence_scores.json", "confidence_scores.md", "mas_split/split.csv", "mas_split/report.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "_training").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["au_backbones"] == [] and config["ebc_backbones"] == ["test_resnet"]
+    for mode in ("balanced", "eq3"):
+        scores = np.asarray(config["confidence_scores"][mode]["ebc"])
+        assert scores.shape == (1, 8) and np.all((scores >= 0) & (scores <= 1))
+    table = json.loads((out / "confidence_scores.json").read_text())
+    assert set(table["members"]) == {f"ebc-test_resnet-{e}" for e in EMOTIONS}
+    card = (out / "README.md").read_text()
+    assert "paper EBC" in card and "81.33" in card and "(unknown" not in card
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["ebc_epochs"] == 1 and saved["image_size"] == 32
+
+    from affectnetplus_hf.models import SoftLabeler
+
+    model = SoftLabeler.from_pretrained(str(out))
+    import torch
+
+    with torch.no_grad():
+        soft = model(pixel_values=torch.zeros(2, 3, 32, 32)).soft_label
+    assert soft.shape == (2, 8)
+
+
+def test_train_baseline_hard_and_soft(sample, tmp_path):
+    for kind in ("hard", "soft"):
+        out = tmp_path / kind
+        code = main(["train", "baseline", "--kind", kind, "--data", str(sample), "--output", str(out),
+                     "--epochs", "1", "--image_size", "32", "--no_progress", "--log_with", "none",
+                     "--class_balance", "both"])
+        assert code == 0
+        config = json.loads((out / "config.json").read_text())
+        assert config["model_type"] == ("affectnetplus-hard-fer" if kind == "hard" else "affectnetplus-soft-fer")
+        if kind == "hard":
+            assert len(config["class_weights"]) == 8
+        assert "Hard-FER" in (out / "README.md").read_text() if kind == "hard" else "Soft-FER" in (out / "README.md").read_text()
