@@ -17,7 +17,11 @@ from affectnetplus_hf.training.loop import (
     train_model,
 )
 
+from affectnetplus_hf.training.softlabeler import SoftLabelerRun, train_soft_labeler  # noqa: E402
+from affectnetplus_hf.training.baseline import BaselineRun, train_baseline, train_baseline_from_source  # noqa: E402
+
 __all__ = [
+    "SoftLabelerRun", "train_soft_labeler", "BaselineRun", "train_baseline", "train_baseline_from_source",
     "PRESETS", "AugmentConfig", "LoopConfig", "TrainConfig", "resolve_preset",
     "NonFiniteLossError", "TrainResult", "build_optimizer", "build_scheduler", "list_checkpoints",
     "make_accelerator", "train_model",

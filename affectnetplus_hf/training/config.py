@@ -11,8 +11,10 @@ Fields left at ``None`` are filled from the chosen preset (:data:`PRESETS`):
   decay 1e-6, 40 epochs, batch 50, ResNet-50. [choice] The paper's Keras ``decay`` is read as weight
   decay (SPEC §10); [option] ``lr_scheduler="inverse_time"`` with ``lr_decay`` gives Keras' legacy
   time-based learning-rate decay ``lr / (1 + decay · step)`` instead.
-- ``tiny`` — small timm models (``test_*``), 64 px, a few epochs, decoded images cached in memory:
-  the same code on a CPU in minutes (demo, CI).
+- ``tiny`` — timm's small ``test_resnet`` at 64 px, 8 epochs, Adam lr 3e-3 with a cosine schedule,
+  ``neg_ratio`` 2 with the positives repeated to balance the classes, mild augmentation, decoded images
+  cached in memory: the same code on a CPU in a few minutes (demo, CI). Tuned on the embedded sample
+  (measured: cosine + neg_ratio 2 beat constant lr and neg_ratio 1/3/4 at equal time).
 
 This module imports only the standard library and :mod:`affectnetplus_hf.emotions`, so the CLI can
 list the options without importing torch.
@@ -191,7 +193,9 @@ class TrainConfig:
     train_split: str = field(default="train", metadata={"help": "split of --data used for the baseline"})
 
     # the loop (shared by every family)
-    lr_scheduler: Literal["constant", "cosine", "linear", "inverse_time"] = "constant"
+    lr_scheduler: Literal["constant", "cosine", "linear", "inverse_time"] | None = field(
+        default=None, metadata={"help": "learning-rate schedule (paper: constant; tiny: cosine)"}
+    )
     lr_decay: float = 0.0
     warmup_steps: int = 0
     adam_beta1: float = 0.9
@@ -273,6 +277,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # baselines: the paper's ResNet-50 with the EBC optimiser (Sec. 4.3 gives no other values)
         "neg_ratio": 1.0,
         "balance_positives": False,
+        "lr_scheduler": "constant",
         "backbone": "resnet50",
         "epochs": PAPER_HPARAMS["ebc"]["epochs"],
         "batch_size": PAPER_HPARAMS["ebc"]["batch_size"],
@@ -292,8 +297,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "au_batch_size": 32,
         "au_learning_rate": 3e-3,
         "au_weight_decay": 1e-6,
-        "neg_ratio": 3.0,
+        "neg_ratio": 2.0,
         "balance_positives": True,
+        "lr_scheduler": "cosine",
         "rotate_degrees": 0.0,
         "scale_jitter": 0.0,
         "translate": 0.03,
