@@ -155,7 +155,9 @@ class TrainConfig:
     au_batch_size: int | None = None
     au_learning_rate: float | None = None
     au_weight_decay: float | None = None
-    au_loss_weight: float = field(default=1.0, metadata={"help": "λ of CE + λ·AU loss (SPEC §7)"})
+    au_loss_weight: float | None = field(
+        default=None, metadata={"help": "λ of CE + λ·AU loss (SPEC §7; paper preset 1, tiny 0.1)"}
+    )
     au_pos_weight: float | None = field(default=None, metadata={"help": "ω_pos/ω_neg of the AU BCE (None = 1)"})
     aus: Literal["table2", "paper"] = "table2"
     neutral_similarity: float = 0.25
@@ -276,6 +278,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "au_weight_decay": PAPER_HPARAMS["au"]["weight_decay"],
         # baselines: the paper's ResNet-50 with the EBC optimiser (Sec. 4.3 gives no other values)
         "neg_ratio": 1.0,
+        "au_loss_weight": 1.0,
         "balance_positives": False,
         "lr_scheduler": "constant",
         "backbone": "resnet50",
@@ -298,6 +301,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "au_learning_rate": 3e-3,
         "au_weight_decay": 1e-6,
         "neg_ratio": 2.0,
+        "au_loss_weight": 0.1,
         "balance_positives": True,
         "lr_scheduler": "cosine",
         "rotate_degrees": 0.0,
