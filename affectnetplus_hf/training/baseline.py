@@ -113,15 +113,13 @@ def train_baseline(records, targets, config: TrainConfig, kind: str | None = Non
     common = dict(backbone=config.backbone, image_size=config.image_size, image_mean=list(preprocess.image_mean),
                   image_std=list(preprocess.image_std))
     torch.manual_seed(config.seed)
-    epoch_indices = None
+    epoch_indices = None  # every row once per epoch, unless up-sampling below
     if kind == "hard":
         weights = class_weights_for(targets) if config.class_balance in ("reweight", "both") else None
         model = HardFERModel(HardFERConfig(class_weights=weights, **common))
         if config.class_balance in ("upsample", "both"):
             labels = targets
-
-            def epoch_indices(epoch: int) -> np.ndarray:
-                return upsampling_indices(labels, config.seed, epoch)
+            epoch_indices = lambda epoch: upsampling_indices(labels, config.seed, epoch)  # noqa: E731
     else:
         model = SoftFERModel(SoftFERConfig(**common))
     result = train_model(model, dataset, config.loop_config("baseline"), output_dir / "_training",
