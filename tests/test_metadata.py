@@ -4,7 +4,6 @@ missing-weights errors, optional backends (importorskip)."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
