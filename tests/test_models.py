@@ -110,6 +110,7 @@ ROUND_TRIP_SCRIPT = textwrap.dedent(
     from safetensors.torch import load_file
     root = sys.argv[1]
     names = json.loads(sys.argv[2])
+    torch.set_num_threads(int(sys.argv[3]))  # same reduction order as the parent: bit-equal outputs
     inputs = load_file(root + "/inputs.safetensors")
     result = {}
     for name in names:
@@ -146,7 +147,7 @@ def test_save_load_round_trip_in_new_process(tmp_path, labeler, pixels):
             out = model(pixels)
         save_file({k: v.contiguous() for k, v in out.items() if v is not None}, str(tmp_path / f"{name}.expected.safetensors"))
     completed = subprocess.run(
-        [sys.executable, "-c", ROUND_TRIP_SCRIPT, str(tmp_path), json.dumps(list(models))],
+        [sys.executable, "-c", ROUND_TRIP_SCRIPT, str(tmp_path), json.dumps(list(models)), str(torch.get_num_threads())],
         capture_output=True, text=True, timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
