@@ -250,6 +250,22 @@ def test_vmap_member_execution_matches_loop(labeler, pixels):
         torch.testing.assert_close(stacked[key], loop[key], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("execution", ["loop", "vmap"])
+def test_soft_labeler_forward_with_grad_enabled(labeler, pixels, execution):
+    """Outside ``no_grad`` the members build a graph; the numpy soft-label math must not choke on it."""
+    assert torch.is_grad_enabled() and not labeler.training
+    with torch.inference_mode():
+        reference = labeler(pixels)
+    labeler.member_execution = execution
+    try:
+        out = labeler(pixels)
+    finally:
+        labeler.member_execution = "loop"
+    for key in reference.keys():
+        assert not out[key].requires_grad
+        torch.testing.assert_close(out[key], reference[key], atol=1e-5, rtol=0)
+
+
 def test_predict_batches_images_through_the_processor(labeler):
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (40 + 3 * i, 36, 3), dtype=np.uint8) for i in range(5)]
@@ -340,6 +356,26 @@ def test_missing_head_gets_a_sane_init(tmp_path):
     assert 0.003 < loaded.classifier.weight.std().item() < 0.03 and not loaded.classifier.bias.any()
     tensors = {**dict(loaded.named_parameters()), **dict(loaded.named_buffers())}
     assert all(torch.equal(tensors[key], value) for key, value in kept.items())  # the rest loads untouched
+
+
+def test_missing_backbone_tensors_raise_naming_them(tmp_path, labeler):
+    model = _binary("test_resnet", "Happy", seed=1)
+    model.save_pretrained(tmp_path / "binary")
+    state = load_file(str(tmp_path / "binary" / "model.safetensors"))
+    dropped = ["backbone.bn1.running_var", "backbone.conv1.0.weight"]
+    assert all(key in state for key in dropped)
+    save_file({k: v for k, v in state.items() if k not in dropped}, str(tmp_path / "binary" / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"lacks 2 backbone tensor\(s\).*backbone\.bn1\.running_var, backbone\.conv1\.0\.weight") as error:
+        AutoModel.from_pretrained(tmp_path / "binary")
+    assert "model.safetensors" in str(error.value)
+    labeler.save_pretrained(tmp_path / "labeler")  # a member's backbone tensor is named with its member index
+    state = load_file(str(tmp_path / "labeler" / "model.safetensors"))
+    key = "ebc_members.9.backbone.conv_stem.weight"
+    assert key in state
+    del state[key]
+    save_file(state, str(tmp_path / "labeler" / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=rf"lacks 1 backbone tensor\(s\) of this SoftLabeler.*{key}"):
+        SoftLabeler.from_pretrained(tmp_path / "labeler")
 
 
 def test_backbone_pretrained_file_is_used_only_at_construction(tmp_path):

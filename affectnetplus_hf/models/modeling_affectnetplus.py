@@ -10,9 +10,9 @@ Implementation notes (transformers 5):
 
 * ``post_init()`` is called by every model (it registers ``all_tied_weights_keys`` and runs the init).
 * ``_init_weights`` only initialises this package's heads; the timm backbone keeps timm's own
-  initialisation (its tensors are flagged ``_is_hf_initialized`` at construction). A backbone tensor
-  that is missing from a checkpoint is re-initialised with PyTorch's default (``reset_parameters``) and
-  logged; a missing head gets the head init.
+  initialisation (its tensors are flagged ``_is_hf_initialized`` when built outside ``from_pretrained``).
+  A head missing from a checkpoint gets the head init (and a warning); a missing *backbone* tensor makes
+  ``from_pretrained`` raise ``ValueError`` naming the keys (no sensible init exists for it).
 * ``from_pretrained`` builds the model on the meta device and loads the safetensors weights; timm's
   non-persistent buffers are made persistent at construction so that every tensor round-trips exactly.
 * The image processor is saved in the same directory by ``save_pretrained`` and re-attached by
@@ -54,7 +54,6 @@ HEAD_INIT_STD = 0.01
 #: Name of the image-processor file that ``save_pretrained`` writes next to the weights.
 PROCESSOR_FILE = "preprocessor_config.json"
 
-_IN_BACKBONE = "_affectnetplus_in_backbone"
 _IS_HEAD = "_affectnetplus_head"
 
 
@@ -209,9 +208,12 @@ def create_backbone(
     backbone = timm.create_model(name, pretrained=use_pretrained, **kwargs)
     for module in backbone.modules():
         module._non_persistent_buffers_set.clear()
-        setattr(module, _IN_BACKBONE, True)
-    for tensor in list(backbone.parameters()) + list(backbone.buffers()):
-        tensor._is_hf_initialized = True  # timm initialised (or loaded) it: the HF init must not touch it
+    if not _is_meta_init():
+        # timm initialised (or loaded) it: the HF init must not touch it. Not on the meta device: there
+        # ``from_pretrained`` must see which backbone tensors the checkpoint lacks (they are then missing
+        # keys, which ``AffectNetPlusPreTrainedModel.from_pretrained`` refuses).
+        for tensor in list(backbone.parameters()) + list(backbone.buffers()):
+            tensor._is_hf_initialized = True
     return backbone
 
 
@@ -298,34 +300,12 @@ class AffectNetPlusPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """Initialise only this package's heads; leave timm's backbone initialisation alone.
-
-        Uses ``transformers.initialization`` (guarded: tensors loaded by ``from_pretrained`` are kept).
-        Backbone tensors without the ``_is_hf_initialized`` flag are ones a checkpoint did not hold:
-        their module is reset with PyTorch's default init and a warning names it.
-        """
+        """Initialise only this package's heads (normal(0, ``HEAD_INIT_STD``), bias 0); timm's backbone
+        keeps its own init. Uses ``transformers.initialization`` (guarded: loaded tensors are kept)."""
         if getattr(module, _IS_HEAD, False):
             init.normal_(module.weight, mean=0.0, std=HEAD_INIT_STD)
             if module.bias is not None:
                 init.zeros_(module.bias)
-            return
-        if not getattr(module, _IN_BACKBONE, False):
-            return
-        local = [t for t in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)) if t is not None]
-        missing = [t for t in local if not getattr(t, "_is_hf_initialized", False)]
-        if not missing:
-            return
-        logger.warning(
-            "%s: backbone module %s had %d tensor(s) missing from the checkpoint; re-initialised with "
-            "PyTorch defaults", type(self).__name__, type(module).__name__, len(missing),
-        )
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()  # torch.nn.init calls are guarded: loaded tensors are kept
-        if hasattr(module, "reset_running_stats") and all(
-            not getattr(getattr(module, name, None), "_is_hf_initialized", True)
-            for name in ("running_mean", "running_var")
-        ):
-            module.reset_running_stats()
 
     # ---- image processor saved alongside -----------------------------------------------------
 
@@ -371,12 +351,37 @@ class AffectNetPlusPreTrainedModel(PreTrainedModel):
         path = os.fspath(pretrained_model_name_or_path)
         _check_model_dir(path)
         kwargs.setdefault("use_safetensors", True)
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        _check_loaded(model, path, info.get("missing_keys") or ())
         model._image_processor = load_saved_image_processor(path, model.config)
-        return model
+        return (model, info) if output_loading_info else model
 
     def _check_input(self, pixel_values) -> torch.Tensor:
         return check_pixel_values(pixel_values, self.config.image_size, self.config.num_channels)
+
+
+def _check_loaded(model: nn.Module, path: str, missing_keys: Iterable[str]) -> None:
+    """After ``from_pretrained``: a checkpoint lacking backbone tensors is an error (``ValueError`` naming
+    them); lacking heads is logged (they got the head init). Nothing may be left on the meta device."""
+    heads = tuple(f"{name}." for name, module in model.named_modules() if getattr(module, _IS_HEAD, False))
+    missing = sorted(missing_keys)
+    backbone = [key for key in missing if not key.startswith(heads)]
+    where = f"{path}/model.safetensors" if os.path.isdir(path) else path
+    if backbone:
+        shown = ", ".join(backbone[:10]) + (f", ... ({len(backbone)} in all)" if len(backbone) > 10 else "")
+        raise ValueError(
+            f"{where}: the checkpoint lacks {len(backbone)} backbone tensor(s) of this "
+            f"{type(model).__name__} ({model.config.model_type}): {shown}. Backbone weights cannot be "
+            f"re-initialised sensibly; save the complete model with save_pretrained"
+        )
+    if missing:
+        logger.warning("%s: %d head tensor(s) missing from the checkpoint got the head init: %s", where, len(missing), ", ".join(missing))
+    leftover = [name for name, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if leftover:
+        raise ValueError(
+            f"{where}: {len(leftover)} tensor(s) were not loaded and are left uninitialised: {', '.join(leftover[:10])}"
+        )
 
 
 def _check_model_dir(path: str) -> None:
@@ -833,7 +838,10 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         return ebc, au
 
     def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs):
-        """Soft labels of a preprocessed batch ``(N, C, S, S)`` (SPEC §6–8); see :class:`SoftLabelerOutput`."""
+        """Soft labels of a preprocessed batch ``(N, C, S, S)`` (SPEC §6–8); see :class:`SoftLabelerOutput`.
+
+        Works with or without ``torch.no_grad``; the outputs carry no gradient (the members are trained
+        one by one, SPEC §6–7, never through the soft label)."""
         pixel_values = self._check_input(pixel_values)
         stacked = self.member_execution == "vmap" and not self.training
         ebc_logits, au_outputs = (self._member_logits_vmap if stacked else self._member_logits_loop)(pixel_values)
@@ -844,10 +852,10 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         if au_outputs:
             au_binary = torch.stack([logits.float().softmax(-1)[:, 1] for logits, _ in au_outputs], dim=1)
             au_probs = torch.stack([au_logits.float().sigmoid() for _, au_logits in au_outputs], dim=1)
-        result = self.combine(
-            ebc_probs=None if ebc_probs is None else ebc_probs.cpu().numpy(),
-            au_binary_probs=None if au_binary is None else au_binary.cpu().numpy(),
-            au_probs=None if au_probs is None else au_probs.cpu().numpy(),
+        result = self.combine(  # the soft-label math of SPEC §6–8 in float64 numpy: no gradient flows back
+            ebc_probs=None if ebc_probs is None else ebc_probs.detach().cpu().numpy(),
+            au_binary_probs=None if au_binary is None else au_binary.detach().cpu().numpy(),
+            au_probs=None if au_probs is None else au_probs.detach().cpu().numpy(),
             n=n,
         )
         output = SoftLabelerOutput(
