@@ -1,12 +1,48 @@
-"""`affectnetplus baseline` (work in progress)."""
+"""``affectnetplus baseline DATASET_DIR OUT_DIR``: Hard-FER and Soft-FER per subset and on all (paper Sec. 4.3).
+
+Reads the exported AffectNet+ folder through ``load_dataset`` (``default`` config for "all", the
+``easy``/``challenging``/``difficult`` configs for the subsets), trains every (kind, training set) pair
+of the ``train`` split and saves each model in ``OUT_DIR/{kind}_fer_{set}/`` with ``OUT_DIR/baselines.json``
+listing them. Finished models are kept when the command is run again (resume), unless ``--overwrite``.
+Training options are ``TrainConfig`` fields (``--preset tiny|paper``, ``--backbone``, ``--epochs``,
+``--class-balance``, ``--config FILE.yaml`` …; see ``affectnetplus train baseline --help``).
+
+  affectnetplus baseline demo_output/dataset demo_output/baselines --preset tiny
+  affectnetplus baseline DATASET_DIR OUT_DIR --kinds hard --sets all easy --preset paper
+"""
 
 from __future__ import annotations
 
+import argparse
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("baseline", help="(in progress)")
-    parser.set_defaults(func=run)
+NAME = "baseline"
 
 
-def run(args) -> int:
-    raise NotImplementedError("affectnetplus baseline is not implemented yet")
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from affectnetplus_hf.baselines import BASELINE_KINDS, TRAINING_SETS
+
+    p = subparsers.add_parser(NAME, help="train Hard-FER/Soft-FER baselines per subset on an exported dataset",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset_dir", metavar="DATASET_DIR", help="folder written by `affectnetplus build`")
+    p.add_argument("output_dir", metavar="OUT_DIR", help="where the baseline models go")
+    p.add_argument("--kinds", nargs="+", choices=BASELINE_KINDS, default=list(BASELINE_KINDS))
+    p.add_argument("--sets", nargs="+", choices=TRAINING_SETS, default=list(TRAINING_SETS),
+                   help="training sets: all and/or the subsets (default: all four)")
+    p.add_argument("--split", default="train", help="split to train on (default: train)")
+    p.add_argument("--overwrite", action="store_true", help="retrain models that are already finished")
+    p.add_argument("options", nargs=argparse.REMAINDER,
+                   help="TrainConfig fields: --preset tiny|paper --backbone NAME --epochs N --config FILE ...")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from affectnetplus_hf.baselines import train_baselines
+    from affectnetplus_hf.commands.train import parse_train_config
+
+    config = parse_train_config(list(args.options), prog="affectnetplus baseline ... ")
+    manifest = train_baselines(args.dataset_dir, args.output_dir, config, kinds=args.kinds,
+                               training_sets=args.sets, split=args.split, overwrite=args.overwrite)
+    print(json.dumps({k: manifest[k] for k in ("models", "skipped", "seconds")}, indent=2))
+    return 0

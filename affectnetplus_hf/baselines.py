@@ -1,0 +1,449 @@
+"""Baselines on an exported AffectNet+ dataset and their evaluation (paper Sec. 4.3, SPEC §9–10).
+
+* :func:`train_baselines` — Hard-FER and Soft-FER models trained on each subset and on all images of
+  the ``train`` split, read through ``load_dataset`` (``affectnetplus baseline``). Each model goes to
+  ``OUT/{kind}_fer_{subset}/``; ``OUT/baselines.json`` lists them. A model directory that already holds
+  a finished model is kept (resume after an interruption), unless ``overwrite``.
+* :func:`evaluate_baselines` — every baseline on the ``validation`` split, scored per subset with the
+  hard-label metrics and the ``evaluate`` modules W-MAE / W-FR / W-AUC (Tables 8–11, Fig. 5, CED
+  curves), soft-label examples (Fig. 1), and — on the synthetic sample — the soft labels against the
+  ground truth; ``OUT/report.md`` ties them together (``affectnetplus evaluate``).
+* :func:`evaluate_soft_labels` — a labeling run's soft labels against reference soft labels: the
+  sample's ground truth or a multi-annotated source's vote distributions (FER+ test).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
+from affectnetplus_hf.records import FaceRecord
+
+logger = logging.getLogger(__name__)
+
+BASELINE_KINDS: tuple[str, ...] = ("hard", "soft")
+#: Training sets of the baselines: every image, then each subset (paper Tables 8–10 rows).
+TRAINING_SETS: tuple[str, ...] = ("all",) + SUBSETS
+MANIFEST = "baselines.json"
+
+
+def model_name(kind: str, trained_on: str) -> str:
+    """``hard_fer_easy``, ``soft_fer_all``, …"""
+    return f"{kind}_fer_{trained_on}"
+
+
+# --------------------------------------------------------------------------------------------------
+# reading the exported dataset
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DatasetSplit:
+    """One split of an exported AffectNet+ dataset as records + label arrays (rows without a hard label
+    or subset — AffectNet codes 8–10 kept with ``--keep-unlabeled`` — are left out and counted)."""
+
+    records: list[FaceRecord]
+    hard_labels: np.ndarray
+    soft_labels: np.ndarray
+    subsets: np.ndarray
+    true_soft_labels: np.ndarray | None
+    left_out: int
+
+
+def load_split(dataset_dir: str | os.PathLike, config_name: str, split: str) -> DatasetSplit | None:
+    """``load_dataset(dataset_dir, config_name, split=split)`` as records; ``None`` if the config has no
+    such split (empty subsets are not declared in the card)."""
+    from datasets import Image, load_dataset
+
+    from affectnetplus_hf.dataset import check_dataset_dir
+
+    folder = check_dataset_dir(dataset_dir)
+    try:
+        table = load_dataset(str(folder), config_name, split=split)
+    except ValueError as error:  # unknown config or split
+        if "split" in str(error).lower() or "config" in str(error).lower() or "BuilderConfig" in str(error):
+            logger.info("%s: no %s/%s (%s)", folder, config_name, split, str(error).splitlines()[0])
+            return None
+        raise
+    table = table.cast_column("image", Image(decode=False))
+    columns = ["image", "image_id", "face_box", "expression", "soft_label", "subset"]
+    has_truth = "soft_label_true" in table.column_names
+    if has_truth:
+        columns.append("soft_label_true")
+    subset_names = table.features["subset"].names
+    records, hard, soft, subsets, truth = [], [], [], [], []
+    left_out = 0
+    for row in table.select_columns(columns):
+        if row["expression"] is None or row["subset"] is None or row["soft_label"] is None:
+            left_out += 1
+            continue
+        image = row["image"]
+        records.append(FaceRecord(
+            image_id=row["image_id"], image_bytes=image["bytes"],
+            image_path=None if image["bytes"] is not None else image["path"],
+            face_box=tuple(row["face_box"]) if row["face_box"] is not None else None,
+            hard_label=int(row["expression"]), split=split, source="affectnetplus",
+        ))
+        hard.append(int(row["expression"]))
+        soft.append(row["soft_label"])
+        subsets.append(subset_names[row["subset"]])
+        if has_truth:
+            truth.append(row["soft_label_true"])
+    if left_out:
+        logger.warning("%s %s/%s: %d rows without a hard label, subset or soft label left out",
+                       folder, config_name, split, left_out)
+    true_soft = None
+    if has_truth and truth and all(t is not None for t in truth):
+        true_soft = np.asarray(truth, dtype=np.float32)
+    return DatasetSplit(records, np.asarray(hard, dtype=np.int64), np.asarray(soft, dtype=np.float32).reshape(-1, NUM_EMOTIONS),
+                        np.asarray(subsets, dtype=str), true_soft, left_out)
+
+
+# --------------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------------
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _finished(model_dir: Path) -> bool:
+    return (model_dir / "model.safetensors").is_file() and (model_dir / "training_summary.json").is_file()
+
+
+def train_baselines(
+    dataset_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    config=None,
+    kinds: Sequence[str] = BASELINE_KINDS,
+    training_sets: Sequence[str] = TRAINING_SETS,
+    split: str = "train",
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Train Hard-FER / Soft-FER on each of ``training_sets`` (``all`` and the subsets) of ``dataset_dir``.
+
+    ``config`` is a :class:`affectnetplus_hf.training.TrainConfig` (preset, backbone, epochs, …; its
+    ``data``/``output_dir``/``kind`` are set here). Hard-FER learns the hard labels (class re-weighting
+    per ``config.class_balance``), Soft-FER the AffectNet+ soft labels (BCE). A training set without
+    images in ``split`` is skipped and listed. Returns (and writes) the manifest ``OUT/baselines.json``.
+    """
+    from affectnetplus_hf.training import TrainConfig
+    from affectnetplus_hf.training.baseline import train_baseline
+
+    for kind in kinds:
+        if kind not in BASELINE_KINDS:
+            raise ValueError(f"kinds: {kind!r} is not one of {BASELINE_KINDS}")
+    for name in training_sets:
+        if name not in TRAINING_SETS:
+            raise ValueError(f"training_sets: {name!r} is not one of {TRAINING_SETS}")
+    config = config or TrainConfig(preset="tiny")
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, Any] = {"dataset_dir": str(Path(dataset_dir).resolve()), "split": split,
+                                "preset": config.preset, "models": [], "skipped": []}
+    started = time.perf_counter()
+    for trained_on in training_sets:
+        data = load_split(dataset_dir, "default" if trained_on == "all" else trained_on, split)
+        if data is None or not data.records:
+            manifest["skipped"].append({"trained_on": trained_on, "reason": f"no {split} images"})
+            logger.warning("baselines: %s has no %s images; skipped", trained_on, split)
+            continue
+        for kind in kinds:
+            name = model_name(kind, trained_on)
+            model_dir = output / name
+            entry = {"name": name, "kind": kind, "trained_on": trained_on, "path": name,
+                     "n_train": len(data.records)}
+            if _finished(model_dir) and not overwrite:
+                logger.info("baselines: %s already trained in %s; kept", name, model_dir)
+                entry["seconds"] = json.loads((model_dir / "training_summary.json").read_text())["seconds"]
+                entry["reused"] = True
+            else:
+                logger.info("baselines: training %s on %d images", name, len(data.records))
+                targets = data.hard_labels if kind == "hard" else np.clip(data.soft_labels, 0.0, 1.0)
+                run = train_baseline(data.records, targets,
+                                     replace(config, data=str(dataset_dir), output_dir=str(model_dir), kind=kind),
+                                     kind=kind)
+                entry["seconds"] = round(run.seconds, 1)
+            manifest["models"].append(entry)
+            _write_json(output / MANIFEST, manifest)
+    manifest["seconds"] = round(time.perf_counter() - started, 1)
+    _write_json(output / MANIFEST, manifest)
+    if not manifest["models"]:
+        raise ValueError(f"{dataset_dir}: no training images in split {split!r} for {list(training_sets)}")
+    return manifest
+
+
+def read_manifest(baselines_dir: str | os.PathLike) -> dict[str, Any]:
+    path = Path(baselines_dir) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; run `affectnetplus baseline DATASET_DIR {baselines_dir}` first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluation
+# --------------------------------------------------------------------------------------------------
+
+
+def predict_records(model, records: Sequence[FaceRecord], batch_size: int = 64, device: str = "cpu",
+                    dtype: str = "auto", progress: bool = True, cache: dict | None = None) -> np.ndarray:
+    """``(N, 8)`` probabilities of a Hard-FER/Soft-FER model; images decoded once per processor (``cache``)."""
+    import torch
+
+    from affectnetplus_hf.models.inference import autocast_context, prepare_for_inference
+    from affectnetplus_hf.training.data import FacePreprocessor, decode_records
+
+    processor = getattr(model, "image_processor", None)
+    key = json.dumps(processor.to_dict(), sort_keys=True, default=str) if processor is not None else str(model.config.image_size)
+    if cache is not None and key in cache:
+        pixels = cache[key]
+    else:
+        preprocess = FacePreprocessor(model.config.image_size, processor=processor) if processor is not None \
+            else FacePreprocessor(model.config.image_size)
+        pixels, _, _ = decode_records(records, preprocess, progress=progress, desc="decoding validation images")
+        if cache is not None:
+            cache[key] = pixels
+    prepare_for_inference(model, device)
+    outputs = []
+    with torch.inference_mode(), autocast_context(device, dtype):
+        for start in range(0, len(pixels), batch_size):
+            batch = pixels[start:start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
+            outputs.append(model(pixel_values=batch).probs.float().cpu())
+    return torch.cat(outputs).numpy()
+
+
+def _example_indices(data: DatasetSplit, per_subset: int = 3) -> list[int]:
+    """A few validation faces of each subset (first of each emotion in turn), deterministic."""
+    chosen: list[int] = []
+    for subset in SUBSETS:
+        rows = np.flatnonzero(data.subsets == subset)
+        seen: set[int] = set()
+        for row in rows:
+            if len([c for c in chosen if data.subsets[c] == subset]) >= per_subset:
+                break
+            if data.hard_labels[row] not in seen:
+                seen.add(int(data.hard_labels[row]))
+                chosen.append(int(row))
+    return chosen
+
+
+def _face_image(record: FaceRecord, size: int = 96):
+    from affectnetplus_hf.image_processing import AffectNetPlusImageProcessor
+
+    array = AffectNetPlusImageProcessor(size=size, do_normalize=False).process_one(record)
+    return np.clip(array.transpose(1, 2, 0), 0.0, 1.0)
+
+
+def _relative(path: str | os.PathLike, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def evaluate_baselines(
+    dataset_dir: str | os.PathLike,
+    baselines_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    split: str = "validation",
+    epsilon: float | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    dtype: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score every baseline of ``baselines_dir`` on ``split`` of ``dataset_dir``; write tables, figures and
+    ``OUT/report.md`` (see the module docstring). Returns the evaluation results."""
+    from transformers import AutoModel
+
+    import affectnetplus_hf.models  # noqa: F401  (registers the Auto classes)
+    from affectnetplus_hf.evaluation import EvaluationData, ModelPredictions, evaluate_predictions, ground_truth_markdown
+    from affectnetplus_hf.metrics import functional as F
+    from affectnetplus_hf.plots import plot_soft_label_examples
+
+    epsilon = F.DEFAULT_EPSILON if epsilon is None else float(epsilon)
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(baselines_dir)
+    data = load_split(dataset_dir, "default", split)
+    if data is None or not data.records:
+        raise ValueError(f"{dataset_dir}: no {split!r} images with a hard label to evaluate on")
+    predictions: list[ModelPredictions] = []
+    cache: dict = {}
+    for entry in manifest["models"]:
+        model_dir = Path(baselines_dir) / entry["path"]
+        if not _finished(model_dir):
+            raise FileNotFoundError(f"{model_dir}: baseline {entry['name']} is listed in {MANIFEST} but has no "
+                                    "model.safetensors/training_summary.json; rerun `affectnetplus baseline`")
+        model = AutoModel.from_pretrained(str(model_dir))
+        scores = predict_records(model, data.records, batch_size=batch_size, device=device, dtype=dtype,
+                                 progress=progress, cache=cache)
+        predictions.append(ModelPredictions(entry["name"], entry["kind"], scores, trained_on=entry["trained_on"]))
+        logger.info("evaluated %s on %d %s images", entry["name"], len(data.records), split)
+    evaluation = EvaluationData(data.hard_labels, data.soft_labels, data.subsets, data.true_soft_labels)
+    results = evaluate_predictions(evaluation, predictions, output, epsilon=epsilon)
+
+    examples = _example_indices(data)
+    example_figure = None
+    if examples:
+        example_figure = plot_soft_label_examples(
+            [_face_image(data.records[i]) for i in examples], data.soft_labels[examples],
+            output / "figures" / "soft_label_examples.png",
+            titles=[f"{EMOTIONS[data.hard_labels[i]]} · {data.subsets[i]}" for i in examples],
+            references=data.true_soft_labels[examples] if data.true_soft_labels is not None else None,
+            columns=min(len(examples), 5) if len(examples) > 4 else max(1, len(examples)),
+        )
+    results["example_figure"] = example_figure
+    report = render_report(results, dataset_dir, manifest, output, split, ground_truth_markdown(results))
+    (output / "report.md").write_text(report, encoding="utf-8")
+    results["report"] = str(output / "report.md")
+    return results
+
+
+def _dataset_statistics_markdown(dataset_dir: Path) -> str:
+    """The dataset's Table 5 (subset × emotion counts) from its ``statistics.json`` when present."""
+    path = dataset_dir / "statistics.json"
+    if not path.is_file():
+        return ""
+    try:
+        from affectnetplus_hf.report import subset_table_markdown
+
+        stats = json.loads(path.read_text(encoding="utf-8"))
+        table = stats.get("subset_table", stats)
+        parts = [subset_table_markdown(entry, title=f"{split} split") for split, entry in table.items()
+                 if isinstance(entry, dict)]
+        return "\n".join(p for p in parts if p)
+    except (ValueError, KeyError, TypeError) as error:  # an older or hand-edited file: leave it out
+        logger.warning("%s: cannot render the subset table (%s)", path, error)
+        return ""
+
+
+def render_report(results: dict[str, Any], dataset_dir, manifest: dict[str, Any], output: Path, split: str,
+                  truth_markdown: str) -> str:
+    """``report.md``: what was measured, with links to every table and figure (relative paths)."""
+    dataset_dir = Path(dataset_dir)
+    tables = output / "tables"
+    lines = ["# AffectNet+ baselines report", "",
+             f"Dataset: `{dataset_dir}` — evaluated on its `{split}` split ({results['n_images']} images: "
+             + ", ".join(f"{g} {n}" for g, n in results["subset_sizes"].items() if g != "all") + ").",
+             f"Baselines from `{manifest.get('preset', '?')}` preset; W-FR/W-AUC with ε = {results['epsilon']}.", ""]
+    statistics = _dataset_statistics_markdown(dataset_dir)
+    if statistics:
+        lines += ["## Subsets of the dataset (paper Table 5)", "", statistics, ""]
+    subset_figures = sorted((dataset_dir / "images").glob("*.png")) if (dataset_dir / "images").is_dir() else []
+    for figure in subset_figures:
+        lines += [f"![{figure.stem}]({_relative(figure, output)})", ""]
+    if truth_markdown:
+        lines += ["## Soft labels against the synthetic ground truth", "",
+                  "How far AffectNet+'s soft labels (and, for comparison, one-hot hard labels) are from the "
+                  "sample's true blend weights — lower W-MAE / W-FR and higher W-AUC are better.", "",
+                  truth_markdown, ""]
+    if results.get("example_figure"):
+        lines += ["## Soft labels on example faces (paper Fig. 1)", "",
+                  f"![soft-label examples]({_relative(results['example_figure'], output)})", ""]
+    lines += ["## Hard-label metrics (paper Tables 8–9)", "", (tables / "hard_label_metrics.md").read_text(), "",
+              "## Soft-label metrics per subset (paper Table 10)", "", (tables / "soft_label_metrics.md").read_text(), "",
+              "## Soft-label metrics per emotion (paper Table 11)", "",
+              (tables / "soft_label_metrics_by_emotion.md").read_text(), ""]
+    figures = results.get("figures", [])
+    confusion = [f for f in figures if Path(f).name.startswith("confusion_")]
+    ced = [f for f in figures if Path(f).name.startswith("ced_")]
+    if confusion:
+        lines += ["## Confusion matrices (paper Fig. 5)", ""]
+        lines += [f"![{Path(f).stem}]({_relative(f, output)})" for f in confusion] + [""]
+    if ced:
+        lines += ["## Cumulative error distributions of e_k", ""]
+        lines += [f"![{Path(f).stem}]({_relative(f, output)})" for f in ced] + [""]
+    trained = ", ".join(f"{m['name']} ({m['n_train']} images)" for m in manifest["models"])
+    lines += ["## Files", "", f"- models: {trained}",
+              f"- skipped training sets: {manifest['skipped'] or 'none'}",
+              "- `tables/evaluation.json`: every number above, machine-readable", ""]
+    return "\n".join(lines)
+
+
+def vote_distributions(votes: np.ndarray) -> np.ndarray:
+    """Reference soft labels from annotator votes: each emotion's share of the emotion votes ([choice]:
+    fraction of annotators, as FER+ distributions are reported); rows without votes are ``NaN``."""
+    votes = np.asarray(votes, dtype=np.float64)
+    totals = votes.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, votes / totals, np.nan).astype(np.float32)
+
+
+def evaluate_soft_labels(labels_dir: str | os.PathLike, data_dir: str | os.PathLike, output_dir: str | os.PathLike,
+                         reference: str = "auto", epsilon: float | None = None) -> dict[str, Any]:
+    """A labeling run's soft labels against references: ``"truth"`` (synthetic ground truth),
+    ``"votes"`` (vote distributions of a multi-annotated source) or ``"auto"`` (truth when present).
+
+    Compares, with the ``evaluate`` modules, the soft labels and the one-hot hard labels to the
+    references, per split and subset; writes ``OUT/soft_label_quality.md|json``.
+    """
+    from affectnetplus_hf.evaluation import soft_metrics_with_modules
+    from affectnetplus_hf.labeling import load_labels
+    from affectnetplus_hf.metrics import functional as F
+    from affectnetplus_hf.sources import open_source
+
+    epsilon = F.DEFAULT_EPSILON if epsilon is None else float(epsilon)
+    if reference not in ("auto", "truth", "votes"):
+        raise ValueError(f"reference must be auto, truth or votes; got {reference!r}")
+    labels = load_labels(labels_dir).to_pylist()
+    source = open_source(os.fspath(data_dir))
+    records = {(r.split, r.image_id): r for split in {row["split"] for row in labels} for r in source.records(split)}
+    rows, missing, used = [], [], set()
+    for row in labels:
+        record = records.get((row["split"], row["image_id"]))
+        if record is None:
+            raise ValueError(f"{labels_dir}: image {row['image_id']!r} ({row['split']}) is not in {data_dir}")
+        truth = record.extra.get("soft_label_true")
+        use = reference if reference != "auto" else ("truth" if truth is not None else "votes")
+        if use == "truth":
+            ref = None if truth is None else np.asarray(truth, dtype=np.float32)
+        else:
+            ref = None if record.votes is None else vote_distributions(np.asarray(record.votes)[None])[0]
+        if ref is None or not np.all(np.isfinite(ref)) or row["soft_label"] is None or row["hard_label"] is None:
+            missing.append(row["image_id"])
+            continue
+        used.add(use)
+        rows.append((row["split"], row["subset"], ref, np.asarray(row["soft_label"], dtype=np.float32),
+                     int(row["hard_label"])))
+    if not rows:
+        raise ValueError(f"{data_dir}: no image has both a soft label in {labels_dir} and a {reference} reference")
+    if missing:
+        logger.warning("%d labeled images without a reference (or hard label) left out: %s", len(missing), missing[:10])
+    if len(used) > 1:
+        raise ValueError(f"{data_dir}: some images have a ground-truth soft label and others not; "
+                         "choose reference='truth' or 'votes'")
+    used = used.pop()
+    references = np.stack([r[2] for r in rows])
+    soft = np.clip(np.stack([r[3] for r in rows]), 0.0, 1.0)
+    one_hot = np.eye(NUM_EMOTIONS, dtype=np.float32)[[r[4] for r in rows]]
+    groups = [f"{r[0]}/{r[1]}" for r in rows]
+    result = {"reference": used, "epsilon": epsilon, "n_images": len(rows), "left_out": len(missing),
+              "soft_labels": soft_metrics_with_modules(references, soft, by=groups, epsilon=epsilon),
+              "one_hot_hard_labels": soft_metrics_with_modules(references, one_hot, by=groups, epsilon=epsilon)}
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    _write_json(output / "soft_label_quality.json", result)
+    header = "| labels | images | W-MAE % | W-FR % | W-AUC % |\n|---|---|---|---|---|\n"
+    body = []
+    for name, key in (("AffectNet+ soft labels", "soft_labels"), ("one-hot hard labels", "one_hot_hard_labels")):
+        values = result[key]
+        body.append(f"| {name} | all | {values['w_mae']:.2f} | {values['w_fr']:.2f} | {values['w_auc']:.2f} |")
+        for group in sorted(values["w_mae_by"]):
+            body.append(f"| {name} | {group} | {values['w_mae_by'][group]:.2f} | {values['w_fr_by'][group]:.2f} | "
+                        f"{values['w_auc_by'][group]:.2f} |")
+    what = "the synthetic ground truth" if used == "truth" else "the annotators' vote distributions"
+    text = (f"# Soft labels against {what}\n\n{len(rows)} images ({len(missing)} without a reference left out); "
+            f"ε = {epsilon}. Lower W-MAE/W-FR and higher W-AUC are better.\n\n" + header + "\n".join(body) + "\n")
+    (output / "soft_label_quality.md").write_text(text, encoding="utf-8")
+    result["markdown"] = text
+    return result
