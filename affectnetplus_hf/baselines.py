@@ -153,6 +153,13 @@ def train_baselines(
     output.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"dataset_dir": str(Path(dataset_dir).resolve()), "split": split,
                                 "preset": config.preset, "models": [], "skipped": []}
+    previous = output / MANIFEST
+    if previous.is_file() and not overwrite:  # a run on other kinds/sets adds to the models already there
+        earlier = json.loads(previous.read_text(encoding="utf-8"))
+        if earlier.get("dataset_dir") == manifest["dataset_dir"] and earlier.get("split") == split:
+            manifest["models"] = [m for m in earlier.get("models", [])
+                                  if m["kind"] not in kinds or m["trained_on"] not in training_sets]
+            manifest["skipped"] = [s for s in earlier.get("skipped", []) if s["trained_on"] not in training_sets]
     started = time.perf_counter()
     for trained_on in training_sets:
         data = load_split(dataset_dir, "default" if trained_on == "all" else trained_on, split)
@@ -179,6 +186,8 @@ def train_baselines(
             manifest["models"].append(entry)
             _write_json(output / MANIFEST, manifest)
     manifest["seconds"] = round(time.perf_counter() - started, 1)
+    order = {(k, t): n for n, (t, k) in enumerate((t, k) for t in TRAINING_SETS for k in BASELINE_KINDS)}
+    manifest["models"].sort(key=lambda m: order[(m["kind"], m["trained_on"])])
     _write_json(output / MANIFEST, manifest)
     if not manifest["models"]:
         raise ValueError(f"{dataset_dir}: no training images in split {split!r} for {list(training_sets)}")

@@ -52,10 +52,11 @@ def check_subsets_load(dataset_dir: Path) -> dict[str, dict[str, int]]:
 
 def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | None = None, n_val: int | None = None,
              n_mas: int | None = None, overwrite: bool = False, progress: bool = True,
-             stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
+             stages: tuple[str, ...] = STAGES, train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the pipeline (module docstring) into ``output_dir``; returns the stage timings and key numbers.
 
-    ``n_train``/``n_val``/``n_mas`` shrink the sample (tests); the defaults are the sample's own.
+    ``n_train``/``n_val``/``n_mas`` shrink the sample and ``train_overrides`` (``TrainConfig`` fields,
+    e.g. ``{"ebc_epochs": 1}``) the tiny preset — for tests; the defaults are the sample's and preset's own.
     """
     from affectnetplus_hf.baselines import evaluate_baselines, evaluate_soft_labels, train_baselines
     from affectnetplus_hf.dataset import build_dataset
@@ -88,13 +89,15 @@ def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | Non
         timings[name] = round(time.perf_counter() - t0, 1)
         logger.info("demo: %s done in %.1f s", name, timings[name])
 
+    overrides = dict(train_overrides or {})
     sample_kwargs = {k: v for k, v in (("n_train", n_train), ("n_val", n_val), ("n_mas", n_mas)) if v is not None}
     stage("sample", _done_sample(paths["sample"]),
           lambda: write_sample(paths["sample"], seed=seed, workers=min(2, os.cpu_count() or 1), progress=progress,
                                **sample_kwargs))
     stage("softlabeler", _done_softlabeler(paths["softlabeler"]),
           lambda: train_soft_labeler(TrainConfig(data=str(paths["sample"]), output_dir=str(paths["softlabeler"]),
-                                                 preset="tiny", seed=seed, progress=progress, log_with="none")))
+                                                 preset="tiny", seed=seed, progress=progress, log_with="none",
+                                                 **overrides)))
     # label_dataset resumes by itself (finished shards are kept)
     stage("labels", False,
           lambda: summary.__setitem__("labels", label_dataset(paths["softlabeler"], paths["sample"], paths["labels"],
@@ -107,7 +110,8 @@ def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | Non
         logger.info("demo: load_dataset rows per config/split: %s", summary["load_dataset_rows"])
     stage("baselines", False,  # finished baseline models are kept by train_baselines
           lambda: train_baselines(paths["dataset"], paths["baselines"],
-                                  TrainConfig(preset="tiny", seed=seed, progress=progress, log_with="none")))
+                                  TrainConfig(preset="tiny", seed=seed, progress=progress, log_with="none",
+                                                 **overrides)))
 
     def report() -> None:
         results = evaluate_baselines(paths["dataset"], paths["baselines"], paths["report"], progress=progress)

@@ -18,18 +18,25 @@ import argparse
 NAME = "baseline"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def _own_flags() -> argparse.ArgumentParser:
     from affectnetplus_hf.baselines import BASELINE_KINDS, TRAINING_SETS
 
+    own = argparse.ArgumentParser(add_help=False)
+    own.add_argument("--kinds", nargs="+", choices=BASELINE_KINDS, default=list(BASELINE_KINDS),
+                     help="hard and/or soft (default: both)")
+    own.add_argument("--sets", nargs="+", choices=TRAINING_SETS, default=list(TRAINING_SETS),
+                     help="training sets: all and/or the subsets (default: all four)")
+    own.add_argument("--split", default="train", help="split to train on (default: train)")
+    own.add_argument("--overwrite", action="store_true", help="retrain models that are already finished")
+    return own
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(NAME, help="train Hard-FER/Soft-FER baselines per subset on an exported dataset",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              parents=[_own_flags()])
     p.add_argument("dataset_dir", metavar="DATASET_DIR", help="folder written by `affectnetplus build`")
     p.add_argument("output_dir", metavar="OUT_DIR", help="where the baseline models go")
-    p.add_argument("--kinds", nargs="+", choices=BASELINE_KINDS, default=list(BASELINE_KINDS))
-    p.add_argument("--sets", nargs="+", choices=TRAINING_SETS, default=list(TRAINING_SETS),
-                   help="training sets: all and/or the subsets (default: all four)")
-    p.add_argument("--split", default="train", help="split to train on (default: train)")
-    p.add_argument("--overwrite", action="store_true", help="retrain models that are already finished")
     p.add_argument("options", nargs=argparse.REMAINDER,
                    help="TrainConfig fields: --preset tiny|paper --backbone NAME --epochs N --config FILE ...")
     p.set_defaults(func=run)
@@ -41,8 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from affectnetplus_hf.baselines import train_baselines
     from affectnetplus_hf.commands.train import parse_train_config
 
-    config = parse_train_config(list(args.options), prog="affectnetplus baseline ... ")
-    manifest = train_baselines(args.dataset_dir, args.output_dir, config, kinds=args.kinds,
-                               training_sets=args.sets, split=args.split, overwrite=args.overwrite)
+    # flags after the positionals land in ``options``: take ours out, the rest are TrainConfig fields
+    own, rest = _own_flags().parse_known_args(list(args.options))
+    for name in ("kinds", "sets", "split"):
+        if getattr(own, name) == _own_flags().get_default(name):
+            setattr(own, name, getattr(args, name))
+    config = parse_train_config(rest, prog="affectnetplus baseline DATASET_DIR OUT_DIR")
+    manifest = train_baselines(args.dataset_dir, args.output_dir, config, kinds=own.kinds, training_sets=own.sets,
+                               split=own.split, overwrite=own.overwrite or args.overwrite)
     print(json.dumps({k: manifest[k] for k in ("models", "skipped", "seconds")}, indent=2))
     return 0
