@@ -114,6 +114,10 @@ def load_split(dataset_dir: str | os.PathLike, config_name: str, split: str) -> 
 
 
 def _write_json(path: Path, payload: Any) -> None:
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # `accelerate launch`: one writer
+        return
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(temporary, path)

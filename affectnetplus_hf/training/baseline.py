@@ -98,7 +98,10 @@ def train_baseline(records, targets, config: TrainConfig, kind: str | None = Non
     targets = _check_targets(kind, targets, len(records))
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    config.save(output_dir)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        config.save(output_dir)
     preprocess = FacePreprocessor(config.image_size)
     augmenter = SeededAugmenter(config.augment_config(), preprocess.image_mean, preprocess.image_std, seed=config.seed)
     if config.cache_images:
@@ -127,16 +130,18 @@ def train_baseline(records, targets, config: TrainConfig, kind: str | None = Non
                          logging_dir=output_dir / "logs")
     model = result.model
     model.image_processor = preprocess.processor
-    model.save_pretrained(str(output_dir))
     seconds = time.perf_counter() - started
-    card = render_baseline_card(config, kind, len(dataset), counts, result.epoch_losses, seconds)
-    (output_dir / "README.md").write_text(card, encoding="utf-8")
-    (output_dir / "training_summary.json").write_text(json.dumps({
-        "kind": kind, "epoch_losses": result.epoch_losses, "class_counts": counts.tolist(), "seconds": seconds,
-    }, indent=2) + "\n", encoding="utf-8")
-    import shutil
+    if result.is_main_process:  # under `accelerate launch` only one process writes the model directory
+        import shutil
 
-    shutil.rmtree(output_dir / "_training", ignore_errors=True)
+        model.save_pretrained(str(output_dir))
+        card = render_baseline_card(config, kind, len(dataset), counts, result.epoch_losses, seconds)
+        (output_dir / "README.md").write_text(card, encoding="utf-8")
+        (output_dir / "training_summary.json").write_text(json.dumps({
+            "kind": kind, "epoch_losses": result.epoch_losses, "class_counts": counts.tolist(), "seconds": seconds,
+        }, indent=2) + "\n", encoding="utf-8")
+        shutil.rmtree(output_dir / "_training", ignore_errors=True)
+    PartialState().wait_for_everyone()
     return BaselineRun(output_dir, model, result.epoch_losses, counts.tolist(), seconds)
 
 
