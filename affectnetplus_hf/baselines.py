@@ -171,6 +171,12 @@ def train_baselines(
             manifest["skipped"].append({"trained_on": trained_on, "reason": f"no {split} images"})
             logger.warning("baselines: %s has no %s images; skipped", trained_on, split)
             continue
+        if config.max_images is not None and len(data.records) > config.max_images:  # reduced runs
+            keep = np.sort(np.random.default_rng(config.seed).choice(len(data.records), config.max_images,
+                                                                     replace=False))
+            data = DatasetSplit([data.records[i] for i in keep], data.hard_labels[keep], data.soft_labels[keep],
+                                data.subsets[keep], None if data.true_soft_labels is None
+                                else data.true_soft_labels[keep], data.left_out)
         for kind in kinds:
             name = model_name(kind, trained_on)
             model_dir = output / name

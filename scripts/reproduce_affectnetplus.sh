@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Re-create AffectNet+ (paper Sec. 3-4) from a real AffectNet and a multi-annotated set, on N GPUs.
 #
-#   scripts/reproduce_affectnetplus.sh AFFECTNET_DIR MAS_DIR OUT_DIR [extra `affectnetplus train` flags ...]
+#   scripts/reproduce_affectnetplus.sh AFFECTNET_DIR MAS_DIR OUT_DIR [extra TrainConfig flags ...]
+#
+# Extra flags (e.g. --pretrained resnet50=/w/resnet50.safetensors --ebc_epochs 10) go to the soft-labeler
+# training and to the baselines.
 #
 # AFFECTNET_DIR: AffectNet in either layout (Manually_Annotated_file_lists/*.csv + images, or
 #                train_set/ val_set/ with annotations/*.npy). MAS_DIR: the multi-annotated set the
@@ -18,11 +21,12 @@
 #   METADATA=...        metadata chain for `affectnetplus build` (default passthrough,solvepnp; solvepnp
 #                       needs the [pose] extra; add deepface for age/ethnicity when its weights are present)
 #   MAX_IMAGES=K        reduced run: train on K multi-annotated images (debugging / smoke tests)
+#   NUM_WORKERS=K       image-decoding workers per labeling process (default 8 on GPU, 0 on CPU)
 #   DRY_RUN=1           print the commands instead of running them
 set -euo pipefail
 
 if [ "$#" -lt 3 ]; then
-    sed -n '2,22p' "$0" >&2
+    sed -n '2,26p' "$0" >&2
     exit 2
 fi
 AFFECTNET_DIR=$1
@@ -41,12 +45,15 @@ if [ -n "${MAX_IMAGES:-}" ]; then EXTRA+=(--max_images "$MAX_IMAGES"); fi
 if [ "$NUM_GPUS" -gt 1 ]; then
     LAUNCH=(accelerate launch --multi_gpu --num_processes "$NUM_GPUS" -m affectnetplus_hf)
     DTYPE=bf16
+    WORKERS=${NUM_WORKERS:-8}
 elif [ "$NUM_GPUS" -eq 1 ]; then
     LAUNCH=("$PYTHON" -m affectnetplus_hf)
     DTYPE=bf16
+    WORKERS=${NUM_WORKERS:-8}
 else
     LAUNCH=("$PYTHON" -m affectnetplus_hf)
     DTYPE=fp32
+    WORKERS=${NUM_WORKERS:-0}
 fi
 CLI=("$PYTHON" -m affectnetplus_hf)
 
@@ -59,10 +66,10 @@ run "${CLI[@]}" info "$AFFECTNET_DIR"
 run "${CLI[@]}" info "$MAS_DIR"
 run "${LAUNCH[@]}" train softlabeler --data "$MAS_DIR" --preset "$PRESET" --output_dir "$OUT/softlabeler" \
     ${EXTRA[@]+"${EXTRA[@]}"} "$@"
-run "${LAUNCH[@]}" label "$OUT/softlabeler" "$AFFECTNET_DIR" "$OUT/labels" --dtype "$DTYPE" --num-workers 8
+run "${LAUNCH[@]}" label "$OUT/softlabeler" "$AFFECTNET_DIR" "$OUT/labels" --dtype "$DTYPE" --num-workers "$WORKERS"
 run "${CLI[@]}" build "$AFFECTNET_DIR" "$OUT/labels" "$OUT/dataset" --metadata "$METADATA" \
     --name "AffectNet+ (re-created)"
-run "${LAUNCH[@]}" baseline "$OUT/dataset" "$OUT/baselines" --preset "$PRESET" ${EXTRA[@]+"${EXTRA[@]}"}
+run "${LAUNCH[@]}" baseline "$OUT/dataset" "$OUT/baselines" --preset "$PRESET" ${EXTRA[@]+"${EXTRA[@]}"} "$@"
 run "${CLI[@]}" evaluate "$OUT/dataset" --baselines "$OUT/baselines" --output "$OUT/report" --device \
     "$([ "$NUM_GPUS" -gt 0 ] && echo cuda || echo cpu)"
 echo "dataset: $OUT/dataset   report: $OUT/report/report.md" >&2
