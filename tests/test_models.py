@@ -105,7 +105,7 @@ def _reference_soft_label(members, confidences, pixels, mode="balanced"):
 ROUND_TRIP_SCRIPT = textwrap.dedent(
     """
     import json, sys, torch
-    import affectnetplus_hf.models  # registers the Auto classes
+    import affectnetplus_hf  # registers the Auto classes (when transformers' Auto modules load)
     from transformers import AutoModel
     from safetensors.torch import load_file
     root = sys.argv[1]
@@ -175,6 +175,47 @@ def test_auto_classes_resolve(tmp_path):
         config.save_pretrained(tmp_path / config_class.model_type)
         assert type(AutoConfig.from_pretrained(tmp_path / config_class.model_type)) is config_class
     assert type(AutoConfig.for_model(SoftLabelerConfig.model_type)) is SoftLabelerConfig
+
+
+PACKAGE_IMPORT_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    root, transformers_first = sys.argv[1], sys.argv[2] == "1"
+    if transformers_first:
+        from transformers import AutoConfig, AutoImageProcessor, AutoModel
+    import affectnetplus_hf
+    heavy = sorted(m for m in ("torch", "transformers", "timm") if m in sys.modules)
+    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
+    result = {"heavy_after_import": heavy}
+    for name in ("binary", "labeler"):
+        model = AutoModel.from_pretrained(f"{root}/{name}")
+        processor = AutoImageProcessor.from_pretrained(f"{root}/{name}")
+        result[name] = [type(model).__name__, type(AutoConfig.from_pretrained(f"{root}/{name}")).__name__,
+                        type(processor).__name__, processor.size]
+    result["image_classification"] = type(AutoModelForImageClassification.from_pretrained(f"{root}/binary")).__name__
+    result["lazy_export"] = affectnetplus_hf.SoftLabeler is type(AutoModel.from_pretrained(f"{root}/labeler"))
+    print(json.dumps(result))
+    """
+)
+
+
+@pytest.mark.parametrize("transformers_first", [False, True])
+def test_package_import_registers_auto_classes(tmp_path, labeler, transformers_first):
+    """``import affectnetplus_hf`` (cheap: no torch) + Auto classes in a fresh process, either import order."""
+    _binary("test_resnet", "Disgust", seed=4).save_pretrained(tmp_path / "binary")
+    labeler.save_pretrained(tmp_path / "labeler")
+    completed = subprocess.run(
+        [sys.executable, "-c", PACKAGE_IMPORT_SCRIPT, str(tmp_path), "1" if transformers_first else "0"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    if not transformers_first:
+        assert result["heavy_after_import"] == []
+    assert result["binary"] == ["BinaryExpressionClassifier", "BinaryExpressionClassifierConfig", "AffectNetPlusImageProcessor", SIZE]
+    assert result["labeler"] == ["SoftLabeler", "SoftLabelerConfig", "AffectNetPlusImageProcessor", SIZE]
+    assert result["image_classification"] == "BinaryExpressionClassifier"
+    assert result["lazy_export"] is True
 
 
 # ---------------------------------------------------------------------------------------------- soft-labeler

@@ -1,79 +1,96 @@
-"""AffectNet+ models (transformers ``PreTrainedModel`` + timm backbones).
+"""AffectNet+ models (transformers ``PreTrainedModel`` + timm backbones; SPEC §5–8, §10).
 
-Importing this package registers every config/model with ``AutoConfig``/``AutoModel`` (no
-``trust_remote_code``), so ``AutoModel.from_pretrained(saved_dir)`` works once
+The names below are loaded lazily (PEP 562): ``import affectnetplus_hf.models`` is cheap, the first
+access to a model class imports torch/transformers. Registration with ``AutoConfig``/``AutoModel``/
+``AutoModelForImageClassification``/``AutoImageProcessor`` (no ``trust_remote_code``) is done by
+``import affectnetplus_hf`` as soon as transformers' Auto modules are imported
+(:mod:`affectnetplus_hf.models.registration`), so ``AutoModel.from_pretrained(saved_dir)`` works once
 ``affectnetplus_hf`` is imported.
 """
 
 from __future__ import annotations
 
-from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from affectnetplus_hf.models.configuration_affectnetplus import (
-    CS_MODES,
-    FAMILIES,
-    AUExpressionClassifierConfig,
-    BinaryExpressionClassifierConfig,
-    HardFERConfig,
-    SoftFERConfig,
-    SoftLabelerConfig,
-)
-from affectnetplus_hf.models.modeling_affectnetplus import (
-    AUClassifierOutput,
-    AUExpressionClassifier,
-    BinaryClassifierOutput,
-    BinaryExpressionClassifier,
-    ExpressionNet,
-    FERClassifierOutput,
-    HardFERModel,
-    SoftFERModel,
-    SoftLabeler,
-    SoftLabelerOutput,
-    au_loss,
-    au_targets_for_labels,
-    check_backbone_name,
-    create_backbone,
-)
+_CONFIGURATION = "affectnetplus_hf.models.configuration_affectnetplus"
+_MODELING = "affectnetplus_hf.models.modeling_affectnetplus"
+_REGISTRATION = "affectnetplus_hf.models.registration"
 
-_PAIRS = (
-    (BinaryExpressionClassifierConfig, BinaryExpressionClassifier),
-    (AUExpressionClassifierConfig, AUExpressionClassifier),
-    (HardFERConfig, HardFERModel),
-    (SoftFERConfig, SoftFERModel),
-    (SoftLabelerConfig, SoftLabeler),
-)
+_EXPORTS: dict[str, str] = {
+    **{
+        name: _CONFIGURATION
+        for name in (
+            "CS_MODES",
+            "FAMILIES",
+            "AUExpressionClassifierConfig",
+            "BinaryExpressionClassifierConfig",
+            "HardFERConfig",
+            "SoftFERConfig",
+            "SoftLabelerConfig",
+        )
+    },
+    **{
+        name: _MODELING
+        for name in (
+            "AUClassifierOutput",
+            "AUExpressionClassifier",
+            "BinaryClassifierOutput",
+            "BinaryExpressionClassifier",
+            "ExpressionNet",
+            "FERClassifierOutput",
+            "HardFERModel",
+            "SoftFERModel",
+            "SoftLabeler",
+            "SoftLabelerOutput",
+            "au_loss",
+            "au_targets_for_labels",
+            "check_backbone_name",
+            "create_backbone",
+        )
+    },
+    "register_auto_classes": _REGISTRATION,
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from affectnetplus_hf.models.configuration_affectnetplus import (  # noqa: F401
+        CS_MODES,
+        FAMILIES,
+        AUExpressionClassifierConfig,
+        BinaryExpressionClassifierConfig,
+        HardFERConfig,
+        SoftFERConfig,
+        SoftLabelerConfig,
+    )
+    from affectnetplus_hf.models.modeling_affectnetplus import (  # noqa: F401
+        AUClassifierOutput,
+        AUExpressionClassifier,
+        BinaryClassifierOutput,
+        BinaryExpressionClassifier,
+        ExpressionNet,
+        FERClassifierOutput,
+        HardFERModel,
+        SoftFERModel,
+        SoftLabeler,
+        SoftLabelerOutput,
+        au_loss,
+        au_targets_for_labels,
+        check_backbone_name,
+        create_backbone,
+    )
+    from affectnetplus_hf.models.registration import register_auto_classes  # noqa: F401
 
 
-def _register() -> None:
-    for config_class, model_class in _PAIRS:
-        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
-        AutoModel.register(config_class, model_class, exist_ok=True)
-        if model_class is not SoftLabeler:
-            AutoModelForImageClassification.register(config_class, model_class, exist_ok=True)
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
 
-_register()
-
-__all__ = [
-    "AUClassifierOutput",
-    "AUExpressionClassifier",
-    "AUExpressionClassifierConfig",
-    "BinaryClassifierOutput",
-    "BinaryExpressionClassifier",
-    "BinaryExpressionClassifierConfig",
-    "CS_MODES",
-    "ExpressionNet",
-    "FAMILIES",
-    "FERClassifierOutput",
-    "HardFERConfig",
-    "HardFERModel",
-    "SoftFERConfig",
-    "SoftFERModel",
-    "SoftLabeler",
-    "SoftLabelerConfig",
-    "SoftLabelerOutput",
-    "au_loss",
-    "au_targets_for_labels",
-    "check_backbone_name",
-    "create_backbone",
-]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -87,9 +87,10 @@ def iter_soft_labels(
 def _load_soft_labeler(model_dir: str):
     from transformers import AutoModel
 
-    import affectnetplus_hf.models  # noqa: F401  (registers the Auto classes)
     from affectnetplus_hf.models.modeling_affectnetplus import SoftLabeler
+    from affectnetplus_hf.models.registration import register_auto_classes
 
+    register_auto_classes()  # done on import already; explicit here so that a failure raises
     model = AutoModel.from_pretrained(model_dir)
     if not isinstance(model, SoftLabeler):
         raise ValueError(

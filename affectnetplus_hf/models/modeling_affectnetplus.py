@@ -654,9 +654,9 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
     ``config.ebc_backbones[j]``; ``au_members[e]`` is the AU classifier of emotion ``e``. Their layers
     have the same names as :class:`BinaryExpressionClassifier` / :class:`AUExpressionClassifier`.
 
-    ``member_execution``: ``"loop"`` (default, measured fastest on CPU/GPU for ResNet/EfficientNet,
-    see ``benchmarks/bench_ensemble.py``) or ``"vmap"`` (members of one architecture stacked with
-    ``torch.func``; eval mode only).
+    ``member_execution``: ``"loop"`` (default; measured ~1.8x faster than vmap on CPU for the tiny
+    32-member ensemble, ``benchmarks/results/ensemble.json``; not yet measured on a GPU) or ``"vmap"``
+    (members of one architecture stacked with ``torch.func``; eval mode only).
     """
 
     config_class = SoftLabelerConfig
