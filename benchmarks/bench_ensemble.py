@@ -545,6 +545,11 @@ def _notes(entry: dict, best: dict, n_members: int, worker_settings: list[int]) 
                 f"parallel and the pre-decoded compute run holds all {entry['images']} decoded images in memory; "
                 f"on a shared machine the load also differs between runs (interleaving limits, not removes, this)."
             )
+    if len(worker_settings) > 1 and best[f"per_member_passes_{worker_settings[-1]}w"] > best["per_member_passes_0w"]:
+        notes.append(
+            f"the per-member baseline is slower with {worker_settings[-1]} worker(s) than with 0: each of its "
+            f"{n_members} passes starts its own DataLoader workers."
+        )
     if entry["ratios"]["vmap_speedup_vs_loop"] < 1:
         notes.append("vmap-stacked members are slower than the sequential loop here: keep member_execution='loop'.")
     return notes
