@@ -463,6 +463,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  images/s: {json.dumps(entry['images_per_s'])}")
     for note in entry["notes"]:
         print(f"  - {note}")
+    if not entry["same_outputs"]:
+        bad = {k: v for k, v in diffs.items() if v > tol}
+        raise SystemExit(f"soft labels differ between execution paths beyond {tol}: {bad}")
     return entry
 
 
