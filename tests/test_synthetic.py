@@ -179,6 +179,32 @@ def test_render_face_returns_projected_ground_truth() -> None:
     assert lm[66, 1] - lm[62, 1] > 4 and abs(lm_neutral[66, 1] - lm_neutral[62, 1]) < 1
 
 
+def test_face_framing_matches_a_crop_of_the_face_box() -> None:
+    """``framing="face"`` (the multi-annotated part) draws what cropping the scene's face box and
+    resizing it to the image would show: same face, landmarks mapped by the box's per-axis scale."""
+    rng = np.random.default_rng(4)
+    params = S.draw_face_params(rng, S.blend_aus(EMOTION_TO_INDEX["Happy"], None, 0.0, 1.0))
+    scene, lm_scene, (x, y, w, h) = S.render_face(params, 96, np.random.default_rng(1))
+    face, lm_face, box = S.render_face(params, 96, np.random.default_rng(1), framing="face")
+    assert box == (0, 0, 96, 96) and w < 90 and h < 90
+    expected = (lm_scene - [x, y]) * [96 / w, 96 / h]
+    assert np.abs(lm_face - expected).max() < 96 / min(w, h) + 0.5  # the box is rounded to whole pixels
+    crop = np.asarray(scene.crop((x, y, x + w, y + h)).resize((96, 96), Image.Resampling.BILINEAR), np.float32)
+    drawn = np.asarray(face, np.float32)
+    assert np.abs(crop - drawn).mean() < 20, np.abs(crop - drawn).mean()
+    assert np.abs(np.asarray(scene, np.float32) - drawn).mean() > 20
+    with pytest.raises(ValueError, match="framing"):
+        S.render_face(params, 96, framing="tight")
+
+
+def test_multi_annotated_part_holds_face_crops(csv_sample: Path) -> None:
+    truth = S.read_ground_truth(csv_sample)
+    spans: dict[str, list[float]] = {"multi_annotated": [], "affectnet": []}
+    for record in truth.values():
+        spans[record["part"]].append(float(np.ptp(record["landmarks"][:, 0])))  # jaw side to side
+    assert min(spans["multi_annotated"]) > 0.8 * SIZE > max(spans["affectnet"]), spans
+
+
 def test_blend_aus_and_contempt_side() -> None:
     happy, surprise = EMOTION_TO_INDEX["Happy"], EMOTION_TO_INDEX["Surprise"]
     au = S.blend_aus(happy, surprise, 0.3)

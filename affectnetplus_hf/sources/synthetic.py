@@ -41,6 +41,10 @@ Choices of this module (documented deviations):
   face towards the image's right, ``pitch > 0`` up, ``roll > 0`` clockwise); orthographic projection
   of a face surface with depth.
 * All multi-annotated images are in split ``"train"``: test-MAS is selected from them by SPEC §3.
+* Framing: the AffectNet part shows a face in a scene (its face box in the annotations); the
+  multi-annotated part holds face crops, as FER+ does — the face box (forehead to chin) fills the image,
+  stretched exactly as the image processor's crop-and-resize stretches an AffectNet-part face box — so a
+  soft-labeler trained on the multi-annotated part sees faces framed as it will at labelling time.
 * Blends: 30% of the images by default, the secondary drawn with weight ``overlap + 1`` (SPEC §2
   overlap) and blend weight in [0.2, 0.45] (rounded to 4 decimals so the soft label is exact).
 """
@@ -556,7 +560,7 @@ class _Face:
 class _Projector:
     """Rotate canonical points (with depth) by the head pose and map them to pixels."""
 
-    def __init__(self, face: _Face, scale: float, offset: tuple[float, float]):
+    def __init__(self, face: _Face, scale: float | np.ndarray, offset: tuple[float, float]):
         p = face.p
         self.face = face
         yaw, pitch, roll = (math.radians(v) for v in (p.yaw, p.pitch, p.roll))
@@ -681,12 +685,23 @@ def _draw_background(draw: ImageDraw.ImageDraw, size: int, params: FaceParams) -
             draw.ellipse(box, fill=tuple(shape["color"]))
 
 
-def _fit_transform(face: _Face, params: FaceParams, size: int) -> tuple[float, tuple[float, float]]:
-    """Scale and offset so that the face box height is ``face_height * size`` and the face is inside."""
+def _fit_transform(
+    face: _Face, params: FaceParams, size: int, framing: str = "scene",
+) -> tuple[float | np.ndarray, tuple[float, float]]:
+    """Scale and offset of the projection onto the ``size`` x ``size`` canvas.
+
+    ``framing="scene"``: the face box height is ``face_height * size`` and the face is inside (a uniform
+    scale). ``framing="face"``: the face box (the outline, forehead to chin) fills the whole canvas, with
+    the per-axis scales ``(sx, sy)`` that an image processor's crop-and-resize of that box would apply.
+    """
     probe = _Projector(face, 1.0, (0.0, 0.0))
     outline = np.concatenate([face.jaw(17), face.forehead(15)])
     plane = probe.canonical_to_plane(outline)
     lo, hi = plane.min(axis=0), plane.max(axis=0)
+    if framing == "face":
+        scales = size / np.maximum(hi - lo, 1e-6)
+        offset = -lo * scales
+        return scales, (float(offset[0]), float(offset[1]))
     scale = params.face_height * size / max(hi[1] - lo[1], 1e-6)
     margin = 0.03 * size
     extent = (hi - lo) * scale
@@ -706,6 +721,7 @@ def render_face(
     image_size: int = DEFAULT_IMAGE_SIZE,
     rng: np.random.Generator | None = None,
     supersample: int = 2,
+    framing: Literal["scene", "face"] = "scene",
 ) -> tuple[Image.Image, np.ndarray, tuple[int, int, int, int]]:
     """Draw one face.
 
@@ -714,6 +730,9 @@ def render_face(
         image_size: output side in pixels (square RGB image).
         rng: generator for the pixel noise (``None``: a generator seeded with 0).
         supersample: drawing resolution factor (antialiasing); 1 is fastest.
+        framing: ``"scene"`` (a face in a scene, the AffectNet part: ``params.face_height`` and
+            ``params.center`` place it) or ``"face"`` (a face crop, the multi-annotated part as in FER+:
+            the face box fills the image, stretched as a crop-and-resize of that box would be).
 
     Returns:
         ``(image, landmarks, face_box)``: the PIL RGB image, the (68, 2) float32 iBUG landmarks in output
@@ -722,13 +741,15 @@ def render_face(
     """
     if image_size < 16:
         raise ValueError(f"image_size must be >= 16 pixels, got {image_size}")
+    if framing not in ("scene", "face"):
+        raise ValueError(f"framing must be 'scene' or 'face', got {framing!r}")
     rng = rng if rng is not None else np.random.default_rng(0)
     face = _Face(params)
     size = image_size * supersample
-    scale, offset = _fit_transform(face, params, size)
+    scale, offset = _fit_transform(face, params, size, framing)
     proj = _Projector(face, scale, offset)
     idn, aus = face.idn, face.aus
-    px = scale  # pixels per canonical unit on the drawing canvas
+    px = float(np.sqrt(np.prod(np.broadcast_to(scale, (2,)))))  # pixels per canonical unit on the canvas
 
     def width(units: float) -> int:
         return max(1, int(round(units * px)))
@@ -1123,7 +1144,10 @@ def make_item(
     uses_contempt = EMOTIONS[primary] == "Contempt" or (secondary is not None and EMOTIONS[secondary] == "Contempt")
     aus = blend_aus(primary, secondary, weight, intensity, side, rng)
     params = draw_face_params(rng, aus)
-    image, landmarks, box = render_face(params, image_size, rng)
+    # The multi-annotated part holds face crops (as FER+ does, and as the image processor crops the
+    # AffectNet part's face boxes), so that a model trained on it sees faces framed as at labelling time.
+    framing = "face" if part == "multi_annotated" else "scene"
+    image, landmarks, box = render_face(params, image_size, rng, framing=framing)
     vote_intensity = 1.0 if primary == EMOTION_TO_INDEX["Neutral"] else intensity
     n_votes = n_annotators if part == "multi_annotated" else 1
     votes, names, labels = simulate_votes(rng, soft, vote_intensity, pool, n_votes)
