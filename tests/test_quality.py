@@ -1,11 +1,27 @@
-"""Quality bar of ``affectnetplus train softlabeler --preset tiny`` on the embedded sample (issue 4).
+"""Quality bar of ``affectnetplus train softlabeler --preset tiny`` on the embedded sample (issue 4, item 7).
 
-Trains the whole tiny soft-labeler (8 EBC + 8 AU members) on the default synthetic sample on CPU and
-checks what it learned on test-MAS. The thresholds are the levels measured for the tiny preset
-(randomly initialised ``test_resnet`` at 64 px, 8 epochs, measured run: 126 s of training): members clearly above chance on average,
-and the soft labels' arg-max far above the 1/8 chance level. They are *below* the issue's target
-(every member's average accuracy ≥ 0.75) — see the training report; raise them when the preset or the
-sample improves.
+Trains the whole tiny soft-labeler (8 EBC + 8 AU members, randomly initialised ``test_resnet`` at 48 px,
+14 epochs) on the default synthetic sample (seed 0) on CPU and checks what it learned.
+
+Measured (2026-11-29; 2 shared CPU cores; training wall time 180-210 s with other jobs running, about
+20 % less CPU than the former 64 px / 8-epoch preset, which took about 130 s on an idle machine; writing
+the sample about 12 s):
+
+- test-MAS average accuracy (the balanced-accuracy CS, SPEC §5): EBC mean 0.966 (min 0.929, Disgust),
+  AU mean 0.933 (min 0.839, Disgust); every member is above the issue's 0.75;
+- soft labels' arg-max on test-MAS: 0.961 (chance 0.125);
+- W-MAE (SPEC §9, %) against the ground-truth soft labels on the 1,000 AffectNet-part images, versus the
+  one-hot hard labels (one annotator's vote): soft labels 15.9 vs one-hot 11.8 overall; on the 300
+  blended faces 19.1 vs 24.7; the EBC family alone (a valid one-family soft label, SPEC §8) 10.4.
+
+Why the full Eq. 14 soft labels do not beat the one-hot labels overall: the AU family's P_AU
+(SPEC §7) averages the binary head with APV = softmax(BSV), which stays near 0.5, so even *perfect*
+members give every absent emotion a score of about 0.1 and the present one about 0.9 — W-MAE 8.0 on pure
+faces, where a correct one-hot label scores 0. One-hot labels lose only on blends and annotator errors
+(the sample's two simulated annotators agree on 67 % of faces, AffectNet's on about 60 %). Raising the
+blend fraction to 0.5 made it worse (18.4 vs 15.6). The thresholds below sit just under the measured
+numbers; the W-MAE checks assert what holds: soft labels beat one-hot labels on blends, and the EBC
+scores beat them overall.
 """
 
 from __future__ import annotations
@@ -20,6 +36,10 @@ import torch
 from affectnetplus_hf.emotions import EMOTIONS
 
 pytestmark = pytest.mark.slow
+
+EBC_MEAN, AU_MEAN, MEMBER_MIN = 0.94, 0.90, 0.80  # measured 0.966, 0.933, 0.839 (issue target: 0.75)
+ARGMAX_ACCURACY = 0.90  # measured 0.961
+SOFT_W_MAE = 17.5  # measured 15.9 (one-hot: 11.8)
 
 
 @pytest.fixture(scope="module")
@@ -38,33 +58,63 @@ def trained(tmp_path_factory):
     return sample, run
 
 
+def _soft_labels(model, records) -> np.ndarray:
+    from affectnetplus_hf.training.data import FacePreprocessor, decode_records
+
+    pixels, _, _ = decode_records(records, FacePreprocessor(model.config.image_size), progress=False)
+    with torch.no_grad():
+        soft = model(pixel_values=pixels).soft_label.numpy().astype(np.float64)
+    assert soft.shape == (len(records), len(EMOTIONS)) and np.all((soft >= 0) & (soft <= 1))
+    return soft
+
+
 def test_members_learned_on_test_mas(trained):
     _, run = trained
     table = json.loads((run.output_dir / "confidence_scores.json").read_text())
     average = {name: row["average_accuracy"] for name, row in table["members"].items()}
     assert len(average) == 16
-    # measured on the default sample (seed 0): EBC mean 0.63, AU mean 0.58
-    for family, floor in (("ebc", 0.58), ("au", 0.53)):
+    for family, floor in (("ebc", EBC_MEAN), ("au", AU_MEAN)):
         values = [v for k, v in average.items() if k.startswith(family)]
         assert np.mean(values) >= floor, (family, average)
-    # most members above chance (0.5 balanced accuracy)
-    assert sum(v >= 0.55 for v in average.values()) >= 9, average
+    assert min(average.values()) >= MEMBER_MIN, average
+
+
+def test_soft_labels_against_the_ground_truth(trained):
+    from affectnetplus_hf.metrics import functional as F
+    from affectnetplus_hf.models import SoftLabeler
+    from affectnetplus_hf.sources import open_synthetic
+    from affectnetplus_hf.training.data import FacePreprocessor, decode_records
+
+    sample, run = trained
+    model = SoftLabeler.from_pretrained(str(run.output_dir))
+    records = [r for r in open_synthetic(sample).records(None) if r.hard_label is not None]
+    assert len(records) >= 900
+    truth = np.stack([r.extra["soft_label_true"] for r in records]).astype(np.float64)
+    one_hot = np.eye(len(EMOTIONS))[[r.hard_label for r in records]]
+    blend = np.array([r.extra.get("secondary") is not None for r in records])
+    assert 0.2 < blend.mean() < 0.4
+    pixels, _, _ = decode_records(records, FacePreprocessor(model.config.image_size), progress=False)
+    with torch.no_grad():
+        output = model(pixel_values=pixels)
+    soft = output.soft_label.numpy().astype(np.float64)
+    ebc = output.ebc_scores.numpy().astype(np.float64)
+    assert soft.shape == truth.shape and np.all((soft >= 0) & (soft <= 1))
+    w_mae = {"soft": F.w_mae(truth, soft), "one_hot": F.w_mae(truth, one_hot), "ebc": F.w_mae(truth, ebc),
+             "soft_blend": F.w_mae(truth[blend], soft[blend]), "one_hot_blend": F.w_mae(truth[blend], one_hot[blend])}
+    assert w_mae["soft"] <= SOFT_W_MAE, w_mae
+    assert w_mae["soft_blend"] < w_mae["one_hot_blend"] - 3.0, w_mae  # measured 19.1 vs 24.7
+    assert w_mae["ebc"] < w_mae["one_hot"], w_mae  # measured 10.4 vs 11.8
 
 
 def test_soft_labels_rank_the_true_emotion(trained):
     from affectnetplus_hf.models import SoftLabeler
     from affectnetplus_hf.sampling import MASSplit
     from affectnetplus_hf.sources import open_multi_annotated
-    from affectnetplus_hf.training.data import FacePreprocessor, decode_records
 
     sample, run = trained
     model = SoftLabeler.from_pretrained(str(run.output_dir))
     split = MASSplit.load(run.output_dir / "mas_split")
     records = {r.image_id: r for r in open_multi_annotated(sample).records(None)}
-    test = [records[i] for i in split.test_ids]
-    pixels, _, _ = decode_records(test, FacePreprocessor(model.config.image_size), progress=False)
-    with torch.no_grad():
-        soft = model(pixel_values=pixels).soft_label.numpy()
-    assert soft.shape == (len(test), len(EMOTIONS)) and np.all((soft >= 0) & (soft <= 1))
+    soft = _soft_labels(model, [records[i] for i in split.test_ids])
     accuracy = float((soft.argmax(1) == split.test_labels).mean())
-    assert accuracy >= 0.25, accuracy  # chance = 0.125; measured 0.34
+    assert accuracy >= ARGMAX_ACCURACY, accuracy  # chance = 0.125
