@@ -3,15 +3,14 @@
 Trains the whole tiny soft-labeler (8 EBC + 8 AU members, randomly initialised ``test_resnet`` at 48 px,
 14 epochs) on the default synthetic sample (seed 0) on CPU and checks what it learned.
 
-Measured (2026-11-29; 2 shared CPU cores; training wall time 180-210 s with other jobs running, about
-20 % less CPU than the former 64 px / 8-epoch preset, which took about 130 s on an idle machine; writing
-the sample about 12 s):
+Measured (2026-11-29, 2 CPU cores shared with other jobs): training 186-200 s wall (the former
+64 px / 8-epoch preset: 187 s side by side; about 130 s on an idle machine), writing the sample 12 s:
 
 - test-MAS average accuracy (the balanced-accuracy CS, SPEC §5): EBC mean 0.966 (min 0.929, Disgust),
   AU mean 0.933 (min 0.839, Disgust); every member is above the issue's 0.75;
 - soft labels' arg-max on test-MAS: 0.961 (chance 0.125);
 - W-MAE (SPEC §9, %) against the ground-truth soft labels on the 1,000 AffectNet-part images, versus the
-  one-hot hard labels (one annotator's vote): soft labels 15.9 vs one-hot 11.8 overall; on the 300
+  one-hot hard labels (one annotator's vote): soft labels 15.9 vs one-hot 11.8 overall; on the 313
   blended faces 19.1 vs 24.7; the EBC family alone (a valid one-family soft label, SPEC §8) 10.4.
 
 Why the full Eq. 14 soft labels do not beat the one-hot labels overall: the AU family's P_AU
