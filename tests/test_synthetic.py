@@ -48,7 +48,7 @@ def npy_sample(tmp_path_factory) -> Path:
 
 def test_sample_info_and_csv_layout(csv_sample: Path) -> None:
     info = json.loads((csv_sample / "sample_info.json").read_text())
-    assert info["kind"] == "affectnetplus-synthetic-sample" and info["version"] == 1
+    assert info["kind"] == "affectnetplus-synthetic-sample" and info["version"] == S.SAMPLE_VERSION == 2
     assert {k: info[k] for k in ("layout", "seed", "image_size", "n_train", "n_val", "n_mas", "n_annotators")} == {
         "layout": "csv", "seed": 3, "image_size": SIZE, "n_train": 24, "n_val": 8, "n_mas": 40, "n_annotators": 5,
     }

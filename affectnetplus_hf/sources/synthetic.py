@@ -79,7 +79,7 @@ from affectnetplus_hf.emotions import (
 logger = logging.getLogger(__name__)
 
 SAMPLE_KIND = "affectnetplus-synthetic-sample"
-SAMPLE_VERSION = 1
+SAMPLE_VERSION = 2  # 2: the multi-annotated part holds face crops (framing="face")
 
 #: Defaults of :func:`write_sample` (a demo-sized sample: whole pipeline in a few CPU minutes).
 DEFAULT_N_TRAIN = 800
