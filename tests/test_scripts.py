@@ -55,6 +55,7 @@ def ferplus_from_sample(sample: Path, root: Path) -> Path:
 
 
 def test_ferplus_script_trains_on_training_votes_and_scores_test_labels(sample, tmp_path):
+    from affectnetplus_hf.labeling import load_labels
     from affectnetplus_hf.sampling import MASSplit
 
     ferplus = ferplus_from_sample(sample, tmp_path / "ferplus")
@@ -68,7 +69,11 @@ def test_ferplus_script_trains_on_training_votes_and_scores_test_labels(sample, 
     manifest = json.loads((out / "labels" / "manifest.json").read_text())
     assert manifest["complete"]
     quality = json.loads((out / "report" / "soft_label_quality.json").read_text())
-    assert quality["reference"] == "votes" and quality["n_images"] == 60  # 240 / 4 test images
+    labels = load_labels(out / "labels").to_pylist()
+    assert len(labels) == 60 and {r["split"] for r in labels} == {"test"}  # 240 / 4 test images
+    no_majority = sum(r["hard_label"] is None for r in labels)  # tied votes: no hard label, left out and counted
+    assert quality["reference"] == "votes" and quality["n_images"] == 60 - no_majority
+    assert quality["left_out"] == no_majority
     assert set(quality["soft_labels"]["w_mae_by"]) <= {f"test/{s}" for s in ("easy", "challenging", "difficult")}
     assert "vote distributions" in (out / "report" / "soft_label_quality.md").read_text()
 

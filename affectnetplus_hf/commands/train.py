@@ -7,7 +7,7 @@
 
 Every option is a field of ``affectnetplus_hf.training.TrainConfig`` (parsed by transformers'
 HfArgumentParser); ``--config FILE.yaml|.json`` loads them from a file, flags given as well override it.
-Options left unset take the preset's values (``tiny``: small test_* timm models at 64 px for a CPU;
+Options left unset take the preset's values (``tiny``: small test_* timm models at 48 px for a CPU;
 ``paper``: SPEC §10). ``affectnetplus train FAMILY --help`` lists them all. The resolved config is saved
 as ``train_config.json`` in the model directory. Distributed: ``accelerate launch [--multi_gpu
 --num_processes N] -m affectnetplus_hf train ...``.

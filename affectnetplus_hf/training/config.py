@@ -147,6 +147,11 @@ class TrainConfig:
     )
     skip_bad: bool = field(default=False, metadata={"help": "skip unreadable images (counted, listed) instead of failing"})
     max_images: int | None = field(default=None, metadata={"help": "use at most this many images (debugging)"})
+    mas_splits: list[str] | None = field(
+        default=None,
+        metadata={"help": "splits of the multi-annotated source that form the MAS (default: all; e.g. train for "
+                          "FER+, keeping its test images unseen)"},
+    )
 
     # soft-labeler families (SPEC §6, §7)
     ebc_backbones: list[str] | None = field(default=None, metadata={"help": "timm names of the J EBC backbones"})

@@ -167,6 +167,12 @@ def _load_mas_records(config: TrainConfig):
 
     source = open_multi_annotated(config.data)
     records = [r for r in source.records(None) if r.votes is not None]
+    if config.mas_splits:
+        found = sorted({r.split for r in records})
+        records = [r for r in records if r.split in config.mas_splits]
+        if not records:
+            raise ValueError(f"{config.data}: no image with votes in splits {list(config.mas_splits)}; "
+                             f"the multi-annotated source has {found}")
     skipped = getattr(source, "bad", None)
     if skipped:
         logger.warning("the source skipped %d rows: %s", len(skipped), skipped)
