@@ -229,8 +229,7 @@ def predict_records(model, records: Sequence[FaceRecord], batch_size: int = 64, 
     if cache is not None and key in cache:
         pixels = cache[key]
     else:
-        preprocess = FacePreprocessor(model.config.image_size, processor=processor) if processor is not None \
-            else FacePreprocessor(model.config.image_size)
+        preprocess = FacePreprocessor(model.config.image_size, processor=processor)
         pixels, _, _ = decode_records(records, preprocess, progress=progress, desc="decoding validation images")
         if cache is not None:
             cache[key] = pixels
@@ -247,13 +246,12 @@ def _example_indices(data: DatasetSplit, per_subset: int = 3) -> list[int]:
     """A few validation faces of each subset (first of each emotion in turn), deterministic."""
     chosen: list[int] = []
     for subset in SUBSETS:
-        rows = np.flatnonzero(data.subsets == subset)
-        seen: set[int] = set()
-        for row in rows:
-            if len([c for c in chosen if data.subsets[c] == subset]) >= per_subset:
+        emotions_shown: set[int] = set()
+        for row in np.flatnonzero(data.subsets == subset):
+            if len(emotions_shown) == per_subset:
                 break
-            if data.hard_labels[row] not in seen:
-                seen.add(int(data.hard_labels[row]))
+            if int(data.hard_labels[row]) not in emotions_shown:
+                emotions_shown.add(int(data.hard_labels[row]))
                 chosen.append(int(row))
     return chosen
 
