@@ -62,18 +62,16 @@ class DatasetSplit:
 def load_split(dataset_dir: str | os.PathLike, config_name: str, split: str) -> DatasetSplit | None:
     """``load_dataset(dataset_dir, config_name, split=split)`` as records; ``None`` if the config has no
     such split (empty subsets are not declared in the card)."""
-    from datasets import Image, load_dataset
+    from datasets import Image, get_dataset_config_names, get_dataset_split_names, load_dataset
 
     from affectnetplus_hf.dataset import check_dataset_dir
 
     folder = check_dataset_dir(dataset_dir)
-    try:
-        table = load_dataset(str(folder), config_name, split=split)
-    except ValueError as error:  # unknown config or split
-        if "split" in str(error).lower() or "config" in str(error).lower() or "BuilderConfig" in str(error):
-            logger.info("%s: no %s/%s (%s)", folder, config_name, split, str(error).splitlines()[0])
-            return None
-        raise
+    if config_name not in get_dataset_config_names(str(folder)) or \
+            split not in get_dataset_split_names(str(folder), config_name):
+        logger.info("%s: no %s/%s declared in the card", folder, config_name, split)
+        return None
+    table = load_dataset(str(folder), config_name, split=split)
     table = table.cast_column("image", Image(decode=False))
     columns = ["image", "image_id", "face_box", "expression", "soft_label", "subset"]
     has_truth = "soft_label_true" in table.column_names
@@ -116,11 +114,10 @@ def load_split(dataset_dir: str | os.PathLike, config_name: str, split: str) -> 
 def _write_json(path: Path, payload: Any) -> None:
     from accelerate import PartialState
 
-    if not PartialState().is_main_process:  # `accelerate launch`: one writer
-        return
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    from affectnetplus_hf.labeling import write_json_atomic
+
+    if PartialState().is_main_process:  # `accelerate launch`: one writer
+        write_json_atomic(path, payload)
 
 
 def _finished(model_dir: Path) -> bool:
@@ -282,7 +279,6 @@ def evaluate_baselines(
     ``OUT/report.md`` (see the module docstring). Returns the evaluation results."""
     from transformers import AutoModel
 
-    import affectnetplus_hf.models  # noqa: F401  (registers the Auto classes)
     from affectnetplus_hf.evaluation import EvaluationData, ModelPredictions, evaluate_predictions, ground_truth_markdown
     from affectnetplus_hf.metrics import functional as F
     from affectnetplus_hf.plots import plot_soft_label_examples
@@ -317,7 +313,7 @@ def evaluate_baselines(
             output / "figures" / "soft_label_examples.png",
             titles=[f"{EMOTIONS[data.hard_labels[i]]} · {data.subsets[i]}" for i in examples],
             references=data.true_soft_labels[examples] if data.true_soft_labels is not None else None,
-            columns=min(len(examples), 5) if len(examples) > 4 else max(1, len(examples)),
+            columns=min(len(examples), 5),
         )
     results["example_figure"] = example_figure
     report = render_report(results, dataset_dir, manifest, output, split, ground_truth_markdown(results))

@@ -104,10 +104,11 @@ def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | Non
           lambda: train_soft_labeler(TrainConfig(data=str(paths["sample"]), output_dir=str(paths["softlabeler"]),
                                                  preset="tiny", seed=seed, progress=progress, log_with="none",
                                                  **overrides)))
-    # label_dataset resumes by itself (finished shards are kept)
-    stage("labels", False,
-          lambda: summary.__setitem__("labels", label_dataset(paths["softlabeler"], paths["sample"], paths["labels"],
-                                                              LabelingConfig(shard_size=256, progress=progress))))
+    def label() -> None:  # label_dataset resumes by itself (finished shards are kept)
+        summary["labels"] = label_dataset(paths["softlabeler"], paths["sample"], paths["labels"],
+                                          LabelingConfig(shard_size=256, progress=progress))
+
+    stage("labels", False, label)
     stage("dataset", _done_dataset(paths["dataset"]),
           lambda: build_dataset(paths["sample"], paths["labels"], paths["dataset"], metadata="synthetic",
                                 overwrite=True, pretty_name="AffectNet+ demo (synthetic sample)", progress=progress))
@@ -156,7 +157,8 @@ def demo_preamble(out: Path, timings: dict[str, float], summary: dict[str, Any])
         link("baselines", "Hard-FER / Soft-FER per subset and on all (`baselines.json`)"),
         "", "| stage | seconds |", "|---|---|",
     ]
-    lines += [f"| {name} | {seconds:.1f} |" for name, seconds in timings.items()]
+    lines += [f"| {'total (until the report)' if name == 'total' else name} | {seconds:.1f} |"
+              for name, seconds in timings.items()]
     rows = summary.get("load_dataset_rows")
     if rows:
         lines += ["", "`load_dataset` rows per config: " + "; ".join(
