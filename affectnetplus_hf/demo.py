@@ -157,7 +157,7 @@ def demo_preamble(out: Path, timings: dict[str, float], summary: dict[str, Any])
         link("baselines", "Hard-FER / Soft-FER per subset and on all (`baselines.json`)"),
         "", "| stage | seconds |", "|---|---|",
     ]
-    lines += [f"| {'total (until the report)' if name == 'total' else name} | {seconds:.1f} |"
+    lines += [f"| {'this run, wall time until the report' if name == 'total' else name} | {seconds:.1f} |"
               for name, seconds in timings.items()]
     rows = summary.get("load_dataset_rows")
     if rows:
