@@ -41,13 +41,14 @@ def test_demo_leaves_dataset_and_report(demo):
 
 
 def test_demo_resumes_without_redoing_finished_stages(demo):
-    out, _ = demo
+    out, first = demo
     kept = [out / "softlabeler" / "model.safetensors", out / "baselines" / "hard_fer_all" / "model.safetensors",
             out / "dataset" / "README.md"]
     before = [p.stat().st_mtime_ns for p in kept]
     summary = run_demo(out, **SMALL)
     assert [p.stat().st_mtime_ns for p in kept] == before
-    assert summary["timings_s"]["softlabeler"] < 5
+    # kept stages report the time they took when they ran, not a re-run
+    assert summary["timings_s"]["softlabeler"] == first["timings_s"]["softlabeler"]
 
 
 def test_demo_rejects_unknown_stage(tmp_path):
