@@ -3,24 +3,29 @@
 Trains the whole tiny soft-labeler (8 EBC + 8 AU members, randomly initialised ``test_resnet`` at 48 px,
 14 epochs) on the default synthetic sample (seed 0) on CPU and checks what it learned.
 
-Measured (2026-11-29, 2 CPU cores shared with other jobs): training 186-200 s wall (the former
-64 px / 8-epoch preset: 187 s side by side; about 130 s on an idle machine), writing the sample 12 s:
+Measured (2026-11-29, sample version 3, 2 CPU cores): training about 190 s wall, writing the sample 12 s:
 
-- test-MAS average accuracy (the balanced-accuracy CS, SPEC §5): EBC mean 0.966 (min 0.929, Disgust),
-  AU mean 0.933 (min 0.839, Disgust); every member is above the issue's 0.75;
-- soft labels' arg-max on test-MAS: 0.961 (chance 0.125);
+- test-MAS average accuracy (the balanced-accuracy CS, SPEC §5): EBC mean 0.950, AU mean 0.946, lowest
+  member 0.813; every member is above the issue's 0.75;
+- soft labels' arg-max on test-MAS: 0.898 (chance 0.125);
 - W-MAE (SPEC §9, %) against the ground-truth soft labels on the 1,000 AffectNet-part images, versus the
-  one-hot hard labels (one annotator's vote): soft labels 15.9 vs one-hot 11.8 overall; on the 313
-  blended faces 19.1 vs 24.7; the EBC family alone (a valid one-family soft label, SPEC §8) 10.4.
+  one-hot hard labels (one simulated annotator's vote): soft labels 16.3 vs one-hot 17.0 overall; on the
+  313 blended faces 20.4 vs 26.5; on the 135 pure faces whose annotator erred 14.0 vs 44.0; on the 552
+  pure faces labelled right 14.6 vs 5.0; the EBC family alone (a valid one-family soft label, SPEC §8) 13.1.
+  With a second sample (seed 1): 16.7 vs 18.0 overall.
 
-Why the full Eq. 14 soft labels do not beat the one-hot labels overall: the AU family's P_AU
-(SPEC §7) averages the binary head with APV = softmax(BSV), which stays near 0.5, so even *perfect*
-members give every absent emotion a score of about 0.1 and the present one about 0.9 — W-MAE 8.0 on pure
-faces, where a correct one-hot label scores 0. One-hot labels lose only on blends and annotator errors
-(the sample's two simulated annotators agree on 67 % of faces, AffectNet's on about 60 %). Raising the
-blend fraction to 0.5 made it worse (18.4 vs 15.6). The thresholds below sit just under the measured
-numbers; the W-MAE checks assert what holds: soft labels beat one-hot labels on blends, and the EBC
-scores beat them overall.
+What the sample had to get right for this comparison to mean something (issue 4 item 7, "fix the
+sample"): up to version 2 a face drawn at expression intensity 0.8 had the ground truth "100 % Happy"
+while the same AUs drawn as an 80/20 blend with Neutral had "80 % Happy, 20 % Neutral". Version 3 gives
+both the second label (``synthetic.soft_label_of``), and the annotators vote from it; their pairwise
+agreement is now 58 % (AffectNet reports 60.7 % for two annotators), and one annotator's hard label names
+the largest ground-truth emotion on 73 % of the faces. Before, soft labels scored 15.9 and one-hot labels
+11.8: one-hot labels were exact on 60 % of the faces by construction of the ground truth.
+
+Why the margin is small: the AU family's P_AU (SPEC §7) averages the binary head with APV = softmax(BSV),
+which stays near 0.5, so even *perfect* members give every absent emotion about 0.1 and the present one
+about 0.9 — a floor of about 8 on faces that one-hot labels get exactly right. The thresholds below sit
+just under the measured numbers.
 """
 
 from __future__ import annotations
@@ -36,9 +41,9 @@ from affectnetplus_hf.emotions import EMOTIONS
 
 pytestmark = pytest.mark.slow
 
-EBC_MEAN, AU_MEAN, MEMBER_MIN = 0.94, 0.90, 0.80  # measured 0.966, 0.933, 0.839 (issue target: 0.75)
-ARGMAX_ACCURACY = 0.90  # measured 0.961
-SOFT_W_MAE = 17.5  # measured 15.9 (one-hot: 11.8)
+EBC_MEAN, AU_MEAN, MEMBER_MIN = 0.93, 0.92, 0.78  # measured 0.950, 0.946, 0.813 (issue target: 0.75)
+ARGMAX_ACCURACY = 0.85  # measured 0.898
+SOFT_W_MAE = 17.5  # measured 16.3 (one-hot: 17.0)
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +106,9 @@ def test_soft_labels_against_the_ground_truth(trained):
     w_mae = {"soft": F.w_mae(truth, soft), "one_hot": F.w_mae(truth, one_hot), "ebc": F.w_mae(truth, ebc),
              "soft_blend": F.w_mae(truth[blend], soft[blend]), "one_hot_blend": F.w_mae(truth[blend], one_hot[blend])}
     assert w_mae["soft"] <= SOFT_W_MAE, w_mae
-    assert w_mae["soft_blend"] < w_mae["one_hot_blend"] - 3.0, w_mae  # measured 19.1 vs 24.7
-    assert w_mae["ebc"] < w_mae["one_hot"], w_mae  # measured 10.4 vs 11.8
+    assert w_mae["soft"] < w_mae["one_hot"], w_mae  # issue 4 item 7; measured 16.3 vs 17.0
+    assert w_mae["soft_blend"] < w_mae["one_hot_blend"] - 3.0, w_mae  # measured 20.4 vs 26.5
+    assert w_mae["ebc"] < w_mae["one_hot"] - 2.0, w_mae  # measured 13.1 vs 17.0
 
 
 def test_soft_labels_rank_the_true_emotion(trained):

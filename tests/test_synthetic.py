@@ -14,6 +14,8 @@ from PIL import Image
 from affectnetplus_hf.emotions import EMOTION_TO_INDEX, EMOTIONS
 from affectnetplus_hf.sources import synthetic as S
 
+NEUTRAL = EMOTION_TO_INDEX["Neutral"]
+
 SIZE = 64
 
 
@@ -48,7 +50,7 @@ def npy_sample(tmp_path_factory) -> Path:
 
 def test_sample_info_and_csv_layout(csv_sample: Path) -> None:
     info = json.loads((csv_sample / "sample_info.json").read_text())
-    assert info["kind"] == "affectnetplus-synthetic-sample" and info["version"] == S.SAMPLE_VERSION == 2
+    assert info["kind"] == "affectnetplus-synthetic-sample" and info["version"] == S.SAMPLE_VERSION == 3
     assert {k: info[k] for k in ("layout", "seed", "image_size", "n_train", "n_val", "n_mas", "n_annotators")} == {
         "layout": "csv", "seed": 3, "image_size": SIZE, "n_train": 24, "n_val": 8, "n_mas": 40, "n_annotators": 5,
     }
@@ -94,6 +96,23 @@ def test_multi_annotated_part(csv_sample: Path) -> None:
     assert all(len(v) == 5 for v in names.values())
 
 
+def test_weak_face_ground_truth_is_its_blend_with_neutral() -> None:
+    """A pure face at intensity 0.8 has exactly the AUs of the 80/20 blend with Neutral drawn at full
+    intensity; both get the same ground truth (0.8 on the emotion, 0.2 on Neutral)."""
+    happy, sad = EMOTION_TO_INDEX["Happy"], EMOTION_TO_INDEX["Sad"]
+    weak = S.blend_aus(happy, None, 0.0, 0.8, rng=np.random.default_rng(5))
+    blended = S.blend_aus(happy, NEUTRAL, 0.2, 1.0, rng=np.random.default_rng(5))
+    np.testing.assert_allclose(weak, blended, atol=1e-12)
+    np.testing.assert_allclose(S.soft_label_of(happy, None, 0.0, 0.8), S.soft_label_of(happy, NEUTRAL, 0.2))
+    assert S.soft_label_of(happy, None, 0.0, 0.8)[[happy, NEUTRAL]].tolist() == [0.8, 0.2]
+    # At or above full intensity nothing moves to Neutral; a blend keeps its proportions.
+    assert S.soft_label_of(happy, None, 0.0, 1.07)[happy] == 1.0
+    label = S.soft_label_of(happy, sad, 0.3, 0.9)
+    assert label[[happy, sad, NEUTRAL]] == pytest.approx([0.63, 0.27, 0.1]) and label.sum() == pytest.approx(1.0)
+    # Neutral itself has no AUs: its intensity changes nothing.
+    assert S.soft_label_of(NEUTRAL, None, 0.0, 0.7)[NEUTRAL] == 1.0
+
+
 def test_ground_truth_consistent(csv_sample: Path) -> None:
     truth = S.read_ground_truth(csv_sample)
     assert len(truth) == 24 + 8 + 40
@@ -102,14 +121,25 @@ def test_ground_truth_consistent(csv_sample: Path) -> None:
         assert (csv_sample / image_id).is_file()
         soft = record["soft_label"]
         assert soft.sum() == pytest.approx(1.0, abs=1e-6)
-        assert soft[EMOTION_TO_INDEX[record["primary"]]] >= 0.5
-        if record["secondary"] is None:
-            assert record["blend_weight"] == 0 and soft.max() == 1.0
+        primary, secondary = EMOTION_TO_INDEX[record["primary"]], record["secondary"]
+        secondary = None if secondary is None else EMOTION_TO_INDEX[secondary]
+        intensity, weight = record["intensity"], record["blend_weight"]
+        assert 0.7 <= intensity <= 1.1
+        share = min(1.0, intensity)  # the expression's share; a weak face's rest is Neutral
+        np.testing.assert_allclose(soft, S.soft_label_of(primary, secondary, weight, intensity), atol=1e-6)
+        if secondary is None:
+            assert weight == 0
+            if record["primary"] != "Neutral":
+                assert soft[primary] == pytest.approx(share, abs=1e-4)
+                assert soft[NEUTRAL] == pytest.approx(1.0 - share, abs=1e-4)
+                assert np.count_nonzero(soft) == (1 if intensity >= 1.0 else 2)
+            else:
+                assert soft[NEUTRAL] == 1.0
         else:
             blends += 1
-            assert 0.2 <= record["blend_weight"] <= 0.45
-            assert np.count_nonzero(soft) == 2
-            assert soft[EMOTION_TO_INDEX[record["secondary"]]] == pytest.approx(record["blend_weight"], abs=1e-6)
+            assert 0.2 <= weight <= 0.45
+            assert soft[secondary] >= share * weight - 1e-4 and soft[primary] >= share * (1 - weight) - 1e-4
+            assert np.count_nonzero(np.delete(soft, NEUTRAL)) == 2 - (NEUTRAL in (primary, secondary))
         lm = record["landmarks"]
         assert lm.shape == (68, 2) and (lm >= 0).all() and (lm <= SIZE).all()
         assert abs(record["yaw"]) <= 18 and abs(record["pitch"]) <= 12 and abs(record["roll"]) <= 8

@@ -277,7 +277,8 @@ def read_ground_truth(root: str | Path) -> dict[str, dict[str, Any]]:
     """Parse a synthetic sample's ``ground_truth.csv`` → ``{image_id: extra}``.
 
     ``extra`` holds ``soft_label_true`` ((8,) float32, SPEC order), ``head_pose`` ((yaw, pitch, roll)
-    degrees), ``part``, and when present ``primary``, ``secondary`` (emotion names), ``blend_weight``.
+    degrees), ``part``, and when present ``primary``, ``secondary`` (emotion names), ``blend_weight``,
+    ``intensity``.
     """
     path = Path(root) / "ground_truth.csv"
     if not path.is_file():
@@ -301,8 +302,9 @@ def read_ground_truth(root: str | Path) -> dict[str, dict[str, Any]]:
             for key in ("primary", "secondary"):
                 if row.get(key):
                     extra[key] = row[key]
-            if row.get("blend_weight"):
-                extra["blend_weight"] = float(row["blend_weight"])
+            for key in ("blend_weight", "intensity"):
+                if row.get(key):
+                    extra[key] = float(row[key])
             out[row["image_id"]] = extra
     return out
 

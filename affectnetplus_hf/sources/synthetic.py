@@ -9,13 +9,16 @@ chin raise (AU17), lip stretch/funnel/tighten/press (AU20/22/23/24), lips part (
 and mouth stretch (AU27). Each image is one emotion or a blend of two with known weights; its AU
 intensities are the weighted sum of the two emotions' AU intensity vectors
 (:data:`EMOTION_AU_INTENSITY`), so a blend *looks* like a blend and the blend weights are a
-**ground-truth soft label**. The renderer also knows the **68 landmarks** (iBUG order: jaw 0-16,
+**ground-truth soft label**; a face drawn at less than full intensity is, AU for AU, a blend of its
+expression with Neutral (whose AU vector is empty), and its soft label gives Neutral that share
+(:func:`soft_label_of`). The renderer also knows the **68 landmarks** (iBUG order: jaw 0-16,
 brows 17-26, nose 27-35, eyes 36-47, mouth 48-67) and the **head pose** (yaw, pitch, roll) it drew.
 Nuisance variation: identity (face shape, feature sizes, hair), skin tone, head pose, scale, position,
 lighting, background clutter, blur and noise.
 
-Simulated annotators (:func:`simulate_votes`) vote from the blend with a confusion model that favours
-emotions sharing AUs with the primary one (SPEC §2 overlap) and Neutral for weak expressions; the
+Simulated annotators (:func:`simulate_votes`) vote from the ground-truth soft label, or with their
+error rate from a confusion model that favours emotions sharing AUs with the primary one (SPEC §2
+overlap) and Neutral; the
 multi-annotated part stores every annotator's vote, the AffectNet part one annotator's vote as the hard
 label.
 
@@ -36,7 +39,12 @@ Choices of this module (documented deviations):
   every emotion from ~1,000 images in a few CPU minutes.
 * Contempt's AU12/AU14 act on one side only, the side drawn at random per image.
 * Each image draws an expression intensity in [0.7, 1.1] (scaling its AU vector), a x0.85-1.15 jitter
-  per AU and a little idiosyncratic activity (up to 0.12 on ~15% of the AUs).
+  per AU and a little idiosyncratic activity (up to 0.12 on ~15% of the AUs). Below
+  :data:`FULL_EXPRESSION_INTENSITY` (1.0) the missing share goes to Neutral in the ground truth
+  (sample version 3; before, a weak pure face and the same face drawn as a blend with Neutral had
+  different ground truths). With it the sample's simulated annotators agree pairwise on about 58% of
+  the multi-annotated faces (AffectNet reports 60.7% for two annotators; the paper "usually less than
+  68%"), and one annotator's hard label names the largest ground-truth emotion on about 73% of faces.
 * Head pose: yaw in [-18, 18], pitch in [-12, 12], roll in [-8, 8] degrees (``yaw > 0`` turns the
   face towards the image's right, ``pitch > 0`` up, ``roll > 0`` clockwise); orthographic projection
   of a face surface with depth.
@@ -79,7 +87,7 @@ from affectnetplus_hf.emotions import (
 logger = logging.getLogger(__name__)
 
 SAMPLE_KIND = "affectnetplus-synthetic-sample"
-SAMPLE_VERSION = 2  # 2: the multi-annotated part holds face crops (framing="face")
+SAMPLE_VERSION = 3  # 2: the multi-annotated part holds face crops; 3: weak expressions' Neutral share
 
 #: Defaults of :func:`write_sample` (a demo-sized sample: whole pipeline in a few CPU minutes).
 DEFAULT_N_TRAIN = 800
@@ -99,9 +107,11 @@ AFFECTNET_CSV_COLUMNS: tuple[str, ...] = (
 VOTES_COLUMNS: tuple[str, ...] = ("image", "split", *EMOTIONS)
 ANNOTATIONS_COLUMNS: tuple[str, ...] = ("image", "annotator", "label")
 GROUND_TRUTH_COLUMNS: tuple[str, ...] = (
-    "image_id", "part", "split", *EMOTIONS, "primary", "secondary", "blend_weight", "yaw", "pitch",
-    "roll", "landmarks",
+    "image_id", "part", "split", *EMOTIONS, "primary", "secondary", "blend_weight", "intensity", "yaw",
+    "pitch", "roll", "landmarks",
 )
+#: Columns a reader accepts as missing (``intensity``: samples of version 2 and older).
+OPTIONAL_GROUND_TRUTH_COLUMNS: tuple[str, ...] = ("intensity",)
 
 #: Rendering AU intensities per emotion (1.0 = a full, exaggerated action). Keys are SPEC §2 AUs.
 #: Every Table 2 AU of an emotion is present except Anger's AU25/26 (pressed-lips anger, see module doc).
@@ -123,6 +133,10 @@ EMOTION_VALENCE_AROUSAL: dict[str, tuple[float, float]] = {
     "Neutral": (0.0, 0.0), "Happy": (0.7, 0.35), "Sad": (-0.6, -0.25), "Surprise": (0.2, 0.7),
     "Fear": (-0.55, 0.7), "Disgust": (-0.65, 0.35), "Anger": (-0.6, 0.6), "Contempt": (-0.45, 0.25),
 }
+
+#: Expression intensity at which a face shows its emotions' full AU vectors (:data:`EMOTION_AU_INTENSITY`);
+#: a weaker face is, AU for AU, a blend with Neutral, and its ground truth says so (:func:`soft_label_of`).
+FULL_EXPRESSION_INTENSITY = 1.0
 
 #: Primary-emotion frequencies (mildly imbalanced, like real FER data; every emotion well represented).
 DEFAULT_CLASS_WEIGHTS: tuple[float, ...] = (1.15, 1.25, 1.0, 1.0, 0.9, 0.9, 1.0, 0.85)
@@ -189,8 +203,9 @@ class FaceParams:
 class SampleSpec:
     """Ground truth of one sample image (the row of ``ground_truth.csv`` plus what the renderer knows).
 
-    ``soft_label`` is the blend: ``1 - blend_weight`` on ``primary`` and ``blend_weight`` on
-    ``secondary`` (``secondary`` is ``None`` and ``blend_weight`` 0 for a pure emotion).
+    ``soft_label`` is the blend (``1 - blend_weight`` on ``primary`` and ``blend_weight`` on
+    ``secondary``; ``secondary`` is ``None`` and ``blend_weight`` 0 for a pure emotion) scaled by
+    ``min(1, intensity)``, the rest on Neutral (:func:`soft_label_of`).
     ``face_box`` is ``(x, y, w, h)`` in image pixels (AffectNet's convention); ``landmarks`` are the
     (68, 2) iBUG points in image pixels; ``au_intensity`` the (21,) per-AU maximum over both sides.
     """
@@ -1035,22 +1050,21 @@ class AnnotatorPool:
         return cls([f"A{j:02d}" for j in range(n)], rng.uniform(low, high, size=n))
 
 
-def vote_distribution(soft_label: np.ndarray, intensity: float, error_rate: float, confusion: np.ndarray) -> np.ndarray:
-    """Probability of each vote: the blend with prob. ``1 - eps``, else the primary's confusion row.
+def vote_distribution(soft_label: np.ndarray, error_rate: float, confusion: np.ndarray) -> np.ndarray:
+    """Probability of each vote: the ground-truth soft label with prob. ``1 - error_rate``, else the
+    confusion row of its largest emotion.
 
-    ``eps = error_rate + 0.3 * max(0, 0.85 - intensity)`` (weak expressions are misread more), capped
-    at 0.6.
+    The soft label already gives a weak expression its Neutral share (:func:`soft_label_of`), so weak
+    faces draw more Neutral votes without a separate intensity term.
     """
     primary = int(np.argmax(soft_label))
-    eps = min(0.6, error_rate + 0.3 * max(0.0, 0.85 - intensity))
-    p = (1.0 - eps) * soft_label + eps * confusion[primary]
+    p = (1.0 - error_rate) * soft_label + error_rate * confusion[primary]
     return p / p.sum()
 
 
 def simulate_votes(
     rng: np.random.Generator,
     soft_label: np.ndarray,
-    intensity: float,
     pool: AnnotatorPool,
     n_annotators: int,
     confusion: np.ndarray | None = None,
@@ -1065,7 +1079,7 @@ def simulate_votes(
     chosen = sorted(rng.choice(len(pool.names), size=n_annotators, replace=False).tolist())
     labels = []
     for j in chosen:
-        p = vote_distribution(soft_label, intensity, float(pool.error_rates[j]), confusion)
+        p = vote_distribution(soft_label, float(pool.error_rates[j]), confusion)
         labels.append(int(rng.choice(NUM_EMOTIONS, p=p)))
     votes = np.bincount(labels, minlength=NUM_EMOTIONS).astype(np.int64)
     return votes, [pool.names[j] for j in chosen], labels
@@ -1103,11 +1117,26 @@ def draw_blend(
     return primary, secondary, round(float(rng.uniform(*weight_range)), 4)
 
 
-def soft_label_of(primary: int, secondary: int | None, blend_weight: float) -> np.ndarray:
-    label = np.zeros(NUM_EMOTIONS)
-    label[primary] = 1.0 - (blend_weight if secondary is not None else 0.0)
+def soft_label_of(
+    primary: int, secondary: int | None, blend_weight: float, intensity: float = FULL_EXPRESSION_INTENSITY,
+) -> np.ndarray:
+    """Ground-truth soft label of a face drawn from a blend at an expression intensity.
+
+    The blend puts ``1 - blend_weight`` on ``primary`` and ``blend_weight`` on ``secondary``. A face
+    drawn below :data:`FULL_EXPRESSION_INTENSITY` shows the scaled AU vector ``s * AU(blend)``, which is
+    exactly the blend of the expression (share ``s``) with Neutral (empty AU vector, share ``1 - s``):
+    the label says so, so that two faces with the same AUs have the same ground truth. Rounded to 4
+    decimals (Neutral takes the rounding), so the label written to ``ground_truth.csv`` is exact.
+    """
+    blend = np.zeros(NUM_EMOTIONS)
+    blend[primary] = 1.0 - (blend_weight if secondary is not None else 0.0)
     if secondary is not None:
-        label[secondary] += blend_weight
+        blend[secondary] += blend_weight
+    share = min(1.0, float(intensity) / FULL_EXPRESSION_INTENSITY)
+    label = np.round(share * blend, 4)
+    neutral = EMOTION_TO_INDEX["Neutral"]
+    label[neutral] = 0.0
+    label[neutral] = round(1.0 - float(label.sum()), 4)
     return label
 
 
@@ -1138,8 +1167,9 @@ def make_item(
     """Draw labels and render image ``index`` of ``(part, split)``; ``image_id`` is filled by the writer."""
     rng = item_rng(seed, part, index, split)
     primary, secondary, weight = draw_blend(rng, blend_fraction)
-    soft = soft_label_of(primary, secondary, weight)
-    intensity = float(rng.uniform(0.7, 1.1))
+    intensity = round(float(rng.uniform(0.7, 1.1)), 4)  # 4 decimals, like the blend weight: exact in the CSV
+    blend = soft_label_of(primary, secondary, weight)
+    soft = soft_label_of(primary, secondary, weight, intensity)
     side = "right" if rng.random() < 0.5 else "left"
     uses_contempt = EMOTIONS[primary] == "Contempt" or (secondary is not None and EMOTIONS[secondary] == "Contempt")
     aus = blend_aus(primary, secondary, weight, intensity, side, rng)
@@ -1148,11 +1178,11 @@ def make_item(
     # AffectNet part's face boxes), so that a model trained on it sees faces framed as at labelling time.
     framing = "face" if part == "multi_annotated" else "scene"
     image, landmarks, box = render_face(params, image_size, rng, framing=framing)
-    vote_intensity = 1.0 if primary == EMOTION_TO_INDEX["Neutral"] else intensity
+    va_intensity = 1.0 if primary == EMOTION_TO_INDEX["Neutral"] else intensity
     n_votes = n_annotators if part == "multi_annotated" else 1
-    votes, names, labels = simulate_votes(rng, soft, vote_intensity, pool, n_votes)
+    votes, names, labels = simulate_votes(rng, soft, pool, n_votes)
     valence, arousal = draw_valence_arousal(
-        rng, soft, max(vote_intensity, 0.3), va_missing_fraction if part == "affectnet" else 0.0,
+        rng, blend, max(va_intensity, 0.3), va_missing_fraction if part == "affectnet" else 0.0,
     )
     spec = SampleSpec(
         image_id="", part=part, split=split, soft_label=soft, primary=primary, secondary=secondary,
@@ -1263,8 +1293,9 @@ def write_sample(
     * Multi-annotated part: ``multi_annotated/images/mas_NNNNN.png``, ``multi_annotated/votes.csv``
       (image, split, one count column per emotion) and ``multi_annotated/annotations.csv`` (image,
       annotator, label) with ``n_annotators`` votes per image.
-    * ``ground_truth.csv``: image_id, part, split, the 8 soft-label columns, primary, secondary,
-      blend_weight (the secondary's weight), yaw, pitch, roll (degrees), landmarks (136 floats).
+    * ``ground_truth.csv``: image_id, part, split, the 8 soft-label columns (:func:`soft_label_of`),
+      primary, secondary, blend_weight (the secondary's weight), intensity (the expression intensity;
+      below 1 its missing share is on Neutral), yaw, pitch, roll (degrees), landmarks (136 floats).
     * ``sample_grid.png``: contact sheet, one row per emotion.
 
     The directory is written under a temporary name and renamed when complete. Same arguments =>
@@ -1401,7 +1432,7 @@ def _write_files(
         path.write_bytes(data)
         truth_rows.append([
             spec.image_id, spec.part, spec.split, *(f"{v:.4f}" for v in spec.soft_label), spec.primary_name,
-            spec.secondary_name or "", f"{spec.blend_weight:.4f}", f"{spec.yaw:.3f}", f"{spec.pitch:.3f}",
+            spec.secondary_name or "", f"{spec.blend_weight:.4f}", f"{spec.intensity:.4f}", f"{spec.yaw:.3f}", f"{spec.pitch:.3f}",
             f"{spec.roll:.3f}", _fmt_landmarks(spec.landmarks, 3),
         ])
     if layout == "csv":  # header-only lists when a split is empty, so that the layout is recognisable
@@ -1455,7 +1486,8 @@ def read_ground_truth(directory: str | os.PathLike) -> dict[str, dict[str, Any]]
     out: dict[str, dict[str, Any]] = {}
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in GROUND_TRUTH_COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in GROUND_TRUTH_COLUMNS
+                   if c not in (reader.fieldnames or []) and c not in OPTIONAL_GROUND_TRUTH_COLUMNS]
         if missing:
             raise ValueError(f"{path}: missing columns {missing}; expected {list(GROUND_TRUTH_COLUMNS)}")
         for row_number, row in enumerate(reader, start=2):
@@ -1468,6 +1500,7 @@ def read_ground_truth(directory: str | os.PathLike) -> dict[str, dict[str, Any]]
                     "primary": row["primary"], "secondary": row["secondary"] or None,
                     "blend_weight": float(row["blend_weight"]), "yaw": float(row["yaw"]),
                     "pitch": float(row["pitch"]), "roll": float(row["roll"]),
+                    "intensity": float(row["intensity"]) if row.get("intensity") else None,
                 }
             except (TypeError, ValueError) as error:
                 raise ValueError(f"{where}: malformed value ({error})") from None
