@@ -358,7 +358,8 @@ def render_report(results: dict[str, Any], dataset_dir, manifest: dict[str, Any]
     if truth_markdown:
         lines += ["## Soft labels against the synthetic ground truth", "",
                   "How far AffectNet+'s soft labels (and, for comparison, one-hot hard labels) are from the "
-                  "sample's true blend weights — lower W-MAE / W-FR and higher W-AUC are better.", "",
+                  "sample's ground-truth soft labels (blend weights; a weak face's missing intensity on "
+                  "Neutral) — lower W-MAE / W-FR and higher W-AUC are better.", "",
                   truth_markdown, ""]
     if results.get("example_figure"):
         lines += ["## Soft labels on example faces (paper Fig. 1)", "",

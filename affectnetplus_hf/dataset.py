@@ -98,7 +98,7 @@ LICENCE_NOTES: dict[str, dict[str, str]] = {
         "text": (
             "This folder was built from the **synthetic sample** rendered by `affectnetplus sample` "
             "(procedurally drawn faces, no real person). It is freely shareable under the MIT licence of "
-            "the `affectnetplus-hf` package. The `soft_label_true` column (ground-truth blend weights) "
+            "the `affectnetplus-hf` package. The `soft_label_true` column (ground-truth soft label) "
             "exists only for this sample."
         ),
     },
@@ -182,7 +182,8 @@ COLUMN_DOCS: dict[str, str] = {
     "head_pose_yaw": "head pose yaw in degrees, null when unknown",
     "head_pose_pitch": "head pose pitch in degrees, null when unknown",
     "head_pose_roll": "head pose roll in degrees, null when unknown",
-    "soft_label_true": "synthetic sample only: ground-truth soft label (the renderer's blend weights)",
+    "soft_label_true": ("synthetic sample only: ground-truth soft label (the renderer's blend weights; a weak "
+                        "face's missing intensity on Neutral)"),
 }
 
 
