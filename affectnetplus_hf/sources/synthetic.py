@@ -16,11 +16,10 @@ brows 17-26, nose 27-35, eyes 36-47, mouth 48-67) and the **head pose** (yaw, pi
 Nuisance variation: identity (face shape, feature sizes, hair), skin tone, head pose, scale, position,
 lighting, background clutter, blur and noise.
 
-Simulated annotators (:func:`simulate_votes`) vote from the ground-truth soft label, or with their
-error rate from a confusion model that favours emotions sharing AUs with the primary one (SPEC §2
-overlap) and Neutral; the
-multi-annotated part stores every annotator's vote, the AffectNet part one annotator's vote as the hard
-label.
+Simulated annotators (:func:`simulate_votes`) vote from the ground-truth soft label, or, at their own
+error rate, from a confusion model that favours emotions sharing AUs with the primary one (SPEC §2
+overlap) and Neutral; the multi-annotated part stores every annotator's vote, the AffectNet part one
+annotator's vote as the hard label.
 
 :func:`write_sample` writes the sample in AffectNet's own on-disk layouts (``csv``: the
 ``Manually_Annotated_file_lists`` CSVs + ``Manually_Annotated_Images``; ``npy``: ``train_set`` /
