@@ -74,6 +74,25 @@ def test_sample_info_and_csv_layout(csv_sample: Path) -> None:
     assert (csv_sample / "sample_grid.png").is_file()
 
 
+def test_label_noise_matches_the_written_labels(csv_sample: Path) -> None:
+    """``sample_info.json``'s label_noise is what the annotations and hard labels on disk give."""
+    noise = json.loads((csv_sample / "sample_info.json").read_text())["label_noise"]
+    _, annotations = _rows(csv_sample / "multi_annotated" / "annotations.csv")
+    per_image: dict[str, list[str]] = {}
+    for row in annotations:
+        per_image.setdefault(row["image"], []).append(row["label"])
+    pairs = [a == b for labels in per_image.values() for i, a in enumerate(labels) for b in labels[i + 1:]]
+    assert len(pairs) == 40 * 10 and noise["pairwise_agreement"] == pytest.approx(np.mean(pairs), abs=1e-4)
+    truth = S.read_ground_truth(csv_sample)
+    matches = []
+    for name in ("training.csv", "validation.csv"):
+        for row in _rows(csv_sample / "Manually_Annotated_file_lists" / name)[1]:
+            soft = truth[f"Manually_Annotated_Images/{row['subDirectory_filePath']}"]["soft_label"]
+            matches.append(int(row["expression"]) == int(np.argmax(soft)))
+    assert len(matches) == 32 and noise["hard_label_matches_truth"] == pytest.approx(np.mean(matches), abs=1e-4)
+    assert 0.3 < noise["pairwise_agreement"] < 0.9 and 0.5 < noise["hard_label_matches_truth"] <= 1.0
+
+
 def test_multi_annotated_part(csv_sample: Path) -> None:
     columns, votes = _rows(csv_sample / "multi_annotated" / "votes.csv")
     assert columns == ["image", "split", *EMOTIONS]
