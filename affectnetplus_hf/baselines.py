@@ -3,10 +3,14 @@
 * :func:`train_baselines` — Hard-FER and Soft-FER models trained on each subset and on all images of
   the ``train`` split, read through ``load_dataset`` (``affectnetplus baseline``). Each model goes to
   ``OUT/{kind}_fer_{subset}/``; ``OUT/baselines.json`` lists them. A model directory that already holds
-  a finished model is kept (resume after an interruption), unless ``overwrite``.
+  a finished model is kept (resume after an interruption), unless ``overwrite``. On a dataset with a
+  ``votes`` column (built from a multi-annotated source) the same runs train FER+'s four training modes
+  (Barsoum et al. 2016) — kinds ``majority``, ``probability``, ``crossentropy``, ``multi_target``, 8-way
+  softmax models in ``OUT/ferplus_{mode}_{subset}/`` (:mod:`affectnetplus_hf.training.baseline`).
 * :func:`evaluate_baselines` — every baseline on the ``validation`` split, scored per subset with the
   hard-label metrics and the ``evaluate`` modules W-MAE / W-FR / W-AUC (Tables 8–11, Fig. 5, CED
-  curves), soft-label examples (Fig. 1), and — on the synthetic sample — the soft labels against the
+  curves; the FER+ modes get both, the soft-label metrics on their softmax), soft-label examples
+  (Fig. 1), and — on the synthetic sample — the soft labels against the
   ground truth; ``OUT/report.md`` ties them together (``affectnetplus evaluate``).
 * :func:`evaluate_soft_labels` — a labeling run's soft labels against reference soft labels: the
   sample's ground truth or a multi-annotated source's vote distributions (FER+ test).
@@ -27,17 +31,37 @@ import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
 from affectnetplus_hf.records import FaceRecord
+from affectnetplus_hf.sources.ferplus import TARGET_MODES, VOTE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
-BASELINE_KINDS: tuple[str, ...] = ("hard", "soft")
+#: FER+'s training modes (Barsoum et al. 2016), trained from the dataset's ``votes`` column.
+FERPLUS_KINDS: tuple[str, ...] = TARGET_MODES
+#: Every baseline kind: Hard-FER, Soft-FER (paper Sec. 4.3), then the FER+ modes.
+BASELINE_KINDS: tuple[str, ...] = ("hard", "soft", *FERPLUS_KINDS)
+#: What ``affectnetplus baseline`` trains without ``--kinds``: the paper's Hard-FER and Soft-FER.
+DEFAULT_KINDS: tuple[str, ...] = ("hard", "soft")
 #: Training sets of the baselines: every image, then each subset (paper Tables 8–10 rows).
 TRAINING_SETS: tuple[str, ...] = ("all",) + SUBSETS
 MANIFEST = "baselines.json"
+#: How each kind is described in the report.
+KIND_DESCRIPTIONS: dict[str, str] = {
+    "hard": "Hard-FER: 8-way softmax, cross-entropy on the hard labels (paper Sec. 4.3)",
+    "soft": "Soft-FER: 8 sigmoids, binary cross-entropy on the AffectNet+ soft labels (paper Sec. 4.3)",
+    "majority": "FER+ majority: 8-way softmax, cross-entropy on the annotators' majority emotion",
+    "probability": "FER+ probability: 8-way softmax, cross-entropy on an emotion drawn from the vote "
+                   "distribution, re-drawn every epoch",
+    "crossentropy": "FER+ crossentropy: 8-way softmax, cross-entropy with the vote distribution as target",
+    "multi_target": "FER+ multi_target: 8-way softmax, -log of the probability mass on the emotions that "
+                    "took enough votes",
+}
 
 
 def model_name(kind: str, trained_on: str) -> str:
-    """``hard_fer_easy``, ``soft_fer_all``, …"""
+    """``hard_fer_easy``, ``soft_fer_all``; FER+ modes ``ferplus_majority_all``,
+    ``ferplus_multi_target_easy``, …"""
+    if kind in FERPLUS_KINDS:
+        return f"ferplus_{kind}_{trained_on}"
     return f"{kind}_fer_{trained_on}"
 
 
@@ -49,7 +73,10 @@ def model_name(kind: str, trained_on: str) -> str:
 @dataclass
 class DatasetSplit:
     """One split of an exported AffectNet+ dataset as records + label arrays (rows without a hard label
-    or subset — AffectNet codes 8–10 kept with ``--keep-unlabeled`` — are left out and counted)."""
+    or subset — AffectNet codes 8–10 kept with ``--keep-unlabeled`` — are left out and counted).
+
+    ``votes`` is ``(N, 10)`` int64 annotator counts in FER+ column order when the dataset has a ``votes``
+    column (rows whose cell is null hold -1), else ``None``."""
 
     records: list[FaceRecord]
     hard_labels: np.ndarray
@@ -57,6 +84,14 @@ class DatasetSplit:
     subsets: np.ndarray
     true_soft_labels: np.ndarray | None
     left_out: int
+    votes: np.ndarray | None = None
+
+    def take(self, rows: np.ndarray) -> DatasetSplit:
+        """The rows ``rows`` (index array) of this split."""
+        return DatasetSplit([self.records[i] for i in rows], self.hard_labels[rows], self.soft_labels[rows],
+                            self.subsets[rows],
+                            None if self.true_soft_labels is None else self.true_soft_labels[rows], self.left_out,
+                            None if self.votes is None else self.votes[rows])
 
 
 def load_split(dataset_dir: str | os.PathLike, config_name: str, split: str) -> DatasetSplit | None:
@@ -77,8 +112,11 @@ def load_split(dataset_dir: str | os.PathLike, config_name: str, split: str) -> 
     has_truth = "soft_label_true" in table.column_names
     if has_truth:
         columns.append("soft_label_true")
+    has_votes = "votes" in table.column_names
+    if has_votes:
+        columns.append("votes")
     subset_names = table.features["subset"].names
-    records, hard, soft, subsets, truth = [], [], [], [], []
+    records, hard, soft, subsets, truth, votes = [], [], [], [], [], []
     left_out = 0
     for row in table.select_columns(columns):
         if row["expression"] is None or row["subset"] is None or row["soft_label"] is None:
@@ -96,6 +134,8 @@ def load_split(dataset_dir: str | os.PathLike, config_name: str, split: str) -> 
         subsets.append(subset_names[row["subset"]])
         if has_truth:
             truth.append(row["soft_label_true"])
+        if has_votes:
+            votes.append(row["votes"] if row["votes"] is not None else [-1] * len(VOTE_COLUMNS))
     if left_out:
         logger.warning("%s %s/%s: %d rows without a hard label, subset or soft label left out",
                        folder, config_name, split, left_out)
@@ -103,7 +143,8 @@ def load_split(dataset_dir: str | os.PathLike, config_name: str, split: str) -> 
     if has_truth and truth and all(t is not None for t in truth):
         true_soft = np.asarray(truth, dtype=np.float32)
     return DatasetSplit(records, np.asarray(hard, dtype=np.int64), np.asarray(soft, dtype=np.float32).reshape(-1, NUM_EMOTIONS),
-                        np.asarray(subsets, dtype=str), true_soft, left_out)
+                        np.asarray(subsets, dtype=str), true_soft, left_out,
+                        np.asarray(votes, dtype=np.int64).reshape(-1, len(VOTE_COLUMNS)) if has_votes else None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,20 +169,27 @@ def train_baselines(
     dataset_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
     config=None,
-    kinds: Sequence[str] = BASELINE_KINDS,
+    kinds: Sequence[str] = DEFAULT_KINDS,
     training_sets: Sequence[str] = TRAINING_SETS,
     split: str = "train",
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train Hard-FER / Soft-FER on each of ``training_sets`` (``all`` and the subsets) of ``dataset_dir``.
+    """Train the baselines of ``kinds`` on each of ``training_sets`` (``all`` and the subsets) of ``dataset_dir``.
 
     ``config`` is a :class:`affectnetplus_hf.training.TrainConfig` (preset, backbone, epochs, …; its
     ``data``/``output_dir``/``kind`` are set here). Hard-FER learns the hard labels (class re-weighting
-    per ``config.class_balance``), Soft-FER the AffectNet+ soft labels (BCE). A training set without
-    images in ``split`` is skipped and listed. Returns (and writes) the manifest ``OUT/baselines.json``.
+    per ``config.class_balance``), Soft-FER the AffectNet+ soft labels (BCE) — paper Sec. 4.3. The FER+
+    kinds (``majority``, ``probability``, ``crossentropy``, ``multi_target``; Barsoum et al. 2016) learn
+    targets built from each image's ``votes`` with an 8-way softmax and no class weights; the images FER+
+    discards in that mode (and rows without votes) are left out, counted in the model's manifest entry
+    (``left_out``) and logged. A training set without images in ``split`` (or, for a FER+ kind, without
+    an image FER+ keeps) is skipped and listed. Returns (and writes) the manifest ``OUT/baselines.json``.
+
+    Raises:
+        ValueError: a FER+ kind on a dataset without a ``votes`` column (one line naming the dataset).
     """
     from affectnetplus_hf.training import TrainConfig
-    from affectnetplus_hf.training.baseline import train_baseline
+    from affectnetplus_hf.training.baseline import ferplus_training_targets, train_baseline
 
     for kind in kinds:
         if kind not in BASELINE_KINDS:
@@ -161,6 +209,7 @@ def train_baselines(
             manifest["models"] = [m for m in earlier.get("models", [])
                                   if m["kind"] not in kinds or m["trained_on"] not in training_sets]
             manifest["skipped"] = [s for s in earlier.get("skipped", []) if s["trained_on"] not in training_sets]
+    needs_votes = [kind for kind in kinds if kind in FERPLUS_KINDS]
     started = time.perf_counter()
     for trained_on in training_sets:
         data = load_split(dataset_dir, "default" if trained_on == "all" else trained_on, split)
@@ -168,26 +217,49 @@ def train_baselines(
             manifest["skipped"].append({"trained_on": trained_on, "reason": f"no {split} images"})
             logger.warning("baselines: %s has no %s images; skipped", trained_on, split)
             continue
+        if needs_votes and data.votes is None:  # before any model is trained
+            raise ValueError(
+                f"{dataset_dir}: kinds {needs_votes} (FER+ training modes) need each image's annotator votes, but "
+                "this dataset has no `votes` column; build it from a multi-annotated source (FER+, a folder of "
+                "vote counts) or train --kinds hard soft"
+            )
         if config.max_images is not None and len(data.records) > config.max_images:  # reduced runs
             keep = np.sort(np.random.default_rng(config.seed).choice(len(data.records), config.max_images,
                                                                      replace=False))
-            data = DatasetSplit([data.records[i] for i in keep], data.hard_labels[keep], data.soft_labels[keep],
-                                data.subsets[keep], None if data.true_soft_labels is None
-                                else data.true_soft_labels[keep], data.left_out)
+            data = data.take(keep)
         for kind in kinds:
             name = model_name(kind, trained_on)
             model_dir = output / name
             entry = {"name": name, "kind": kind, "trained_on": trained_on, "path": name,
                      "n_train": len(data.records)}
+            if kind in FERPLUS_KINDS:
+                kept = ferplus_training_targets(data.votes, kind)
+                entry["n_train"] = len(kept.rows)
+                entry["left_out"] = {"discarded": kept.discarded, "without_votes": kept.without_votes}
+                if kept.discarded or kept.without_votes:
+                    logger.warning("baselines: %s leaves out %d of %d images (%d discarded by FER+'s %s rule, "
+                                   "%d without votes)", name, kept.discarded + kept.without_votes,
+                                   len(data.records), kept.discarded, kind, kept.without_votes)
+                if not len(kept.rows):
+                    manifest["skipped"].append({"trained_on": trained_on, "kind": kind,
+                                                "reason": f"no {split} image with a FER+ {kind} target"})
+                    logger.warning("baselines: %s has no image with a FER+ %s target; skipped", trained_on, kind)
+                    continue
             if _finished(model_dir) and not overwrite:
                 logger.info("baselines: %s already trained in %s; kept", name, model_dir)
                 entry["seconds"] = json.loads((model_dir / "training_summary.json").read_text())["seconds"]
                 entry["reused"] = True
             else:
-                logger.info("baselines: training %s on %d images", name, len(data.records))
-                targets = data.hard_labels if kind == "hard" else np.clip(data.soft_labels, 0.0, 1.0)
+                logger.info("baselines: training %s on %d images", name, entry["n_train"])
+                if kind in FERPLUS_KINDS:  # the votes; train_baseline builds the mode's targets
+                    targets = data.votes
+                else:
+                    targets = data.hard_labels if kind == "hard" else np.clip(data.soft_labels, 0.0, 1.0)
+                # the saved TrainConfig keeps a kind `affectnetplus train baseline` reads: FER+ models are
+                # 8-way softmax classifiers ("hard"); their mode is in the manifest, summary and card
                 run = train_baseline(data.records, targets,
-                                     replace(config, data=str(dataset_dir), output_dir=str(model_dir), kind=kind),
+                                     replace(config, data=str(dataset_dir), output_dir=str(model_dir),
+                                             kind=kind if kind in DEFAULT_KINDS else "hard"),
                                      kind=kind)
                 entry["seconds"] = round(run.seconds, 1)
             manifest["models"].append(entry)
@@ -215,7 +287,8 @@ def read_manifest(baselines_dir: str | os.PathLike) -> dict[str, Any]:
 
 def predict_records(model, records: Sequence[FaceRecord], batch_size: int = 64, device: str = "cpu",
                     dtype: str = "auto", progress: bool = True, cache: dict | None = None) -> np.ndarray:
-    """``(N, 8)`` probabilities of a Hard-FER/Soft-FER model; images decoded once per processor (``cache``)."""
+    """``(N, 8)`` probabilities of a baseline (softmax of Hard-FER and the FER+ modes, sigmoids of Soft-FER);
+    images decoded once per processor (``cache``)."""
     import torch
 
     from affectnetplus_hf.models.inference import autocast_context, prepare_for_inference
@@ -364,6 +437,15 @@ def render_report(results: dict[str, Any], dataset_dir, manifest: dict[str, Any]
     if results.get("example_figure"):
         lines += ["## Soft labels on example faces (paper Fig. 1)", "",
                   f"![soft-label examples]({_relative(results['example_figure'], output)})", ""]
+    kinds = [k for k in BASELINE_KINDS if any(m["kind"] == k for m in manifest["models"])]
+    if kinds:
+        lines += ["## Baselines", ""]
+        lines += [f"- `{k}` — {KIND_DESCRIPTIONS[k]}" for k in kinds]
+        if any(k in FERPLUS_KINDS for k in kinds):
+            lines += ["", "The FER+ modes (Barsoum et al. 2016) learn from each training image's annotator votes; "
+                      "they are scored like Hard-FER on their argmax and, like Soft-FER, with W-MAE / W-FR / W-AUC "
+                      "on their softmax."]
+        lines += [""]
     lines += ["## Hard-label metrics (paper Tables 8–9)", "", (tables / "hard_label_metrics.md").read_text(), "",
               "## Soft-label metrics per subset (paper Table 10)", "", (tables / "soft_label_metrics.md").read_text(), "",
               "## Soft-label metrics per emotion (paper Table 11)", "",
@@ -377,7 +459,14 @@ def render_report(results: dict[str, Any], dataset_dir, manifest: dict[str, Any]
     if ced:
         lines += ["## Cumulative error distributions of e_k", ""]
         lines += [f"![{Path(f).stem}]({_relative(f, output)})" for f in ced] + [""]
-    trained = ", ".join(f"{m['name']} ({m['n_train']} images)" for m in manifest["models"])
+    def _trained(m: dict[str, Any]) -> str:
+        gone = m.get("left_out") or {}
+        if not any(gone.values()):
+            return f"{m['name']} ({m['n_train']} images)"
+        return (f"{m['name']} ({m['n_train']} images; left out: {gone.get('discarded', 0)} discarded by FER+, "
+                f"{gone.get('without_votes', 0)} without votes)")
+
+    trained = ", ".join(_trained(m) for m in manifest["models"])
     lines += ["## Files", "", f"- models: {trained}",
               f"- skipped training sets: {manifest['skipped'] or 'none'}",
               "- `tables/evaluation.json`: every number above, machine-readable", ""]

@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 CONFIG_NAMES: tuple[str, ...] = ("default", *SUBSETS)
 #: File group of rows without a hard label (``keep_unlabeled=True``); only in the ``default`` config.
 UNASSIGNED = "unassigned"
+#: Length of the optional ``votes`` column: FER+'s 8 emotion counts, unknown, NF (Barsoum et al. 2016).
+NUM_VOTE_COUNTS = 10
 #: Split order in the folder and the card.
 SPLIT_ORDER: tuple[str, ...] = ("train", "validation", "test")
 #: Rows per Parquet row group (small groups keep random access and the hub viewer fast for images).
@@ -126,14 +128,16 @@ _DEFAULT_LICENCE = {
 # --------------------------------------------------------------------------------------------------
 
 
-def affectnetplus_features(with_soft_label_true: bool = False):
+def affectnetplus_features(with_soft_label_true: bool = False, with_votes: bool = False):
     """``datasets.Features`` of an AffectNet+ row (SPEC §1, §8, §11).
 
     ``soft_label``/``soft_label_ebc``/``soft_label_au``/``spread`` are fixed-length lists of 8
     ``float32`` in SPEC §1 emotion order (null when the family was not used); ``expression`` and
     ``subset`` are ``ClassLabel``\\ s; metadata columns follow
     :func:`affectnetplus_hf.metadata.metadata_features` (null = unknown). ``soft_label_true`` (the
-    synthetic sample's ground truth) is added with ``with_soft_label_true``.
+    synthetic sample's ground truth) is added with ``with_soft_label_true``; ``votes`` (10 ``int32``
+    annotator counts in FER+ column order, the input of FER+'s training modes, Barsoum et al. 2016)
+    with ``with_votes``.
     """
     from datasets import ClassLabel, Features, Image, List, Value
 
@@ -158,6 +162,8 @@ def affectnetplus_features(with_soft_label_true: bool = False):
     columns.update(dict(metadata_features()))
     if with_soft_label_true:
         columns["soft_label_true"] = eight()
+    if with_votes:
+        columns["votes"] = List(Value("int32"), length=NUM_VOTE_COUNTS)
     return Features(columns)
 
 
@@ -184,6 +190,10 @@ COLUMN_DOCS: dict[str, str] = {
     "head_pose_roll": "head pose roll in degrees, null when unknown",
     "soft_label_true": ("synthetic sample only: ground-truth soft label (the renderer's blend weights; a weak "
                         "face's missing intensity on Neutral)"),
+    "votes": ("multi-annotated sources only: annotator counts in FER+ column order (neutral, happiness, surprise, "
+              "sadness, anger, disgust, fear, contempt, unknown, NF); other vote sources put their non-emotion "
+              "votes in unknown and 0 in NF; null for an image without votes. Feeds FER+'s training modes "
+              "(Barsoum et al. 2016)"),
 }
 
 
@@ -218,8 +228,10 @@ def _soft_label_true(record: FaceRecord) -> list[float] | None:
     return _eight_or_none(value, f"{record.image_id}: extra['soft_label_true']")
 
 
-def make_row(record: FaceRecord, label: Mapping[str, Any], metadata: Mapping[str, Any], with_soft_label_true: bool) -> dict:
-    """One dataset row (python values) from a record, its label row and its metadata cells."""
+def make_row(record: FaceRecord, label: Mapping[str, Any], metadata: Mapping[str, Any], with_soft_label_true: bool,
+             with_votes: bool = False) -> dict:
+    """One dataset row (python values) from a record, its label row and its metadata cells; with
+    ``with_votes`` the ``votes`` cell (:func:`affectnetplus_hf.sources.ferplus.record_raw_votes`)."""
     box = None if record.face_box is None else [float(v) for v in record.face_box]
     subset = label.get("subset")
     row = {
@@ -241,6 +253,11 @@ def make_row(record: FaceRecord, label: Mapping[str, Any], metadata: Mapping[str
         row[column] = value
     if with_soft_label_true:
         row["soft_label_true"] = _soft_label_true(record)
+    if with_votes:
+        from affectnetplus_hf.sources.ferplus import record_raw_votes
+
+        votes = record_raw_votes(record)
+        row["votes"] = None if votes is None else votes.tolist()
     return row
 
 
@@ -377,7 +394,9 @@ def build_dataset(
             "(its image ids, splits or hard labels differ); label it again"
         )
     with_truth = any(_soft_label_true(r) is not None for records in records_by_split.values() for r in records)
-    features = affectnetplus_features(with_soft_label_true=with_truth)
+    with_votes = any(r.votes is not None or "ferplus_votes" in (r.extra or {})
+                     for records in records_by_split.values() for r in records)
+    features = affectnetplus_features(with_soft_label_true=with_truth, with_votes=with_votes)
 
     parent = dataset_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -421,7 +440,7 @@ def build_dataset(
             writers = {g: _GroupWriter(folder, g, features, max_file_bytes) for g in groups}
             bar = tqdm(total=len(kept), unit="img", desc=f"export {split}", disable=not progress)
             for (record, label), meta in zip(kept, meta_rows):
-                row = make_row(record, label, meta, with_truth)
+                row = make_row(record, label, meta, with_truth, with_votes)
                 writers[label["subset"] or UNASSIGNED].add(row)
                 label_rows_for_table["split"].append(split)
                 label_rows_for_table["hard_label"].append(record.hard_label)

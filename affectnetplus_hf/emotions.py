@@ -162,3 +162,12 @@ def ferplus_votes_to_spec(votes: np.ndarray) -> np.ndarray:
     out = np.zeros_like(votes)
     out[..., list(FERPLUS_TO_INDEX)] = votes
     return out
+
+
+def spec_votes_to_ferplus(votes: np.ndarray) -> np.ndarray:
+    """Reorder per-emotion values (..., 8 in :data:`EMOTIONS` order) into FER+ column order (the inverse
+    of :func:`ferplus_votes_to_spec`)."""
+    votes = np.asarray(votes)
+    if votes.shape[-1] != NUM_EMOTIONS:
+        raise ValueError(f"votes must have {NUM_EMOTIONS} emotion columns in the last axis, got shape {votes.shape}")
+    return votes[..., list(FERPLUS_TO_INDEX)].copy()

@@ -21,11 +21,17 @@ from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
 from affectnetplus_hf.metrics import functional as F
 from affectnetplus_hf.metrics import module_path
 from affectnetplus_hf.plots import plot_ced_curves, plot_confusion_matrix
+from affectnetplus_hf.sources.ferplus import TARGET_MODES as FERPLUS_KINDS  # FER+'s training modes
 
 logger = logging.getLogger(__name__)
 
 #: Evaluation groups: every image, then each subset (paper Tables 8–10 columns).
 EVAL_GROUPS: tuple[str, ...] = ("all",) + SUBSETS
+#: Every model kind: Hard-FER, Soft-FER (paper Sec. 4.3) and the FER+ modes.
+MODEL_KINDS: tuple[str, ...] = ("hard", "soft", *FERPLUS_KINDS)
+#: Kinds also scored with the soft-label metrics W-MAE / W-FR / W-AUC: Soft-FER's sigmoids, and the FER+
+#: modes' softmax (a predicted distribution over the emotions).
+SOFT_SCORED_KINDS: tuple[str, ...] = ("soft", *FERPLUS_KINDS)
 
 
 @dataclass
@@ -66,8 +72,9 @@ class EvaluationData:
 
 @dataclass
 class ModelPredictions:
-    """One model's scores on the evaluation split: ``kind`` is ``"hard"`` (Hard-FER, class probabilities)
-    or ``"soft"`` (Soft-FER, a predicted soft label); ``trained_on`` names its training subset."""
+    """One model's scores on the evaluation split: ``kind`` is ``"hard"`` (Hard-FER, class probabilities),
+    ``"soft"`` (Soft-FER, a predicted soft label) or a FER+ mode of :data:`FERPLUS_KINDS` (softmax
+    probabilities); ``trained_on`` names its training subset."""
 
     name: str
     kind: str
@@ -76,8 +83,8 @@ class ModelPredictions:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("hard", "soft"):
-            raise ValueError(f"model {self.name!r}: kind must be 'hard' or 'soft', got {self.kind!r}")
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"model {self.name!r}: kind must be one of {MODEL_KINDS}, got {self.kind!r}")
         self.scores = np.asarray(self.scores, dtype=np.float32)
 
 
@@ -117,9 +124,10 @@ def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions
                          epsilon: float = F.DEFAULT_EPSILON) -> dict[str, Any]:
     """Score every model on every subset; write ``tables/*.md|json`` and ``figures/*.png`` under ``output_dir``.
 
-    Hard-FER models (and the argmax of Soft-FER models): accuracy, average accuracy, macro-F1 per subset
-    (Tables 8/9), per-class P/R/F1, confusion matrices (Fig. 5). Soft-FER models: W-MAE, W-FR, W-AUC per
-    subset (Table 10) and per emotion of the hard label (Table 11), with CED curves of e_k.
+    Every model (the argmax of its scores): accuracy, average accuracy, macro-F1 per subset (Tables 8/9),
+    per-class P/R/F1, confusion matrices (Fig. 5). Soft-FER models and the FER+ modes (their softmax,
+    Barsoum et al. 2016; :data:`SOFT_SCORED_KINDS`): W-MAE, W-FR, W-AUC per subset (Table 10) and per
+    emotion of the hard label (Table 11), with CED curves of e_k.
     """
     output = Path(output_dir)
     modules = _load_soft_modules(epsilon)
@@ -140,12 +148,12 @@ def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions
             entry["hard"][group] = row
             hard_rows.append([model.name, model.kind, model.trained_on, group, int(mask.sum()), row["accuracy"],
                               row["average_accuracy"], row["macro_f1"]])
-            if model.kind == "soft":
+            if model.kind in SOFT_SCORED_KINDS:
                 soft = soft_metrics_with_modules(data.soft_labels[mask], np.clip(model.scores[mask], 0, 1),
                                                  modules=modules)
                 entry["soft"][group] = soft
-                soft_rows.append([model.name, model.trained_on, group, int(mask.sum()), soft["w_mae"], soft["w_fr"],
-                                  soft["w_auc"]])
+                soft_rows.append([model.name, model.kind, model.trained_on, group, int(mask.sum()), soft["w_mae"],
+                                  soft["w_fr"], soft["w_auc"]])
         if model.trained_on == "all":
             for group in EVAL_GROUPS:
                 if group in entry["hard"]:
@@ -153,15 +161,16 @@ def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions
                     plot_confusion_matrix(entry["hard"][group]["confusion_matrix"], path,
                                           title=f"{model.name} on {group}")
                     figures.append(path)
-        if model.kind == "soft":
+        if model.kind in SOFT_SCORED_KINDS:
             clipped = np.clip(model.scores, 0, 1)
             per_emotion = soft_metrics_with_modules(data.soft_labels, clipped,
                                                     by=[EMOTIONS[h] for h in data.hard_labels], modules=modules)
             entry["soft_by_emotion"] = {m: per_emotion[f"{m}_by"] for m in ("w_mae", "w_fr", "w_auc")}
             for emotion in EMOTIONS:
                 if emotion in per_emotion["w_mae_by"]:
-                    emotion_rows.append([model.name, model.trained_on, emotion, per_emotion["w_mae_by"][emotion],
-                                         per_emotion["w_fr_by"][emotion], per_emotion["w_auc_by"][emotion]])
+                    emotion_rows.append([model.name, model.kind, model.trained_on, emotion,
+                                         per_emotion["w_mae_by"][emotion], per_emotion["w_fr_by"][emotion],
+                                         per_emotion["w_auc_by"][emotion]])
             errors = F.weighted_errors(data.soft_labels, clipped)
             path = output / "figures" / f"ced_{model.name}.png"
             plot_ced_curves({g: errors[data.mask(g)] for g in EVAL_GROUPS if data.mask(g).any()}, path,
@@ -183,9 +192,9 @@ def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions
         ["model", "kind", "trained on", "evaluated on", "n", "accuracy %", "average accuracy %", "macro F1 %"],
         hard_rows))
     _write(tables / "soft_label_metrics.md", _markdown(
-        ["model", "trained on", "evaluated on", "n", "W-MAE %", "W-FR %", "W-AUC %"], soft_rows))
+        ["model", "kind", "trained on", "evaluated on", "n", "W-MAE %", "W-FR %", "W-AUC %"], soft_rows))
     _write(tables / "soft_label_metrics_by_emotion.md", _markdown(
-        ["model", "trained on", "hard label", "W-MAE %", "W-FR %", "W-AUC %"], emotion_rows))
+        ["model", "kind", "trained on", "hard label", "W-MAE %", "W-FR %", "W-AUC %"], emotion_rows))
     _write(tables / "evaluation.json", json.dumps(results, indent=2, default=float) + "\n")
     results["figures"] = [str(p) for p in figures]
     results["tables"] = {name: str(tables / name) for name in (

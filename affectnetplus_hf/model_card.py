@@ -127,6 +127,7 @@ def render_soft_labeler_card(
     timings: dict[str, float] | None = None,
     bad_images: list[str] | None = None,
     tables_markdown: str = "",
+    calibration: dict[str, Any] | None = None,
 ) -> str:
     """The ``README.md`` of a soft-labeler trained by :func:`affectnetplus_hf.training.train_soft_labeler`."""
     families = tuple(families)
@@ -145,6 +146,13 @@ def render_soft_labeler_card(
             f"betas ({config.adam_beta1}, {config.adam_beta2}), weight decay {config.au_weight_decay} | "
             f"{config.au_epochs} | {config.au_batch_size} | {config.image_size}x{config.image_size} |"
         )
+    if "dist" in families:
+        rows.append(
+            f"| distribution (`docs/method.md#distribution-family`) | `{config.dist_backbone}` | {config.dist_members} "
+            f"× 8-way softmax on vote distributions{', mirror-averaged' if config.test_time_flip else ''} | Adam lr "
+            f"{config.dist_learning_rate}, weight decay {config.dist_weight_decay} | {config.dist_epochs} | "
+            f"{config.dist_batch_size} | {config.image_size}x{config.image_size} |"
+        )
     per_emotion = split_report.get("per_emotion", {})
     split_lines = ["| emotion | images | unanimous | test-MAS | lowest agreement used |", "|---|---|---|---|---|"]
     for emotion in EMOTIONS:
@@ -155,13 +163,19 @@ def render_soft_labeler_card(
             f"{'-' if low is None else f'{low:.2f}'} |"
         )
     n_members = (8 * len(config.ebc_backbones) if "ebc" in families else 0) + (8 if "au" in families else 0)
+    paper = tuple(f for f in ("ebc", "au") if f in families)
     family_sentence = {
         ("ebc", "au"): f"the ensemble of binary classifiers (EBC, Eqs. 4–5) and the AU-based classifiers (Eqs. 7–13), "
                        f"{n_members} members, combined by Eq. 14 (`sl_i = ½ (SC_EB + SC_AU)`).",
         ("ebc",): f"the ensemble of binary classifiers (EBC, Eqs. 4–5) alone, {n_members} members; the soft label is "
-                  "SC_EB (no halving, SPEC §8).",
-        ("au",): "the AU-based classifiers (Eqs. 7–13) alone, 8 members; the soft label is SC_AU (no halving, SPEC §8).",
-    }[families if families != ("au", "ebc") else ("ebc", "au")]
+                  "SC_EB (no halving).",
+        ("au",): "the AU-based classifiers (Eqs. 7–13) alone, 8 members; the soft label is SC_AU (no halving).",
+        (): f"the vote-distribution family alone ({config.dist_members} members); the soft label is their mean "
+            "probability (no Eq. 14 without the paper's families).",
+    }[paper]
+    if "dist" in families and paper:
+        family_sentence += (f" Also {config.dist_members} members trained on the annotators' vote distributions "
+                            "(`dist_scores`, not part of Eq. 14).")
     limitations = [
         "Confidence scores are measured on a small held-out test-MAS; with few test images per emotion they are noisy.",
     ]
@@ -179,7 +193,7 @@ def render_soft_labeler_card(
         "model_license": "other" if data_kind in ("affectnet", "folder", "unknown") else "mit",
         "families_title": " + ".join(f.upper() for f in families),
         "family_sentence": family_sentence,
-        "command": "softlabeler" if len(families) == 2 else families[0],
+        "command": families[0] if families in (("ebc",), ("au",)) else "softlabeler",
         "preset": config.preset,
         "total_time": _duration((timings or {}).get("total_s")),
         "model_dir_name": Path(config.output_dir).name if config.output_dir else "MODEL_DIR",
@@ -209,18 +223,100 @@ def render_soft_labeler_card(
         "cs_table": cs_comparison_table(confidences, config.cs_mode, list(config.ebc_backbones)),
         "member_tables": tables_markdown,
         "limitations": "\n".join(f"- {line}" for line in limitations),
+        "crowd_quality": crowd_quality_section(calibration),
     }
     return render(find_template("soft_labeler.md"), values)
 
 
-def render_baseline_card(config, kind: str, n_images: int, class_counts, epoch_losses, seconds: float | None) -> str:
-    """The ``README.md`` of a Hard-FER / Soft-FER baseline (SPEC §10)."""
+_QUALITY_START, _QUALITY_END = "<!-- crowd-quality:start -->", "<!-- crowd-quality:end -->"
+
+
+def crowd_quality_section(calibration: dict[str, Any] | None) -> str:
+    """The card's "Quality against people" section from a stored calibration
+    (``docs/method.md#quality-against-people``), between markers so that ``affectnetplus calibrate`` can
+    replace it."""
+    from affectnetplus_hf.calibration import QUALITY_ROWS
+
+    lines = [_QUALITY_START, "## Quality against people", ""]
+    if not calibration or not calibration.get("quality"):
+        lines += ["Not measured: this soft-labeler was not calibrated on a multi-annotated split "
+                  "(`--calibration_split`, or `affectnetplus calibrate MODEL_DIR --data DIR --split validation`), "
+                  "so it has no `soft_label_calibrated` output.", _QUALITY_END]
+        return "\n".join(lines)
+    fitted = calibration.get("fitted_on", {})
+    weights = ", ".join(f"{f} {w:.3f}" for f, w in zip(calibration["inputs"], calibration["weights"]))
+    lines += [
+        f"Every output against the annotators' vote distributions of `{fitted.get('data', '?')}` split "
+        f"`{fitted.get('split', '?')}` ({fitted.get('n', '?')} faces), each normalised to sum 1: W-MAE, W-FR, W-AUC "
+        "(Eq. 15, %), KL(votes ‖ prediction) and the share of faces whose top emotion is the annotators' "
+        "majority. The calibrated soft label was fitted on this same split "
+        f"(objective `{calibration.get('objective', 'kl')}`, family weights {weights}).",
+        "",
+        "| output | W-MAE ↓ | W-FR ↓ | W-AUC ↑ | KL ↓ | majority acc ↑ |",
+        "|---|---|---|---|---|---|",
+    ]
+    quality = calibration["quality"]
+    for key, label in QUALITY_ROWS:
+        row = quality.get(key)
+        if row is None:
+            continue
+        kl = "–" if row.get("kl") is None else f"{row['kl']:.3f}"
+        lines.append(f"| {label} | {row['w_mae']:.2f} | {row['w_fr']:.2f} | {row['w_auc']:.2f} | {kl} | "
+                     f"{row['majority_acc']:.3f} |")
+    lines.append(_QUALITY_END)
+    return "\n".join(lines)
+
+
+def replace_card_section(card: str, section: str) -> str:
+    """``card`` with its crowd-quality section replaced by ``section`` (appended when it has none)."""
+    start, end = card.find(_QUALITY_START), card.find(_QUALITY_END)
+    if start == -1 or end == -1:
+        return card.rstrip("\n") + "\n\n" + section + "\n"
+    return card[:start] + section + card[end + len(_QUALITY_END):]
+
+
+#: What each FER+ training mode learns (Barsoum et al. 2016), for the baseline card.
+FERPLUS_MODE_DESCRIPTIONS: dict[str, str] = {
+    "majority": "cross-entropy on the majority emotion of the annotators' votes (one-hot)",
+    "probability": "cross-entropy on an emotion drawn from the votes' label distribution, a fresh seeded draw "
+                   "per image per epoch",
+    "crossentropy": "cross-entropy with the votes' label distribution as soft target, -Σ t log p",
+    "multi_target": "the multi-target loss -log Σ t p, t = 1 on every emotion of the label distribution "
+                    "(smoothed by 0.001)",
+}
+
+
+def render_baseline_card(config, kind: str, n_images: int, class_counts, epoch_losses, seconds: float | None,
+                         left_out: dict[str, int] | None = None) -> str:
+    """The ``README.md`` of a Hard-FER / Soft-FER baseline (paper Sec. 4.3) or of a FER+ training mode
+    (``majority``, ``probability``, ``crossentropy``, ``multi_target``; Barsoum et al. 2016), whose
+    ``left_out`` counts the images FER+ discards and those without votes."""
     data_name, data_kind, data_license = _data_info(config.data)
+    command = f"affectnetplus train baseline --kind {kind}"
+    reproduce = "affectnetplus train baseline --config train_config.json"
     if kind == "hard":
         title, description = "Hard-FER baseline", (
             "An 8-way softmax classifier trained with cross-entropy on hard labels (SPEC §10, paper Sec. 4.3).")
         paper = ", ".join(f"{k} {v:.2f} %" for k, v in PAPER_TABLE8_HARD_FER_ACC.items()) + " accuracy (Table 8)"
         balance = config.class_balance
+    elif kind in FERPLUS_MODE_DESCRIPTIONS:
+        title = f"FER+ {kind} baseline"
+        description = (
+            f"An 8-way softmax classifier trained with FER+'s `{kind}` mode (Barsoum et al. 2016, \"Training deep "
+            "networks for facial expression recognition with crowd-sourced label distribution\"): "
+            f"{FERPLUS_MODE_DESCRIPTIONS[kind]}. Targets come from each image's annotator votes (the dataset's "
+            "`votes` column). Evaluated like Hard-FER (accuracy on its argmax) and, on its softmax, with the "
+            "AffectNet+ soft-label metrics W-MAE / W-FR / W-AUC (paper Sec. 4.3).")
+        counted = left_out or {}
+        if any(counted.values()):
+            description += (f" Left out of training: {counted.get('discarded', 0)} images FER+ discards in this mode "
+                            f"(no majority, too little agreement, or unknown/NF on top) and "
+                            f"{counted.get('without_votes', 0)} without votes.")
+        paper = ("no AffectNet+ paper number for this training mode; Hard-FER (ResNet-50) reaches "
+                 + ", ".join(f"{k} {v:.2f} %" for k, v in PAPER_TABLE8_HARD_FER_ACC.items()) + " accuracy (Table 8)")
+        balance = "none (FER+ targets, no class weights)"
+        command = f"affectnetplus baseline DATASET_DIR OUT_DIR --kinds {kind}"
+        reproduce = f"affectnetplus baseline DATASET_DIR OUT_DIR --kinds {kind} --config train_config.json"
     else:
         title, description = "Soft-FER baseline", (
             "8 sigmoid outputs trained with binary cross-entropy against soft labels; predicts a soft label "
@@ -241,5 +337,7 @@ def render_baseline_card(config, kind: str, n_images: int, class_counts, epoch_l
         "augmentation": _augmentation(config),
         "epoch_losses": ", ".join(f"{v:.4f}" for v in epoch_losses) or "-",
         "paper_reference": paper,
+        "command": command,
+        "reproduce": reproduce,
     }
     return render(find_template("fer_baseline.md"), values)

@@ -3,12 +3,16 @@
 Reads the exported AffectNet+ folder through ``load_dataset`` (``default`` config for "all", the
 ``easy``/``challenging``/``difficult`` configs for the subsets), trains every (kind, training set) pair
 of the ``train`` split and saves each model in ``OUT_DIR/{kind}_fer_{set}/`` with ``OUT_DIR/baselines.json``
-listing them. Finished models are kept when the command is run again (resume), unless ``--overwrite``.
+listing them. Kinds ``majority``, ``probability``, ``crossentropy`` and ``multi_target`` are FER+'s four
+training modes (Barsoum et al. 2016; 8-way softmax models in ``OUT_DIR/ferplus_{mode}_{set}/``); they
+need a dataset built from a multi-annotated source (its ``votes`` column). Finished models are kept
+when the command is run again (resume), unless ``--overwrite``.
 Training options are ``TrainConfig`` fields (``--preset tiny|paper``, ``--backbone``, ``--epochs``,
 ``--class-balance``, ``--config FILE.yaml`` …; see ``affectnetplus train baseline --help``).
 
   affectnetplus baseline demo_output/dataset demo_output/baselines --preset tiny
   affectnetplus baseline DATASET_DIR OUT_DIR --kinds hard --sets all easy --preset paper
+  affectnetplus baseline FERPLUS_DATASET OUT_DIR --kinds hard soft majority probability crossentropy multi_target
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ NAME = "baseline"
 
 
 def _own_flags() -> argparse.ArgumentParser:
-    from affectnetplus_hf.baselines import BASELINE_KINDS, TRAINING_SETS
+    from affectnetplus_hf.baselines import BASELINE_KINDS, DEFAULT_KINDS, TRAINING_SETS
 
     own = argparse.ArgumentParser(add_help=False)
-    own.add_argument("--kinds", nargs="+", choices=BASELINE_KINDS, default=list(BASELINE_KINDS),
-                     help="hard and/or soft (default: both)")
+    own.add_argument("--kinds", nargs="+", choices=BASELINE_KINDS, default=list(DEFAULT_KINDS),
+                     help="hard, soft and/or FER+'s modes majority, probability, crossentropy, multi_target "
+                          "(these need the dataset's votes column; default: hard soft)")
     own.add_argument("--sets", nargs="+", choices=TRAINING_SETS, default=list(TRAINING_SETS),
                      help="training sets: all and/or the subsets (default: all four)")
     own.add_argument("--split", default="train", help="split to train on (default: train)")
@@ -32,7 +37,8 @@ def _own_flags() -> argparse.ArgumentParser:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(NAME, help="train Hard-FER/Soft-FER baselines per subset on an exported dataset",
+    p = subparsers.add_parser(NAME, help="train Hard-FER/Soft-FER (and FER+ mode) baselines per subset on an "
+                                         "exported dataset",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                               parents=[_own_flags()])
     p.add_argument("dataset_dir", metavar="DATASET_DIR", help="folder written by `affectnetplus build`")

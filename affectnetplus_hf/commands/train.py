@@ -1,6 +1,7 @@
 """``affectnetplus train``: train soft-labeler members or a FER baseline (issue 4; SPEC §3–7, §10).
 
   affectnetplus train softlabeler --data DIR --preset tiny --output MODEL_DIR   EBC + AU members + CS
+  affectnetplus train softlabeler --data DIR --families ebc au dist --calibration_split validation ...
   affectnetplus train ebc         --data DIR --preset paper --output MODEL_DIR  EBC family only
   affectnetplus train au          --data DIR --output MODEL_DIR                 AU family only
   affectnetplus train baseline    --kind hard|soft --data DIR --output MODEL_DIR  Hard-/Soft-FER
@@ -87,16 +88,19 @@ def run(args: argparse.Namespace) -> int:
         else:
             from affectnetplus_hf.training.softlabeler import train_soft_labeler
 
-            families = {"softlabeler": ("ebc", "au"), "ebc": ("ebc",), "au": ("au",)}[args.family]
+            families = {"softlabeler": None, "ebc": ("ebc",), "au": ("au",)}[args.family]
             result = train_soft_labeler(config, families=families)
+            calibration = result.model.config.calibration
             summary = {
-                "output_dir": str(result.output_dir), "families": list(families),
+                "output_dir": str(result.output_dir), "families": list(result.model.config.families),
                 "seconds": round(result.seconds, 1), "cs_mode": config.cs_mode,
                 "mean_confidence": {
                     family: float(sum(map(float, _flat(v))) / max(1, len(_flat(v))))
                     for family, v in result.confidence_scores[config.cs_mode].items()
                 },
             }
+            if calibration is not None:
+                summary["quality_against_votes"] = {k: round(v["w_mae"], 2) for k, v in calibration["quality"].items()}
     except NonFiniteLossError as error:
         logger.error("%s", error)
         return 1

@@ -44,10 +44,12 @@ __all__ = [
     "ced_auc",
     "ced_curve",
     "confusion_matrix",
+    "crowd_agreement",
     "failure_rate",
     "ground_truth_weights",
     "hard_label_metrics",
     "mean_error",
+    "normalize_rows",
     "precision_recall_f1",
     "soft_label_metrics",
     "validate_soft_labels",
@@ -586,6 +588,48 @@ def soft_label_metrics(
     for i, group in enumerate(groups):
         table[group] = _soft_row(errors[order[bounds[i]:bounds[i + 1]]], epsilon)
     return table
+
+
+def normalize_rows(predictions: Any, name: str = "predictions", n_classes: int = NUM_EMOTIONS) -> np.ndarray:
+    """Each row divided by its sum (float64); an all-zero row becomes uniform. Values must be >= 0."""
+    array = _as_soft_label_array(predictions, name, n_classes).astype(np.float64)
+    bad = np.flatnonzero(~np.all(np.isfinite(array) & (array >= 0), axis=1))
+    if len(bad):
+        raise ValueError(f"{name}: row {int(bad[0])} is {array[bad[0]].tolist()}; expected finite values >= 0")
+    totals = array.sum(axis=1, keepdims=True)
+    return np.where(totals > 0, array / np.where(totals > 0, totals, 1.0), 1.0 / n_classes)
+
+
+def crowd_agreement(
+    references: Any,
+    predictions: Any,
+    *,
+    epsilon: float = DEFAULT_EPSILON,
+    n_classes: int = NUM_EMOTIONS,
+) -> dict[str, float | int | None]:
+    """How well predictions agree with annotators' vote distributions (``docs/method.md#quality-against-people``).
+
+    ``references``: (N, 8) vote distributions (rows sum to 1); ``predictions``: (N, 8) scores >= 0, each
+    row **normalised to sum 1** first (Eq. 14 soft labels are independent scores). Returns W-MAE, W-FR,
+    W-AUC (Eq. 15, percent), ``kl`` = mean KL(reference ‖ prediction) in nats (``None`` when a prediction
+    puts 0 on an emotion that got votes: infinite), ``majority_acc`` = share of rows whose predicted top
+    emotion holds the largest vote share (any of them when tied), and ``n``.
+    """
+    reference = normalize_rows(references, "references", n_classes)
+    prediction = normalize_rows(predictions, "predictions", n_classes)
+    if reference.shape != prediction.shape:
+        raise ValueError(f"references {reference.shape} and predictions {prediction.shape} must have equal shapes")
+    row = _soft_row(weighted_errors(reference, prediction, n_classes=n_classes), _check_epsilon(epsilon, allow_zero=False))
+    voted = reference > 0
+    if np.any(voted & (prediction <= 0)):
+        kl = None
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(voted, reference * np.log(np.where(voted, reference / np.where(voted, prediction, 1.0), 1.0)), 0.0)
+        kl = float(terms.sum(axis=1).mean())
+    top = prediction.argmax(axis=1)
+    hits = reference[np.arange(len(top)), top] >= reference.max(axis=1)
+    return {**row, "kl": kl, "majority_acc": float(hits.mean())}
 
 
 # --------------------------------------------------------------------------------------------------

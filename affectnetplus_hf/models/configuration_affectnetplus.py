@@ -32,8 +32,11 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 #: Confidence-score modes of SPEC §5: ``"balanced"`` [choice] and ``"eq3"`` [option].
 CS_MODES: tuple[str, ...] = ("balanced", "eq3")
-#: Model families of the soft-labeler (SPEC §6, §7).
-FAMILIES: tuple[str, ...] = ("ebc", "au")
+#: Model families of the soft-labeler: the paper's EBC (Eqs. 4–5) and AU (Eqs. 7–13) families and the
+#: vote-distribution family (``docs/method.md#distribution-family``, not in the paper).
+FAMILIES: tuple[str, ...] = ("ebc", "au", "dist")
+#: The families that carry confidence scores (Eq. 3): the paper's two.
+CS_FAMILIES: tuple[str, ...] = ("ebc", "au")
 
 
 def _resolve_emotion(emotion: str | int) -> str:
@@ -208,6 +211,48 @@ class SoftFERConfig(_BackboneConfig):
         self.label2id = {v: k for k, v in self.id2label.items()}
 
 
+class DistributionClassifierConfig(_BackboneConfig):
+    """A member of the vote-distribution family: 8-way softmax trained on the annotators' vote
+    distribution of each face (soft-target cross-entropy, FER+'s "crossentropy" mode;
+    ``docs/method.md#distribution-family``)."""
+
+    model_type = "affectnetplus-distribution"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.id2label = dict(enumerate(EMOTIONS))
+        self.label2id = {v: k for k, v in self.id2label.items()}
+
+
+def check_calibration(calibration: dict | None, families: tuple[str, ...]) -> dict | None:
+    """Validate a stored calibration (``docs/method.md#calibration``) and return it as plain JSON types.
+
+    ``{"inputs": [family, ...], "weights": [w_f, ...], "bias": [8 floats], "eps": float, ...}``; any
+    other key (``fitted_on``, ``quality``) is kept as given.
+    """
+    if calibration is None:
+        return None
+    if not isinstance(calibration, dict):
+        raise ValueError(f"calibration must be a dict, got {type(calibration).__name__}")
+    missing = [k for k in ("inputs", "weights", "bias", "eps") if k not in calibration]
+    if missing:
+        raise ValueError(f"calibration lacks {missing}; expected inputs, weights, bias, eps")
+    inputs = [str(f) for f in calibration["inputs"]]
+    unknown = [f for f in inputs if f not in families]
+    if not inputs or unknown:
+        raise ValueError(f"calibration inputs {inputs} must be families of this soft-labeler {families}")
+    weights = np.asarray(calibration["weights"], dtype=np.float64)
+    bias = np.asarray(calibration["bias"], dtype=np.float64)
+    if weights.shape != (len(inputs),) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError(f"calibration weights must be {len(inputs)} finite numbers >= 0, got {weights.tolist()}")
+    if bias.shape != (NUM_EMOTIONS,) or not np.all(np.isfinite(bias)):
+        raise ValueError(f"calibration bias must be {NUM_EMOTIONS} finite numbers, got {bias.tolist()}")
+    eps = float(calibration["eps"])
+    if not 0 < eps < 1:
+        raise ValueError(f"calibration eps must be in (0, 1), got {eps}")
+    return {**calibration, "inputs": inputs, "weights": weights.tolist(), "bias": bias.tolist(), "eps": eps}
+
+
 def _check_confidences(scores: dict | None, n_ebc: int, families: tuple[str, ...]) -> dict | None:
     """Validate ``{"balanced"|"eq3": {"ebc": (J, 8), "au": (8,)}}`` and return it as plain lists."""
     if scores is None:
@@ -222,8 +267,8 @@ def _check_confidences(scores: dict | None, n_ebc: int, families: tuple[str, ...
             raise ValueError(f"confidence_scores[{mode!r}] must be a dict {{'ebc': (J, 8), 'au': (8,)}}")
         checked[mode] = {}
         for family, values in per_family.items():
-            if family not in FAMILIES:
-                raise ValueError(f"confidence_scores[{mode!r}] has unknown family {family!r}; expected {FAMILIES}")
+            if family not in CS_FAMILIES:
+                raise ValueError(f"confidence_scores[{mode!r}] has unknown family {family!r}; expected {CS_FAMILIES}")
             array = np.asarray(values, dtype=np.float64)
             expected = (n_ebc, NUM_EMOTIONS) if family == "ebc" else (NUM_EMOTIONS,)
             if array.shape != expected:
@@ -255,6 +300,11 @@ class SoftLabelerConfig(PretrainedConfig):
             is decoded once, SPEC/DESIGN "decode once").
         aus, neutral_similarity: AU post-processing options (SPEC §7).
         backbone_kwargs: extra ``timm.create_model`` arguments, applied to every member.
+        dist_backbones: one timm name per member of the vote-distribution family (empty = none;
+            ``docs/method.md#distribution-family``).
+        test_time_flip: average the distribution family's probabilities over the image and its mirror.
+        calibration: the fitted map behind ``soft_label_calibrated`` (``docs/method.md#calibration``),
+            ``None`` = not calibrated.
     """
 
     model_type = "affectnetplus-soft-labeler"
@@ -273,9 +323,13 @@ class SoftLabelerConfig(PretrainedConfig):
         neutral_similarity: float = NEUTRAL_SIMILARITY,
         backbone_kwargs: dict[str, Any] | None = None,
         emotions: tuple[str, ...] | list[str] = EMOTIONS,
+        dist_backbones: list[str] | tuple[str, ...] | None = None,
+        test_time_flip: bool = False,
+        calibration: dict | None = None,
         **kwargs,
     ):
         ebc = [str(name) for name in (ebc_backbones or [])]
+        dist = [str(name) for name in (dist_backbones or [])]
         if isinstance(au_backbones, str):
             au = [au_backbones] * NUM_EMOTIONS
         else:
@@ -285,8 +339,10 @@ class SoftLabelerConfig(PretrainedConfig):
                 f"au_backbones must name one backbone per emotion ({NUM_EMOTIONS}, SPEC §1 order) or be a single "
                 f"name, got {len(au)}: {au}"
             )
-        if not ebc and not au:
-            raise ValueError("a soft-labeler needs at least one family: ebc_backbones and au_backbones are both empty")
+        if not ebc and not au and not dist:
+            raise ValueError(
+                "a soft-labeler needs at least one family: ebc_backbones, au_backbones and dist_backbones are all empty"
+            )
         if cs_mode not in CS_MODES:
             raise ValueError(f"cs_mode must be one of {CS_MODES}, got {cs_mode!r}")
         if aus not in ("table2", "paper"):
@@ -297,6 +353,8 @@ class SoftLabelerConfig(PretrainedConfig):
             raise ValueError(f"image_size must be a positive integer, got {image_size}")
         self.ebc_backbones = ebc
         self.au_backbones = au
+        self.dist_backbones = dist
+        self.test_time_flip = bool(test_time_flip)
         self.cs_mode = cs_mode
         self.image_size = int(image_size)
         self.num_channels = int(num_channels)
@@ -306,20 +364,29 @@ class SoftLabelerConfig(PretrainedConfig):
         self.backbone_kwargs = dict(backbone_kwargs or {})
         self.emotions = list(EMOTIONS)
         self.confidence_scores = _check_confidences(confidence_scores, len(ebc), self.families)
+        self.calibration = check_calibration(calibration, self.families)
         super().__init__(**kwargs)
         self.id2label = dict(enumerate(EMOTIONS))
         self.label2id = {v: k for k, v in self.id2label.items()}
 
     @property
     def families(self) -> tuple[str, ...]:
-        """The families in use, ``("ebc", "au")``, ``("ebc",)`` or ``("au",)`` (SPEC §8)."""
-        return tuple(f for f, members in (("ebc", self.ebc_backbones), ("au", self.au_backbones)) if members)
+        """The families in use, in :data:`FAMILIES` order, e.g. ``("ebc", "au")`` or ``("dist",)``."""
+        members = {"ebc": self.ebc_backbones, "au": self.au_backbones, "dist": self.dist_backbones}
+        return tuple(f for f in FAMILIES if members[f])
+
+    @property
+    def paper_families(self) -> tuple[str, ...]:
+        """The families that enter Eq. 14 (``soft_label``): EBC and/or AU."""
+        return tuple(f for f in self.families if f in CS_FAMILIES)
 
     @property
     def member_names(self) -> list[str]:
-        """``family/backbone/emotion`` of every member, in ``member_probs`` column order (EBC j-major, then AU)."""
+        """``family/backbone/emotion`` of every member, in ``member_probs`` column order (EBC j-major, then AU,
+        then the distribution members ``distK/backbone/emotion``, member-major)."""
         names = [f"ebc/{b}/{e}" for b in self.ebc_backbones for e in EMOTIONS]
         names += [f"au/{b}/{e}" for b, e in zip(self.au_backbones, EMOTIONS)]
+        names += [f"dist{k}/{b}/{e}" for k, b in enumerate(self.dist_backbones) for e in EMOTIONS]
         return names
 
     def confidences(self, family: str, mode: str | None = None) -> np.ndarray:

@@ -41,6 +41,7 @@ from affectnetplus_hf.models.configuration_affectnetplus import (
     CS_MODES,
     AUExpressionClassifierConfig,
     BinaryExpressionClassifierConfig,
+    DistributionClassifierConfig,
     HardFERConfig,
     SoftFERConfig,
     SoftLabelerConfig,
@@ -122,13 +123,19 @@ class SoftLabelerOutput(ModelOutput):
     """Output of :class:`SoftLabeler` (SPEC §6–8). All ``float32``.
 
     Attributes:
-        soft_label: ``(N, 8)`` Eq. 14 soft label (not renormalised); one family alone = its scores.
+        soft_label: ``(N, 8)`` Eq. 14 soft label (not renormalised); one family alone = its scores; a
+            soft-labeler with only the distribution family gives that family's scores.
         ebc_scores: ``(N, 8)`` SC_EB of Eq. 5, ``None`` without the EBC family.
         au_scores: ``(N, 8)`` SC_AU of Eq. 13, ``None`` without the AU family.
-        member_probs: ``(N, n_members)`` each member's positive probability (P_j(i | img) for EBC
-            members, P_AU(i | img) for AU members), columns named by ``config.member_names``.
+        member_probs: ``(N, n_members)`` each member's probability (P_j(i | img) for EBC members,
+            P_AU(i | img) for AU members, the 8 softmax outputs of each distribution member), columns
+            named by ``config.member_names``.
         spread: ``(N, 8)`` per-emotion standard deviation (ddof 0) of the probabilities of the members
             of that emotion — how much the ensemble disagrees.
+        dist_scores: ``(N, 8)`` mean softmax of the distribution family's members (sums to 1), ``None``
+            without that family (``docs/method.md#distribution-family``).
+        soft_label_calibrated: ``(N, 8)`` the calibrated soft label (sums to 1), ``None`` when the
+            soft-labeler is not calibrated (``docs/method.md#calibration``).
     """
 
     soft_label: torch.Tensor | None = None
@@ -136,6 +143,8 @@ class SoftLabelerOutput(ModelOutput):
     au_scores: torch.Tensor | None = None
     member_probs: torch.Tensor | None = None
     spread: torch.Tensor | None = None
+    dist_scores: torch.Tensor | None = None
+    soft_label_calibrated: torch.Tensor | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -636,6 +645,30 @@ class SoftFERModel(_SingleBackboneModel):
         return output if return_dict is not False else output.to_tuple()
 
 
+def distribution_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Soft-target cross-entropy ``-Σ_e t_e log softmax(logits)_e``, averaged over the batch."""
+    if tuple(targets.shape) != tuple(logits.shape):
+        raise ValueError(f"labels must be vote distributions of shape {tuple(logits.shape)}, got {tuple(targets.shape)}")
+    return -(targets.float() * logits.float().log_softmax(-1)).sum(-1).mean()
+
+
+class DistributionClassifier(_SingleBackboneModel):
+    """A member of the vote-distribution family (``docs/method.md#distribution-family``): 8-way softmax.
+
+    ``labels``: (N, 8) vote distributions (each row sums to 1); loss = soft-target cross-entropy
+    (FER+'s "crossentropy" mode, Barsoum et al. 2016).
+    """
+
+    config_class = DistributionClassifierConfig
+    _num_outputs = NUM_EMOTIONS
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs):
+        logits = self.classifier(self._features(pixel_values))
+        loss = distribution_loss(logits, labels) if labels is not None else None
+        output = FERClassifierOutput(loss=loss, logits=logits, probs=logits.float().softmax(-1))
+        return output if return_dict is not False else output.to_tuple()
+
+
 # --------------------------------------------------------------------------------------------------
 # The soft-labeler
 # --------------------------------------------------------------------------------------------------
@@ -651,8 +684,10 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
     """The AffectNet+ soft-labeler: every member of both families, fed from one decoded batch (SPEC §6–8).
 
     Members: ``ebc_members[j * 8 + e]`` is the binary classifier of emotion ``e`` on
-    ``config.ebc_backbones[j]``; ``au_members[e]`` is the AU classifier of emotion ``e``. Their layers
-    have the same names as :class:`BinaryExpressionClassifier` / :class:`AUExpressionClassifier`.
+    ``config.ebc_backbones[j]``; ``au_members[e]`` is the AU classifier of emotion ``e``;
+    ``dist_members[k]`` is the k-th member of the vote-distribution family. Their layers have the same
+    names as :class:`BinaryExpressionClassifier` / :class:`AUExpressionClassifier` /
+    :class:`DistributionClassifier`.
 
     ``member_execution``: ``"loop"`` (default; measured ~1.8x faster than vmap on CPU for the tiny
     32-member ensemble, ``benchmarks/results/ensemble.json``; not yet measured on a GPU) or ``"vmap"``
@@ -664,7 +699,7 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
 
     def __init__(self, config: SoftLabelerConfig):
         super().__init__(config)
-        for family in config.families:
+        for family in config.paper_families:
             config.confidences(family)  # ValueError now rather than at the first forward
         common = dict(
             image_size=config.image_size,
@@ -676,6 +711,9 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         )
         self.au_members = nn.ModuleList(
             ExpressionNet(backbone, num_outputs=2, with_au=True, **common) for backbone in config.au_backbones
+        )
+        self.dist_members = nn.ModuleList(
+            ExpressionNet(backbone, num_outputs=NUM_EMOTIONS, **common) for backbone in config.dist_backbones
         )
         self._stacked_cache: dict[tuple, Any] = {}
         self.post_init()
@@ -692,6 +730,9 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         *,
         cs_mode: str = "balanced",
         ebc_backbones: Sequence[str] | None = None,
+        dist_members: Sequence[DistributionClassifier] | None = None,
+        test_time_flip: bool = False,
+        calibration: Mapping[str, Any] | None = None,
     ) -> "SoftLabeler":
         """Assemble a soft-labeler from trained members (weights are copied).
 
@@ -707,11 +748,17 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
                 members' image size and normalisation).
             cs_mode: the mode the soft labels use.
             ebc_backbones: order of the J backbones (default: first appearance in ``ebc_members``).
+            dist_members: the members of the vote-distribution family, in order (``None``/empty = none).
+            test_time_flip, calibration: see :class:`SoftLabelerConfig`.
         """
         ebc_members = dict(ebc_members or {})
         au_members = dict(au_members or {})
-        if not ebc_members and not au_members:
-            raise ValueError("from_members needs ebc_members, au_members or both; got neither")
+        dist_members = list(dist_members or [])
+        if not ebc_members and not au_members and not dist_members:
+            raise ValueError("from_members needs ebc_members, au_members or dist_members; got none")
+        for k, member in enumerate(dist_members):
+            if not isinstance(member, DistributionClassifier):
+                raise ValueError(f"dist_members[{k}] must be a DistributionClassifier, got {type(member).__name__}")
         grid: dict[tuple[str, str], BinaryExpressionClassifier] = {}
         order: list[str] = []
         for key, member in ebc_members.items():
@@ -746,15 +793,18 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
             raise ValueError(f"au_members must hold all 8 emotions; missing {[e for e in EMOTIONS if e not in au]}")
         ordered_ebc = [grid[(b, e)] for b in backbones for e in EMOTIONS]
         ordered_au = [au[e] for e in EMOTIONS] if au else []
-        everyone = ordered_ebc + ordered_au
+        everyone = ordered_ebc + ordered_au + dist_members
         reference = everyone[0].config
+        def who(member) -> str:
+            return f"{member.config.backbone}/{getattr(member.config, 'emotion', 'distribution')}"
+
         for member in everyone[1:]:
             for field in ("image_size", "num_channels", "image_mean", "image_std", "backbone_kwargs"):
                 if getattr(member.config, field) != getattr(reference, field):
                     raise ValueError(
                         f"all members must share {field} (one decoded input feeds them all): "
-                        f"{member.config.backbone}/{member.config.emotion} has {getattr(member.config, field)!r}, "
-                        f"{reference.backbone}/{reference.emotion} has {getattr(reference, field)!r}"
+                        f"{who(member)} has {getattr(member.config, field)!r}, "
+                        f"{who(everyone[0])} has {getattr(reference, field)!r}"
                     )
         au_options = {(m.config.aus, m.config.neutral_similarity) for m in ordered_au}
         if len(au_options) > 1:
@@ -772,10 +822,13 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
             aus=aus,
             neutral_similarity=neutral_similarity,
             backbone_kwargs=reference.backbone_kwargs,
+            dist_backbones=[m.config.backbone for m in dist_members],
+            test_time_flip=test_time_flip,
+            calibration=dict(calibration) if calibration is not None else None,
         )
         with torch.device("meta"):
             model = cls(config)
-        for target, source in zip(list(model.ebc_members) + list(model.au_members), everyone):
+        for target, source in zip(list(model.ebc_members) + list(model.au_members) + list(model.dist_members), everyone):
             state = {k: v.detach().clone() for k, v in source.state_dict().items()}
             target.load_state_dict(state, strict=True, assign=True)
         leftover = [name for name, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
@@ -792,6 +845,16 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         ebc = [member(pixel_values)[0] for member in self.ebc_members]
         au = [member(pixel_values) for member in self.au_members]
         return ebc, au
+
+    def _dist_probs(self, pixel_values: torch.Tensor) -> torch.Tensor | None:
+        """(N, K, 8) softmax of the distribution members; averaged with the mirrored image when
+        ``config.test_time_flip``."""
+        if not len(self.dist_members):
+            return None
+        views = [pixel_values, pixel_values.flip(-1)] if self.config.test_time_flip else [pixel_values]
+        probs = [torch.stack([member(view)[0].float().softmax(-1) for member in self.dist_members], dim=1)
+                 for view in views]
+        return torch.stack(probs).mean(dim=0)
 
     def _stacked_state(self, members: Sequence[nn.Module]):
         from torch.func import stack_module_state
@@ -845,6 +908,7 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         pixel_values = self._check_input(pixel_values)
         stacked = self.member_execution == "vmap" and not self.training
         ebc_logits, au_outputs = (self._member_logits_vmap if stacked else self._member_logits_loop)(pixel_values)
+        dist_probs = self._dist_probs(pixel_values)
         n = pixel_values.shape[0]
         ebc_probs = au_binary = au_probs = None
         if ebc_logits:
@@ -856,6 +920,7 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
             ebc_probs=None if ebc_probs is None else ebc_probs.detach().cpu().numpy(),
             au_binary_probs=None if au_binary is None else au_binary.detach().cpu().numpy(),
             au_probs=None if au_probs is None else au_probs.detach().cpu().numpy(),
+            dist_probs=None if dist_probs is None else dist_probs.detach().cpu().numpy(),
             n=n,
         )
         output = SoftLabelerOutput(
@@ -863,13 +928,18 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         )
         return output if return_dict is not False else output.to_tuple()
 
-    def combine(self, ebc_probs=None, au_binary_probs=None, au_probs=None, n: int | None = None) -> dict[str, np.ndarray | None]:
+    def combine(self, ebc_probs=None, au_binary_probs=None, au_probs=None, n: int | None = None,
+                dist_probs=None) -> dict[str, np.ndarray | None]:
         """The numpy half of ``forward``: member probabilities → scores, soft label, spread (SPEC §6–8).
 
         ``ebc_probs``: (N, J·8) positive probabilities, column ``j*8 + e``; ``au_binary_probs``: (N, 8)
-        binary-head P(emotion) of the AU members; ``au_probs``: (N, 8, 21) their ÂU.
-        Uses :mod:`affectnetplus_hf.softlabel` (Eqs. 4–5, 9–14) with ``config.cs_mode``'s confidences.
+        binary-head P(emotion) of the AU members; ``au_probs``: (N, 8, 21) their ÂU; ``dist_probs``:
+        (N, K, 8) softmax of the distribution members.
+        Uses :mod:`affectnetplus_hf.softlabel` (Eqs. 4–5, 9–14) with ``config.cs_mode``'s confidences and
+        :func:`affectnetplus_hf.calibration.apply_calibration` for ``soft_label_calibrated``.
         """
+        from affectnetplus_hf.calibration import apply_calibration
+
         config = self.config
         ebc_scores = au_scores = None
         columns: list[np.ndarray] = []
@@ -896,14 +966,28 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
             au_scores = softlabel.au_semantic_scores(p_au, config.confidences("au"))
             columns.append(p_au)
             per_emotion.append(p_au[None])
-        soft = softlabel.soft_labels(ebc_scores=ebc_scores, au_scores=au_scores)
+        dist_scores = None
+        if "dist" in config.families:
+            probs = _to_numpy(dist_probs)  # (N, K, 8)
+            dist_scores = probs.mean(axis=1)
+            columns.append(probs.reshape(probs.shape[0], -1))
+            per_emotion.append(probs.transpose(1, 0, 2))
+        if config.paper_families:
+            soft = softlabel.soft_labels(ebc_scores=ebc_scores, au_scores=au_scores)
+        else:
+            soft = dist_scores
         spread = np.concatenate(per_emotion, axis=0).std(axis=0)
+        calibrated = None
+        if config.calibration is not None:
+            calibrated = apply_calibration({"ebc": ebc_scores, "au": au_scores, "dist": dist_scores}, config.calibration)
         return {
             "soft_label": soft,
             "ebc_scores": ebc_scores,
             "au_scores": au_scores,
             "member_probs": np.concatenate(columns, axis=1),
             "spread": spread,
+            "dist_scores": dist_scores,
+            "soft_label_calibrated": calibrated,
         }
 
     @torch.inference_mode()
@@ -965,7 +1049,7 @@ def concat_outputs(outputs: Iterable[SoftLabelerOutput]) -> SoftLabelerOutput:
     """Concatenate batch outputs along the batch axis (on CPU)."""
     outputs = list(outputs)
     merged = {}
-    for field in ("soft_label", "ebc_scores", "au_scores", "member_probs", "spread"):
+    for field in ("soft_label", "ebc_scores", "au_scores", "member_probs", "spread", "dist_scores", "soft_label_calibrated"):
         values = [getattr(o, field) for o in outputs]
         merged[field] = None if values[0] is None else torch.cat([v.cpu() for v in values], dim=0)
     return SoftLabelerOutput(**merged)

@@ -30,6 +30,7 @@ def _config_classes() -> tuple:
     from affectnetplus_hf.models.configuration_affectnetplus import (
         AUExpressionClassifierConfig,
         BinaryExpressionClassifierConfig,
+        DistributionClassifierConfig,
         HardFERConfig,
         SoftFERConfig,
         SoftLabelerConfig,
@@ -38,6 +39,7 @@ def _config_classes() -> tuple:
     return (
         BinaryExpressionClassifierConfig,
         AUExpressionClassifierConfig,
+        DistributionClassifierConfig,
         HardFERConfig,
         SoftFERConfig,
         SoftLabelerConfig,
@@ -53,12 +55,14 @@ def _register_models(module: ModuleType) -> None:
     from affectnetplus_hf.models.modeling_affectnetplus import (
         AUExpressionClassifier,
         BinaryExpressionClassifier,
+        DistributionClassifier,
         HardFERModel,
         SoftFERModel,
         SoftLabeler,
     )
 
-    for model_class in (BinaryExpressionClassifier, AUExpressionClassifier, HardFERModel, SoftFERModel, SoftLabeler):
+    for model_class in (BinaryExpressionClassifier, AUExpressionClassifier, DistributionClassifier, HardFERModel,
+                        SoftFERModel, SoftLabeler):
         module.AutoModel.register(model_class.config_class, model_class, exist_ok=True)
         if model_class is not SoftLabeler:  # the soft-labeler is not an image classifier (no logits)
             module.AutoModelForImageClassification.register(model_class.config_class, model_class, exist_ok=True)

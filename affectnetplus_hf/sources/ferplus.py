@@ -47,6 +47,7 @@ from affectnetplus_hf.emotions import (
     FERPLUS_NON_EMOTION_COLUMNS,
     NUM_EMOTIONS,
     ferplus_votes_to_spec,
+    spec_votes_to_ferplus,
 )
 from affectnetplus_hf.records import FaceRecord
 from affectnetplus_hf.sources import RowError, SkipReport, Source, _check_options, hard_label_from_votes
@@ -403,6 +404,30 @@ class FerPlusSource(Source):
 
 
 # ---------------------------------------------------------------------------------------------- targets
+def record_raw_votes(record: FaceRecord) -> np.ndarray | None:
+    """A record's annotator votes as the 10 FER+ counts (8 emotions in FER+ column order, unknown, NF).
+
+    FER+ records give their raw counts (``extra["ferplus_votes"]``); a record of another multi-annotated
+    source maps its per-emotion ``votes`` into FER+ column order and counts its ``non_emotion_votes`` as
+    unknown, with 0 NF. ``None`` when the record carries no votes. This is the ``votes`` column of an
+    exported dataset and the input of :func:`ferplus_target` (Barsoum et al. 2016).
+    """
+    raw = record.extra.get("ferplus_votes") if record.extra else None
+    if raw is not None:
+        counts = np.asarray(raw)
+        if counts.shape != (len(VOTE_COLUMNS),):
+            raise ValueError(f"{record.image_id}: extra['ferplus_votes'] must hold {len(VOTE_COLUMNS)} counts "
+                             f"{VOTE_COLUMNS}, got shape {counts.shape}")
+    elif record.votes is not None:
+        counts = np.concatenate([spec_votes_to_ferplus(np.asarray(record.votes).reshape(-1)),
+                                 [int(record.non_emotion_votes or 0), 0]])
+    else:
+        return None
+    if not np.all(np.isfinite(counts)) or np.any(counts < 0) or np.any(counts != np.round(counts)):
+        raise ValueError(f"{record.image_id}: votes must be counts >= 0, got {np.asarray(counts).tolist()}")
+    return counts.astype(np.int64)
+
+
 def _unknown(size: int = 10) -> np.ndarray:
     target = np.zeros(size, dtype=np.float64)
     target[-2] = 1.0
@@ -514,4 +539,5 @@ __all__ = [
     "ferplus_target",
     "parse_vote_counts",
     "pixels_to_png",
+    "record_raw_votes",
 ]

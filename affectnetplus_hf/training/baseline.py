@@ -1,11 +1,28 @@
-"""Hard-FER and Soft-FER baselines (SPEC §10, paper Sec. 4.3) on the one training loop.
+"""Hard-FER and Soft-FER baselines (paper Sec. 4.3) and FER+'s four training modes on the one
+training loop.
 
 :func:`train_baseline` is the generic core: records (any source, or rows of an exported AffectNet+
 dataset turned into FaceRecords) plus targets — ``(N,)`` hard labels 0–7 for Hard-FER, ``(N, 8)`` soft
-labels in [0, 1] for Soft-FER. Hard-FER counters the class imbalance with loss re-weighting
+labels in [0, 1] for Soft-FER, ``(N, 10)`` annotator votes in FER+ column order (8 emotions, unknown,
+NF) for the FER+ kinds. Hard-FER counters the class imbalance with loss re-weighting
 (``class_balance="reweight"``: weights ``N / (8 · n_c)``, normalised to mean 1 over present classes),
 up-sampling (``"upsample"``: every epoch draws N rows with replacement, each class equally likely) or
 both. Soft-FER uses BCE with soft targets.
+
+The FER+ kinds (:data:`FERPLUS_KINDS`; Barsoum et al. 2016, "Training deep networks for facial
+expression recognition with crowd-sourced label distribution") train an 8-way softmax
+(:class:`~affectnetplus_hf.models.HardFERModel`, no class weights) on targets built from each image's
+votes by :func:`affectnetplus_hf.sources.ferplus.ferplus_target`; images FER+ discards (no majority,
+too little agreement, unknown/NF on top) and images without votes are left out and counted. With the
+softmax output ``p`` and the target ``t`` of an image (:func:`ferplus_loss_from_logits`):
+
+- ``majority``: ``-log p_m``, m the majority emotion;
+- ``probability``: ``-log p_d``, d drawn from the label distribution afresh for every image in every
+  epoch, seeded by ``(seed, epoch, row)`` (:func:`probability_label`), so a run is deterministic and a
+  resumed run draws what an uninterrupted one draws;
+- ``crossentropy``: ``-Σ_e t_e log p_e`` with the label distribution ``t``;
+- ``multi_target``: ``-log Σ_e t_e p_e`` with the multi-target mask ``t`` (1 for every emotion of the
+  distribution, smoothed as ``(1 - 0.001) t + 0.001`` as in the FERPlus code).
 """
 
 from __future__ import annotations
@@ -14,14 +31,16 @@ import csv
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS
+from affectnetplus_hf.sources.ferplus import TARGET_MODES, VOTE_COLUMNS, ferplus_label_distribution, ferplus_target
 from affectnetplus_hf.training.config import TrainConfig, resolve_preset
 from affectnetplus_hf.training.data import (
     FacePreprocessor,
@@ -34,6 +53,13 @@ from affectnetplus_hf.training.loop import derive_seed, train_model
 
 logger = logging.getLogger(__name__)
 
+#: FER+'s training modes (Barsoum et al. 2016), trained as baseline kinds next to "hard" and "soft".
+FERPLUS_KINDS: tuple[str, ...] = TARGET_MODES
+#: Every kind :func:`train_baseline` trains.
+KINDS: tuple[str, ...] = ("hard", "soft", *FERPLUS_KINDS)
+#: Seed tag of probability mode's draws (kept apart from the augmentation's and the loop's streams).
+PROBABILITY_SEED_TAG = 0xFE2B
+
 
 @dataclass
 class BaselineRun:
@@ -42,6 +68,145 @@ class BaselineRun:
     epoch_losses: list[float]
     class_counts: list[int]
     seconds: float
+    #: FER+ kinds: images left out, ``{"discarded": n, "without_votes": n}`` (empty for hard/soft).
+    left_out: dict[str, int] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# FER+ training modes (Barsoum et al. 2016)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FerPlusTargets:
+    """FER+ targets of one mode for the images it keeps (:func:`ferplus_training_targets`).
+
+    Attributes:
+        rows: the kept rows of the input, ascending.
+        targets: ``majority``: ``(n,)`` int64 majority emotion; ``probability``/``crossentropy``:
+            ``(n, 8)`` label distribution; ``multi_target``: ``(n, 8)`` smoothed multi-target mask.
+        distributions: ``(n, 8)`` float64 label distribution of each kept row (its argmax is the
+            emotion counted in the class counts).
+        discarded: images FER+ discards in this mode.
+        without_votes: rows without votes (a null ``votes`` cell, read as negative counts).
+    """
+
+    rows: np.ndarray
+    targets: np.ndarray
+    distributions: np.ndarray
+    discarded: int
+    without_votes: int
+
+
+def ferplus_training_targets(raw_votes, mode: str) -> FerPlusTargets:
+    """Targets of FER+ training mode ``mode`` from ``(N, 10)`` vote counts in FER+ column order.
+
+    Each row goes through :func:`~affectnetplus_hf.sources.ferplus.ferplus_label_distribution` (FERPlus's
+    outlier removal and per-mode selection, Barsoum et al. 2016); rows it discards and rows with
+    negative counts (no votes) are left out and counted. Probability mode keeps the distribution: its
+    labels are drawn per epoch by :func:`probability_label`.
+    """
+    if mode not in FERPLUS_KINDS:
+        raise ValueError(f"mode must be one of {FERPLUS_KINDS}, got {mode!r}")
+    votes = np.asarray(raw_votes)
+    if votes.ndim != 2 or votes.shape[1] != len(VOTE_COLUMNS):
+        raise ValueError(f"votes must be (N, {len(VOTE_COLUMNS)}) counts in FER+ order {VOTE_COLUMNS}, got shape "
+                         f"{votes.shape}")
+    rows, targets, distributions = [], [], []
+    discarded = without_votes = 0
+    for row, counts in enumerate(votes):
+        if np.any(counts < 0):
+            without_votes += 1
+            continue
+        distribution = ferplus_label_distribution(counts, mode)
+        if distribution is None:
+            discarded += 1
+            continue
+        rows.append(row)
+        distributions.append(distribution)
+        if mode == "majority":
+            targets.append(int(np.argmax(distribution)))
+        elif mode == "multi_target":
+            targets.append(ferplus_target(counts, mode))
+        else:
+            targets.append(distribution)
+    if mode == "majority":
+        target_array = np.asarray(targets, dtype=np.int64)
+    else:
+        target_array = np.asarray(targets, dtype=np.float64 if mode == "probability" else np.float32)
+        target_array = target_array.reshape(-1, NUM_EMOTIONS)
+    return FerPlusTargets(np.asarray(rows, dtype=np.int64), target_array,
+                          np.asarray(distributions, dtype=np.float64).reshape(-1, NUM_EMOTIONS), discarded,
+                          without_votes)
+
+
+def probability_label(distribution: np.ndarray, seed: int, epoch: int, row: int) -> int:
+    """FER+ probability mode's label of training row ``row`` in ``epoch``: one emotion drawn from its label
+    distribution with a generator seeded by ``(seed, epoch, row)`` — the draw of
+    :func:`~affectnetplus_hf.sources.ferplus.ferplus_target` ``(raw, "probability", rng)`` with that
+    generator. A fresh draw per image per epoch, as FERPlus re-draws per mini-batch, but reproducible
+    and independent of batch order, worker processes and resumption."""
+    rng = np.random.default_rng(derive_seed(seed, epoch, row, PROBABILITY_SEED_TAG))
+    distribution = np.asarray(distribution, dtype=np.float64)
+    return int(rng.choice(distribution.size, p=distribution))
+
+
+class ProbabilityLabelDataset(Dataset):
+    """Wraps an image dataset; each item gets ``labels`` = :func:`probability_label` of its row for the
+    current epoch (:meth:`set_epoch`, called by the training loop before each epoch)."""
+
+    def __init__(self, images: Dataset, distributions: np.ndarray, seed: int):
+        if len(distributions) != len(images):
+            raise ValueError(f"{len(distributions)} distributions for {len(images)} images; expected equal")
+        self.images = images
+        self.distributions = np.asarray(distributions, dtype=np.float64)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.images, "set_epoch"):
+            self.images.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = dict(self.images[index])
+        label = probability_label(self.distributions[index], self.seed, self.epoch, index)
+        item["labels"] = torch.tensor(label, dtype=torch.int64)
+        return item
+
+
+def ferplus_loss_from_logits(mode: str, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean loss of FER+ training mode ``mode`` over a batch (Barsoum et al. 2016).
+
+    ``logits`` ``(N, 8)`` of the softmax model; ``targets``: ``(N,)`` labels for ``majority`` and
+    ``probability`` (cross-entropy ``-log p_y``), ``(N, 8)`` for ``crossentropy`` (``-Σ_e t_e log p_e``)
+    and ``multi_target`` (``-log Σ_e t_e p_e``, computed as a log-sum-exp).
+    """
+    log_p = torch.log_softmax(logits.float(), dim=-1)
+    if mode in ("majority", "probability"):
+        return torch.nn.functional.nll_loss(log_p, targets.long())
+    if mode == "crossentropy":
+        return -(targets.float() * log_p).sum(dim=-1).mean()
+    if mode == "multi_target":
+        return -torch.logsumexp(log_p + torch.log(targets.float()), dim=-1).mean()
+    raise ValueError(f"mode must be one of {FERPLUS_KINDS}, got {mode!r}")
+
+
+class FerPlusLoss:
+    """``compute_loss(model, batch)`` of :func:`~affectnetplus_hf.training.loop.train_model` for a FER+
+    mode: the model's logits on ``batch["pixel_values"]`` against ``batch["labels"]``."""
+
+    def __init__(self, mode: str):
+        if mode not in FERPLUS_KINDS:
+            raise ValueError(f"mode must be one of {FERPLUS_KINDS}, got {mode!r}")
+        self.mode = mode
+
+    def __call__(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = model(pixel_values=batch["pixel_values"]).logits
+        return ferplus_loss_from_logits(self.mode, logits, batch["labels"])
 
 
 def class_weights_for(labels: np.ndarray) -> list[float]:
@@ -81,11 +246,20 @@ def _check_targets(kind: str, targets, n: int) -> np.ndarray:
         if len(bad):
             raise ValueError(f"Soft-FER target of row {int(bad[0])} is {targets[bad[0]].tolist()}; expected 8 values in [0, 1]")
         return targets
-    raise ValueError(f"kind must be 'hard' or 'soft', got {kind!r}")
+    if kind in FERPLUS_KINDS:
+        if targets.shape != (n, len(VOTE_COLUMNS)):
+            raise ValueError(f"FER+ {kind} targets must be ({n}, {len(VOTE_COLUMNS)}) vote counts in FER+ order "
+                             f"{VOTE_COLUMNS}, got shape {targets.shape}")
+        if not np.issubdtype(targets.dtype, np.integer):
+            raise ValueError(f"FER+ {kind} targets must be integer vote counts, got dtype {targets.dtype}")
+        return targets.astype(np.int64)
+    raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
 def train_baseline(records, targets, config: TrainConfig, kind: str | None = None) -> BaselineRun:
-    """Train a Hard-FER (``kind="hard"``) or Soft-FER (``"soft"``) model and save it in ``config.output_dir``."""
+    """Train a Hard-FER (``kind="hard"``), Soft-FER (``"soft"``) or FER+ (``"majority"``, ``"probability"``,
+    ``"crossentropy"``, ``"multi_target"``; ``targets`` = ``(N, 10)`` votes in FER+ order) model and save it
+    in ``config.output_dir`` (see the module docstring)."""
     from affectnetplus_hf.model_card import render_baseline_card
     from affectnetplus_hf.models import HardFERConfig, HardFERModel, SoftFERConfig, SoftFERModel
 
@@ -96,6 +270,20 @@ def train_baseline(records, targets, config: TrainConfig, kind: str | None = Non
     if not records:
         raise ValueError("train_baseline: no training record")
     targets = _check_targets(kind, targets, len(records))
+    left_out: dict[str, int] = {}
+    distributions = None  # FER+ kinds: the label distribution of each training row
+    if kind in FERPLUS_KINDS:
+        ferplus = ferplus_training_targets(targets, kind)
+        left_out = {"discarded": ferplus.discarded, "without_votes": ferplus.without_votes}
+        if ferplus.discarded or ferplus.without_votes:
+            logger.warning("FER+ %s: %d of %d images left out (%d discarded by FER+'s %s rule, %d without votes)",
+                           kind, ferplus.discarded + ferplus.without_votes, len(records), ferplus.discarded, kind,
+                           ferplus.without_votes)
+        if not len(ferplus.rows):
+            raise ValueError(f"FER+ {kind}: none of the {len(records)} images has a {kind} target "
+                             f"({ferplus.discarded} discarded by FER+, {ferplus.without_votes} without votes)")
+        records = [records[i] for i in ferplus.rows]
+        targets, distributions = ferplus.targets, ferplus.distributions
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     from accelerate import PartialState
@@ -107,17 +295,30 @@ def train_baseline(records, targets, config: TrainConfig, kind: str | None = Non
     if config.cache_images:
         pixels, kept, bad = decode_records(records, preprocess, skip_bad=config.skip_bad, progress=config.progress)
         targets = targets[kept]
-        dataset = TensorImageDataset(pixels, {"labels": torch.from_numpy(targets)}, augmenter)
+        if distributions is not None:
+            distributions = distributions[kept]
+    # probability mode draws its labels per epoch (ProbabilityLabelDataset); the others carry fixed labels
+    fixed = {} if kind == "probability" else {"labels": torch.from_numpy(targets)}
+    if config.cache_images:
+        dataset = TensorImageDataset(pixels, fixed, augmenter)
     else:
-        dataset = RecordImageDataset(records, preprocess, {"labels": torch.from_numpy(targets)}, augmenter,
-                                     skip_bad=config.skip_bad)
-    hard_labels = targets if kind == "hard" else targets.argmax(axis=1)
+        dataset = RecordImageDataset(records, preprocess, fixed, augmenter, skip_bad=config.skip_bad)
+    if kind == "probability":
+        dataset = ProbabilityLabelDataset(dataset, distributions, config.seed)
+    if kind in ("hard", "majority"):
+        hard_labels = targets
+    else:  # soft label, or FER+ label distribution: its top emotion
+        hard_labels = (targets if distributions is None else distributions).argmax(axis=1)
     counts = np.bincount(hard_labels, minlength=NUM_EMOTIONS)
     common = dict(backbone=config.backbone, image_size=config.image_size, image_mean=list(preprocess.image_mean),
                   image_std=list(preprocess.image_std))
     torch.manual_seed(config.seed)
     epoch_indices = None  # every row once per epoch, unless up-sampling below
-    if kind == "hard":
+    compute_loss = None  # the model's own loss, except for the FER+ kinds
+    if kind in FERPLUS_KINDS:  # an 8-way softmax without class weights (Barsoum et al. 2016)
+        model = HardFERModel(HardFERConfig(class_weights=None, ferplus_mode=kind, **common))
+        compute_loss = FerPlusLoss(kind)
+    elif kind == "hard":
         weights = class_weights_for(targets) if config.class_balance in ("reweight", "both") else None
         model = HardFERModel(HardFERConfig(class_weights=weights, **common))
         if config.class_balance in ("upsample", "both"):
@@ -125,8 +326,9 @@ def train_baseline(records, targets, config: TrainConfig, kind: str | None = Non
             epoch_indices = lambda epoch: upsampling_indices(labels, config.seed, epoch)  # noqa: E731
     else:
         model = SoftFERModel(SoftFERConfig(**common))
+    run_name = f"ferplus-{kind}-{config.backbone}" if kind in FERPLUS_KINDS else f"{kind}-fer-{config.backbone}"
     result = train_model(model, dataset, config.loop_config("baseline"), output_dir / "_training",
-                         name=f"{kind}-fer-{config.backbone}", epoch_indices=epoch_indices,
+                         name=run_name, epoch_indices=epoch_indices, compute_loss=compute_loss,
                          logging_dir=output_dir / "logs")
     model = result.model
     model.image_processor = preprocess.processor
@@ -135,14 +337,17 @@ def train_baseline(records, targets, config: TrainConfig, kind: str | None = Non
         import shutil
 
         model.save_pretrained(str(output_dir))
-        card = render_baseline_card(config, kind, len(dataset), counts, result.epoch_losses, seconds)
+        card = render_baseline_card(config, kind, len(dataset), counts, result.epoch_losses, seconds,
+                                    left_out=left_out)
         (output_dir / "README.md").write_text(card, encoding="utf-8")
-        (output_dir / "training_summary.json").write_text(json.dumps({
-            "kind": kind, "epoch_losses": result.epoch_losses, "class_counts": counts.tolist(), "seconds": seconds,
-        }, indent=2) + "\n", encoding="utf-8")
+        summary = {"kind": kind, "epoch_losses": result.epoch_losses, "class_counts": counts.tolist(),
+                   "seconds": seconds}
+        if kind in FERPLUS_KINDS:
+            summary.update(n_train=len(dataset), left_out=left_out)
+        (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         shutil.rmtree(output_dir / "_training", ignore_errors=True)
     PartialState().wait_for_everyone()
-    return BaselineRun(output_dir, model, result.epoch_losses, counts.tolist(), seconds)
+    return BaselineRun(output_dir, model, result.epoch_losses, counts.tolist(), seconds, left_out)
 
 
 def read_soft_label_csv(path: str | Path) -> dict[str, np.ndarray]:

@@ -174,6 +174,33 @@ class TrainConfig:
     au_pos_weight: float | None = field(default=None, metadata={"help": "ω_pos/ω_neg of the AU BCE (None = 1)"})
     aus: Literal["table2", "paper"] = "table2"
     neutral_similarity: float = 0.25
+    families: list[str] | None = field(
+        default=None,
+        metadata={"help": "soft-labeler families, any of ebc, au (the paper's) and dist (members trained on the vote "
+                          "distributions, docs/method.md#distribution-family); default ebc au"},
+    )
+
+    # the vote-distribution family (docs/method.md#distribution-family)
+    dist_backbone: str | None = field(default=None, metadata={"help": "timm name of the distribution members"})
+    dist_members: int | None = field(default=None, metadata={"help": "number of distribution members (seeds)"})
+    dist_epochs: int | None = None
+    dist_batch_size: int | None = None
+    dist_learning_rate: float | None = None
+    dist_weight_decay: float | None = None
+    test_time_flip: bool | None = field(
+        default=None, metadata={"help": "average the distribution members over the image and its mirror"}
+    )
+
+    # calibration (docs/method.md#calibration)
+    calibration_split: str | None = field(
+        default=None,
+        metadata={"help": "split of --data with votes to fit soft_label_calibrated on (e.g. validation for FER+; "
+                          "never a training split), or holdout: a seeded calibration_fraction of the MAS no member sees"},
+    )
+    calibration_fraction: float = field(default=0.1, metadata={"help": "share of the MAS held out by --calibration_split holdout"})
+    calibration_objective: Literal["kl", "w_mae"] = field(
+        default="kl", metadata={"help": "what the calibration minimises against the vote distributions"}
+    )
 
     # MAS split (SPEC §3) and one-vs-rest selection (SPEC §4)
     n_test_per_class: int | None = field(
@@ -243,9 +270,9 @@ class TrainConfig:
             scale_jitter=self.scale_jitter, color_jitter=self.color_jitter,
         )
 
-    def loop_config(self, family: Literal["ebc", "au", "baseline"]) -> LoopConfig:
+    def loop_config(self, family: Literal["ebc", "au", "dist", "baseline"]) -> LoopConfig:
         """The :class:`LoopConfig` of one family's members (after :func:`resolve_preset`)."""
-        prefix = {"ebc": "ebc_", "au": "au_", "baseline": ""}[family]
+        prefix = {"ebc": "ebc_", "au": "au_", "dist": "dist_", "baseline": ""}[family]
         values = {name: getattr(self, prefix + name) for name in ("epochs", "batch_size", "learning_rate", "weight_decay")}
         missing = [prefix + k for k, v in values.items() if v is None]
         if missing:
@@ -281,6 +308,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "color_jitter": 0.2,
         "ebc_backbones": list(PAPER_EBC_BACKBONES),
         "au_backbone": PAPER_AU_BACKBONE,
+        "families": ["ebc", "au"],
+        "dist_backbone": PAPER_AU_BACKBONE,
+        "dist_members": 3,
+        "dist_epochs": PAPER_HPARAMS["ebc"]["epochs"],
+        "dist_batch_size": PAPER_HPARAMS["ebc"]["batch_size"],
+        "dist_learning_rate": PAPER_HPARAMS["au"]["lr"],
+        "dist_weight_decay": PAPER_HPARAMS["ebc"]["weight_decay"],
+        "test_time_flip": True,
         "ebc_epochs": PAPER_HPARAMS["ebc"]["epochs"],
         "ebc_batch_size": PAPER_HPARAMS["ebc"]["batch_size"],
         "ebc_learning_rate": PAPER_HPARAMS["ebc"]["lr"],
@@ -305,6 +340,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "cache_images": True,
         "ebc_backbones": ["test_resnet"],
         "au_backbone": "test_resnet",
+        "families": ["ebc", "au"],
+        "dist_backbone": "test_resnet",
+        "dist_members": 4,
+        "dist_epochs": 8,
+        "dist_batch_size": 64,
+        "dist_learning_rate": 3e-3,
+        "dist_weight_decay": 1e-4,
+        "test_time_flip": True,
         "ebc_epochs": 14,
         "ebc_batch_size": 32,
         "ebc_learning_rate": 3e-3,

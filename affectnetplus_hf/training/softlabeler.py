@@ -9,13 +9,17 @@
 3. train every member with the one loop (:func:`affectnetplus_hf.training.train_model`): for each of the
    J EBC backbones and each emotion a :class:`BinaryExpressionClassifier`, and for each emotion an
    :class:`AUExpressionClassifier`, on the positives/negatives of SPEC §4
-   (:func:`affectnetplus_hf.sampling.select_one_vs_rest`);
+   (:func:`affectnetplus_hf.sampling.select_one_vs_rest`); with the ``dist`` family, ``dist_members``
+   :class:`DistributionClassifier` s on the vote distribution of every multi-annotated image outside
+   test-MAS, including those without a majority emotion (``docs/method.md#distribution-family``);
 4. measure each member on test-MAS (positives = the test images of its emotion, negatives = the other
    test images, as the paper's 100 positives / 700 negatives) and compute its confidence score (SPEC §5)
    in both modes;
-5. assemble the :class:`SoftLabeler` (CS of both modes in its config, the configured one used), save
-   it, and write the per-member tables (paper Tables 6–7 / VIII–IX shape) as JSON and Markdown and a
-   model card (``README.md``).
+5. assemble the :class:`SoftLabeler` (CS of both modes in its config, the configured one used);
+6. with ``calibration_split``, fit ``soft_label_calibrated`` on that split's vote distributions
+   (:mod:`affectnetplus_hf.training.calibrate`) and measure every output against them;
+7. save it, and write the per-member tables (paper Tables 6–7 / VIII–IX shape) as JSON and Markdown and
+   a model card (``README.md``).
 
 Decode once: with ``cache_images`` (the ``tiny`` preset) every MAS image is decoded and preprocessed once
 into one tensor shared by all members; otherwise images are decoded on the fly by DataLoader workers.
@@ -31,6 +35,7 @@ images for training while the test quota is equal for all emotions.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -59,6 +64,8 @@ logger = logging.getLogger(__name__)
 
 WORK_DIR = "_training"
 MEMBER_DONE = "member_done.json"
+#: The soft-labeler's families, in output order: the paper's EBC and AU, then the distribution family.
+FAMILY_NAMES: tuple[str, ...] = ("ebc", "au", "dist")
 PAPER_N_TEST_PER_CLASS = 100  # SPEC §3 default (paper: 100 test images per emotion)
 
 
@@ -118,6 +125,18 @@ def member_positive_probs(model: torch.nn.Module, pixel_values: torch.Tensor, ba
     return torch.cat(out).numpy().astype(np.float64)
 
 
+@torch.no_grad()
+def member_class_probs(model: torch.nn.Module, pixel_values: torch.Tensor, batch_size: int = 128) -> np.ndarray:
+    """(N, 8) softmax of a distribution member over a tensor of images."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = [model(pixel_values[start:start + batch_size].to(device)).probs.float().cpu()
+           for start in range(0, len(pixel_values), batch_size)]
+    model.train(was_training)
+    return torch.cat(out).numpy().astype(np.float64)
+
+
 def markdown_member_table(rows: dict[str, dict[str, Any]], title: str) -> str:
     """Paper Tables 6–7 shape: one column per emotion (+ mean), one row per metric (percent)."""
     metrics = (("accuracy", "Acc"), ("average_accuracy", "Avg. Acc"), ("precision", "Precision"),
@@ -148,6 +167,7 @@ class SoftLabelerRun:
     split_report: dict[str, Any]
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    dist_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def auto_n_test_per_class(labels: np.ndarray) -> int:
@@ -167,6 +187,15 @@ def _load_mas_records(config: TrainConfig):
 
     source = open_multi_annotated(config.data)
     records = [r for r in source.records(None) if r.votes is not None]
+    from affectnetplus_hf.training.calibrate import HOLDOUT
+
+    if config.calibration_split and config.calibration_split != HOLDOUT:
+        used = list(config.mas_splits) if config.mas_splits else sorted({r.split for r in records})
+        if config.calibration_split in used:
+            raise ValueError(
+                f"calibration_split {config.calibration_split!r} is also a training split of the MAS {used}; "
+                "calibrate on images no member sees (e.g. --mas_splits train --calibration_split validation)"
+            )
     if config.mas_splits:
         found = sorted({r.split for r in records})
         records = [r for r in records if r.split in config.mas_splits]
@@ -217,10 +246,14 @@ def _build_member(family: str, backbone: str, emotion: str, config: TrainConfig,
         AUExpressionClassifierConfig,
         BinaryExpressionClassifier,
         BinaryExpressionClassifierConfig,
+        DistributionClassifier,
+        DistributionClassifierConfig,
     )
 
     common = dict(backbone=backbone, image_size=config.image_size, image_mean=list(mean), image_std=list(std),
                   backbone_pretrained=_pretrained_path(config, backbone))
+    if family == "dist":
+        return DistributionClassifier(DistributionClassifierConfig(**common))
     if family == "ebc":
         return BinaryExpressionClassifier(BinaryExpressionClassifierConfig(emotion=emotion, **common))
     return AUExpressionClassifier(AUExpressionClassifierConfig(
@@ -230,21 +263,39 @@ def _build_member(family: str, backbone: str, emotion: str, config: TrainConfig,
 
 
 def _load_member(family: str, path: Path):
-    from affectnetplus_hf.models import AUExpressionClassifier, BinaryExpressionClassifier
+    from affectnetplus_hf.models import AUExpressionClassifier, BinaryExpressionClassifier, DistributionClassifier
 
-    cls = BinaryExpressionClassifier if family == "ebc" else AUExpressionClassifier
+    cls = {"ebc": BinaryExpressionClassifier, "au": AUExpressionClassifier, "dist": DistributionClassifier}[family]
     return cls.from_pretrained(str(path))
+
+
+def vote_distributions(records) -> np.ndarray:
+    """(N, 8) float32: each emotion's share of a record's emotion votes (non-emotion votes left out)."""
+    votes = np.stack([np.asarray(r.votes, dtype=np.float64) for r in records])
+    totals = votes.sum(axis=1, keepdims=True)
+    if np.any(totals <= 0):
+        bad = records[int(np.flatnonzero(totals[:, 0] <= 0)[0])]
+        raise ValueError(f"{bad.location}: no emotion vote; a vote distribution needs at least one")
+    return (votes / totals).astype(np.float32)
+
+
+def dist_accuracy(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """Accuracy and average (per-class) accuracy of a distribution member's arg-max on test-MAS."""
+    predicted = probs.argmax(axis=1)
+    recalls = [float(np.mean(predicted[y_true == e] == e)) for e in range(NUM_EMOTIONS) if np.any(y_true == e)]
+    return {"accuracy": float(np.mean(predicted == y_true)), "average_accuracy": float(np.mean(recalls))}
 
 
 def train_soft_labeler(
     config: TrainConfig,
-    families: tuple[str, ...] = ("ebc", "au"),
+    families: tuple[str, ...] | None = None,
     keep_work_dir: bool = False,
 ) -> SoftLabelerRun:
-    """Train the members of ``families`` on ``config.data``, measure CS, save one SoftLabeler dir.
+    """Train the members of ``families`` (default ``config.families``) on ``config.data``, measure CS,
+    calibrate when asked, save one SoftLabeler dir.
 
     Returns a :class:`SoftLabelerRun`. The model directory (``config.output_dir``) receives the
-    SoftLabeler (``config.json`` with the CS of both modes, ``model.safetensors``,
+    SoftLabeler (``config.json`` with the CS of both modes and the calibration, ``model.safetensors``,
     ``preprocessor_config.json``), ``train_config.json``, ``mas_split/``, ``confidence_scores.json`` /
     ``.md``, ``README.md`` (model card) and ``logs/`` (trackers).
     """
@@ -255,10 +306,14 @@ def train_soft_labeler(
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    families = tuple(families)
-    if not families or any(f not in ("ebc", "au") for f in families):
-        raise ValueError(f"families must be a non-empty subset of ('ebc', 'au'), got {families}")
     config = resolve_preset(config)
+    families = tuple(families) if families is not None else tuple(config.families)
+    if not families or any(f not in FAMILY_NAMES for f in families) or len(set(families)) != len(families):
+        raise ValueError(f"families must be distinct names from {FAMILY_NAMES}, got {families}")
+    families = tuple(f for f in FAMILY_NAMES if f in families)
+    config = dataclasses.replace(config, families=list(families))
+    if "dist" in families and int(config.dist_members) < 1:
+        raise ValueError(f"dist_members must be >= 1 with the dist family, got {config.dist_members}")
     if not config.data:
         raise ValueError("--data is required: a multi-annotated source folder")
     if not config.output_dir:
@@ -273,6 +328,14 @@ def train_soft_labeler(
     # ---- data ------------------------------------------------------------------------------------
     t0 = time.perf_counter()
     records = _load_mas_records(config)
+    calibration_records: list = []
+    if config.calibration_split:
+        from affectnetplus_hf.training.calibrate import HOLDOUT, hold_out, vote_records  # noqa: F811
+
+        if config.calibration_split == HOLDOUT:  # a seeded share of the MAS that no member sees
+            records, calibration_records = hold_out(records, config.calibration_fraction, config.seed)
+        else:
+            calibration_records = vote_records(config.data, config.calibration_split)
     split = make_mas_split(records, config)
     if state.is_main_process:
         split.save(output_dir / "mas_split")
@@ -287,63 +350,84 @@ def train_soft_labeler(
             f"{config.data}: after the MAS split, {missing} have no train-MAS or no test-MAS image; every emotion "
             f"needs both (split report: {split.report.get('per_emotion')})"
         )
+    # the distribution family also learns from the images without a majority emotion (never test-MAS)
+    extra_records: list = []
+    if "dist" in families:
+        seen = set(split.train_ids) | set(split.test_ids)
+        extra_records = [r for r in records if r.image_id not in seen and np.sum(r.votes) > 0]
+    pool_records = train_records + extra_records
+    pool_labels = np.concatenate([train_labels, np.full(len(extra_records), -1, dtype=np.int64)])
     preprocess = FacePreprocessor(config.image_size)
     augmenter = SeededAugmenter(config.augment_config(), preprocess.image_mean, preprocess.image_std, seed=config.seed)
     if config.cache_images:
-        train_pixels, kept, bad = decode_records(train_records, preprocess, skip_bad=config.skip_bad,
-                                                 progress=config.progress, desc="decoding train-MAS")
-        train_labels = train_labels[kept]
-        base_dataset = TensorImageDataset(train_pixels, {}, augmenter)
+        pool_pixels, kept, bad = decode_records(pool_records, preprocess, skip_bad=config.skip_bad,
+                                                progress=config.progress, desc="decoding train-MAS")
+        base_dataset = TensorImageDataset(pool_pixels, {}, augmenter)
     else:
-        bad = []
-        base_dataset = RecordImageDataset(train_records, preprocess, {}, augmenter, skip_bad=config.skip_bad)
+        bad, kept = [], np.arange(len(pool_records))
+        base_dataset = RecordImageDataset(pool_records, preprocess, {}, augmenter, skip_bad=config.skip_bad)
+    pool_labels = pool_labels[kept]
+    kept_records = [pool_records[i] for i in kept]
+    n_train = int(np.sum(kept < len(train_records)))  # train-MAS rows come first in the pool
+    train_labels = pool_labels[:n_train]
     test_pixels, test_kept, test_bad = decode_records(test_records, preprocess, skip_bad=config.skip_bad,
                                                       progress=config.progress, desc="decoding test-MAS")
     test_labels = test_labels[test_kept]
     timings["data_s"] = time.perf_counter() - t0
-    logger.info("MAS: %d train, %d test images (%.1f s to read and decode)", len(train_labels), len(test_labels),
-                timings["data_s"])
+    logger.info("MAS: %d train, %d test images, %d more for the distribution family (%.1f s to read and decode)",
+                n_train, len(test_labels), len(pool_labels) - n_train, timings["data_s"])
 
     au_table = torch.from_numpy(au_vectors())
-    labels_tensor = torch.from_numpy(train_labels)
-    members: dict[str, dict[Any, torch.nn.Module]] = {"ebc": {}, "au": {}}
+    labels_tensor = torch.from_numpy(pool_labels)
+    members: dict[str, Any] = {"ebc": {}, "au": {}, "dist": []}
     metrics: dict[str, dict[str, dict[str, Any]]] = {}
+    dist_metrics: dict[str, dict[str, Any]] = {}
     plan = []
     if "ebc" in families:
         plan += [("ebc", backbone, emotion) for backbone in config.ebc_backbones for emotion in EMOTIONS]
     if "au" in families:
         plan += [("au", config.au_backbone, emotion) for emotion in EMOTIONS]
+    if "dist" in families:
+        plan += [("dist", config.dist_backbone, k) for k in range(int(config.dist_members))]
 
     t0 = time.perf_counter()
     for family, backbone, emotion in plan:
-        name = _member_name(family, backbone, emotion)
+        name = _member_name(family, backbone, str(emotion))
         member_dir = work / "members" / name
-        e = EMOTIONS.index(emotion)
         if (member_dir / MEMBER_DONE).is_file():
             model = _load_member(family, member_dir)
             logger.info("%s: already trained, loaded from %s", name, member_dir)
         else:
             loop_config = config.loop_config(family)
-            torch.manual_seed(config.seed + 1000 * e + (0 if family == "ebc" else 7919))
-            model = _build_member(family, backbone, emotion, config, preprocess.image_mean, preprocess.image_std)
-            targets = {"labels": (labels_tensor == e).long()}
-            if family == "au":
-                targets["au_labels"] = au_table[labels_tensor]
-            dataset = base_dataset.with_targets(targets)
+            if family == "dist":
+                k = int(emotion)
+                loop_config = dataclasses.replace(loop_config, seed=config.seed + k)
+                torch.manual_seed(config.seed + 1000 * k + 4241)
+                dataset = base_dataset.with_targets({"labels": torch.from_numpy(vote_distributions(kept_records))})
+                epoch_indices = None  # every image with votes, each epoch
+            else:
+                e = EMOTIONS.index(emotion)
+                torch.manual_seed(config.seed + 1000 * e + (0 if family == "ebc" else 7919))
+                targets = {"labels": (labels_tensor == e).long()}
+                if family == "au":
+                    targets["au_labels"] = au_table[labels_tensor.clamp(min=0)]
+                dataset = base_dataset.with_targets(targets)
 
-            def epoch_indices(epoch: int, e: int = e) -> np.ndarray:
-                pos, neg = select_one_vs_rest(
-                    train_labels, e, neg_ratio=config.neg_ratio, overlap=config.overlap, seed=config.seed,
-                    epoch=epoch if config.redraw_negatives else None,
-                )
-                if config.balance_positives and len(neg) > len(pos) > 0:
-                    pos = np.resize(pos, len(neg))  # repeat the positives to as many as the negatives
-                return np.concatenate([pos, neg])
+                def epoch_indices(epoch: int, e: int = e) -> np.ndarray:
+                    pos, neg = select_one_vs_rest(
+                        train_labels, e, neg_ratio=config.neg_ratio, overlap=config.overlap, seed=config.seed,
+                        epoch=epoch if config.redraw_negatives else None,
+                    )
+                    if config.balance_positives and len(neg) > len(pos) > 0:
+                        pos = np.resize(pos, len(neg))  # repeat the positives to as many as the negatives
+                    return np.concatenate([pos, neg])
 
+            model = _build_member(family, backbone, emotion if family != "dist" else EMOTIONS[0], config,
+                                  preprocess.image_mean, preprocess.image_std)
             result = train_model(
                 model, dataset, loop_config, work / "runs" / name, name=name, epoch_indices=epoch_indices,
                 logging_dir=output_dir / "logs",
-                tracker_config={"family": family, "backbone": backbone, "emotion": emotion},
+                tracker_config={"family": family, "backbone": backbone, "member": str(emotion)},
             )
             model = result.model
             if state.is_main_process:
@@ -354,6 +438,13 @@ def train_soft_labeler(
                 shutil.rmtree(work / "runs" / name, ignore_errors=True)
             state.wait_for_everyone()
         model.cpu()
+        if family == "dist":
+            probs = member_class_probs(model, test_pixels)
+            dist_metrics[name] = {"backbone": backbone, **dist_accuracy(test_labels, probs)}
+            logger.info("%s: test-MAS accuracy %.3f", name, dist_metrics[name]["accuracy"])
+            members["dist"].append(model)
+            continue
+        e = EMOTIONS.index(emotion)
         probs = member_positive_probs(model, test_pixels)
         metrics[name] = {"family": family, "backbone": backbone, "emotion": emotion,
                          **binary_metrics((test_labels == e).astype(np.int64), probs)}
@@ -376,26 +467,42 @@ def train_soft_labeler(
         if "au" in families:
             confidences[mode]["au"] = [metrics[_member_name("au", config.au_backbone, em)][f"cs_{mode}"] for em in EMOTIONS]
     soft_labeler = SoftLabeler.from_members(
-        members["ebc"] or None, members["au"] or None, confidences, preprocess.processor,
+        members["ebc"] or None, members["au"] or None, confidences if metrics else None, preprocess.processor,
         cs_mode=config.cs_mode, ebc_backbones=list(config.ebc_backbones) if "ebc" in families else None,
+        dist_members=members["dist"] or None, test_time_flip=bool(config.test_time_flip) and "dist" in families,
     )
+
+    # ---- calibration on a held-out multi-annotated split (docs/method.md#calibration) -------------
+    if config.calibration_split:
+        from affectnetplus_hf.training.calibrate import calibrate_on_records
+
+        t0 = time.perf_counter()
+        soft_labeler.config.calibration = calibrate_on_records(
+            soft_labeler, calibration_records, objective=config.calibration_objective,
+            fitted_on={"data": Path(config.data).name, "split": config.calibration_split},
+            skip_bad=config.skip_bad, progress=config.progress,
+        )
+        timings["calibration_s"] = time.perf_counter() - t0
     seconds = time.perf_counter() - started
     timings["total_s"] = seconds
     if state.is_main_process:
         soft_labeler.save_pretrained(str(output_dir))
-        tables = write_member_tables(output_dir, metrics, confidences, config, families, split.report, timings)
+        tables = write_member_tables(output_dir, metrics, confidences, config, families, split.report, timings,
+                                     dist_metrics)
         from affectnetplus_hf.model_card import render_soft_labeler_card
 
         card = render_soft_labeler_card(config=config, families=families, metrics=metrics,
                                         confidences=confidences, split_report=split.report, timings=timings,
-                                        bad_images=bad + test_bad, tables_markdown=tables)
+                                        bad_images=bad + test_bad, tables_markdown=tables,
+                                        calibration=soft_labeler.config.calibration)
         _write_text_atomic(output_dir / "README.md", card)
         if not keep_work_dir:
             shutil.rmtree(work, ignore_errors=True)
     state.wait_for_everyone()
     logger.info("soft-labeler (%s) saved to %s in %.1f s", "+".join(families), output_dir, seconds)
     return SoftLabelerRun(output_dir=output_dir, model=soft_labeler, confidence_scores=confidences,
-                          member_metrics=metrics, split_report=split.report, seconds=seconds, timings=timings)
+                          member_metrics=metrics, split_report=split.report, seconds=seconds, timings=timings,
+                          dist_metrics=dist_metrics)
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -405,10 +512,13 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_member_tables(output_dir: Path, metrics, confidences, config: TrainConfig, families, split_report,
-                        timings) -> str:
+                        timings, dist_metrics: dict[str, dict[str, Any]] | None = None) -> str:
     """``confidence_scores.json`` (every member's metrics, CS of both modes) and ``confidence_scores.md``
-    (one paper-Table-6/7-shaped table per EBC backbone and for the AU family). Returns the Markdown."""
+    (one paper-Table-6/7-shaped table per EBC backbone and for the AU family, one row per distribution
+    member). Returns the Markdown."""
+    dist_metrics = dist_metrics or {}
     payload = {
+        "dist_members": dist_metrics,
         "cs_mode": config.cs_mode, "confidence_scores": confidences, "members": metrics,
         "families": list(families), "ebc_backbones": list(config.ebc_backbones) if "ebc" in families else [],
         "au_backbone": config.au_backbone if "au" in families else None,
@@ -419,7 +529,7 @@ def write_member_tables(output_dir: Path, metrics, confidences, config: TrainCon
     _write_text_atomic(output_dir / "confidence_scores.json", json.dumps(payload, indent=2, sort_keys=True) + "\n")
     parts = ["## Member evaluation on test-MAS", "",
              "Each member: positives = the test-MAS images of its emotion, negatives = the other test-MAS images "
-             f"(SPEC §5). Values in %. Soft labels use CS mode `{config.cs_mode}`.", ""]
+             f"(confidence score: Eq. 3). Values in %. Soft labels use CS mode `{config.cs_mode}`.", ""]
     groups = []
     if "ebc" in families:
         groups += [(f"EBC — {b}", "ebc", b) for b in config.ebc_backbones]
@@ -428,6 +538,12 @@ def write_member_tables(output_dir: Path, metrics, confidences, config: TrainCon
     for title, family, backbone in groups:
         rows = {em: metrics[_member_name(family, backbone, em)] for em in EMOTIONS}
         parts.append(markdown_member_table(rows, title))
+    if dist_metrics:
+        parts += ["### Distribution members (arg-max against the test-MAS majority label)", "",
+                  "| member | accuracy | average accuracy |", "|---|---|---|"]
+        parts += [f"| {name} | {100 * row['accuracy']:.2f} | {100 * row['average_accuracy']:.2f} |"
+                  for name, row in dist_metrics.items()]
+        parts.append("")
     markdown = "\n".join(parts)
     _write_text_atomic(output_dir / "confidence_scores.md", markdown)
     return markdown

@@ -1,0 +1,130 @@
+"""Calibrate a soft-labeler on a multi-annotated split and measure it against the annotators.
+
+:func:`calibrate_on_split` runs a :class:`~affectnetplus_hf.models.SoftLabeler` over the images of one
+split of a multi-annotated source (FER+ PublicTest: the reader's ``validation`` split), fits the map of
+:mod:`affectnetplus_hf.calibration` on their vote distributions, and measures every output — the Eq. 14
+soft label, each family's scores and the calibrated soft label, each normalised to sum 1 — with
+:func:`affectnetplus_hf.metrics.functional.crowd_agreement` (``docs/method.md#quality-against-people``).
+The result is what ``SoftLabelerConfig.calibration`` stores; the model card shows its ``quality``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from affectnetplus_hf.calibration import QUALITY_ROWS, apply_calibration, fit_calibration
+from affectnetplus_hf.metrics.functional import crowd_agreement
+
+logger = logging.getLogger(__name__)
+
+
+def soft_labeler_scores(model, pixel_values: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray | None]:
+    """Run ``model`` over decoded images (N, C, S, S): ``{"soft_label", "ebc", "au", "dist",
+    "soft_label_calibrated"}`` as float64 arrays (``None`` for what the model lacks)."""
+    from affectnetplus_hf.models.inference import iter_soft_labels
+
+    batches = ({"pixel_values": pixel_values[i:i + batch_size]} for i in range(0, len(pixel_values), batch_size))
+    names = {"soft_label": "soft_label", "ebc": "ebc_scores", "au": "au_scores", "dist": "dist_scores",
+             "soft_label_calibrated": "soft_label_calibrated"}
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in names}
+    for _, output in iter_soft_labels(model, batches):
+        for key, field in names.items():
+            value = getattr(output, field)
+            if value is not None:
+                parts[key].append(value.double().numpy())
+    return {key: np.concatenate(values) if values else None for key, values in parts.items()}
+
+
+def quality_table(scores: dict[str, np.ndarray | None], reference: np.ndarray) -> dict[str, dict[str, Any]]:
+    """``{output: crowd_agreement row}`` for every output present in ``scores``."""
+    return {key: crowd_agreement(reference, scores[key]) for key, _ in QUALITY_ROWS if scores.get(key) is not None}
+
+
+#: ``calibration_split`` value that holds out a seeded share of the multi-annotated images instead of a split.
+HOLDOUT = "holdout"
+
+
+def vote_records(data: str | os.PathLike, split: str) -> list:
+    """The records of ``split`` of a multi-annotated source that hold at least one emotion vote."""
+    from affectnetplus_hf.sources import open_multi_annotated
+
+    source = open_multi_annotated(data)
+    if split not in source.splits:
+        raise ValueError(f"{data}: no split {split!r} to calibrate on; the multi-annotated source has {list(source.splits)} "
+                         f"(or use --calibration_split {HOLDOUT})")
+    records = [r for r in source.records(split) if r.votes is not None]
+    voted = [r for r in records if np.sum(r.votes) > 0]
+    if len(voted) < len(records):
+        logger.info("%s/%s: %d images without an emotion vote left out", data, split, len(records) - len(voted))
+    if not voted:
+        raise ValueError(f"{data}: split {split!r} holds no image with emotion votes")
+    return voted
+
+
+def hold_out(records: list, fraction: float, seed: int) -> tuple[list, list]:
+    """``(kept, held_out)``: a seeded ``fraction`` of the records with emotion votes set aside for calibration."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"calibration_fraction must be in (0, 1), got {fraction}")
+    voted = [i for i, r in enumerate(records) if r.votes is not None and np.sum(r.votes) > 0]
+    rng = np.random.default_rng([int(seed), 0xCA1B])
+    chosen = set(rng.choice(voted, size=max(1, round(fraction * len(voted))), replace=False).tolist())
+    return [r for i, r in enumerate(records) if i not in chosen], [records[i] for i in sorted(chosen)]
+
+
+def calibrate_on_records(model, records: list, *, fitted_on: dict[str, Any], objective: str = "kl",
+                         skip_bad: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Fit ``model``'s calibration on multi-annotated ``records`` and measure it (module docstring).
+
+    Returns the validated ``calibration`` dict (``inputs``, ``weights``, ``bias``, ``eps``, ``objective``,
+    ``fitted_on``, ``quality``); the model itself is not changed.
+    """
+    from affectnetplus_hf.models.configuration_affectnetplus import check_calibration
+    from affectnetplus_hf.training.data import FacePreprocessor, decode_records
+    from affectnetplus_hf.training.softlabeler import vote_distributions
+
+    preprocess = FacePreprocessor(model.config.image_size, processor=model.image_processor)
+    pixel_values, kept, _ = decode_records(records, preprocess, skip_bad=skip_bad, progress=progress,
+                                           desc="decoding the calibration images")
+    records = [records[i] for i in kept]
+    reference = vote_distributions(records).astype(np.float64)
+    scores = soft_labeler_scores(model, pixel_values)
+    families = tuple(model.config.families)
+    fit = fit_calibration({f: scores[f] for f in families}, reference, inputs=families, objective=objective)
+    scores["soft_label_calibrated"] = apply_calibration(scores, fit)
+    quality = quality_table(scores, reference)
+    logger.info("quality against the votes of %s (%d faces): W-MAE %s", fitted_on, len(records),
+                {k: round(v["w_mae"], 2) for k, v in quality.items()})
+    calibration = {**fit, "fitted_on": {**fitted_on, "n": len(records)}, "quality": quality}
+    return check_calibration(calibration, families)
+
+
+def calibrate_model_dir(model_dir: str | os.PathLike, data: str | os.PathLike, split: str, *,
+                        objective: str = "kl", skip_bad: bool = False, progress: bool = True) -> dict[str, Any]:
+    """``affectnetplus calibrate``: calibrate a saved soft-labeler in place (``config.json`` and the model
+    card's quality section rewritten atomically; the weights are not touched). Returns the calibration."""
+    from affectnetplus_hf.labeling import write_bytes_atomic
+    from affectnetplus_hf.model_card import crowd_quality_section, replace_card_section
+    from affectnetplus_hf.models.inference import _load_soft_labeler
+
+    model_dir = Path(model_dir)
+    model = _load_soft_labeler(str(model_dir))
+    records = vote_records(data, split)
+    calibration = calibrate_on_records(model, records, fitted_on={"data": Path(data).name, "split": split},
+                                       objective=objective, skip_bad=skip_bad, progress=progress)
+    model.config.calibration = calibration
+    write_bytes_atomic(model_dir / "config.json", model.config.to_json_string(use_diff=True).encode())
+    card = model_dir / "README.md"
+    if card.is_file():
+        text = replace_card_section(card.read_text(encoding="utf-8"), crowd_quality_section(calibration))
+        write_bytes_atomic(card, text.encode())
+    return calibration
+
+
+__all__ = ["HOLDOUT", "calibrate_model_dir", "calibrate_on_records", "hold_out", "quality_table",
+           "soft_labeler_scores", "vote_records"]
