@@ -131,8 +131,9 @@ _DEFAULT_LICENCE = {
 def affectnetplus_features(with_soft_label_true: bool = False, with_votes: bool = False):
     """``datasets.Features`` of an AffectNet+ row (SPEC §1, §8, §11).
 
-    ``soft_label``/``soft_label_ebc``/``soft_label_au``/``spread`` are fixed-length lists of 8
-    ``float32`` in SPEC §1 emotion order (null when the family was not used); ``expression`` and
+    ``soft_label``/``soft_label_ebc``/``soft_label_au``/``soft_label_dist``/``soft_label_calibrated``/
+    ``spread`` are fixed-length lists of 8 ``float32`` in SPEC §1 emotion order (null when the family was
+    not used or the soft-labeler is not calibrated); ``expression`` and
     ``subset`` are ``ClassLabel``\\ s; metadata columns follow
     :func:`affectnetplus_hf.metadata.metadata_features` (null = unknown). ``soft_label_true`` (the
     synthetic sample's ground truth) is added with ``with_soft_label_true``; ``votes`` (10 ``int32``
@@ -154,6 +155,8 @@ def affectnetplus_features(with_soft_label_true: bool = False, with_votes: bool 
         "soft_label": eight(),
         "soft_label_ebc": eight(),
         "soft_label_au": eight(),
+        "soft_label_dist": eight(),
+        "soft_label_calibrated": eight(),
         "spread": eight(),
         "subset": ClassLabel(names=list(SUBSETS)),
         "valence": Value("float32"),
@@ -176,6 +179,11 @@ COLUMN_DOCS: dict[str, str] = {
     "soft_label": "AffectNet+ soft label (paper Eq. 14, SPEC §8): 8 independent scores in [0, 1], not renormalised",
     "soft_label_ebc": "semantic scores of the ensemble of binary classifiers (Eq. 5); null if that family was not used",
     "soft_label_au": "semantic scores of the AU-based classifiers (Eq. 13); null if that family was not used",
+    "soft_label_dist": ("mean probability of the members trained on annotators' vote distributions (sums to 1; "
+                        "docs/method.md#distribution-family); null if that family was not used"),
+    "soft_label_calibrated": ("calibrated soft label: the families' scores mapped onto annotators' vote "
+                              "distributions (sums to 1; docs/method.md#calibration); null if the soft-labeler "
+                              "was not calibrated. Its measured agreement with people is in this card"),
     "spread": "per-emotion standard deviation of the ensemble members' probabilities (how much they disagree)",
     "subset": "SPEC §8 subset: easy (hard label ranked 1st in the soft label), challenging (2nd-3rd), difficult",
     "valence": "valence in [-1, 1], null when not annotated",
@@ -242,6 +250,9 @@ def make_row(record: FaceRecord, label: Mapping[str, Any], metadata: Mapping[str
         "soft_label": _eight_or_none(label["soft_label"], f"{record.image_id}: soft_label"),
         "soft_label_ebc": _eight_or_none(label.get("soft_label_ebc"), f"{record.image_id}: soft_label_ebc"),
         "soft_label_au": _eight_or_none(label.get("soft_label_au"), f"{record.image_id}: soft_label_au"),
+        "soft_label_dist": _eight_or_none(label.get("soft_label_dist"), f"{record.image_id}: soft_label_dist"),
+        "soft_label_calibrated": _eight_or_none(label.get("soft_label_calibrated"),
+                                                f"{record.image_id}: soft_label_calibrated"),
         "spread": _eight_or_none(label.get("spread"), f"{record.image_id}: spread"),
         "subset": None if subset is None else SUBSETS.index(subset),
         "valence": None if record.valence is None else float(record.valence),
@@ -406,6 +417,7 @@ def build_dataset(
         "source_layout": getattr(source, "layout", None),
         "labels_model": manifest["config"].get("model"),
         "families": manifest["config"].get("families"),
+        "label_quality": manifest["config"].get("calibration"),
         "metadata": metadata if isinstance(metadata, str) or metadata is None else ",".join(metadata),
         "splits": {},
         "not_labelled": [],
@@ -561,6 +573,7 @@ def render_card(summary: Mapping[str, Any], features, splits: Sequence[str], fig
     """The dataset card ``README.md``: YAML header (:func:`card_metadata`) + the template in ``dataset_card/``."""
     import yaml
 
+    from affectnetplus_hf.model_card import crowd_quality_section
     from affectnetplus_hf.report import subset_table_markdown
 
     pretty_name = pretty_name or {
@@ -603,6 +616,7 @@ def render_card(summary: Mapping[str, Any], features, splits: Sequence[str], fig
         families=", ".join(summary.get("families") or []) or "unknown",
         labels_model=summary.get("labels_model") or "unknown",
         metadata=summary.get("metadata") or "none",
+        label_quality=crowd_quality_section(summary.get("label_quality")).replace("## Quality", "### Quality"),
         sizes_table=sizes,
         subset_tables=tables,
         figures=figures,

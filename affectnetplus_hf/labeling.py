@@ -2,8 +2,9 @@
 
 Implements issue 5 item 1 (DESIGN "Data flows one way": labeling → subsets). A run reads a source
 (:func:`affectnetplus_hf.sources.open_source`), runs a model whose ``forward(pixel_values)`` returns
-``soft_label`` / ``ebc_scores`` / ``au_scores`` / ``spread`` (:class:`~affectnetplus_hf.models.SoftLabeler`
-or anything with the same output fields) and writes, under ``OUT_DIR``::
+``soft_label`` / ``ebc_scores`` / ``au_scores`` / ``spread`` and, when the model has them, ``dist_scores``
+/ ``soft_label_calibrated`` (:class:`~affectnetplus_hf.models.SoftLabeler` or anything with the same output
+fields) and writes, under ``OUT_DIR``::
 
     OUT_DIR/
       manifest.json                 run config (model fingerprint, record-list fingerprint, shard size,
@@ -74,7 +75,8 @@ SHARD_DIR = "shards"
 
 #: Columns of a label shard, in order.
 LABEL_COLUMNS: tuple[str, ...] = (
-    "image_id", "split", "hard_label", "soft_label", "soft_label_ebc", "soft_label_au", "spread", "subset",
+    "image_id", "split", "hard_label", "soft_label", "soft_label_ebc", "soft_label_au", "soft_label_dist",
+    "soft_label_calibrated", "spread", "subset",
 )
 
 #: Fault injection for the reliability tests (issue 5 item 9): ``N`` or ``N:point`` makes the process
@@ -270,6 +272,8 @@ def label_schema():
             pa.field("soft_label", eight, nullable=False),
             pa.field("soft_label_ebc", eight),
             pa.field("soft_label_au", eight),
+            pa.field("soft_label_dist", eight),
+            pa.field("soft_label_calibrated", eight),
             pa.field("spread", eight),
             pa.field("subset", pa.string()),
         ]
@@ -377,7 +381,7 @@ def label_records(
     from affectnetplus_hf.softlabel import assign_subsets
 
     device = torch.device(device) if device is not None else torch.device("cpu")
-    names = ("soft_label", "ebc_scores", "au_scores", "spread")
+    names = ("soft_label", "ebc_scores", "au_scores", "dist_scores", "soft_label_calibrated", "spread")
     collected: dict[str, list[np.ndarray | None]] = {name: [] for name in names}
     indices: list[int] = []
     bad: list[dict[str, str]] = []
@@ -443,6 +447,8 @@ def label_records(
             eight(soft),
             eight(arrays["ebc_scores"]),
             eight(arrays["au_scores"]),
+            eight(arrays["dist_scores"]),
+            eight(arrays["soft_label_calibrated"]),
             eight(arrays["spread"]),
             pa.array(subsets, type=pa.string()),
         ],
@@ -818,6 +824,7 @@ def label_dataset(
         "families": families,
         "source_kind": getattr(source, "kind", None),
         "source_layout": getattr(source, "layout", None),
+        "calibration": getattr(model_config, "calibration", None),
     }
     run = LabelRun(out_dir, records_by_split, config, run_info)
     if is_main:

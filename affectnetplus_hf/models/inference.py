@@ -112,8 +112,8 @@ def predict_files(
 ):
     """Soft labels of image files with a saved soft-labeler; returns a ``pyarrow.Table``.
 
-    Columns: ``path``, the 8 emotions (soft label, SPEC §1 order) and, with ``with_spread``,
-    ``<Emotion>_spread``. Each image is decoded once by a DataLoader (``num_workers`` processes).
+    Columns: ``path``, the 8 emotions (soft label, SPEC §1 order), ``<Emotion>_calibrated`` (the calibrated
+    soft label, when the model is calibrated) and, with ``with_spread``, ``<Emotion>_spread``. Each image is decoded once by a DataLoader (``num_workers`` processes).
     With ``skip_bad`` unreadable images are skipped, counted and listed in the log; otherwise the first
     one raises.
     """
@@ -135,11 +135,13 @@ def predict_files(
         records, model.image_processor, batch_size=batch_size, num_workers=num_workers, shuffle=False, seed=0,
         skip_bad=skip_bad,
     )
-    rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
     bad: list[tuple[str, str]] = []
     for batch, output in iter_soft_labels(model, _collect_bad(loader, bad), device=device, dtype=dtype):
+        calibrated = output.soft_label_calibrated
         for k, index in enumerate(_as_index_list(batch["index"])):
-            rows[index] = (output.soft_label[k].numpy(), output.spread[k].numpy())
+            rows[index] = (output.soft_label[k].numpy(), output.spread[k].numpy(),
+                           None if calibrated is None else calibrated[k].numpy())
     if bad:
         logger.warning(
             "skipped %d unreadable image(s):\n%s", len(bad), "\n".join(f"  {name}: {reason}" for name, reason in bad)
@@ -148,6 +150,9 @@ def predict_files(
     columns: dict[str, Any] = {"path": [str(paths[i]) for i in kept]}
     for e, emotion in enumerate(EMOTIONS):
         columns[emotion] = pa.array([float(rows[i][0][e]) for i in kept], type=pa.float32())
+    if model.config.calibration is not None:
+        for e, emotion in enumerate(EMOTIONS):
+            columns[f"{emotion}_calibrated"] = pa.array([float(rows[i][2][e]) for i in kept], type=pa.float32())
     if with_spread:
         for e, emotion in enumerate(EMOTIONS):
             columns[f"{emotion}_spread"] = pa.array([float(rows[i][1][e]) for i in kept], type=pa.float32())

@@ -190,6 +190,14 @@ class TrainConfig:
     test_time_flip: bool | None = field(
         default=None, metadata={"help": "average the distribution members over the image and its mirror"}
     )
+    dist_translate: float | None = field(
+        default=None, metadata={"help": "max |shift| (fraction of the side) of the distribution members' augmentation"}
+    )
+    dist_target: Literal["votes", "majority"] = field(
+        default="votes",
+        metadata={"help": "what the distribution members learn: the vote distribution (default) or, as an ablation, "
+                          "the one-hot majority emotion (images without a unique majority left out)"},
+    )
 
     # calibration (docs/method.md#calibration)
     calibration_split: str | None = field(
@@ -315,6 +323,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dist_batch_size": PAPER_HPARAMS["ebc"]["batch_size"],
         "dist_learning_rate": PAPER_HPARAMS["au"]["lr"],
         "dist_weight_decay": PAPER_HPARAMS["ebc"]["weight_decay"],
+        "dist_translate": 0.05,
         "test_time_flip": True,
         "ebc_epochs": PAPER_HPARAMS["ebc"]["epochs"],
         "ebc_batch_size": PAPER_HPARAMS["ebc"]["batch_size"],
@@ -347,6 +356,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dist_batch_size": 64,
         "dist_learning_rate": 3e-3,
         "dist_weight_decay": 1e-4,
+        "dist_translate": 0.083,
         "test_time_flip": True,
         "ebc_epochs": 14,
         "ebc_batch_size": 32,

@@ -168,6 +168,7 @@ class SoftLabelerRun:
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
     dist_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sample_passes: int = 0
 
 
 def auto_n_test_per_class(labels: np.ndarray) -> int:
@@ -269,6 +270,41 @@ def _load_member(family: str, path: Path):
     return cls.from_pretrained(str(path))
 
 
+def one_vs_rest_rows(train_labels: np.ndarray, e: int, config: TrainConfig, epoch: int = 0) -> np.ndarray:
+    """The train-MAS rows the member of emotion ``e`` sees in ``epoch`` (SPEC §4 positives + negatives;
+    positives repeated to as many as the negatives with ``balance_positives``)."""
+    from affectnetplus_hf.sampling import select_one_vs_rest
+
+    pos, neg = select_one_vs_rest(
+        train_labels, e, neg_ratio=config.neg_ratio, overlap=config.overlap, seed=config.seed,
+        epoch=epoch if config.redraw_negatives else None,
+    )
+    if config.balance_positives and len(neg) > len(pos) > 0:
+        pos = np.resize(pos, len(neg))  # repeat the positives to as many as the negatives
+    return np.concatenate([pos, neg])
+
+
+def one_vs_rest_sample_passes(train_labels: np.ndarray, config: TrainConfig, families) -> int:
+    """Training samples (forward + backward) of the EBC and AU members of ``families``: the compute
+    budget of the paper's families in images, comparable with the distribution family's."""
+    per_emotion = [len(one_vs_rest_rows(train_labels, e, config)) for e in range(NUM_EMOTIONS)]
+    total = 0
+    if "ebc" in families:
+        total += len(config.ebc_backbones) * int(config.ebc_epochs) * sum(per_emotion)
+    if "au" in families:
+        total += int(config.au_epochs) * sum(per_emotion)
+    return int(total)
+
+
+def majority_one_hot(records) -> tuple[np.ndarray, np.ndarray]:
+    """``(targets (N, 8) float32, keep (N,) bool)``: one-hot of each record's unique top emotion vote;
+    records whose top emotion is tied are not kept (``dist_target="majority"``)."""
+    votes = np.stack([np.asarray(r.votes, dtype=np.float64) for r in records])
+    top = votes.max(axis=1, keepdims=True)
+    keep = (top[:, 0] > 0) & ((votes == top).sum(axis=1) == 1)
+    return np.eye(NUM_EMOTIONS, dtype=np.float32)[votes.argmax(axis=1)], keep
+
+
 def vote_distributions(records) -> np.ndarray:
     """(N, 8) float32: each emotion's share of a record's emotion votes (non-emotion votes left out)."""
     votes = np.stack([np.asarray(r.votes, dtype=np.float64) for r in records])
@@ -302,7 +338,6 @@ def train_soft_labeler(
     from accelerate import PartialState
 
     from affectnetplus_hf.models import SoftLabeler
-    from affectnetplus_hf.sampling import select_one_vs_rest
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -403,8 +438,19 @@ def train_soft_labeler(
                 k = int(emotion)
                 loop_config = dataclasses.replace(loop_config, seed=config.seed + k)
                 torch.manual_seed(config.seed + 1000 * k + 4241)
-                dataset = base_dataset.with_targets({"labels": torch.from_numpy(vote_distributions(kept_records))})
-                epoch_indices = None  # every image with votes, each epoch
+                dist_augmenter = SeededAugmenter(
+                    dataclasses.replace(config.augment_config(), translate=config.dist_translate),
+                    preprocess.image_mean, preprocess.image_std, seed=config.seed,
+                )
+                if config.dist_target == "majority":
+                    dist_targets, usable = majority_one_hot(kept_records)
+                else:
+                    dist_targets, usable = vote_distributions(kept_records), np.ones(len(kept_records), dtype=bool)
+                dataset = base_dataset.with_targets({"labels": torch.from_numpy(dist_targets)}, dist_augmenter)
+                rows = np.flatnonzero(usable)
+
+                def epoch_indices(epoch: int, rows: np.ndarray = rows) -> np.ndarray:
+                    return rows  # every usable image with votes, each epoch
             else:
                 e = EMOTIONS.index(emotion)
                 torch.manual_seed(config.seed + 1000 * e + (0 if family == "ebc" else 7919))
@@ -414,13 +460,7 @@ def train_soft_labeler(
                 dataset = base_dataset.with_targets(targets)
 
                 def epoch_indices(epoch: int, e: int = e) -> np.ndarray:
-                    pos, neg = select_one_vs_rest(
-                        train_labels, e, neg_ratio=config.neg_ratio, overlap=config.overlap, seed=config.seed,
-                        epoch=epoch if config.redraw_negatives else None,
-                    )
-                    if config.balance_positives and len(neg) > len(pos) > 0:
-                        pos = np.resize(pos, len(neg))  # repeat the positives to as many as the negatives
-                    return np.concatenate([pos, neg])
+                    return one_vs_rest_rows(train_labels, e, config, epoch)
 
             model = _build_member(family, backbone, emotion if family != "dist" else EMOTIONS[0], config,
                                   preprocess.image_mean, preprocess.image_std)
@@ -455,6 +495,11 @@ def train_soft_labeler(
         else:
             members["au"][emotion] = model
     timings["members_s"] = time.perf_counter() - t0
+    sample_passes = one_vs_rest_sample_passes(train_labels, config, families)
+    if "dist" in families:
+        usable = majority_one_hot(kept_records)[1] if config.dist_target == "majority" else np.ones(len(kept_records))
+        timings["dist_images"] = int(np.sum(usable))
+        sample_passes += int(config.dist_members) * int(config.dist_epochs) * int(np.sum(usable))
 
     # ---- confidence scores and the assembled soft-labeler ----------------------------------------
     confidences: dict[str, dict[str, list]] = {}
@@ -488,7 +533,7 @@ def train_soft_labeler(
     if state.is_main_process:
         soft_labeler.save_pretrained(str(output_dir))
         tables = write_member_tables(output_dir, metrics, confidences, config, families, split.report, timings,
-                                     dist_metrics)
+                                     dist_metrics, sample_passes)
         from affectnetplus_hf.model_card import render_soft_labeler_card
 
         card = render_soft_labeler_card(config=config, families=families, metrics=metrics,
@@ -502,7 +547,7 @@ def train_soft_labeler(
     logger.info("soft-labeler (%s) saved to %s in %.1f s", "+".join(families), output_dir, seconds)
     return SoftLabelerRun(output_dir=output_dir, model=soft_labeler, confidence_scores=confidences,
                           member_metrics=metrics, split_report=split.report, seconds=seconds, timings=timings,
-                          dist_metrics=dist_metrics)
+                          dist_metrics=dist_metrics, sample_passes=sample_passes)
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -512,13 +557,15 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_member_tables(output_dir: Path, metrics, confidences, config: TrainConfig, families, split_report,
-                        timings, dist_metrics: dict[str, dict[str, Any]] | None = None) -> str:
+                        timings, dist_metrics: dict[str, dict[str, Any]] | None = None,
+                        sample_passes: int | None = None) -> str:
     """``confidence_scores.json`` (every member's metrics, CS of both modes) and ``confidence_scores.md``
     (one paper-Table-6/7-shaped table per EBC backbone and for the AU family, one row per distribution
     member). Returns the Markdown."""
     dist_metrics = dist_metrics or {}
     payload = {
         "dist_members": dist_metrics,
+        "sample_passes": sample_passes,
         "cs_mode": config.cs_mode, "confidence_scores": confidences, "members": metrics,
         "families": list(families), "ebc_backbones": list(config.ebc_backbones) if "ebc" in families else [],
         "au_backbone": config.au_backbone if "au" in families else None,
