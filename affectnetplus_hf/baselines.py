@@ -487,8 +487,11 @@ def evaluate_soft_labels(labels_dir: str | os.PathLike, data_dir: str | os.PathL
     """A labeling run's soft labels against references: ``"truth"`` (synthetic ground truth),
     ``"votes"`` (vote distributions of a multi-annotated source) or ``"auto"`` (truth when present).
 
-    Compares, with the ``evaluate`` modules, the soft labels and the one-hot hard labels to the
-    references, per split and subset; writes ``OUT/soft_label_quality.md|json``.
+    Compares, with the ``evaluate`` modules, the soft labels, the calibrated soft labels (when the run
+    has them) and the one-hot hard labels to the references, per split and subset, and adds their
+    agreement with the references after normalising each to sum 1 (``crowd_agreement``: W-MAE, W-FR,
+    W-AUC, KL, majority accuracy; ``docs/method.md#quality-against-people``); writes
+    ``OUT/soft_label_quality.md|json``.
     """
     from affectnetplus_hf.evaluation import soft_metrics_with_modules
     from affectnetplus_hf.labeling import load_labels
@@ -516,8 +519,9 @@ def evaluate_soft_labels(labels_dir: str | os.PathLike, data_dir: str | os.PathL
             missing.append(row["image_id"])
             continue
         used.add(use)
+        calibrated = row.get("soft_label_calibrated")
         rows.append((row["split"], row["subset"], ref, np.asarray(row["soft_label"], dtype=np.float32),
-                     int(row["hard_label"])))
+                     int(row["hard_label"]), None if calibrated is None else np.asarray(calibrated, dtype=np.float32)))
     if not rows:
         raise ValueError(f"{data_dir}: no image has both a soft label in {labels_dir} and a {reference} reference")
     if missing:
@@ -530,23 +534,41 @@ def evaluate_soft_labels(labels_dir: str | os.PathLike, data_dir: str | os.PathL
     soft = np.clip(np.stack([r[3] for r in rows]), 0.0, 1.0)
     one_hot = np.eye(NUM_EMOTIONS, dtype=np.float32)[[r[4] for r in rows]]
     groups = [f"{r[0]}/{r[1]}" for r in rows]
-    result = {"reference": used, "epsilon": epsilon, "n_images": len(rows), "left_out": len(missing),
-              "soft_labels": soft_metrics_with_modules(references, soft, by=groups, epsilon=epsilon),
-              "one_hot_hard_labels": soft_metrics_with_modules(references, one_hot, by=groups, epsilon=epsilon)}
+    predictions = {"soft_labels": soft, "one_hot_hard_labels": one_hot}
+    if all(r[5] is not None for r in rows):
+        predictions["calibrated_soft_labels"] = np.stack([r[5] for r in rows])
+    result = {"reference": used, "epsilon": epsilon, "n_images": len(rows), "left_out": len(missing)}
+    for key, values in predictions.items():
+        result[key] = soft_metrics_with_modules(references, values, by=groups, epsilon=epsilon)
+    result["normalised"] = {key: F.crowd_agreement(references, values, epsilon=epsilon)
+                            for key, values in predictions.items()}
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     _write_json(output / "soft_label_quality.json", result)
     header = "| labels | images | W-MAE % | W-FR % | W-AUC % |\n|---|---|---|---|---|\n"
     body = []
-    for name, key in (("AffectNet+ soft labels", "soft_labels"), ("one-hot hard labels", "one_hot_hard_labels")):
+    names = (("AffectNet+ soft labels", "soft_labels"), ("calibrated soft labels", "calibrated_soft_labels"),
+             ("one-hot hard labels", "one_hot_hard_labels"))
+    for name, key in names:
+        if key not in result:
+            continue
         values = result[key]
         body.append(f"| {name} | all | {values['w_mae']:.2f} | {values['w_fr']:.2f} | {values['w_auc']:.2f} |")
         for group in sorted(values["w_mae_by"]):
             body.append(f"| {name} | {group} | {values['w_mae_by'][group]:.2f} | {values['w_fr_by'][group]:.2f} | "
                         f"{values['w_auc_by'][group]:.2f} |")
     what = "the synthetic ground truth" if used == "truth" else "the annotators' vote distributions"
+    normalised = ["| labels | W-MAE % | W-FR % | W-AUC % | KL | majority acc |", "|---|---|---|---|---|---|"]
+    for name, key in names:
+        if key in result["normalised"]:
+            q = result["normalised"][key]
+            kl = "–" if q["kl"] is None else f"{q['kl']:.3f}"
+            normalised.append(f"| {name} | {q['w_mae']:.2f} | {q['w_fr']:.2f} | {q['w_auc']:.2f} | {kl} | "
+                              f"{q['majority_acc']:.3f} |")
     text = (f"# Soft labels against {what}\n\n{len(rows)} images ({len(missing)} without a reference left out); "
-            f"ε = {epsilon}. Lower W-MAE/W-FR and higher W-AUC are better.\n\n" + header + "\n".join(body) + "\n")
+            f"ε = {epsilon}. Lower W-MAE/W-FR and higher W-AUC are better.\n\n" + header + "\n".join(body) + "\n"
+            "\n## Each prediction normalised to sum 1\n\nKL(reference ‖ prediction) in nats (– : infinite); "
+            "majority acc: the top emotion holds the reference's largest share.\n\n" + "\n".join(normalised) + "\n")
     (output / "soft_label_quality.md").write_text(text, encoding="utf-8")
     result["markdown"] = text
     return result

@@ -15,7 +15,7 @@ import pytest
 from affectnetplus_hf.emotions import EMOTIONS, FERPLUS_EMOTION_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
-FAST_FLAGS = ["--ebc_epochs", "1", "--au_epochs", "1", "--epochs", "1", "--image_size", "32",
+FAST_FLAGS = ["--ebc_epochs", "1", "--au_epochs", "1", "--dist_epochs", "1", "--epochs", "1", "--image_size", "32",
               "--progress", "false", "--log_with", "none"]
 
 
@@ -36,7 +36,8 @@ def sample(tmp_path_factory):
 
 def ferplus_from_sample(sample: Path, root: Path) -> Path:
     """The sample's multi-annotated part in FER+'s layout: fer2013new.csv (FER+ column order) + PNG folders;
-    every 4th image goes to PrivateTest (FER2013Test/), the rest to Training (FER2013Train/)."""
+    every 4th image goes to PrivateTest (FER2013Test/), every 8th from the 3rd to PublicTest
+    (FER2013Valid/), the rest to Training (FER2013Train/)."""
     root.mkdir(parents=True)
     rows = list(csv.DictReader(open(sample / "multi_annotated" / "votes.csv", newline="")))
     out = [["Usage", "Image name", *FERPLUS_EMOTION_COLUMNS, "unknown", "NF"]]
@@ -44,7 +45,8 @@ def ferplus_from_sample(sample: Path, root: Path) -> Path:
                        "anger": "Anger", "disgust": "Disgust", "fear": "Fear", "contempt": "Contempt"}
     assert set(spec_of_ferplus.values()) == set(EMOTIONS)
     for k, row in enumerate(rows):
-        usage, folder = ("PrivateTest", "FER2013Test") if k % 4 == 0 else ("Training", "FER2013Train")
+        usage, folder = (("PrivateTest", "FER2013Test") if k % 4 == 0 else ("PublicTest", "FER2013Valid")
+                         if k % 8 == 2 else ("Training", "FER2013Train"))
         name = f"fer{k:07d}.png"
         (root / folder).mkdir(exist_ok=True)
         shutil.copyfile(sample / "multi_annotated" / row["image"], root / folder / name)
@@ -71,6 +73,10 @@ def test_ferplus_script_trains_on_training_votes_and_scores_test_labels(sample, 
     quality = json.loads((out / "report" / "soft_label_quality.json").read_text())
     labels = load_labels(out / "labels").to_pylist()
     assert len(labels) == 60 and {r["split"] for r in labels} == {"test"}  # 240 / 4 test images
+    calibration = json.loads((out / "softlabeler" / "config.json").read_text())["calibration"]
+    assert calibration["fitted_on"] == {"data": "ferplus", "split": "validation", "n": 30}  # PublicTest only
+    assert all(abs(sum(r["soft_label_calibrated"]) - 1) < 1e-4 for r in labels)
+    assert "calibrated_soft_labels" in quality["normalised"]
     no_majority = sum(r["hard_label"] is None for r in labels)  # tied votes: no hard label, left out and counted
     assert quality["reference"] == "votes" and quality["n_images"] == 60 - no_majority
     assert quality["left_out"] == no_majority

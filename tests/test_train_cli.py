@@ -85,3 +85,45 @@ def test_train_baseline_hard_and_soft(sample, tmp_path):
         if kind == "hard":
             assert len(config["class_weights"]) == 8
         assert "Hard-FER" in (out / "README.md").read_text() if kind == "hard" else "Soft-FER" in (out / "README.md").read_text()
+
+
+def test_distribution_family_trains_on_every_voted_image_and_calibrates(sample, tmp_path, capsys):
+    """``--families ebc dist``: the distribution members learn from every multi-annotated image outside
+    test-MAS (those without a majority too), the calibration is fitted on a held-out share, and
+    ``affectnetplus calibrate`` refits it in place."""
+    from affectnetplus_hf.sources import open_multi_annotated
+    from affectnetplus_hf.training.calibrate import hold_out
+
+    out = tmp_path / "dist"
+    code = main(["train", "softlabeler", "--data", str(sample), "--output", str(out), "--preset", "tiny",
+                 "--families", "ebc", "dist", "--ebc-epochs", "1", "--dist_epochs", "1", "--dist_members", "2",
+                 "--calibration_split", "holdout", "--calibration_fraction", "0.2", "--no_progress",
+                 "--log_with", "none", "--image_size", "32"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["families"] == ["ebc", "dist"]
+    assert set(summary["quality_against_votes"]) == {"soft_label", "ebc", "dist", "soft_label_calibrated"}
+    config = json.loads((out / "config.json").read_text())
+    assert config["dist_backbones"] == ["test_resnet", "test_resnet"] and config["test_time_flip"] is True
+    calibration = config["calibration"]
+    assert calibration["inputs"] == ["ebc", "dist"] and calibration["fitted_on"]["split"] == "holdout"
+
+    records = [r for r in open_multi_annotated(sample).records(None) if r.votes is not None]
+    kept, held = hold_out(records, 0.2, seed=0)
+    assert calibration["fitted_on"]["n"] == len(held)
+    split = (out / "mas_split" / "split.csv").read_text().splitlines()
+    test_ids = {line.split(",")[0] for line in split[1:] if ",test," in line}
+    table = json.loads((out / "confidence_scores.json").read_text())
+    voted = [r for r in kept if r.image_id not in test_ids and r.votes.sum() > 0]
+    assert table["timings"]["dist_images"] == len(voted)           # includes the images without a majority
+    n_majority = sum(1 for line in split[1:] if ",train," in line)
+    assert len(voted) > n_majority
+    assert set(table["dist_members"]) == {"dist-test_resnet-0", "dist-test_resnet-1"}
+    card = (out / "README.md").read_text()
+    assert "Quality against people" in card and "calibrated soft label" in card
+
+    assert main(["calibrate", str(out), "--data", str(sample), "--split", "train", "--objective", "w_mae"]) == 0
+    refit = json.loads((out / "config.json").read_text())["calibration"]
+    assert refit["objective"] == "w_mae" and refit["fitted_on"]["split"] == "train"
+    card = (out / "README.md").read_text()
+    assert card.count("## Quality against people") == 1 and "`train`" in card
