@@ -7,16 +7,19 @@ emotion votes), every prediction normalised to sum 1 (``crowd_agreement``: W-MAE
 KL(crowd ‖ prediction), majority accuracy). Rows (``rows`` in ``benchmarks/results/ferplus.json``):
 
 * ``uniform`` — 1/8 everywhere; ``majority_onehot`` — one-hot of the crowd's own majority;
-* ``single_ce_majority`` — one network of the ensemble's backbone, softmax trained on majority labels;
-* ``single_ce_votes`` — the same network trained on the vote distributions (FER+ "crossentropy" mode)
-  for as many sample-passes as ``recommended`` (same compute budget);
+* ``single_ce_majority`` — one network of the ensemble's backbone, softmax trained on majority labels
+  (``dist_target="majority"``) for as many epochs as ``recommended``;
+* ``single_ce_votes`` — the same network trained on the vote distributions of every Training face (FER+
+  "crossentropy" mode): the recommended model's own network, read without mirror averaging or
+  calibration — so the same compute budget by construction;
 * ``paper_ensemble`` — the paper's EBC + AU soft-labeler, Eq. 14 (normalised for the comparison);
-* improvements, each on top of the one before: ``paper_ensemble_calibrated`` (calibration of
-  ``docs/method.md#calibration`` fitted on the evaluation split), ``dist_ensemble`` (the distribution
-  family, ``docs/method.md#distribution-family``), ``dist_ensemble_flip`` (+ mirror averaging),
-  ``dist_ensemble_flip_calibrated``, ``dist_plus_paper_calibrated`` (dist + EBC + AU pooled by the
-  calibration), ``single_ce_votes_flip_calibrated`` (the single network with the same two add-ons);
-* ``recommended`` — the recipe the package ships (:data:`RECOMMENDED`), as saved by training.
+* improvements: ``paper_ensemble_calibrated`` (calibration of ``docs/method.md#calibration`` fitted on the
+  evaluation split), ``dist_flip`` (+ mirror averaging), ``dist_flip_calibrated_w_mae`` (the calibration's
+  W-MAE objective instead of KL), ``dist_ensemble_2_flip_calibrated`` (two members of half the epochs
+  each: the same budget spent on an ensemble), ``dist_plus_paper_calibrated`` (distribution + EBC + AU
+  scores pooled by the calibration);
+* ``recommended`` — the recipe the package ships (:data:`RECOMMENDED`: ``single_ce_votes`` + mirror
+  averaging + KL calibration), as saved by training.
 
 Calibrated rows are fitted on the split they are scored on (as shipped: select and calibrate on
 PublicTest); ``w_mae_crossfit`` gives their W-MAE when the calibration is fitted on one half of the split
@@ -53,11 +56,13 @@ DEFAULT_WORK = REPO / "benchmarks" / ".cache" / "ferplus"
 #: The recipe shipped as the default for multi-annotated data: the vote-distribution family, mirror
 #: averaging, calibration on a held-out multi-annotated split (TrainConfig fields; the preset fills the rest).
 RECOMMENDED: dict[str, Any] = {"families": ["dist"], "test_time_flip": True, "calibration_objective": "kl"}
+#: Members of the equal-budget ensemble ablation (each trained ``dist_epochs / ENSEMBLE_MEMBERS`` epochs).
+ENSEMBLE_MEMBERS = 2
 
 logger = logging.getLogger("bench_ferplus")
 
 
-def train(name: str, work: Path, data: Path, preset: str, max_images: int | None, **options) -> Path:
+def train(name: str, *, work: Path, data: Path, preset: str, max_images: int | None, **options) -> Path:
     """Train one predictor with the package (kept: a finished model folder is reused)."""
     from affectnetplus_hf.training import TrainConfig
     from affectnetplus_hf.training.softlabeler import train_soft_labeler
@@ -159,15 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     # ---- training (each kept) ----------------------------------------------------------------------
+    common = dict(work=work, data=data, preset=args.preset, max_images=args.max_images)
     models = {
-        "recommended": train("recommended", work, data, args.preset, args.max_images,
-                             calibration_split=args.eval_split, **RECOMMENDED),
-        "single_ce_majority": train("single_ce_majority", work, data, args.preset, args.max_images,
-                                    families=["dist"], dist_members=1, dist_target="majority", test_time_flip=False),
-        "single_ce_votes": train("single_ce_votes", work, data, args.preset, args.max_images, families=["dist"],
-                                 dist_members=1, dist_epochs=k * epochs, test_time_flip=False),
-        "paper_ensemble": train("paper_ensemble", work, data, args.preset, args.max_images, families=["ebc", "au"],
-                                ebc_epochs=args.paper_epochs, au_epochs=args.paper_epochs),
+        "recommended": train("recommended", calibration_split=args.eval_split, **RECOMMENDED, **common),
+        "single_ce_majority": train("single_ce_majority", families=["dist"], dist_target="majority",
+                                    test_time_flip=False, **common),
+        "dist_ensemble": train("dist_ensemble", families=["dist"], dist_members=ENSEMBLE_MEMBERS,
+                               dist_epochs=max(1, k * epochs // ENSEMBLE_MEMBERS), **common),
+        "paper_ensemble": train("paper_ensemble", families=["ebc", "au"], ebc_epochs=args.paper_epochs,
+                                au_epochs=args.paper_epochs, **common),
     }
     cost = {name: trained_cost(path) for name, path in models.items()}
 
@@ -183,32 +188,32 @@ def main(argv: list[str] | None = None) -> int:
 
     rec = scores_of(models["recommended"], pixels)
     rec_plain = scores_of(models["recommended"], pixels, flip=False)
-    single = scores_of(models["single_ce_votes"], pixels)
-    single_flip = scores_of(models["single_ce_votes"], pixels, flip=True)
+    ensemble = scores_of(models["dist_ensemble"], pixels, flip=True)
     majority_net = scores_of(models["single_ce_majority"], pixels)
     paper = scores_of(models["paper_ensemble"], pixels)
     objective = RECOMMENDED["calibration_objective"]
 
     rows: dict[str, dict[str, Any]] = {}
     rows["uniform"] = row(reference, np.full_like(reference, 1 / 8), 0, 0)
-    top = reference.argmax(axis=1)
-    rows["majority_onehot"] = row(reference, np.eye(8)[top], 0, 0)
+    rows["majority_onehot"] = row(reference, np.eye(8)[reference.argmax(axis=1)], 0, 0)
     rows["single_ce_majority"] = row(reference, majority_net["soft_label"], *cost["single_ce_majority"])
-    rows["single_ce_votes"] = row(reference, single["soft_label"], *cost["single_ce_votes"])
+    # one network on the vote distributions = the recommended model without its two inference add-ons
+    rows["single_ce_votes"] = row(reference, rec_plain["dist"], *cost["recommended"])
     rows["paper_ensemble"] = row(reference, paper["soft_label"], *cost["paper_ensemble"])
     prediction, crossfit = calibrated(paper, reference, ["ebc", "au"], objective)
-    rows["paper_ensemble_calibrated"] = row(reference, prediction, *cost["paper_ensemble"], w_mae_crossfit=round(crossfit, 4))
-    rows["dist_ensemble"] = row(reference, rec_plain["dist"], *cost["recommended"])
-    rows["dist_ensemble_flip"] = row(reference, rec["dist"], *cost["recommended"])
-    prediction, crossfit = calibrated(rec, reference, ["dist"], objective)
-    rows["dist_ensemble_flip_calibrated"] = row(reference, prediction, *cost["recommended"], w_mae_crossfit=round(crossfit, 4))
+    rows["paper_ensemble_calibrated"] = row(reference, prediction, *cost["paper_ensemble"],
+                                            w_mae_crossfit=round(crossfit, 4))
+    rows["dist_flip"] = row(reference, rec["dist"], *cost["recommended"])
+    prediction, crossfit = calibrated(rec, reference, ["dist"], "w_mae")
+    rows["dist_flip_calibrated_w_mae"] = row(reference, prediction, *cost["recommended"],
+                                             w_mae_crossfit=round(crossfit, 4))
+    prediction, crossfit = calibrated(ensemble, reference, ["dist"], objective)
+    rows[f"dist_ensemble_{ENSEMBLE_MEMBERS}_flip_calibrated"] = row(reference, prediction, *cost["dist_ensemble"],
+                                                                    w_mae_crossfit=round(crossfit, 4))
     pooled = {"dist": rec["dist"], "ebc": paper["ebc"], "au": paper["au"]}
     prediction, crossfit = calibrated(pooled, reference, ["dist", "ebc", "au"], objective)
     both = (cost["recommended"][0] + cost["paper_ensemble"][0], cost["recommended"][1] + cost["paper_ensemble"][1])
     rows["dist_plus_paper_calibrated"] = row(reference, prediction, *both, w_mae_crossfit=round(crossfit, 4))
-    prediction, crossfit = calibrated(single_flip, reference, ["dist"], objective)
-    rows["single_ce_votes_flip_calibrated"] = row(reference, prediction, *cost["single_ce_votes"],
-                                                  w_mae_crossfit=round(crossfit, 4))
     _, crossfit = calibrated(rec, reference, ["dist"], objective)
     rows["recommended"] = row(reference, rec["soft_label_calibrated"], *cost["recommended"],
                               w_mae_crossfit=round(crossfit, 4))

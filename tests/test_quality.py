@@ -1,7 +1,16 @@
 """Quality bar of ``affectnetplus train softlabeler --preset tiny`` on the embedded sample (issue 4, item 7).
 
-Trains the whole tiny soft-labeler (8 EBC + 8 AU members, randomly initialised ``test_resnet`` at 48 px,
-14 epochs) on the default synthetic sample (seed 0) on CPU and checks what it learned.
+Trains the demo's tiny soft-labeler (8 EBC + 8 AU members and one distribution member, randomly
+initialised ``test_resnet`` at 48 px; the calibrated soft label fitted on a held-out tenth of the
+multi-annotated part, as ``affectnetplus demo`` does) on the default synthetic sample (seed 0) on CPU and
+checks what it learned.
+
+With the calibration hold-out (a tenth of the multi-annotated faces no member sees), measured on 1 CPU
+thread: EBC mean 0.942, AU mean 0.918, lowest member 0.827; W-MAE against the ground truth on the 1,000
+AffectNet-part images: Eq. 14 soft labels 16.7, the distribution family 12.6, **the calibrated soft label
+12.3**, one-hot hard labels 17.0 (blends: Eq. 14 19.8 vs one-hot 26.5; the EBC family alone 14.0).
+The numbers below, from before the hold-out (all multi-annotated faces used for training), show the same
+picture for the paper's families.
 
 Measured (2026-11-29, sample version 3, 2 CPU cores): training about 190 s wall, writing the sample 12 s:
 
@@ -41,13 +50,15 @@ from affectnetplus_hf.emotions import EMOTIONS
 
 pytestmark = pytest.mark.slow
 
-EBC_MEAN, AU_MEAN, MEMBER_MIN = 0.93, 0.92, 0.78  # measured 0.950, 0.946, 0.813 (issue target: 0.75)
+EBC_MEAN, AU_MEAN, MEMBER_MIN = 0.93, 0.90, 0.78  # measured 0.942, 0.918, 0.827 (target: 0.75)
 ARGMAX_ACCURACY = 0.85  # measured 0.898
-SOFT_W_MAE = 17.5  # measured 16.3 (one-hot: 17.0)
+SOFT_W_MAE = 17.5  # measured 16.7 (one-hot: 17.0)
+CALIBRATED_MARGIN = 3.5  # the calibrated soft label's W-MAE below one-hot's: measured 12.3 vs 17.0
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    from affectnetplus_hf.demo import DEMO_SOFTLABELER
     from affectnetplus_hf.sources.synthetic import write_sample
     from affectnetplus_hf.training import TrainConfig
     from affectnetplus_hf.training.softlabeler import train_soft_labeler
@@ -57,7 +68,7 @@ def trained(tmp_path_factory):
     write_sample(sample, progress=False, contact_sheet=False)
     started = time.perf_counter()
     run = train_soft_labeler(TrainConfig(data=str(sample), output_dir=str(root / "model"), preset="tiny",
-                                         progress=False, log_with="none"))
+                                         progress=False, log_with="none", **DEMO_SOFTLABELER))
     run.timings["wall_s"] = time.perf_counter() - started
     return sample, run
 
@@ -102,13 +113,19 @@ def test_soft_labels_against_the_ground_truth(trained):
         output = model(pixel_values=pixels)
     soft = output.soft_label.numpy().astype(np.float64)
     ebc = output.ebc_scores.numpy().astype(np.float64)
+    calibrated = output.soft_label_calibrated.numpy().astype(np.float64)
+    dist = output.dist_scores.numpy().astype(np.float64)
     assert soft.shape == truth.shape and np.all((soft >= 0) & (soft <= 1))
     w_mae = {"soft": F.w_mae(truth, soft), "one_hot": F.w_mae(truth, one_hot), "ebc": F.w_mae(truth, ebc),
-             "soft_blend": F.w_mae(truth[blend], soft[blend]), "one_hot_blend": F.w_mae(truth[blend], one_hot[blend])}
+             "soft_blend": F.w_mae(truth[blend], soft[blend]), "one_hot_blend": F.w_mae(truth[blend], one_hot[blend]),
+             "calibrated": F.w_mae(truth, calibrated), "dist": F.w_mae(truth, dist)}
     assert w_mae["soft"] <= SOFT_W_MAE, w_mae
-    assert w_mae["soft"] < w_mae["one_hot"], w_mae  # issue 4 item 7; measured 16.3 vs 17.0
-    assert w_mae["soft_blend"] < w_mae["one_hot_blend"] - 3.0, w_mae  # measured 20.4 vs 26.5
-    assert w_mae["ebc"] < w_mae["one_hot"] - 2.0, w_mae  # measured 13.1 vs 17.0
+    assert w_mae["soft"] < w_mae["one_hot"], w_mae  # measured 16.7 vs 17.0
+    assert w_mae["soft_blend"] < w_mae["one_hot_blend"] - 3.0, w_mae  # measured 19.8 vs 26.5
+    assert w_mae["ebc"] < w_mae["one_hot"] - 2.0, w_mae  # measured 14.0 vs 17.0
+    assert w_mae["calibrated"] < w_mae["one_hot"] - CALIBRATED_MARGIN, w_mae
+    assert w_mae["dist"] < w_mae["one_hot"] - CALIBRATED_MARGIN, w_mae  # measured 12.6
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_soft_labels_rank_the_true_emotion(trained):
