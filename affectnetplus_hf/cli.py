@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 #: Subcommand modules, in the order ``--help`` lists them.
@@ -32,20 +33,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_broken_pipe() -> None:
+    """stdout's reader went away (``affectnetplus ... | head``): send what is left to devnull, so that
+    the interpreter's final flush does not fail again (as the Python docs on SIGPIPE recommend)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (captured, closed)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; returns the exit code.
+
+    Errors from a command become one ``ERROR`` log line and exit code 1: ``ValueError``/``OSError`` as
+    their message, any other exception as ``<ExceptionType>: <message>``; the traceback is logged too at
+    ``--log-level DEBUG``. Ctrl-C exits with 130; a closed stdout pipe (``| head``) exits 0 quietly.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = getattr(logging, str(args.log_level).upper(), logging.INFO)
+    if not isinstance(level, int):
+        level = logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    logger = logging.getLogger("affectnetplus")
+    debug = level <= logging.DEBUG
     try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, OSError) as error:
-        logging.getLogger("affectnetplus").error("%s", error)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return 0
+    except KeyboardInterrupt:
+        logger.error("interrupted")
+        return 130
+    except (ValueError, OSError) as error:
+        logger.error("%s", error, exc_info=debug)
+        return 1
+    except Exception as error:  # noqa: BLE001 - any other failure of a command: one line, not a traceback
+        text = str(error).strip()
+        logger.error("%s: %s", type(error).__name__, text.splitlines()[0] if text else "(no message)", exc_info=debug)
         return 1
 
 

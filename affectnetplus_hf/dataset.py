@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
+from affectnetplus_hf.filemodes import chmod_like_new
 from affectnetplus_hf.records import FaceRecord
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ def affectnetplus_features(with_soft_label_true: bool = False, with_votes: bool 
     """``datasets.Features`` of an AffectNet+ row (SPEC §1, §8, §11).
 
     ``soft_label``/``soft_label_ebc``/``soft_label_au``/``soft_label_dist``/``soft_label_calibrated``/
-    ``spread`` are fixed-length lists of 8 ``float32`` in SPEC §1 emotion order (null when the family was
+    ``spread`` are fixed-length lists of 8 ``float32`` in the emotion order of ``docs/method.md#label-space`` (null when the family was
     not used or the soft-labeler is not calibrated); ``expression`` and
     ``subset`` are ``ClassLabel``\\ s; metadata columns follow
     :func:`affectnetplus_hf.metadata.metadata_features` (null = unknown). ``soft_label_true`` (the
@@ -412,6 +413,7 @@ def build_dataset(
     parent = dataset_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dataset_dir.name}.build-", dir=parent))
+    chmod_like_new(staging, directory=True)  # mkdtemp's 0700 would survive the rename into place
     summary: dict[str, Any] = {
         "source_kind": source_kind,
         "source_layout": getattr(source, "layout", None),

@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 IMAGENET_DEFAULT_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_DEFAULT_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 DEFAULT_IMAGE_SIZE = 112
+#: Largest square side accepted (pixels): a bigger ``size``/``image_size`` is a broken config, and one
+#: resized face at 100000 px would need tens of GB.
+MAX_IMAGE_SIZE = 4096
 
 ImageSource = Any  # str | os.PathLike | bytes | PIL.Image.Image | np.ndarray | FaceRecord
 Box = tuple[float, float, float, float]
@@ -214,7 +217,7 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
     ``tiny`` preset's).
 
     Args:
-        size: side of the square output in pixels.
+        size: side of the square output in pixels (1 to :data:`MAX_IMAGE_SIZE`).
         image_mean, image_std: per-channel normalisation (ImageNet defaults).
         do_crop_face: crop the face box (clamped to the image) before resizing; boxes of ``None`` use the
             whole image.
@@ -246,6 +249,11 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
             size = sides.pop()
         if size is None or int(size) != size or int(size) < 1:
             raise ValueError(f"size must be a positive integer (square side in pixels), got {size!r}")
+        if int(size) > MAX_IMAGE_SIZE:
+            raise ValueError(
+                f"image size {int(size)} is too large: expected a square side of at most {MAX_IMAGE_SIZE} pixels "
+                "(check image_size in the model's config.json and size in preprocessor_config.json)"
+            )
         self.size = int(size)
         self.image_mean = [float(v) for v in (image_mean if image_mean is not None else IMAGENET_DEFAULT_MEAN)]
         self.image_std = [float(v) for v in (image_std if image_std is not None else IMAGENET_DEFAULT_STD)]

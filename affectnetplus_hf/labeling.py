@@ -23,7 +23,8 @@ Guarantees:
   Inside a shard, batches are the fixed chunks ``[0:batch_size], [batch_size:2 batch_size], ...`` of
   the shard, so a soft label does not depend on how many processes run (convolutions on CPU are not
   batch-size invariant to the last bit; fixed batch composition makes them reproducible).
-* **Atomic, resumable.** Every file is written to a temporary name and ``os.replace``-d. A shard is
+* **Atomic, resumable.** Every file is written to a temporary name and ``os.replace``-d (its mode set
+  from the umask first, as a plain ``open`` would: 0644 under umask 022, not mkstemp's 0600). A shard is
   finished when its sidecar exists and the Parquet file's sha256 matches it; a restarted run skips
   finished shards, so a run killed at any point and resumed ends with the same bytes as an
   uninterrupted run. A resume with a different model, data or settings refuses (``ValueError``
@@ -62,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
+from affectnetplus_hf.filemodes import chmod_like_new
 from affectnetplus_hf.records import FaceRecord
 
 logger = logging.getLogger(__name__)
@@ -247,6 +249,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
+        chmod_like_new(temp)  # mkstemp's 0600 would survive the rename
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -289,6 +292,7 @@ def write_parquet_deterministic(table, path: str | os.PathLike, row_group_size: 
     os.close(handle)
     try:
         pq.write_table(table, temp, row_group_size=row_group_size, **_PARQUET_OPTIONS)
+        chmod_like_new(temp)  # mkstemp's 0600 would survive the rename
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -601,6 +605,7 @@ class LabelRun:
         try:
             pq.write_table(result.table, temp, **_PARQUET_OPTIONS)
             _maybe_kill(written, "tmp", fault)
+            chmod_like_new(temp)  # mkstemp's 0600 would survive the rename
             os.replace(temp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

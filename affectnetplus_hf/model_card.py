@@ -170,12 +170,32 @@ def render_soft_labeler_card(
         ("ebc",): f"the ensemble of binary classifiers (EBC, Eqs. 4–5) alone, {n_members} members; the soft label is "
                   "SC_EB (no halving).",
         ("au",): "the AU-based classifiers (Eqs. 7–13) alone, 8 members; the soft label is SC_AU (no halving).",
-        (): f"the vote-distribution family alone ({config.dist_members} members); the soft label is their mean "
-            "probability (no Eq. 14 without the paper's families).",
+        (): "",
     }[paper]
-    if "dist" in families and paper:
-        family_sentence += (f" Also {config.dist_members} members trained on the annotators' vote distributions "
-                            "(`dist_scores`, not part of Eq. 14).")
+    members_word = "member" if int(config.dist_members or 0) == 1 else "members"
+    if not paper:
+        family_sentence = (f"the vote-distribution family alone ({config.dist_members} {members_word}); the soft "
+                           "label is its mean probability (no Eq. 14 without the paper's families).")
+    elif "dist" in families:
+        family_sentence += (f" Also {config.dist_members} {members_word} trained on the annotators' vote "
+                            "distributions (`dist_scores`, not part of Eq. 14).")
+    soft_label_sentence = ("Each value `sl_i` of the soft label is an independent score in [0, 1] (Eq. 14), not a "
+                           "probability distribution." if paper else "The soft label sums to 1.")
+    training = []
+    if paper:
+        training.append(
+            f"One-vs-rest training sets (`docs/method.md#sampling`; negatives: 20 % uniform, 80 % by AU overlap with "
+            f"the positive emotion, `neg_ratio` = {config.neg_ratio}, overlap table `{config.overlap}`, "
+            f"{'negatives re-drawn every epoch' if config.redraw_negatives else 'negatives drawn once'}). "
+            f"Augmentation: {_augmentation(config)}.")
+    if "au" in families:
+        training.append(f"AU classifiers: loss = CE + {config.au_loss_weight} · Eq. 7 (AU score vector `{config.aus}`, "
+                        f"Sim_Neutral = {config.neutral_similarity}).")
+    if "dist" in families:
+        training.append(
+            f"Distribution members: soft-target cross-entropy on the vote distribution of every multi-annotated "
+            f"image outside test-MAS (`{config.dist_target}` targets), horizontal flips and shifts up to "
+            f"{float(config.dist_translate or 0):.1%} of the side.")
     limitations = [
         "Confidence scores are measured on a small held-out test-MAS; with few test images per emotion they are noisy.",
     ]
@@ -200,13 +220,6 @@ def render_soft_labeler_card(
         "image_size": config.image_size,
         "members_rows": "\n".join(rows),
         "pretrained_note": ("initialised from " + ", ".join(pretrained)) if pretrained else "randomly initialised",
-        "neg_ratio": config.neg_ratio,
-        "overlap": config.overlap,
-        "redraw": "negatives re-drawn every epoch" if config.redraw_negatives else "negatives drawn once",
-        "au_loss_weight": config.au_loss_weight,
-        "aus": config.aus,
-        "neutral_similarity": config.neutral_similarity,
-        "augmentation": _augmentation(config),
         "data_name": data_name,
         "data_kind": data_kind,
         "data_license": data_license,
@@ -220,7 +233,11 @@ def render_soft_labeler_card(
         "cs_mode": config.cs_mode,
         "comparability": "this run's data and models" if config.preset != "paper" or data_kind != "affectnet"
         else "runs on other MAS data",
-        "cs_table": cs_comparison_table(confidences, config.cs_mode, list(config.ebc_backbones)),
+        "cs_table": cs_comparison_table(confidences, config.cs_mode, list(config.ebc_backbones)) if paper else
+        "None: the distribution family has no confidence score (Eq. 3 scores the paper's binary members); its "
+        "members' test-MAS accuracy is below.",
+        "soft_label_sentence": soft_label_sentence,
+        "training_paragraph": " ".join(training),
         "member_tables": tables_markdown,
         "limitations": "\n".join(f"- {line}" for line in limitations),
         "crowd_quality": crowd_quality_section(calibration),
@@ -256,9 +273,10 @@ def crowd_quality_section(calibration: dict[str, Any] | None) -> str:
         "|---|---|---|---|---|---|",
     ]
     quality = calibration["quality"]
+    paper = any(f in calibration["inputs"] for f in ("ebc", "au"))
     for key, label in QUALITY_ROWS:
         row = quality.get(key)
-        if row is None:
+        if row is None or (key == "soft_label" and not paper):  # without EBC/AU it is the distribution row
             continue
         kl = "–" if row.get("kl") is None else f"{row['kl']:.3f}"
         lines.append(f"| {label} | {row['w_mae']:.2f} | {row['w_fr']:.2f} | {row['w_auc']:.2f} | {kl} | "

@@ -60,6 +60,7 @@ from typing import Any, Literal
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTION_TO_INDEX, EMOTIONS, NUM_EMOTIONS, au_overlap
+from affectnetplus_hf.filemodes import chmod_like_new
 
 logger = logging.getLogger(__name__)
 
@@ -463,6 +464,7 @@ def _atomic_write(path: Path, write) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        chmod_like_new(handle.name)  # the temporary file's 0600 would survive the rename
         os.replace(handle.name, path)
     except BaseException:
         if os.path.exists(handle.name):

@@ -36,7 +36,7 @@ def test_demo_leaves_dataset_and_report(demo):
     for needed in ("| softlabeler |", "Tables 8–9", "Table 10", "Soft labels against the synthetic ground truth",
                    "![soft-label examples](figures/soft_label_examples.png)", "`load_dataset` rows per config"):
         assert needed in report, needed
-    assert set(summary["soft_label_quality"]) == {"soft_labels", "one_hot_hard_labels"}
+    assert set(summary["soft_label_quality"]) == {"soft_labels", "calibrated_soft_labels", "one_hot_hard_labels"}
     assert json.loads((out / "demo_summary.json").read_text())["load_dataset_rows"] == rows
 
 

@@ -96,7 +96,7 @@ def test_distribution_family_trains_on_every_voted_image_and_calibrates(sample, 
 
     out = tmp_path / "dist"
     code = main(["train", "softlabeler", "--data", str(sample), "--output", str(out), "--preset", "tiny",
-                 "--families", "ebc", "dist", "--ebc-epochs", "1", "--dist_epochs", "1", "--dist_members", "2",
+                 "--families", "ebc,dist", "--ebc-epochs", "1", "--dist_epochs", "1", "--dist_members", "2",
                  "--calibration_split", "holdout", "--calibration_fraction", "0.2", "--no_progress",
                  "--log_with", "none", "--image_size", "32"])
     assert code == 0

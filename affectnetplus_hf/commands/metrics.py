@@ -274,6 +274,9 @@ def run_compute(args: argparse.Namespace) -> int:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text + "\n")
+            from affectnetplus_hf.filemodes import chmod_like_new
+
+            chmod_like_new(tmp)  # mkstemp's 0600 would survive the rename
             os.replace(tmp, args.output)
         except BaseException:
             if os.path.exists(tmp):

@@ -112,7 +112,7 @@ def predict_files(
 ):
     """Soft labels of image files with a saved soft-labeler; returns a ``pyarrow.Table``.
 
-    Columns: ``path``, the 8 emotions (soft label, SPEC §1 order), ``<Emotion>_calibrated`` (the calibrated
+    Columns: ``path``, the 8 emotions (soft label, ``docs/method.md#label-space`` order), ``<Emotion>_calibrated`` (the calibrated
     soft label, when the model is calibrated) and, with ``with_spread``, ``<Emotion>_spread``. Each image is decoded once by a DataLoader (``num_workers`` processes).
     With ``skip_bad`` unreadable images are skipped, counted and listed in the log; otherwise the first
     one raises.

@@ -16,8 +16,10 @@ synthetic   the embedded sample (``sample_info.json``): its AffectNet part (``cs
 Every source reads lazily (records are yielded one by one; images are never decoded by a reader) and
 keeps a :class:`SkipReport` (``source.skipped``, alias ``source.bad``) of every row it did not yield and
 why, so nothing is dropped silently. Rows that are wrong (bad codes, values out of range, malformed
-landmarks, negative votes) raise :class:`ValueError` naming the file and line, unless the source was
-opened with ``skip_bad_rows=True``, in which case they are skipped and listed in the report.
+landmarks, negative or non-integer votes, image paths that are absolute or lead out of the data folder)
+raise :class:`ValueError` naming the file and line, unless the source was opened with
+``skip_bad_rows=True``, in which case they are skipped and listed in the report. Label files must be
+UTF-8 text; another encoding is a ``ValueError`` naming the file.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import csv
 import json
 import logging
 import os
+import posixpath
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -137,6 +141,30 @@ class RowError(ValueError):
         self.detail = message
 
 
+def relative_path_inside(text: str, where: str, what: str = "image path",
+                         base: str = "the data folder") -> str:
+    """A path read from a label file, normalised (``/`` separators, no ``.``/``..`` steps), checked to
+    stay inside ``base`` *lexically*: absolute paths and ``..`` steps that climb out of it raise
+    :class:`RowError` naming ``where``. Symlinks are not resolved, so a link inside the folder that points
+    elsewhere (e.g. an image folder on another disk) is still read."""
+    value = str(text).strip().replace("\\", "/")
+    if posixpath.isabs(value) or re.match(r"^[A-Za-z]:", value):
+        raise RowError(where, f"{what} {value!r} is absolute; expected a path relative to and inside {base}")
+    normal = posixpath.normpath(value)
+    if normal == ".." or normal.startswith("../"):
+        raise RowError(where, f"{what} {value!r} leads outside {base}; expected a path relative to and inside "
+                              f"{base} (no '..' steps out of it)")
+    return normal
+
+
+def utf8_lines(handle: Iterator[str], path: str | os.PathLike) -> Iterator[str]:
+    """The lines of a text file opened as UTF-8; a decoding error becomes a ``ValueError`` naming the file."""
+    try:
+        yield from handle
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{os.fspath(path)}: not UTF-8 text ({error}); save the file as UTF-8") from None
+
+
 # ---------------------------------------------------------------------------------------------- base
 class Source:
     """A dataset on disk that yields :class:`FaceRecord` s lazily.
@@ -193,7 +221,7 @@ def _is_synthetic(root: Path) -> bool:
         return False
     try:
         data = json.loads(info.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{info}: not valid JSON ({error})") from error
     return isinstance(data, dict) and data.get("kind") == SYNTHETIC_SAMPLE_KIND
 
@@ -285,7 +313,7 @@ def read_ground_truth(root: str | Path) -> dict[str, dict[str, Any]]:
         raise FileNotFoundError(f"{path}: missing; a synthetic sample needs its ground truth file")
     out: dict[str, dict[str, Any]] = {}
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(utf8_lines(handle, path))
         missing = [c for c in GROUND_TRUTH_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(f"{path}: missing columns {missing}; expected {list(GROUND_TRUTH_COLUMNS)}")
@@ -429,6 +457,8 @@ __all__ = [
     "open_source",
     "open_synthetic",
     "read_ground_truth",
+    "relative_path_inside",
+    "utf8_lines",
     "read_sample_info",
     "summarize_source",
 ]

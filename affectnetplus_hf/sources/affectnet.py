@@ -6,9 +6,11 @@
     ROOT/Manually_Annotated_file_lists/validation.csv   -> split "validation"
     ROOT/Manually_Annotated_Images/<subDirectory_filePath>
 
-with columns ``subDirectory_filePath, face_x, face_y, face_width, face_height, facial_landmarks,
-expression, valence, arousal``. ``facial_landmarks`` is 136 numbers separated by ``;`` (x0;y0;x1;y1;...)
-→ ``(68, 2)``; the face box is ``(face_x, face_y, face_x + face_width, face_y + face_height)``.
+(UTF-8 text) with columns ``subDirectory_filePath, face_x, face_y, face_width, face_height,
+facial_landmarks, expression, valence, arousal``. ``facial_landmarks`` is 136 numbers separated by ``;``
+(x0;y0;x1;y1;...) → ``(68, 2)``; ``subDirectory_filePath`` must stay inside the image folder (absolute
+paths and ``..`` steps out of it are refused; symlinks are not resolved); the face box is
+``(face_x, face_y, face_x + face_width, face_y + face_height)``.
 [choice] Boxes are yielded as written; they are clamped to the image when the image is decoded
 (:func:`affectnetplus_hf.image_processing.clamp_box`), so reading a list never opens an image.
 
@@ -49,7 +51,7 @@ from affectnetplus_hf.emotions import (
     affectnet_code_to_index,
 )
 from affectnetplus_hf.records import FaceRecord
-from affectnetplus_hf.sources import RowError, Source, _check_options
+from affectnetplus_hf.sources import RowError, Source, _check_options, relative_path_inside, utf8_lines
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +260,7 @@ class AffectNetSource(Source):
     def _csv_records(self, split: str) -> Iterator[FaceRecord]:
         path = self.root / CSV_LIST_DIR / CSV_SPLIT_FILES[split]
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(utf8_lines(handle, path))
             header = next(reader, None)
             if header is None:
                 raise ValueError(f"{path}: empty file; expected a header with columns {list(CSV_COLUMNS)}")
@@ -283,9 +285,10 @@ class AffectNetSource(Source):
                     where: str) -> FaceRecord | None:
         if len(row) < width:
             raise RowError(where, f"row has {len(row)} fields; expected {width} (as the header)")
-        rel = row[col["subDirectory_filePath"]].strip().replace("\\", "/")
+        rel = row[col["subDirectory_filePath"]].strip()
         if not rel:
             raise RowError(where, "subDirectory_filePath is empty; expected the image path")
+        rel = relative_path_inside(rel, where, "subDirectory_filePath", f"the image folder {self.image_dir}")
         code, index = parse_expression(row[col["expression"]], where)
         if not self._label(code, index, split, where):
             return None

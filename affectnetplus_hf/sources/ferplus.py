@@ -15,7 +15,8 @@ row position — the *names* are not row indices); its pixels become 48×48 grey
 
 Rules for the real files (see ``tests/fixtures/ferplus``):
 
-* rows with an empty ``Image name`` are skipped and counted (``empty_image_name``);
+* rows with an empty ``Image name`` are skipped and counted (``empty_image_name``); a name that is
+  absolute or leads out of the image folder (``..``) is a bad row;
 * a name on several rows keeps its **last** row; earlier rows are counted as ``duplicate_name``;
 * votes are mapped to SPEC order (:func:`affectnetplus_hf.emotions.ferplus_votes_to_spec`), unknown + NF
   go to ``non_emotion_votes``; ``extra["ferplus_votes"]`` keeps the 10 raw counts in FER+ order;
@@ -50,7 +51,15 @@ from affectnetplus_hf.emotions import (
     spec_votes_to_ferplus,
 )
 from affectnetplus_hf.records import FaceRecord
-from affectnetplus_hf.sources import RowError, SkipReport, Source, _check_options, hard_label_from_votes
+from affectnetplus_hf.sources import (
+    RowError,
+    SkipReport,
+    Source,
+    _check_options,
+    hard_label_from_votes,
+    relative_path_inside,
+    utf8_lines,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +70,8 @@ USAGE_TO_SPLIT: dict[str, str] = {"Training": "train", "PublicTest": "validation
 SPLIT_FOLDERS: dict[str, str] = {"train": "FER2013Train", "validation": "FER2013Valid", "test": "FER2013Test"}
 FER_IMAGE_SIDE = 48
 TARGET_MODES: tuple[str, ...] = ("majority", "probability", "crossentropy", "multi_target")
+#: Largest vote count accepted (FER+ has 10 taggers per image; larger values are typos or overflow).
+MAX_VOTES = 2**31 - 1
 
 
 def _image_base(root: Path) -> Path | None:
@@ -112,6 +123,8 @@ def parse_vote_counts(values: list[str], where: str, columns: tuple[str, ...] = 
             raise RowError(where, f"vote count {name}={text!r} is not an integer; expected a count >= 0")
         if number < 0:
             raise RowError(where, f"vote count {name}={text} is negative; expected a count >= 0")
+        if number > MAX_VOTES:
+            raise RowError(where, f"vote count {name}={text} is too large; expected a count 0-{MAX_VOTES}")
         counts[i] = int(number)
     return counts
 
@@ -237,7 +250,7 @@ class FerPlusSource(Source):
     def _read_fer2013new(self, path: Path) -> tuple[list[_Entry], int]:
         entries: list[_Entry] = []
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(utf8_lines(handle, path))
             header = [h.strip() for h in next(reader, [])]
             missing = [c for c in FER2013NEW_COLUMNS if c not in header]
             if missing:
@@ -266,13 +279,18 @@ class FerPlusSource(Source):
                     self._pending.add(split, where, "empty_image_name", "row without an image name (image dropped by FER+)",
                                       at_open=True)
                     continue
+                try:
+                    name = relative_path_inside(name, where, "Image name", "the split's image folder")
+                except RowError as error:
+                    self._bad(None, error)
+                    continue
                 entries.append(_Entry(name, split, votes, where, row_index))
         return entries, row_index + 1
 
     def _read_label_csv(self, path: Path, split: str) -> list[_Entry]:
         entries: list[_Entry] = []
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            for line, row in enumerate(csv.reader(handle), start=1):
+            for line, row in enumerate(csv.reader(utf8_lines(handle, path)), start=1):
                 if not row or all(not c.strip() for c in row):
                     continue
                 where = f"{path}:{line}"
@@ -288,6 +306,11 @@ class FerPlusSource(Source):
                 name = row[0].strip()
                 if not name:
                     self._pending.add(split, where, "empty_image_name", "row without an image name", at_open=True)
+                    continue
+                try:
+                    name = relative_path_inside(name, where, "image name", f"the image folder {path.parent}")
+                except RowError as error:
+                    self._bad(split, error)
                     continue
                 entries.append(_Entry(name, split, votes, where, -1, box))
         return entries
@@ -361,7 +384,7 @@ class FerPlusSource(Source):
             return
         last_needed = max(by_row)
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(utf8_lines(handle, path))
             header = [h.strip() for h in next(reader, [])]
             missing = [c for c in FER2013_COLUMNS if c not in header]
             if missing:

@@ -1,11 +1,13 @@
 """Generic folder reader: images + one CSV of labels (issue 3 item 4).
 
 The CSV (``votes.csv``, ``annotations.csv`` or ``labels.csv`` in the folder, looked for in that order,
-or any file given as ``csv_path``) has an ``image`` column (path relative to the folder) and one of:
+or any file given as ``csv_path``, UTF-8 text) has an ``image`` column (path relative to the folder, and inside
+it: absolute paths and ``..`` steps out of the folder are refused; symlinks are not resolved) and one of:
 
 ``votes`` layout — one row per image, one column of vote counts per emotion, named after the SPEC §1
 emotions (case-insensitive; ``happiness``, ``sadness``, ``angry``... accepted), optional non-emotion
-columns (``unknown``, ``NF``, ``None``, ``Uncertain``, ``Non-Face``) summed into ``non_emotion_votes``::
+columns (``unknown``, ``NF``, ``None``, ``Uncertain``, ``Non-Face``) summed into ``non_emotion_votes``;
+every cell holds an integer count (an empty cell is an error, not 0)::
 
     image,split,Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt
     images/0001.png,train,3,0,0,0,0,0,2,0
@@ -41,11 +43,21 @@ import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS
 from affectnetplus_hf.records import FaceRecord
-from affectnetplus_hf.sources import RowError, SkipReport, Source, _check_options, hard_label_from_votes
+from affectnetplus_hf.sources import (
+    RowError,
+    SkipReport,
+    Source,
+    _check_options,
+    hard_label_from_votes,
+    relative_path_inside,
+    utf8_lines,
+)
 
 logger = logging.getLogger(__name__)
 
 CSV_NAMES: tuple[str, ...] = ("votes.csv", "annotations.csv", "labels.csv")
+#: Largest vote count accepted in a cell (annotator counts; larger values are typos or overflow).
+MAX_VOTES = 2**31 - 1
 EMOTION_ALIASES: dict[str, int] = {
     **{name.lower(): i for i, name in enumerate(EMOTIONS)},
     "happiness": 1, "sadness": 2, "surprised": 3, "fearful": 4, "disgusted": 5, "angry": 6, "contemptuous": 7,
@@ -94,7 +106,7 @@ def _columns(header: list[str]) -> tuple[dict[int, int], list[int]]:
 
 def _read_header(path: Path) -> list[str]:
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        return [h.strip() for h in next(csv.reader(handle), [])]
+        return [h.strip() for h in next(csv.reader(utf8_lines(handle, path)), [])]
 
 
 def _layout_of(header: list[str]) -> str | None:
@@ -198,16 +210,10 @@ class FolderSource(Source):
         self._report.add(None, error.location, "bad_row", error.detail, at_open=True)
 
     def _image_id(self, text: str, where: str) -> str:
-        value = text.strip().replace("\\", "/")
+        value = text.strip()
         if not value:
             raise RowError(where, "image is empty; expected an image path relative to the folder")
-        path = Path(value)
-        if path.is_absolute():
-            try:
-                return path.relative_to(self._root_for_ids).as_posix()
-            except ValueError:
-                return path.as_posix()
-        return Path(os.path.normpath(value)).as_posix()
+        return relative_path_inside(value, where, "image", f"the data folder {self._root_for_ids}")
 
     def _read(self, header: list[str]) -> dict[str, _Image]:
         lower = [h.lower() for h in header]
@@ -223,7 +229,7 @@ class FolderSource(Source):
                     f"({', '.join(EMOTIONS)}) or allow_missing_emotions=True"
                 )
         with open(self.csv_path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(utf8_lines(handle, self.csv_path))
             next(reader, None)
             for line, row in enumerate(reader, start=2):
                 if not row or all(not cell.strip() for cell in row):
@@ -248,12 +254,17 @@ class FolderSource(Source):
         non_emotion = 0
         for index, position in [*emotions.items(), *((None, p) for p in non_emotion_cols)]:
             text = row[position].strip()
+            if not text:
+                raise RowError(where, f"{header[position]} is empty; expected a vote count: an integer "
+                                      f"0-{MAX_VOTES} (write 0 for no votes)")
             try:
-                number = float(text) if text else 0.0
+                number = float(text)
             except ValueError:
-                raise RowError(where, f"{header[position]}={text!r} is not a number; expected a vote count >= 0") from None
-            if not math.isfinite(number) or number != int(number) or number < 0:
-                raise RowError(where, f"{header[position]}={text} invalid; expected a vote count >= 0 (integer)")
+                raise RowError(where, f"{header[position]}={text!r} is not a number; expected a vote count: "
+                                      f"an integer 0-{MAX_VOTES}") from None
+            if not math.isfinite(number) or number != int(number) or not 0 <= number <= MAX_VOTES:
+                raise RowError(where, f"{header[position]}={text} invalid; votes must be finite non-negative "
+                                      f"integers (0-{MAX_VOTES})")
             if index is None:
                 non_emotion += int(number)
             else:
@@ -305,7 +316,7 @@ class FolderSource(Source):
         for image in self._images.values():
             if image.split != split:
                 continue
-            path = self.root / image.image if not Path(image.image).is_absolute() else Path(image.image)
+            path = self.root / image.image
             if self.check_files and not path.is_file():
                 if not self.skip_bad_rows:
                     raise FileNotFoundError(f"{image.where}: image file {path} missing")

@@ -24,6 +24,11 @@ Fields left at ``None`` are filled from the chosen preset (:data:`PRESETS`):
   from 19.5 to 15.9. (Before the sample's multi-annotated part was framed as face crops, the former
   preset reached only 0.63 / 0.58.)
 
+The distribution family (``docs/method.md#distribution-family``) takes one member in both presets: on
+FER+ one ``test_resnet`` trained 16 epochs beat two trained 8 epochs each at the same compute
+(``benchmarks/bench_ferplus.py``); ``tiny`` trains it 16 epochs with flips and shifts up to 0.083 of the side
+(4 pixels at 48 px).
+
 This module imports only the standard library and :mod:`affectnetplus_hf.emotions`, so the CLI can
 list the options without importing torch.
 """

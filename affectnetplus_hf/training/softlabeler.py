@@ -271,7 +271,7 @@ def _load_member(family: str, path: Path):
 
 
 def one_vs_rest_rows(train_labels: np.ndarray, e: int, config: TrainConfig, epoch: int = 0) -> np.ndarray:
-    """The train-MAS rows the member of emotion ``e`` sees in ``epoch`` (SPEC §4 positives + negatives;
+    """The train-MAS rows the member of emotion ``e`` sees in ``epoch`` (``docs/method.md#sampling`` positives + negatives;
     positives repeated to as many as the negatives with ``balance_positives``)."""
     from affectnetplus_hf.sampling import select_one_vs_rest
 
@@ -343,6 +343,7 @@ def train_soft_labeler(
     timings: dict[str, float] = {}
     config = resolve_preset(config)
     families = tuple(families) if families is not None else tuple(config.families)
+    families = tuple(name.strip() for entry in families for name in str(entry).split(",") if name.strip())  # "ebc,au,dist"
     if not families or any(f not in FAMILY_NAMES for f in families) or len(set(families)) != len(families):
         raise ValueError(f"families must be distinct names from {FAMILY_NAMES}, got {families}")
     families = tuple(f for f in FAMILY_NAMES if f in families)
