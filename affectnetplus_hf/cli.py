@@ -33,6 +33,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_pipe_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (so a ``BrokenPipeError`` came from our output, not
+    from a worker's pipe). Where this cannot be polled, assume it is stdout, the usual case."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # captured or closed stdout: the error came from elsewhere
+        return False
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(fileno, select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() on this platform
+        return True
+
+
 def _quiet_broken_pipe() -> None:
     """stdout's reader went away (``affectnetplus ... | head``): send what is left to devnull, so that
     the interpreter's final flush does not fail again (as the Python docs on SIGPIPE recommend)."""
@@ -66,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at interpreter exit
         return code
-    except BrokenPipeError:
+    except BrokenPipeError as error:
+        if not _stdout_pipe_closed():
+            logger.error("%s", error, exc_info=debug)
+            return 1
         _quiet_broken_pipe()
         return 0
     except KeyboardInterrupt:

@@ -149,6 +149,12 @@ def test_truncated_weights_give_a_one_line_error_naming_the_file(tmp_path: Path,
     (broken / "model.safetensors").write_bytes((model_dir / "model.safetensors").read_bytes()[:10])
     assert main(["predict", str(broken), str(face)]) == 1
     assert str(broken / "model.safetensors") in _one_line_error(caplog)
+    caplog.clear()  # label and calibrate load the same weights
+    assert main(["label", str(broken), str(tmp_path), str(tmp_path / "labels")]) == 1
+    assert str(broken / "model.safetensors") in _one_line_error(caplog)
+    caplog.clear()
+    assert main(["calibrate", str(broken), "--data", str(tmp_path)]) == 1
+    assert str(broken / "model.safetensors") in _one_line_error(caplog)
 
 
 def test_unexpected_exception_is_one_line_with_traceback_only_at_debug(tmp_path: Path, monkeypatch, caplog) -> None:
@@ -171,6 +177,14 @@ def test_unexpected_exception_is_one_line_with_traceback_only_at_debug(tmp_path:
 
     monkeypatch.setattr(info, "run", interrupted)
     assert main(["info", str(tmp_path)]) == 130
+
+    def worker_pipe(args):  # a broken pipe that is not stdout's is an error, not a quiet exit
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(info, "run", worker_pipe)
+    caplog.clear()
+    assert main(["info", str(tmp_path)]) == 1
+    assert "Broken pipe" in _one_line_error(caplog)
 
 
 @pytest.mark.parametrize("vote", ["1e300", "-1", "2.5", "nan", "inf", "9" * 30])

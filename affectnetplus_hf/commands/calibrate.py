@@ -35,8 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from affectnetplus_hf.commands.predict import check_model_dir
     from affectnetplus_hf.training.calibrate import calibrate_model_dir
 
+    check_model_dir(args.model_dir)
     calibration = calibrate_model_dir(args.model_dir, args.data, args.split, objective=args.objective,
                                       skip_bad=args.skip_bad)
     print(json.dumps({"model_dir": args.model_dir, "inputs": calibration["inputs"],

@@ -50,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
     # (read when MKL initialises, so before torch runs anything; see labeling.py "Deterministic").
     os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
+    from affectnetplus_hf.commands.predict import check_model_dir
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
 
+    check_model_dir(args.model_dir)
     config = LabelingConfig(
         shard_size=args.shard_size,
         batch_size=args.batch_size,

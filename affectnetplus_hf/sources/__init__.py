@@ -147,13 +147,16 @@ def relative_path_inside(text: str, where: str, what: str = "image path",
     stay inside ``base`` *lexically*: absolute paths and ``..`` steps that climb out of it raise
     :class:`RowError` naming ``where``. Symlinks are not resolved, so a link inside the folder that points
     elsewhere (e.g. an image folder on another disk) is still read."""
-    value = str(text).strip().replace("\\", "/")
-    if posixpath.isabs(value) or re.match(r"^[A-Za-z]:", value):
-        raise RowError(where, f"{what} {value!r} is absolute; expected a path relative to and inside {base}")
+    raw = str(text).strip()
+    value = raw.replace("\\", "/")
+    if posixpath.isabs(value) or re.match(r"^[A-Za-z]:(/|$)" if os.name != "nt" else r"^[A-Za-z]:", value):
+        raise RowError(where, f"{what} {raw!r} is absolute; expected a path relative to and inside {base}")
     normal = posixpath.normpath(value)
     if normal == ".." or normal.startswith("../"):
-        raise RowError(where, f"{what} {value!r} leads outside {base}; expected a path relative to and inside "
+        raise RowError(where, f"{what} {raw!r} leads outside {base}; expected a path relative to and inside "
                               f"{base} (no '..' steps out of it)")
+    if normal == ".":
+        raise RowError(where, f"{what} {raw!r} names {base} itself; expected a file path inside it")
     return normal
 
 

@@ -263,8 +263,8 @@ class FolderSource(Source):
                 raise RowError(where, f"{header[position]}={text!r} is not a number; expected a vote count: "
                                       f"an integer 0-{MAX_VOTES}") from None
             if not math.isfinite(number) or number != int(number) or not 0 <= number <= MAX_VOTES:
-                raise RowError(where, f"{header[position]}={text} invalid; votes must be finite non-negative "
-                                      f"integers (0-{MAX_VOTES})")
+                raise RowError(where, f"{header[position]}={text} invalid; expected a vote count >= 0 (votes "
+                                      f"must be finite non-negative integers, at most {MAX_VOTES})")
             if index is None:
                 non_emotion += int(number)
             else:
