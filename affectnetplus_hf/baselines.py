@@ -184,9 +184,12 @@ def train_baselines(
     discards in that mode (and rows without votes) are left out, counted in the model's manifest entry
     (``left_out``) and logged. A training set without images in ``split`` (or, for a FER+ kind, without
     an image FER+ keeps) is skipped and listed. Returns (and writes) the manifest ``OUT/baselines.json``.
+    ``overwrite`` retrains finished models, only in an ``output_dir`` that is new, empty or holds
+    ``baselines.json``, and never in ``dataset_dir`` or a folder above it (``ValueError``).
 
     Raises:
-        ValueError: a FER+ kind on a dataset without a ``votes`` column (one line naming the dataset).
+        ValueError: a FER+ kind on a dataset without a ``votes`` column (one line naming the dataset); an
+            ``overwrite`` into a folder this function did not write.
     """
     from affectnetplus_hf.training import TrainConfig
     from affectnetplus_hf.training.baseline import ferplus_training_targets, train_baseline
@@ -199,6 +202,15 @@ def train_baselines(
             raise ValueError(f"training_sets: {name!r} is not one of {TRAINING_SETS}")
     config = config or TrainConfig(preset="tiny")
     output = Path(output_dir)
+    if overwrite:  # retrain only into a folder this command wrote, never into (or above) the dataset
+        from affectnetplus_hf.dataset import check_not_inputs
+
+        check_not_inputs(output, {"DATASET_DIR": dataset_dir}, "baselines folder")
+        if output.is_dir() and any(output.iterdir()) and not (output / MANIFEST).is_file():
+            raise ValueError(
+                f"{os.fspath(output)!r} holds no {MANIFEST}: it is not a folder written by `affectnetplus baseline`, "
+                "so --overwrite will not retrain into it; choose another OUT_DIR"
+            )
     output.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"dataset_dir": str(Path(dataset_dir).resolve()), "split": split,
                                 "preset": config.preset, "models": [], "skipped": []}

@@ -55,6 +55,10 @@ logger = logging.getLogger(__name__)
 CONFIG_NAMES: tuple[str, ...] = ("default", *SUBSETS)
 #: File group of rows without a hard label (``keep_unlabeled=True``); only in the ``default`` config.
 UNASSIGNED = "unassigned"
+#: Marker file written into every folder :func:`build_dataset` builds; ``overwrite`` replaces only such folders.
+DATASET_MARKER = ".affectnetplus-dataset"
+DATASET_MARKER_FORMAT = "affectnetplus-dataset"
+PACKAGE_NAME = "affectnetplus-hf"
 #: Length of the optional ``votes`` column: FER+'s 8 emotion counts, unknown, NF (Barsoum et al. 2016).
 NUM_VOTE_COUNTS = 10
 #: Split order in the folder and the card.
@@ -238,13 +242,15 @@ def _soft_label_true(record: FaceRecord) -> list[float] | None:
 
 
 def make_row(record: FaceRecord, label: Mapping[str, Any], metadata: Mapping[str, Any], with_soft_label_true: bool,
-             with_votes: bool = False) -> dict:
+             with_votes: bool = False, image_bytes: bytes | None = None) -> dict:
     """One dataset row (python values) from a record, its label row and its metadata cells; with
-    ``with_votes`` the ``votes`` cell (:func:`affectnetplus_hf.sources.ferplus.record_raw_votes`)."""
+    ``with_votes`` the ``votes`` cell (:func:`affectnetplus_hf.sources.ferplus.record_raw_votes`).
+    ``image_bytes``: the image already read (else read from the record)."""
     box = None if record.face_box is None else [float(v) for v in record.face_box]
     subset = label.get("subset")
     row = {
-        "image": {"bytes": _image_bytes(record), "path": record.image_id.rsplit("/", 1)[-1]},
+        "image": {"bytes": _image_bytes(record) if image_bytes is None else image_bytes,
+                  "path": record.image_id.rsplit("/", 1)[-1]},
         "image_id": record.image_id,
         "face_box": box,
         "expression": record.hard_label,
@@ -343,11 +349,50 @@ def _labels_by_key(labels_dir: str | os.PathLike) -> tuple[dict[tuple[str, str],
     return {(row["split"], row["image_id"]): row for row in rows}, manifest
 
 
-def _prepare_target(dataset_dir: Path, overwrite: bool) -> None:
+def _write_marker(folder: Path) -> None:
+    from affectnetplus_hf import __version__
+    from affectnetplus_hf.labeling import write_json_atomic
+
+    write_json_atomic(folder / DATASET_MARKER, {"format": DATASET_MARKER_FORMAT, "package": PACKAGE_NAME,
+                                                "version": __version__})
+
+
+def is_built_dataset(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds the marker that :func:`build_dataset` writes into every folder it builds."""
+    marker = Path(folder) / DATASET_MARKER
+    try:
+        payload = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(payload, dict) and payload.get("format") == DATASET_MARKER_FORMAT
+
+
+def check_not_inputs(target: Path, inputs: Mapping[str, str | os.PathLike], what: str) -> None:
+    """``ValueError`` when ``target`` is one of ``inputs`` (``{role: path}``) or a folder above one."""
+    resolved = target.resolve()
+    for role, path in inputs.items():
+        if path is None:
+            continue
+        other = Path(path).resolve()
+        if resolved == other or resolved in other.parents:
+            relation = "is" if resolved == other else "contains"
+            raise ValueError(f"{what} {os.fspath(target)!r} {relation} {role} {os.fspath(path)!r}; write it to "
+                             "another folder")
+
+
+def _prepare_target(dataset_dir: Path, overwrite: bool, inputs: Mapping[str, str | os.PathLike] | None = None) -> None:
     if dataset_dir.exists() and not dataset_dir.is_dir():
         raise NotADirectoryError(f"dataset folder {os.fspath(dataset_dir)!r} is a file")
-    if dataset_dir.is_dir() and any(dataset_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"dataset folder {os.fspath(dataset_dir)!r} is not empty; pass overwrite=True (--overwrite) to replace it")
+    check_not_inputs(dataset_dir, inputs or {}, "dataset folder")
+    if dataset_dir.is_dir() and any(dataset_dir.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"dataset folder {os.fspath(dataset_dir)!r} is not empty; pass overwrite=True (--overwrite) to replace it")
+        if not is_built_dataset(dataset_dir):
+            raise ValueError(
+                f"dataset folder {os.fspath(dataset_dir)!r} holds no {DATASET_MARKER} marker: it is not a folder "
+                "written by `affectnetplus build`, so --overwrite will not replace it; remove it yourself or "
+                "choose another DATASET_DIR"
+            )
     from affectnetplus_hf.labeling import check_writable_dir
 
     check_writable_dir(dataset_dir.parent if dataset_dir.parent != Path("") else Path("."))
@@ -365,13 +410,20 @@ def build_dataset(
     pretty_name: str | None = None,
     figures: bool = True,
     progress: bool = True,
+    skip_bad: bool = False,
 ) -> dict:
     """Export the AffectNet+ dataset folder (module docstring) and return its build summary.
 
     Args:
         data_dir: the source (any layout :func:`affectnetplus_hf.sources.open_source` reads).
         labels_dir: a complete labeling run of that source (``affectnetplus label``).
-        dataset_dir: the folder to write (must be empty or absent unless ``overwrite``).
+        dataset_dir: the folder to write (must be empty or absent unless ``overwrite``). ``overwrite``
+            replaces only a folder an earlier build wrote (its ``.affectnetplus-dataset`` marker),
+            never ``data_dir``, ``labels_dir`` or a folder above them (``ValueError``).
+        skip_bad: an image whose size or sha256 differs from the one recorded at labeling (or that is
+            gone) is left out, counted and listed in ``statistics.json`` (``changed_images``); without
+            it such an image raises ``ValueError`` naming it. Label runs of earlier versions record no
+            hash and are embedded unchecked.
         metadata: annotator chain for the SPEC §11 columns (``"synthetic,solvepnp"``, ``"passthrough"``,
             ``"csv:PATH"``, ...; see :mod:`affectnetplus_hf.metadata`), or ``None`` for all-null metadata.
         keep_unlabeled: keep images without a hard label (AffectNet codes 8–10) in the ``default``
@@ -387,7 +439,7 @@ def build_dataset(
     from affectnetplus_hf.sources import open_source
 
     dataset_dir = Path(dataset_dir)
-    _prepare_target(dataset_dir, overwrite)
+    _prepare_target(dataset_dir, overwrite, {"DATA_DIR": data_dir, "LABELS_DIR": labels_dir})
     labels, manifest = _labels_by_key(labels_dir)
     source = open_source(os.fspath(data_dir))
     source_kind = getattr(source, "kind", None) or "unknown"
@@ -412,7 +464,8 @@ def build_dataset(
 
     parent = dataset_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dataset_dir.name}.build-", dir=parent))
+    _remove_stale_staging(parent, dataset_dir.name)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dataset_dir.name}.build-{os.getpid()}-", dir=parent))
     chmod_like_new(staging, directory=True)  # mkdtemp's 0700 would survive the rename into place
     summary: dict[str, Any] = {
         "source_kind": source_kind,
@@ -425,6 +478,8 @@ def build_dataset(
         "not_labelled": [],
         "without_hard_label": {},
         "metadata_skipped": [],
+        "changed_images": [],
+        "changed_image_count": 0,
     }
     label_rows_for_table: dict[str, list] = {"split": [], "hard_label": [], "subset": []}
     try:
@@ -453,8 +508,18 @@ def build_dataset(
             groups = list(SUBSETS) + ([UNASSIGNED] if keep_unlabeled else [])
             writers = {g: _GroupWriter(folder, g, features, max_file_bytes) for g in groups}
             bar = tqdm(total=len(kept), unit="img", desc=f"export {split}", disable=not progress)
+            changed = 0
             for (record, label), meta in zip(kept, meta_rows):
-                row = make_row(record, label, meta, with_truth, with_votes)
+                data, problem = _read_checked(record, label)
+                if problem is not None:
+                    if not skip_bad:
+                        raise ValueError(f"{problem}; label it again, or pass skip_bad=True (--skip-bad) to leave "
+                                         "it out")
+                    summary["changed_images"].append({"split": split, "image_id": record.image_id, "error": problem})
+                    changed += 1
+                    bar.update(1)
+                    continue
+                row = make_row(record, label, meta, with_truth, with_votes, image_bytes=data)
                 writers[label["subset"] or UNASSIGNED].add(row)
                 label_rows_for_table["split"].append(split)
                 label_rows_for_table["hard_label"].append(record.hard_label)
@@ -462,7 +527,12 @@ def build_dataset(
                 bar.update(1)
             bar.close()
             files = {g: [p.relative_to(staging).as_posix() for p in w.close()] for g, w in writers.items()}
-            summary["splits"][split] = {"rows": len(kept), "rows_per_group": {g: w.rows for g, w in writers.items()}, "files": files}
+            summary["splits"][split] = {"rows": len(kept) - changed, "rows_per_group": {g: w.rows for g, w in writers.items()}, "files": files}
+        summary["changed_image_count"] = len(summary["changed_images"])
+        if summary["changed_images"]:
+            logger.warning("%d image(s) changed since they were labeled and are left out: %s",
+                           summary["changed_image_count"],
+                           ", ".join(i["image_id"] for i in summary["changed_images"][:10]))
         if summary["not_labelled"]:
             logger.warning(
                 "%d image(s) of the source have no label row (skipped as bad at labeling?) and are left out: %s",
@@ -481,12 +551,71 @@ def build_dataset(
         write_json_atomic(staging / "statistics.json", summary)
         card = render_card(summary, features, splits, figure_paths, source_kind, pretty_name, keep_unlabeled)
         write_bytes_atomic(staging / "README.md", card.encode())
+        _write_marker(staging)
         _move_into_place(staging, dataset_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     logger.info("dataset written to %s (%s)", dataset_dir, ", ".join(f"{s}: {v['rows']} rows" for s, v in summary["splits"].items()))
     return summary
+
+
+def _read_checked(record: FaceRecord, label: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
+    """``(image bytes, None)``, or ``(None, why)`` when the image is gone or differs from the size and
+    sha256 recorded when it was labeled (label runs without them are not checked)."""
+    import hashlib
+
+    expected_size, expected_sha = label.get("image_size_bytes"), label.get("image_sha256")
+    where = record.image_path if record.image_path is not None else record.image_id
+    try:
+        data = _image_bytes(record)
+    except (FileNotFoundError, ValueError) as error:
+        if expected_sha is None:
+            raise
+        return None, f"{record.image_id}: image {where} is gone since it was labeled ({error})"
+    if expected_sha is None:
+        return data, None
+    if (expected_size is not None and len(data) != expected_size) or hashlib.sha256(data).hexdigest() != expected_sha:
+        return None, (f"{record.image_id}: image {where} changed since it was labeled ({expected_size} bytes, "
+                      f"sha256 {expected_sha[:12]}... then; {len(data)} bytes now)")
+    return data, None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0
+    return True
+
+
+def _remove_stale_staging(parent: Path, name: str) -> None:
+    """Remove what killed builds of ``NAME`` left in ``parent``: staging folders ``.NAME.build-[PID-]XXXXXXXX``
+    (``tempfile.mkdtemp`` names of exactly that prefix) and replaced folders ``.NAME.old-PID``, older than
+    this run and not owned by a build that is still running on this machine."""
+    import re
+    import time
+
+    patterns = (re.compile(rf"^\.{re.escape(name)}\.build-(?:(\d+)-)?[a-z0-9_]{{8}}$"),
+                re.compile(rf"^\.{re.escape(name)}\.old-(\d+)$"))
+    now = time.time()
+    for path in parent.iterdir():
+        match = next((m for m in (pattern.match(path.name) for pattern in patterns) if m), None)
+        if match is None or path.is_symlink() or not path.is_dir():
+            continue
+        try:
+            if path.stat().st_mtime > now:
+                continue
+        except OSError:
+            continue
+        if match.group(1) is not None and _pid_alive(int(match.group(1))):
+            continue  # a build running now
+        logger.info("removing %s, left by an interrupted build", path)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _move_into_place(staging: Path, dataset_dir: Path) -> None:
@@ -604,6 +733,9 @@ def render_card(summary: Mapping[str, Any], features, splits: Sequence[str], fig
         if empty:
             left_out.append(f"- config `{config}` has no image in split(s) {', '.join(empty)}: "
                             + ("the config is absent" if len(empty) == len(splits) else "those splits are absent from it"))
+    if summary.get("changed_images"):
+        left_out.append(f"- {len(summary['changed_images']):,} image(s) changed since they were labeled, left out "
+                        "(listed in `statistics.json`)")
     if summary.get("not_labelled"):
         left_out.append(f"- {len(summary['not_labelled']):,} image(s) with no soft label (unreadable at labeling), left out "
                         "(listed in `statistics.json`)")
@@ -724,6 +856,8 @@ __all__ = [
     "build_dataset",
     "card_metadata",
     "check_dataset_dir",
+    "check_not_inputs",
+    "is_built_dataset",
     "make_row",
     "push_dataset",
     "render_card",

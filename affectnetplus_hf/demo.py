@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 #: (``docs/method.md#distribution-family``, ``#calibration``).
 DEMO_SOFTLABELER: dict[str, object] = {"families": ["ebc", "au", "dist"], "calibration_split": "holdout"}
 
+#: Written into OUT_DIR when a demo starts (``demo_summary.json`` only comes at the end): ``overwrite``
+#: deletes only an empty folder or one holding either file.
+DEMO_MARKER = ".affectnetplus-demo"
+
 STAGES: tuple[str, ...] = ("sample", "softlabeler", "labels", "dataset", "baselines", "report")
 
 
@@ -60,7 +64,8 @@ def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | Non
              stages: tuple[str, ...] = STAGES, train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the pipeline (module docstring) into ``output_dir``; returns the stage timings and key numbers.
 
-    ``n_train``/``n_val``/``n_mas`` shrink the sample and ``train_overrides`` (``TrainConfig`` fields,
+    ``overwrite`` deletes ``output_dir`` first, only when it is empty or a demo folder (``demo_summary.json``
+    or the demo's marker), else ``ValueError``. ``n_train``/``n_val``/``n_mas`` shrink the sample and ``train_overrides`` (``TrainConfig`` fields,
     e.g. ``{"ebc_epochs": 1}``) the tiny preset — for tests; the defaults are the sample's and preset's own.
     """
     from affectnetplus_hf.baselines import evaluate_baselines, evaluate_soft_labels, train_baselines
@@ -75,8 +80,16 @@ def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | Non
         raise ValueError(f"unknown demo stages {unknown}; expected some of {STAGES}")
     out = Path(output_dir)
     if overwrite and out.exists():
+        if not out.is_dir():
+            raise NotADirectoryError(f"demo folder {os.fspath(out)!r} is a file")
+        if any(out.iterdir()) and not (out / "demo_summary.json").is_file() and not (out / DEMO_MARKER).is_file():
+            raise ValueError(
+                f"{os.fspath(out)!r} holds no demo_summary.json: it is not a folder written by `affectnetplus demo`, "
+                "so --overwrite will not delete it; choose another OUT_DIR"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text(json.dumps({"format": "affectnetplus-demo"}) + "\n", encoding="utf-8")
     paths = {name: out / name for name in STAGES}
     timings: dict[str, float] = {}
     summary: dict[str, Any] = {"output_dir": str(out), "timings_s": timings}

@@ -10,7 +10,8 @@ fields) and writes, under ``OUT_DIR``::
       manifest.json                 run config (model fingerprint, record-list fingerprint, shard size,
                                     batch size, ...) + finished shards {name, split, rows, sha256};
                                     "complete": true once every shard is done
-      shards/{split}-{k:05d}.parquet one row per image (columns: LABEL_COLUMNS)
+      shards/{split}-{k:05d}.parquet one row per image (columns: LABEL_COLUMNS; the image's size and
+                                    sha256 let ``build`` refuse images changed after labeling)
       shards/{split}-{k:05d}.json    the shard's sidecar: rows, sha256, images skipped as bad
       summary.json                  counts per split / subset / emotion, bad images skipped
       subsets.json, subsets.md      paper-Table-5-like counts and % per emotion per subset, per split
@@ -28,7 +29,8 @@ Guarantees:
   finished when its sidecar exists and the Parquet file's sha256 matches it; a restarted run skips
   finished shards, so a run killed at any point and resumed ends with the same bytes as an
   uninterrupted run. A resume with a different model, data or settings refuses (``ValueError``
-  naming what differs).
+  naming what differs), except a change of ``skip_bad`` alone while no finished shard skipped an image
+  (e.g. a rerun with ``--skip-bad`` after a run stopped at a bad image).
 * **Deterministic Parquet.** Fixed writer options, no timestamps; the same rows give the same bytes.
 * **Deterministic numbers.** Bit-identical soft labels across runs need the same per-process
   intra-op thread count (``num_threads``; CPU kernels split reductions by thread) and MKL's
@@ -78,7 +80,7 @@ SHARD_DIR = "shards"
 #: Columns of a label shard, in order.
 LABEL_COLUMNS: tuple[str, ...] = (
     "image_id", "split", "hard_label", "soft_label", "soft_label_ebc", "soft_label_au", "soft_label_dist",
-    "soft_label_calibrated", "spread", "subset",
+    "soft_label_calibrated", "spread", "subset", "image_size_bytes", "image_sha256",
 )
 
 #: Fault injection for the reliability tests (issue 5 item 9): ``N`` or ``N:point`` makes the process
@@ -192,6 +194,25 @@ def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def image_identity(record: FaceRecord) -> tuple[int | None, str | None]:
+    """``(size in bytes, sha256)`` of a record's encoded image (``image_bytes``, else the file), as
+    recorded in a label shard; ``(None, None)`` when the image cannot be read."""
+    if record.image_bytes is not None:
+        data = bytes(record.image_bytes)
+        return len(data), hashlib.sha256(data).hexdigest()
+    if record.image_path is None:
+        return None, None
+    digest, size = hashlib.sha256(), 0
+    try:
+        with open(record.image_path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+    except OSError:
+        return None, None
+    return size, digest.hexdigest()
+
+
 def model_fingerprint(model_dir: str | os.PathLike) -> str:
     """sha256 over every file of a saved model directory (relative names + contents), sorted.
 
@@ -279,6 +300,9 @@ def label_schema():
             pa.field("soft_label_calibrated", eight),
             pa.field("spread", eight),
             pa.field("subset", pa.string()),
+            # the labeled image's bytes (null in runs of earlier versions): `build` refuses changed images
+            pa.field("image_size_bytes", pa.int64()),
+            pa.field("image_sha256", pa.string()),
         ]
     )
 
@@ -443,6 +467,7 @@ def label_records(
         return pa.FixedSizeListArray.from_arrays(flat, NUM_EMOTIONS)
 
     soft = arrays["soft_label"] if arrays["soft_label"] is not None else np.zeros((0, NUM_EMOTIONS), np.float32)
+    identities = [image_identity(records[i]) for i in indices]
     table = pa.Table.from_arrays(
         [
             pa.array([records[i].image_id for i in indices], type=pa.string()),
@@ -455,6 +480,8 @@ def label_records(
             eight(arrays["soft_label_calibrated"]),
             eight(arrays["spread"]),
             pa.array(subsets, type=pa.string()),
+            pa.array([size for size, _ in identities], type=pa.int64()),
+            pa.array([digest for _, digest in identities], type=pa.string()),
         ],
         schema=schema,
     )
@@ -542,6 +569,15 @@ class LabelRun:
         self._verified[shard.name] = info
         return info
 
+    def shards_with_bad_images(self) -> list[str]:
+        """Names of the finished shards whose sidecar lists images skipped as bad."""
+        names = []
+        for shard in self.shards:
+            info = self.finished(shard)
+            if info is not None and info.get("bad"):
+                names.append(shard.name)
+        return names
+
     def manifest(self, complete: bool) -> dict:
         finished = []
         for shard in self.shards:
@@ -575,10 +611,21 @@ class LabelRun:
                 raise ValueError(f"{manifest_path} is not a labeling manifest (format {previous.get('format')!r})")
             old = previous.get("config", {})
             differing = sorted(k for k in set(old) | set(self.identity) if old.get(k) != self.identity.get(k))
+            note = ""
+            if differing == ["skip_bad"]:
+                # skip_bad only decides what happens to an unreadable image: a finished shard that met none
+                # holds the same bytes either way, so the run may go on with the other setting
+                dependent = self.shards_with_bad_images()
+                if not dependent:
+                    logger.info("%s: skip_bad changed from %s to %s; no finished shard met a bad image, resuming",
+                                self.out_dir, old.get("skip_bad"), self.identity.get("skip_bad"))
+                    differing = []
+                else:
+                    note = f"; finished shard(s) {dependent[:5]} left out bad images"
             if differing:
                 details = "; ".join(f"{k}: was {old.get(k)!r}, now {self.identity.get(k)!r}" for k in differing)
                 raise ValueError(
-                    f"{self.out_dir} holds a labeling run with different settings ({details}); "
+                    f"{self.out_dir} holds a labeling run with different settings ({details}{note}); "
                     "resume with the same model, data and settings, or use another OUT_DIR"
                 )
             if is_main:
@@ -852,6 +899,7 @@ __all__ = [
     "Shard",
     "check_writable_dir",
     "collect_records",
+    "image_identity",
     "label_dataset",
     "label_records",
     "label_schema",

@@ -32,7 +32,7 @@ def _own_flags() -> argparse.ArgumentParser:
     own.add_argument("--sets", nargs="+", choices=TRAINING_SETS, default=list(TRAINING_SETS),
                      help="training sets: all and/or the subsets (default: all four)")
     own.add_argument("--split", default="train", help="split to train on (default: train)")
-    own.add_argument("--overwrite", action="store_true", help="retrain models that are already finished")
+    own.add_argument("--overwrite", action="store_true", help="retrain models that are already finished (only in an OUT_DIR holding baselines.json)")
     return own
 
 

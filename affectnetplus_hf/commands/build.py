@@ -27,7 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-file-mb", type=float, default=500.0, help="start a new Parquet file past this many MB of images")
     p.add_argument("--name", default=None, help="card title (default from the source kind)")
     p.add_argument("--no-figures", action="store_true", help="do not draw the subset figures")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing DATASET_DIR")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a DATASET_DIR that an earlier build wrote (never DATA_DIR or LABELS_DIR)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out images changed (or gone) since labeling, listed in statistics.json, instead of failing")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.set_defaults(func=run)
 
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         args.data_dir, args.labels_dir, args.dataset_dir, metadata=metadata,
         keep_unlabeled=args.keep_unlabeled, max_file_bytes=int(args.max_file_mb * 1024 * 1024),
         overwrite=args.overwrite, pretty_name=args.name, figures=not args.no_figures,
-        progress=not args.no_progress,
+        progress=not args.no_progress, skip_bad=args.skip_bad,
     )
     brief = {k: v for k, v in summary.items() if k != "subset_table"}
     print(json.dumps(brief, indent=2, sort_keys=True))

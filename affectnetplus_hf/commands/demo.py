@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n-train", type=int, default=None, help="sample size (default: the sample's 800)")
     p.add_argument("--n-val", type=int, default=None, help="validation images (default 200)")
     p.add_argument("--n-mas", type=int, default=None, help="multi-annotated images (default 1200)")
-    p.add_argument("--overwrite", action="store_true", help="delete OUT_DIR first and start over")
+    p.add_argument("--overwrite", action="store_true", help="delete OUT_DIR (a demo folder) first and start over")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 

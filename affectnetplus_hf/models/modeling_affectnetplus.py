@@ -371,8 +371,9 @@ class AffectNetPlusPreTrainedModel(PreTrainedModel):
 
 
 def _check_loaded(model: nn.Module, path: str, missing_keys: Iterable[str]) -> None:
-    """After ``from_pretrained``: a checkpoint lacking backbone tensors is an error (``ValueError`` naming
-    them); lacking heads is logged (they got the head init). Nothing may be left on the meta device."""
+    """After ``from_pretrained``: a checkpoint lacking backbone or head tensors is an error (``ValueError``
+    naming them): a head left at its random init would give plausible-looking but meaningless scores.
+    Nothing may be left on the meta device."""
     heads = tuple(f"{name}." for name, module in model.named_modules() if getattr(module, _IS_HEAD, False))
     missing = sorted(missing_keys)
     backbone = [key for key in missing if not key.startswith(heads)]
@@ -385,7 +386,12 @@ def _check_loaded(model: nn.Module, path: str, missing_keys: Iterable[str]) -> N
             f"re-initialised sensibly; save the complete model with save_pretrained"
         )
     if missing:
-        logger.warning("%s: %d head tensor(s) missing from the checkpoint got the head init: %s", where, len(missing), ", ".join(missing))
+        shown = ", ".join(missing[:10]) + (f", ... ({len(missing)} in all)" if len(missing) > 10 else "")
+        raise ValueError(
+            f"{where}: the checkpoint lacks {len(missing)} head tensor(s) of this {type(model).__name__} "
+            f"({model.config.model_type}): {shown}. A head left at its random init gives meaningless scores; "
+            f"save the complete model with save_pretrained"
+        )
     leftover = [name for name, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
     if leftover:
         raise ValueError(

@@ -144,6 +144,7 @@ class TrainConfig:
 
     data: str | None = field(default=None, metadata={"help": "source folder/file (any layout the readers detect)"})
     output_dir: str | None = field(default=None, metadata={"help": "model directory to write", "aliases": ["--output"]})
+    overwrite: bool = field(default=False, metadata={"help": "replace a finished model folder"})
     preset: PresetName = field(default="tiny", metadata={"help": "tiny (CPU, small models) or paper (SPEC §10)"})
     seed: int = field(default=0, metadata={"help": "seed of the split, the negatives, the shuffles, the init"})
     image_size: int | None = field(default=None, metadata={"help": "square input side (paper 224, tiny 48)"})

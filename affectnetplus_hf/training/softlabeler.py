@@ -25,7 +25,13 @@ Decode once: with ``cache_images`` (the ``tiny`` preset) every MAS image is deco
 into one tensor shared by all members; otherwise images are decoded on the fly by DataLoader workers.
 
 Resumable: each finished member is saved under ``_training/members/<name>``; a re-run skips finished
-members and resumes an interrupted one from its last checkpoint.
+members and resumes an interrupted one from its last checkpoint. ``_training/run.json`` records the
+resolved :class:`TrainConfig` (less the fields that do not change results, :data:`UNFINGERPRINTED`) and a
+fingerprint of the MAS records (image ids and votes); a re-run with other settings or data refuses
+(``ValueError`` naming what differs) instead of mixing members of two runs, unless ``overwrite`` (then
+the interrupted run is discarded). A finished model folder (``config.json`` + ``model.safetensors``, no
+``_training/``) is replaced only with ``overwrite``. Nothing is written into the model directory before
+the data are read, split and checked.
 
 [choice] ``n_test_per_class=None`` (auto): the paper's 100 when the data allow it, otherwise scaled down
 to ``max(5, floor(0.15 × n))`` where ``n`` is the number of majority-labelled images of the rarest
@@ -36,6 +42,7 @@ images for training while the test quota is equal for all emotions.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -64,6 +71,14 @@ logger = logging.getLogger(__name__)
 
 WORK_DIR = "_training"
 MEMBER_DONE = "member_done.json"
+#: The interrupted run's identity, in ``WORK_DIR``: what a resume must match.
+RUN_FILE = "run.json"
+RUN_FORMAT = "affectnetplus-training"
+#: TrainConfig fields that do not change what a run produces: left out of ``run.json``'s identity.
+UNFINGERPRINTED: frozenset[str] = frozenset({
+    "progress", "log_with", "resume", "num_workers", "output_dir", "checkpoint_every", "checkpoint_total_limit",
+    "overwrite",
+})
 #: The soft-labeler's families, in output order: the paper's EBC and AU, then the distribution family.
 FAMILY_NAMES: tuple[str, ...] = ("ebc", "au", "dist")
 PAPER_N_TEST_PER_CLASS = 100  # SPEC §3 default (paper: 100 test images per emotion)
@@ -322,6 +337,64 @@ def dist_accuracy(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     return {"accuracy": float(np.mean(predicted == y_true)), "average_accuracy": float(np.mean(recalls))}
 
 
+def run_identity(config: TrainConfig) -> dict[str, Any]:
+    """The fields of a resolved config that change what a run produces (JSON values, sorted)."""
+    values = {name: value for name, value in config.to_dict().items() if name not in UNFINGERPRINTED}
+    return json.loads(json.dumps(values, sort_keys=True, default=str))
+
+
+def mas_records_fingerprint(records) -> str:
+    """sha256 of the ordered MAS records a run trains on: image id, split, votes, non-emotion votes."""
+    digest = hashlib.sha256()
+    for record in records:
+        votes = json.dumps(np.asarray(record.votes).reshape(-1).tolist())
+        digest.update(f"{record.image_id}\t{record.split}\t{votes}\t{record.non_emotion_votes}\n".encode())
+    return digest.hexdigest()
+
+
+def _check_finished_model(output_dir: Path, overwrite: bool) -> None:
+    """A finished model folder (weights + config, no work dir) is replaced only with ``overwrite``."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise NotADirectoryError(f"model directory {os.fspath(output_dir)!r} is a file")
+    finished = (output_dir / "config.json").is_file() and (output_dir / "model.safetensors").is_file()
+    if finished and not (output_dir / WORK_DIR).exists() and not overwrite:
+        raise ValueError(
+            f"{os.fspath(output_dir)!r} holds a finished model (config.json, model.safetensors); pass "
+            "overwrite=True (--overwrite) to replace it, or choose another output folder"
+        )
+
+
+def _check_resume(work: Path, identity: dict[str, Any], overwrite: bool) -> bool:
+    """Compare ``work``'s ``run.json`` with this run's identity. Returns whether ``work`` must be discarded
+    (``overwrite`` over another run); raises ``ValueError`` naming what differs without ``overwrite``."""
+    if not work.is_dir() or not any(work.iterdir()):
+        return False
+    run_file = work / RUN_FILE
+    try:
+        previous = json.loads(run_file.read_text(encoding="utf-8")) if run_file.is_file() else None
+    except (OSError, ValueError):
+        previous = {}
+    if previous is None:
+        problem = f"holds an interrupted training run without {RUN_FILE} (whose settings cannot be checked)"
+    elif not isinstance(previous, dict) or previous.get("format") != RUN_FORMAT:
+        problem = f"holds an unreadable {RUN_FILE}"
+    else:
+        old = {**previous.get("config", {}), "records": previous.get("records")}
+        differing = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+        if not differing:
+            return False
+        details = "; ".join("records: the MAS image ids or votes differ" if k == "records"
+                            else f"{k}: was {old.get(k)!r}, now {identity.get(k)!r}" for k in differing)
+        problem = f"holds an interrupted training run with different settings ({details})"
+    if overwrite:
+        logger.warning("%s %s; overwrite: starting over", work, problem)
+        return True
+    raise ValueError(
+        f"{os.fspath(work)} {problem}; resume with the same data and settings, pass overwrite=True (--overwrite) "
+        "to start over, or use another output folder"
+    )
+
+
 def train_soft_labeler(
     config: TrainConfig,
     families: tuple[str, ...] | None = None,
@@ -356,14 +429,14 @@ def train_soft_labeler(
         raise ValueError("--output is required: the model directory to write")
     output_dir = Path(config.output_dir)
     work = output_dir / WORK_DIR
+    _check_finished_model(output_dir, config.overwrite)
     state = PartialState(cpu=config.cpu)
-    if state.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        config.save(output_dir)
 
-    # ---- data ------------------------------------------------------------------------------------
+    # ---- data (read and checked before anything is written into output_dir) -----------------------
     t0 = time.perf_counter()
     records = _load_mas_records(config)
+    identity = {**run_identity(config), "records": mas_records_fingerprint(records)}
+    discard_work = _check_resume(work, identity, config.overwrite)
     calibration_records: list = []
     if config.calibration_split:
         from affectnetplus_hf.training.calibrate import HOLDOUT, hold_out, vote_records  # noqa: F811
@@ -373,8 +446,6 @@ def train_soft_labeler(
         else:
             calibration_records = vote_records(config.data, config.calibration_split)
     split = make_mas_split(records, config)
-    if state.is_main_process:
-        split.save(output_dir / "mas_split")
     by_id = {r.image_id: r for r in records}
     train_records = [by_id[i] for i in split.train_ids]
     test_records = [by_id[i] for i in split.test_ids]
@@ -410,6 +481,18 @@ def train_soft_labeler(
                                                       progress=config.progress, desc="decoding test-MAS")
     test_labels = test_labels[test_kept]
     timings["data_s"] = time.perf_counter() - t0
+    if state.is_main_process:  # the data passed every check: now the model directory is written
+        if discard_work:
+            shutil.rmtree(work)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        config.save(output_dir)
+        split.save(output_dir / "mas_split")
+        work.mkdir(exist_ok=True)
+        _write_text_atomic(work / RUN_FILE, json.dumps({
+            "format": RUN_FORMAT, "config": {k: v for k, v in identity.items() if k != "records"},
+            "records": identity["records"],
+        }, indent=2, sort_keys=True) + "\n")
+    state.wait_for_everyone()
     logger.info("MAS: %d train, %d test images, %d more for the distribution family (%.1f s to read and decode)",
                 n_train, len(test_labels), len(pool_labels) - n_train, timings["data_s"])
 
