@@ -18,6 +18,9 @@ and that can be pushed to a (private, gated) hub repository as is::
       data/{split}/unassigned-*.parquet          only with ``keep_unlabeled``: rows without a hard label
       images/subsets_{split}.png                 Fig. 4-like figure per split
       statistics.json                            Table 5-like counts and % per split + build summary
+                                                 (images changed since labeling and left out, if any)
+      .affectnetplus-dataset                     marker (package name and version): ``overwrite``
+                                                 replaces only folders holding it
 
 Layout choice: each row is stored **once**, in the file of its subset; the ``default`` config reads
 ``data/{split}/*.parquet`` and the ``easy`` config reads ``data/{split}/easy-*.parquet``. The subsets
@@ -26,7 +29,9 @@ cost no extra space (per-config copies would double an image dataset).
 Every Parquet file carries the ``datasets`` feature metadata, so ``load_dataset`` restores the declared
 features exactly (``float32`` soft labels of length 8, ``ClassLabel`` expression and subset, ``Image``).
 Writes are deterministic (fixed writer options, no timestamps) and atomic: the folder is built next
-to ``DATASET_DIR`` and renamed into place.
+to ``DATASET_DIR`` (``.NAME.build-PID-XXXXXXXX``; a killed build's leftover is removed by the next build)
+and renamed into place. Each image is compared with the size and sha256 its label shard recorded, so a
+file changed after labeling is never embedded with another image's soft label.
 """
 
 from __future__ import annotations
