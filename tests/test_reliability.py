@@ -281,9 +281,16 @@ def test_atomic_writers_follow_the_umask(tmp_path: Path, umask) -> None:
     _write(tmp_path / "in" / "gt.csv", table)
     assert main(["metrics", "compute", "-r", str(tmp_path / "in" / "gt.csv"), "-p", str(tmp_path / "in" / "gt.csv"),
                  "--output", str(tmp_path / "d.json")]) == 0
-    modes = {name: oct(mode) for name, mode in _modes(tmp_path).items() if not name.startswith("in")}
+    from affectnetplus_hf.models.inference import write_predictions
+
+    write_predictions(pa.table({"path": ["x.png"], "Neutral": [0.5]}), tmp_path / "e.csv")
+    from affectnetplus_hf.models import HardFERConfig, HardFERModel
+
+    HardFERModel(HardFERConfig(backbone="test_resnet", image_size=32)).save_pretrained(tmp_path / "model")
+    assert {oct(mode) for name, mode in _modes(tmp_path).items() if name.startswith("model/")} == {"0o640"}
+    modes = {name: oct(mode) for name, mode in _modes(tmp_path).items() if not name.startswith(("in", "model"))}
     assert modes == {".": oct(stat.S_IMODE(tmp_path.stat().st_mode)), "a.json": "0o640", "b.parquet": "0o640",
-                     "c.csv": "0o640", "d.json": "0o640"}
+                     "c.csv": "0o640", "d.json": "0o640", "e.csv": "0o640"}
 
 
 # ---------------------------------------------------------------------------------------------- 5. messages

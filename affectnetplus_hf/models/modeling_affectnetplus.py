@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -346,6 +347,10 @@ class AffectNetPlusPreTrainedModel(PreTrainedModel):
         repo_id = kwargs.pop("repo_id", None)
         result = super().save_pretrained(save_directory, *args, **kwargs)
         self.image_processor.save_pretrained(save_directory)
+        from affectnetplus_hf.filemodes import chmod_like_new
+
+        for weights in Path(save_directory).glob("*.safetensors*"):  # transformers writes them 0600
+            chmod_like_new(weights)
         if push_to_hub:
             self.push_to_hub(repo_id or os.path.basename(os.path.abspath(save_directory)), token=kwargs.get("token"))
         return result
