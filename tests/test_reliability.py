@@ -809,3 +809,16 @@ def test_unmutated_label_files_read(tmp_path: Path, name: str) -> None:
     _write(tmp_path / name, "\n".join(",".join(line) for line in [header, *rows]) + "\n")
     source = FerPlusSource(tmp_path) if name == "fer2013new.csv" else FolderSource(tmp_path)
     assert sum(1 for split in source.splits for _ in source.records(split)) == 2
+
+
+def test_metrics_export_overwrite_replaces_only_module_folders(tmp_path: Path) -> None:
+    from affectnetplus_hf.metrics import export_modules
+
+    export_modules(tmp_path / "mods", ["w_mae"])
+    export_modules(tmp_path / "mods", ["w_mae"], overwrite=True)  # its own folder: replaced
+    precious = tmp_path / "mods" / "w_fr"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not exported metric modules"):
+        export_modules(tmp_path / "mods", ["w_fr"], overwrite=True)
+    assert (precious / "notes.txt").read_text() == "keep me"

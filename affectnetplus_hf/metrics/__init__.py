@@ -88,6 +88,11 @@ def export_modules(directory: str | os.PathLike, names: tuple[str, ...] | list[s
                 f"metric module folders already exist: {clashes} "
                 "(pass overwrite=True, or --overwrite on the command line)"
             )
+    foreign = [str(target_root / name) for name in names
+               if (target_root / name).exists() and not (target_root / name / f"{name}.py").is_file()]
+    if foreign:  # --overwrite replaces only module folders this function wrote
+        raise FileExistsError(f"{foreign} exist but are not exported metric modules (no <name>.py inside): "
+                              "refusing to replace them")
     target_root.mkdir(parents=True, exist_ok=True)
     created = []
     for name in names:
