@@ -103,3 +103,19 @@ def test_bad_arguments(folder, tmp_path):
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="README.md"):
         push_dataset(empty, "lab/x", api=FakeApi())
+
+
+def test_push_without_network_is_one_line(folder, monkeypatch, caplog):
+    """No network (the hub unreachable): one ERROR line naming what failed, exit 1, no traceback."""
+    import huggingface_hub
+    import requests
+
+    class OfflineApi(FakeApi):
+        def create_repo(self, repo_id, **kwargs):
+            raise requests.exceptions.ConnectionError("Failed to resolve 'huggingface.co'")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", OfflineApi)
+    assert main(["push", str(folder), "lab/affectnet-plus"]) == 1
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "huggingface.co" in errors[0].getMessage()
+    assert errors[0].exc_info is None

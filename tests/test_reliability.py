@@ -822,3 +822,17 @@ def test_metrics_export_overwrite_replaces_only_module_folders(tmp_path: Path) -
     with pytest.raises(FileExistsError, match="not exported metric modules"):
         export_modules(tmp_path / "mods", ["w_fr"], overwrite=True)
     assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_weights_of_the_wrong_shape_give_a_one_line_error_naming_the_file(tmp_path: Path, face: Path, caplog) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    model = make_tiny_labeler(tmp_path / "model")
+    weights = load_file(model / "model.safetensors")
+    name = next(k for k in weights if k.endswith("classifier.weight"))
+    weights[name] = torch.zeros(3, 3)
+    save_file(weights, str(model / "model.safetensors"), metadata={"format": "pt"})
+    assert main(["predict", str(model), str(face)]) == 1
+    message = _one_line_error(caplog)
+    assert "model.safetensors" in message and "do not match" in message

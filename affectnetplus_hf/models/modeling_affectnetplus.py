@@ -366,7 +366,15 @@ class AffectNetPlusPreTrainedModel(PreTrainedModel):
         _check_model_dir(path)
         kwargs.setdefault("use_safetensors", True)
         output_loading_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        try:
+            model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True,
+                                                  **kwargs)
+        except RuntimeError as error:
+            if "mismatched_sizes" not in str(error):
+                raise
+            where = os.path.join(path, "model.safetensors") if os.path.isdir(path) else path
+            raise ValueError(f"{where}: tensor shapes do not match the model described by config.json; the weights "
+                             "belong to another model") from None
         _check_loaded(model, path, info.get("missing_keys") or ())
         model._image_processor = load_saved_image_processor(path, model.config)
         return (model, info) if output_loading_info else model
