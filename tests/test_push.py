@@ -118,4 +118,4 @@ def test_push_without_network_is_one_line(folder, monkeypatch, caplog):
     assert main(["push", str(folder), "lab/affectnet-plus"]) == 1
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "huggingface.co" in errors[0].getMessage()
-    assert errors[0].exc_info is None
+    assert not errors[0].exc_info
