@@ -10,6 +10,17 @@ with another model, source or settings refuses. Distributed through accelerate::
 
 Prints the summary (counts per split, subset and emotion; bad images skipped) as JSON.
 See :mod:`affectnetplus_hf.labeling`.
+
+A Hugging Face dataset instead (``affectnetplus_hf.hf_map``)::
+
+    affectnetplus label MODEL_DIR --hf-dataset PATH --image-column image [--hard-label-column label] \
+        [--split train] OUT_DIR
+
+PATH is a ``save_to_disk`` folder (read with ``load_from_disk``) or a local folder ``load_dataset`` reads
+(``imagefolder``, Parquet, ...). Every row gets the soft-label columns (and ``subset`` with
+``--hard-label-column``, ``bad_image`` with ``--skip-bad``); the result is written with ``save_to_disk``
+to a temporary sibling of OUT_DIR and renamed into place (OUT_DIR must be new or empty). Load it with
+``datasets.load_from_disk(OUT_DIR)``.
 """
 
 from __future__ import annotations
@@ -23,8 +34,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(NAME, help="soft-label every image of a dataset (sharded, resumable, distributed)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", metavar="MODEL_DIR", help="saved SoftLabeler directory")
-    p.add_argument("data_dir", metavar="DATA_DIR", help="source folder (AffectNet csv/npy, FER+, folder, synthetic sample)")
-    p.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created; resumed when it holds a manifest)")
+    p.add_argument("data_dir", metavar="DATA_DIR",
+                   help="source folder (AffectNet csv/npy, FER+, folder, synthetic sample); with --hf-dataset: OUT_DIR")
+    p.add_argument("out_dir", metavar="OUT_DIR", nargs="?",
+                   help="output folder (created; resumed when it holds a manifest)")
+    hf = p.add_argument_group("Hugging Face dataset input (MODEL_DIR --hf-dataset PATH OUT_DIR)")
+    hf.add_argument("--hf-dataset", metavar="PATH", default=None,
+                    help="label a save_to_disk folder or a local folder load_dataset reads; OUT_DIR gets save_to_disk")
+    hf.add_argument("--image-column", default="image", help="column of images (default: image)")
+    hf.add_argument("--hard-label-column", default=None,
+                    help="column of hard labels (emotion indices 0-7 or a ClassLabel of emotion names); adds subset")
+    hf.add_argument("--face-box-column", default=None, help="column of (x0, y0, x1, y1) face boxes")
+    hf.add_argument("--split", default=None, help="the one split of a DatasetDict to label (default: every split)")
+    hf.add_argument("--num-proc", type=int, default=None, help="datasets.map processes (default: 1)")
     p.add_argument("--shard-size", type=int, default=1024, help="images per shard (default 1024)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     p.add_argument("--splits", default=None, help="comma-separated splits to label (default: all of the source)")
@@ -53,6 +75,26 @@ def run(args: argparse.Namespace) -> int:
     from affectnetplus_hf.commands.predict import check_model_dir
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
 
+    if args.hf_dataset is not None:
+        if args.out_dir is not None:
+            raise ValueError("with --hf-dataset give MODEL_DIR and OUT_DIR only (the data is --hf-dataset PATH)")
+        folder_only = [flag for flag, value, default in (
+            ("--shard-size", args.shard_size, 1024), ("--splits", args.splits, None),
+            ("--max-shards", args.max_shards, None), ("--num-workers", args.num_workers, 0)) if value != default]
+        if folder_only:
+            raise ValueError(f"{', '.join(folder_only)} do not apply with --hf-dataset (use --split, --num-proc)")
+        check_model_dir(args.model_dir)
+        summary = label_hf_dataset(args)
+        print(json.dumps(summary, indent=2, sort_keys=True))
+        return 0
+    if args.out_dir is None:
+        raise ValueError("label needs MODEL_DIR DATA_DIR OUT_DIR (or MODEL_DIR --hf-dataset PATH OUT_DIR)")
+    hf_only = [flag for flag, value, default in (
+        ("--image-column", args.image_column, "image"), ("--hard-label-column", args.hard_label_column, None),
+        ("--face-box-column", args.face_box_column, None), ("--split", args.split, None),
+        ("--num-proc", args.num_proc, None)) if value != default]
+    if hf_only:
+        raise ValueError(f"{', '.join(hf_only)} only apply with --hf-dataset")
     check_model_dir(args.model_dir)
     config = LabelingConfig(
         shard_size=args.shard_size,
@@ -71,3 +113,21 @@ def run(args: argparse.Namespace) -> int:
         if not summary.get("complete", False):
             return 3
     return 0
+
+
+def label_hf_dataset(args: argparse.Namespace) -> dict:
+    """``--hf-dataset``: map the soft-labeler over a Hugging Face dataset (:func:`affectnetplus_hf.hf_map.label_hf_dataset`)."""
+    import torch
+
+    from affectnetplus_hf.hf_map import label_hf_dataset as run_map
+
+    if args.num_threads is not None:
+        torch.set_num_threads(int(args.num_threads))
+    device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
+    return run_map(
+        args.model_dir, args.hf_dataset, args.data_dir,
+        image_column=args.image_column, hard_label_column=args.hard_label_column,
+        face_box_column=args.face_box_column, split=args.split, batch_size=args.batch_size,
+        num_proc=args.num_proc, device=device, dtype=args.dtype, skip_bad=args.skip_bad,
+        progress=not args.no_progress,
+    )

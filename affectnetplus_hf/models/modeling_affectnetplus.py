@@ -1046,6 +1046,19 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
                 outputs.append(self(pixel_values))
         return concat_outputs(outputs)
 
+    def map_function(self, image_column: str = "image", **kwargs):
+        """A picklable batched ``datasets`` map function that adds this model's soft labels to each row::
+
+            fn = labeler.map_function(image_column="image", hard_label_column="label")
+            ds = ds.map(fn, batched=True, batch_size=64, features=fn.map_features(ds.features))
+
+        ``kwargs``: ``hard_label_column``, ``hard_label_names``, ``face_box_column``, ``id_column``,
+        ``device``, ``dtype``, ``skip_bad`` of :class:`affectnetplus_hf.hf_map.SoftLabelMap`.
+        """
+        from affectnetplus_hf.hf_map import SoftLabelMap
+
+        return SoftLabelMap(self, image_column, **kwargs)
+
     @staticmethod
     def subsets(soft_labels, hard_labels) -> np.ndarray:
         """SPEC §8 subset names (``easy``/``challenging``/``difficult``) via :func:`softlabel.assign_subsets`."""

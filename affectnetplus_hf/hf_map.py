@@ -1,0 +1,539 @@
+"""Soft-label any 🤗 ``datasets`` dataset in place: a batched map function.
+
+::
+
+    fn = labeler.map_function(image_column="image", hard_label_column="label")
+    ds = ds.map(fn, batched=True, batch_size=64, features=fn.map_features(ds.features))
+
+:class:`SoftLabelMap` adds the columns of a label shard (:data:`MAP_COLUMNS`, fixed-length lists of 8
+``float32`` in the emotion order of ``docs/method.md#label-space``; null for what the soft-labeler lacks:
+``soft_label_dist`` without the distribution family, ``soft_label_calibrated`` when not calibrated, ...),
+``subset`` (``docs/method.md#subsets``; with ``hard_label_column``) and ``bad_image`` (with
+``skip_bad``). Every batch goes through the model's image processor and
+:func:`affectnetplus_hf.models.inference.iter_soft_labels`, the runner of ``predict``, so a row gets the
+soft label :meth:`SoftLabeler.predict <affectnetplus_hf.models.SoftLabeler.predict>` gives its image.
+
+* **Images.** Image cells may be PIL images, ``{"bytes", "path"}`` dicts (``Image(decode=False)``) or
+  paths. On a ``Dataset`` the function reads an ``Image`` column's encoded bytes straight from Arrow, so
+  each image is decoded once, by the image processor (JPEG draft mode included), and a corrupt image
+  raises :class:`~affectnetplus_hf.image_processing.BadImageError` naming its row and path. An
+  ``IterableDataset`` hands over images already decoded by ``datasets`` (a corrupt one fails there;
+  cast the column to ``Image(decode=False)`` to get the named error and ``skip_bad``).
+* **Bad images.** Without ``skip_bad`` the first bad image raises. With ``skip_bad=True`` its row gets
+  null soft labels and the reason in ``bad_image``; the row stays in the dataset, and ``fn.skipped``
+  lists ``(index or id, reason)`` of the rows this process skipped (with ``num_proc > 1``, or when
+  ``datasets`` reuses a cached result, read the ``bad_image`` column instead).
+* **Types.** ``datasets`` infers a column's type from the first batch written, so pass
+  ``features=fn.map_features(ds.features)`` (:func:`map_features`): without it the soft labels become
+  variable-length lists and a column that is all null in the first batch (``bad_image``, ``subset``)
+  cannot take a value later.
+* **Hard labels.** ``hard_label_column`` holds emotions 0–7 in ``docs/method.md#label-space`` order
+  (anything else, or null, gets a null ``subset``), or emotion names. A ``ClassLabel`` column is read by
+  its class *names* (an ``imagefolder`` sorts its classes alphabetically): on a ``Dataset`` the names are
+  read from the data, on an ``IterableDataset`` pass ``hard_label_names=ds.features[col].names``.
+* **Processes.** The callable pickles (``num_proc``): a model directory is loaded lazily in each process;
+  a model object travels with the callable. ``datasets`` fingerprints the callable for its cache; a
+  model directory is fingerprinted by its files' names, sizes and modification times, so labels
+  cached with other weights are not reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from affectnetplus_hf.emotions import NUM_EMOTIONS
+
+logger = logging.getLogger(__name__)
+
+#: Soft-label columns added to every row, → the :class:`SoftLabelerOutput` field that fills them.
+MAP_COLUMNS: dict[str, str] = {
+    "soft_label": "soft_label",
+    "soft_label_ebc": "ebc_scores",
+    "soft_label_au": "au_scores",
+    "soft_label_dist": "dist_scores",
+    "soft_label_calibrated": "soft_label_calibrated",
+    "spread": "spread",
+}
+SUBSET_COLUMN = "subset"
+BAD_IMAGE_COLUMN = "bad_image"
+DTYPES = ("auto", "fp32", "bf16", "fp16")
+
+
+def map_features(features, *, hard_label_column: str | None = None, skip_bad: bool = False):
+    """``features`` plus the columns :class:`SoftLabelMap` adds, for ``ds.map(..., features=...)``.
+
+    The soft-label columns are ``List(Value("float32"), length=8)`` (as in
+    :func:`affectnetplus_hf.dataset.affectnetplus_features`), ``subset`` (with ``hard_label_column``) and
+    ``bad_image`` (with ``skip_bad``) are strings. A column of the same name in ``features`` is replaced.
+    ``features=None`` (a streamed dataset of unknown columns) gives ``None``.
+    """
+    if features is None:
+        return None
+    from datasets import Features, List, Value
+
+    result = Features(dict(features))
+    for name in MAP_COLUMNS:
+        result[name] = List(Value("float32"), length=NUM_EMOTIONS)
+    if hard_label_column is not None:
+        result[SUBSET_COLUMN] = Value("string")
+    if skip_bad:
+        result[BAD_IMAGE_COLUMN] = Value("string")
+    return result
+
+
+def _directory_identity(path: str) -> list | str:
+    """Names, sizes and modification times of a model directory's files (a hub id: the id)."""
+    if not os.path.isdir(path):
+        return path
+    entries = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            stat = os.stat(os.path.join(root, name))
+            entries.append((os.path.relpath(os.path.join(root, name), path), stat.st_size, stat.st_mtime_ns))
+    return entries
+
+
+def _is_pretrained(model) -> bool:
+    from transformers import PreTrainedModel
+
+    return isinstance(model, PreTrainedModel)
+
+
+class _PortableModel:
+    """A ``PreTrainedModel`` pickled as (class, config, safetensors bytes of its weights, image processor).
+
+    ``datasets`` fingerprints a map function by pickling it with ``dill``; walking a model's modules that
+    way takes seconds even for a tiny ensemble, while its weights as one ``bytes`` object hash at memory
+    speed. Unpickled (in a ``num_proc`` worker) it rebuilds the model with the same tensors.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def __reduce__(self):
+        from safetensors.torch import save
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        return _rebuild_model, (type(self.model), self.model.config.to_dict(), save(state), self.model.image_processor)
+
+
+def _rebuild_model(cls, config: dict, weights: bytes, processor):
+    import torch
+    from safetensors.torch import load
+
+    with torch.device("meta"):
+        model = cls(cls.config_class.from_dict(config))
+    model.load_state_dict(load(weights), strict=True, assign=True)
+    leftover = [name for name, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if leftover:
+        raise RuntimeError(f"{cls.__name__} rebuilt without tensors {leftover[:5]}")
+    model.eval()
+    model.image_processor = processor
+    return model
+
+
+def _label_index(names: Sequence[str], where: str = "hard_label_names") -> list[int | None]:
+    """Class names (of a ``ClassLabel``) → emotion index (``docs/method.md#label-space``) or ``None``."""
+    from affectnetplus_hf.sources.folder import parse_emotion_label
+
+    return [parse_emotion_label(str(name), where) for name in names]
+
+
+class SoftLabelMap:
+    """A batched ``datasets`` map function adding AffectNet+ soft labels (see the module docstring).
+
+    Args:
+        model: a :class:`~affectnetplus_hf.models.SoftLabeler` or its saved directory (loaded lazily,
+            once per process, with :func:`affectnetplus_hf.models.inference._load_soft_labeler`).
+        image_column: the column of images (``Image`` feature, PIL images, ``{"bytes", "path"}`` dicts,
+            paths, encoded bytes or uint8 arrays).
+        hard_label_column: a column of hard labels (emotion indices 0–7 in label-space order, a
+            ``ClassLabel`` of emotion names, or names); adds ``subset``.
+        hard_label_names: class names of ``hard_label_column`` (default: read from a ``Dataset``'s
+            ``ClassLabel``); each name must be an emotion (any case), an index, or a non-emotion label.
+        face_box_column: a column of ``(x0, y0, x1, y1)`` face boxes in image pixels (null: whole image).
+        id_column: a column naming rows in :attr:`skipped` (default: the row index when ``map`` is
+            called with ``with_indices=True``, else the row's position among the rows this callable saw).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``; default: the model's device (CPU for a directory).
+        dtype: autocast dtype, ``"fp32"`` (default: exact, as ``affectnetplus label``), ``"bf16"``,
+            ``"fp16"`` or ``"auto"`` (bf16 on CUDA).
+        skip_bad: give unreadable images null soft labels and a ``bad_image`` reason instead of raising.
+    """
+
+    def __init__(
+        self,
+        model,
+        image_column: str = "image",
+        *,
+        hard_label_column: str | None = None,
+        hard_label_names: Sequence[str] | None = None,
+        face_box_column: str | None = None,
+        id_column: str | None = None,
+        device: str | None = None,
+        dtype: str = "fp32",
+        skip_bad: bool = False,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+        if isinstance(model, (str, os.PathLike)):
+            self.model_dir: str | None = os.fspath(model)
+            self._model = None
+            self._model_identity = _directory_identity(self.model_dir)
+        else:
+            if not hasattr(model, "image_processor") or not callable(model):
+                raise TypeError(f"model must be a SoftLabeler or its saved directory, got {type(model).__name__}")
+            self.model_dir = None
+            self._model = model
+            self._model_identity = None
+        self.image_column = str(image_column)
+        self.hard_label_column = hard_label_column
+        self.hard_label_names = list(hard_label_names) if hard_label_names is not None else None
+        self._label_index = _label_index(self.hard_label_names) if self.hard_label_names is not None else None
+        self.face_box_column = face_box_column
+        self.id_column = id_column
+        self.device = None if device is None else str(device)
+        self.dtype = dtype
+        self.skip_bad = bool(skip_bad)
+        #: ``(index or id, reason)`` of every row this process gave null soft labels (``skip_bad``).
+        self.skipped: list[tuple[Any, str]] = []
+        self._rows_seen = 0
+
+    # ---- pickling (num_proc) and fingerprinting (the datasets cache) -------------------------------
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["skipped"] = []
+        state["_rows_seen"] = 0
+        if self.model_dir is not None:
+            state["_model"] = None  # reloaded in the process that runs the callable
+        elif _is_pretrained(self._model):
+            state["_model"] = _PortableModel(self._model)
+            if self.device is None:
+                state["device"] = str(next(self._model.parameters()).device)
+        return state
+
+    @property
+    def model(self):
+        """The soft-labeler (loaded from :attr:`model_dir` on first use)."""
+        if self._model is None:
+            from affectnetplus_hf.models.inference import _load_soft_labeler
+
+            self._model = _load_soft_labeler(self.model_dir)
+        return self._model
+
+    def map_features(self, features):
+        """:func:`map_features` for this callable's columns: ``ds.map(fn, ..., features=fn.map_features(ds.features))``."""
+        return map_features(features, hard_label_column=self.hard_label_column, skip_bad=self.skip_bad)
+
+    # ---- the map function --------------------------------------------------------------------------
+
+    def __call__(self, batch: Mapping[str, Any], indices: Sequence[int] | None = None) -> dict[str, list]:
+        """Soft labels of one batch (``{column: [values]}``); ``indices`` when ``map(with_indices=True)``."""
+        from affectnetplus_hf.models.inference import iter_soft_labels
+        from affectnetplus_hf.softlabel import assign_subsets
+
+        for column in (self.image_column, self.hard_label_column, self.face_box_column, self.id_column):
+            if column is not None and column not in batch:
+                raise KeyError(f"column {column!r} not in the dataset (it has {sorted(batch.keys())})")
+        sources, names = self._images(batch)
+        n = len(sources)
+        if indices is not None:
+            keys = [int(i) for i in indices]
+        elif self.id_column is not None:
+            keys = list(batch[self.id_column])
+        else:
+            keys = list(range(self._rows_seen, self._rows_seen + n))
+        self._rows_seen += n
+        boxes = None
+        if self.face_box_column is not None:
+            boxes = [None if box is None else [float(v) for v in box] for box in batch[self.face_box_column]]
+        model = self.model
+        pixel_values, bad = self._preprocess(model.image_processor, sources, boxes, names, keys)
+        good = [k for k in range(n) if k not in bad]
+        result: dict[str, list] = {column: [None] * n for column in MAP_COLUMNS}
+        if good:
+            device = self.device
+            if device is None:
+                device = next(model.parameters()).device
+            for _, output in iter_soft_labels(model, [{"pixel_values": pixel_values}], device=device, dtype=self.dtype):
+                for column, field in MAP_COLUMNS.items():
+                    value = getattr(output, field)
+                    if value is None:
+                        continue
+                    rows = value.float().numpy()
+                    for j, k in enumerate(good):
+                        result[column][k] = rows[j]
+        if self.hard_label_column is not None:
+            hard = self._hard_labels(batch)
+            subsets: list[str | None] = [None] * n
+            labelled = [k for k in good if hard[k] is not None]
+            if labelled:
+                soft = np.stack([result["soft_label"][k] for k in labelled])
+                names_out = assign_subsets(soft, np.asarray([hard[k] for k in labelled], dtype=np.int64))
+                for k, subset in zip(labelled, names_out):
+                    subsets[k] = str(subset)
+            result[SUBSET_COLUMN] = subsets
+        if self.skip_bad:
+            result[BAD_IMAGE_COLUMN] = [bad.get(k) for k in range(n)]
+        return result
+
+    # ---- helpers -----------------------------------------------------------------------------------
+
+    def _images(self, batch: Mapping[str, Any]) -> tuple[list, list[str | None]]:
+        """``(sources for the image processor, path of each image or None)``."""
+        from affectnetplus_hf.models.inference import as_image_sources
+
+        values = _undecoded_images(batch, self.image_column)
+        if values is None:
+            values = list(batch[self.image_column])
+        sources, names = [], []
+        for value in values:
+            if isinstance(value, Mapping):  # an Image cell: {"bytes": ..., "path": ...}
+                data, path = value.get("bytes"), value.get("path")
+                sources.append(data if data is not None else path)
+                names.append(path)
+            elif isinstance(value, (str, os.PathLike)):
+                sources.append(value)
+                names.append(os.fspath(value))
+            else:
+                sources.append(as_image_sources([value])[0])
+                names.append(getattr(value, "filename", None) or None)
+        return sources, names
+
+    def _preprocess(self, processor, sources, boxes, names, keys):
+        """``(pixel_values of the good images, {position: reason} of the bad ones)``."""
+        from affectnetplus_hf.image_processing import BadImageError
+
+        try:
+            return processor.preprocess(sources, face_boxes=boxes, return_tensors="pt")["pixel_values"], {}
+        except BadImageError:
+            pass  # find which images are bad, one at a time
+        import torch
+
+        pieces, bad = [], {}
+        for k, source in enumerate(sources):
+            box = None if boxes is None else boxes[k]
+            try:
+                pieces.append(processor.preprocess([source], face_boxes=[box], return_tensors="pt")["pixel_values"])
+            except BadImageError as error:
+                where = f"{self.image_column!r} of row {keys[k]}"
+                if names[k] and names[k] not in str(error):
+                    where += f" ({names[k]})"
+                reason = f"{where}: {error}"
+                if not self.skip_bad:
+                    raise BadImageError(reason + "; pass skip_bad=True to give it null soft labels") from error
+                logger.warning("bad image, null soft labels: %s", reason)
+                bad[k] = reason
+                self.skipped.append((keys[k], reason))
+        if pieces:
+            pixel_values = torch.cat(pieces)
+        else:
+            pixel_values = torch.zeros((0, 3, processor.size, processor.size), dtype=torch.float32)
+        return pixel_values, bad
+
+    def _hard_labels(self, batch: Mapping[str, Any]) -> list[int | None]:
+        """The batch's hard labels as emotion indices 0–7 (``None``: no emotion label)."""
+        from affectnetplus_hf.sources.folder import parse_emotion_label
+
+        index = self._label_index
+        if index is None:
+            names = _class_label_names(batch, self.hard_label_column)
+            where = f"ClassLabel names of column {self.hard_label_column!r} (pass hard_label_names= to override)"
+            index = _label_index(names, where) if names is not None else None
+        labels: list[int | None] = []
+        for value in batch[self.hard_label_column]:
+            if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+                labels.append(None)
+            elif isinstance(value, str):
+                labels.append(parse_emotion_label(value, f"column {self.hard_label_column!r}"))
+            elif isinstance(value, (bool, np.bool_)) or not float(value).is_integer():
+                raise ValueError(f"column {self.hard_label_column!r}: hard label {value!r} is not an emotion index")
+            else:
+                value = int(value)
+                if index is not None:
+                    labels.append(index[value] if 0 <= value < len(index) else None)
+                else:
+                    labels.append(value if 0 <= value < NUM_EMOTIONS else None)
+        return labels
+
+
+def _arrow_table(batch: Mapping[str, Any]):
+    """The Arrow table behind a ``Dataset.map`` batch (a ``datasets`` LazyBatch), else ``None``."""
+    try:
+        from datasets.formatting.formatting import LazyDict
+    except ImportError:  # pragma: no cover - another datasets layout
+        return None
+    return getattr(batch, "pa_table", None) if isinstance(batch, LazyDict) else None
+
+
+def _undecoded_images(batch: Mapping[str, Any], column: str) -> list | None:
+    """An ``Image`` column's ``{"bytes", "path"}`` cells read from Arrow, not yet decoded by ``datasets``;
+    ``None`` when the batch is not a lazy ``Dataset`` batch, the column is already decoded or not an image
+    struct, or a cell's image lives at a non-local path (``datasets`` decodes those itself)."""
+    table = _arrow_table(batch)
+    if table is None or column not in getattr(batch, "keys_to_format", ()) or column not in table.column_names:
+        return None
+    import pyarrow as pa
+
+    array = table.column(column)
+    if not pa.types.is_struct(array.type) or {"bytes", "path"} - {f.name for f in array.type}:
+        return None
+    cells = array.to_pylist()
+    for cell in cells:
+        if cell is not None and cell.get("bytes") is None and not (cell.get("path") and os.path.isfile(cell["path"])):
+            return None
+    return cells
+
+
+def _class_label_names(batch: Mapping[str, Any], column: str) -> list[str] | None:
+    """Class names of a ``ClassLabel`` column, from the features stored with a ``Dataset`` batch."""
+    table = _arrow_table(batch)
+    if table is None or not table.schema.metadata:
+        return None
+    try:
+        from datasets import ClassLabel, Features
+
+        feature = Features.from_arrow_schema(table.schema).get(column)
+    except Exception:  # noqa: BLE001 - no readable features: the values are taken as indices
+        return None
+    return list(feature.names) if isinstance(feature, ClassLabel) else None
+
+
+def is_saved_dataset(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a ``save_to_disk`` folder (of a ``Dataset`` or a ``DatasetDict``)."""
+    path = os.fspath(path)
+    return os.path.isfile(os.path.join(path, "dataset_dict.json")) or (
+        os.path.isfile(os.path.join(path, "state.json")) and os.path.isfile(os.path.join(path, "dataset_info.json"))
+    )
+
+
+def label_hf_dataset(
+    model_dir: str | os.PathLike,
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    image_column: str = "image",
+    hard_label_column: str | None = None,
+    face_box_column: str | None = None,
+    split: str | None = None,
+    batch_size: int = 64,
+    num_proc: int | None = None,
+    device: str = "cpu",
+    dtype: str = "fp32",
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Soft-label a local 🤗 dataset and ``save_to_disk`` it to ``out_dir`` (``affectnetplus label --hf-dataset``).
+
+    ``path``: a ``save_to_disk`` folder (``load_from_disk``) or a local folder ``load_dataset`` reads;
+    ``split`` picks one split of a ``DatasetDict`` (default: all). The result (``Dataset`` or
+    ``DatasetDict``) is saved to a temporary sibling of ``out_dir`` and renamed into place; ``out_dir``
+    must not exist or be empty. Nothing is written next to ``path`` (the ``map`` cache lives in the
+    temporary folder). Returns a summary: rows and subset counts per split, images given null soft labels.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import datasets
+    from datasets import ClassLabel, DatasetDict, load_dataset, load_from_disk
+
+    from affectnetplus_hf.filemodes import chmod_like_new
+
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    source = os.fspath(path)
+    if not os.path.isdir(source):
+        raise FileNotFoundError(
+            f"--hf-dataset {source!r} is not a folder; expected a save_to_disk folder or a local folder that "
+            "datasets.load_dataset reads (imagefolder, Parquet, ...)"
+        )
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"output folder {os.fspath(out)!r} is a file")
+    if out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"output folder {os.fspath(out)!r} is not empty; use a new or empty folder")
+    parent = out.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.hf-", dir=parent))
+    bars_were_on = not datasets.are_progress_bars_disabled()
+    if not progress:
+        datasets.disable_progress_bars()
+    try:
+        data = load_from_disk(source) if is_saved_dataset(source) else load_dataset(source, cache_dir=str(work / "cache"))
+        if isinstance(data, DatasetDict):
+            if split is not None:
+                if split not in data:
+                    raise ValueError(f"--split {split!r} not in {source!r} (it has {sorted(data)})")
+                data = data[split]
+        elif split is not None:
+            raise ValueError(f"--split {split!r}: {source!r} holds one dataset, not a DatasetDict")
+        parts = dict(data) if isinstance(data, DatasetDict) else {None: data}
+        shared = None
+        if not num_proc or num_proc <= 1:  # one model for every split; worker processes load their own
+            from affectnetplus_hf.models.inference import _load_soft_labeler
+
+            shared = _load_soft_labeler(os.fspath(model_dir))
+        mapped = {}
+        summary: dict[str, Any] = {"source": source, "out_dir": os.fspath(out), "rows": {}, "subsets": {},
+                                   "bad_images": [], "bad_image_count": 0}
+        for name, part in parts.items():
+            missing = [c for c in (image_column, hard_label_column, face_box_column) if c and c not in part.column_names]
+            if missing:
+                raise ValueError(f"column(s) {missing} not in {source!r}" + (f" split {name!r}" if name else "")
+                                 + f" (it has {part.column_names})")
+            feature = part.features.get(hard_label_column) if hard_label_column else None
+            fn = SoftLabelMap(
+                os.fspath(model_dir), image_column, hard_label_column=hard_label_column,
+                hard_label_names=feature.names if isinstance(feature, ClassLabel) else None,
+                face_box_column=face_box_column, device=device, dtype=dtype, skip_bad=skip_bad,
+            )
+            fn._model = shared
+            result = part.map(
+                fn, batched=True, batch_size=int(batch_size), num_proc=num_proc, features=fn.map_features(part.features),
+                cache_file_name=str(work / f"map-{name or 'data'}.arrow"), load_from_cache_file=False,
+                desc=f"soft labels{f' {name}' if name else ''}",
+            )
+            key = name or "data"
+            summary["rows"][key] = result.num_rows
+            if hard_label_column:
+                subsets = result[SUBSET_COLUMN]
+                summary["subsets"][key] = {s: subsets.count(s) for s in ("easy", "challenging", "difficult")}
+                summary["subsets"][key]["none"] = subsets.count(None)
+            if skip_bad:
+                for row, reason in enumerate(result[BAD_IMAGE_COLUMN]):
+                    if reason is not None:
+                        summary["bad_images"].append({"split": key, "row": row, "error": reason})
+            mapped[name] = result
+        summary["bad_image_count"] = len(summary["bad_images"])
+        output = DatasetDict(mapped) if isinstance(data, DatasetDict) else mapped[None]
+        staged = work / "dataset"
+        output.save_to_disk(os.fspath(staged))
+        chmod_like_new(staged, directory=True)
+        del output, mapped, data, parts
+        os.replace(staged, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if not progress and bars_were_on:
+            datasets.enable_progress_bars()
+    logger.info("wrote the soft-labelled dataset to %s", out)
+    return summary
+
+
+__all__ = [
+    "BAD_IMAGE_COLUMN",
+    "MAP_COLUMNS",
+    "SUBSET_COLUMN",
+    "SoftLabelMap",
+    "is_saved_dataset",
+    "label_hf_dataset",
+    "map_features",
+]
