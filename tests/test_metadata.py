@@ -1,4 +1,4 @@
-"""Metadata annotators (SPEC §11): interface, 28-from-68, pass-through/CSV/synthetic, solvePnP,
+"""Metadata annotators (paper Sec. 3.5.4, docs/method.md#metadata): interface, 28-from-68, pass-through/CSV/synthetic, solvePnP,
 missing-weights errors, optional backends (importorskip)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Metadata annotators for the SPEC §11 columns (age, gender, ethnicity, 68/28 landmarks, head pose).
+"""Metadata annotators for paper Sec. 3.5.4: age, gender, ethnicity, 68/28 landmarks, head pose.
 
 Typical use::
 

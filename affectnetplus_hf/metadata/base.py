@@ -1,10 +1,10 @@
-"""One annotator interface for the SPEC §11 metadata columns (paper Sec. 3.5.4).
+"""One annotator interface for the metadata columns (paper Sec. 3.5.4, `docs/method.md#metadata`).
 
 An :class:`Annotator` turns a batch of :class:`~affectnetplus_hf.records.FaceRecord` (and, when it
 asks for them, the decoded RGB images) into columns. :func:`annotate` runs a chain of annotators
 over records in batches and returns one list per column, aligned with the records.
 
-Columns (SPEC §11; unknown is ``None``, never a sentinel)::
+Columns (paper Sec. 3.5.4, `docs/method.md#metadata`; unknown is ``None``, never a sentinel)::
 
     age               float >= 0 (years)         | None
     gender            one of GENDERS             | None
@@ -46,7 +46,7 @@ LANDMARKS_68_COLUMN = "landmarks_68"
 LANDMARKS_28_COLUMN = "landmarks_28"
 HEAD_POSE_COLUMNS: tuple[str, str, str] = ("head_pose_yaw", "head_pose_pitch", "head_pose_roll")
 
-#: Every SPEC §11 column, in export order.
+#: Every metadata column, in export order.
 METADATA_COLUMNS: tuple[str, ...] = (
     AGE_COLUMN,
     GENDER_COLUMN,
@@ -146,7 +146,7 @@ def parse_landmarks(value: Any, n_points: int = 68, *, where: str = "") -> np.nd
 
 
 def validate_value(column: str, value: Any, *, where: str = "") -> Any:
-    """Check and normalise one cell of a SPEC §11 column; ``None`` passes through.
+    """Check and normalise one cell of a metadata column; ``None`` passes through.
 
     Returns the normalised value (float for age/pose, str for gender/ethnicity, float32 arrays for
     landmarks); raises ``ValueError`` naming ``where`` and what was expected otherwise.
@@ -238,7 +238,7 @@ def read_image_size(record: FaceRecord) -> tuple[int, int]:
 
 
 class Annotator(ABC):
-    """Fills some SPEC §11 columns for a batch of records.
+    """Fills some metadata columns for a batch of records.
 
     Subclasses set :attr:`name`, :attr:`columns` (what they fill), :attr:`needs_images` (whether
     :meth:`annotate_batch` receives decoded RGB images), :attr:`needs_image_size` (whether
@@ -306,7 +306,7 @@ class MetadataColumns(dict):
 
 
 def metadata_features():
-    """``datasets.Features`` of the SPEC §11 columns (for the dataset export)."""
+    """``datasets.Features`` of the metadata columns (for the dataset export)."""
     from datasets import Features, Sequence as HFSequence, Value
 
     def points(n: int):
@@ -333,7 +333,7 @@ def annotate(
     progress: bool = True,
 ) -> MetadataColumns:
     """Run ``annotators`` (objects or registry specs such as ``"synthetic,solvepnp"``) over
-    ``records`` in batches; return :class:`MetadataColumns` with every SPEC §11 column.
+    ``records`` in batches; return :class:`MetadataColumns` with every metadata column.
 
     Args:
         records: the records (any iterable; consumed once).

@@ -1,4 +1,4 @@
-"""Age, gender and ethnicity annotators (SPEC §11, paper Sec. 3.5.4).
+"""Age, gender and ethnicity annotators (paper Sec. 3.5.4, `docs/method.md#metadata`).
 
 The paper used Serengil & Ozpinar's models (deepface) for age and ethnicity and Rothe et al.'s DEX
 for gender. No PyPI package ships such weights, and none is downloaded at run time here:
@@ -7,7 +7,7 @@ for gender. No PyPI package ships such weights, and none is downloaded at run ti
   when its weight files are already in ``$DEEPFACE_HOME/.deepface/weights/`` (``DEEPFACE_HOME``
   defaults to the home folder); a missing file is a ``FileNotFoundError`` naming the exact path,
   instead of deepface's silent download. deepface's age and gender models follow Rothe et al.'s
-  DEX recipe (VGG-Face trained on IMDB-WIKI), its race model predicts the six SPEC classes.
+  DEX recipe (VGG-Face trained on IMDB-WIKI), its race model predicts the paper's six classes.
 - :class:`OnnxClassifierAnnotator` (``onnx:PATH``, extra ``onnx``) and
   :class:`TimmClassifierAnnotator` (``timm:PATH``, safetensors) run any local classifier for one
   column, described by a JSON file next to the weights (:class:`ClassifierConfig`).
@@ -52,7 +52,7 @@ def crop_face(image: np.ndarray, face_box: Sequence[float] | None) -> np.ndarray
 # --------------------------------------------------------------------------------------------
 # deepface
 
-#: deepface's race labels -> SPEC §11 ethnicities.
+#: deepface's race labels -> the paper's six ethnicities.
 DEEPFACE_RACE_TO_ETHNICITY: dict[str, str] = {
     "asian": "Asian",
     "indian": "Indian",
@@ -178,7 +178,7 @@ class DeepFaceAnnotator(Annotator):
         self.actions = tuple(actions)
 
     def analyze(self, image_rgb: np.ndarray) -> dict[str, Any]:
-        """SPEC §11 values of the largest face deepface finds in an RGB crop (nulls if none)."""
+        """metadata values of the largest face deepface finds in an RGB crop (nulls if none)."""
         bgr = np.ascontiguousarray(image_rgb[:, :, ::-1])
         try:
             faces = self._deepface.analyze(
@@ -231,8 +231,8 @@ class ClassifierConfig:
         column: ``"age"``, ``"gender"`` or ``"ethnicity"``.
         output: ``"classes"`` (argmax over ``labels``), ``"expectation"`` (age = sum of
             softmax(p) * ``age_values``), or ``"regression"`` (age = the single output).
-        labels: class names in output order; each must be a SPEC §11 value after ``label_map``.
-        label_map: optional renaming of model labels to SPEC values (e.g. ``{"male": "Man"}``).
+        labels: class names in output order; each must be a metadata value after ``label_map``.
+        label_map: optional renaming of model labels to metadata values (e.g. ``{"male": "Man"}``).
         age_values: ages of the expectation bins (default ``0..K-1``).
         outputs_probabilities: the model already outputs probabilities (no softmax).
         input_size: ``[height, width]``.
@@ -338,7 +338,7 @@ class ClassifierConfig:
         return np.ascontiguousarray(out.transpose(0, 3, 1, 2) if self.layout == "NCHW" else out)
 
     def decode(self, outputs: np.ndarray) -> list[Any]:
-        """Model outputs ``(N, K)`` -> SPEC §11 values."""
+        """Model outputs ``(N, K)`` -> metadata values."""
         outputs = np.asarray(outputs, dtype=np.float64)
         if outputs.ndim == 1:
             outputs = outputs[:, None]

@@ -1,11 +1,11 @@
-"""Pass-through annotators: metadata that already exists (SPEC §11).
+"""Pass-through annotators: metadata that already exists (paper Sec. 3.5.4).
 
 - :class:`RecordLandmarksAnnotator` (``passthrough``): AffectNet's own 68 landmarks, carried by the
   readers in ``FaceRecord.landmarks``.
 - :class:`SyntheticGroundTruthAnnotator` (``synthetic``): the embedded synthetic sample's
   ground truth (``ground_truth.csv``: 68 landmarks and yaw/pitch/roll), e.g. to test the pipeline
   or to score other backends against it.
-- :class:`CsvMetadataAnnotator` (``csv:PATH``): any SPEC §11 column from a CSV keyed by
+- :class:`CsvMetadataAnnotator` (``csv:PATH``): any metadata column from a CSV keyed by
   ``image_id`` (e.g. official AffectNet+ annotation files, if they are ever released, converted to
   these column names), validated row by row.
 """
@@ -155,7 +155,7 @@ class SyntheticGroundTruthAnnotator(Annotator):
 
 
 def read_metadata_csv(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Read and validate a metadata CSV: column ``image_id`` plus any of the SPEC §11 columns
+    """Read and validate a metadata CSV: column ``image_id`` plus any of the metadata columns
     (:data:`~affectnetplus_hf.metadata.base.METADATA_COLUMNS`).
 
     Cell formats: age a number >= 0; gender one of ``GENDERS``; ethnicity one of ``ETHNICITIES``;
@@ -202,7 +202,7 @@ def read_metadata_csv(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
 
 class CsvMetadataAnnotator(Annotator):
-    """Any SPEC §11 column from a validated CSV keyed by ``image_id`` (:func:`read_metadata_csv`).
+    """Any metadata column from a validated CSV keyed by ``image_id`` (:func:`read_metadata_csv`).
     Records absent from the CSV get nulls (counted in :attr:`n_missing` and logged)."""
 
     name = "csv"

@@ -10,7 +10,7 @@ spec               what it fills                                            extr
 ``passthrough``    ``landmarks_68`` from ``FaceRecord.landmarks``           —
 ``synthetic[:DIR]`` landmarks + pose from the synthetic sample's            —
                    ``ground_truth.csv`` (DIR found from the records)
-``csv:PATH``       any SPEC §11 column from a CSV keyed by ``image_id``     —
+``csv:PATH``       any metadata column from a CSV keyed by ``image_id``     —
 ``dlib[:hog|cnn|box]`` 68 landmarks (dlib shape predictor)                  ``landmarks-dlib``
 ``mediapipe[:box]`` 68 landmarks mapped from the MediaPipe face mesh        ``landmarks-mediapipe``
 ``solvepnp[:all|rigid[:F]]`` yaw/pitch/roll from ``landmarks_68``          ``pose``
@@ -97,7 +97,7 @@ def _register_builtins() -> None:
     register_annotator("synthetic", lambda a: passthrough.SyntheticGroundTruthAnnotator(a),
                        "landmarks + head pose from the synthetic sample's ground_truth.csv")
     register_annotator("csv", _required("csv", passthrough.CsvMetadataAnnotator),
-                       "any SPEC §11 column from a CSV keyed by image_id")
+                       "any metadata column from a CSV keyed by image_id")
     register_annotator("dlib", lambda a: landmarks.DlibLandmarksAnnotator(detector=a or "hog"),
                        "68 landmarks with dlib's shape predictor (extra: landmarks-dlib)")
     register_annotator("mediapipe", lambda a: landmarks.MediaPipeLandmarksAnnotator(detector=a or "mesh"),
