@@ -485,13 +485,7 @@ def render_report(results: dict[str, Any], dataset_dir, manifest: dict[str, Any]
     return "\n".join(lines)
 
 
-def vote_distributions(votes: np.ndarray) -> np.ndarray:
-    """Reference soft labels from annotator votes: each emotion's share of the emotion votes ([choice]:
-    fraction of annotators, as FER+ distributions are reported); rows without votes are ``NaN``."""
-    votes = np.asarray(votes, dtype=np.float64)
-    totals = votes.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, votes / totals, np.nan).astype(np.float32)
+from affectnetplus_hf.sampling import vote_distributions  # noqa: E402  (re-exported: the evaluate --labels reference)
 
 
 def evaluate_soft_labels(labels_dir: str | os.PathLike, data_dir: str | os.PathLike, output_dir: str | os.PathLike,

@@ -235,6 +235,17 @@ def _majority(
     return labels, reasons
 
 
+def vote_distributions(votes) -> np.ndarray:
+    """Each emotion's share of an image's emotion votes, (N, 8) float32 ([choice]: the fraction of
+    annotators, as FER+ reports its distributions; non-emotion votes left out); ``NaN`` rows for images
+    without an emotion vote. The reference of ``docs/method.md#quality-against-people`` and the target
+    of ``docs/method.md#distribution-family``."""
+    votes = np.asarray(votes, dtype=np.float64)
+    totals = votes.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, votes / totals, np.nan).astype(np.float32)
+
+
 def majority_labels(
     votes,
     non_emotion_votes=None,

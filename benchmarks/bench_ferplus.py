@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     from affectnetplus_hf.training.calibrate import vote_records
     from affectnetplus_hf.training.config import TrainConfig, resolve_preset
     from affectnetplus_hf.training.data import FacePreprocessor, decode_records
-    from affectnetplus_hf.training.softlabeler import vote_distributions
+    from affectnetplus_hf.training.softlabeler import record_vote_distributions
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     records = vote_records(data, args.eval_split)
     if args.max_images is not None:
         records = records[: args.max_images]
-    reference = vote_distributions(records).astype(np.float64)
+    reference = record_vote_distributions(records).astype(np.float64)
     pixels, kept, _ = decode_records(records, FacePreprocessor(preset.image_size), desc=f"decoding {args.eval_split}")
     if len(kept) != len(records):
         raise ValueError(f"{len(records) - len(kept)} images of {args.eval_split} could not be decoded")

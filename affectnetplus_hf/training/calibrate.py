@@ -86,13 +86,13 @@ def calibrate_on_records(model, records: list, *, fitted_on: dict[str, Any], obj
     """
     from affectnetplus_hf.models.configuration_affectnetplus import check_calibration
     from affectnetplus_hf.training.data import FacePreprocessor, decode_records
-    from affectnetplus_hf.training.softlabeler import vote_distributions
+    from affectnetplus_hf.training.softlabeler import record_vote_distributions
 
     preprocess = FacePreprocessor(model.config.image_size, processor=model.image_processor)
     pixel_values, kept, _ = decode_records(records, preprocess, skip_bad=skip_bad, progress=progress,
                                            desc="decoding the calibration images")
     records = [records[i] for i in kept]
-    reference = vote_distributions(records).astype(np.float64)
+    reference = record_vote_distributions(records).astype(np.float64)
     scores = soft_labeler_scores(model, pixel_values)
     families = tuple(model.config.families)
     fit = fit_calibration({f: scores[f] for f in families}, reference, inputs=families, objective=objective)

@@ -125,29 +125,19 @@ def binary_metrics(y_true: np.ndarray, p_positive: np.ndarray, threshold: float 
 
 
 @torch.no_grad()
-def member_positive_probs(model: torch.nn.Module, pixel_values: torch.Tensor, batch_size: int = 128) -> np.ndarray:
-    """P(emotion | image) of one member over a tensor of images: the binary head's positive
-    probability for an EBC member (Eq. 4's P_j), P_AU of Eq. 12 for an AU member."""
+def member_probs(model: torch.nn.Module, pixel_values: torch.Tensor, batch_size: int = 128) -> np.ndarray:
+    """One member's probabilities over a tensor of images: P(emotion | image), (N,), for an EBC member
+    (the binary head's positive probability, Eq. 4's P_j) and an AU member (P_AU of Eq. 12); the (N, 8)
+    softmax for a distribution member."""
     was_training = model.training
     model.eval()
     out = []
     device = next(model.parameters()).device
     for start in range(0, len(pixel_values), batch_size):
         output = model(pixel_values[start:start + batch_size].to(device))
-        p_au = getattr(output, "p_au", None)
-        out.append((p_au if p_au is not None else output.positive_probs).float().cpu())
-    model.train(was_training)
-    return torch.cat(out).numpy().astype(np.float64)
-
-
-@torch.no_grad()
-def member_class_probs(model: torch.nn.Module, pixel_values: torch.Tensor, batch_size: int = 128) -> np.ndarray:
-    """(N, 8) softmax of a distribution member over a tensor of images."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    out = [model(pixel_values[start:start + batch_size].to(device)).probs.float().cpu()
-           for start in range(0, len(pixel_values), batch_size)]
+        probs = next(p for p in (getattr(output, name, None) for name in ("p_au", "positive_probs", "probs"))
+                     if p is not None)
+        out.append(probs.float().cpu())
     model.train(was_training)
     return torch.cat(out).numpy().astype(np.float64)
 
@@ -312,29 +302,34 @@ def one_vs_rest_sample_passes(train_labels: np.ndarray, config: TrainConfig, fam
 
 
 def majority_one_hot(records) -> tuple[np.ndarray, np.ndarray]:
-    """``(targets (N, 8) float32, keep (N,) bool)``: one-hot of each record's unique top emotion vote;
-    records whose top emotion is tied are not kept (``dist_target="majority"``)."""
-    votes = np.stack([np.asarray(r.votes, dtype=np.float64) for r in records])
-    top = votes.max(axis=1, keepdims=True)
-    keep = (top[:, 0] > 0) & ((votes == top).sum(axis=1) == 1)
-    return np.eye(NUM_EMOTIONS, dtype=np.float32)[votes.argmax(axis=1)], keep
+    """``(targets (N, 8) float32, keep (N,) bool)`` for ``dist_target="majority"``: the one-hot of each
+    record's majority emotion (:func:`affectnetplus_hf.sampling.majority_labels`, ties dropped); records
+    without one are not kept."""
+    from affectnetplus_hf.sampling import majority_labels, mas_arrays
+
+    votes, non_emotion, _ = mas_arrays(records)
+    labels = majority_labels(votes, non_emotion, tie="drop")
+    return np.eye(NUM_EMOTIONS, dtype=np.float32)[labels.clip(min=0)], labels >= 0
 
 
-def vote_distributions(records) -> np.ndarray:
-    """(N, 8) float32: each emotion's share of a record's emotion votes (non-emotion votes left out)."""
-    votes = np.stack([np.asarray(r.votes, dtype=np.float64) for r in records])
-    totals = votes.sum(axis=1, keepdims=True)
-    if np.any(totals <= 0):
-        bad = records[int(np.flatnonzero(totals[:, 0] <= 0)[0])]
-        raise ValueError(f"{bad.location}: no emotion vote; a vote distribution needs at least one")
-    return (votes / totals).astype(np.float32)
+def record_vote_distributions(records) -> np.ndarray:
+    """(N, 8) :func:`affectnetplus_hf.sampling.vote_distributions` of records; a record without an emotion
+    vote is an error naming it."""
+    from affectnetplus_hf.sampling import mas_arrays, vote_distributions
+
+    shares = vote_distributions(mas_arrays(records)[0])
+    missing = np.flatnonzero(np.isnan(shares).any(axis=1))
+    if len(missing):
+        raise ValueError(f"{records[int(missing[0])].location}: no emotion vote; a vote distribution needs at least one")
+    return shares
 
 
 def dist_accuracy(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     """Accuracy and average (per-class) accuracy of a distribution member's arg-max on test-MAS."""
+    from affectnetplus_hf.metrics.functional import accuracy, average_accuracy
+
     predicted = probs.argmax(axis=1)
-    recalls = [float(np.mean(predicted[y_true == e] == e)) for e in range(NUM_EMOTIONS) if np.any(y_true == e)]
-    return {"accuracy": float(np.mean(predicted == y_true)), "average_accuracy": float(np.mean(recalls))}
+    return {"accuracy": accuracy(y_true, predicted) / 100.0, "average_accuracy": average_accuracy(y_true, predicted) / 100.0}
 
 
 def run_identity(config: TrainConfig) -> dict[str, Any]:
@@ -529,7 +524,7 @@ def train_soft_labeler(
                 if config.dist_target == "majority":
                     dist_targets, usable = majority_one_hot(kept_records)
                 else:
-                    dist_targets, usable = vote_distributions(kept_records), np.ones(len(kept_records), dtype=bool)
+                    dist_targets, usable = record_vote_distributions(kept_records), np.ones(len(kept_records), dtype=bool)
                 dataset = base_dataset.with_targets({"labels": torch.from_numpy(dist_targets)}, dist_augmenter)
                 rows = np.flatnonzero(usable)
 
@@ -563,13 +558,13 @@ def train_soft_labeler(
             state.wait_for_everyone()
         model.cpu()
         if family == "dist":
-            probs = member_class_probs(model, test_pixels)
+            probs = member_probs(model, test_pixels)
             dist_metrics[name] = {"backbone": backbone, **dist_accuracy(test_labels, probs)}
             logger.info("%s: test-MAS accuracy %.3f", name, dist_metrics[name]["accuracy"])
             members["dist"].append(model)
             continue
         e = EMOTIONS.index(emotion)
-        probs = member_positive_probs(model, test_pixels)
+        probs = member_probs(model, test_pixels)
         metrics[name] = {"family": family, "backbone": backbone, "emotion": emotion,
                          **binary_metrics((test_labels == e).astype(np.int64), probs)}
         logger.info("%s: test-MAS CS %.3f (balanced), accuracy %.3f", name, metrics[name]["cs_balanced"],
