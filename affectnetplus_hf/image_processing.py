@@ -34,6 +34,7 @@ deterministic (same bytes → same pixels), but it gives slightly different pixe
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import math
@@ -379,13 +380,33 @@ class FaceImageDataset(Dataset):
     (image_id, reason)}``. With ``skip_bad=False`` a bad image raises :class:`BadImageError` naming the
     file; with ``skip_bad=True`` the item is marked bad and :func:`collate_faces` leaves it out of the
     batch and lists it in ``batch["bad"]`` (the consumer counts them).
+
+    With ``with_identity=True`` each good item also carries ``"identity"``: ``(size in bytes, sha256)`` of
+    the encoded image, computed from the bytes it is decoded from (the file is read once).
     """
 
     def __init__(self, records: Iterable[FaceRecord], processor: AffectNetPlusImageProcessor,
-                 skip_bad: bool = False) -> None:
+                 skip_bad: bool = False, with_identity: bool = False) -> None:
         self.records = records if isinstance(records, Sequence) else list(records)
         self.processor = processor
         self.skip_bad = bool(skip_bad)
+        self.with_identity = bool(with_identity)
+
+    def _process(self, record: FaceRecord) -> tuple[np.ndarray, tuple[int, str] | None]:
+        if not self.with_identity:
+            return self.processor.process_one(record), None
+        data = record.image_bytes
+        if data is None and record.image_path is not None:
+            try:
+                with open(record.image_path, "rb") as handle:
+                    data = handle.read()
+            except OSError:
+                data = None  # process_one below raises the named error
+        if data is None:
+            return self.processor.process_one(record), None
+        data = bytes(data)
+        pixels = self.processor.process_one(data, record.face_box, location=record.location)
+        return pixels, (len(data), hashlib.sha256(data).hexdigest())
 
     def __len__(self) -> int:
         return len(self.records)
@@ -393,13 +414,16 @@ class FaceImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
         try:
-            pixels = self.processor.process_one(record)
+            pixels, identity = self._process(record)
         except BadImageError as error:
             if not self.skip_bad:
                 raise
             logger.debug("skipping bad image %s: %s", record.image_id, error)
             return {"pixel_values": None, "index": int(index), "bad": (record.image_id, str(error))}
-        return {"pixel_values": torch.from_numpy(pixels), "index": int(index), "bad": None}
+        item = {"pixel_values": torch.from_numpy(pixels), "index": int(index), "bad": None}
+        if self.with_identity:
+            item["identity"] = identity
+        return item
 
 
 def collate_faces(items: list[dict[str, Any]], size: int | None = None) -> dict[str, Any]:
@@ -412,7 +436,10 @@ def collate_faces(items: list[dict[str, Any]], size: int | None = None) -> dict[
         side = size or 0
         pixel_values = torch.zeros((0, 3, side, side), dtype=torch.float32)
     index = torch.tensor([item["index"] for item in good], dtype=torch.long)
-    return {"pixel_values": pixel_values, "index": index, "bad": bad}
+    batch = {"pixel_values": pixel_values, "index": index, "bad": bad}
+    if items and "identity" in items[0]:
+        batch["identity"] = [item.get("identity") for item in good]
+    return batch
 
 
 class _Collate:
@@ -434,6 +461,7 @@ def make_dataloader(
     seed: int = 0,
     skip_bad: bool = False,
     drop_last: bool = False,
+    with_identity: bool = False,
 ):
     """A ``torch.utils.data.DataLoader`` over ``records`` yielding ``{"pixel_values", "index", "bad"}``.
 
@@ -444,7 +472,7 @@ def make_dataloader(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    dataset = FaceImageDataset(records, processor, skip_bad=skip_bad)
+    dataset = FaceImageDataset(records, processor, skip_bad=skip_bad, with_identity=with_identity)
     generator = torch.Generator()
     generator.manual_seed(int(seed))
     return DataLoader(

@@ -370,7 +370,7 @@ def _iter_batches(records: Sequence[FaceRecord], processor, config: LabelingConf
 
     return make_dataloader(
         list(records), processor, batch_size=config.batch_size, num_workers=config.num_workers,
-        shuffle=False, seed=0, skip_bad=config.skip_bad,
+        shuffle=False, seed=0, skip_bad=config.skip_bad, with_identity=True,
     )
 
 
@@ -412,6 +412,7 @@ def label_records(
     names = ("soft_label", "ebc_scores", "au_scores", "dist_scores", "soft_label_calibrated", "spread")
     collected: dict[str, list[np.ndarray | None]] = {name: [] for name in names}
     indices: list[int] = []
+    identities: dict[int, tuple[int, str] | None] = {}  # (size, sha256) from the bytes the loader decoded
     bad: list[dict[str, str]] = []
     autocast = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16 if config.dtype == "bf16" else torch.float16)
@@ -435,6 +436,7 @@ def label_records(
             for name in names:
                 collected[name].append(values[name])
             indices.extend(batch_indices)
+            identities.update(zip(batch_indices, batch.get("identity") or [None] * len(batch_indices)))
             if on_batch is not None:
                 on_batch(len(batch_indices) + len(batch.get("bad") or []))
     if len(set(indices)) != len(indices):
@@ -467,7 +469,7 @@ def label_records(
         return pa.FixedSizeListArray.from_arrays(flat, NUM_EMOTIONS)
 
     soft = arrays["soft_label"] if arrays["soft_label"] is not None else np.zeros((0, NUM_EMOTIONS), np.float32)
-    identities = [image_identity(records[i]) for i in indices]
+    identities = [identities.get(i) or image_identity(records[i]) for i in indices]
     table = pa.Table.from_arrays(
         [
             pa.array([records[i].image_id for i in indices], type=pa.string()),

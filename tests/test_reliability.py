@@ -836,3 +836,24 @@ def test_weights_of_the_wrong_shape_give_a_one_line_error_naming_the_file(tmp_pa
     assert main(["predict", str(model), str(face)]) == 1
     message = _one_line_error(caplog)
     assert "model.safetensors" in message and "do not match" in message
+
+
+def test_labeling_hashes_the_bytes_it_decodes_without_reading_images_again(tmp_path: Path, model_dir: Path,
+                                                                           monkeypatch) -> None:
+    """The image size + sha256 in a label shard come from the bytes the data loader decoded."""
+    import hashlib
+
+    import affectnetplus_hf.labeling as labeling
+
+    sample = make_sample(tmp_path / "sample", n_train=4, n_val=2)
+    monkeypatch.setattr(labeling, "image_identity", lambda record: pytest.fail(f"{record.location} read twice"))
+    labeling.label_dataset(model_dir, sample, tmp_path / "labels",
+                           labeling.LabelingConfig(shard_size=4, batch_size=3, num_threads=1, progress=False))
+    from affectnetplus_hf.sources import open_source
+
+    paths = {r.image_id: r.image_path for r in open_source(sample).records(None)}
+    rows = labeling.load_labels(tmp_path / "labels").to_pylist()
+    assert len(rows) == 6
+    for row in rows:
+        data = Path(paths[row["image_id"]]).read_bytes()
+        assert (row["image_size_bytes"], row["image_sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
