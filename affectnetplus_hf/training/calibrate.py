@@ -1,6 +1,6 @@
 """Calibrate a soft-labeler on a multi-annotated split and measure it against the annotators.
 
-:func:`calibrate_on_split` runs a :class:`~affectnetplus_hf.models.SoftLabeler` over the images of one
+:func:`calibrate_on_records` runs a :class:`~affectnetplus_hf.models.SoftLabeler` over the images of one
 split of a multi-annotated source (FER+ PublicTest: the reader's ``validation`` split), fits the map of
 :mod:`affectnetplus_hf.calibration` on their vote distributions, and measures every output — the Eq. 14
 soft label, each family's scores and the calibrated soft label, each normalised to sum 1 — with
