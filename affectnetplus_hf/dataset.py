@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
-from affectnetplus_hf.filemodes import chmod_like_new
+from affectnetplus_hf.fileio import chmod_like_new
 from affectnetplus_hf.records import FaceRecord
 
 logger = logging.getLogger(__name__)

@@ -446,7 +446,7 @@ def label_hf_dataset(
     import datasets
     from datasets import ClassLabel, DatasetDict, load_dataset, load_from_disk
 
-    from affectnetplus_hf.filemodes import chmod_like_new
+    from affectnetplus_hf.fileio import chmod_like_new
 
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

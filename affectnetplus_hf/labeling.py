@@ -55,17 +55,23 @@ import json
 import logging
 import os
 import signal
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
-from affectnetplus_hf.filemodes import chmod_like_new
+from affectnetplus_hf.fileio import (
+    PARQUET_OPTIONS,
+    atomic_path,
+    check_writable_dir,
+    write_bytes_atomic,  # noqa: F401  (re-exported)
+    write_json_atomic,
+    write_parquet_deterministic,  # noqa: F401  (re-exported)
+)
 from affectnetplus_hf.records import FaceRecord
 
 logger = logging.getLogger(__name__)
@@ -89,15 +95,7 @@ LABEL_COLUMNS: tuple[str, ...] = (
 #: (default: after the sidecar).
 FAULT_ENV = "AFFECTNETPLUS_LABEL_KILL_AFTER_SHARDS"
 
-_PARQUET_OPTIONS: dict[str, Any] = dict(
-    compression="zstd",
-    compression_level=3,
-    use_dictionary=True,
-    write_statistics=True,
-    version="2.6",
-    data_page_version="1.0",
-    store_schema=True,
-)
+
 
 
 # --------------------------------------------------------------------------------------------------
@@ -240,49 +238,6 @@ def records_fingerprint(records_by_split: Mapping[str, Sequence[FaceRecord]]) ->
     return digest.hexdigest()
 
 
-def check_writable_dir(path: str | os.PathLike) -> Path:
-    """Create ``path`` (parents too) and check that files can be written in it.
-
-    Raises ``NotADirectoryError`` when ``path`` or a parent is a file, and ``PermissionError`` naming the
-    folder when it is not writable (``os.access``; note that root passes that check everywhere).
-    """
-    path = Path(path)
-    for parent in [path, *path.parents]:
-        if parent.exists() and not parent.is_dir():
-            raise NotADirectoryError(f"output folder {os.fspath(path)!r}: {os.fspath(parent)!r} is a file, not a folder")
-        if parent.exists():
-            break
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except PermissionError as error:
-        raise PermissionError(f"output folder {os.fspath(path)!r} cannot be created: {error.strerror}") from error
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise PermissionError(f"output folder {os.fspath(path)!r} is not writable")
-    return path
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
-    path = Path(path)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        chmod_like_new(temp)  # mkstemp's 0600 would survive the rename
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-
-
-def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
-    """Deterministic JSON (sorted keys, 2-space indent, trailing newline), written atomically."""
-    write_bytes_atomic(path, (json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
-
-
 def label_schema():
     """Arrow schema of a label shard (soft labels as fixed-size lists of 8 float32)."""
     import pyarrow as pa
@@ -305,23 +260,6 @@ def label_schema():
             pa.field("image_sha256", pa.string()),
         ]
     )
-
-
-def write_parquet_deterministic(table, path: str | os.PathLike, row_group_size: int | None = None) -> None:
-    """``pyarrow.parquet.write_table`` with fixed options (no timestamps), atomically (temp + rename)."""
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        pq.write_table(table, temp, row_group_size=row_group_size, **_PARQUET_OPTIONS)
-        chmod_like_new(temp)  # mkstemp's 0600 would survive the rename
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
 
 
 # --------------------------------------------------------------------------------------------------
@@ -647,19 +585,11 @@ class LabelRun:
 
     def write_shard(self, shard: Shard, result: ShardResult, written: int, fault) -> dict:
         path = self.shard_path(shard)
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(handle)
         import pyarrow.parquet as pq
 
-        try:
-            pq.write_table(result.table, temp, **_PARQUET_OPTIONS)
+        with atomic_path(path) as temp:
+            pq.write_table(result.table, temp, **PARQUET_OPTIONS)
             _maybe_kill(written, "tmp", fault)
-            chmod_like_new(temp)  # mkstemp's 0600 would survive the rename
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
         _maybe_kill(written, "parquet", fault)
         info = {
             "name": shard.name,

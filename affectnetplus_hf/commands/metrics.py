@@ -274,7 +274,7 @@ def run_compute(args: argparse.Namespace) -> int:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text + "\n")
-            from affectnetplus_hf.filemodes import chmod_like_new
+            from affectnetplus_hf.fileio import chmod_like_new
 
             chmod_like_new(tmp)  # mkstemp's 0600 would survive the rename
             os.replace(tmp, args.output)

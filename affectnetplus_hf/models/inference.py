@@ -190,7 +190,7 @@ def write_predictions(table, output: str | os.PathLike | None, stream=None) -> N
         raise ValueError(f"--output {str(output)!r}: unknown format {suffix!r}; expected one of {OUTPUT_SUFFIXES}")
     if not output.parent.exists():
         raise FileNotFoundError(f"output folder {str(output.parent)!r} does not exist")
-    from affectnetplus_hf.filemodes import chmod_like_new
+    from affectnetplus_hf.fileio import chmod_like_new
 
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
     os.close(fd)

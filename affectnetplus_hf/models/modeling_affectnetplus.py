@@ -347,7 +347,7 @@ class AffectNetPlusPreTrainedModel(PreTrainedModel):
         repo_id = kwargs.pop("repo_id", None)
         result = super().save_pretrained(save_directory, *args, **kwargs)
         self.image_processor.save_pretrained(save_directory)
-        from affectnetplus_hf.filemodes import chmod_like_new
+        from affectnetplus_hf.fileio import chmod_like_new
 
         for weights in Path(save_directory).glob("*.safetensors*"):  # transformers writes them 0600
             chmod_like_new(weights)

@@ -38,8 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from affectnetplus_hf.emotions import AFFECTNET_NON_EMOTION_CODES, EMOTIONS, NUM_EMOTIONS
+from affectnetplus_hf.emotions import AFFECTNET_NON_EMOTION_CODES, EMOTIONS
 from affectnetplus_hf.records import SPLITS, FaceRecord
+from affectnetplus_hf.votes import hard_label_from_votes
 
 logger = logging.getLogger(__name__)
 
@@ -424,22 +425,6 @@ def summarize_source(source: Source, check_images: bool = False) -> dict[str, An
         "skipped": source.skipped.as_dict(max_items=100),
         "bad": bad,
     }
-
-
-def hard_label_from_votes(votes: np.ndarray, non_emotion_votes: int = 0) -> int | None:
-    """Majority label of a vote vector (SPEC §3): the unique top emotion, if it beats the non-emotion votes.
-
-    ``None`` when there is no emotion vote, when the top count is tied between emotions, or when the
-    non-emotion votes (None/Uncertain/Non-Face, FER+ unknown/NF) are at least the top count — the same
-    rule as :func:`affectnetplus_hf.sampling.majority_labels` with ``tie="drop"``.
-    """
-    votes = np.asarray(votes)
-    if votes.shape != (NUM_EMOTIONS,):
-        raise ValueError(f"votes must have shape ({NUM_EMOTIONS},), got {votes.shape}")
-    top = int(votes.max())
-    if top <= 0 or int(non_emotion_votes) >= top or int((votes == top).sum()) != 1:
-        return None
-    return int(votes.argmax())
 
 
 def _check_options(name: str, options: Mapping[str, Any]) -> None:
