@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(VENV)/bin/pip install -q -e ".[dev,pose,landmarks-dlib,onnx]"
+	$(VENV)/bin/pip install -q -e ".[dev,pose,landmarks-dlib,onnx,app]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -5,7 +5,7 @@ image processor with transformers' Auto classes (``AutoConfig``, ``AutoModel``,
 ``AutoModelForImageClassification``, ``AutoImageProcessor``; no ``trust_remote_code``) the moment
 transformers' Auto modules are imported — at once if they already are — through a post-import hook
 (:mod:`affectnetplus_hf.models.registration`). So ``import affectnetplus_hf`` then
-``AutoModel.from_pretrained(saved_dir)`` works in a fresh process (DESIGN "Models are PreTrainedModels").
+``AutoModel.from_pretrained(saved_dir)`` works in a fresh process.
 
 Model classes and the image processor are also exported here, lazily (first access imports them).
 """

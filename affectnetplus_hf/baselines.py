@@ -1,4 +1,5 @@
-"""Baselines on an exported AffectNet+ dataset and their evaluation (paper Sec. 4.3, SPEC §9–10).
+"""Baselines on an exported AffectNet+ dataset and their evaluation (paper Sec. 4.3; ``docs/method.md#baselines``,
+``#metrics``).
 
 * :func:`train_baselines` — Hard-FER and Soft-FER models trained on each subset and on all images of
   the ``train`` split, read through ``load_dataset`` (``affectnetplus baseline``). Each model goes to
@@ -11,7 +12,8 @@
   hard-label metrics and the ``evaluate`` modules W-MAE / W-FR / W-AUC (Tables 8–11, Fig. 5, CED
   curves; the FER+ modes get both, the soft-label metrics on their softmax), soft-label examples
   (Fig. 1), and — on the synthetic sample — the soft labels against the
-  ground truth; ``OUT/report.md`` ties them together (``affectnetplus evaluate``).
+  ground truth; ``OUT/report.md`` (:func:`affectnetplus_hf.reports.evaluation.baselines_report`) ties them
+  together (``affectnetplus evaluate``).
 * :func:`evaluate_soft_labels` — a labeling run's soft labels against reference soft labels: the
   sample's ground truth or a multi-annotated source's vote distributions (FER+ test).
 """
@@ -30,8 +32,13 @@ from typing import Any
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
+from affectnetplus_hf.fileio import write_json_atomic, write_text_atomic
+from affectnetplus_hf.metrics.functional import DEFAULT_EPSILON, crowd_agreement
 from affectnetplus_hf.records import FaceRecord
+from affectnetplus_hf.reports.evaluation import baselines_report, ground_truth_markdown, soft_label_quality_markdown
+from affectnetplus_hf.reports.model_card import KIND_DESCRIPTIONS
 from affectnetplus_hf.sources.ferplus import TARGET_MODES, VOTE_COLUMNS
+from affectnetplus_hf.votes import vote_distributions
 
 logger = logging.getLogger(__name__)
 
@@ -44,17 +51,6 @@ DEFAULT_KINDS: tuple[str, ...] = ("hard", "soft")
 #: Training sets of the baselines: every image, then each subset (paper Tables 8–10 rows).
 TRAINING_SETS: tuple[str, ...] = ("all",) + SUBSETS
 MANIFEST = "baselines.json"
-#: How each kind is described in the report.
-KIND_DESCRIPTIONS: dict[str, str] = {
-    "hard": "Hard-FER: 8-way softmax, cross-entropy on the hard labels (paper Sec. 4.3)",
-    "soft": "Soft-FER: 8 sigmoids, binary cross-entropy on the AffectNet+ soft labels (paper Sec. 4.3)",
-    "majority": "FER+ majority: 8-way softmax, cross-entropy on the annotators' majority emotion",
-    "probability": "FER+ probability: 8-way softmax, cross-entropy on an emotion drawn from the vote "
-                   "distribution, re-drawn every epoch",
-    "crossentropy": "FER+ crossentropy: 8-way softmax, cross-entropy with the vote distribution as target",
-    "multi_target": "FER+ multi_target: 8-way softmax, -log of the probability mass on the emotions that "
-                    "took enough votes",
-}
 
 
 def model_name(kind: str, trained_on: str) -> str:
@@ -154,8 +150,6 @@ def load_split(dataset_dir: str | os.PathLike, config_name: str, split: str) -> 
 
 def _write_json(path: Path, payload: Any) -> None:
     from accelerate import PartialState
-
-    from affectnetplus_hf.labeling import write_json_atomic
 
     if PartialState().is_main_process:  # `accelerate launch`: one writer
         write_json_atomic(path, payload)
@@ -345,10 +339,6 @@ def _face_image(record: FaceRecord, size: int = 96):
     return np.clip(array.transpose(1, 2, 0), 0.0, 1.0)
 
 
-def _relative(path: str | os.PathLike, root: Path) -> str:
-    return Path(os.path.relpath(path, root)).as_posix()
-
-
 def evaluate_baselines(
     dataset_dir: str | os.PathLike,
     baselines_dir: str | os.PathLike,
@@ -364,11 +354,10 @@ def evaluate_baselines(
     ``OUT/report.md`` (see the module docstring). Returns the evaluation results."""
     from transformers import AutoModel
 
-    from affectnetplus_hf.evaluation import EvaluationData, ModelPredictions, evaluate_predictions, ground_truth_markdown
-    from affectnetplus_hf.metrics import functional as F
+    from affectnetplus_hf.evaluation import EvaluationData, ModelPredictions, evaluate_predictions
     from affectnetplus_hf.plots import plot_soft_label_examples
 
-    epsilon = F.DEFAULT_EPSILON if epsilon is None else float(epsilon)
+    epsilon = DEFAULT_EPSILON if epsilon is None else float(epsilon)
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(baselines_dir)
@@ -401,91 +390,10 @@ def evaluate_baselines(
             columns=min(len(examples), 5),
         )
     results["example_figure"] = example_figure
-    report = render_report(results, dataset_dir, manifest, output, split, ground_truth_markdown(results))
-    (output / "report.md").write_text(report, encoding="utf-8")
+    report = baselines_report(results, dataset_dir, manifest, output, split, ground_truth_markdown(results))
+    write_text_atomic(output / "report.md", report)
     results["report"] = str(output / "report.md")
     return results
-
-
-def _dataset_statistics_markdown(dataset_dir: Path) -> str:
-    """The dataset's Table 5 (subset × emotion counts) from its ``statistics.json`` when present."""
-    path = dataset_dir / "statistics.json"
-    if not path.is_file():
-        return ""
-    try:
-        from affectnetplus_hf.report import subset_table_markdown
-
-        stats = json.loads(path.read_text(encoding="utf-8"))
-        table = stats.get("subset_table", stats)
-        parts = [subset_table_markdown(entry, title=f"{split} split") for split, entry in table.items()
-                 if isinstance(entry, dict)]
-        return "\n".join(p for p in parts if p)
-    except (ValueError, KeyError, TypeError) as error:  # an older or hand-edited file: leave it out
-        logger.warning("%s: cannot render the subset table (%s)", path, error)
-        return ""
-
-
-def render_report(results: dict[str, Any], dataset_dir, manifest: dict[str, Any], output: Path, split: str,
-                  truth_markdown: str) -> str:
-    """``report.md``: what was measured, with links to every table and figure (relative paths)."""
-    dataset_dir = Path(dataset_dir)
-    tables = output / "tables"
-    lines = ["# AffectNet+ baselines report", "",
-             f"Dataset: `{dataset_dir}` — evaluated on its `{split}` split ({results['n_images']} images: "
-             + ", ".join(f"{g} {n}" for g, n in results["subset_sizes"].items() if g != "all") + ").",
-             f"Baselines from `{manifest.get('preset', '?')}` preset; W-FR/W-AUC with ε = {results['epsilon']}.", ""]
-    statistics = _dataset_statistics_markdown(dataset_dir)
-    if statistics:
-        lines += ["## Subsets of the dataset (paper Table 5)", "", statistics, ""]
-    subset_figures = sorted((dataset_dir / "images").glob("*.png")) if (dataset_dir / "images").is_dir() else []
-    for figure in subset_figures:
-        lines += [f"![{figure.stem}]({_relative(figure, output)})", ""]
-    if truth_markdown:
-        lines += ["## Soft labels against the synthetic ground truth", "",
-                  "How far AffectNet+'s soft labels (and, for comparison, one-hot hard labels) are from the "
-                  "sample's ground-truth soft labels (blend weights; a weak face's missing intensity on "
-                  "Neutral) — lower W-MAE / W-FR and higher W-AUC are better.", "",
-                  truth_markdown, ""]
-    if results.get("example_figure"):
-        lines += ["## Soft labels on example faces (paper Fig. 1)", "",
-                  f"![soft-label examples]({_relative(results['example_figure'], output)})", ""]
-    kinds = [k for k in BASELINE_KINDS if any(m["kind"] == k for m in manifest["models"])]
-    if kinds:
-        lines += ["## Baselines", ""]
-        lines += [f"- `{k}` — {KIND_DESCRIPTIONS[k]}" for k in kinds]
-        if any(k in FERPLUS_KINDS for k in kinds):
-            lines += ["", "The FER+ modes (Barsoum et al. 2016) learn from each training image's annotator votes; "
-                      "they are scored like Hard-FER on their argmax and, like Soft-FER, with W-MAE / W-FR / W-AUC "
-                      "on their softmax."]
-        lines += [""]
-    lines += ["## Hard-label metrics (paper Tables 8–9)", "", (tables / "hard_label_metrics.md").read_text(), "",
-              "## Soft-label metrics per subset (paper Table 10)", "", (tables / "soft_label_metrics.md").read_text(), "",
-              "## Soft-label metrics per emotion (paper Table 11)", "",
-              (tables / "soft_label_metrics_by_emotion.md").read_text(), ""]
-    figures = results.get("figures", [])
-    confusion = [f for f in figures if Path(f).name.startswith("confusion_")]
-    ced = [f for f in figures if Path(f).name.startswith("ced_")]
-    if confusion:
-        lines += ["## Confusion matrices (paper Fig. 5)", ""]
-        lines += [f"![{Path(f).stem}]({_relative(f, output)})" for f in confusion] + [""]
-    if ced:
-        lines += ["## Cumulative error distributions of e_k", ""]
-        lines += [f"![{Path(f).stem}]({_relative(f, output)})" for f in ced] + [""]
-    def _trained(m: dict[str, Any]) -> str:
-        gone = m.get("left_out") or {}
-        if not any(gone.values()):
-            return f"{m['name']} ({m['n_train']} images)"
-        return (f"{m['name']} ({m['n_train']} images; left out: {gone.get('discarded', 0)} discarded by FER+, "
-                f"{gone.get('without_votes', 0)} without votes)")
-
-    trained = ", ".join(_trained(m) for m in manifest["models"])
-    lines += ["## Files", "", f"- models: {trained}",
-              f"- skipped training sets: {manifest['skipped'] or 'none'}",
-              "- `tables/evaluation.json`: every number above, machine-readable", ""]
-    return "\n".join(lines)
-
-
-from affectnetplus_hf.sampling import vote_distributions  # noqa: E402  (re-exported: the evaluate --labels reference)
 
 
 def evaluate_soft_labels(labels_dir: str | os.PathLike, data_dir: str | os.PathLike, output_dir: str | os.PathLike,
@@ -501,10 +409,9 @@ def evaluate_soft_labels(labels_dir: str | os.PathLike, data_dir: str | os.PathL
     """
     from affectnetplus_hf.evaluation import soft_metrics_with_modules
     from affectnetplus_hf.labeling import load_labels
-    from affectnetplus_hf.metrics import functional as F
     from affectnetplus_hf.sources import open_source
 
-    epsilon = F.DEFAULT_EPSILON if epsilon is None else float(epsilon)
+    epsilon = DEFAULT_EPSILON if epsilon is None else float(epsilon)
     if reference not in ("auto", "truth", "votes"):
         raise ValueError(f"reference must be auto, truth or votes; got {reference!r}")
     labels = load_labels(labels_dir).to_pylist()
@@ -546,35 +453,31 @@ def evaluate_soft_labels(labels_dir: str | os.PathLike, data_dir: str | os.PathL
     result = {"reference": used, "epsilon": epsilon, "n_images": len(rows), "left_out": len(missing)}
     for key, values in predictions.items():
         result[key] = soft_metrics_with_modules(references, values, by=groups, epsilon=epsilon)
-    result["normalised"] = {key: F.crowd_agreement(references, values, epsilon=epsilon)
+    result["normalised"] = {key: crowd_agreement(references, values, epsilon=epsilon)
                             for key, values in predictions.items()}
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     _write_json(output / "soft_label_quality.json", result)
-    header = "| labels | images | W-MAE % | W-FR % | W-AUC % |\n|---|---|---|---|---|\n"
-    body = []
-    names = (("AffectNet+ soft labels", "soft_labels"), ("calibrated soft labels", "calibrated_soft_labels"),
-             ("one-hot hard labels", "one_hot_hard_labels"))
-    for name, key in names:
-        if key not in result:
-            continue
-        values = result[key]
-        body.append(f"| {name} | all | {values['w_mae']:.2f} | {values['w_fr']:.2f} | {values['w_auc']:.2f} |")
-        for group in sorted(values["w_mae_by"]):
-            body.append(f"| {name} | {group} | {values['w_mae_by'][group]:.2f} | {values['w_fr_by'][group]:.2f} | "
-                        f"{values['w_auc_by'][group]:.2f} |")
-    what = "the synthetic ground truth" if used == "truth" else "the annotators' vote distributions"
-    normalised = ["| labels | W-MAE % | W-FR % | W-AUC % | KL | majority acc |", "|---|---|---|---|---|---|"]
-    for name, key in names:
-        if key in result["normalised"]:
-            q = result["normalised"][key]
-            kl = "–" if q["kl"] is None else f"{q['kl']:.3f}"
-            normalised.append(f"| {name} | {q['w_mae']:.2f} | {q['w_fr']:.2f} | {q['w_auc']:.2f} | {kl} | "
-                              f"{q['majority_acc']:.3f} |")
-    text = (f"# Soft labels against {what}\n\n{len(rows)} images ({len(missing)} without a reference left out); "
-            f"ε = {epsilon}. Lower W-MAE/W-FR and higher W-AUC are better.\n\n" + header + "\n".join(body) + "\n"
-            "\n## Each prediction normalised to sum 1\n\nKL(reference ‖ prediction) in nats (– : infinite); "
-            "majority acc: the top emotion holds the reference's largest share.\n\n" + "\n".join(normalised) + "\n")
-    (output / "soft_label_quality.md").write_text(text, encoding="utf-8")
+    text = soft_label_quality_markdown(result)
+    write_text_atomic(output / "soft_label_quality.md", text)
     result["markdown"] = text
     return result
+
+
+__all__ = [
+    "BASELINE_KINDS",
+    "DEFAULT_KINDS",
+    "FERPLUS_KINDS",
+    "KIND_DESCRIPTIONS",
+    "MANIFEST",
+    "TRAINING_SETS",
+    "DatasetSplit",
+    "evaluate_baselines",
+    "evaluate_soft_labels",
+    "load_split",
+    "model_name",
+    "predict_records",
+    "read_manifest",
+    "train_baselines",
+    "vote_distributions",
+]

@@ -1,16 +1,17 @@
-"""The AffectNet+ dataset: features, export to a hub-ready folder, and the dataset card (issue 5 item 4).
+"""The AffectNet+ dataset: features, export to a hub-ready folder, and the push to the hub.
 
 :func:`build_dataset` joins a source (the images and their single-annotator labels), a finished
 labeling run (:mod:`affectnetplus_hf.labeling`: soft labels, subsets) and metadata annotators
-(:mod:`affectnetplus_hf.metadata`, SPEC §11) into a folder that ``datasets.load_dataset`` reads offline
+(:mod:`affectnetplus_hf.metadata`, ``docs/method.md#metadata``) into a folder that ``datasets.load_dataset`` reads offline
 and that can be pushed to a (private, gated) hub repository as is::
 
     DATASET_DIR/
-      README.md                                  dataset card; YAML ``configs``: default, easy,
+      README.md                                  dataset card (:mod:`affectnetplus_hf.reports.dataset_card`);
+                                                 YAML ``configs``: default, easy,
                                                  challenging, difficult (train + validation each)
                                                  and ``dataset_info`` (the features)
       data/{split}/{subset}-{k:05d}-of-{n:05d}.parquet
-                                                 rows of one split and one SPEC §8 subset, images
+                                                 rows of one split and one subset, images
                                                  embedded; a subset with no image in a split has no
                                                  file there, and the card leaves that split out of
                                                  the subset's config (``datasets`` cannot load a
@@ -37,27 +38,41 @@ file changed after labeling is never embedded with another image's soft label.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import os
 import shutil
-import string
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
-from affectnetplus_hf.fileio import chmod_like_new
+from affectnetplus_hf.fileio import (
+    PARQUET_OPTIONS,
+    check_writable_dir,
+    chmod_like_new,
+    write_json_atomic,
+    write_text_atomic,
+)
 from affectnetplus_hf.records import FaceRecord
+from affectnetplus_hf.reports.dataset_card import (
+    COLUMN_DOCS,
+    CONFIG_NAMES,
+    LICENSE_NOTE_BEGIN,
+    LICENSE_NOTE_END,
+    card_metadata,
+    config_rows,
+    render_card,
+    write_license_note,
+)
+from affectnetplus_hf.reports.licenses import LICENSES
+from affectnetplus_hf.reports.subsets import subset_table, write_subset_figures
 
 logger = logging.getLogger(__name__)
 
-#: Configs of the dataset folder: ``default`` (every row) and one per SPEC §8 subset.
-CONFIG_NAMES: tuple[str, ...] = ("default", *SUBSETS)
 #: File group of rows without a hard label (``keep_unlabeled=True``); only in the ``default`` config.
 UNASSIGNED = "unassigned"
 #: Marker file written into every folder :func:`build_dataset` builds; ``overwrite`` replaces only such folders.
@@ -72,65 +87,11 @@ SPLIT_ORDER: tuple[str, ...] = ("train", "validation", "test")
 ROW_GROUP_SIZE = 100
 #: A new Parquet file is started once a file's embedded images reach this many bytes.
 DEFAULT_MAX_FILE_BYTES = 500 * 1024 * 1024
-#: Where the card template (rendered with :class:`string.Template`, ``$name`` placeholders) is looked
-#: for, in order: packaged data (``affectnetplus_hf/templates/``, shipped in wheels) and the
-#: repository's ``dataset_card/`` folder (source checkouts, editable installs).
-CARD_TEMPLATES: tuple[Path, ...] = (
-    Path(__file__).resolve().parent / "templates" / "dataset_card.md.template",
-    Path(__file__).resolve().parent.parent / "dataset_card" / "README.md.template",
-)
-
-_PARQUET_OPTIONS: dict[str, Any] = dict(
-    compression="zstd",
-    compression_level=3,
-    use_dictionary=False,
-    write_statistics=True,
-    version="2.6",
-    data_page_version="1.0",
-    store_schema=True,
-)
-
-#: Licence notices by source kind (DESIGN "Choices already made": AffectNet forbids redistribution).
-LICENCE_NOTES: dict[str, dict[str, str]] = {
-    "affectnet": {
-        "license": "other",
-        "license_name": "affectnet-research-license",
-        "text": (
-            "**This folder contains AffectNet images. Do not redistribute it.** AffectNet is distributed "
-            "by its authors (Mollahosseini, Hasani and Mahoor) under a research-only licence that forbids "
-            "sharing the images or derived copies. Keep any hub repository of this folder **private** (or "
-            "gated to people who hold an AffectNet licence) and point users to "
-            "http://mohammadmahoor.com/affectnet/ to obtain the licence. `affectnetplus push` creates "
-            "private repositories by default."
-        ),
-    },
-    "synthetic": {
-        "license": "mit",
-        "license_name": "",
-        "text": (
-            "This folder was built from the **synthetic sample** rendered by `affectnetplus sample` "
-            "(procedurally drawn faces, no real person). It is freely shareable under the MIT licence of "
-            "the `affectnetplus-hf` package. The `soft_label_true` column (ground-truth soft label) "
-            "exists only for this sample."
-        ),
-    },
-    "ferplus": {
-        "license": "other",
-        "license_name": "fer2013-and-ferplus",
-        "text": (
-            "This folder contains FER2013 images (Kaggle challenge terms) with FER+ votes (MIT, Microsoft). "
-            "Check the FER2013 terms before sharing the images; keep hub repositories private otherwise."
-        ),
-    },
-}
-_DEFAULT_LICENCE = {
-    "license": "other",
-    "license_name": "source-dataset-license",
-    "text": (
-        "The images come from a dataset you supplied; its own licence applies. Keep hub repositories "
-        "private unless that licence allows redistribution."
-    ),
-}
+#: Parquet writer options: :data:`affectnetplus_hf.fileio.PARQUET_OPTIONS` without dictionary encoding
+#: (the columns are mostly distinct image bytes and floats).
+PARQUET_WRITER_OPTIONS: dict[str, Any] = {**PARQUET_OPTIONS, "use_dictionary": False}
+#: Aliases of :data:`LICENSE_NOTE_BEGIN` / :data:`LICENSE_NOTE_END` for code importing these names.
+LICENCE_NOTE_BEGIN, LICENCE_NOTE_END = LICENSE_NOTE_BEGIN, LICENSE_NOTE_END
 
 
 # --------------------------------------------------------------------------------------------------
@@ -139,12 +100,11 @@ _DEFAULT_LICENCE = {
 
 
 def affectnetplus_features(with_soft_label_true: bool = False, with_votes: bool = False):
-    """``datasets.Features`` of an AffectNet+ row (SPEC §1, §8, §11).
+    """``datasets.Features`` of an AffectNet+ row (``docs/method.md#label-space``, ``#subsets``, ``#metadata``).
 
     ``soft_label``/``soft_label_ebc``/``soft_label_au``/``soft_label_dist``/``soft_label_calibrated``/
-    ``spread`` are fixed-length lists of 8 ``float32`` in the emotion order of ``docs/method.md#label-space`` (null when the family was
-    not used or the soft-labeler is not calibrated); ``expression`` and
-    ``subset`` are ``ClassLabel``\\ s; metadata columns follow
+    ``spread`` are fixed-length lists of 8 ``float32`` in label-space order (null when the family was not
+    used or the soft-labeler is not calibrated); ``expression`` and ``subset`` are ``ClassLabel``\\ s; metadata columns follow
     :func:`affectnetplus_hf.metadata.metadata_features` (null = unknown). ``soft_label_true`` (the
     synthetic sample's ground truth) is added with ``with_soft_label_true``; ``votes`` (10 ``int32``
     annotator counts in FER+ column order, the input of FER+'s training modes, Barsoum et al. 2016)
@@ -180,56 +140,9 @@ def affectnetplus_features(with_soft_label_true: bool = False, with_votes: bool 
     return Features(columns)
 
 
-#: What each column holds (the card's column table).
-COLUMN_DOCS: dict[str, str] = {
-    "image": "the image as the source has it, embedded byte for byte (not re-encoded); crop with `face_box`",
-    "image_id": "path of the image relative to the source root (`/`-separated); unique",
-    "face_box": "(x0, y0, x1, y1) face box in image pixels, null for the whole image",
-    "expression": "hard label (the source's single annotation), `ClassLabel` with the 8 emotions",
-    "soft_label": "AffectNet+ soft label (paper Eq. 14, SPEC §8): 8 independent scores in [0, 1], not renormalised",
-    "soft_label_ebc": "semantic scores of the ensemble of binary classifiers (Eq. 5); null if that family was not used",
-    "soft_label_au": "semantic scores of the AU-based classifiers (Eq. 13); null if that family was not used",
-    "soft_label_dist": ("mean probability of the members trained on annotators' vote distributions (sums to 1; "
-                        "docs/method.md#distribution-family); null if that family was not used"),
-    "soft_label_calibrated": ("calibrated soft label: the families' scores mapped onto annotators' vote "
-                              "distributions (sums to 1; docs/method.md#calibration); null if the soft-labeler "
-                              "was not calibrated. Its measured agreement with people is in this card"),
-    "spread": "per-emotion standard deviation of the ensemble members' probabilities (how much they disagree)",
-    "subset": "SPEC §8 subset: easy (hard label ranked 1st in the soft label), challenging (2nd-3rd), difficult",
-    "valence": "valence in [-1, 1], null when not annotated",
-    "arousal": "arousal in [-1, 1], null when not annotated",
-    "age": "age in years (SPEC §11), null when unknown",
-    "gender": "Man / Woman, null when unknown",
-    "ethnicity": "Asian / Indian / Black / White / Middle-Eastern / Hispanic, null when unknown",
-    "landmarks_68": "68 (x, y) landmarks in image pixels (iBUG-300W scheme), null when unknown",
-    "landmarks_28": "28-point subset of the 68 (see affectnetplus_hf.metadata.LANDMARKS_28_INDICES)",
-    "head_pose_yaw": "head pose yaw in degrees, null when unknown",
-    "head_pose_pitch": "head pose pitch in degrees, null when unknown",
-    "head_pose_roll": "head pose roll in degrees, null when unknown",
-    "soft_label_true": ("synthetic sample only: ground-truth soft label (the renderer's blend weights; a weak "
-                        "face's missing intensity on Neutral)"),
-    "votes": ("multi-annotated sources only: annotator counts in FER+ column order (neutral, happiness, surprise, "
-              "sadness, anger, disgust, fear, contempt, unknown, NF); other vote sources put their non-emotion "
-              "votes in unknown and 0 in NF; null for an image without votes. Feeds FER+'s training modes "
-              "(Barsoum et al. 2016)"),
-}
-
-
 # --------------------------------------------------------------------------------------------------
 # rows
 # --------------------------------------------------------------------------------------------------
-
-
-def _image_bytes(record: FaceRecord) -> bytes:
-    if record.image_bytes is not None:
-        return bytes(record.image_bytes)
-    if record.image_path is None:
-        raise ValueError(f"{record.image_id}: record has neither image_path nor image_bytes")
-    try:
-        with open(record.image_path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"{record.image_path}: image file not found (record {record.image_id})") from error
 
 
 def _eight_or_none(value: Any, what: str) -> list[float] | None:
@@ -251,10 +164,12 @@ def make_row(record: FaceRecord, label: Mapping[str, Any], metadata: Mapping[str
     """One dataset row (python values) from a record, its label row and its metadata cells; with
     ``with_votes`` the ``votes`` cell (:func:`affectnetplus_hf.sources.ferplus.record_raw_votes`).
     ``image_bytes``: the image already read (else read from the record)."""
+    from affectnetplus_hf.image_processing import read_record_bytes
+
     box = None if record.face_box is None else [float(v) for v in record.face_box]
     subset = label.get("subset")
     row = {
-        "image": {"bytes": _image_bytes(record) if image_bytes is None else image_bytes,
+        "image": {"bytes": read_record_bytes(record) if image_bytes is None else image_bytes,
                   "path": record.image_id.rsplit("/", 1)[-1]},
         "image_id": record.image_id,
         "face_box": box,
@@ -301,7 +216,7 @@ class _GroupWriter:
 
         path = self.folder / f".{self.group}-{len(self.parts):05d}.part"
         self.parts.append(path)
-        self.writer = pq.ParquetWriter(path, self.schema, **_PARQUET_OPTIONS)
+        self.writer = pq.ParquetWriter(path, self.schema, **PARQUET_WRITER_OPTIONS)
         self.part_bytes = 0
 
     def _flush(self) -> None:
@@ -356,7 +271,6 @@ def _labels_by_key(labels_dir: str | os.PathLike) -> tuple[dict[tuple[str, str],
 
 def _write_marker(folder: Path) -> None:
     from affectnetplus_hf import __version__
-    from affectnetplus_hf.labeling import write_json_atomic
 
     write_json_atomic(folder / DATASET_MARKER, {"format": DATASET_MARKER_FORMAT, "package": PACKAGE_NAME,
                                                 "version": __version__})
@@ -398,8 +312,6 @@ def _prepare_target(dataset_dir: Path, overwrite: bool, inputs: Mapping[str, str
                 "written by `affectnetplus build`, so --overwrite will not replace it; remove it yourself or "
                 "choose another DATASET_DIR"
             )
-    from affectnetplus_hf.labeling import check_writable_dir
-
     check_writable_dir(dataset_dir.parent if dataset_dir.parent != Path("") else Path("."))
 
 
@@ -429,7 +341,7 @@ def build_dataset(
             gone) is left out, counted and listed in ``statistics.json`` (``changed_images``); without
             it such an image raises ``ValueError`` naming it. Label runs of earlier versions record no
             hash and are embedded unchecked.
-        metadata: annotator chain for the SPEC §11 columns (``"synthetic,solvepnp"``, ``"passthrough"``,
+        metadata: annotator chain for the metadata columns (``docs/method.md#metadata``) (``"synthetic,solvepnp"``, ``"passthrough"``,
             ``"csv:PATH"``, ...; see :mod:`affectnetplus_hf.metadata`), or ``None`` for all-null metadata.
         keep_unlabeled: keep images without a hard label (AffectNet codes 8–10) in the ``default``
             config (``data/{split}/unassigned-*``); otherwise they are left out and counted.
@@ -439,8 +351,8 @@ def build_dataset(
     """
     from tqdm.auto import tqdm
 
+    from affectnetplus_hf.labeling import records_fingerprint
     from affectnetplus_hf.metadata import METADATA_COLUMNS, annotate
-    from affectnetplus_hf.report import subset_table, write_subset_report
     from affectnetplus_hf.sources import open_source
 
     dataset_dir = Path(dataset_dir)
@@ -455,8 +367,6 @@ def build_dataset(
         raise ValueError(f"the labels hold split(s) {missing_splits} that the source at {os.fspath(data_dir)!r} does not have")
 
     records_by_split = {split: list(source.records(split)) for split in splits}
-    from affectnetplus_hf.labeling import records_fingerprint
-
     if records_fingerprint(records_by_split) != manifest["config"].get("records"):
         raise ValueError(
             f"the source at {os.fspath(data_dir)!r} is not the one labeled in {os.fspath(labels_dir)!r} "
@@ -547,15 +457,11 @@ def build_dataset(
         summary["subset_table"] = table
         figure_paths = {}
         if figures:
-            paths = write_subset_report(table, staging / "images", prefix="subsets", figures=True)
-            for name in ("json", "markdown"):
-                os.unlink(paths.pop(name))
-            figure_paths = {key.split(":", 1)[1]: Path(p).relative_to(staging).as_posix() for key, p in paths.items()}
-        from affectnetplus_hf.labeling import write_bytes_atomic, write_json_atomic
-
+            figure_paths = {split: Path(path).relative_to(staging).as_posix()
+                            for split, path in write_subset_figures(table, staging / "images").items()}
         write_json_atomic(staging / "statistics.json", summary)
         card = render_card(summary, features, splits, figure_paths, source_kind, pretty_name, keep_unlabeled)
-        write_bytes_atomic(staging / "README.md", card.encode())
+        write_text_atomic(staging / "README.md", card)
         _write_marker(staging)
         _move_into_place(staging, dataset_dir)
     except BaseException:
@@ -568,19 +474,20 @@ def build_dataset(
 def _read_checked(record: FaceRecord, label: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
     """``(image bytes, None)``, or ``(None, why)`` when the image is gone or differs from the size and
     sha256 recorded when it was labeled (label runs without them are not checked)."""
-    import hashlib
+    from affectnetplus_hf.image_processing import BadImageError, image_identity, read_record_bytes
 
     expected_size, expected_sha = label.get("image_size_bytes"), label.get("image_sha256")
     where = record.image_path if record.image_path is not None else record.image_id
     try:
-        data = _image_bytes(record)
-    except (FileNotFoundError, ValueError) as error:
+        data = read_record_bytes(record)
+    except BadImageError as error:
         if expected_sha is None:
             raise
         return None, f"{record.image_id}: image {where} is gone since it was labeled ({error})"
     if expected_sha is None:
         return data, None
-    if (expected_size is not None and len(data) != expected_size) or hashlib.sha256(data).hexdigest() != expected_sha:
+    size, sha = image_identity(data)
+    if (expected_size is not None and size != expected_size) or sha != expected_sha:
         return None, (f"{record.image_id}: image {where} changed since it was labeled ({expected_size} bytes, "
                       f"sha256 {expected_sha[:12]}... then; {len(data)} bytes now)")
     return data, None
@@ -634,146 +541,8 @@ def _move_into_place(staging: Path, dataset_dir: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# the card
-# --------------------------------------------------------------------------------------------------
-
-
-def config_rows(summary: Mapping[str, Any], config: str, split: str) -> int:
-    """Rows of ``split`` in ``config`` (``default`` = every row of the split)."""
-    entry = summary["splits"][split]
-    return int(entry["rows"] if config == "default" else entry["rows_per_group"].get(config, 0))
-
-
-def card_metadata(summary: Mapping[str, Any], features, splits: Sequence[str], source_kind: str,
-                  pretty_name: str, keep_unlabeled: bool) -> dict:
-    """The YAML header of the card: licence, ``configs`` (data_files per split) and ``dataset_info``."""
-    from datasets import DatasetInfo, SplitDict, SplitInfo
-
-    licence = LICENCE_NOTES.get(source_kind, _DEFAULT_LICENCE)
-    configs = []
-    infos = []
-    for config in CONFIG_NAMES:
-        entry: dict[str, Any] = {"config_name": config}
-        if config == "default":
-            entry["default"] = True
-        pattern = "*" if config == "default" else f"{config}-*"
-        present = [split for split in splits if config_rows(summary, config, split) > 0]
-        if not present:
-            continue
-        entry["data_files"] = [{"split": split, "path": f"data/{split}/{pattern}.parquet"} for split in present]
-        configs.append(entry)
-        split_dict = SplitDict()
-        for split in present:
-            split_dict.add(SplitInfo(name=split, num_examples=config_rows(summary, config, split)))
-        info = DatasetInfo(features=features, splits=split_dict)._to_yaml_dict()
-        infos.append({"config_name": config, **info})
-    total = sum(summary["splits"][s]["rows"] for s in splits)
-    size = "n<1K" if total < 1000 else "1K<n<10K" if total < 10_000 else "10K<n<100K" if total < 100_000 else "100K<n<1M"
-    header: dict[str, Any] = {"pretty_name": pretty_name, "license": licence["license"]}
-    if licence["license_name"]:
-        header["license_name"] = licence["license_name"]
-    header.update({
-        "task_categories": ["image-classification"],
-        "tags": ["facial-expression-recognition", "soft-labels", "affectnet-plus", "emotion"],
-        "size_categories": [size],
-    })
-    if source_kind == "affectnet":
-        header["extra_gated_prompt"] = (
-            "This dataset contains AffectNet images, which may only be used under the AffectNet licence. "
-            "Confirm that you hold an AffectNet licence."
-        )
-        header["extra_gated_fields"] = {"I hold an AffectNet licence": "checkbox"}
-    header["configs"] = configs
-    header["dataset_info"] = infos
-    return header
-
-
-def _markdown_columns(features) -> str:
-    lines = ["| column | type | meaning |", "|---|---|---|"]
-    for name, feature in features.items():
-        kind = type(feature).__name__
-        if kind == "Value":
-            kind = feature.dtype
-        elif kind == "List":
-            inner = feature.feature
-            kind = f"{getattr(inner, 'dtype', type(inner).__name__)}[{feature.length}]" if feature.length != -1 else "list"
-            if type(inner).__name__ == "List":
-                kind = f"float32[{feature.length}][{inner.length}]"
-        lines.append(f"| `{name}` | {kind} | {COLUMN_DOCS.get(name, '')} |")
-    return "\n".join(lines)
-
-
-def render_card(summary: Mapping[str, Any], features, splits: Sequence[str], figure_paths: Mapping[str, str],
-                source_kind: str, pretty_name: str | None = None, keep_unlabeled: bool = False,
-                template_path: str | os.PathLike | None = None) -> str:
-    """The dataset card ``README.md``: YAML header (:func:`card_metadata`) + the template in ``dataset_card/``."""
-    import yaml
-
-    from affectnetplus_hf.model_card import crowd_quality_section
-    from affectnetplus_hf.report import subset_table_markdown
-
-    pretty_name = pretty_name or {
-        "affectnet": "AffectNet+",
-        "synthetic": "AffectNet+ synthetic sample",
-    }.get(source_kind, f"AffectNet+-style soft labels ({source_kind})")
-    header = card_metadata(summary, features, splits, source_kind, pretty_name, keep_unlabeled)
-    licence = LICENCE_NOTES.get(source_kind, _DEFAULT_LICENCE)
-    sizes = "\n".join(
-        f"| {split} | {summary['splits'][split]['rows']:,} | "
-        + " | ".join(f"{summary['splits'][split]['rows_per_group'].get(s, 0):,}" for s in SUBSETS)
-        + " |"
-        for split in splits
-    )
-    tables = "\n".join(
-        subset_table_markdown(summary["subset_table"][split], title=f"{split}") for split in splits
-    )
-    figures = "\n".join(f"![{split} subsets]({path})" for split, path in figure_paths.items()) or "(figures not drawn)"
-    left_out = []
-    for split, n in summary.get("without_hard_label", {}).items():
-        if n:
-            left_out.append(f"- {split}: {n:,} image(s) without a hard label (AffectNet codes 8-10) "
-                            + ("kept in `default` (`unassigned-*` files)" if keep_unlabeled else "left out"))
-    for config in CONFIG_NAMES:
-        empty = [split for split in splits if config_rows(summary, config, split) == 0]
-        if empty:
-            left_out.append(f"- config `{config}` has no image in split(s) {', '.join(empty)}: "
-                            + ("the config is absent" if len(empty) == len(splits) else "those splits are absent from it"))
-    if summary.get("changed_images"):
-        left_out.append(f"- {len(summary['changed_images']):,} image(s) changed since they were labeled, left out "
-                        "(listed in `statistics.json`)")
-    if summary.get("not_labelled"):
-        left_out.append(f"- {len(summary['not_labelled']):,} image(s) with no soft label (unreadable at labeling), left out "
-                        "(listed in `statistics.json`)")
-    candidates = (Path(template_path),) if template_path else CARD_TEMPLATES
-    template_file = next((path for path in candidates if path.is_file()), None)
-    if template_file is None:
-        raise FileNotFoundError(f"dataset card template not found; looked for {[os.fspath(p) for p in candidates]}")
-    body = string.Template(template_file.read_text()).substitute(
-        pretty_name=pretty_name,
-        licence_text=licence["text"],
-        source_kind=source_kind,
-        families=", ".join(summary.get("families") or []) or "unknown",
-        labels_model=summary.get("labels_model") or "unknown",
-        metadata=summary.get("metadata") or "none",
-        label_quality=crowd_quality_section(summary.get("label_quality")).replace("## Quality", "### Quality"),
-        sizes_table=sizes,
-        subset_tables=tables,
-        figures=figures,
-        columns_table=_markdown_columns(features),
-        left_out="\n".join(left_out) or "- nothing",
-        splits=", ".join(f"`{s}`" for s in splits),
-    )
-    yaml_text = yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000)
-    return f"---\n{yaml_text}---\n\n{body}"
-
-
-# --------------------------------------------------------------------------------------------------
 # push
 # --------------------------------------------------------------------------------------------------
-
-
-LICENCE_NOTE_BEGIN = "<!-- affectnetplus:licence-note -->"
-LICENCE_NOTE_END = "<!-- /affectnetplus:licence-note -->"
 
 
 def check_dataset_dir(dataset_dir: str | os.PathLike) -> Path:
@@ -808,8 +577,9 @@ def push_dataset(
     """Upload a dataset folder to the hub with :mod:`huggingface_hub`; returns the commit URL.
 
     The repository is created **private** unless ``public=True``, and a public push needs a
-    ``license_note`` (added to the card) saying why the data may be redistributed — AffectNet's
-    licence forbids it. Pushing without ``public`` into an existing *public* repository refuses too.
+    ``license_note`` (added to the card, :func:`~affectnetplus_hf.reports.dataset_card.write_license_note`)
+    saying why the data may be redistributed — AffectNet's license forbids it. Pushing without ``public``
+    into an existing *public* repository refuses too.
     """
     from huggingface_hub import HfApi
 
@@ -819,10 +589,10 @@ def push_dataset(
     if public and not (license_note and license_note.strip()):
         raise ValueError(
             "a public push needs --license-note TEXT saying why these images may be redistributed "
-            "(AffectNet's licence forbids redistribution; the synthetic sample is MIT)"
+            "(AffectNet's license forbids redistribution; the synthetic sample is MIT)"
         )
     if public and _card_source_kind(folder) == "affectnet":
-        logger.warning("pushing a dataset built from AffectNet publicly; the licence note says: %s", license_note)
+        logger.warning("pushing a dataset built from AffectNet publicly; the license note says: %s", license_note)
     api = api or HfApi(token=token)
     api.create_repo(repo_id, repo_type="dataset", private=not public, exist_ok=True)
     info = api.repo_info(repo_id, repo_type="dataset")
@@ -832,34 +602,23 @@ def push_dataset(
             "--public and --license-note (or make the repository private first)"
         )
     if license_note:
-        _write_licence_note(folder / "README.md", license_note)
+        write_license_note(folder / "README.md", license_note)
     result = api.upload_folder(
         folder_path=os.fspath(folder), repo_id=repo_id, repo_type="dataset", commit_message=commit_message,
     )
     return str(getattr(result, "commit_url", result))
 
 
-def _write_licence_note(readme: Path, note: str) -> None:
-    from affectnetplus_hf.labeling import write_bytes_atomic
-
-    text = readme.read_text()
-    block = f"{LICENCE_NOTE_BEGIN}\n## Licence note (publisher)\n\n{note.strip()}\n{LICENCE_NOTE_END}"
-    if LICENCE_NOTE_BEGIN in text and LICENCE_NOTE_END in text:
-        start = text.index(LICENCE_NOTE_BEGIN)
-        end = text.index(LICENCE_NOTE_END) + len(LICENCE_NOTE_END)
-        text = text[:start] + block + text[end:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    write_bytes_atomic(readme, text.encode())
-
-
 __all__ = [
     "CONFIG_NAMES",
     "COLUMN_DOCS",
-    "LICENCE_NOTES",
+    "LICENSES",
+    "LICENSE_NOTE_BEGIN",
+    "LICENSE_NOTE_END",
     "affectnetplus_features",
     "build_dataset",
     "card_metadata",
+    "config_rows",
     "check_dataset_dir",
     "check_not_inputs",
     "is_built_dataset",

@@ -1,6 +1,6 @@
-"""The whole AffectNet+ pipeline on the embedded synthetic sample (``affectnetplus demo OUT_DIR``, issue 5).
+"""The whole AffectNet+ pipeline on the embedded synthetic sample (``affectnetplus demo OUT_DIR``).
 
-Stages, each writing a folder of ``OUT_DIR`` that the next one reads (DESIGN "Data flow"):
+Stages, each writing a folder of ``OUT_DIR`` that the next one reads:
 
 1. ``sample/`` — the synthetic FER sample (AffectNet CSV layout + multi-annotated part + ground truth);
 2. ``softlabeler/`` — the tiny soft-labeler (8 EBC + 8 AU members, confidence scores, model card);
@@ -71,7 +71,7 @@ def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | Non
     from affectnetplus_hf.baselines import evaluate_baselines, evaluate_soft_labels, train_baselines
     from affectnetplus_hf.dataset import build_dataset
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
-    from affectnetplus_hf.sources.synthetic import write_sample
+    from affectnetplus_hf.sample import write_sample
     from affectnetplus_hf.training import TrainConfig
     from affectnetplus_hf.training.softlabeler import train_soft_labeler
 

@@ -1,6 +1,9 @@
-"""The paper's constants: label space, action units, AU scores and overlap (SPEC §1–2, §10, §12).
+"""The label space (``docs/method.md#label-space``), the action-unit tables (``docs/method.md#action-units``,
+paper Table 2, Eqs. 6–8, Table 3) and the maps from the sources' codes and columns to label-space indices.
 
-This module is the one source of every constant taken from the AffectNet+ paper.
+Also the other fixed vocabularies of the dataset: the subsets (``docs/method.md#subsets``) and the
+metadata values (``docs/method.md#metadata``). The paper's hyper-parameters and reported figures live in
+:mod:`affectnetplus_hf.paper` (also importable from here).
 """
 
 from __future__ import annotations
@@ -9,12 +12,24 @@ from typing import Literal
 
 import numpy as np
 
-#: The 8 emotions in SPEC §1 order (index = position).
+from affectnetplus_hf.paper import (  # noqa: F401  (re-exported: ``emotions.NAME`` keeps working)
+    NEUTRAL_SIMILARITY,
+    PAPER_AU_BACKBONE,
+    PAPER_EBC_BACKBONES,
+    PAPER_HPARAMS,
+    PAPER_TABLE4_CS,
+    PAPER_TABLE5_TRAIN_SUBSETS,
+    PAPER_TABLE8_HARD_FER_ACC,
+    PAPER_TABLE10_SOFT_FER,
+    PAPER_W_EPSILON,
+)
+
+#: The 8 emotions in label-space order (index = position).
 EMOTIONS: tuple[str, ...] = ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt")
 NUM_EMOTIONS = len(EMOTIONS)
 EMOTION_TO_INDEX: dict[str, int] = {name: i for i, name in enumerate(EMOTIONS)}
 
-#: The 21 action units in the order of Eq. 6 / SPEC §2.
+#: The 21 action units in the order of Eq. 6.
 ACTION_UNITS: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15, 16, 17, 20, 22, 23, 24, 25, 26, 27)
 NUM_ACTION_UNITS = len(ACTION_UNITS)
 
@@ -30,22 +45,19 @@ EMOTION_AUS: dict[str, tuple[int, ...]] = {
     "Contempt": (12, 14),
 }
 
-#: Eq. 8 as printed in the paper (SPEC §2 [option] ``aus="paper"``).
+#: Eq. 8 as printed in the paper ([option] ``aus="paper"``, ``docs/method.md#action-units``).
 PAPER_AUS: tuple[float, ...] = (
     0.33, 0.5, 0.33, 0.33, 0.5, 1.0, 1.0, 0.5, 1.0, 0.5, 1.0,
     1.0, 1.0, 0.33, 1.0, 1.0, 1.0, 1.0, 0.25, 0.25, 0.5,
 )
-#: The one printed Table 3 entry that differs from Table 2 (SPEC §2): Disgust–Anger = 4.
+#: The one printed Table 3 entry that differs from Table 2 ([option] ``overlap="paper"``): Disgust–Anger = 4.
 PAPER_OVERLAP_OVERRIDES: dict[tuple[str, str], int] = {("Disgust", "Anger"): 4}
 
-#: Sim_Neutral hyper-parameter of Eq. 9 (SPEC §7).
-NEUTRAL_SIMILARITY = 0.25
-
-#: AffectNet ``expression`` codes (SPEC §1). Codes 0–7 map to the same index.
+#: AffectNet ``expression`` codes. Codes 0–7 map to the same index.
 AFFECTNET_CODE_TO_INDEX: dict[int, int] = {code: code for code in range(8)}
 AFFECTNET_NON_EMOTION_CODES: dict[int, str] = {8: "None", 9: "Uncertain", 10: "Non-Face"}
 AFFECTNET_MAX_CODE = 10
-#: AffectNet writes -2 for "valence/arousal not annotated" (SPEC §1): stored as null.
+#: AffectNet writes -2 for "valence/arousal not annotated": stored as null.
 AFFECTNET_VA_MISSING = -2.0
 
 #: FER+ vote columns, in the order of ``fer2013new.csv`` / ``label.csv``.
@@ -53,50 +65,19 @@ FERPLUS_EMOTION_COLUMNS: tuple[str, ...] = (
     "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
 )
 FERPLUS_NON_EMOTION_COLUMNS: tuple[str, ...] = ("unknown", "NF")
-#: FER+ column position -> SPEC index.
+#: FER+ column position -> label-space index.
 FERPLUS_TO_INDEX: tuple[int, ...] = tuple(
     EMOTION_TO_INDEX[name]
     for name in ("Neutral", "Happy", "Surprise", "Sad", "Anger", "Disgust", "Fear", "Contempt")
 )
 
-#: Subsets of SPEC §8, in rank order.
+#: The subsets (``docs/method.md#subsets``), in rank order.
 SUBSETS: tuple[str, ...] = ("easy", "challenging", "difficult")
 
-#: SPEC §11 metadata vocabularies.
+#: Metadata vocabularies (``docs/method.md#metadata``).
 GENDERS: tuple[str, ...] = ("Man", "Woman")
 ETHNICITIES: tuple[str, ...] = ("Asian", "Indian", "Black", "White", "Middle-Eastern", "Hispanic")
 AGE_BUCKETS: tuple[tuple[int, int | None], ...] = ((0, 15), (16, 32), (33, 53), (54, None))
-
-#: Paper backbones (SPEC §6) as timm names.
-PAPER_EBC_BACKBONES: tuple[str, ...] = ("resnet50", "efficientnet_b3", "legacy_xception")
-PAPER_AU_BACKBONE = "resnet50"
-
-#: SPEC §10 paper hyper-parameters.
-PAPER_HPARAMS: dict[str, dict[str, float | int | tuple[float, float]]] = {
-    "ebc": {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 1e-5, "epochs": 25, "batch_size": 50, "image_size": 224},
-    "au": {"lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 1e-6, "epochs": 40, "batch_size": 50, "image_size": 224},
-}
-
-#: SPEC §12 / paper Table 4 confidence scores (%), (EBC, AU) per emotion.
-PAPER_TABLE4_CS: dict[str, tuple[float, float]] = {
-    "Neutral": (81.33, 88.71), "Happy": (87.45, 87.50), "Sad": (79.88, 84.64), "Surprise": (86.47, 90.71),
-    "Fear": (83.76, 89.00), "Disgust": (84.52, 86.28), "Anger": (84.69, 84.78), "Contempt": (66.78, 77.78),
-}
-#: SPEC §12: Table 8 Hard-FER ResNet-50 accuracy (%), Table 10 / V Soft-FER W-FR and W-MAE (%).
-PAPER_TABLE8_HARD_FER_ACC: dict[str, float] = {"all": 52.06, "easy": 85.86, "challenging": 51.62, "difficult": 34.34}
-PAPER_TABLE10_SOFT_FER: dict[str, dict[str, dict[str, float]]] = {
-    "resnet50": {
-        "w_fr": {"all": 10.85, "easy": 8.00, "challenging": 11.90, "difficult": 18.66},
-        "w_mae": {"all": 17.30, "easy": 15.43, "challenging": 18.54, "difficult": 21.21},
-    },
-    "efficientnet_b3": {
-        "w_fr": {"all": 10.58, "easy": 6.28, "challenging": 11.25, "difficult": 18.35},
-        "w_mae": {"all": 17.03, "easy": 15.13, "challenging": 18.63, "difficult": 20.81},
-    },
-}
-#: SPEC §9: the failure threshold ε of W-FR and upper limit of W-AUC (paper Sec. 4.3).
-PAPER_W_EPSILON = 0.3
-PAPER_TABLE5_TRAIN_SUBSETS: dict[str, int] = {"easy": 194_254, "challenging": 57_427, "difficult": 35_970}
 
 Source = Literal["table2", "paper"]
 
@@ -118,8 +99,9 @@ def au_vectors() -> np.ndarray:
 def aus_weights(source: Source = "table2") -> np.ndarray:
     """The AU score vector AUS (Eq. 8), shape (21,), float64.
 
-    ``"table2"`` [choice, SPEC §2]: ``1 / #non-neutral emotions using the AU`` — differs from the printed
-    vector at AU26 (1/3 vs 0.25) and AU27 (1/3 vs 0.5). ``"paper"``: the vector printed as Eq. 8.
+    ``"table2"`` [choice, ``docs/method.md#action-units``]: ``1 / #non-neutral emotions using the AU`` —
+    differs from the printed vector at AU26 (1/3 vs 0.25) and AU27 (1/3 vs 0.5). ``"paper"``: the vector
+    printed as Eq. 8.
     """
     _check_source(source, "aus")
     if source == "paper":
@@ -145,7 +127,7 @@ def au_overlap(source: Source = "table2") -> np.ndarray:
 
 
 def affectnet_code_to_index(code: int) -> int | None:
-    """Map an AffectNet ``expression`` code (0–10) to a SPEC index, ``None`` for codes 8–10."""
+    """Map an AffectNet ``expression`` code (0–10) to a label-space index, ``None`` for codes 8–10."""
     code = int(code)
     if code in AFFECTNET_CODE_TO_INDEX:
         return AFFECTNET_CODE_TO_INDEX[code]
@@ -155,7 +137,7 @@ def affectnet_code_to_index(code: int) -> int | None:
 
 
 def ferplus_votes_to_spec(votes: np.ndarray) -> np.ndarray:
-    """Reorder FER+ vote counts (..., 8 in FER+ column order) into SPEC §1 order."""
+    """Reorder FER+ vote counts (..., 8 in FER+ column order) into label-space order."""
     votes = np.asarray(votes)
     if votes.shape[-1] != len(FERPLUS_EMOTION_COLUMNS):
         raise ValueError(f"FER+ votes must have 8 emotion columns in the last axis, got shape {votes.shape}")

@@ -1,16 +1,15 @@
-"""Evaluation tables and figures of the paper's Sec. 4.3 (Tables 8–11, Fig. 5, CED curves).
+"""Evaluation of the paper's Sec. 4.3 (Tables 8–11, Fig. 5, CED curves).
 
 :func:`evaluate_predictions` is pure bookkeeping over arrays: it scores every model's predictions on
-every subset with the hard-label metrics and the ``evaluate`` modules W-MAE / W-FR / W-AUC (SPEC §9),
-writes Markdown + JSON tables and PNG figures, and returns the numbers.
+every subset with the hard-label metrics and the ``evaluate`` modules W-MAE / W-FR / W-AUC (Eq. 15,
+``docs/method.md#metrics``), draws the figures, has the tables written
+(:mod:`affectnetplus_hf.reports.evaluation`) and returns the numbers.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
-from affectnetplus_hf.metrics import functional as F
 from affectnetplus_hf.metrics import module_path
+from affectnetplus_hf.metrics.functional import DEFAULT_EPSILON, hard_label_metrics, weighted_errors
 from affectnetplus_hf.plots import plot_ced_curves, plot_confusion_matrix
+from affectnetplus_hf.reports.evaluation import ground_truth_markdown, write_evaluation_tables
 from affectnetplus_hf.sources.ferplus import TARGET_MODES as FERPLUS_KINDS  # FER+'s training modes
 
 logger = logging.getLogger(__name__)
@@ -88,31 +88,15 @@ class ModelPredictions:
         self.scores = np.asarray(self.scores, dtype=np.float32)
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
-def _markdown(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    def cell(value: Any) -> str:
-        return f"{value:.2f}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def _load_soft_modules(epsilon: float):
     import evaluate
 
     return {name: evaluate.load(module_path(name), epsilon=epsilon) for name in ("w_mae", "w_fr", "w_auc")}
 
 
-def soft_metrics_with_modules(references, predictions, by=None, epsilon: float = F.DEFAULT_EPSILON,
+def soft_metrics_with_modules(references, predictions, by=None, epsilon: float = DEFAULT_EPSILON,
                               modules=None) -> dict[str, Any]:
-    """W-MAE / W-FR / W-AUC from the ``evaluate`` modules (SPEC §9); with ``by``, ``{metric_by: {group: v}}``."""
+    """W-MAE / W-FR / W-AUC from the ``evaluate`` modules (Eq. 15); with ``by``, ``{metric_by: {group: v}}``."""
     modules = modules or _load_soft_modules(epsilon)
     result: dict[str, Any] = {}
     for name, module in modules.items():
@@ -121,7 +105,7 @@ def soft_metrics_with_modules(references, predictions, by=None, epsilon: float =
 
 
 def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions], output_dir,
-                         epsilon: float = F.DEFAULT_EPSILON) -> dict[str, Any]:
+                         epsilon: float = DEFAULT_EPSILON) -> dict[str, Any]:
     """Score every model on every subset; write ``tables/*.md|json`` and ``figures/*.png`` under ``output_dir``.
 
     Every model (the argmax of its scores): accuracy, average accuracy, macro-F1 per subset (Tables 8/9),
@@ -144,7 +128,7 @@ def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions
             mask = data.mask(group)
             if not mask.any():
                 continue
-            row = F.hard_label_metrics(data.hard_labels[mask], predicted[mask])
+            row = hard_label_metrics(data.hard_labels[mask], predicted[mask])
             entry["hard"][group] = row
             hard_rows.append([model.name, model.kind, model.trained_on, group, int(mask.sum()), row["accuracy"],
                               row["average_accuracy"], row["macro_f1"]])
@@ -171,7 +155,7 @@ def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions
                     emotion_rows.append([model.name, model.kind, model.trained_on, emotion,
                                          per_emotion["w_mae_by"][emotion], per_emotion["w_fr_by"][emotion],
                                          per_emotion["w_auc_by"][emotion]])
-            errors = F.weighted_errors(data.soft_labels, clipped)
+            errors = weighted_errors(data.soft_labels, clipped)
             path = output / "figures" / f"ced_{model.name}.png"
             plot_ced_curves({g: errors[data.mask(g)] for g in EVAL_GROUPS if data.mask(g).any()}, path,
                             epsilon=epsilon, title=f"CED of e_k, {model.name}")
@@ -188,33 +172,21 @@ def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions
         }
 
     tables = output / "tables"
-    _write(tables / "hard_label_metrics.md", _markdown(
-        ["model", "kind", "trained on", "evaluated on", "n", "accuracy %", "average accuracy %", "macro F1 %"],
-        hard_rows))
-    _write(tables / "soft_label_metrics.md", _markdown(
-        ["model", "kind", "trained on", "evaluated on", "n", "W-MAE %", "W-FR %", "W-AUC %"], soft_rows))
-    _write(tables / "soft_label_metrics_by_emotion.md", _markdown(
-        ["model", "kind", "trained on", "hard label", "W-MAE %", "W-FR %", "W-AUC %"], emotion_rows))
-    _write(tables / "evaluation.json", json.dumps(results, indent=2, default=float) + "\n")
+    paths = write_evaluation_tables(tables, {"hard_label_metrics.md": hard_rows, "soft_label_metrics.md": soft_rows,
+                                             "soft_label_metrics_by_emotion.md": emotion_rows}, results)
     results["figures"] = [str(p) for p in figures]
-    results["tables"] = {name: str(tables / name) for name in (
-        "hard_label_metrics.md", "soft_label_metrics.md", "soft_label_metrics_by_emotion.md", "evaluation.json")}
+    results["tables"] = paths
     logger.info("evaluated %d models on %d images; tables in %s", len(models), len(data.hard_labels), tables)
     return results
 
 
-def ground_truth_markdown(results: Mapping[str, Any]) -> str:
-    """Markdown for the synthetic sample: W-metrics of the soft labels and of one-hot labels vs the truth."""
-    truth = results.get("synthetic_ground_truth")
-    if not truth:
-        return ""
-    rows = []
-    for name, key in (("AffectNet+ soft labels", "soft_labels_vs_truth"),
-                      ("one-hot hard labels", "one_hot_hard_labels_vs_truth")):
-        values = truth[key]
-        rows.append([name, "all", values["w_mae"], values["w_fr"], values["w_auc"]])
-        for group in SUBSETS:
-            if group in values.get("w_mae_by", {}):
-                rows.append([name, group, values["w_mae_by"][group], values["w_fr_by"][group],
-                             values["w_auc_by"][group]])
-    return _markdown(["labels", "subset", "W-MAE %", "W-FR %", "W-AUC %"], rows)
+__all__ = [
+    "EVAL_GROUPS",
+    "EvaluationData",
+    "MODEL_KINDS",
+    "ModelPredictions",
+    "SOFT_SCORED_KINDS",
+    "evaluate_predictions",
+    "ground_truth_markdown",
+    "soft_metrics_with_modules",
+]

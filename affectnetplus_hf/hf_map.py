@@ -10,7 +10,7 @@
 ``soft_label_dist`` without the distribution family, ``soft_label_calibrated`` when not calibrated, ...),
 ``subset`` (``docs/method.md#subsets``; with ``hard_label_column``) and ``bad_image`` (with
 ``skip_bad``). Every batch goes through the model's image processor and
-:func:`affectnetplus_hf.models.inference.iter_soft_labels`, the runner of ``predict``, so a row gets the
+:func:`affectnetplus_hf.models.runner.iter_soft_labels`, the runner of ``predict``, so a row gets the
 soft label :meth:`SoftLabeler.predict <affectnetplus_hf.models.SoftLabeler.predict>` gives its image.
 
 * **Images.** Image cells may be PIL images, ``{"bytes", "path"}`` dicts (``Image(decode=False)``) or
@@ -47,21 +47,15 @@ from typing import Any
 import numpy as np
 
 from affectnetplus_hf.emotions import NUM_EMOTIONS
+from affectnetplus_hf.labeling import SOFT_LABEL_COLUMNS
 
 logger = logging.getLogger(__name__)
 
-#: Soft-label columns added to every row, → the :class:`SoftLabelerOutput` field that fills them.
-MAP_COLUMNS: dict[str, str] = {
-    "soft_label": "soft_label",
-    "soft_label_ebc": "ebc_scores",
-    "soft_label_au": "au_scores",
-    "soft_label_dist": "dist_scores",
-    "soft_label_calibrated": "soft_label_calibrated",
-    "spread": "spread",
-}
+#: Soft-label columns added to every row (those of a label shard), → the :class:`SoftLabelerOutput`
+#: field that fills them.
+MAP_COLUMNS: dict[str, str] = SOFT_LABEL_COLUMNS
 SUBSET_COLUMN = "subset"
 BAD_IMAGE_COLUMN = "bad_image"
-DTYPES = ("auto", "fp32", "bf16", "fp16")
 
 
 def map_features(features, *, hard_label_column: str | None = None, skip_bad: bool = False):
@@ -126,16 +120,9 @@ class _PortableModel:
 
 
 def _rebuild_model(cls, config: dict, weights: bytes, processor):
-    import torch
     from safetensors.torch import load
 
-    with torch.device("meta"):
-        model = cls(cls.config_class.from_dict(config))
-    model.load_state_dict(load(weights), strict=True, assign=True)
-    leftover = [name for name, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
-    if leftover:
-        raise RuntimeError(f"{cls.__name__} rebuilt without tensors {leftover[:5]}")
-    model.eval()
+    model = cls.from_state_dict(cls.config_class.from_dict(config), load(weights))
     model.image_processor = processor
     return model
 
@@ -152,7 +139,7 @@ class SoftLabelMap:
 
     Args:
         model: a :class:`~affectnetplus_hf.models.SoftLabeler` or its saved directory (loaded lazily,
-            once per process, with :func:`affectnetplus_hf.models.inference._load_soft_labeler`).
+            once per process, with :func:`affectnetplus_hf.models.hub.load_soft_labeler`).
         image_column: the column of images (``Image`` feature, PIL images, ``{"bytes", "path"}`` dicts,
             paths, encoded bytes or uint8 arrays).
         hard_label_column: a column of hard labels (emotion indices 0–7 in label-space order, a
@@ -181,8 +168,9 @@ class SoftLabelMap:
         dtype: str = "fp32",
         skip_bad: bool = False,
     ) -> None:
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+        from affectnetplus_hf.models.runner import check_dtype
+
+        check_dtype(dtype)
         if isinstance(model, (str, os.PathLike)):
             self.model_dir: str | None = os.fspath(model)
             self._model = None
@@ -224,9 +212,9 @@ class SoftLabelMap:
     def model(self):
         """The soft-labeler (loaded from :attr:`model_dir` on first use)."""
         if self._model is None:
-            from affectnetplus_hf.models.inference import _load_soft_labeler
+            from affectnetplus_hf.models.hub import load_soft_labeler
 
-            self._model = _load_soft_labeler(self.model_dir)
+            self._model = load_soft_labeler(self.model_dir)
         return self._model
 
     def map_features(self, features):
@@ -237,7 +225,7 @@ class SoftLabelMap:
 
     def __call__(self, batch: Mapping[str, Any], indices: Sequence[int] | None = None) -> dict[str, list]:
         """Soft labels of one batch (``{column: [values]}``); ``indices`` when ``map(with_indices=True)``."""
-        from affectnetplus_hf.models.inference import iter_soft_labels
+        from affectnetplus_hf.models.runner import iter_soft_labels
         from affectnetplus_hf.softlabel import assign_subsets
 
         for column in (self.image_column, self.hard_label_column, self.face_box_column, self.id_column):
@@ -260,10 +248,8 @@ class SoftLabelMap:
         good = [k for k in range(n) if k not in bad]
         result: dict[str, list] = {column: [None] * n for column in MAP_COLUMNS}
         if good:
-            device = self.device
-            if device is None:
-                device = next(model.parameters()).device
-            for _, output in iter_soft_labels(model, [{"pixel_values": pixel_values}], device=device, dtype=self.dtype):
+            batches = [{"pixel_values": pixel_values}]
+            for _, output in iter_soft_labels(model, batches, device=self.device, dtype=self.dtype):
                 for column, field in MAP_COLUMNS.items():
                     value = getattr(output, field)
                     if value is None:
@@ -289,7 +275,7 @@ class SoftLabelMap:
 
     def _images(self, batch: Mapping[str, Any]) -> tuple[list, list[str | None]]:
         """``(sources for the image processor, path of each image or None)``."""
-        from affectnetplus_hf.models.inference import as_image_sources
+        from affectnetplus_hf.models.runner import as_image_sources
 
         values = _undecoded_images(batch, self.image_column)
         if values is None:
@@ -435,18 +421,19 @@ def label_hf_dataset(
 
     ``path``: a ``save_to_disk`` folder (``load_from_disk``) or a local folder ``load_dataset`` reads;
     ``split`` picks one split of a ``DatasetDict`` (default: all). The result (``Dataset`` or
-    ``DatasetDict``) is saved to a temporary sibling of ``out_dir`` and renamed into place; ``out_dir``
-    must not exist or be empty. Nothing is written next to ``path`` (the ``map`` cache lives in the
-    temporary folder). Returns a summary: rows and subset counts per split, images given null soft labels.
+    ``DatasetDict``) is saved to a staging sibling of ``out_dir`` and swapped into place
+    (:func:`affectnetplus_hf.fileio.atomic_directory`); ``out_dir`` must not exist or be empty. Nothing is
+    written next to ``path`` (the ``map`` cache lives in a temporary sibling of ``out_dir``). Returns a
+    summary: rows and subset counts per split, images given null soft labels.
     """
-    import shutil
     import tempfile
     from pathlib import Path
 
     import datasets
     from datasets import ClassLabel, DatasetDict, load_dataset, load_from_disk
 
-    from affectnetplus_hf.fileio import chmod_like_new
+    from affectnetplus_hf.fileio import atomic_directory
+    from affectnetplus_hf.models.hub import load_soft_labeler
 
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -463,65 +450,64 @@ def label_hf_dataset(
         raise ValueError(f"output folder {os.fspath(out)!r} is not empty; use a new or empty folder")
     parent = out.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.hf-", dir=parent))
     bars_were_on = not datasets.are_progress_bars_disabled()
     if not progress:
         datasets.disable_progress_bars()
     try:
-        data = load_from_disk(source) if is_saved_dataset(source) else load_dataset(source, cache_dir=str(work / "cache"))
-        if isinstance(data, DatasetDict):
-            if split is not None:
-                if split not in data:
-                    raise ValueError(f"--split {split!r} not in {source!r} (it has {sorted(data)})")
-                data = data[split]
-        elif split is not None:
-            raise ValueError(f"--split {split!r}: {source!r} holds one dataset, not a DatasetDict")
-        parts = dict(data) if isinstance(data, DatasetDict) else {None: data}
-        shared = None
-        if not num_proc or num_proc <= 1:  # one model for every split; worker processes load their own
-            from affectnetplus_hf.models.inference import _load_soft_labeler
-
-            shared = _load_soft_labeler(os.fspath(model_dir))
-        mapped = {}
-        summary: dict[str, Any] = {"source": source, "out_dir": os.fspath(out), "rows": {}, "subsets": {},
-                                   "bad_images": [], "bad_image_count": 0}
-        for name, part in parts.items():
-            missing = [c for c in (image_column, hard_label_column, face_box_column) if c and c not in part.column_names]
-            if missing:
-                raise ValueError(f"column(s) {missing} not in {source!r}" + (f" split {name!r}" if name else "")
-                                 + f" (it has {part.column_names})")
-            feature = part.features.get(hard_label_column) if hard_label_column else None
-            fn = SoftLabelMap(
-                os.fspath(model_dir), image_column, hard_label_column=hard_label_column,
-                hard_label_names=feature.names if isinstance(feature, ClassLabel) else None,
-                face_box_column=face_box_column, device=device, dtype=dtype, skip_bad=skip_bad,
-            )
-            fn._model = shared
-            result = part.map(
-                fn, batched=True, batch_size=int(batch_size), num_proc=num_proc, features=fn.map_features(part.features),
-                cache_file_name=str(work / f"map-{name or 'data'}.arrow"), load_from_cache_file=False,
-                desc=f"soft labels{f' {name}' if name else ''}",
-            )
-            key = name or "data"
-            summary["rows"][key] = result.num_rows
-            if hard_label_column:
-                subsets = result[SUBSET_COLUMN]
-                summary["subsets"][key] = {s: subsets.count(s) for s in ("easy", "challenging", "difficult")}
-                summary["subsets"][key]["none"] = subsets.count(None)
-            if skip_bad:
-                for row, reason in enumerate(result[BAD_IMAGE_COLUMN]):
-                    if reason is not None:
-                        summary["bad_images"].append({"split": key, "row": row, "error": reason})
-            mapped[name] = result
-        summary["bad_image_count"] = len(summary["bad_images"])
-        output = DatasetDict(mapped) if isinstance(data, DatasetDict) else mapped[None]
-        staged = work / "dataset"
-        output.save_to_disk(os.fspath(staged))
-        chmod_like_new(staged, directory=True)
-        del output, mapped, data, parts
-        os.replace(staged, out)
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.hf-", dir=parent, ignore_cleanup_errors=True) as work:
+            if is_saved_dataset(source):
+                data = load_from_disk(source)
+            else:
+                data = load_dataset(source, cache_dir=os.path.join(work, "cache"))
+            if isinstance(data, DatasetDict):
+                if split is not None:
+                    if split not in data:
+                        raise ValueError(f"--split {split!r} not in {source!r} (it has {sorted(data)})")
+                    data = data[split]
+            elif split is not None:
+                raise ValueError(f"--split {split!r}: {source!r} holds one dataset, not a DatasetDict")
+            parts = dict(data) if isinstance(data, DatasetDict) else {None: data}
+            # one model for every split; worker processes (num_proc > 1) load their own
+            shared = load_soft_labeler(model_dir) if not num_proc or num_proc <= 1 else None
+            mapped = {}
+            summary: dict[str, Any] = {"source": source, "out_dir": os.fspath(out), "rows": {}, "subsets": {},
+                                       "bad_images": [], "bad_image_count": 0}
+            for name, part in parts.items():
+                missing = [c for c in (image_column, hard_label_column, face_box_column)
+                           if c and c not in part.column_names]
+                if missing:
+                    raise ValueError(f"column(s) {missing} not in {source!r}" + (f" split {name!r}" if name else "")
+                                     + f" (it has {part.column_names})")
+                feature = part.features.get(hard_label_column) if hard_label_column else None
+                fn = SoftLabelMap(
+                    os.fspath(model_dir), image_column, hard_label_column=hard_label_column,
+                    hard_label_names=feature.names if isinstance(feature, ClassLabel) else None,
+                    face_box_column=face_box_column, device=device, dtype=dtype, skip_bad=skip_bad,
+                )
+                fn._model = shared
+                result = part.map(
+                    fn, batched=True, batch_size=int(batch_size), num_proc=num_proc,
+                    features=fn.map_features(part.features),
+                    cache_file_name=os.path.join(work, f"map-{name or 'data'}.arrow"), load_from_cache_file=False,
+                    desc=f"soft labels{f' {name}' if name else ''}",
+                )
+                key = name or "data"
+                summary["rows"][key] = result.num_rows
+                if hard_label_column:
+                    subsets = result[SUBSET_COLUMN]
+                    summary["subsets"][key] = {s: subsets.count(s) for s in ("easy", "challenging", "difficult")}
+                    summary["subsets"][key]["none"] = subsets.count(None)
+                if skip_bad:
+                    for row, reason in enumerate(result[BAD_IMAGE_COLUMN]):
+                        if reason is not None:
+                            summary["bad_images"].append({"split": key, "row": row, "error": reason})
+                mapped[name] = result
+            summary["bad_image_count"] = len(summary["bad_images"])
+            output = DatasetDict(mapped) if isinstance(data, DatasetDict) else mapped[None]
+            with atomic_directory(out) as staged:
+                output.save_to_disk(os.fspath(staged))
+            del output, mapped, data, parts  # the memory-mapped cache files, before the cache is removed
     finally:
-        shutil.rmtree(work, ignore_errors=True)
         if not progress and bars_were_on:
             datasets.enable_progress_bars()
     logger.info("wrote the soft-labelled dataset to %s", out)

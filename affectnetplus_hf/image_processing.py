@@ -1,16 +1,12 @@
-"""Image loading and the face image processor shared by training, labeling and prediction (issue 3 item 6).
+"""The face image processor and torch data pipeline shared by training, labeling and prediction.
 
-Three layers:
+Image loading (:func:`load_image`, :func:`open_record_image`, :class:`BadImageError`) lives in
+:mod:`affectnetplus_hf.images` and is re-exported here. This module adds:
 
-* :func:`load_image` — any image input (path, encoded bytes, PIL image, ``uint8`` numpy array,
-  :class:`~affectnetplus_hf.records.FaceRecord`) → RGB :class:`PIL.Image.Image`, fully decoded. Every
-  failure (missing file, truncated or corrupt data, unsupported array) raises :class:`BadImageError`
-  naming the image and the reason.
 * :class:`AffectNetPlusImageProcessor` — a ``transformers`` image processor (saved with every model as
   ``preprocessor_config.json``): crop the face box (clamped to the image, rounded to whole pixels),
-  resize to ``size`` × ``size``
-  (bilinear), rescale to [0, 1], normalise with ``image_mean``/``image_std`` → ``pixel_values``
-  ``(B, 3, size, size)`` float32.
+  resize to ``size`` × ``size`` (bilinear), rescale to [0, 1], normalise with
+  ``image_mean``/``image_std`` → ``pixel_values`` ``(B, 3, size, size)`` float32.
 * :class:`FaceImageDataset` / :func:`make_dataloader` — a torch ``Dataset`` over records that decodes each
   image once per epoch, and a ``DataLoader`` whose batches are ``{"pixel_values", "index", "bad"}``.
 
@@ -18,12 +14,6 @@ Face boxes. Readers yield the face box as the source wrote it, ``(x0, y0, x1, y1
 without knowing the image size (AffectNet's boxes can reach past the image border). [choice] The box is
 clamped to the image here, when the image is decoded (:func:`clamp_box`); a box that lies entirely
 outside its image is an error naming the image.
-
-Colour modes. Greyscale (``L``, ``1``), palette, ``LA``/``RGBA`` (alpha dropped, colours kept), ``CMYK``,
-``YCbCr`` are converted by Pillow. [choice] 16-bit and 32-bit integer images (``I;16*``, ``I``) are taken
-as 16-bit intensities and mapped to 8 bits by ``round(v / 257)`` (clipped to [0, 65535] first), so
-65535 → 255; float images (``F``) are clipped to [0, 255]. EXIF orientation is **not** applied: the
-annotations (boxes, landmarks) of FER datasets refer to the stored pixel grid.
 
 JPEG draft mode. [choice] With ``jpeg_draft=True`` (the default) a JPEG that will be downscaled by at
 least 2 is decoded at a reduced DCT scale (``Image.draft``), the largest power-of-two reduction that keeps
@@ -34,8 +24,6 @@ deterministic (same bytes → same pixels), but it gives slightly different pixe
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import math
 import os
@@ -44,11 +32,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from transformers import BaseImageProcessor, BatchFeature
 
+from affectnetplus_hf.images import (
+    BadImageError,
+    ImageSource,
+    MissingImageError,
+    decode_image,
+    describe_source,
+    image_identity,
+    load_image,
+    open_image,
+    open_record_image,
+    read_record_bytes,
+)
 from affectnetplus_hf.records import FaceRecord
 
 logger = logging.getLogger(__name__)
@@ -60,122 +60,7 @@ DEFAULT_IMAGE_SIZE = 112
 #: resized face at 100000 px would need tens of GB.
 MAX_IMAGE_SIZE = 4096
 
-ImageSource = Any  # str | os.PathLike | bytes | PIL.Image.Image | np.ndarray | FaceRecord
 Box = tuple[float, float, float, float]
-
-
-class BadImageError(ValueError):
-    """An image that cannot be used: missing file, truncated or corrupt data, unsupported array."""
-
-
-def _describe(source: Any, location: str | None) -> str:
-    if location:
-        return str(location)
-    if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source)
-    if isinstance(source, FaceRecord):
-        return source.location
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return f"<{len(source)} image bytes>"
-    if isinstance(source, np.ndarray):
-        return f"<array {source.shape} {source.dtype}>"
-    return f"<{type(source).__name__}>"
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB (see the module docstring for the 16-bit rule)."""
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode.startswith("I"):  # I, I;16, I;16B, I;16L, I;16N
-        values = np.asarray(image, dtype=np.float64)
-        grey = np.rint(np.clip(values, 0, 65535) / 257.0).astype(np.uint8)
-        return Image.fromarray(grey, mode="L").convert("RGB")
-    if mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        grey = np.rint(np.clip(np.nan_to_num(values, nan=0.0), 0, 255)).astype(np.uint8)
-        return Image.fromarray(grey, mode="L").convert("RGB")
-    if mode in ("P", "PA"):
-        image = image.convert("RGBA")
-    return image.convert("RGB")
-
-
-def _array_to_image(array: np.ndarray, where: str) -> Image.Image:
-    if array.dtype != np.uint8:
-        raise BadImageError(f"{where}: expected a uint8 array (H, W) or (H, W, 3), got dtype {array.dtype}")
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim == 2:
-        return Image.fromarray(np.ascontiguousarray(array), mode="L").convert("RGB")
-    if array.ndim == 3 and array.shape[2] == 3:
-        return Image.fromarray(np.ascontiguousarray(array), mode="RGB")
-    channels = array.shape[2] if array.ndim == 3 else None
-    raise BadImageError(
-        f"{where}: expected an array of shape (H, W) or (H, W, 3) (channels last, 1 or 3 channels), "
-        f"got shape {array.shape}" + (f" with {channels} channels" if channels is not None else "")
-    )
-
-
-def open_image(source: ImageSource, location: str | None = None) -> Image.Image:
-    """Open ``source`` lazily (header only) as a PIL image without converting it.
-
-    Used by :func:`load_image` and by the draft-mode path; raises :class:`BadImageError` when the file
-    is missing or is not an image. Arrays and PIL images are returned as images directly.
-    """
-    where = _describe(source, location)
-    if isinstance(source, FaceRecord):
-        if source.image_path is not None:
-            return open_image(source.image_path, location or source.image_path)
-        if source.image_bytes is not None:
-            return open_image(source.image_bytes, location or source.image_id)
-        raise BadImageError(f"{where}: record has neither image_path nor image_bytes")
-    if isinstance(source, Image.Image):
-        return source
-    if isinstance(source, np.ndarray):
-        return _array_to_image(source, where)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        stream: Any = io.BytesIO(bytes(source))
-    elif isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if not os.path.isfile(path):
-            raise BadImageError(f"{where}: image file missing (no such file)")
-        stream = path
-    else:
-        raise BadImageError(
-            f"{where}: unsupported image input {type(source).__name__}; expected a path, encoded bytes, "
-            "a PIL image, a uint8 numpy array or a FaceRecord"
-        )
-    try:
-        return Image.open(stream)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise BadImageError(f"{where}: not a readable image ({type(error).__name__}: {error})") from error
-
-
-def _decode(image: Image.Image, where: str) -> Image.Image:
-    try:
-        image.load()
-        return _to_rgb(image)
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
-        raise BadImageError(
-            f"{where}: cannot decode image, truncated or corrupt ({type(error).__name__}: {error})"
-        ) from error
-
-
-def load_image(source: ImageSource, location: str | None = None) -> Image.Image:
-    """Load any image input as a fully decoded RGB PIL image.
-
-    Args:
-        source: a file path, encoded image bytes (PNG/JPEG/...), a PIL image, a ``uint8`` numpy array
-            ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` (RGB), or a :class:`FaceRecord` (its
-            ``image_path`` or ``image_bytes``).
-        location: name used in error messages (default: the path / record location).
-
-    Raises:
-        BadImageError: the file is missing, the data is truncated or corrupt (decoding is forced with
-            ``img.load()``), or an array has the wrong dtype or channel count.
-    """
-    where = _describe(source, location)
-    return _decode(open_image(source, location), where)
 
 
 def clamp_box(box: Sequence[float] | None, width: int, height: int, where: str = "image") -> Box:
@@ -202,19 +87,11 @@ def clamp_box(box: Sequence[float] | None, width: int, height: int, where: str =
     return (cx0, cy0, cx1, cy1)
 
 
-def _record_source(record: FaceRecord) -> Any:
-    if record.image_path is not None:
-        return record.image_path
-    if record.image_bytes is not None:
-        return record.image_bytes
-    raise BadImageError(f"{record.location}: record has neither image_path nor image_bytes")
-
-
 class AffectNetPlusImageProcessor(BaseImageProcessor):
     r"""Face crop → square resize → normalise, the preprocessing of every AffectNet+ model.
 
     Saved with :meth:`save_pretrained` as ``preprocessor_config.json`` and loaded back with
-    :meth:`from_pretrained` (SPEC §10: 224 px for the paper preset; the default here, 112 px, is the
+    :meth:`from_pretrained` (`docs/method.md#baselines`: 224 px for the paper preset; the default here, 112 px, is the
     ``tiny`` preset's).
 
     Args:
@@ -271,11 +148,9 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
     def crop_and_resize(self, source: ImageSource, face_box: Sequence[float] | None = None,
                         location: str | None = None) -> Image.Image:
         """Decode ``source`` and return the ``size`` × ``size`` RGB face crop (no normalisation)."""
-        where = _describe(source, location)
-        if isinstance(source, FaceRecord):
-            if face_box is None and self.do_crop_face:
-                face_box = source.face_box
-            source = _record_source(source)
+        where = describe_source(source, location)
+        if isinstance(source, FaceRecord) and face_box is None:
+            face_box = source.face_box
         image = open_image(source, where)
         box = face_box if self.do_crop_face else None
         width, height = image.size
@@ -301,7 +176,7 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
                         (clamped[0] * sx, clamped[1] * sy, clamped[2] * sx, clamped[3] * sy),
                         image.size[0], image.size[1], where,
                     )
-        rgb = _decode(image, where)
+        rgb = decode_image(image, where)
         x0, y0 = int(round(clamped[0])), int(round(clamped[1]))
         x1 = min(rgb.size[0], max(x0 + 1, int(round(clamped[2]))))
         y1 = min(rgb.size[1], max(y0 + 1, int(round(clamped[3]))))
@@ -395,18 +270,9 @@ class FaceImageDataset(Dataset):
     def _process(self, record: FaceRecord) -> tuple[np.ndarray, tuple[int, str] | None]:
         if not self.with_identity:
             return self.processor.process_one(record), None
-        data = record.image_bytes
-        if data is None and record.image_path is not None:
-            try:
-                with open(record.image_path, "rb") as handle:
-                    data = handle.read()
-            except OSError:
-                data = None  # process_one below raises the named error
-        if data is None:
-            return self.processor.process_one(record), None
-        data = bytes(data)
+        data = read_record_bytes(record)
         pixels = self.processor.process_one(data, record.face_box, location=record.location)
-        return pixels, (len(data), hashlib.sha256(data).hexdigest())
+        return pixels, image_identity(data)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -493,9 +359,13 @@ __all__ = [
     "FaceImageDataset",
     "IMAGENET_DEFAULT_MEAN",
     "IMAGENET_DEFAULT_STD",
+    "MissingImageError",
     "clamp_box",
     "collate_faces",
+    "image_identity",
     "load_image",
     "make_dataloader",
     "open_image",
+    "open_record_image",
+    "read_record_bytes",
 ]

@@ -1,10 +1,10 @@
 """Soft-label every image of a dataset with a saved soft-labeler: sharded, resumable, distributed.
 
-Implements issue 5 item 1 (DESIGN "Data flows one way": labeling → subsets). A run reads a source
-(:func:`affectnetplus_hf.sources.open_source`), runs a model whose ``forward(pixel_values)`` returns
-``soft_label`` / ``ebc_scores`` / ``au_scores`` / ``spread`` and, when the model has them, ``dist_scores``
-/ ``soft_label_calibrated`` (:class:`~affectnetplus_hf.models.SoftLabeler` or anything with the same output
-fields) and writes, under ``OUT_DIR``::
+Data flows one way: labeling, then subsets. A run reads a source
+(:func:`affectnetplus_hf.sources.open_source`), runs a model whose ``forward(pixel_values)`` returns a
+mapping with ``soft_label`` / ``ebc_scores`` / ``au_scores`` / ``spread`` and, when the model has them,
+``dist_scores`` / ``soft_label_calibrated`` (a :class:`~affectnetplus_hf.models.SoftLabeler`'s output)
+through :func:`affectnetplus_hf.models.runner.iter_soft_labels`, and writes, under ``OUT_DIR``::
 
     OUT_DIR/
       manifest.json                 run config (model fingerprint, record-list fingerprint, shard size,
@@ -24,8 +24,8 @@ Guarantees:
   Inside a shard, batches are the fixed chunks ``[0:batch_size], [batch_size:2 batch_size], ...`` of
   the shard, so a soft label does not depend on how many processes run (convolutions on CPU are not
   batch-size invariant to the last bit; fixed batch composition makes them reproducible).
-* **Atomic, resumable.** Every file is written to a temporary name and ``os.replace``-d (its mode set
-  from the umask first, as a plain ``open`` would: 0644 under umask 022, not mkstemp's 0600). A shard is
+* **Atomic, resumable.** Every file is written through :mod:`affectnetplus_hf.fileio` (a temporary
+  name renamed into place, with the mode a plain ``open`` gives under the umask). A shard is
   finished when its sidecar exists and the Parquet file's sha256 matches it; a restarted run skips
   finished shards, so a run killed at any point and resumed ends with the same bytes as an
   uninterrupted run. A resume with a different model, data or settings refuses (``ValueError``
@@ -36,27 +36,26 @@ Guarantees:
   intra-op thread count (``num_threads``; CPU kernels split reductions by thread) and MKL's
   alignment-independent mode ``MKL_CBWR=AUTO,STRICT`` (set by ``affectnetplus label`` before torch
   starts; set it yourself when calling :func:`label_dataset` from Python). On GPU, cuDNN runs in
-  deterministic mode.
+  deterministic mode. On CPU the inputs keep the default memory layout (``channels_last`` on GPU only).
 * **Distributed.** Through :mod:`accelerate` (``accelerate launch --multi_gpu --num_processes N``; on
   CPU with ``ACCELERATE_USE_CPU=1``); inference only, no DDP wrapper. The main process writes the
   manifest and the summary after all processes finish.
 * **Bad images.** A corrupt/missing image stops the run with an error naming it, unless
   ``skip_bad=True``: then it is left out of the shard and listed in the sidecar and the summary.
 
-SPEC §8: subsets are assigned with :func:`affectnetplus_hf.softlabel.assign_subsets` on every split;
-images without a hard label get a null subset.
+Subsets (``docs/method.md#subsets``) are assigned with :func:`affectnetplus_hf.softlabel.assign_subsets`
+on every split; images without a hard label get a null subset.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,14 +63,7 @@ from typing import Any
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
-from affectnetplus_hf.fileio import (
-    PARQUET_OPTIONS,
-    atomic_path,
-    check_writable_dir,
-    write_bytes_atomic,  # noqa: F401  (re-exported)
-    write_json_atomic,
-    write_parquet_deterministic,  # noqa: F401  (re-exported)
-)
+from affectnetplus_hf.fileio import PARQUET_OPTIONS, atomic_path, check_writable_dir, write_json_atomic
 from affectnetplus_hf.records import FaceRecord
 
 logger = logging.getLogger(__name__)
@@ -83,19 +75,28 @@ MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "summary.json"
 SHARD_DIR = "shards"
 
+#: The soft-label columns of a label shard (``SoftLabelMap`` adds the same ones to a ``datasets`` row)
+#: → the :class:`~affectnetplus_hf.models.SoftLabelerOutput` field that fills them.
+SOFT_LABEL_COLUMNS: dict[str, str] = {
+    "soft_label": "soft_label",
+    "soft_label_ebc": "ebc_scores",
+    "soft_label_au": "au_scores",
+    "soft_label_dist": "dist_scores",
+    "soft_label_calibrated": "soft_label_calibrated",
+    "spread": "spread",
+}
+
 #: Columns of a label shard, in order.
 LABEL_COLUMNS: tuple[str, ...] = (
     "image_id", "split", "hard_label", "soft_label", "soft_label_ebc", "soft_label_au", "soft_label_dist",
     "soft_label_calibrated", "spread", "subset", "image_size_bytes", "image_sha256",
 )
 
-#: Fault injection for the reliability tests (issue 5 item 9): ``N`` or ``N:point`` makes the process
+#: Fault injection for the reliability tests: ``N`` or ``N:point`` makes the process
 #: SIGKILL itself after writing ``N`` shards; ``point`` is ``tmp`` (after the temp Parquet file is
 #: written, before the rename), ``parquet`` (after the rename, before the sidecar) or ``sidecar``
 #: (default: after the sidecar).
 FAULT_ENV = "AFFECTNETPLUS_LABEL_KILL_AFTER_SHARDS"
-
-
 
 
 # --------------------------------------------------------------------------------------------------
@@ -185,6 +186,7 @@ def shards_for_process(shards: Sequence[Shard], process_index: int, num_processe
 
 
 def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """sha256 hex digest of a file, read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(chunk_size), b""):
@@ -195,20 +197,13 @@ def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 def image_identity(record: FaceRecord) -> tuple[int | None, str | None]:
     """``(size in bytes, sha256)`` of a record's encoded image (``image_bytes``, else the file), as
     recorded in a label shard; ``(None, None)`` when the image cannot be read."""
-    if record.image_bytes is not None:
-        data = bytes(record.image_bytes)
-        return len(data), hashlib.sha256(data).hexdigest()
-    if record.image_path is None:
-        return None, None
-    digest, size = hashlib.sha256(), 0
+    from affectnetplus_hf.images import BadImageError, read_record_bytes
+    from affectnetplus_hf.images import image_identity as identity_of_bytes
+
     try:
-        with open(record.image_path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-                size += len(block)
-    except OSError:
+        return identity_of_bytes(read_record_bytes(record))
+    except BadImageError:
         return None, None
-    return size, digest.hexdigest()
 
 
 def model_fingerprint(model_dir: str | os.PathLike) -> str:
@@ -255,7 +250,7 @@ def label_schema():
             pa.field("soft_label_calibrated", eight),
             pa.field("spread", eight),
             pa.field("subset", pa.string()),
-            # the labeled image's bytes (null in runs of earlier versions): `build` refuses changed images
+            # the labeled image's bytes (may be null: nothing to compare): `build` refuses changed images
             pa.field("image_size_bytes", pa.int64()),
             pa.field("image_sha256", pa.string()),
         ]
@@ -267,16 +262,12 @@ def label_schema():
 # --------------------------------------------------------------------------------------------------
 
 
-def _output_field(output: Any, name: str):
-    if isinstance(output, Mapping):
-        value = output.get(name)
-    else:
-        value = getattr(output, name, None)
+def _output_field(output: Mapping[str, Any], name: str) -> np.ndarray | None:
+    """A field of a model output (CPU tensors) as float32 numpy, ``None`` when absent."""
+    value = output.get(name)
     if value is None:
         return None
-    if hasattr(value, "detach"):
-        value = value.detach().float().cpu().numpy()
-    return np.asarray(value, dtype=np.float32)
+    return np.asarray(value.float().numpy(), dtype=np.float32)
 
 
 def _check_output(values: dict[str, np.ndarray | None], n: int) -> None:
@@ -302,30 +293,28 @@ class ShardResult:
     bad: list[dict[str, str]] = field(default_factory=list)
 
 
-def _iter_batches(records: Sequence[FaceRecord], processor, config: LabelingConfig) -> Iterable[dict]:
-    """Batches ``{"pixel_values", "index", "bad"}`` over ``records`` in order (image_processing.make_dataloader)."""
+def _batches(
+    records: Sequence[FaceRecord],
+    processor,
+    config: LabelingConfig,
+    bad: list[dict[str, str]],
+    on_batch: Callable[[int], None] | None,
+) -> Iterator[dict]:
+    """The fixed batches ``{"pixel_values", "index", "bad", "identity"}`` of ``records`` in order
+    (:func:`~affectnetplus_hf.image_processing.make_dataloader`); images skipped as bad are appended to
+    ``bad`` as ``{"image_id", "split", "error"}`` and counted by ``on_batch``."""
     from affectnetplus_hf.image_processing import make_dataloader
 
-    return make_dataloader(
+    split = records[0].split if records else ""
+    loader = make_dataloader(
         list(records), processor, batch_size=config.batch_size, num_workers=config.num_workers,
         shuffle=False, seed=0, skip_bad=config.skip_bad, with_identity=True,
     )
-
-
-def _bad_entries(batch: Mapping[str, Any], records: Sequence[FaceRecord]) -> list[dict[str, str]]:
-    """Normalise a batch's ``bad`` field (``(image_id, reason)`` pairs, indices or dicts) to dicts."""
-    split = records[0].split if records else ""
-    entries = []
-    for item in batch.get("bad") or []:
-        if isinstance(item, Mapping):
-            key, reason = item.get("image_id", item.get("index")), str(item.get("error", item.get("reason", "")))
-        elif isinstance(item, (tuple, list)):
-            key, reason = item[0], str(item[1]) if len(item) > 1 else ""
-        else:
-            key, reason = item, ""
-        image_id = key if isinstance(key, str) else records[int(key)].image_id
-        entries.append({"image_id": image_id, "split": split, "error": reason})
-    return entries
+    for batch in loader:
+        bad.extend({"image_id": image_id, "split": split, "error": reason} for image_id, reason in batch["bad"])
+        if on_batch is not None and batch["bad"]:
+            on_batch(len(batch["bad"]))
+        yield batch
 
 
 def label_records(
@@ -339,44 +328,32 @@ def label_records(
     """Soft-label ``records`` (one shard) with ``model``; returns a table with :data:`LABEL_COLUMNS`.
 
     Batches are the fixed chunks of ``config.batch_size`` records (minus skipped bad images), so the
-    result depends only on the records, the model and the batch size.
+    result depends only on the records, the model and the batch size. ``device``: default the model's.
     """
     import pyarrow as pa
-    import torch
 
+    from affectnetplus_hf.models.runner import iter_soft_labels, resolve_device
     from affectnetplus_hf.softlabel import assign_subsets
 
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    names = ("soft_label", "ebc_scores", "au_scores", "dist_scores", "soft_label_calibrated", "spread")
+    device = resolve_device(device, model)
+    names = tuple(SOFT_LABEL_COLUMNS.values())
     collected: dict[str, list[np.ndarray | None]] = {name: [] for name in names}
     indices: list[int] = []
-    identities: dict[int, tuple[int, str] | None] = {}  # (size, sha256) from the bytes the loader decoded
+    # (size, sha256) from the bytes the loader decoded; a batch whose first image was bad carries none
+    identities: dict[int, tuple[int, str]] = {}
     bad: list[dict[str, str]] = []
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16 if config.dtype == "bf16" else torch.float16)
-        if config.dtype != "fp32" else contextlib.nullcontext()
-    )
-    with torch.inference_mode():
-        for batch in _iter_batches(records, processor, config):
-            bad.extend(_bad_entries(batch, records))
-            batch_indices = [int(i) for i in (batch["index"].tolist() if hasattr(batch["index"], "tolist") else batch["index"])]
-            if not batch_indices:  # every image of the batch was bad (and skipped)
-                if on_batch is not None:
-                    on_batch(len(batch.get("bad") or []))
-                continue
-            pixel_values = batch["pixel_values"].to(device, non_blocking=True)
-            if device.type == "cuda":  # NHWC: faster convolutions on GPU (CPU keeps the default layout)
-                pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                output = model(pixel_values)
-            values = {name: _output_field(output, name) for name in names}
-            _check_output(values, len(batch_indices))
-            for name in names:
-                collected[name].append(values[name])
-            indices.extend(batch_indices)
-            identities.update(zip(batch_indices, batch.get("identity") or [None] * len(batch_indices)))
-            if on_batch is not None:
-                on_batch(len(batch_indices) + len(batch.get("bad") or []))
+    batches = _batches(records, processor, config, bad, on_batch)
+    for batch, output in iter_soft_labels(model, batches, device=device, dtype=config.dtype,
+                                          channels_last=device.type == "cuda"):
+        batch_indices = batch["index"].tolist()
+        values = {name: _output_field(output, name) for name in names}
+        _check_output(values, len(batch_indices))
+        for name in names:
+            collected[name].append(values[name])
+        indices.extend(batch_indices)
+        identities.update(zip(batch_indices, batch.get("identity") or ()))
+        if on_batch is not None:
+            on_batch(len(batch_indices))
     if len(set(indices)) != len(indices):
         raise RuntimeError("the data loader yielded an image twice")
     order = np.argsort(np.asarray(indices, dtype=np.int64), kind="stable")
@@ -414,11 +391,7 @@ def label_records(
             pa.array([records[i].split for i in indices], type=pa.string()),
             pa.array(hard, type=pa.int64()),
             eight(soft),
-            eight(arrays["ebc_scores"]),
-            eight(arrays["au_scores"]),
-            eight(arrays["dist_scores"]),
-            eight(arrays["soft_label_calibrated"]),
-            eight(arrays["spread"]),
+            *(eight(arrays[name]) for name in names[1:]),
             pa.array(subsets, type=pa.string()),
             pa.array([size for size, _ in identities], type=pa.int64()),
             pa.array([digest for _, digest in identities], type=pa.string()),
@@ -732,11 +705,11 @@ def summarize(out_dir: str | os.PathLike) -> dict:
 
 
 def load_soft_labeler(model_dir: str | os.PathLike):
-    """``(model, processor)`` of a saved :class:`~affectnetplus_hf.models.SoftLabeler` (eval mode)."""
-    from affectnetplus_hf.models.modeling_affectnetplus import SoftLabeler
+    """``(model, processor)`` of a saved :class:`~affectnetplus_hf.models.SoftLabeler` (eval mode;
+    :func:`affectnetplus_hf.models.hub.load_soft_labeler`)."""
+    from affectnetplus_hf.models.hub import load_soft_labeler as load_model
 
-    model = SoftLabeler.from_pretrained(os.fspath(model_dir))
-    model.eval()
+    model = load_model(model_dir)
     return model, model.image_processor
 
 
@@ -797,10 +770,6 @@ def label_dataset(
         processor = processor or loaded_processor
     if processor is None:
         raise ValueError("label_dataset needs an image processor (pass processor= with model=)")
-    model.eval()
-    model.to(accelerator.device)
-    if accelerator.device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
     model_config = getattr(model, "config", None)
     families = list(getattr(model_config, "families", ()) or ())
     run_info = {
@@ -828,8 +797,8 @@ __all__ = [
     "LABEL_COLUMNS",
     "LabelRun",
     "LabelingConfig",
+    "SOFT_LABEL_COLUMNS",
     "Shard",
-    "check_writable_dir",
     "collect_records",
     "image_identity",
     "label_dataset",
@@ -843,6 +812,4 @@ __all__ = [
     "records_fingerprint",
     "shards_for_process",
     "summarize",
-    "write_json_atomic",
-    "write_parquet_deterministic",
 ]

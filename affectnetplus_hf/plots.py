@@ -1,24 +1,33 @@
-"""Figures a person would rather look at than read (paper Figs. 1, 4, 5 and CED curves), written to files."""
+"""Figures a person would rather look at than read (paper Figs. 1, 4, 5 and CED curves), written to PNG files.
+
+Matplotlib draws with its non-interactive ``Agg`` backend (``matplotlib.figure.Figure``, no pyplot state),
+so figures can be drawn from any thread or process without a display.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from affectnetplus_hf.emotions import EMOTIONS
+from affectnetplus_hf.fileio import atomic_path
 
-from affectnetplus_hf.emotions import EMOTIONS  # noqa: E402
+
+def _figure(figsize: tuple[float, float], rows: int = 1, columns: int = 1, **options):
+    """A new figure and its axes (``subplots`` arguments)."""
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(rows, columns, **options)
 
 
 def _save(figure, path: str | os.PathLike) -> str:
+    """Write ``figure`` as a PNG to ``path`` atomically (no timestamp or software metadata); returns the path."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    figure.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(figure)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     return path
 
 
@@ -31,7 +40,7 @@ def plot_confusion_matrix(matrix, path, labels: Sequence[str] = EMOTIONS, title:
     if normalize:
         totals = matrix.sum(axis=1, keepdims=True)
         shown = 100.0 * np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
-    figure, axis = plt.subplots(figsize=(6.2, 5.4))
+    figure, axis = _figure((6.2, 5.4))
     image = axis.imshow(shown, cmap="Blues", vmin=0, vmax=100 if normalize else None)
     axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     axis.set_yticks(range(len(labels)), labels)
@@ -48,11 +57,11 @@ def plot_confusion_matrix(matrix, path, labels: Sequence[str] = EMOTIONS, title:
 
 
 def plot_ced_curves(errors_by_name: Mapping[str, np.ndarray], path, epsilon: float = 0.3, title: str = "") -> str:
-    """Cumulative error distribution of the per-sample weighted errors e_k (SPEC §9), one curve per name.
+    """Cumulative error distribution of the per-sample weighted errors e_k (paper Eq. 15, ``docs/method.md#metrics``), one curve per name.
 
     The area under each curve on [0, ε], divided by ε, is the W-AUC; the dashed line marks ε (W-FR threshold).
     """
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure, axis = _figure((6, 4))
     for name, errors in errors_by_name.items():
         errors = np.sort(np.asarray(errors, dtype=np.float64))
         if errors.size == 0:
@@ -77,7 +86,7 @@ def plot_subset_distribution(counts: Mapping[str, Mapping[str, int]], path, titl
     ``counts[subset][emotion]`` = number of images.
     """
     subsets = list(counts)
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axis = _figure((7, 4))
     bottom = np.zeros(len(EMOTIONS))
     colours = {"easy": "#4daf4a", "challenging": "#ff7f00", "difficult": "#e41a1c"}
     for subset in subsets:
@@ -99,8 +108,8 @@ def plot_soft_label_examples(images: Sequence, soft_labels, path, titles: Sequen
     if soft_labels.shape != (n, len(EMOTIONS)):
         raise ValueError(f"soft_labels must be ({n}, 8) for {n} images, got shape {soft_labels.shape}")
     rows = (n + columns - 1) // columns
-    figure, axes = plt.subplots(rows * 2, columns, figsize=(2.6 * columns, 4.4 * rows),
-                                gridspec_kw={"height_ratios": [1.2, 1] * rows}, squeeze=False)
+    figure, axes = _figure((2.6 * columns, 4.4 * rows), rows * 2, columns,
+                           gridspec_kw={"height_ratios": [1.2, 1] * rows}, squeeze=False)
     positions = np.arange(len(EMOTIONS))
     for k in range(rows * columns):
         image_axis, bar_axis = axes[2 * (k // columns), k % columns], axes[2 * (k // columns) + 1, k % columns]

@@ -1,4 +1,5 @@
-"""The soft-label math of the AffectNet+ paper (SPEC §5–8), vectorised, no I/O.
+"""The soft-label math of the AffectNet+ paper (Eqs. 3–14, ``docs/method.md#confidence-scores`` to
+``docs/method.md#subsets``), vectorised, no I/O.
 
 Every function takes and returns numpy arrays (torch tensors are converted with ``np.asarray``).
 """
@@ -10,15 +11,8 @@ from typing import Literal
 
 import numpy as np
 
-from affectnetplus_hf.emotions import (
-    EMOTIONS,
-    NEUTRAL_SIMILARITY,
-    NUM_ACTION_UNITS,
-    NUM_EMOTIONS,
-    SUBSETS,
-    au_vectors,
-    aus_weights,
-)
+from affectnetplus_hf.emotions import EMOTIONS, NUM_ACTION_UNITS, NUM_EMOTIONS, SUBSETS, au_vectors, aus_weights
+from affectnetplus_hf.paper import NEUTRAL_SIMILARITY
 
 ConfidenceMode = Literal["balanced", "eq3"]
 
@@ -58,7 +52,7 @@ def confidence_score(
     mode: ConfidenceMode = "balanced",
     threshold: float = 0.5,
 ):
-    """Confidence score CS of a binary classifier (SPEC §5, paper Eq. 3).
+    """Confidence score CS of a binary classifier (paper Eq. 3, ``docs/method.md#confidence-scores``).
 
     ``y_true``: 0/1 ground truth (N,) or (N, K) for K classifiers at once; ``p_positive``: P(positive)
     of the same shape. The decision is ``p >= threshold``.
@@ -93,7 +87,7 @@ def confidence_score(
 
 
 def ebc_semantic_scores(probs, confidences) -> np.ndarray:
-    """EBC semantic scores (SPEC §6, Eqs. 4–5): ``SC_EB(i) = Σ_j (1/J) CS_j(i) P_j(i | img)``.
+    """EBC semantic scores (Eqs. 4–5, ``docs/method.md#ebc-scores``): ``SC_EB(i) = Σ_j (1/J) CS_j(i) P_j(i | img)``.
 
     ``probs``: (J, N, 8) positive-class probabilities of the J backbones' binary classifiers;
     ``confidences``: (J, 8) their confidence scores. Returns (N, 8).
@@ -130,7 +124,7 @@ def au_positive_probability(
     aus: str = "table2",
     neutral_similarity: float = NEUTRAL_SIMILARITY,
 ) -> np.ndarray:
-    """P_AU(i | img) of the AU classifier of ``emotion`` (SPEC §7, Eqs. 9–12).
+    """P_AU(i | img) of the AU classifier of ``emotion`` (Eqs. 9–12, ``docs/method.md#au-scores``).
 
     ``binary_probs``: (N,) P(positive) of the binary head (BPV = [p, 1 − p]); ``au_probs``: (N, 21).
     ``BSV = [SV_i, (1/7) Σ_{e≠i} SV_e]``, ``APV = softmax(BSV)``, ``P = ½ (BPV + APV)``; returns P[0], (N,).
@@ -153,7 +147,7 @@ def au_positive_probability(
 
 
 def au_semantic_scores(positive_probs, confidences) -> np.ndarray:
-    """AU semantic scores (SPEC §7, Eq. 13): ``SC_AU(i) = CS_AU(i) · P_AU(i | img)``.
+    """AU semantic scores (Eq. 13, ``docs/method.md#au-scores``): ``SC_AU(i) = CS_AU(i) · P_AU(i | img)``.
 
     ``positive_probs``: (N, 8) P_AU of the 8 AU classifiers; ``confidences``: (8,). Returns (N, 8).
     """
@@ -165,7 +159,7 @@ def au_semantic_scores(positive_probs, confidences) -> np.ndarray:
 
 
 def soft_labels(ebc_scores=None, au_scores=None) -> np.ndarray:
-    """Soft labels (SPEC §8, Eq. 14): ``sl_i = ½ (SC_EB(i) + SC_AU(i))``, (N, 8), not renormalised.
+    """Soft labels (Eq. 14, ``docs/method.md#soft-label``): ``sl_i = ½ (SC_EB(i) + SC_AU(i))``, (N, 8), not renormalised.
 
     With only one family given, that family's scores are the soft label (no halving).
     """
@@ -198,7 +192,7 @@ def _check_hard_labels(hard_labels, n_rows: int) -> np.ndarray:
 
 
 def hard_label_ranks(soft_labels, hard_labels) -> np.ndarray:
-    """Rank of the hard label in each soft label (SPEC §8): ``1 + #{e : sl_e > sl_h}`` (ties favour h)."""
+    """Rank of the hard label in each soft label (``docs/method.md#subsets``): ``1 + #{e : sl_e > sl_h}`` (ties favour h)."""
     scores = _as_float_array(soft_labels, "soft_labels", ndim=2, last_dim=NUM_EMOTIONS)
     labels = _check_hard_labels(hard_labels, scores.shape[0])
     own = scores[np.arange(scores.shape[0]), labels]
@@ -206,7 +200,7 @@ def hard_label_ranks(soft_labels, hard_labels) -> np.ndarray:
 
 
 def assign_subsets(soft_labels, hard_labels) -> np.ndarray:
-    """Subset of each image (SPEC §8): rank 1 → easy, 2–3 → challenging, else difficult.
+    """Subset of each image (``docs/method.md#subsets``): rank 1 → easy, 2–3 → challenging, else difficult.
 
     Returns an array of subset names (``SUBSETS``), shape (N,).
     """

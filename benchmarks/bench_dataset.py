@@ -1,4 +1,4 @@
-"""Dataset export and loading speed (issue 5 item 8).
+"""Dataset export and loading speed.
 
 Renders a synthetic sample, labels it with a random-weight tiny soft-labeler, then measures:
 
@@ -68,6 +68,7 @@ def main() -> None:
     from bench_labeling import make_model
 
     from affectnetplus_hf.dataset import build_dataset
+    from affectnetplus_hf.fileio import write_json_atomic
     from affectnetplus_hf.emotions import EMOTIONS
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
     from affectnetplus_hf.sources import open_source
@@ -133,7 +134,7 @@ def main() -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[f"synthetic-{total}@{args.image_size}px"] = entry
-    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    write_json_atomic(path, results)
     print(json.dumps(entry, indent=2))
 
 

@@ -1,4 +1,4 @@
-"""Ensemble inference benchmark (issue 4 item 8; DESIGN "Ensemble inference decodes each image once").
+"""Ensemble inference benchmark: the soft-labeler decodes each image once and feeds every member.
 
 Labels a synthetic sample with a random-weight 32-member soft-labeler (3 EBC backbones x 8 emotions + 8
 AU members, built with ``SoftLabeler.from_members``) and times:
@@ -125,7 +125,7 @@ def build_labeler(ebc, au, n_backbones: int):
 def sample_records(root: Path, n_images: int, image_size: int, workers: int):
     """``n_images`` FaceRecords (with face boxes) of a freshly written synthetic sample."""
     from affectnetplus_hf.sources import open_source
-    from affectnetplus_hf.sources.synthetic import write_sample
+    from affectnetplus_hf.sample import write_sample
 
     n_val = max(1, n_images // 8)
     write_sample(root, n_train=n_images - n_val, n_val=n_val, n_mas=2, image_size=image_size, seed=0,
@@ -198,7 +198,7 @@ def decode_once(labeler, records, args, device, num_workers: int):
     import torch
 
     from affectnetplus_hf.image_processing import make_dataloader
-    from affectnetplus_hf.models.inference import iter_soft_labels
+    from affectnetplus_hf.models.runner import iter_soft_labels
 
     loader = make_dataloader(records, labeler.image_processor, batch_size=args.batch_size, num_workers=num_workers)
     return torch.cat([out.soft_label for _, out in iter_soft_labels(labeler, loader, device=device, dtype=args.dtype)])
@@ -206,12 +206,12 @@ def decode_once(labeler, records, args, device, num_workers: int):
 
 def per_member_passes(labeler, members: list, records, args, device, num_workers: int):
     """Baseline: one full DataLoader pass per member (each image decoded once per member), then the
-    soft-labeler's own combination of the member probabilities (SPEC §6–8)."""
+    soft-labeler's own combination of the member probabilities (Eqs. 4–14)."""
     import torch
 
     from affectnetplus_hf.image_processing import make_dataloader
     from affectnetplus_hf.models import AUExpressionClassifier
-    from affectnetplus_hf.models.inference import autocast_context, prepare_for_inference
+    from affectnetplus_hf.models.runner import autocast_context, prepare_for_inference
 
     ebc_columns, au_binary, au_probs = [], [], []
     for member in members:
@@ -253,7 +253,7 @@ def compute_only(labeler, batches, args, device, *, execution: str = "loop", cha
     """The soft-labeler's forward over pre-decoded tensors (model and inputs in the given layout)."""
     import torch
 
-    from affectnetplus_hf.models.inference import autocast_context
+    from affectnetplus_hf.models.runner import autocast_context
 
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     labeler.member_execution = execution
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from affectnetplus_hf.models.inference import resolve_device
+    from affectnetplus_hf.models.runner import resolve_device
 
     preset = presets()[args.preset]
     for key in ("n_images", "batch_size", "dtype", "image_size", "sample_image_size"):

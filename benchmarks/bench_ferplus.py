@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import platform
 import time
@@ -150,10 +149,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from affectnetplus_hf.fileio import write_text_atomic
+    from affectnetplus_hf.sampling.mas import record_vote_distributions
     from affectnetplus_hf.training.calibrate import vote_records
     from affectnetplus_hf.training.config import TrainConfig, resolve_preset
     from affectnetplus_hf.training.data import FacePreprocessor, decode_records
-    from affectnetplus_hf.training.softlabeler import record_vote_distributions
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    write_text_atomic(args.output, json.dumps(payload, indent=2, allow_nan=False) + "\n")
     logger.info("wrote %s", args.output)
     return 0
 

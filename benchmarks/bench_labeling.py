@@ -1,4 +1,4 @@
-"""Labeling throughput (issue 5 item 8): images/s of ``affectnetplus label`` with 1 and N processes.
+"""Labeling throughput: images/s of ``affectnetplus label`` with 1 and N processes.
 
 Renders a synthetic sample and a random-weight soft-labeler (``--ebc-backbones`` x 8 binary members +
 8 AU members on ``--au-backbone``) into a temporary folder, then runs the real CLI:
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--results", default=str(RESULTS))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from affectnetplus_hf.sources.synthetic import write_sample
+    from affectnetplus_hf.sample import write_sample
 
     ebc = [b for b in args.ebc_backbones.split(",") if b]
     with tempfile.TemporaryDirectory(prefix="bench-labeling-") as tmp:

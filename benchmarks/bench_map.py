@@ -82,7 +82,7 @@ def main() -> None:
     import torch
 
     from affectnetplus_hf.sources import open_source
-    from affectnetplus_hf.sources.synthetic import write_sample
+    from affectnetplus_hf.sample import write_sample
     from bench_labeling import make_model
 
     datasets.disable_progress_bars()

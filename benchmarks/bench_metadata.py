@@ -1,6 +1,6 @@
-"""Accuracy of the offline metadata backends on the synthetic sample's ground truth (SPEC §11).
+"""Accuracy of the offline metadata backends on the synthetic sample's ground truth (`docs/method.md#metadata`).
 
-Renders a synthetic sample (``sources/synthetic.write_sample``) into a temporary folder and scores,
+Renders a synthetic sample (``sample.writer.write_sample``) into a temporary folder and scores,
 on its AffectNet part (which has face boxes):
 
 * head pose from the **ground-truth** landmarks with ``solvepnp`` (each point set and focal
@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from affectnetplus_hf.fileio import write_text_atomic
 from affectnetplus_hf.metadata import HEAD_POSE_COLUMNS, LANDMARKS_28_INDICES, OUTER_EYE_CORNERS, annotate, build_annotator
 from affectnetplus_hf.metadata.headpose import POINT_SETS, estimate_head_pose
 from affectnetplus_hf.metadata.passthrough import read_synthetic_ground_truth
@@ -51,7 +52,7 @@ POSE_VARIANTS = [("all", 1.0), ("all", 10.0), ("rigid", 1.0), ("rigid", 10.0)]
 
 def make_sample(directory: Path, n_train: int, seed: int, image_size: int) -> tuple[list[FaceRecord], dict[str, dict[str, Any]]]:
     """Write a synthetic sample; return the AffectNet-part records (with face boxes) and the ground truth."""
-    from affectnetplus_hf.sources.synthetic import write_sample
+    from affectnetplus_hf.sample.writer import write_sample
 
     write_sample(directory, n_train=n_train, n_val=0, n_mas=8, seed=seed, image_size=image_size,
                  progress=False, contact_sheet=False)  # fmt: skip
@@ -257,9 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     results["environment"] = environment()
     results["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp_out, args.out)
+    write_text_atomic(args.out, json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0
 

@@ -1,4 +1,4 @@
-"""Benchmark: vectorised W-MAE / W-FR (SPEC §9) against the plain per-sample Python loop.
+"""Benchmark: vectorised W-MAE / W-FR (paper Eq. 15, `docs/method.md#metrics`) against the plain per-sample Python loop.
 
     python benchmarks/bench_metrics.py [--rows 1000000] [--loop-rows 20000] [--repeats 5]
 
@@ -15,12 +15,12 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from affectnetplus_hf.fileio import write_text_atomic
 from affectnetplus_hf.metrics import (
     DEFAULT_EPSILON,
     soft_label_metrics,
@@ -81,16 +81,7 @@ def machine_info() -> dict:
 
 def write_json_atomically(data: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".metrics-", suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     results["weighted_errors_float64_seconds"], _ = best_time(
         lambda: weighted_errors(references64, predictions64), args.repeats
     )
-    del references64, predictions64
 
     per_million = {name: m["vectorised_seconds"] * 1_000_000 / args.rows for name, m in results["metrics"].items()}
     results["targets"] = {

@@ -1,4 +1,4 @@
-"""Benchmark: rendering speed of the synthetic sample (sources/synthetic.py).
+"""Benchmark: rendering speed of the synthetic sample (affectnetplus_hf.sample).
 
 Measures, single process, at 112 px (default):
 * ``render``: labels + face drawing (:func:`make_item`) per second,
@@ -10,7 +10,7 @@ free core would give). Results go to ``benchmarks/results/synthetic.json``.
 
 With ``--learnability``, it also writes a default-sized multi-annotated part (``--mas`` images, 5
 annotators) at ``--cnn-size`` px, holds out 20 unanimous images per emotion (a test-MAS in the sense
-of SPEC §3), trains a tiny 4-layer CNN on the rest (soft targets = vote shares, one-cycle AdamW,
+of ``docs/method.md#mas-split``), trains a tiny 4-layer CNN on the rest (soft targets = vote shares, one-cycle AdamW,
 ``--epochs`` epochs, 2 CPU threads) and records the per-emotion test accuracy, plus the same for a
 logistic regression on 24x24 grey pixels (no alignment) as a floor.
 
@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from affectnetplus_hf.sources import synthetic as S
+from affectnetplus_hf import sample as S
 
 
 def _rate(n: int, fn) -> dict[str, float]:
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(n):
                 _, image = S.make_item(0, "multi_annotated", i, size, pool, 5)
                 if fmt:
-                    S._encode(image, fmt, S.DEFAULT_JPEG_QUALITY)
+                    S.encode_image(image, fmt, S.DEFAULT_JPEG_QUALITY)
         return run
 
     results = {

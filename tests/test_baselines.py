@@ -1,5 +1,5 @@
-"""Baselines per subset from the exported dataset, their evaluation report, soft labels vs references
-(issue 5 item 5), and the ``baseline``/``evaluate`` CLI."""
+"""Baselines per subset from the exported dataset, their evaluation report, soft labels vs references,
+and the ``baseline``/``evaluate`` CLI."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 from affectnetplus_hf import baselines  # noqa: E402
 from affectnetplus_hf.emotions import SUBSETS  # noqa: E402
-from affectnetplus_hf.metrics import functional as F  # noqa: E402
+from affectnetplus_hf.metrics import functional as metric_functions  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_labeling import make_sample, make_tiny_labeler  # noqa: E402
@@ -86,11 +86,11 @@ def test_evaluation_report_numbers_match_the_models(pipeline):
     scores = baselines.predict_records(model, data.records, progress=False)
     entry = results["models"]["soft_fer_all"]
     assert entry["hard"]["all"]["accuracy"] == pytest.approx(100 * np.mean(scores.argmax(1) == data.hard_labels))
-    assert entry["soft"]["all"]["w_mae"] == pytest.approx(F.w_mae(data.soft_labels, np.clip(scores, 0, 1)), abs=1e-4)
+    assert entry["soft"]["all"]["w_mae"] == pytest.approx(metric_functions.w_mae(data.soft_labels, np.clip(scores, 0, 1)), abs=1e-4)
     # the synthetic ground truth travels through the dataset: soft labels and one-hot both scored against it
     truth = results["synthetic_ground_truth"]
     one_hot = np.eye(8, dtype=np.float32)[data.hard_labels]
-    assert truth["one_hot_hard_labels_vs_truth"]["w_mae"] == pytest.approx(F.w_mae(data.true_soft_labels, one_hot), abs=1e-4)
+    assert truth["one_hot_hard_labels_vs_truth"]["w_mae"] == pytest.approx(metric_functions.w_mae(data.true_soft_labels, one_hot), abs=1e-4)
     report = (report_dir / "report.md").read_text()
     for needed in ("Table 5", "Tables 8–9", "Table 10", "Table 11", "Fig. 5", "figures/soft_label_examples.png",
                    "synthetic ground truth", "hard_fer_all"):
@@ -111,16 +111,18 @@ def test_soft_labels_against_the_ground_truth(pipeline):
     result = baselines.evaluate_soft_labels(pipeline["labels"], pipeline["sample"], out)
     assert result["reference"] == "truth" and result["n_images"] == 56 and result["left_out"] == 0
     labels = load_labels(pipeline["labels"]).to_pylist()
-    truth = read_ground_truth(pipeline["sample"])  # {image_id: {"soft_label": (8,), ...}}
+    truth = read_ground_truth(pipeline["sample"])  # {image_id: {"soft_label_true": (8,), ...}}
     soft = np.asarray([r["soft_label"] for r in labels], dtype=np.float32)
-    reference = np.asarray([truth[r["image_id"]]["soft_label"] for r in labels], dtype=np.float32)
-    assert result["soft_labels"]["w_mae"] == pytest.approx(F.w_mae(reference, np.clip(soft, 0, 1)), abs=1e-4)
+    reference = np.asarray([truth[r["image_id"]]["soft_label_true"] for r in labels], dtype=np.float32)
+    assert result["soft_labels"]["w_mae"] == pytest.approx(metric_functions.w_mae(reference, np.clip(soft, 0, 1)), abs=1e-4)
     assert (out / "soft_label_quality.md").read_text().count("| AffectNet+ soft labels |") >= 2
 
 
 def test_vote_distributions_hand_worked():
+    from affectnetplus_hf.votes import vote_distributions
+
     votes = np.array([[3, 1, 0, 0, 0, 0, 0, 1], [0] * 8])
-    shares = baselines.vote_distributions(votes)
+    shares = vote_distributions(votes)
     np.testing.assert_allclose(shares[0], [0.6, 0.2, 0, 0, 0, 0, 0, 0.2])
     assert np.isnan(shares[1]).all()
 
@@ -393,7 +395,7 @@ def test_ferplus_kinds_train_and_evaluate(ferplus_pipeline):
     entry = results["models"]["ferplus_crossentropy_all"]
     assert entry["kind"] == "crossentropy"
     assert entry["hard"]["all"]["accuracy"] == pytest.approx(100 * np.mean(scores.argmax(1) == data.hard_labels))
-    assert entry["soft"]["all"]["w_mae"] == pytest.approx(F.w_mae(data.soft_labels, scores), abs=1e-4)
+    assert entry["soft"]["all"]["w_mae"] == pytest.approx(metric_functions.w_mae(data.soft_labels, scores), abs=1e-4)
     for name in results["models"]:
         assert results["models"][name]["soft"] and results["models"][name]["soft_by_emotion"]
     report = (report_dir / "report.md").read_text()

@@ -1,4 +1,4 @@
-"""Dataset export (issue 5 item 4): features, Parquet layout, card, ``load_dataset`` offline."""
+"""Dataset export: features, Parquet layout, card, ``load_dataset`` offline."""
 
 from __future__ import annotations
 

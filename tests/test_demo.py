@@ -1,4 +1,4 @@
-"""``affectnetplus demo``: the whole chain on a small synthetic sample (issue 5 items 6 and 10)."""
+"""``affectnetplus demo``: the whole chain on a small synthetic sample."""
 
 from __future__ import annotations
 

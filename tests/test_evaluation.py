@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from affectnetplus_hf import evaluation
-from affectnetplus_hf.metrics import functional as F
+from affectnetplus_hf.metrics import functional as metric_functions
 
 
 def _data(n=40, seed=0, with_truth=True):
@@ -29,16 +29,16 @@ def test_evaluate_predictions_tables_match_functions(tmp_path):
     results = evaluation.evaluate_predictions(data, models, tmp_path)
     easy = data.subsets == "easy"
     assert results["models"]["hard_all"]["hard"]["easy"]["accuracy"] == pytest.approx(
-        F.accuracy(data.hard_labels[easy], hard_scores[easy].argmax(1)))
+        metric_functions.accuracy(data.hard_labels[easy], hard_scores[easy].argmax(1)))
     assert results["models"]["soft_all"]["soft"]["all"]["w_mae"] == pytest.approx(
-        F.w_mae(data.soft_labels, soft_scores), rel=1e-5)
+        metric_functions.w_mae(data.soft_labels, soft_scores), rel=1e-5)
     assert results["models"]["soft_all"]["soft"]["difficult"]["w_fr"] == pytest.approx(
-        F.w_fr(data.soft_labels[data.subsets == "difficult"], soft_scores[data.subsets == "difficult"]), rel=1e-5)
+        metric_functions.w_fr(data.soft_labels[data.subsets == "difficult"], soft_scores[data.subsets == "difficult"]), rel=1e-5)
     by_emotion = results["models"]["soft_all"]["soft_by_emotion"]["w_auc"]
     names = [evaluation.EMOTIONS[h] for h in data.hard_labels]
-    assert by_emotion == pytest.approx(F.w_auc(data.soft_labels, soft_scores, by=names), rel=1e-5)
+    assert by_emotion == pytest.approx(metric_functions.w_auc(data.soft_labels, soft_scores, by=names), rel=1e-5)
     truth = results["synthetic_ground_truth"]
-    assert truth["soft_labels_vs_truth"]["w_mae"] == pytest.approx(F.w_mae(data.true_soft_labels, data.soft_labels),
+    assert truth["soft_labels_vs_truth"]["w_mae"] == pytest.approx(metric_functions.w_mae(data.true_soft_labels, data.soft_labels),
                                                                    rel=1e-5)
     assert "AffectNet+ soft labels" in evaluation.ground_truth_markdown(results)
     saved = json.loads((tmp_path / "tables" / "evaluation.json").read_text())

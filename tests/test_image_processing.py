@@ -255,3 +255,25 @@ def test_dataloader_shuffle_is_seeded(records: list[FaceRecord]) -> None:
     assert len(dataset) == 6 and dataset[2]["index"] == 2 and dataset[2]["bad"] is None
     drop = make_dataloader(good, processor, batch_size=4, drop_last=True)
     assert [b["pixel_values"].shape[0] for b in drop] == [4]
+
+
+def test_open_record_image_is_the_one_record_loader(tmp_path: Path) -> None:
+    from affectnetplus_hf.images import MissingImageError, image_identity, open_record_image, read_record_bytes
+
+    data = _png_bytes(Image.fromarray(np.full((6, 9), 200, dtype=np.uint8), mode="L"))
+    from_bytes = FaceRecord("a.png", image_bytes=data, face_box=(0, 0, 2, 2))
+    image = open_record_image(from_bytes)
+    assert image.mode == "RGB" and image.size == (9, 6)  # whole image, no face crop
+    with open_record_image(from_bytes, decode=False) as header:
+        assert header.size == (9, 6) and header.mode == "L"
+    (tmp_path / "a.png").write_bytes(data)
+    from_file = FaceRecord("a.png", image_path=str(tmp_path / "a.png"))
+    assert read_record_bytes(from_file) == read_record_bytes(from_bytes) == data
+    assert image_identity(data)[0] == len(data)
+    gone = FaceRecord("gone.png", image_path=str(tmp_path / "gone.png"))
+    for loader in (open_record_image, read_record_bytes):
+        with pytest.raises(MissingImageError, match=r"gone.png: image file missing") as error:
+            loader(gone)
+        assert isinstance(error.value, BadImageError) and isinstance(error.value, FileNotFoundError)
+    with pytest.raises(BadImageError, match="empty: record has neither image_path nor image_bytes"):
+        open_record_image(FaceRecord("empty"))

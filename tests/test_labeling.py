@@ -1,4 +1,4 @@
-"""Labeling (issue 5 items 1, 2, 9): shards, manifest, resume after kill -9, 2 processes, bad images.
+"""Labeling: shards, manifest, resume after kill -9, 2 processes, bad images.
 
 Runs a tiny random soft-labeler (timm ``test_resnet`` members, 32 px) over a small synthetic sample.
 Every run uses one intra-op thread (``num_threads=1``) so that in-process and subprocess runs give the
@@ -22,18 +22,17 @@ import pytest
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 from affectnetplus_hf.emotions import EMOTIONS, SUBSETS  # noqa: E402
+from affectnetplus_hf.fileio import check_writable_dir, write_parquet_deterministic  # noqa: E402
 from affectnetplus_hf.labeling import (  # noqa: E402
     FAULT_ENV,
     LABEL_COLUMNS,
     LabelingConfig,
-    check_writable_dir,
     collect_records,
     label_dataset,
     load_labels,
     plan_shards,
     read_manifest,
     shards_for_process,
-    write_parquet_deterministic,
 )
 from affectnetplus_hf.records import FaceRecord  # noqa: E402
 
@@ -57,7 +56,7 @@ def make_tiny_labeler(directory: Path) -> Path:
 
 
 def make_sample(directory: Path, n_train: int = 9, n_val: int = 4) -> Path:
-    from affectnetplus_hf.sources.synthetic import write_sample
+    from affectnetplus_hf.sample import write_sample
 
     write_sample(directory, layout="csv", n_train=n_train, n_val=n_val, n_mas=2, image_size=40, seed=3,
                  contact_sheet=False, progress=False)

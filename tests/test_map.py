@@ -33,7 +33,7 @@ NO_LABEL = 2  # the row whose hard label is null
 def assets(tmp_path_factory):
     from affectnetplus_hf.models import SoftLabeler
     from affectnetplus_hf.sources import open_source
-    from affectnetplus_hf.sources.synthetic import write_sample
+    from affectnetplus_hf.sample import write_sample
 
     datasets.disable_progress_bars()
     root = tmp_path_factory.mktemp("map")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from affectnetplus_hf.emotions import ETHNICITIES, GENDERS
+from affectnetplus_hf.emotions import ACTION_UNITS, ETHNICITIES, GENDERS
 from affectnetplus_hf.metadata import (
     HEAD_POSE_COLUMNS,
     LANDMARKS_28_FLIP,
@@ -220,13 +220,13 @@ def test_unreadable_image_raises_or_is_skipped(tmp_path):
     bad_path = tmp_path / "bad.png"
     bad_path.write_bytes(b"not an image")
     bad = FaceRecord("bad.png", image_path=str(bad_path))
-    with pytest.raises(ValueError, match=r"bad.png: cannot decode image"):
+    with pytest.raises(ValueError, match=r"bad.png: not a readable image"):
         annotate([good, bad], [NeedsImages()], progress=False)
     out = annotate([good, bad, good], [NeedsImages()], on_error="skip", progress=False)
     assert out["age"] == [20.0, None, 20.0]
     assert [i for i, _ in out.skipped] == ["bad.png"]
     missing = FaceRecord("gone.png", image_path=str(tmp_path / "gone.png"))
-    with pytest.raises(FileNotFoundError, match="gone.png: image file not found"):
+    with pytest.raises(FileNotFoundError, match="gone.png: image file missing"):
         annotate([missing], [NeedsImages()], progress=False)
     assert issubclass(_ClassifierAnnotator, Annotator)
 
@@ -376,7 +376,7 @@ def test_solvepnp_annotator_chain_and_nulls(tmp_path):
         annotate(records, "solvepnp", progress=False)
     # the pose needs the image size: a missing file is an error, or skipped and listed
     gone = FaceRecord("gone.png", image_path=str(tmp_path / "gone.png"), landmarks=pts)
-    with pytest.raises(FileNotFoundError, match="gone.png: image file not found"):
+    with pytest.raises(FileNotFoundError, match="gone.png: image file missing"):
         annotate([gone], "passthrough,solvepnp", progress=False)
     out = annotate([gone, records[0]], "passthrough,solvepnp:all:1", on_error="skip", progress=False)
     assert out["landmarks_68"][0] is not None and out["head_pose_yaw"][0] is None
@@ -387,21 +387,22 @@ def test_solvepnp_matches_synthetic_renderer_conventions():
     """The renderer's yaw/pitch/roll signs are the ones solvePnP recovers (weak perspective, own face
     model: only sign and rough size are checked here; the benchmark measures the error)."""
     pytest.importorskip("cv2")
-    synthetic = pytest.importorskip("affectnetplus_hf.sources.synthetic")
     from affectnetplus_hf.metadata.headpose import estimate_head_pose
+    from affectnetplus_hf.sample.parameters import draw_face_params
+    from affectnetplus_hf.sample.render import render_face
 
     rng = np.random.default_rng(5)
-    neutral = np.zeros((2, len(synthetic.ACTION_UNITS)))
+    neutral = np.zeros((2, len(ACTION_UNITS)))
 
     def estimate(params, pose):
         params.yaw, params.pitch, params.roll = pose
-        _, landmarks, _ = synthetic.render_face(params, image_size=112, supersample=1)
+        _, landmarks, _ = render_face(params, image_size=112, supersample=1)
         return np.array(estimate_head_pose(landmarks, (112, 112), focal_length_factor=10.0, point_indices=POINT_SETS["rigid"]))
 
     # same face turned both ways: the difference of the estimates has the sign of the turn (a model
     # mismatch may add a constant offset, e.g. in pitch, which cancels here)
     for k, angle in ((0, 20.0), (1, 12.0), (2, 12.0)):
-        params = synthetic.draw_face_params(rng, neutral)
+        params = draw_face_params(rng, neutral)
         plus, minus = np.zeros(3), np.zeros(3)
         plus[k], minus[k] = angle, -angle
         delta = estimate(params, tuple(plus)) - estimate(params, tuple(minus))
@@ -573,9 +574,11 @@ def test_mediapipe_backend_when_installed(tmp_path):
     pytest.importorskip("mediapipe")
     blank = FaceRecord("blank.png", image_path=str(_png(tmp_path / "blank.png", 96)))
     assert annotate([blank], "mediapipe", progress=False)["landmarks_68"] == [None]
-    synthetic = pytest.importorskip("affectnetplus_hf.sources.synthetic")
-    params = synthetic.draw_face_params(np.random.default_rng(0), np.zeros((2, len(synthetic.ACTION_UNITS))))
-    image, truth, _ = synthetic.render_face(params, image_size=112, supersample=1)
+    from affectnetplus_hf.sample.parameters import draw_face_params
+    from affectnetplus_hf.sample.render import render_face
+
+    params = draw_face_params(np.random.default_rng(0), np.zeros((2, len(ACTION_UNITS))))
+    image, truth, _ = render_face(params, image_size=112, supersample=1)
     image.save(tmp_path / "face.png")
     out = annotate([FaceRecord("face.png", image_path=str(tmp_path / "face.png"))], "mediapipe", progress=False)
     lm = out["landmarks_68"][0]

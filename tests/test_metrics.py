@@ -1,4 +1,4 @@
-"""SPEC §9 metrics: hand-worked examples, properties, agreement with a per-sample loop, bad input."""
+"""Soft- and hard-label metrics (`docs/method.md#metrics`): hand-worked examples, properties, agreement with a per-sample loop, bad input."""
 
 from __future__ import annotations
 
@@ -287,14 +287,14 @@ def test_by_groups_equal_separate_computation_and_are_ordered():
     subsets = np.array(["difficult", "easy", "challenging"])[rng.integers(0, 3, 90)]
     for metric in (w_mae, w_fr, w_auc):
         grouped = metric(refs, preds, by=subsets)
-        assert list(grouped) == ["easy", "challenging", "difficult"]  # SPEC §8 order, not alphabetical
+        assert list(grouped) == ["easy", "challenging", "difficult"]  # subset order, not alphabetical
         for group, value in grouped.items():
             mask = subsets == group
             assert value == pytest.approx(metric(refs[mask], preds[mask]))
     emotions = [EMOTIONS[i] for i in rng.integers(0, 8, 90)]
     table = soft_label_metrics(refs, preds, by=emotions, include_all=True)
     present = [e for e in EMOTIONS if e in emotions]
-    assert list(table) == ["all", *present]  # SPEC §1 order
+    assert list(table) == ["all", *present]  # label-space order
     assert sum(row["n"] for group, row in table.items() if group != "all") == 90
     fear = np.array(emotions) == "Fear"
     assert table["Fear"]["w_mae"] == pytest.approx(w_mae(refs[fear], preds[fear]))

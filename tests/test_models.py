@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import json
-import logging
+import os
 import subprocess
 import sys
 import textwrap
 
-import numpy as np
-import pytest
-import torch
-from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModel
+# MKL's alignment-independent mode, before torch computes anything: the round trip in a new process
+# compares outputs bit for bit (the child inherits it).
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-from affectnetplus_hf import softlabel
-from affectnetplus_hf.emotions import EMOTIONS, au_vectors
-from affectnetplus_hf.image_processing import AffectNetPlusImageProcessor
-from affectnetplus_hf.models import (
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
+from transformers import AutoConfig, AutoModel  # noqa: E402
+
+from affectnetplus_hf import softlabel  # noqa: E402
+from affectnetplus_hf.emotions import EMOTIONS, au_vectors  # noqa: E402
+from affectnetplus_hf.image_processing import AffectNetPlusImageProcessor  # noqa: E402
+from affectnetplus_hf.models import (  # noqa: E402
     AUExpressionClassifier,
     AUExpressionClassifierConfig,
     BinaryExpressionClassifier,
@@ -87,7 +91,7 @@ def pixels():
 
 
 def _reference_soft_label(members, confidences, pixels, mode="balanced"):
-    """SPEC §6–8 by hand: each member classifier run alone, then softlabel.py."""
+    """Eqs. 4–14 by hand: each member classifier run alone, then softlabel.py."""
     ebc, au = members
     with torch.inference_mode():
         probs = np.stack(

@@ -1,4 +1,4 @@
-"""``affectnetplus push``: private by default, public only with a licence note (no network: HfApi is faked)."""
+"""``affectnetplus push``: private by default, public only with a license note (no network: HfApi is faked)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from affectnetplus_hf.cli import main
-from affectnetplus_hf.dataset import LICENCE_NOTE_BEGIN, push_dataset
+from affectnetplus_hf.dataset import LICENSE_NOTE_BEGIN, push_dataset
 
 
 class FakeApi:
@@ -66,7 +66,7 @@ def test_cli_push_is_private_by_default(folder, fake_hub, capsys):
     assert "commit/abc" in capsys.readouterr().out
 
 
-def test_public_needs_a_licence_note_and_nothing_is_created(folder, fake_hub):
+def test_public_needs_a_license_note_and_nothing_is_created(folder, fake_hub):
     assert main(["push", str(folder), "lab/affectnet-plus", "--public"]) == 1
     assert fake_hub.instances == []  # refused before any hub call
     with pytest.raises(ValueError, match="license-note"):
@@ -79,11 +79,11 @@ def test_public_with_note_creates_public_repo_and_records_the_note(folder, fake_
     api = fake_hub.instances[-1]
     assert dict(api.calls)["create_repo"]["private"] is False
     card = (folder / "README.md").read_text()
-    assert LICENCE_NOTE_BEGIN in card and note in card
+    assert LICENSE_NOTE_BEGIN in card and note in card
     # pushing again replaces the note instead of stacking a second one
     push_dataset(folder, "lab/sample", public=True, license_note="second", api=FakeApi())
     card = (folder / "README.md").read_text()
-    assert card.count(LICENCE_NOTE_BEGIN) == 1 and "second" in card and note not in card
+    assert card.count(LICENSE_NOTE_BEGIN) == 1 and "second" in card and note not in card
 
 
 def test_private_push_into_existing_public_repo_refuses_without_upload(folder):

@@ -270,13 +270,12 @@ def test_labels_and_dataset_follow_the_umask(tmp_path: Path, model_dir: Path, um
 def test_atomic_writers_follow_the_umask(tmp_path: Path, umask) -> None:
     import pyarrow as pa
 
-    from affectnetplus_hf.labeling import write_bytes_atomic, write_parquet_deterministic
-    from affectnetplus_hf.sampling import _atomic_write
+    from affectnetplus_hf.fileio import write_bytes_atomic, write_parquet_deterministic, write_text_atomic
 
     umask(0o027)
     write_bytes_atomic(tmp_path / "a.json", b"{}")
     write_parquet_deterministic(pa.table({"x": [1]}), tmp_path / "b.parquet")
-    _atomic_write(tmp_path / "c.csv", lambda handle: handle.write("x\n"))
+    write_text_atomic(tmp_path / "c.csv", "x\n")
     table = "image_id,Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt\na,0.5,0.5,0,0,0,0,0,0\n"
     _write(tmp_path / "in" / "gt.csv", table)
     assert main(["metrics", "compute", "-r", str(tmp_path / "in" / "gt.csv"), "-p", str(tmp_path / "in" / "gt.csv"),
@@ -544,7 +543,7 @@ def test_demo_overwrite_needs_a_demo_folder(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- 8. training runs
 @pytest.fixture(scope="module")
 def mas_sample(tmp_path_factory) -> Path:
-    from affectnetplus_hf.sources.synthetic import write_sample
+    from affectnetplus_hf.sample import write_sample
 
     directory = tmp_path_factory.mktemp("mas") / "sample"
     write_sample(directory, n_train=8, n_val=4, n_mas=120, image_size=40, progress=False, contact_sheet=False)

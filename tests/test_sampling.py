@@ -1,4 +1,4 @@
-"""Tests of the MAS split and the positive/negative selection (SPEC §3–4)."""
+"""Tests of the MAS split and the positive/negative selection (docs/method.md#mas-split, #sampling)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_majority_ties_drop_first_random():
         [5, 0, 0, 0, 0, 0, 0, 0],  # no tie
     ])
     assert majority_labels(votes, tie="drop").tolist() == [-1, -1, N]
-    # "first", SPEC order: Sad (2) before Surprise (3).
+    # "first", label-space order: Sad (2) before Surprise (3).
     assert majority_labels(votes, tie="first").tolist() == [SA, HA, N]
     # FER+ lists surprise before sadness (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt).
     assert majority_labels(votes, tie="first", source_order=FERPLUS_TO_INDEX).tolist() == [SU, HA, N]
@@ -119,7 +119,7 @@ def test_agreement_and_unanimity():
         (lambda: select_one_vs_rest([0, 1, 2], "Joy"), "emotion must be one of"),
         (lambda: select_one_vs_rest([0, 1, 2], 1, neg_ratio=0), "neg_ratio must be a finite number > 0"),
         (lambda: select_one_vs_rest([0, 1, 2], 1, neg_ratio=float("nan")), "neg_ratio"),
-        (lambda: select_one_vs_rest([0, -1, 2], 1), "labels row 1 is -1.0; expected a SPEC index"),
+        (lambda: select_one_vs_rest([0, -1, 2], 1), "labels row 1 is -1.0; expected a label-space index"),
         (lambda: select_one_vs_rest([0, 1, 2], 1, overlap="table3"), "overlap must be"),
         (lambda: select_one_vs_rest([0, 1, 2], 1, epoch=-1), "epoch must be"),
         (lambda: negative_quotas([1, 2, 3], 1), "class_counts must have shape \\(8,\\)"),
@@ -131,7 +131,7 @@ def test_bad_input_is_a_clear_value_error(call, message):
 
 
 # --------------------------------------------------------------------------------------------------
-# Negative quotas (SPEC §4), hand-worked
+# Negative quotas (docs/method.md#sampling), hand-worked
 # --------------------------------------------------------------------------------------------------
 
 LARGE = [1000] * 8
@@ -329,7 +329,7 @@ def test_quotas_match_the_spec_when_pools_are_large(n_pos, emotion, neg_ratio):
 
 
 # --------------------------------------------------------------------------------------------------
-# train/test-MAS split (SPEC §3)
+# train/test-MAS split (docs/method.md#mas-split)
 # --------------------------------------------------------------------------------------------------
 
 

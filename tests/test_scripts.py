@@ -27,7 +27,7 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    from affectnetplus_hf.sources.synthetic import write_sample
+    from affectnetplus_hf.sample import write_sample
 
     root = tmp_path_factory.mktemp("scripts") / "sample"
     write_sample(root, n_train=48, n_val=16, n_mas=240, image_size=48, seed=5, contact_sheet=False, progress=False)
@@ -41,16 +41,16 @@ def ferplus_from_sample(sample: Path, root: Path) -> Path:
     root.mkdir(parents=True)
     rows = list(csv.DictReader(open(sample / "multi_annotated" / "votes.csv", newline="")))
     out = [["Usage", "Image name", *FERPLUS_EMOTION_COLUMNS, "unknown", "NF"]]
-    spec_of_ferplus = {"neutral": "Neutral", "happiness": "Happy", "surprise": "Surprise", "sadness": "Sad",
+    emotion_of_ferplus_column = {"neutral": "Neutral", "happiness": "Happy", "surprise": "Surprise", "sadness": "Sad",
                        "anger": "Anger", "disgust": "Disgust", "fear": "Fear", "contempt": "Contempt"}
-    assert set(spec_of_ferplus.values()) == set(EMOTIONS)
+    assert set(emotion_of_ferplus_column.values()) == set(EMOTIONS)
     for k, row in enumerate(rows):
         usage, folder = (("PrivateTest", "FER2013Test") if k % 4 == 0 else ("PublicTest", "FER2013Valid")
                          if k % 8 == 2 else ("Training", "FER2013Train"))
         name = f"fer{k:07d}.png"
         (root / folder).mkdir(exist_ok=True)
         shutil.copyfile(sample / "multi_annotated" / row["image"], root / folder / name)
-        out.append([usage, name, *[row[spec_of_ferplus[c]] for c in FERPLUS_EMOTION_COLUMNS], "0", "0"])
+        out.append([usage, name, *[row[emotion_of_ferplus_column[c]] for c in FERPLUS_EMOTION_COLUMNS], "0", "0"])
     with open(root / "fer2013new.csv", "w", newline="") as handle:
         csv.writer(handle).writerows(out)
     return root

@@ -1,4 +1,5 @@
-"""Hand-worked examples for SPEC §5–8 (the arithmetic is written out) and vectorised-vs-loop checks."""
+"""Hand-worked examples for Eqs. 3–14 (docs/method.md#confidence-scores to #subsets; the arithmetic is
+written out) and vectorised-vs-loop checks."""
 
 import math
 import warnings

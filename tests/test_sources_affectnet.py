@@ -256,7 +256,7 @@ def test_multi_annotated_rejects_single_label(csv_root: Path) -> None:
 
 
 def test_unknown_option_is_an_error(csv_root: Path) -> None:
-    with pytest.raises(TypeError, match="unexpected options"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'keep_nonemotion'"):
         open_source(csv_root, keep_nonemotion=True)
 
 

@@ -150,7 +150,7 @@ def test_label_csv_layout(tmp_path: Path) -> None:
     assert records[-1].image_id == "FER2013Train/fer0000020.png"
     assert records[7].hard_label == EMOTION_TO_INDEX["Happy"]
     np.testing.assert_array_equal(
-        records[0].votes, [4, 0, 1, 0, 0, 2, 3, 0])  # SPEC order Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt
+        records[0].votes, [4, 0, 1, 0, 0, 2, 3, 0])  # label-space order Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt
 
 
 def test_bad_vote_rows(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The embedded synthetic sample (sources/synthetic.py): contract, ground truth, determinism, learnability."""
+"""The embedded synthetic sample (affectnetplus_hf.sample): contract, ground truth, determinism, learnability."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from affectnetplus_hf.emotions import EMOTION_TO_INDEX, EMOTIONS
-from affectnetplus_hf.sources import synthetic as S
+from affectnetplus_hf import sample as S
+from affectnetplus_hf.emotions import ACTION_UNITS, EMOTION_TO_INDEX, EMOTIONS
+from affectnetplus_hf.sources.synthetic import read_ground_truth
 
 NEUTRAL = EMOTION_TO_INDEX["Neutral"]
 
@@ -83,11 +84,11 @@ def test_label_noise_matches_the_written_labels(csv_sample: Path) -> None:
         per_image.setdefault(row["image"], []).append(row["label"])
     pairs = [a == b for labels in per_image.values() for i, a in enumerate(labels) for b in labels[i + 1:]]
     assert len(pairs) == 40 * 10 and noise["pairwise_agreement"] == pytest.approx(np.mean(pairs), abs=1e-4)
-    truth = S.read_ground_truth(csv_sample)
+    truth = read_ground_truth(csv_sample)
     matches = []
     for name in ("training.csv", "validation.csv"):
         for row in _rows(csv_sample / "Manually_Annotated_file_lists" / name)[1]:
-            soft = truth[f"Manually_Annotated_Images/{row['subDirectory_filePath']}"]["soft_label"]
+            soft = truth[f"Manually_Annotated_Images/{row['subDirectory_filePath']}"]["soft_label_true"]
             matches.append(int(row["expression"]) == int(np.argmax(soft)))
     assert len(matches) == 32 and noise["hard_label_matches_truth"] == pytest.approx(np.mean(matches), abs=1e-4)
     assert 0.3 < noise["pairwise_agreement"] < 0.9 and 0.5 < noise["hard_label_matches_truth"] <= 1.0
@@ -133,12 +134,12 @@ def test_weak_face_ground_truth_is_its_blend_with_neutral() -> None:
 
 
 def test_ground_truth_consistent(csv_sample: Path) -> None:
-    truth = S.read_ground_truth(csv_sample)
+    truth = read_ground_truth(csv_sample)
     assert len(truth) == 24 + 8 + 40
     blends = 0
     for image_id, record in truth.items():
         assert (csv_sample / image_id).is_file()
-        soft = record["soft_label"]
+        soft = record["soft_label_true"]
         assert soft.sum() == pytest.approx(1.0, abs=1e-6)
         primary, secondary = EMOTION_TO_INDEX[record["primary"]], record["secondary"]
         secondary = None if secondary is None else EMOTION_TO_INDEX[secondary]
@@ -161,7 +162,8 @@ def test_ground_truth_consistent(csv_sample: Path) -> None:
             assert np.count_nonzero(np.delete(soft, NEUTRAL)) == 2 - (NEUTRAL in (primary, secondary))
         lm = record["landmarks"]
         assert lm.shape == (68, 2) and (lm >= 0).all() and (lm <= SIZE).all()
-        assert abs(record["yaw"]) <= 18 and abs(record["pitch"]) <= 12 and abs(record["roll"]) <= 8
+        yaw, pitch, roll = record["head_pose"]
+        assert abs(yaw) <= 18 and abs(pitch) <= 12 and abs(roll) <= 8
     assert blends > 0
     # AffectNet CSV landmarks agree with ground_truth.csv.
     _, rows = _rows(csv_sample / "Manually_Annotated_file_lists" / "training.csv")
@@ -175,7 +177,7 @@ def test_ground_truth_consistent(csv_sample: Path) -> None:
 
 
 def test_npy_layout(npy_sample: Path) -> None:
-    truth = S.read_ground_truth(npy_sample)
+    truth = read_ground_truth(npy_sample)
     for folder, n in (("train_set", 20), ("val_set", 6)):
         images = sorted((npy_sample / folder / "images").glob("*.jpg"), key=lambda p: int(p.stem))
         assert len(images) == n
@@ -247,7 +249,7 @@ def test_face_framing_matches_a_crop_of_the_face_box() -> None:
 
 
 def test_multi_annotated_part_holds_face_crops(csv_sample: Path) -> None:
-    truth = S.read_ground_truth(csv_sample)
+    truth = read_ground_truth(csv_sample)
     spans: dict[str, list[float]] = {"multi_annotated": [], "affectnet": []}
     for record in truth.values():
         spans[record["part"]].append(float(np.ptp(record["landmarks"][:, 0])))  # jaw side to side
@@ -260,7 +262,7 @@ def test_blend_aus_and_contempt_side() -> None:
     matrix = S.emotion_au_matrix()
     np.testing.assert_allclose(au[0], 0.7 * matrix[happy] + 0.3 * matrix[surprise])
     contempt = S.blend_aus(EMOTION_TO_INDEX["Contempt"], None, 0.0, contempt_side="left")
-    col = list(S.ACTION_UNITS).index(12)
+    col = list(ACTION_UNITS).index(12)
     assert contempt[1, col] > 0 and contempt[0, col] == 0
 
 
@@ -279,12 +281,12 @@ def test_bad_arguments(tmp_path: Path) -> None:
         S.write_sample(tmp_path / "full", n_train=2, n_val=0, n_mas=0, progress=False, overwrite=True)
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
     with pytest.raises(FileNotFoundError):
-        S.read_ground_truth(tmp_path / "nowhere")
+        read_ground_truth(tmp_path / "nowhere")
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "ground_truth.csv").write_text("image_id,part\nx,affectnet\n")
     with pytest.raises(ValueError, match="missing columns"):
-        S.read_ground_truth(bad)
+        read_ground_truth(bad)
 
 
 def test_overwrite_replaces_a_sample(tmp_path: Path) -> None:
@@ -318,7 +320,7 @@ def test_learnable_but_not_trivial(tmp_path: Path) -> None:
     d = tmp_path / "learn"
     S.write_sample(d, n_train=0, n_val=0, n_mas=640, n_annotators=3, image_size=64, seed=5, progress=False,
                    contact_sheet=False)
-    truth = S.read_ground_truth(d)
+    truth = read_ground_truth(d)
     ids = sorted(truth)
     x = np.stack([_aligned_gray(d / i, truth[i]["landmarks"]) for i in ids])
     y = np.array([EMOTION_TO_INDEX[truth[i]["primary"]] for i in ids])

@@ -14,7 +14,7 @@ from affectnetplus_hf.emotions import EMOTIONS
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    from affectnetplus_hf.sources.synthetic import write_sample
+    from affectnetplus_hf.sample import write_sample
 
     directory = tmp_path_factory.mktemp("sample")
     write_sample(directory, n_train=48, n_val=8, n_mas=240, image_size=64, progress=False, contact_sheet=False)

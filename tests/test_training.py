@@ -1,4 +1,4 @@
-"""The one training loop (issue 4): resume = uninterrupted, NaN stop, DDP on CPU, helpers."""
+"""The one training loop: resume = uninterrupted, NaN stop, DDP on CPU, helpers."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from affectnetplus_hf.commands.predict import check_model_dir
+    from affectnetplus_hf.models.hub import check_model_dir
     from affectnetplus_hf.training.calibrate import calibrate_model_dir
 
     check_model_dir(args.model_dir)

@@ -14,16 +14,16 @@ NAME = "demo"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(NAME, help="run the whole pipeline on the embedded synthetic sample",
+    parser = subparsers.add_parser(NAME, help="run the whole pipeline on the embedded synthetic sample",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("output_dir", metavar="OUT_DIR", help="folder for every stage's output")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-train", type=int, default=None, help="sample size (default: the sample's 800)")
-    p.add_argument("--n-val", type=int, default=None, help="validation images (default 200)")
-    p.add_argument("--n-mas", type=int, default=None, help="multi-annotated images (default 1200)")
-    p.add_argument("--overwrite", action="store_true", help="delete OUT_DIR (a demo folder) first and start over")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=run)
+    parser.add_argument("output_dir", metavar="OUT_DIR", help="folder for every stage's output")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, default=None, help="sample size (default: the sample's 800)")
+    parser.add_argument("--n-val", type=int, default=None, help="validation images (default 200)")
+    parser.add_argument("--n-mas", type=int, default=None, help="multi-annotated images (default 1200)")
+    parser.add_argument("--overwrite", action="store_true", help="delete OUT_DIR (a demo folder) first and start over")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

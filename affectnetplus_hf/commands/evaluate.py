@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="validation", help="split to evaluate on (with --baselines)")
     p.add_argument("--reference", choices=("auto", "truth", "votes"), default="auto",
                    help="with --labels: ground truth (synthetic), vote distributions, or auto")
-    p.add_argument("--epsilon", type=float, default=None, help="ε of W-FR / W-AUC (default 0.3, SPEC §9)")
+    p.add_argument("--epsilon", type=float, default=None, help="ε of W-FR / W-AUC (default 0.3, paper Eq. 15)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"))

@@ -1,4 +1,4 @@
-"""``affectnetplus info DIR``: detect a dataset folder's kind/layout and count its labels (issue 3 item 10).
+"""``affectnetplus info DIR``: detect a dataset folder's kind/layout and count its labels.
 
 Prints one JSON object::
 
@@ -7,10 +7,11 @@ Prints one JSON object::
                           "unlabelled": 0, "total": 40}, ...},
      "skipped": {...}, "bad": [...]}
 
-Counts are by hard label (SPEC §1 names); non-emotion labels (AffectNet codes 8-10 by name, vote
-sources' images without a majority emotion as ``no_majority``) are counted separately, and every row a
-reader skipped is counted and listed under ``skipped``: nothing is dropped silently. For a synthetic
-sample the multi-annotated part is summarised too (``"multi_annotated"``).
+Counts are by hard label (label-space names, ``docs/method.md#label-space``); non-emotion labels
+(AffectNet codes 8-10 by name, vote sources' images without a majority emotion as ``no_majority``) are
+counted separately, and every row a reader skipped is counted and listed under ``skipped``: nothing is
+dropped silently. For a synthetic sample the multi-annotated part is summarised too
+(``"multi_annotated"``).
 """
 
 from __future__ import annotations
@@ -21,31 +22,29 @@ NAME = "info"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    parser = subparsers.add_parser(
         NAME,
         help="detect a dataset folder's kind/layout and print label counts per split as JSON",
         description="Detect the kind (affectnet, ferplus, folder, synthetic) and layout of DIR, read "
         "every record's labels (images are not decoded unless --check-images) and print JSON with "
         "per-split counts by hard label, non-emotion counts, and what was skipped and why.",
     )
-    p.add_argument("directory", metavar="DIR", help="dataset folder")
-    p.add_argument("--kind", choices=("affectnet", "ferplus", "folder", "synthetic"), default=None,
+    parser.add_argument("directory", metavar="DIR", help="dataset folder")
+    parser.add_argument("--kind", choices=("affectnet", "ferplus", "folder", "synthetic"), default=None,
                    help="force the source kind instead of detecting it")
-    p.add_argument("--check-images", action="store_true",
+    parser.add_argument("--check-images", action="store_true",
                    help="also decode every image and list the bad ones (slow on big sets)")
-    p.set_defaults(func=run)
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from affectnetplus_hf.sources import open_source, summarize_source
+    from affectnetplus_hf.sources import open_multi_annotated, open_source, summarize_source
 
     source = open_source(args.directory, kind=args.kind, keep_non_emotion=True)
     summary = summarize_source(source, check_images=args.check_images)
     if source.kind == "synthetic":  # the sample's multi-annotated part, as training reads it
-        from affectnetplus_hf.sources import open_multi_annotated
-
         summary["multi_annotated"] = summarize_source(open_multi_annotated(args.directory),
                                                       check_images=args.check_images)
     print(json.dumps(summary, indent=2))

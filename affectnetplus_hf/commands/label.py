@@ -1,4 +1,5 @@
-"""``affectnetplus label``: soft-label every image of a source with a saved soft-labeler (SPEC §8).
+"""``affectnetplus label``: soft-label every image of a source with a saved soft-labeler
+(``docs/method.md#soft-label``).
 
 Sharded and resumable: OUT_DIR gets ``shards/{split}-NNNNN.parquet`` (+ a JSON sidecar each), an atomic
 ``manifest.json`` and, once every shard is done, ``summary.json`` and the subset tables
@@ -72,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
     # (read when MKL initialises, so before torch runs anything; see labeling.py "Deterministic").
     os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-    from affectnetplus_hf.commands.predict import check_model_dir
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
+    from affectnetplus_hf.models.hub import check_model_dir
 
     if args.hf_dataset is not None:
         if args.out_dir is not None:

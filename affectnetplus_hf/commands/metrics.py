@@ -1,4 +1,4 @@
-"""``affectnetplus metrics``: the soft-label metrics of SPEC §9 (W-MAE, W-FR, W-AUC).
+"""``affectnetplus metrics``: the soft-label metrics W-MAE, W-FR, W-AUC (`docs/method.md#metrics`).
 
   affectnetplus metrics export DIR
       copy the three ``evaluate`` modules (w_mae/, w_fr/, w_auc/) into DIR, for
@@ -14,18 +14,24 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+from pathlib import Path
 
 NAME = "metrics"
 
+logger = logging.getLogger(__name__)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    parser = subparsers.add_parser(
         NAME,
         help="soft-label metrics (W-MAE, W-FR, W-AUC): export the evaluate modules, compute from files",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    actions = p.add_subparsers(dest="metrics_command", metavar="ACTION")
+    actions = parser.add_subparsers(dest="metrics_command", metavar="ACTION")
 
     export = actions.add_parser("export", help="copy the evaluate modules w_mae/, w_fr/, w_auc/ into DIR")
     export.add_argument("directory", metavar="DIR", help="target folder (created if missing)")
@@ -60,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="also write the JSON to this file (atomically)")
     compute.set_defaults(func=run_compute)
 
-    p.set_defaults(func=_missing_action(p))
+    parser.set_defaults(func=_missing_action(parser))
 
 
 def _missing_action(parser: argparse.ArgumentParser):
@@ -72,8 +78,6 @@ def _missing_action(parser: argparse.ArgumentParser):
 
 
 def run_export(args: argparse.Namespace) -> int:
-    import json
-
     from affectnetplus_hf.metrics import export_modules
 
     created = export_modules(args.directory, names=args.names, overwrite=args.overwrite)
@@ -86,8 +90,6 @@ def run_export(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------
 def read_table(path: str):
     """A pandas DataFrame from ``.csv``, ``.tsv``, ``.parquet`` or ``.jsonl`` / ``.json`` (JSON lines)."""
-    import os
-
     import pandas as pd
 
     if not os.path.isfile(path):
@@ -108,7 +110,7 @@ def read_table(path: str):
 
 
 def soft_label_columns(frame, path: str) -> list[str]:
-    """The frame's column names for the 8 emotions in SPEC §1 order (exact names, else case-insensitive)."""
+    """The frame's column names for the 8 emotions in label-space order (exact names, else case-insensitive)."""
     from affectnetplus_hf.emotions import EMOTIONS
 
     by_lower = {str(c).lower(): c for c in frame.columns}
@@ -152,13 +154,10 @@ def soft_label_matrix(frame, path: str, id_column: str | None):
 def match_rows(references, predictions, reference_path: str, prediction_path: str, id_column: str,
                ignore_extra: bool):
     """Align the prediction rows with the reference rows; returns ``(predictions aligned, how, n_extra)``."""
-    import logging
-
-    log = logging.getLogger(__name__)
     has_ids = id_column in references.columns and id_column in predictions.columns
     if not has_ids:
         if id_column in references.columns or id_column in predictions.columns:
-            log.warning("only one file has a %r column: matching rows by position", id_column)
+            logger.warning("only one file has a %r column: matching rows by position", id_column)
         if len(references) != len(predictions):
             raise ValueError(
                 f"{prediction_path} has {len(predictions)} rows but {reference_path} has {len(references)}; "
@@ -192,7 +191,7 @@ def match_rows(references, predictions, reference_path: str, prediction_path: st
             "pass --ignore-extra-predictions to skip them"
         )
     if extra:
-        log.warning("ignoring %d prediction row(s) whose %s is not in %s", extra, id_column, reference_path)
+        logger.warning("ignoring %d prediction row(s) whose %s is not in %s", extra, id_column, reference_path)
     aligned = indexed.loc[reference_ids.to_numpy()].reset_index(drop=True)
     return aligned, id_column, extra
 
@@ -251,9 +250,7 @@ def compute_from_files(
 
 
 def run_compute(args: argparse.Namespace) -> int:
-    import json
-    import os
-    import tempfile
+    from affectnetplus_hf.fileio import write_text_atomic
 
     result = compute_from_files(
         args.references,
@@ -268,19 +265,7 @@ def run_compute(args: argparse.Namespace) -> int:
     )
     text = json.dumps(result, indent=2)
     if args.output:
-        directory = os.path.dirname(os.path.abspath(args.output))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".metrics-", suffix=".json.tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-            from affectnetplus_hf.fileio import chmod_like_new
-
-            chmod_like_new(tmp)  # mkstemp's 0600 would survive the rename
-            os.replace(tmp, args.output)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        Path(args.output).absolute().parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(args.output, text + "\n")
     print(text)
     return 0

@@ -1,6 +1,6 @@
 """``affectnetplus push``: upload a dataset folder to the Hugging Face Hub — private by default.
 
-AffectNet's licence forbids redistributing its images, so the repository is created **private**
+AffectNet's license forbids redistributing its images, so the repository is created **private**
 (``create_repo(private=True)``) unless ``--public`` is given, and ``--public`` is refused without
 ``--license-note TEXT`` (added to the card) saying why the data may be shared (e.g. the synthetic
 sample is MIT). Pushing without ``--public`` into an existing public repository is refused too.

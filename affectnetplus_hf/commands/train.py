@@ -1,4 +1,4 @@
-"""``affectnetplus train``: train soft-labeler members or a FER baseline (issue 4; SPEC §3–7, §10).
+"""``affectnetplus train``: train soft-labeler members or a FER baseline (``docs/method.md``).
 
   affectnetplus train softlabeler --data DIR --preset tiny --output MODEL_DIR   EBC + AU members + CS
   affectnetplus train softlabeler --data DIR --families ebc au dist --calibration_split validation ...
@@ -9,7 +9,7 @@
 Every option is a field of ``affectnetplus_hf.training.TrainConfig`` (parsed by transformers'
 HfArgumentParser); ``--config FILE.yaml|.json`` loads them from a file, flags given as well override it.
 Options left unset take the preset's values (``tiny``: small test_* timm models at 48 px for a CPU;
-``paper``: SPEC §10). ``affectnetplus train FAMILY --help`` lists them all. The resolved config is saved
+``paper``: the paper's settings). ``affectnetplus train FAMILY --help`` lists them all. The resolved config is saved
 as ``train_config.json`` in the model directory. Distributed: ``accelerate launch [--multi_gpu
 --num_processes N] -m affectnetplus_hf train ...``.
 """

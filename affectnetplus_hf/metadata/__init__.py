@@ -27,7 +27,6 @@ from .base import (
     OUTER_EYE_CORNERS,
     Annotator,
     MetadataColumns,
-    annotate,
     landmarks_28_from_68,
     load_rgb_image,
     metadata_features,
@@ -35,6 +34,7 @@ from .base import (
     read_image_size,
     validate_value,
 )
+from .chain import annotate
 from .registry import available_annotators, build_annotator, build_annotators, register_annotator
 
 __all__ = [

@@ -1,8 +1,8 @@
 """One annotator interface for the metadata columns (paper Sec. 3.5.4, `docs/method.md#metadata`).
 
 An :class:`Annotator` turns a batch of :class:`~affectnetplus_hf.records.FaceRecord` (and, when it
-asks for them, the decoded RGB images) into columns. :func:`annotate` runs a chain of annotators
-over records in batches and returns one list per column, aligned with the records.
+asks for them, the decoded RGB images) into columns; :mod:`affectnetplus_hf.metadata.chain` runs a
+chain of annotators over records.
 
 Columns (paper Sec. 3.5.4, `docs/method.md#metadata`; unknown is ``None``, never a sentinel)::
 
@@ -14,27 +14,20 @@ Columns (paper Sec. 3.5.4, `docs/method.md#metadata`; unknown is ``None``, never
     head_pose_yaw     float degrees              | None   (conventions: metadata.headpose)
     head_pose_pitch   float degrees              | None
     head_pose_roll    float degrees              | None
-
-Chaining rule: annotators are applied in the given order and **the first non-null value wins** —
-a later annotator only fills cells that are still null. ``passthrough,dlib`` therefore keeps
-AffectNet's own landmarks and runs dlib only where there are none, and ``synthetic,solvepnp`` keeps
-the synthetic ground-truth pose. An annotator may read the columns filled so far (``solvepnp``
-reads ``landmarks_68``). ``landmarks_28`` is derived from ``landmarks_68`` wherever it is still
-null after the chain.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..emotions import ETHNICITIES, GENDERS
+from ..images import open_record_image
 from ..records import FaceRecord
 
 logger = logging.getLogger(__name__)
@@ -196,41 +189,18 @@ def _finite_float(value: Any, column: str, prefix: str) -> float:
 
 
 def load_rgb_image(record: FaceRecord) -> np.ndarray:
-    """Decode a record's image (file or bytes) into an ``(H, W, 3)`` uint8 RGB array.
+    """A record's whole image as an ``(H, W, 3)`` uint8 RGB array.
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the record for an
-    undecodable image or a record without any image.
+    Raises :class:`~affectnetplus_hf.images.BadImageError` naming the record (a
+    ``MissingImageError``, also a ``FileNotFoundError``, for a missing file).
     """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if record.image_bytes is not None:
-            with Image.open(io.BytesIO(record.image_bytes)) as image:
-                return np.asarray(image.convert("RGB"))
-        if record.image_path is not None:
-            with Image.open(record.image_path) as image:
-                return np.asarray(image.convert("RGB"))
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{record.location}: image file not found") from err
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"{record.location}: cannot decode image ({err})") from err
-    raise ValueError(f"{record.image_id}: record has neither image_path nor image_bytes")
+    return np.asarray(open_record_image(record))
 
 
 def read_image_size(record: FaceRecord) -> tuple[int, int]:
-    """``(width, height)`` of a record's image, reading only the file header."""
-    from PIL import Image, UnidentifiedImageError
-
-    if record.image_bytes is None and record.image_path is None:
-        raise ValueError(f"{record.image_id}: record has neither image_path nor image_bytes")
-    source: Any = io.BytesIO(record.image_bytes) if record.image_bytes is not None else record.image_path
-    try:
-        with Image.open(source) as image:
-            return image.size
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{record.location}: image file not found") from err
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"{record.location}: cannot read image size ({err})") from err
+    """``(width, height)`` of a record's image, reading only the header; errors as :func:`load_rgb_image`."""
+    with open_record_image(record, decode=False) as image:
+        return image.size
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,124 +292,3 @@ def metadata_features():
             **{c: Value("float32") for c in HEAD_POSE_COLUMNS},
         }
     )
-
-
-def annotate(
-    records: Iterable[FaceRecord],
-    annotators: Sequence[Annotator | str] | str,
-    batch_size: int = 32,
-    *,
-    on_error: str = "raise",
-    progress: bool = True,
-) -> MetadataColumns:
-    """Run ``annotators`` (objects or registry specs such as ``"synthetic,solvepnp"``) over
-    ``records`` in batches; return :class:`MetadataColumns` with every metadata column.
-
-    Args:
-        records: the records (any iterable; consumed once).
-        annotators: in priority order (first non-null value wins).
-        batch_size: records per ``annotate_batch`` call.
-        on_error: ``"raise"`` (default) stops at the first unreadable image with an error naming
-            it; ``"skip"`` leaves that record's image-based cells null, and logs and lists it in
-            ``result.skipped``. Invalid annotator output always raises.
-        progress: show a tqdm bar.
-    """
-    from .registry import build_annotators
-
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    chain = build_annotators(annotators)
-    _check_chain(chain)
-    result = MetadataColumns({"image_id": [], **{c: [] for c in METADATA_COLUMNS}})
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(desc="metadata", unit="img", disable=not progress)
-    batch: list[FaceRecord] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) == batch_size:
-            _annotate_one_batch(batch, chain, result, on_error)
-            bar.update(len(batch))
-            batch = []
-    if batch:
-        _annotate_one_batch(batch, chain, result, on_error)
-        bar.update(len(batch))
-    bar.close()
-    if result.skipped:
-        logger.warning(
-            "metadata: %d record(s) skipped (unreadable image): %s",
-            len(result.skipped),
-            ", ".join(f"{i} ({why})" for i, why in result.skipped),
-        )
-    return result
-
-
-def _check_chain(chain: Sequence[Annotator]) -> None:
-    provided: set[str] = set()
-    for annotator in chain:
-        missing = [c for c in annotator.requires if c not in provided]
-        if missing:
-            raise ValueError(
-                f"metadata annotator {annotator.name!r} needs {missing} from an earlier annotator "
-                f"(e.g. 'synthetic', 'passthrough', 'csv:PATH', 'dlib' or 'mediapipe' before it)"
-            )
-        provided.update(annotator.columns)
-
-
-def _annotate_one_batch(
-    batch: list[FaceRecord], chain: Sequence[Annotator], result: MetadataColumns, on_error: str
-) -> None:
-    n = len(batch)
-    known: dict[str, list[Any]] = {c: [None] * n for c in METADATA_COLUMNS}
-    need_pixels = any(a.needs_images for a in chain)
-    need_sizes = any(a.needs_image_size for a in chain)
-    images: list[np.ndarray | None] = [None] * n
-    sizes: list[tuple[int, int] | None] = [None] * n
-    readable = list(range(n))
-    if need_pixels or need_sizes:
-        readable = []
-        for i, record in enumerate(batch):
-            try:
-                if need_pixels:
-                    images[i] = load_rgb_image(record)
-                    sizes[i] = (images[i].shape[1], images[i].shape[0])
-                else:
-                    sizes[i] = read_image_size(record)
-                readable.append(i)
-            except (FileNotFoundError, ValueError) as err:
-                if on_error == "raise":
-                    raise
-                result.skipped.append((record.image_id, str(err)))
-    for annotator in chain:
-        if annotator.needs_images or annotator.needs_image_size:
-            rows = readable
-            if not rows:
-                continue
-            sub_known = {c: [v[i] for i in rows] for c, v in known.items()}
-            sub_known[IMAGE_SIZE_KEY] = [sizes[i] for i in rows]
-            sub_images = [images[i] for i in rows] if annotator.needs_images else None
-            produced = annotator.annotate_batch([batch[i] for i in rows], sub_images, sub_known)
-        else:
-            rows = list(range(n))
-            produced = annotator.annotate_batch(batch, None, known)
-        for column, values in produced.items():
-            if column not in annotator.columns:
-                raise ValueError(f"annotator {annotator.name!r} returned column {column!r} it does not declare")
-            if len(values) != len(rows):
-                raise ValueError(
-                    f"annotator {annotator.name!r} returned {len(values)} values for {column!r}, expected {len(rows)}"
-                )
-            for row, value in zip(rows, values):
-                if known[column][row] is None and value is not None:
-                    where = f"{batch[row].image_id} ({annotator.name})"
-                    known[column][row] = validate_value(column, value, where=where)
-    for row in range(n):
-        if known[LANDMARKS_28_COLUMN][row] is None and known[LANDMARKS_68_COLUMN][row] is not None:
-            known[LANDMARKS_28_COLUMN][row] = landmarks_28_from_68(known[LANDMARKS_68_COLUMN][row])
-    result["image_id"].extend(r.image_id for r in batch)
-    for column in METADATA_COLUMNS:
-        result[column].extend(known[column])
-

@@ -1,4 +1,4 @@
-"""Head pose (yaw, pitch, roll in degrees, SPEC §11) from 68 landmarks with ``cv2.solvePnP``.
+"""Head pose (yaw, pitch, roll in degrees, `docs/method.md#metadata`) from 68 landmarks with ``cv2.solvePnP``.
 
 The paper (Sec. 3.5.4) estimated head pose with ASMNet, whose weights are not published; this
 package fits a 3-D mean face (:func:`mean_face_68`) to the 2-D iBUG-68 landmarks of a face with

@@ -1,4 +1,4 @@
-"""68-point landmark annotators (SPEC §11) — the paper used Fard & Mahoor's model (Sec. 3.5.4),
+"""68-point landmark annotators (`docs/method.md#metadata`) — the paper used Fard & Mahoor's model (Sec. 3.5.4),
 whose weights are not published; these backends stand in for it.
 
 - :class:`DlibLandmarksAnnotator` (``dlib[:hog|cnn|box]``): dlib's HOG (or MMOD CNN) face

@@ -26,6 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from .base import Annotator
+from .demographics import DeepFaceAnnotator, OnnxClassifierAnnotator, TimmClassifierAnnotator
+from .headpose import SolvePnPHeadPoseAnnotator
+from .landmarks import DlibLandmarksAnnotator, MediaPipeLandmarksAnnotator
+from .passthrough import CsvMetadataAnnotator, RecordLandmarksAnnotator, SyntheticGroundTruthAnnotator
 
 AnnotatorFactory = Callable[[str | None], Annotator]
 
@@ -41,13 +45,11 @@ def register_annotator(name: str, factory: AnnotatorFactory, description: str = 
 
 def available_annotators() -> dict[str, str]:
     """``{name: description}`` of every registered annotator."""
-    _register_builtins()
     return {name: description for name, (_, description) in sorted(_REGISTRY.items())}
 
 
 def build_annotator(spec: str) -> Annotator:
     """Build one annotator from ``NAME`` or ``NAME:ARGUMENT``."""
-    _register_builtins()
     spec = spec.strip()
     name, _, argument = spec.partition(":")
     if name not in _REGISTRY:
@@ -66,55 +68,48 @@ def build_annotators(specs: str | Sequence[str | Annotator]) -> list[Annotator]:
     return chain
 
 
-_BUILTINS_DONE = False
+def _no_argument(name: str, cls: Callable[[], Annotator]) -> AnnotatorFactory:
+    def factory(argument: str | None) -> Annotator:
+        if argument:
+            raise ValueError(f"metadata annotator {name!r} takes no argument, got {argument!r}")
+        return cls()
+
+    return factory
 
 
-def _register_builtins() -> None:
-    global _BUILTINS_DONE
-    if _BUILTINS_DONE:
-        return
-    _BUILTINS_DONE = True
-    from . import demographics, headpose, landmarks, passthrough
+def _required(name: str, build: Callable[[str], Annotator]) -> AnnotatorFactory:
+    def factory(argument: str | None) -> Annotator:
+        if not argument:
+            raise ValueError(f"metadata annotator {name!r} needs an argument: '{name}:PATH'")
+        return build(argument)
 
-    def _no_argument(name: str, cls):
-        def factory(argument: str | None) -> Annotator:
-            if argument:
-                raise ValueError(f"metadata annotator {name!r} takes no argument, got {argument!r}")
-            return cls()
+    return factory
 
-        return factory
 
-    def _required(name: str, build):
-        def factory(argument: str | None) -> Annotator:
-            if not argument:
-                raise ValueError(f"metadata annotator {name!r} needs an argument: '{name}:PATH'")
-            return build(argument)
+def _solvepnp(argument: str | None) -> Annotator:
+    points, _, focal = (argument or "all").partition(":")
+    try:
+        factor = float(focal) if focal else 1.0
+    except ValueError as err:
+        raise ValueError(f"solvepnp argument must be 'all|rigid[:FOCAL_FACTOR]', got {argument!r}") from err
+    return SolvePnPHeadPoseAnnotator(focal_length_factor=factor, points=points)
 
-        return factory
 
-    register_annotator("passthrough", _no_argument("passthrough", passthrough.RecordLandmarksAnnotator),
-                       "landmarks_68 from FaceRecord.landmarks (AffectNet's own landmarks)")
-    register_annotator("synthetic", lambda a: passthrough.SyntheticGroundTruthAnnotator(a),
-                       "landmarks + head pose from the synthetic sample's ground_truth.csv")
-    register_annotator("csv", _required("csv", passthrough.CsvMetadataAnnotator),
-                       "any metadata column from a CSV keyed by image_id")
-    register_annotator("dlib", lambda a: landmarks.DlibLandmarksAnnotator(detector=a or "hog"),
-                       "68 landmarks with dlib's shape predictor (extra: landmarks-dlib)")
-    register_annotator("mediapipe", lambda a: landmarks.MediaPipeLandmarksAnnotator(detector=a or "mesh"),
-                       "68 landmarks mapped from the MediaPipe face mesh (extra: landmarks-mediapipe)")
-    def _solvepnp(argument: str | None) -> Annotator:
-        points, _, focal = (argument or "all").partition(":")
-        try:
-            factor = float(focal) if focal else 1.0
-        except ValueError as err:
-            raise ValueError(f"solvepnp argument must be 'all|rigid[:FOCAL_FACTOR]', got {argument!r}") from err
-        return headpose.SolvePnPHeadPoseAnnotator(focal_length_factor=factor, points=points)
-
-    register_annotator("solvepnp", _solvepnp,
-                       "head pose yaw/pitch/roll from landmarks_68 with cv2.solvePnP (extra: pose)")
-    register_annotator("deepface", lambda a: demographics.DeepFaceAnnotator(detector_backend=a or "skip"),
-                       "age, gender, ethnicity with deepface (extra: deepface; weights in $DEEPFACE_HOME)")
-    register_annotator("onnx", _required("onnx", demographics.OnnxClassifierAnnotator),
-                       "age/gender/ethnicity from a local ONNX classifier + its JSON config (extra: onnx)")
-    register_annotator("timm", _required("timm", demographics.TimmClassifierAnnotator),
-                       "age/gender/ethnicity from local timm safetensors weights + its JSON config")
+register_annotator("passthrough", _no_argument("passthrough", RecordLandmarksAnnotator),
+                   "landmarks_68 from FaceRecord.landmarks (AffectNet's own landmarks)")
+register_annotator("synthetic", SyntheticGroundTruthAnnotator,
+                   "landmarks + head pose from the synthetic sample's ground_truth.csv")
+register_annotator("csv", _required("csv", CsvMetadataAnnotator),
+                   "any metadata column from a CSV keyed by image_id")
+register_annotator("dlib", lambda argument: DlibLandmarksAnnotator(detector=argument or "hog"),
+                   "68 landmarks with dlib's shape predictor (extra: landmarks-dlib)")
+register_annotator("mediapipe", lambda argument: MediaPipeLandmarksAnnotator(detector=argument or "mesh"),
+                   "68 landmarks mapped from the MediaPipe face mesh (extra: landmarks-mediapipe)")
+register_annotator("solvepnp", _solvepnp,
+                   "head pose yaw/pitch/roll from landmarks_68 with cv2.solvePnP (extra: pose)")
+register_annotator("deepface", lambda argument: DeepFaceAnnotator(detector_backend=argument or "skip"),
+                   "age, gender, ethnicity with deepface (extra: deepface; weights in $DEEPFACE_HOME)")
+register_annotator("onnx", _required("onnx", OnnxClassifierAnnotator),
+                   "age/gender/ethnicity from a local ONNX classifier + its JSON config (extra: onnx)")
+register_annotator("timm", _required("timm", TimmClassifierAnnotator),
+                   "age/gender/ethnicity from local timm safetensors weights + its JSON config")

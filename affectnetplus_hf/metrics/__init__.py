@@ -1,4 +1,5 @@
-"""Soft-label metrics W-MAE / W-FR / W-AUC and hard-label metrics (SPEC §9), plus their ``evaluate`` modules.
+"""Soft-label metrics W-MAE / W-FR / W-AUC and hard-label metrics (paper Sec. 4.3, `docs/method.md#metrics`),
+plus their ``evaluate`` modules.
 
 The plain functions live in :mod:`affectnetplus_hf.metrics.functional` (re-exported here). The same
 metrics are packaged as three ``evaluate`` modules — folders ``w_mae/``, ``w_fr/``, ``w_auc/`` next to
@@ -20,6 +21,7 @@ import os
 import shutil
 from pathlib import Path
 
+from affectnetplus_hf.fileio import atomic_directory
 from affectnetplus_hf.metrics.functional import (
     DEFAULT_EPSILON,
     MetricTable,
@@ -27,6 +29,7 @@ from affectnetplus_hf.metrics.functional import (
     average_accuracy,
     ced_auc,
     ced_curve,
+    check_soft_label_options,
     confusion_matrix,
     failure_rate,
     ground_truth_weights,
@@ -98,17 +101,11 @@ def export_modules(directory: str | os.PathLike, names: tuple[str, ...] | list[s
     for name in names:
         source = Path(module_path(name))
         target = target_root / name
-        staging = target_root / f".{name}.tmp"
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir()
-        for pattern in _MODULE_FILES:
-            file = source / pattern.format(name=name)
-            if file.is_file():
-                shutil.copy2(file, staging / file.name)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        with atomic_directory(target) as staging:
+            for pattern in _MODULE_FILES:
+                file = source / pattern.format(name=name)
+                if file.is_file():
+                    shutil.copy2(file, staging / file.name)
         created.append(str(target))
     return created
 
@@ -121,6 +118,7 @@ __all__ = [
     "average_accuracy",
     "ced_auc",
     "ced_curve",
+    "check_soft_label_options",
     "confusion_matrix",
     "export_modules",
     "failure_rate",

@@ -1,28 +1,35 @@
-"""What the three ``evaluate`` modules (``w_mae``, ``w_fr``, ``w_auc``) share: options, features, citation.
+"""What the three ``evaluate`` modules (``w_mae``, ``w_fr``, ``w_auc``) share: card text, features, options.
 
-The module scripts (``metrics/<name>/<name>.py``) are copied by ``evaluate.load`` into its module cache
-and imported from there, so they import this module by its absolute, installed name. They must import
-it as a *module* (``from affectnetplus_hf.metrics import evaluate_common as common``): ``evaluate``
-takes the first ``EvaluationModule`` subclass found in the script's namespace as the metric, and a base
-class imported by name would shadow the real one.
+Each module script (``metrics/<name>/<name>.py``) holds only its ``_info`` (description and doctest
+examples, through :meth:`SoftLabelMetric.metric_info`) and a ``_compute`` that hands its function of
+:mod:`affectnetplus_hf.metrics.functional` to :meth:`SoftLabelMetric.compute_metric`. ``evaluate.load``
+copies a script into its module cache and imports it from there, so the scripts import this module by
+its absolute, installed name, and *as a module* (``import affectnetplus_hf.metrics.evaluate_common as
+common``): ``evaluate`` takes the first ``EvaluationModule`` subclass found in the script's namespace as
+the metric, and a base class imported by name would shadow the real one.
 
-Options (SPEC §9) can be given when loading — ``evaluate.load(path, epsilon=0.2, ties="average")`` sets
-the defaults of that instance — and per call — ``compute(..., epsilon=0.2)``, which wins. Every module
-accepts every option (``w_mae`` ignores ``epsilon``), so ``evaluate.combine([...]).compute(epsilon=...)``
-passes the same options to all three; to use different ε for W-FR and W-AUC in one combination, load
-the modules with their own ``epsilon`` and call ``compute`` without it.
+Options (`docs/method.md#metrics`) can be given when loading — ``evaluate.load(path, epsilon=0.2,
+ties="average")`` sets the defaults of that instance — and per call — ``compute(..., epsilon=0.2)``,
+which wins. Every module accepts every option (``w_mae`` checks ``epsilon`` but has no use for it), so
+``evaluate.combine([...]).compute(epsilon=...)`` passes the same options to all three; to use different
+ε for W-FR and W-AUC in one combination, load the modules with their own ``epsilon`` and call
+``compute`` without it.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import datasets
 import evaluate
 import numpy as np
 
+import affectnetplus_hf.metrics.functional as metric_functions
 from affectnetplus_hf.emotions import NUM_EMOTIONS
-from affectnetplus_hf.metrics import functional as F
+
+PAPER_URL = "https://arxiv.org/abs/2410.22506"
 
 CITATION = """\
 @article{fard2024affectnetplus,
@@ -57,8 +64,6 @@ Args:
 Options given to `evaluate.load(...)` become this instance's defaults; options given to `compute` win.
 """
 
-_OPTION_NAMES = ("normalize", "ties", "epsilon", "clip")
-
 
 def features(n_classes: int = NUM_EMOTIONS) -> datasets.Features:
     """``predictions`` / ``references``: fixed-length float32 sequences of ``n_classes`` scores."""
@@ -66,75 +71,52 @@ def features(n_classes: int = NUM_EMOTIONS) -> datasets.Features:
     return datasets.Features({"predictions": row, "references": row})
 
 
-def check_options(normalize: Any, ties: Any, epsilon: Any, clip: Any) -> dict[str, Any]:
-    """Validate the SPEC §9 options (raises ``ValueError`` naming the bad one)."""
-    return {
-        "normalize": F._check_bool(normalize, "normalize"),
-        "ties": F._check_ties(ties),
-        "epsilon": F._check_epsilon(epsilon, allow_zero=True),
-        "clip": F._check_bool(clip, "clip"),
-    }
-
-
 class SoftLabelMetric(evaluate.Metric):
-    """Base of the three modules: stores load-time option defaults and turns the inputs into float32 arrays.
-
-    Subclasses set ``METRIC`` (the result key), ``DESCRIPTION``, ``INPUTS_DESCRIPTION`` and implement
-    ``_value(references, predictions, options, by)``.
-    """
-
-    METRIC = ""
-    DESCRIPTION = ""
-    INPUTS_DESCRIPTION = ""
+    """Base of the three modules: load-time option defaults, the metric card, and the call into the function."""
 
     def __init__(
         self,
         *args: Any,
         normalize: bool = True,
         ties: str = "ordinal",
-        epsilon: float = F.DEFAULT_EPSILON,
+        epsilon: float = metric_functions.DEFAULT_EPSILON,
         clip: bool = False,
         n_classes: int = NUM_EMOTIONS,
         **kwargs: Any,
     ) -> None:
         if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
             raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
-        self.n_classes = int(n_classes)
-        self.default_options = check_options(normalize, ties, epsilon, clip)
+        self.n_classes = int(n_classes)  # read by _info, which evaluate.Metric.__init__ calls
+        self.default_options = metric_functions.check_soft_label_options(
+            normalize=normalize, ties=ties, epsilon=epsilon, clip=clip
+        )
         super().__init__(*args, **kwargs)
 
-    def _info(self) -> evaluate.MetricInfo:
+    def metric_info(self, description: str, inputs_description: str) -> evaluate.MetricInfo:
+        """The module's ``MetricInfo``: its own description and examples plus the shared text and features."""
         return evaluate.MetricInfo(
-            description=self.DESCRIPTION + "\n" + COMMON_DESCRIPTION,
+            description=description + "\n" + COMMON_DESCRIPTION,
             citation=CITATION,
-            inputs_description=self.INPUTS_DESCRIPTION,
-            features=features(getattr(self, "n_classes", NUM_EMOTIONS)),
-            homepage="https://arxiv.org/abs/2410.22506",
+            inputs_description=inputs_description,
+            features=features(self.n_classes),
+            homepage=PAPER_URL,
             license="MIT",
-            reference_urls=["https://arxiv.org/abs/2410.22506"],
+            reference_urls=[PAPER_URL],
         )
 
-    def _compute(
-        self,
-        predictions: Any,
-        references: Any,
-        normalize: bool | None = None,
-        ties: str | None = None,
-        epsilon: float | None = None,
-        clip: bool | None = None,
-        by: Any = None,
-    ) -> dict[str, Any]:
-        given = {"normalize": normalize, "ties": ties, "epsilon": epsilon, "clip": clip}
-        options = dict(self.default_options)
-        options.update({name: value for name, value in given.items() if value is not None})
-        options = check_options(**options)
+    def compute_metric(self, function: Callable[..., Any], predictions: Any, references: Any, by: Any,
+                       **options: Any) -> dict[str, Any]:
+        """``{name: function(references, predictions)}`` (plus ``name_by`` with ``by``), ``name`` being the
+        function's name; ``options`` left ``None`` take this instance's defaults."""
+        merged = dict(self.default_options)
+        merged.update({name: value for name, value in options.items() if value is not None})
+        merged = metric_functions.check_soft_label_options(**merged)
+        if "epsilon" not in inspect.signature(function).parameters:
+            del merged["epsilon"]
         refs = np.asarray(references, dtype=np.float32)
         preds = np.asarray(predictions, dtype=np.float32)
-        value = self._value(refs, preds, options, None)
-        result: dict[str, Any] = {self.METRIC: value}
+        name = function.__name__
+        result: dict[str, Any] = {name: function(refs, preds, n_classes=self.n_classes, **merged)}
         if by is not None:
-            result[f"{self.METRIC}_by"] = self._value(refs, preds, options, by)
+            result[f"{name}_by"] = function(refs, preds, by=by, n_classes=self.n_classes, **merged)
         return result
-
-    def _value(self, references: np.ndarray, predictions: np.ndarray, options: dict[str, Any], by: Any) -> Any:
-        raise NotImplementedError

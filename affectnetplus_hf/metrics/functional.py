@@ -1,7 +1,8 @@
-"""Soft-label and hard-label metrics as plain, vectorised numpy functions (SPEC §9, paper Sec. 4.3, Eq. 15).
+"""Soft-label and hard-label metrics as plain, vectorised numpy functions (paper Sec. 4.3, Eq. 15;
+`docs/method.md#metrics`).
 
 Soft-label metrics compare a ground-truth soft label ``SL_k`` (``references``, shape ``(N, 8)``) with a
-prediction ``ŜL_k`` (``predictions``, same shape), columns in SPEC §1 emotion order:
+prediction ``ŜL_k`` (``predictions``, same shape), columns in label-space order (`docs/method.md#label-space`):
 
 * weights ``w_k^i = 1 / rank_k^i``, rank 1 = the largest element of the **ground truth**. Ties:
   ``ties="ordinal"`` ([choice]) ranks tied elements by emotion index (lower index first, like a stable
@@ -34,7 +35,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, PAPER_W_EPSILON, SUBSETS
+from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
+from affectnetplus_hf.paper import PAPER_W_EPSILON
 
 __all__ = [
     "DEFAULT_EPSILON",
@@ -43,6 +45,7 @@ __all__ = [
     "average_accuracy",
     "ced_auc",
     "ced_curve",
+    "check_soft_label_options",
     "confusion_matrix",
     "crowd_agreement",
     "failure_rate",
@@ -100,6 +103,22 @@ def _check_epsilon(epsilon: Any, *, allow_zero: bool) -> float:
     return value
 
 
+def check_soft_label_options(
+    *, normalize: Any = True, ties: Any = "ordinal", epsilon: Any = DEFAULT_EPSILON, clip: Any = False
+) -> dict[str, Any]:
+    """The options of :func:`w_mae`, :func:`w_fr` and :func:`w_auc`, checked and normalised.
+
+    Returns ``{"normalize", "ties", "epsilon", "clip"}``; raises ``ValueError`` naming a bad option
+    (``epsilon`` may be 0 here: W-FR accepts it, W-AUC refuses it when called).
+    """
+    return {
+        "normalize": _check_bool(normalize, "normalize"),
+        "ties": _check_ties(ties),
+        "epsilon": _check_epsilon(epsilon, allow_zero=True),
+        "clip": _check_bool(clip, "clip"),
+    }
+
+
 def _as_soft_label_array(value: Any, name: str, n_classes: int) -> np.ndarray:
     """``value`` as a float32/float64 ``(N, n_classes)`` array (float32 stays float32; other input -> float64)."""
     if isinstance(value, np.ndarray) and value.dtype in (np.float32, np.float64):
@@ -121,7 +140,7 @@ def _as_soft_label_array(value: Any, name: str, n_classes: int) -> np.ndarray:
         raise ValueError(f"{name} is empty (shape {array.shape}); at least one sample is needed")
     if array.shape[1] != n_classes:
         raise ValueError(
-            f"{name} must have {n_classes} columns (one per emotion, SPEC §1 order), got shape {array.shape}"
+            f"{name} must have {n_classes} columns (one per emotion, label-space order), got shape {array.shape}"
         )
     return array
 
@@ -214,7 +233,7 @@ def _rank_dtype_limit(n_classes: int) -> None:
 
 
 def ground_truth_weights(references: Any, *, ties: Ties = "ordinal", n_classes: int = NUM_EMOTIONS) -> np.ndarray:
-    """The weights ``w_k^i = 1 / rank_k^i`` of SPEC §9 (rank 1 = largest ground-truth element), shape ``(N, C)``.
+    """The weights ``w_k^i = 1 / rank_k^i`` of Eq. 15 (rank 1 = largest ground-truth element), shape ``(N, C)``.
 
     ``ties="ordinal"``: tied elements take consecutive ranks in emotion-index order; ``ties="average"``:
     they share the mean of those ranks. Returns float64.
@@ -235,7 +254,7 @@ def weighted_errors(
     clip: bool = False,
     n_classes: int = NUM_EMOTIONS,
 ) -> np.ndarray:
-    """Per-sample weighted errors ``e_k`` of SPEC §9 / paper Eq. 15, shape ``(N,)``.
+    """Per-sample weighted errors ``e_k`` of paper Eq. 15 (`docs/method.md#metrics`), shape ``(N,)``.
 
     ``e_k = Σ_i w_k^i |SL_k^i − ŜL_k^i| / Σ_i w_k^i`` (``normalize=True``, [choice], in [0, 1]) or
     ``(1/n) Σ_i w_k^i |SL_k^i − ŜL_k^i|`` (``normalize=False``, the paper's printed form), where
@@ -314,10 +333,23 @@ def weighted_error_single(
 # --------------------------------------------------------------------------------------------------
 # reductions of e_k
 # --------------------------------------------------------------------------------------------------
+def _failure_terms(errors: np.ndarray, epsilon: float) -> np.ndarray:
+    """``[e_k > ε]``, compared in float64 (a float32 comparison would round ε)."""
+    return errors.astype(np.float64) > epsilon
+
+
 def _auc_terms(errors: np.ndarray, epsilon: float) -> np.ndarray:
     """``max(0, 1 − e_k / ε)`` in float64 (a tiny ε may overflow the ratio to inf, which gives 0 as it should)."""
     with np.errstate(over="ignore"):
         return np.maximum(0.0, 1.0 - errors.astype(np.float64) / epsilon)
+
+
+def _percent(terms: np.ndarray, by: Any = None) -> float | dict:
+    """``100 · mean_k terms_k`` (W-MAE, W-FR and W-AUC are all this); with ``by``, ``{group: 100 · group mean}``."""
+    if by is None:
+        return float(100.0 * terms.astype(np.float64).mean())
+    groups, codes = _group_indices(by, terms.shape[0])
+    return {group: 100.0 * value for group, value in _grouped_means(terms, groups, codes).items()}
 
 
 def _as_errors(errors: Any) -> np.ndarray:
@@ -335,13 +367,13 @@ def _as_errors(errors: Any) -> np.ndarray:
 
 def mean_error(errors: Any) -> float:
     """``100 · mean(e_k)`` — W-MAE from precomputed per-sample errors."""
-    return float(100.0 * _as_errors(errors).mean())
+    return _percent(_as_errors(errors))
 
 
 def failure_rate(errors: Any, epsilon: float = DEFAULT_EPSILON) -> float:
     """``100 · mean([e_k > ε])`` — W-FR from precomputed per-sample errors (strictly greater fails)."""
     epsilon = _check_epsilon(epsilon, allow_zero=True)
-    return float(100.0 * (_as_errors(errors) > epsilon).mean())
+    return _percent(_failure_terms(_as_errors(errors), epsilon))
 
 
 def ced_auc(errors: Any, epsilon: float = DEFAULT_EPSILON) -> float:
@@ -352,7 +384,7 @@ def ced_auc(errors: Any, epsilon: float = DEFAULT_EPSILON) -> float:
     area, no integration grid. 100 means every error is 0; 0 means none is below ε.
     """
     epsilon = _check_epsilon(epsilon, allow_zero=False)
-    return float(100.0 * _auc_terms(_as_errors(errors), epsilon).mean())
+    return _percent(_auc_terms(_as_errors(errors), epsilon))
 
 
 def ced_curve(errors: Any, epsilon: float | None = DEFAULT_EPSILON) -> tuple[np.ndarray, np.ndarray]:
@@ -388,7 +420,8 @@ def _python_key(key: Any) -> Hashable:
 
 
 def _group_order(keys: list) -> list:
-    """Emotion names in SPEC §1 order, subset names in SPEC §8 order, anything else sorted."""
+    """Emotion names in label-space order, subset names easy/challenging/difficult (`docs/method.md#subsets`),
+    anything else sorted."""
     for vocabulary in (EMOTIONS, SUBSETS):
         if all(isinstance(k, str) and k in vocabulary for k in keys):
             return [k for k in vocabulary if k in keys]
@@ -484,16 +517,13 @@ def w_mae(
     by: Any = None,
     n_classes: int = NUM_EMOTIONS,
 ) -> float | dict:
-    """Weighted mean absolute error ``W-MAE = 100 · mean_k e_k`` (percent; SPEC §9, paper Eq. 15).
+    """Weighted mean absolute error ``W-MAE = 100 · mean_k e_k`` (percent; paper Sec. 4.3, Eq. 15).
 
     See :func:`weighted_errors` for the arguments. With ``by`` (one key per sample), returns
     ``{group: W-MAE of that group}``.
     """
     errors = weighted_errors(references, predictions, normalize=normalize, ties=ties, clip=clip, n_classes=n_classes)
-    if by is None:
-        return float(100.0 * errors.mean(dtype=np.float64))
-    groups, codes = _group_indices(by, errors.shape[0])
-    return {g: 100.0 * v for g, v in _grouped_means(errors, groups, codes).items()}
+    return _percent(errors, by)
 
 
 def w_fr(
@@ -507,18 +537,14 @@ def w_fr(
     by: Any = None,
     n_classes: int = NUM_EMOTIONS,
 ) -> float | dict:
-    """Weighted failure rate ``W-FR = 100 · mean_k [e_k > ε]`` (percent; SPEC §9, ε = 0.3 by default).
+    """Weighted failure rate ``W-FR = 100 · mean_k [e_k > ε]`` (percent; paper Sec. 4.3, ε = 0.3 by default).
 
     A sample fails when its weighted error is strictly greater than ``epsilon`` (≥ 0). See
     :func:`weighted_errors` for the other arguments; ``by`` gives ``{group: W-FR}``.
     """
     epsilon = _check_epsilon(epsilon, allow_zero=True)
     errors = weighted_errors(references, predictions, normalize=normalize, ties=ties, clip=clip, n_classes=n_classes)
-    failed = errors.astype(np.float64) > epsilon
-    if by is None:
-        return float(100.0 * failed.mean())
-    groups, codes = _group_indices(by, errors.shape[0])
-    return {g: 100.0 * v for g, v in _grouped_means(failed, groups, codes).items()}
+    return _percent(_failure_terms(errors, epsilon), by)
 
 
 def w_auc(
@@ -532,27 +558,22 @@ def w_auc(
     by: Any = None,
     n_classes: int = NUM_EMOTIONS,
 ) -> float | dict:
-    """Weighted AUC: area under the CED of ``e_k`` on ``[0, ε]`` divided by ε, in percent (SPEC §9).
+    """Weighted AUC: area under the CED of ``e_k`` on ``[0, ε]`` divided by ε, in percent (paper Sec. 4.3).
 
     Exact (see :func:`ced_auc`): ``100 · mean_k max(0, 1 − e_k / ε)``; ``epsilon`` must be > 0.
     ``by`` gives ``{group: W-AUC}``.
     """
     epsilon = _check_epsilon(epsilon, allow_zero=False)
     errors = weighted_errors(references, predictions, normalize=normalize, ties=ties, clip=clip, n_classes=n_classes)
-    area = _auc_terms(errors, epsilon)
-    if by is None:
-        return float(100.0 * area.mean())
-    groups, codes = _group_indices(by, errors.shape[0])
-    return {g: 100.0 * v for g, v in _grouped_means(area, groups, codes).items()}
+    return _percent(_auc_terms(errors, epsilon), by)
 
 
 def _soft_row(errors: np.ndarray, epsilon: float) -> dict[str, float | int]:
-    errors64 = errors.astype(np.float64)
     return {
         "n": int(errors.shape[0]),
-        "w_mae": float(100.0 * errors64.mean()),
-        "w_fr": float(100.0 * (errors64 > epsilon).mean()),
-        "w_auc": float(100.0 * _auc_terms(errors64, epsilon).mean()),
+        "w_mae": _percent(errors),
+        "w_fr": _percent(_failure_terms(errors, epsilon)),
+        "w_auc": _percent(_auc_terms(errors, epsilon)),
     }
 
 
@@ -568,10 +589,10 @@ def soft_label_metrics(
     include_all: bool = False,
     n_classes: int = NUM_EMOTIONS,
 ) -> dict | MetricTable:
-    """W-MAE, W-FR and W-AUC (percent) from one pass over the data (SPEC §9; paper Tables 10/11).
+    """W-MAE, W-FR and W-AUC (percent) from one pass over the data (paper Sec. 4.3, Tables 10/11).
 
     Returns ``{"n", "w_mae", "w_fr", "w_auc"}``; with ``by``, a :class:`MetricTable` with one such row per
-    group (groups ordered: emotions in SPEC §1 order, subsets easy/challenging/difficult, others sorted),
+    group (groups ordered: emotions in label-space order, subsets easy/challenging/difficult, others sorted),
     plus an ``"all"`` row first when ``include_all=True``.
     """
     epsilon = _check_epsilon(epsilon, allow_zero=False)
@@ -727,7 +748,7 @@ def _confusion(true: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray
 def confusion_matrix(references: Any, predictions: Any, *, labels: Sequence | None = None) -> np.ndarray:
     """``(C, C)`` int64 counts: row = true class, column = predicted class, in ``labels`` order.
 
-    ``labels`` defaults to the 8 emotions (SPEC §1).
+    ``labels`` defaults to the 8 emotions in label-space order.
 
     ``references``: integer codes 0..C-1 or class names; ``predictions``: the same, or ``(N, C)`` scores
     (argmax is taken).
@@ -773,7 +794,7 @@ def hard_label_metrics(
     by: Any = None,
     include_all: bool = False,
 ) -> dict | MetricTable:
-    """Hard-label metrics of paper Tables 8/9 (SPEC §9), in percent.
+    """Hard-label metrics of paper Tables 8/9 (`docs/method.md#metrics`), in percent.
 
     Returns ``{"n", "accuracy", "average_accuracy", "macro_f1", "per_class": {label: {"precision",
     "recall", "f1", "support"}}, "labels", "confusion_matrix"}``. ``average_accuracy`` is the mean

@@ -1,11 +1,19 @@
-"""AffectNet+ models (transformers ``PreTrainedModel`` + timm backbones; SPEC §5–8, §10).
+"""AffectNet+ models: transformers ``PreTrainedModel``s on timm backbones.
+
+* :mod:`~affectnetplus_hf.models.configuration_affectnetplus` — the configs;
+* :mod:`~affectnetplus_hf.models.backbones` — timm backbones, heads, :class:`ExpressionNet`;
+* :mod:`~affectnetplus_hf.models.modeling_affectnetplus` — the single-backbone models and their losses;
+* :mod:`~affectnetplus_hf.models.modeling_softlabeler` — the :class:`SoftLabeler` ensemble;
+* :mod:`~affectnetplus_hf.models.hub` — model folders, the saved image processor, :func:`load_soft_labeler`;
+* :mod:`~affectnetplus_hf.models.runner` — the one inference loop;
+* :mod:`~affectnetplus_hf.models.inference` — ``affectnetplus predict`` (image files → table);
+* :mod:`~affectnetplus_hf.models.registration` — the transformers Auto classes.
 
 The names below are loaded lazily (PEP 562): ``import affectnetplus_hf.models`` is cheap, the first
-access to a model class imports torch/transformers. Registration with ``AutoConfig``/``AutoModel``/
-``AutoModelForImageClassification``/``AutoImageProcessor`` (no ``trust_remote_code``) is done by
-``import affectnetplus_hf`` as soon as transformers' Auto modules are imported
-(:mod:`affectnetplus_hf.models.registration`), so ``AutoModel.from_pretrained(saved_dir)`` works once
-``affectnetplus_hf`` is imported.
+access to a model class imports torch/transformers. ``import affectnetplus_hf`` registers the classes with
+``AutoConfig``/``AutoModel``/``AutoModelForImageClassification``/``AutoImageProcessor`` (no
+``trust_remote_code``) as soon as transformers' Auto modules are imported, so
+``AutoModel.from_pretrained(saved_dir)`` works once ``affectnetplus_hf`` is imported.
 """
 
 from __future__ import annotations
@@ -13,14 +21,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-_CONFIGURATION = "affectnetplus_hf.models.configuration_affectnetplus"
-_MODELING = "affectnetplus_hf.models.modeling_affectnetplus"
-_REGISTRATION = "affectnetplus_hf.models.registration"
-
 _EXPORTS: dict[str, str] = {
-    **{
-        name: _CONFIGURATION
-        for name in (
+    **dict.fromkeys(
+        (
             "CS_MODES",
             "FAMILIES",
             "AUExpressionClassifierConfig",
@@ -29,34 +32,37 @@ _EXPORTS: dict[str, str] = {
             "HardFERConfig",
             "SoftFERConfig",
             "SoftLabelerConfig",
-        )
-    },
-    **{
-        name: _MODELING
-        for name in (
+        ),
+        "affectnetplus_hf.models.configuration_affectnetplus",
+    ),
+    **dict.fromkeys(
+        ("ExpressionNet", "check_backbone_name", "create_backbone"),
+        "affectnetplus_hf.models.backbones",
+    ),
+    **dict.fromkeys(
+        (
             "AUClassifierOutput",
             "AUExpressionClassifier",
             "BinaryClassifierOutput",
             "BinaryExpressionClassifier",
             "DistributionClassifier",
-            "ExpressionNet",
             "FERClassifierOutput",
             "HardFERModel",
             "SoftFERModel",
-            "SoftLabeler",
-            "SoftLabelerOutput",
             "au_loss",
             "au_targets_for_labels",
-            "check_backbone_name",
-            "create_backbone",
-        )
-    },
-    "register_auto_classes": _REGISTRATION,
+        ),
+        "affectnetplus_hf.models.modeling_affectnetplus",
+    ),
+    **dict.fromkeys(("SoftLabeler", "SoftLabelerOutput"), "affectnetplus_hf.models.modeling_softlabeler"),
+    "load_soft_labeler": "affectnetplus_hf.models.hub",
+    "register_auto_classes": "affectnetplus_hf.models.registration",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from affectnetplus_hf.models.backbones import ExpressionNet, check_backbone_name, create_backbone  # noqa: F401
     from affectnetplus_hf.models.configuration_affectnetplus import (  # noqa: F401
         CS_MODES,
         FAMILIES,
@@ -67,23 +73,20 @@ if TYPE_CHECKING:  # pragma: no cover
         SoftFERConfig,
         SoftLabelerConfig,
     )
+    from affectnetplus_hf.models.hub import load_soft_labeler  # noqa: F401
     from affectnetplus_hf.models.modeling_affectnetplus import (  # noqa: F401
         AUClassifierOutput,
         AUExpressionClassifier,
         BinaryClassifierOutput,
         BinaryExpressionClassifier,
         DistributionClassifier,
-        ExpressionNet,
         FERClassifierOutput,
         HardFERModel,
         SoftFERModel,
-        SoftLabeler,
-        SoftLabelerOutput,
         au_loss,
         au_targets_for_labels,
-        check_backbone_name,
-        create_backbone,
     )
+    from affectnetplus_hf.models.modeling_softlabeler import SoftLabeler, SoftLabelerOutput  # noqa: F401
     from affectnetplus_hf.models.registration import register_auto_classes  # noqa: F401
 
 

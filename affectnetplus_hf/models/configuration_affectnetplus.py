@@ -1,9 +1,9 @@
-"""Configurations of the AffectNet+ models (SPEC §5–8, §10).
+"""Configurations of the AffectNet+ models: the soft-labeler, its members and the baselines.
 
 Every model is a timm backbone (any ``timm.list_models()`` name) with small heads. The configs carry
-everything needed to rebuild the model offline: the emotion names (SPEC §1), the backbone names, the
-input size and normalisation, the heads' hyper-parameters and, for the soft-labeler, the measured
-confidence scores (SPEC §5) of both CS modes.
+everything needed to rebuild the model offline: the emotion names (``docs/method.md#label-space``), the
+backbone names, the input size and normalisation, the heads' hyper-parameters and, for the soft-labeler,
+the measured confidence scores (``docs/method.md#confidence-scores``) of both CS modes.
 
 ``backbone_pretrained`` is only used when a model is *constructed* for training (a path to a timm
 ``.safetensors``/``.pth`` checkpoint, or ``"hf-hub:org/name"``); ``from_pretrained`` never reads it —
@@ -30,7 +30,7 @@ from affectnetplus_hf.emotions import (
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-#: Confidence-score modes of SPEC §5: ``"balanced"`` [choice] and ``"eq3"`` [option].
+#: Confidence-score modes (``docs/method.md#confidence-scores``): ``"balanced"`` [choice] and ``"eq3"`` [option].
 CS_MODES: tuple[str, ...] = ("balanced", "eq3")
 #: Model families of the soft-labeler: the paper's EBC (Eqs. 4–5) and AU (Eqs. 7–13) families and the
 #: vote-distribution family (``docs/method.md#distribution-family``, not in the paper).
@@ -39,7 +39,8 @@ FAMILIES: tuple[str, ...] = ("ebc", "au", "dist")
 CS_FAMILIES: tuple[str, ...] = ("ebc", "au")
 
 
-def _resolve_emotion(emotion: str | int) -> str:
+def resolve_emotion(emotion: str | int) -> str:
+    """The emotion name of a name or a label-space index; ``ValueError`` otherwise."""
     if isinstance(emotion, (int, np.integer)) and not isinstance(emotion, bool):
         if not 0 <= int(emotion) < NUM_EMOTIONS:
             raise ValueError(f"emotion index must be in 0..{NUM_EMOTIONS - 1}, got {emotion}")
@@ -66,7 +67,7 @@ class _BackboneConfig(PretrainedConfig):
 
     Args:
         backbone: timm model name (``timm.list_models()``; pretrained tags like ``resnet50.a1_in1k`` work).
-        image_size: square input side in pixels (SPEC §10: 224 in the paper preset).
+        image_size: square input side in pixels (224 in the paper preset, ``docs/method.md#baselines``).
         num_channels: input channels (3 = RGB).
         drop_rate: dropout before the heads.
         drop_path_rate: stochastic depth inside the backbone (timm), 0 to disable.
@@ -99,7 +100,7 @@ class _BackboneConfig(PretrainedConfig):
         if not 0.0 <= float(drop_rate) < 1.0 or not 0.0 <= float(drop_path_rate) < 1.0:
             raise ValueError(f"drop_rate and drop_path_rate must be in [0, 1), got {drop_rate}, {drop_path_rate}")
         if list(emotions) != list(EMOTIONS):
-            raise ValueError(f"emotions must be the SPEC §1 list {list(EMOTIONS)}, got {list(emotions)}")
+            raise ValueError(f"emotions must be the label-space list {list(EMOTIONS)}, got {list(emotions)}")
         self.backbone = backbone
         self.image_size = int(image_size)
         self.num_channels = int(num_channels)
@@ -113,24 +114,24 @@ class _BackboneConfig(PretrainedConfig):
 
 
 class BinaryExpressionClassifierConfig(_BackboneConfig):
-    """One-vs-rest classifier of one emotion on one backbone (SPEC §6): a 2-way softmax head.
+    """One-vs-rest classifier of one emotion on one backbone (``docs/method.md#ebc-scores``): a 2-way softmax head.
 
     Args:
-        emotion: the positive emotion (name or SPEC §1 index).
+        emotion: the positive emotion (name or label-space index).
         (the rest: see :class:`_BackboneConfig`)
     """
 
     model_type = "affectnetplus-binary"
 
     def __init__(self, emotion: str | int = "Neutral", backbone: str = PAPER_EBC_BACKBONES[0], **kwargs):
-        self.emotion = _resolve_emotion(emotion)
+        self.emotion = resolve_emotion(emotion)
         super().__init__(backbone=backbone, **kwargs)
         self.id2label = {0: f"not {self.emotion}", 1: self.emotion}
         self.label2id = {v: k for k, v in self.id2label.items()}
 
 
 class AUExpressionClassifierConfig(_BackboneConfig):
-    """AU-based classifier of one emotion (SPEC §7): a binary head and a 21-AU sigmoid head.
+    """AU-based classifier of one emotion (``docs/method.md#au-scores``): a binary head and a 21-AU sigmoid head.
 
     Args:
         emotion: the expected expression ``gt`` of Eq. 10.
@@ -154,7 +155,7 @@ class AUExpressionClassifierConfig(_BackboneConfig):
         backbone: str = PAPER_AU_BACKBONE,
         **kwargs,
     ):
-        self.emotion = _resolve_emotion(emotion)
+        self.emotion = resolve_emotion(emotion)
         if aus not in ("table2", "paper"):
             raise ValueError(f"aus must be 'table2' or 'paper', got {aus!r}")
         if au_pos_weight is not None and float(au_pos_weight) <= 0:
@@ -162,7 +163,7 @@ class AUExpressionClassifierConfig(_BackboneConfig):
         if float(au_loss_weight) < 0:
             raise ValueError(f"au_loss_weight (λ) must be >= 0, got {au_loss_weight}")
         if int(num_action_units) != NUM_ACTION_UNITS:
-            raise ValueError(f"num_action_units must be {NUM_ACTION_UNITS} (SPEC §2), got {num_action_units}")
+            raise ValueError(f"num_action_units must be {NUM_ACTION_UNITS} (docs/method.md#action-units), got {num_action_units}")
         self.au_loss_weight = float(au_loss_weight)
         self.au_pos_weight = None if au_pos_weight is None else float(au_pos_weight)
         self.aus = aus
@@ -174,10 +175,10 @@ class AUExpressionClassifierConfig(_BackboneConfig):
 
 
 class HardFERConfig(_BackboneConfig):
-    """Hard-FER baseline (SPEC §10): 8-way softmax, cross-entropy with optional class weights.
+    """Hard-FER baseline (``docs/method.md#baselines``): 8-way softmax, cross-entropy with optional class weights.
 
     Args:
-        class_weights: 8 per-class loss weights (SPEC §1 order) against imbalance, or ``None``.
+        class_weights: 8 per-class loss weights (label-space order) against imbalance, or ``None``.
         label_smoothing: cross-entropy label smoothing (0 = none).
     """
 
@@ -201,7 +202,7 @@ class HardFERConfig(_BackboneConfig):
 
 
 class SoftFERConfig(_BackboneConfig):
-    """Soft-FER baseline (SPEC §10): 8 sigmoid outputs trained with BCE against soft labels."""
+    """Soft-FER baseline (``docs/method.md#baselines``): 8 sigmoid outputs trained with BCE against soft labels."""
 
     model_type = "affectnetplus-soft-fer"
 
@@ -287,18 +288,19 @@ def _check_confidences(scores: dict | None, n_ebc: int, families: tuple[str, ...
 
 
 class SoftLabelerConfig(PretrainedConfig):
-    """The whole AffectNet+ soft-labeler (SPEC §5–8): J×8 binary classifiers and/or 8 AU classifiers.
+    """The whole AffectNet+ soft-labeler (``docs/method.md#soft-label``): J×8 binary classifiers, 8 AU
+    classifiers and/or the vote-distribution family.
 
     Args:
-        ebc_backbones: the J timm backbones of the EBC family (SPEC §6); empty = no EBC family.
-        au_backbones: the timm backbone of each emotion's AU classifier, 8 names in SPEC §1 order, or
+        ebc_backbones: the J timm backbones of the EBC family (``docs/method.md#ebc-scores``); empty = no EBC family.
+        au_backbones: the timm backbone of each emotion's AU classifier, 8 names in label-space order, or
             one name for all; empty/``None`` = no AU family.
-        confidence_scores: measured CS (SPEC §5) as ``{mode: {"ebc": (J, 8), "au": (8,)}}`` for
+        confidence_scores: measured CS (``docs/method.md#confidence-scores``) as ``{mode: {"ebc": (J, 8), "au": (8,)}}`` for
             ``mode`` in ``("balanced", "eq3")``; both modes may be stored.
         cs_mode: which stored mode the soft labels use (``"balanced"`` [choice], ``"eq3"`` [option]).
         image_size, num_channels, image_mean, image_std: the one input every member shares (each image
-            is decoded once, SPEC/DESIGN "decode once").
-        aus, neutral_similarity: AU post-processing options (SPEC §7).
+            is decoded once).
+        aus, neutral_similarity: AU post-processing options (``docs/method.md#au-scores``).
         backbone_kwargs: extra ``timm.create_model`` arguments, applied to every member.
         dist_backbones: one timm name per member of the vote-distribution family (empty = none;
             ``docs/method.md#distribution-family``).
@@ -336,7 +338,7 @@ class SoftLabelerConfig(PretrainedConfig):
             au = [str(name) for name in (au_backbones or [])]
         if au and len(au) != NUM_EMOTIONS:
             raise ValueError(
-                f"au_backbones must name one backbone per emotion ({NUM_EMOTIONS}, SPEC §1 order) or be a single "
+                f"au_backbones must name one backbone per emotion ({NUM_EMOTIONS}, label-space order) or be a single "
                 f"name, got {len(au)}: {au}"
             )
         if not ebc and not au and not dist:
@@ -348,7 +350,7 @@ class SoftLabelerConfig(PretrainedConfig):
         if aus not in ("table2", "paper"):
             raise ValueError(f"aus must be 'table2' or 'paper', got {aus!r}")
         if list(emotions) != list(EMOTIONS):
-            raise ValueError(f"emotions must be the SPEC §1 list {list(EMOTIONS)}, got {list(emotions)}")
+            raise ValueError(f"emotions must be the label-space list {list(EMOTIONS)}, got {list(emotions)}")
         if int(image_size) <= 0:
             raise ValueError(f"image_size must be a positive integer, got {image_size}")
         self.ebc_backbones = ebc
@@ -399,6 +401,6 @@ class SoftLabelerConfig(PretrainedConfig):
             raise ValueError(
                 f"no {family!r} confidence scores stored for cs_mode={mode!r}; stored: "
                 f"{ {m: sorted(v) for m, v in (self.confidence_scores or {}).items()} }. Measure them on test-MAS "
-                f"(SPEC §5) and pass confidence_scores={{'{mode}': {{'{family}': ...}}}}"
+                f"(docs/method.md#confidence-scores) and pass confidence_scores={{'{mode}': {{'{family}': ...}}}}"
             )
         return np.asarray(stored[family], dtype=np.float64)

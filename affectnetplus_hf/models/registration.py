@@ -58,14 +58,15 @@ def _register_models(module: ModuleType) -> None:
         DistributionClassifier,
         HardFERModel,
         SoftFERModel,
-        SoftLabeler,
     )
+    from affectnetplus_hf.models.modeling_softlabeler import SoftLabeler
 
     for model_class in (BinaryExpressionClassifier, AUExpressionClassifier, DistributionClassifier, HardFERModel,
-                        SoftFERModel, SoftLabeler):
+                        SoftFERModel):
         module.AutoModel.register(model_class.config_class, model_class, exist_ok=True)
-        if model_class is not SoftLabeler:  # the soft-labeler is not an image classifier (no logits)
-            module.AutoModelForImageClassification.register(model_class.config_class, model_class, exist_ok=True)
+        module.AutoModelForImageClassification.register(model_class.config_class, model_class, exist_ok=True)
+    # the soft-labeler is not an image classifier (no logits)
+    module.AutoModel.register(SoftLabeler.config_class, SoftLabeler, exist_ok=True)
 
 
 def _register_image_processor(module: ModuleType) -> None:

@@ -1,4 +1,4 @@
-"""AffectNet readers, both distributed layouts (issue 3 item 2; SPEC §1).
+"""AffectNet readers, both distributed layouts (label space: ``docs/method.md#label-space``).
 
 ``csv`` layout (the original release)::
 
@@ -24,7 +24,7 @@ array. N is not contiguous: images are read in numeric order. Images are the fac
 is ``None``. A missing ``_exp`` file is an error; a missing ``_val``/``_aro``/``_lnd`` leaves that field
 ``None`` and is listed in the skip report with ``kept=True``.
 
-Labels. Codes 0–7 map to SPEC §1 indices. Codes 8 (None), 9 (Uncertain), 10 (Non-Face) are skipped and
+Labels. Codes 0–7 map to label-space indices. Codes 8 (None), 9 (Uncertain), 10 (Non-Face) are skipped and
 counted in ``source.skipped`` under ``non_emotion:<name>``; with ``keep_non_emotion=True`` they are
 yielded with ``hard_label=None``, ``raw_label`` = the code and ``non_emotion_votes=1``. Valence/arousal of
 -2 ("not annotated") become ``None``; other values must lie in [-1, 1].
@@ -51,7 +51,7 @@ from affectnetplus_hf.emotions import (
     affectnet_code_to_index,
 )
 from affectnetplus_hf.records import FaceRecord
-from affectnetplus_hf.sources import RowError, Source, _check_options, relative_path_inside, utf8_lines
+from affectnetplus_hf.sources.base import RowError, Source, relative_path_inside, utf8_lines
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def detect_layout(root: str | Path) -> str | None:
 
 # ---------------------------------------------------------------------------------------------- parsing
 def parse_expression(value: Any, where: str) -> tuple[int, int | None]:
-    """AffectNet ``expression`` → ``(code, SPEC index or None)``; codes outside 0–10 raise."""
+    """AffectNet ``expression`` → ``(code, label-space index or None)``; codes outside 0–10 raise."""
     text = str(value).strip()
     try:
         number = float(text)
@@ -193,9 +193,7 @@ class AffectNetSource(Source):
         skip_bad_rows: bool = False,
         check_files: bool = False,
         extra_by_id: Mapping[str, Mapping[str, Any]] | None = None,
-        **options: Any,
     ) -> None:
-        _check_options(type(self).__name__, options)
         root = Path(os.path.abspath(root))
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: AffectNet folder does not exist")

@@ -1,4 +1,4 @@
-"""FER+ reader: FER2013 images with the FER+ crowd votes, a real multi-annotated set (issue 3 item 3).
+"""FER+ reader: FER2013 images with the FER+ crowd votes, a real multi-annotated set.
 
 Votes (10 taggers per image) come from either
 
@@ -18,11 +18,12 @@ Rules for the real files (see ``tests/fixtures/ferplus``):
 * rows with an empty ``Image name`` are skipped and counted (``empty_image_name``); a name that is
   absolute or leads out of the image folder (``..``) is a bad row;
 * a name on several rows keeps its **last** row; earlier rows are counted as ``duplicate_name``;
-* votes are mapped to SPEC order (:func:`affectnetplus_hf.emotions.ferplus_votes_to_spec`), unknown + NF
-  go to ``non_emotion_votes``; ``extra["ferplus_votes"]`` keeps the 10 raw counts in FER+ order;
-* ``hard_label`` is the SPEC §3 majority (unique top emotion that beats the non-emotion votes), else
-  ``None``. [choice] Every image with a name is yielded (``keep_non_emotion`` is accepted for API
-  symmetry but vote sources never drop images: the MAS split decides and reports, SPEC §3).
+* votes are mapped to label-space order (:func:`affectnetplus_hf.emotions.ferplus_votes_to_spec`),
+  unknown + NF go to ``non_emotion_votes``; ``extra["ferplus_votes"]`` keeps the 10 raw counts in FER+
+  order;
+* ``hard_label`` is the majority of ``docs/method.md#mas-split`` (unique top emotion that beats the
+  non-emotion votes), else ``None``. [choice] Every image with a name is yielded (``keep_non_emotion`` is accepted for API
+  symmetry but vote sources never drop images: the MAS split decides and reports).
 
 :func:`ferplus_target` reproduces the FERPlus project's own training targets (``majority``,
 ``probability``, ``crossentropy``, ``multi_target``).
@@ -51,15 +52,8 @@ from affectnetplus_hf.emotions import (
     spec_votes_to_ferplus,
 )
 from affectnetplus_hf.records import FaceRecord
-from affectnetplus_hf.sources import (
-    RowError,
-    SkipReport,
-    Source,
-    _check_options,
-    hard_label_from_votes,
-    relative_path_inside,
-    utf8_lines,
-)
+from affectnetplus_hf.sources.base import RowError, SkipReport, Source, relative_path_inside, utf8_lines
+from affectnetplus_hf.votes import hard_label_from_votes
 
 logger = logging.getLogger(__name__)
 
@@ -191,9 +185,7 @@ class FerPlusSource(Source):
         check_files: bool = False,
         keep_non_emotion: bool = True,
         extra_by_id: dict[str, dict[str, Any]] | None = None,
-        **options: Any,
     ) -> None:
-        _check_options(type(self).__name__, options)
         root = Path(os.path.abspath(root))
         self.skip_bad_rows = bool(skip_bad_rows)
         self.check_files = bool(check_files)
@@ -477,7 +469,7 @@ def ferplus_label_distribution(raw_votes: np.ndarray, mode: str = "majority") ->
         mode: one of :data:`TARGET_MODES`.
 
     Returns:
-        ``(8,)`` float64 distribution in **SPEC §1 order**, or ``None`` when FERPlus would discard the image.
+        ``(8,)`` float64 distribution in **label-space order**, or ``None`` when FERPlus would discard the image.
     """
     if mode not in TARGET_MODES:
         raise ValueError(f"mode must be one of {TARGET_MODES}, got {mode!r}")
@@ -528,7 +520,7 @@ def ferplus_label_distribution(raw_votes: np.ndarray, mode: str = "majority") ->
 
 def ferplus_target(raw_votes: np.ndarray, mode: str = "majority",
                    rng: np.random.Generator | None = None) -> np.ndarray | None:
-    """FERPlus's training target for one image (``_process_data`` then ``_process_target``), SPEC order.
+    """FERPlus's training target for one image (``_process_data`` then ``_process_target``), label-space order.
 
     * ``majority`` — one-hot of the majority emotion;
     * ``crossentropy`` — the distribution of :func:`ferplus_label_distribution` (soft target);

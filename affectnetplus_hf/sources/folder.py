@@ -1,10 +1,10 @@
-"""Generic folder reader: images + one CSV of labels (issue 3 item 4).
+"""Generic folder reader: images + one CSV of labels.
 
 The CSV (``votes.csv``, ``annotations.csv`` or ``labels.csv`` in the folder, looked for in that order,
 or any file given as ``csv_path``, UTF-8 text) has an ``image`` column (path relative to the folder, and inside
 it: absolute paths and ``..`` steps out of the folder are refused; symlinks are not resolved) and one of:
 
-``votes`` layout — one row per image, one column of vote counts per emotion, named after the SPEC §1
+``votes`` layout — one row per image, one column of vote counts per emotion, named after the label-space
 emotions (case-insensitive; ``happiness``, ``sadness``, ``angry``... accepted), optional non-emotion
 columns (``unknown``, ``NF``, ``None``, ``Uncertain``, ``Non-Face``) summed into ``non_emotion_votes``;
 every cell holds an integer count (an empty cell is an error, not 0)::
@@ -22,8 +22,9 @@ every cell holds an integer count (an empty cell is an error, not 0)::
 ``labels`` layout — ``image,label`` without ``annotator``: one hard label per image (no votes).
 
 An optional ``split`` column takes ``train``/``validation``/``test`` (also ``training``, ``val``, ``valid``,
-``PublicTest``, ``PrivateTest``); without it every image is ``train``. ``hard_label`` is the SPEC §3
-majority (unique top emotion beating the non-emotion votes), else ``None``; every image is yielded.
+``PublicTest``, ``PrivateTest``); without it every image is ``train``. ``hard_label`` is the
+``docs/method.md#mas-split`` majority (unique top emotion beating the non-emotion votes), else ``None``;
+every image is yielded.
 A duplicated image row (votes) or ``(image, annotator)`` pair keeps the last row and the earlier one is
 reported in ``source.skipped``.
 """
@@ -43,15 +44,8 @@ import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS
 from affectnetplus_hf.records import FaceRecord
-from affectnetplus_hf.sources import (
-    RowError,
-    SkipReport,
-    Source,
-    _check_options,
-    hard_label_from_votes,
-    relative_path_inside,
-    utf8_lines,
-)
+from affectnetplus_hf.sources.base import RowError, SkipReport, Source, relative_path_inside, utf8_lines
+from affectnetplus_hf.votes import hard_label_from_votes
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +65,7 @@ SPLIT_ALIASES: dict[str, str] = {
 
 
 def parse_emotion_label(text: str, where: str) -> int | None:
-    """An annotation label → SPEC index, or ``None`` for a non-emotion label; anything else raises."""
+    """An annotation label → label-space index, or ``None`` for a non-emotion label; anything else raises."""
     value = str(text).strip()
     key = value.lower()
     if key in EMOTION_ALIASES:
@@ -92,7 +86,7 @@ def parse_split(text: str, where: str) -> str:
 
 
 def _columns(header: list[str]) -> tuple[dict[int, int], list[int]]:
-    """Emotion column positions (SPEC index → column) and non-emotion column positions of a header."""
+    """Emotion column positions (label-space index → column) and non-emotion column positions of a header."""
     emotions: dict[int, int] = {}
     non_emotion: list[int] = []
     for position, name in enumerate(header):
@@ -167,9 +161,7 @@ class FolderSource(Source):
         check_files: bool = False,
         keep_non_emotion: bool = True,
         extra_by_id: Mapping[str, Mapping[str, Any]] | None = None,
-        **options: Any,
     ) -> None:
-        _check_options(type(self).__name__, options)
         root = Path(os.path.abspath(root))
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: folder does not exist")

@@ -1,5 +1,6 @@
-"""Training: the one accelerate loop, datasets, presets, soft-labeler and baseline pipelines (issue 4)."""
+"""Training: the one accelerate loop, datasets, presets, the soft-labeler and baseline pipelines."""
 
+from affectnetplus_hf.training.baseline import BaselineRun, train_baseline, train_baseline_from_source
 from affectnetplus_hf.training.config import (
     PRESETS,
     AugmentConfig,
@@ -16,9 +17,7 @@ from affectnetplus_hf.training.loop import (
     make_accelerator,
     train_model,
 )
-
-from affectnetplus_hf.training.softlabeler import SoftLabelerRun, train_soft_labeler  # noqa: E402
-from affectnetplus_hf.training.baseline import BaselineRun, train_baseline, train_baseline_from_source  # noqa: E402
+from affectnetplus_hf.training.softlabeler import SoftLabelerRun, train_soft_labeler
 
 __all__ = [
     "SoftLabelerRun", "train_soft_labeler", "BaselineRun", "train_baseline", "train_baseline_from_source",

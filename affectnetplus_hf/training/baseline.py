@@ -28,8 +28,8 @@ softmax output ``p`` and the target ``t`` of an image (:func:`ferplus_loss_from_
 from __future__ import annotations
 
 import csv
-import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,8 @@ import torch
 from torch.utils.data import Dataset
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS
+from affectnetplus_hf.fileio import write_json_atomic, write_text_atomic
+from affectnetplus_hf.reports.model_card import render_baseline_card
 from affectnetplus_hf.sources.ferplus import TARGET_MODES, VOTE_COLUMNS, ferplus_label_distribution, ferplus_target
 from affectnetplus_hf.training.config import TrainConfig, resolve_preset
 from affectnetplus_hf.training.data import (
@@ -260,7 +262,6 @@ def train_baseline(records, targets, config: TrainConfig, kind: str | None = Non
     """Train a Hard-FER (``kind="hard"``), Soft-FER (``"soft"``) or FER+ (``"majority"``, ``"probability"``,
     ``"crossentropy"``, ``"multi_target"``; ``targets`` = ``(N, 10)`` votes in FER+ order) model and save it
     in ``config.output_dir`` (see the module docstring)."""
-    from affectnetplus_hf.model_card import render_baseline_card
     from affectnetplus_hf.models import HardFERConfig, HardFERModel, SoftFERConfig, SoftFERModel
 
     started = time.perf_counter()
@@ -334,17 +335,15 @@ def train_baseline(records, targets, config: TrainConfig, kind: str | None = Non
     model.image_processor = preprocess.processor
     seconds = time.perf_counter() - started
     if result.is_main_process:  # under `accelerate launch` only one process writes the model directory
-        import shutil
-
         model.save_pretrained(str(output_dir))
         card = render_baseline_card(config, kind, len(dataset), counts, result.epoch_losses, seconds,
                                     left_out=left_out)
-        (output_dir / "README.md").write_text(card, encoding="utf-8")
+        write_text_atomic(output_dir / "README.md", card)
         summary = {"kind": kind, "epoch_losses": result.epoch_losses, "class_counts": counts.tolist(),
                    "seconds": seconds}
         if kind in FERPLUS_KINDS:
             summary.update(n_train=len(dataset), left_out=left_out)
-        (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        write_json_atomic(output_dir / "training_summary.json", summary)
         shutil.rmtree(output_dir / "_training", ignore_errors=True)
     PartialState().wait_for_everyone()
     return BaselineRun(output_dir, model, result.epoch_losses, counts.tolist(), seconds, left_out)

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from affectnetplus_hf.calibration import QUALITY_ROWS, apply_calibration, fit_calibration
+from affectnetplus_hf.fileio import write_text_atomic
 from affectnetplus_hf.metrics.functional import crowd_agreement
+from affectnetplus_hf.sampling.mas import record_vote_distributions
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ logger = logging.getLogger(__name__)
 def soft_labeler_scores(model, pixel_values: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray | None]:
     """Run ``model`` over decoded images (N, C, S, S): ``{"soft_label", "ebc", "au", "dist",
     "soft_label_calibrated"}`` as float64 arrays (``None`` for what the model lacks)."""
-    from affectnetplus_hf.models.inference import iter_soft_labels
+    from affectnetplus_hf.models.runner import iter_soft_labels
 
     batches = ({"pixel_values": pixel_values[i:i + batch_size]} for i in range(0, len(pixel_values), batch_size))
     names = {"soft_label": "soft_label", "ebc": "ebc_scores", "au": "au_scores", "dist": "dist_scores",
@@ -86,7 +88,6 @@ def calibrate_on_records(model, records: list, *, fitted_on: dict[str, Any], obj
     """
     from affectnetplus_hf.models.configuration_affectnetplus import check_calibration
     from affectnetplus_hf.training.data import FacePreprocessor, decode_records
-    from affectnetplus_hf.training.softlabeler import record_vote_distributions
 
     preprocess = FacePreprocessor(model.config.image_size, processor=model.image_processor)
     pixel_values, kept, _ = decode_records(records, preprocess, skip_bad=skip_bad, progress=progress,
@@ -108,21 +109,20 @@ def calibrate_model_dir(model_dir: str | os.PathLike, data: str | os.PathLike, s
                         objective: str = "kl", skip_bad: bool = False, progress: bool = True) -> dict[str, Any]:
     """``affectnetplus calibrate``: calibrate a saved soft-labeler in place (``config.json`` and the model
     card's quality section rewritten atomically; the weights are not touched). Returns the calibration."""
-    from affectnetplus_hf.labeling import write_bytes_atomic
-    from affectnetplus_hf.model_card import crowd_quality_section, replace_card_section
-    from affectnetplus_hf.models.inference import _load_soft_labeler
+    from affectnetplus_hf.models.hub import load_soft_labeler
+    from affectnetplus_hf.reports.model_card import crowd_quality_section, replace_card_section
 
     model_dir = Path(model_dir)
-    model = _load_soft_labeler(str(model_dir))
+    model = load_soft_labeler(model_dir)
     records = vote_records(data, split)
     calibration = calibrate_on_records(model, records, fitted_on={"data": Path(data).name, "split": split},
                                        objective=objective, skip_bad=skip_bad, progress=progress)
     model.config.calibration = calibration
-    write_bytes_atomic(model_dir / "config.json", model.config.to_json_string(use_diff=True).encode())
+    write_text_atomic(model_dir / "config.json", model.config.to_json_string(use_diff=True))
     card = model_dir / "README.md"
     if card.is_file():
         text = replace_card_section(card.read_text(encoding="utf-8"), crowd_quality_section(calibration))
-        write_bytes_atomic(card, text.encode())
+        write_text_atomic(card, text)
     return calibration
 
 

@@ -1,4 +1,5 @@
-"""Training configurations and presets (issue 4; SPEC §3–7, §10).
+"""Training configurations and presets (``docs/method.md#mas-split`` to ``docs/method.md#au-scores``,
+``docs/method.md#baselines``).
 
 Every run is described by dataclasses that :class:`transformers.HfArgumentParser` parses from command
 line flags or from a YAML/JSON file (``--config``); the resolved config is saved next to the outputs
@@ -6,43 +7,37 @@ line flags or from a YAML/JSON file (``--config``); the resolved config is saved
 
 Fields left at ``None`` are filled from the chosen preset (:data:`PRESETS`):
 
-- ``paper`` — SPEC §10: EBC members Adam lr 1e-3, betas (0.9, 0.999), weight decay 1e-5, 25 epochs,
-  batch 50, 224 px, backbones ResNet-50 / EfficientNet-B3 / Xception; AU members Adam lr 1e-4, weight
-  decay 1e-6, 40 epochs, batch 50, ResNet-50. [choice] The paper's Keras ``decay`` is read as weight
-  decay (SPEC §10); [option] ``lr_scheduler="inverse_time"`` with ``lr_decay`` gives Keras' legacy
-  time-based learning-rate decay ``lr / (1 + decay · step)`` instead.
+- ``paper`` — the paper's settings (Sec. 4.1–4.2, :data:`affectnetplus_hf.paper.PAPER_HPARAMS`): EBC
+  members Adam lr 1e-3, betas (0.9, 0.999), weight decay 1e-5, 25 epochs, batch 50, 224 px, backbones
+  ResNet-50 / EfficientNet-B3 / Xception; AU members Adam lr 1e-4, weight decay 1e-6, 40 epochs, batch
+  50, ResNet-50. [choice] The paper's Keras ``decay`` is read as weight decay
+  (``docs/method.md#baselines``); [option] ``lr_scheduler="inverse_time"`` with ``lr_decay`` gives Keras'
+  legacy time-based learning-rate decay ``lr / (1 + decay · step)`` instead.
 - ``tiny`` — timm's small ``test_resnet`` at 48 px, 14 epochs, Adam lr 3e-3 with a cosine schedule,
   ``neg_ratio`` 2 with the positives repeated to balance the classes, horizontal flips only, decoded
-  images cached in memory: the same code on a CPU in a few minutes (demo, CI). Tuned on the embedded
-  sample (issue 4, item 7; ``tests/test_quality.py``): cosine + neg_ratio 2 beat constant lr and
-  neg_ratio 1/3/4 at equal time. The former 64 px / 8-epoch preset with affine and colour augmentation
-  left the members under-fitted (training loss still falling, the augmentation costing more CPU than
-  the tiny network). Flips only, 48 px and 14 epochs take about the same time (measured side by side
-  on the default sample: 200 s vs 187 s wall on a shared 2-core machine; 20 % less CPU single-threaded)
-  and raise the members' test-MAS average accuracy from 0.943 (EBC mean) / 0.919 (AU mean) / 0.75
-  (worst member) to 0.966 / 0.933 / 0.839, the soft labels' W-MAE against the sample's ground truth
-  from 19.5 to 15.9. (Before the sample's multi-annotated part was framed as face crops, the former
-  preset reached only 0.63 / 0.58.)
+  images cached in memory: the same code on a CPU in a few minutes (demo, CI). Chosen on the embedded
+  sample against constant lr, other ``neg_ratio`` values and affine/colour augmentation at equal time
+  (``benchmarks/results/tiny_preset.json``; its quality bar is ``tests/test_quality.py``).
 
-The distribution family (``docs/method.md#distribution-family``) takes one member in both presets: on
-FER+ one ``test_resnet`` trained 16 epochs beat two trained 8 epochs each at the same compute
-(``benchmarks/bench_ferplus.py``); ``tiny`` trains it 16 epochs with flips and shifts up to 0.083 of the side
-(4 pixels at 48 px).
+The distribution family (``docs/method.md#distribution-family``) takes one member in both presets (one
+member trained longer beat two at the same compute on FER+, ``benchmarks/bench_ferplus.py``); ``tiny``
+trains it 16 epochs with flips and shifts up to 0.083 of the side (4 pixels at 48 px).
 
-This module imports only the standard library and :mod:`affectnetplus_hf.emotions`, so the CLI can
-list the options without importing torch.
+This module imports only the standard library and the package's dependency-free modules
+(:mod:`affectnetplus_hf.paper`, :mod:`affectnetplus_hf.fileio`), so the CLI can list the options without
+importing torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from affectnetplus_hf.emotions import PAPER_AU_BACKBONE, PAPER_EBC_BACKBONES, PAPER_HPARAMS
+from affectnetplus_hf.fileio import write_json_atomic
+from affectnetplus_hf.paper import NEUTRAL_SIMILARITY, PAPER_AU_BACKBONE, PAPER_EBC_BACKBONES, PAPER_HPARAMS
 
 PresetName = Literal["tiny", "paper"]
 PRESET_NAMES: tuple[str, ...] = ("tiny", "paper")
@@ -56,7 +51,7 @@ CONFIG_FILE_NAME = "train_config.json"
 
 @dataclass
 class AugmentConfig:
-    """Training-time augmentation (issue 4): horizontal flip, a small affine warp, colour jitter.
+    """Training-time augmentation: horizontal flip, a small affine warp, colour jitter.
 
     Every random draw is seeded by ``(seed, epoch, image index)``, so a resumed run sees the same
     augmented images as an uninterrupted one.
@@ -137,7 +132,7 @@ class LoopConfig:
 
 @dataclass
 class TrainConfig:
-    """One ``affectnetplus train`` run: data, outputs, preset and every option (SPEC §3–7, §10).
+    """One ``affectnetplus train`` run: data, outputs, preset and every option (``docs/method.md``).
 
     ``None`` means "take the preset's value" (see :func:`resolve_preset`).
     """
@@ -145,7 +140,7 @@ class TrainConfig:
     data: str | None = field(default=None, metadata={"help": "source folder/file (any layout the readers detect)"})
     output_dir: str | None = field(default=None, metadata={"help": "model directory to write", "aliases": ["--output"]})
     overwrite: bool = field(default=False, metadata={"help": "replace a finished model folder"})
-    preset: PresetName = field(default="tiny", metadata={"help": "tiny (CPU, small models) or paper (SPEC §10)"})
+    preset: PresetName = field(default="tiny", metadata={"help": "tiny (CPU, small models) or paper (the paper's settings)"})
     seed: int = field(default=0, metadata={"help": "seed of the split, the negatives, the shuffles, the init"})
     image_size: int | None = field(default=None, metadata={"help": "square input side (paper 224, tiny 48)"})
     cache_images: bool | None = field(
@@ -159,7 +154,7 @@ class TrainConfig:
                           "FER+, keeping its test images unseen)"},
     )
 
-    # soft-labeler families (SPEC §6, §7)
+    # soft-labeler families (docs/method.md#ebc-scores, #au-scores)
     ebc_backbones: list[str] | None = field(default=None, metadata={"help": "timm names of the J EBC backbones"})
     au_backbone: str | None = field(default=None, metadata={"help": "timm name of the AU classifiers' backbone"})
     pretrained: list[str] | None = field(
@@ -175,11 +170,11 @@ class TrainConfig:
     au_learning_rate: float | None = None
     au_weight_decay: float | None = None
     au_loss_weight: float | None = field(
-        default=None, metadata={"help": "λ of CE + λ·AU loss (SPEC §7; paper preset 1, tiny 0.1)"}
+        default=None, metadata={"help": "λ of CE + λ·AU loss (docs/method.md#au-scores; paper preset 1, tiny 0.1)"}
     )
     au_pos_weight: float | None = field(default=None, metadata={"help": "ω_pos/ω_neg of the AU BCE (None = 1)"})
     aus: Literal["table2", "paper"] = "table2"
-    neutral_similarity: float = 0.25
+    neutral_similarity: float = NEUTRAL_SIMILARITY
     families: list[str] | None = field(
         default=None,
         metadata={"help": "soft-labeler families, any of ebc, au (the paper's) and dist (members trained on the vote "
@@ -216,7 +211,7 @@ class TrainConfig:
         default="kl", metadata={"help": "what the calibration minimises against the vote distributions"}
     )
 
-    # MAS split (SPEC §3) and one-vs-rest selection (SPEC §4)
+    # MAS split (docs/method.md#mas-split) and one-vs-rest selection (docs/method.md#sampling)
     n_test_per_class: int | None = field(
         default=None,
         metadata={"help": "test-MAS images per emotion (paper 100); None = auto: min(100, max(5, 15%% of the "
@@ -225,15 +220,15 @@ class TrainConfig:
     max_test_fraction: float = 0.2
     strict_unanimous: bool = False
     tie: Literal["drop", "first", "random"] = "drop"
-    neg_ratio: float | None = field(default=None, metadata={"help": "negatives per positive (SPEC §4; paper preset 1)"})
+    neg_ratio: float | None = field(default=None, metadata={"help": "negatives per positive (docs/method.md#sampling; paper preset 1)"})
     balance_positives: bool | None = field(
         default=None, metadata={"help": "repeat the positives to match the negatives when neg_ratio > 1"}
     )
     overlap: Literal["table2", "paper"] = "table2"
     redraw_negatives: bool = field(default=False, metadata={"help": "draw new negatives every epoch"})
-    cs_mode: Literal["balanced", "eq3"] = field(default="balanced", metadata={"help": "confidence score (SPEC §5)"})
+    cs_mode: Literal["balanced", "eq3"] = field(default="balanced", metadata={"help": "confidence score (docs/method.md#confidence-scores)"})
 
-    # baselines (SPEC §10)
+    # baselines (docs/method.md#baselines)
     kind: Literal["hard", "soft"] = field(default="hard", metadata={"help": "baseline: Hard-FER or Soft-FER"})
     backbone: str | None = field(default=None, metadata={"help": "baseline backbone (timm name)"})
     epochs: int | None = None
@@ -305,13 +300,11 @@ class TrainConfig:
         """Write the config as ``train_config.json`` in ``directory`` (atomically)."""
         path = Path(directory) / CONFIG_FILE_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_json_atomic(path, self.to_dict())
         return path
 
 
-#: Preset values for the ``None`` fields of :class:`TrainConfig` (SPEC §10 and the CPU ``tiny`` preset).
+#: Preset values for the ``None`` fields of :class:`TrainConfig` (the paper's settings and the CPU ``tiny`` preset).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "image_size": PAPER_HPARAMS["ebc"]["image_size"],

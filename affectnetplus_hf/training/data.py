@@ -1,7 +1,7 @@
-"""Training datasets: decode-once image caches, on-the-fly decoding, seeded augmentation (issue 4).
+"""Training datasets: decode-once image caches, on-the-fly decoding, seeded augmentation.
 
 Images go through the same preprocessing as inference (face crop, resize, normalisation of
-:class:`affectnetplus_hf.image_processing.AffectNetPlusImageProcessor` when available), so a member sees
+:class:`affectnetplus_hf.image_processing.AffectNetPlusImageProcessor`), so a member sees
 at training time what the soft-labeler feeds it later. Augmentation then works on the normalised tensor
 (colour jitter on the de-normalised copy). Every random draw of the augmentation is seeded by
 ``(seed, epoch, image index)``: a resumed run sees exactly the images an uninterrupted one sees, and the
@@ -10,7 +10,6 @@ result does not depend on worker processes or on which batches were skipped.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -19,17 +18,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from affectnetplus_hf.image_processing import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    AffectNetPlusImageProcessor,
+)
+from affectnetplus_hf.images import BadImageError
 from affectnetplus_hf.records import FaceRecord
 from affectnetplus_hf.training.config import AugmentConfig
 
 logger = logging.getLogger(__name__)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class BadImageItem(ValueError):
-    """An image could not be decoded (names the record)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -38,72 +36,26 @@ class BadImageItem(ValueError):
 
 
 class FacePreprocessor:
-    """Record → normalised ``(3, S, S)`` float tensor, as the soft-labeler's image processor does it.
+    """Record → normalised ``(3, S, S)`` float tensor, exactly as the soft-labeler's image processor does it.
 
-    Uses :class:`affectnetplus_hf.image_processing.AffectNetPlusImageProcessor` (face crop + resize +
-    normalise) and its ``load_image`` when that module is importable; otherwise PIL: crop to
-    ``face_box``, bilinear resize to ``size``, ImageNet normalisation.
+    Wraps :class:`affectnetplus_hf.image_processing.AffectNetPlusImageProcessor` (face crop, resize,
+    normalisation); ``processor`` is a model's own processor, else one is made from ``size``,
+    ``image_mean`` and ``image_std``. A record that cannot be decoded raises
+    :class:`~affectnetplus_hf.images.BadImageError` naming it.
     """
 
-    def __init__(self, size: int, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, processor: Any = None):
-        self.size = int(size)
-        self.image_mean = tuple(float(v) for v in image_mean)
-        self.image_std = tuple(float(v) for v in image_std)
-        self.processor = processor
+    def __init__(self, size: int, image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD,
+                 processor: AffectNetPlusImageProcessor | None = None):
         if processor is None:
-            self.processor = _make_processor(self.size, self.image_mean, self.image_std)
-        if self.processor is not None:
-            self.image_mean = tuple(float(v) for v in getattr(self.processor, "image_mean", self.image_mean))
-            self.image_std = tuple(float(v) for v in getattr(self.processor, "image_std", self.image_std))
+            processor = AffectNetPlusImageProcessor(size=int(size), image_mean=list(image_mean),
+                                                    image_std=list(image_std))
+        self.processor = processor
+        self.size = int(processor.size)
+        self.image_mean = tuple(float(v) for v in processor.image_mean)
+        self.image_std = tuple(float(v) for v in processor.image_std)
 
     def __call__(self, record: FaceRecord) -> torch.Tensor:
-        if self.processor is not None:
-            return _process_with(self.processor, record)
-        return self._fallback(record)
-
-    def _fallback(self, record: FaceRecord) -> torch.Tensor:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            if record.image_bytes is not None:
-                image = Image.open(io.BytesIO(record.image_bytes))
-            elif record.image_path is not None:
-                image = Image.open(record.image_path)
-            else:
-                raise BadImageItem(f"{record.location}: record has neither image_path nor image_bytes")
-            image = image.convert("RGB")
-        except FileNotFoundError:
-            raise FileNotFoundError(f"image not found: {record.location}") from None
-        except (UnidentifiedImageError, OSError) as error:
-            raise BadImageItem(f"{record.location}: cannot decode image ({error})") from None
-        if record.face_box is not None:
-            x0, y0, x1, y1 = (float(v) for v in record.face_box)
-            if x1 > x0 and y1 > y0:
-                image = image.crop((int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))))
-        image = image.resize((self.size, self.size), Image.BILINEAR)
-        array = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        mean = torch.tensor(self.image_mean).view(3, 1, 1)
-        std = torch.tensor(self.image_std).view(3, 1, 1)
-        return (array - mean) / std
-
-
-def _make_processor(size: int, image_mean, image_std):
-    try:
-        from affectnetplus_hf.image_processing import AffectNetPlusImageProcessor
-    except ImportError:
-        return None
-    return AffectNetPlusImageProcessor(size=size, image_mean=list(image_mean), image_std=list(image_std))
-
-
-def _process_with(processor, record: FaceRecord) -> torch.Tensor:
-    from affectnetplus_hf.image_processing import BadImageError
-
-    try:
-        return torch.from_numpy(processor.process_one(record))
-    except FileNotFoundError:
-        raise
-    except BadImageError as error:
-        raise BadImageItem(str(error)) from None
+        return torch.from_numpy(self.processor.process_one(record))
 
 
 def decode_records(
@@ -115,7 +67,7 @@ def decode_records(
 ) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """Decode every record once: ``(pixel_values (N, 3, S, S) float32, kept row indices, bad locations)``.
 
-    A record that cannot be decoded raises :class:`BadImageItem` (or ``FileNotFoundError``) naming it,
+    A record that cannot be decoded raises :class:`~affectnetplus_hf.images.BadImageError` naming it,
     unless ``skip_bad``: then it is left out, counted and listed (warning) in the return value.
     """
     from tqdm.auto import tqdm
@@ -127,7 +79,7 @@ def decode_records(
         try:
             tensors.append(preprocess(record))
             kept.append(row)
-        except (BadImageItem, FileNotFoundError) as error:
+        except BadImageError as error:
             if not skip_bad:
                 raise
             bad.append(f"{record.location}: {error}")
@@ -146,7 +98,7 @@ def decode_records(
 class SeededAugmenter:
     """Flip, small affine warp and colour jitter of a normalised image, seeded per (seed, epoch, index)."""
 
-    def __init__(self, config: AugmentConfig, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, seed: int = 0):
+    def __init__(self, config: AugmentConfig, image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD, seed: int = 0):
         self.config = config
         self.seed = int(seed)
         self.mean = torch.tensor(image_mean, dtype=torch.float32).view(3, 1, 1)
@@ -154,28 +106,28 @@ class SeededAugmenter:
 
     def __call__(self, image: torch.Tensor, epoch: int, index: int) -> torch.Tensor:
         from torchvision.transforms.v2 import InterpolationMode
-        from torchvision.transforms.v2 import functional as F
+        from torchvision.transforms.v2 import functional as tvf
 
-        c = self.config
-        if not c.augment:
+        config = self.config
+        if not config.augment:
             return image
         rng = np.random.default_rng([self.seed, int(epoch), int(index), 0x417567])
         draws = rng.random(8)
         out = image
-        if draws[0] < c.hflip:
+        if draws[0] < config.hflip:
             out = out.flip(-1)
-        if c.rotate_degrees or c.translate or c.scale_jitter:
+        if config.rotate_degrees or config.translate or config.scale_jitter:
             side = out.shape[-1]
-            angle = float((2 * draws[1] - 1) * c.rotate_degrees)
-            shift = [int(round((2 * draws[2] - 1) * c.translate * side)), int(round((2 * draws[3] - 1) * c.translate * side))]
-            scale = float(1 + (2 * draws[4] - 1) * c.scale_jitter)
-            out = F.affine(out, angle=angle, translate=shift, scale=scale, shear=[0.0, 0.0],
-                           interpolation=InterpolationMode.BILINEAR)
-        if c.color_jitter:
+            angle = float((2 * draws[1] - 1) * config.rotate_degrees)
+            shift = [int(round((2 * draws[2] - 1) * config.translate * side)), int(round((2 * draws[3] - 1) * config.translate * side))]
+            scale = float(1 + (2 * draws[4] - 1) * config.scale_jitter)
+            out = tvf.affine(out, angle=angle, translate=shift, scale=scale, shear=[0.0, 0.0],
+                             interpolation=InterpolationMode.BILINEAR)
+        if config.color_jitter:
             rgb = (out * self.std + self.mean).clamp(0, 1)
-            rgb = F.adjust_brightness(rgb, float(1 + (2 * draws[5] - 1) * c.color_jitter))
-            rgb = F.adjust_contrast(rgb, float(1 + (2 * draws[6] - 1) * c.color_jitter))
-            rgb = F.adjust_saturation(rgb, float(1 + (2 * draws[7] - 1) * c.color_jitter))
+            rgb = tvf.adjust_brightness(rgb, float(1 + (2 * draws[5] - 1) * config.color_jitter))
+            rgb = tvf.adjust_contrast(rgb, float(1 + (2 * draws[6] - 1) * config.color_jitter))
+            rgb = tvf.adjust_saturation(rgb, float(1 + (2 * draws[7] - 1) * config.color_jitter))
             out = (rgb - self.mean) / self.std
         return out.contiguous()
 
@@ -265,7 +217,7 @@ class RecordImageDataset(_EpochAware, Dataset):
         bad = False
         try:
             image = self.preprocess(record)
-        except (BadImageItem, FileNotFoundError) as error:
+        except BadImageError as error:
             if not self.skip_bad:
                 raise
             logger.warning("skipping unreadable image %s", error)

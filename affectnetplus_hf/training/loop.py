@@ -1,4 +1,4 @@
-"""The one training loop of every model family (issue 4): EBC members, AU members, Hard-/Soft-FER.
+"""The one training loop of every model family: EBC members, AU members, Hard-/Soft-FER.
 
 :func:`train_model` runs on :mod:`accelerate` — CPU, one GPU, or DDP over many processes started with
 ``accelerate launch`` (on CPU: ``accelerate launch --multi_gpu --num_processes 2 …`` with
@@ -40,6 +40,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from affectnetplus_hf.fileio import write_json_atomic
 from affectnetplus_hf.training.config import LoopConfig
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def derive_seed(*parts: int) -> int:
 
 
 def build_optimizer(model: nn.Module, config: LoopConfig) -> torch.optim.Optimizer:
-    """Adam (paper Sec. 4.1/4.2, SPEC §10) with L2 weight decay, over the trainable parameters."""
+    """Adam (paper Sec. 4.1/4.2, ``docs/method.md#baselines``) with L2 weight decay, over the trainable parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameter")
@@ -149,12 +150,6 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
         if match and (child / TRAINER_STATE).is_file():
             found.append((int(match.group(1)), child))
     return [path for _, path in sorted(found)]
-
-
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _epoch_order(indices: np.ndarray, seed: int, epoch: int) -> np.ndarray:
@@ -283,7 +278,7 @@ def train_model(
         accelerator.wait_for_everyone()
         accelerator.save_state(str(path))
         if accelerator.is_main_process:
-            _write_json_atomic(path / TRAINER_STATE, {**state, "total_steps": total_steps, "name": name})
+            write_json_atomic(path / TRAINER_STATE, {**state, "total_steps": total_steps, "name": name})
             for old in list_checkpoints(output_dir)[: -max(1, config.checkpoint_total_limit)]:
                 shutil.rmtree(old, ignore_errors=True)
         accelerator.wait_for_everyone()

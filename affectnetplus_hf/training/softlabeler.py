@@ -1,19 +1,21 @@
-"""Train a soft-labeler from a multi-annotated set (SPEC §3–8, paper Sec. 3.2–3.3, issue 4).
+"""Train a soft-labeler from a multi-annotated set (paper Sec. 3.2–3.3, ``docs/method.md#mas-split`` to
+``docs/method.md#soft-label``).
 
 :func:`train_soft_labeler` runs the whole producer pipeline:
 
 1. read the multi-annotated source (:func:`affectnetplus_hf.sources.open_multi_annotated`: FER+, a folder
    with votes, or the synthetic sample's ``multi_annotated/`` part);
-2. split it into train-MAS / test-MAS (SPEC §3, :func:`affectnetplus_hf.sampling.split_mas`) and save the
+2. split it into train-MAS / test-MAS (``docs/method.md#mas-split``, :func:`affectnetplus_hf.sampling.split_mas`)
+   and save the
    split (``mas_split/split.csv`` + ``report.json``) in the model directory;
 3. train every member with the one loop (:func:`affectnetplus_hf.training.train_model`): for each of the
    J EBC backbones and each emotion a :class:`BinaryExpressionClassifier`, and for each emotion an
-   :class:`AUExpressionClassifier`, on the positives/negatives of SPEC §4
+   :class:`AUExpressionClassifier`, on the positives/negatives of ``docs/method.md#sampling``
    (:func:`affectnetplus_hf.sampling.select_one_vs_rest`); with the ``dist`` family, ``dist_members``
    :class:`DistributionClassifier` s on the vote distribution of every multi-annotated image outside
    test-MAS, including those without a majority emotion (``docs/method.md#distribution-family``);
 4. measure each member on test-MAS (positives = the test images of its emotion, negatives = the other
-   test images, as the paper's 100 positives / 700 negatives) and compute its confidence score (SPEC §5)
+   test images, as the paper's 100 positives / 700 negatives) and compute its confidence score (Eq. 3)
    in both modes;
 5. assemble the :class:`SoftLabeler` (CS of both modes in its config, the configured one used);
 6. with ``calibration_split``, fit ``soft_label_calibrated`` on that split's vote distributions
@@ -49,6 +51,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +60,12 @@ import numpy as np
 import torch
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, au_vectors
+from affectnetplus_hf.fileio import write_json_atomic, write_text_atomic
+from affectnetplus_hf.paper import PAPER_N_TEST_PER_CLASS
+from affectnetplus_hf.sampling.mas import MASSplit, mas_arrays, record_vote_distributions, split_mas
+from affectnetplus_hf.sampling.negatives import select_one_vs_rest
+from affectnetplus_hf.softlabel import confidence_score
+from affectnetplus_hf.training.calibrate import HOLDOUT, calibrate_on_records, hold_out, vote_records
 from affectnetplus_hf.training.config import TrainConfig, resolve_preset
 from affectnetplus_hf.training.data import (
     FacePreprocessor,
@@ -66,6 +75,7 @@ from affectnetplus_hf.training.data import (
     decode_records,
 )
 from affectnetplus_hf.training.loop import train_model
+from affectnetplus_hf.votes import majority_labels
 
 logger = logging.getLogger(__name__)
 
@@ -81,19 +91,16 @@ UNFINGERPRINTED: frozenset[str] = frozenset({
 })
 #: The soft-labeler's families, in output order: the paper's EBC and AU, then the distribution family.
 FAMILY_NAMES: tuple[str, ...] = ("ebc", "au", "dist")
-PAPER_N_TEST_PER_CLASS = 100  # SPEC §3 default (paper: 100 test images per emotion)
 
 
 # --------------------------------------------------------------------------------------------------
-# Evaluation of one member on test-MAS (SPEC §5, paper Tables 6–7 / VIII–IX)
+# Evaluation of one member on test-MAS (Eq. 3, paper Tables 6–7 / VIII–IX)
 # --------------------------------------------------------------------------------------------------
 
 
 def binary_metrics(y_true: np.ndarray, p_positive: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
     """Accuracy, average (per-class) accuracy, precision, recall, F1 of the positive class, counts, and
-    the confidence score in both SPEC §5 modes."""
-    from affectnetplus_hf import softlabel
-
+    the confidence score in both modes of ``docs/method.md#confidence-scores``."""
     y_true = np.asarray(y_true).astype(np.int64)
     p_positive = np.asarray(p_positive, dtype=np.float64)
     if y_true.shape != p_positive.shape or y_true.ndim != 1:
@@ -107,12 +114,10 @@ def binary_metrics(y_true: np.ndarray, p_positive: np.ndarray, threshold: float 
         return a / b if b else 0.0
 
     precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cs_balanced = softlabel.confidence_score(y_true, p_positive, mode="balanced", threshold=threshold)
-        cs_eq3 = softlabel.confidence_score(y_true, p_positive, mode="eq3", threshold=threshold)
+        cs_balanced = confidence_score(y_true, p_positive, mode="balanced", threshold=threshold)
+        cs_eq3 = confidence_score(y_true, p_positive, mode="eq3", threshold=threshold)
     return {
         "n_positive": int(positive.sum()), "n_negative": int((~positive).sum()),
         "tp": tp, "tn": tn, "fp": fp, "fn": fn,
@@ -193,8 +198,6 @@ def _load_mas_records(config: TrainConfig):
 
     source = open_multi_annotated(config.data)
     records = [r for r in source.records(None) if r.votes is not None]
-    from affectnetplus_hf.training.calibrate import HOLDOUT
-
     if config.calibration_split and config.calibration_split != HOLDOUT:
         used = list(config.mas_splits) if config.mas_splits else sorted({r.split for r in records})
         if config.calibration_split in used:
@@ -221,17 +224,16 @@ def _load_mas_records(config: TrainConfig):
     return records
 
 
-def make_mas_split(records, config: TrainConfig):
-    """SPEC §3 split of the records with the config's options (``n_test_per_class`` auto when None)."""
-    from affectnetplus_hf import sampling
-
-    votes, non_emotion, ids = sampling.mas_arrays(records)
+def make_mas_split(records, config: TrainConfig) -> MASSplit:
+    """The MAS split (``docs/method.md#mas-split``) of the records with the config's options
+    (``n_test_per_class`` auto when None)."""
+    votes, non_emotion, ids = mas_arrays(records)
     n_test = config.n_test_per_class
     if n_test is None:
-        labels = sampling.majority_labels(votes, non_emotion, tie=config.tie if config.tie != "random" else "drop")
+        labels = majority_labels(votes, non_emotion, tie=config.tie if config.tie != "random" else "drop")
         n_test = auto_n_test_per_class(labels)
         logger.info("n_test_per_class (auto) = %d", n_test)
-    return sampling.split_mas(
+    return split_mas(
         votes, ids, non_emotion_votes=non_emotion, n_test_per_class=int(n_test),
         max_test_fraction=config.max_test_fraction, strict_unanimous=config.strict_unanimous,
         tie=config.tie, seed=config.seed,
@@ -278,8 +280,6 @@ def _load_member(family: str, path: Path):
 def one_vs_rest_rows(train_labels: np.ndarray, e: int, config: TrainConfig, epoch: int = 0) -> np.ndarray:
     """The train-MAS rows the member of emotion ``e`` sees in ``epoch`` (``docs/method.md#sampling`` positives + negatives;
     positives repeated to as many as the negatives with ``balance_positives``)."""
-    from affectnetplus_hf.sampling import select_one_vs_rest
-
     pos, neg = select_one_vs_rest(
         train_labels, e, neg_ratio=config.neg_ratio, overlap=config.overlap, seed=config.seed,
         epoch=epoch if config.redraw_negatives else None,
@@ -303,25 +303,11 @@ def one_vs_rest_sample_passes(train_labels: np.ndarray, config: TrainConfig, fam
 
 def majority_one_hot(records) -> tuple[np.ndarray, np.ndarray]:
     """``(targets (N, 8) float32, keep (N,) bool)`` for ``dist_target="majority"``: the one-hot of each
-    record's majority emotion (:func:`affectnetplus_hf.sampling.majority_labels`, ties dropped); records
+    record's majority emotion (:func:`affectnetplus_hf.votes.majority_labels`, ties dropped); records
     without one are not kept."""
-    from affectnetplus_hf.sampling import majority_labels, mas_arrays
-
     votes, non_emotion, _ = mas_arrays(records)
     labels = majority_labels(votes, non_emotion, tie="drop")
     return np.eye(NUM_EMOTIONS, dtype=np.float32)[labels.clip(min=0)], labels >= 0
-
-
-def record_vote_distributions(records) -> np.ndarray:
-    """(N, 8) :func:`affectnetplus_hf.sampling.vote_distributions` of records; a record without an emotion
-    vote is an error naming it."""
-    from affectnetplus_hf.sampling import mas_arrays, vote_distributions
-
-    shares = vote_distributions(mas_arrays(records)[0])
-    missing = np.flatnonzero(np.isnan(shares).any(axis=1))
-    if len(missing):
-        raise ValueError(f"{records[int(missing[0])].location}: no emotion vote; a vote distribution needs at least one")
-    return shares
 
 
 def dist_accuracy(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
@@ -434,8 +420,6 @@ def train_soft_labeler(
     discard_work = _check_resume(work, identity, config.overwrite)
     calibration_records: list = []
     if config.calibration_split:
-        from affectnetplus_hf.training.calibrate import HOLDOUT, hold_out, vote_records  # noqa: F811
-
         if config.calibration_split == HOLDOUT:  # a seeded share of the MAS that no member sees
             records, calibration_records = hold_out(records, config.calibration_fraction, config.seed)
         else:
@@ -483,10 +467,10 @@ def train_soft_labeler(
         config.save(output_dir)
         split.save(output_dir / "mas_split")
         work.mkdir(exist_ok=True)
-        _write_text_atomic(work / RUN_FILE, json.dumps({
+        write_json_atomic(work / RUN_FILE, {
             "format": RUN_FORMAT, "config": {k: v for k, v in identity.items() if k != "records"},
             "records": identity["records"],
-        }, indent=2, sort_keys=True) + "\n")
+        })
     state.wait_for_everyone()
     logger.info("MAS: %d train, %d test images, %d more for the distribution family (%.1f s to read and decode)",
                 n_train, len(test_labels), len(pool_labels) - n_train, timings["data_s"])
@@ -551,9 +535,9 @@ def train_soft_labeler(
             model = result.model
             if state.is_main_process:
                 model.save_pretrained(str(member_dir))
-                (member_dir / MEMBER_DONE).write_text(json.dumps({
+                write_json_atomic(member_dir / MEMBER_DONE, {
                     "name": name, "epoch_losses": result.epoch_losses, "global_step": result.global_step,
-                }, indent=2) + "\n", encoding="utf-8")
+                })
                 shutil.rmtree(work / "runs" / name, ignore_errors=True)
             state.wait_for_everyone()
         model.cpu()
@@ -598,8 +582,6 @@ def train_soft_labeler(
 
     # ---- calibration on a held-out multi-annotated split (docs/method.md#calibration) -------------
     if config.calibration_split:
-        from affectnetplus_hf.training.calibrate import calibrate_on_records
-
         t0 = time.perf_counter()
         soft_labeler.config.calibration = calibrate_on_records(
             soft_labeler, calibration_records, objective=config.calibration_objective,
@@ -613,13 +595,13 @@ def train_soft_labeler(
         soft_labeler.save_pretrained(str(output_dir))
         tables = write_member_tables(output_dir, metrics, confidences, config, families, split.report, timings,
                                      dist_metrics, sample_passes)
-        from affectnetplus_hf.model_card import render_soft_labeler_card
+        from affectnetplus_hf.reports.model_card import render_soft_labeler_card
 
         card = render_soft_labeler_card(config=config, families=families, metrics=metrics,
                                         confidences=confidences, split_report=split.report, timings=timings,
                                         bad_images=bad + test_bad, tables_markdown=tables,
                                         calibration=soft_labeler.config.calibration)
-        _write_text_atomic(output_dir / "README.md", card)
+        write_text_atomic(output_dir / "README.md", card)
         if not keep_work_dir:
             shutil.rmtree(work, ignore_errors=True)
     state.wait_for_everyone()
@@ -627,12 +609,6 @@ def train_soft_labeler(
     return SoftLabelerRun(output_dir=output_dir, model=soft_labeler, confidence_scores=confidences,
                           member_metrics=metrics, split_report=split.report, seconds=seconds, timings=timings,
                           dist_metrics=dist_metrics, sample_passes=sample_passes)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def write_member_tables(output_dir: Path, metrics, confidences, config: TrainConfig, families, split_report,
@@ -652,7 +628,7 @@ def write_member_tables(output_dir: Path, metrics, confidences, config: TrainCon
                      for name, row in split_report.get("per_emotion", {}).items()},
         "timings": timings,
     }
-    _write_text_atomic(output_dir / "confidence_scores.json", json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    write_json_atomic(output_dir / "confidence_scores.json", payload)
     parts = ["## Member evaluation on test-MAS", "",
              "Each member: positives = the test-MAS images of its emotion, negatives = the other test-MAS images "
              f"(confidence score: Eq. 3). Values in %. Soft labels use CS mode `{config.cs_mode}`.", ""]
@@ -671,5 +647,5 @@ def write_member_tables(output_dir: Path, metrics, confidences, config: TrainCon
                   for name, row in dist_metrics.items()]
         parts.append("")
     markdown = "\n".join(parts)
-    _write_text_atomic(output_dir / "confidence_scores.md", markdown)
+    write_text_atomic(output_dir / "confidence_scores.md", markdown)
     return markdown

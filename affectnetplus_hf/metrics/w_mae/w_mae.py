@@ -1,5 +1,5 @@
 # Copyright (c) affectnetplus-hf contributors. MIT License.
-"""W-MAE: weighted mean absolute error between soft labels (AffectNet+, Sec. 4.3, Eq. 15; SPEC §9).
+"""W-MAE: weighted mean absolute error between soft labels (AffectNet+, Sec. 4.3, Eq. 15).
 
 An ``evaluate`` module: ``evaluate.load("path/to/w_mae")``. Needs the ``affectnetplus-hf`` package
 installed (``pip install affectnetplus-hf``): the maths lives in ``affectnetplus_hf.metrics.functional``.
@@ -8,8 +8,8 @@ installed (``pip install affectnetplus-hf``): the maths lives in ``affectnetplus
 import datasets  # noqa: F401  (evaluate checks the script's imports; keeps the dependency explicit)
 import evaluate
 
-from affectnetplus_hf.metrics import evaluate_common as common
-from affectnetplus_hf.metrics import functional
+import affectnetplus_hf.metrics.evaluate_common as common
+import affectnetplus_hf.metrics.functional as metric_functions
 
 _DESCRIPTION = """\
 W-MAE = 100 * mean_k e_k: the mean, over samples, of the rank-weighted absolute error between the
@@ -43,17 +43,9 @@ Examples:
 class WMae(common.SoftLabelMetric):
     """W-MAE (see the module docstring)."""
 
-    METRIC = "w_mae"
-    DESCRIPTION = _DESCRIPTION
-    INPUTS_DESCRIPTION = _KWARGS_DESCRIPTION
+    def _info(self) -> evaluate.MetricInfo:
+        return self.metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION)
 
-    def _value(self, references, predictions, options, by):
-        return functional.w_mae(
-            references,
-            predictions,
-            normalize=options["normalize"],
-            ties=options["ties"],
-            clip=options["clip"],
-            by=by,
-            n_classes=self.n_classes,
-        )
+    def _compute(self, predictions, references, normalize=None, ties=None, epsilon=None, clip=None, by=None):
+        return self.compute_metric(metric_functions.w_mae, predictions, references, by,
+                                   normalize=normalize, ties=ties, epsilon=epsilon, clip=clip)

@@ -1,0 +1,327 @@
+"""A web page to look at soft labels: ``affectnetplus app MODEL_DIR`` and the ``spaces/`` Space.
+
+A person uploads a face (or picks one of the synthetic sample's faces) and sees, for a saved
+:class:`~affectnetplus_hf.SoftLabeler`:
+
+* the soft label as a bar chart in hard-label ranking order, with the ensemble spread as error bars;
+* the same 8 values as a table (4 decimals), with the spread and each family's scores;
+* the subset (easy / challenging / difficult) the image would fall in for a chosen hard label
+  (default: the top emotion), by :func:`affectnetplus_hf.softlabel.assign_subsets`;
+* the EBC vs AU family scores side by side.
+
+The page is a Gradio ``Blocks`` (``pip install "affectnetplus-hf[app]"``). :func:`build_app` makes it from
+a loaded soft-labeler; :func:`launch_app` loads the model, writes a few sample faces and serves it — the
+CLI command and ``spaces/app.py`` both call it. The numbers come from :func:`analyse_image`, which needs
+no Gradio. The theme uses the fonts Gradio ships, so the page renders without internet.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS
+
+#: Dropdown entry meaning "use the top emotion as the hard label".
+TOP_EMOTION = "top emotion"
+#: Sample faces shown as examples by default.
+DEFAULT_N_EXAMPLES = 6
+TITLE = "AffectNet+ soft labels"
+#: Decimals of the values shown in the table (and on the bars).
+DECIMALS = 4
+
+_CSS = """
+#soft-label-values table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+#soft-label-values th, #soft-label-values td { padding: 2px 8px; text-align: right; }
+#soft-label-values th:nth-child(2), #soft-label-values td:nth-child(2) { text-align: left; }
+#soft-label-values tr.hard-label td { font-weight: 700; }
+"""
+
+
+# ---------------------------------------------------------------------------------------------- numbers
+
+
+def _row(value) -> list[float] | None:
+    """First row of an (N, 8) tensor/array as Python floats, or None."""
+    if value is None:
+        return None
+    if hasattr(value, "detach"):
+        value = value.detach().float().cpu().numpy()
+    return [float(v) for v in np.asarray(value, dtype=np.float64).reshape(-1, NUM_EMOTIONS)[0]]
+
+
+def predict_scores(labeler, image) -> dict[str, list[float] | None]:
+    """Run ``labeler.predict`` on one image (path, PIL image, bytes or uint8 array); returns the 8 values of
+    each output: ``soft_label``, ``spread``, ``ebc``, ``au``, ``dist``, ``calibrated`` (None when absent)."""
+    import torch
+
+    with torch.inference_mode():
+        output = labeler.predict(image)
+    return {
+        "soft_label": _row(output.soft_label),
+        "spread": _row(output.spread),
+        "ebc": _row(output.ebc_scores),
+        "au": _row(output.au_scores),
+        "dist": _row(output.dist_scores),
+        "calibrated": _row(output.soft_label_calibrated),
+    }
+
+
+def _hard_label_index(hard_label, soft_label: Sequence[float]) -> int:
+    if hard_label is None or hard_label == "" or hard_label == TOP_EMOTION:
+        return int(np.argmax(np.asarray(soft_label)))
+    if isinstance(hard_label, str):
+        if hard_label not in EMOTIONS:
+            raise ValueError(f"unknown hard label {hard_label!r}; expected one of {', '.join(EMOTIONS)}")
+        return EMOTIONS.index(hard_label)
+    index = int(hard_label)
+    if not 0 <= index < NUM_EMOTIONS:
+        raise ValueError(f"hard label index must be in 0..{NUM_EMOTIONS - 1}, got {index}")
+    return index
+
+
+def analyse_scores(scores: dict[str, Any], hard_label=None) -> dict[str, Any]:
+    """Ranking, hard label, its rank and subset for :func:`predict_scores`' output.
+
+    ``hard_label``: an emotion name, an index, or None / :data:`TOP_EMOTION` for the top emotion.
+    The rank and subset come from :func:`affectnetplus_hf.softlabel.hard_label_ranks` and
+    :func:`~affectnetplus_hf.softlabel.assign_subsets` (rank 1 → easy, 2–3 → challenging, else difficult).
+    """
+    from affectnetplus_hf.softlabel import assign_subsets, hard_label_ranks
+
+    soft = np.asarray(scores["soft_label"], dtype=np.float64)
+    hard = _hard_label_index(hard_label, soft)
+    ranking = [int(i) for i in np.argsort(-soft, kind="stable")]
+    rank = int(hard_label_ranks(soft[None, :], np.asarray([hard]))[0])
+    subset = str(assign_subsets(soft[None, :], np.asarray([hard]))[0])
+    return {**scores, "hard_label": hard, "hard_label_name": EMOTIONS[hard], "rank": rank, "subset": subset,
+            "ranking": ranking, "top": ranking[0]}
+
+
+def analyse_image(labeler, image, hard_label=None) -> dict[str, Any]:
+    """Everything the page shows for one image: :func:`predict_scores` + :func:`analyse_scores`."""
+    return analyse_scores(predict_scores(labeler, image), hard_label)
+
+
+# ---------------------------------------------------------------------------------------------- views
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.{DECIMALS}f}"
+
+
+def values_html(result: dict[str, Any] | None) -> str:
+    """The soft label as an HTML table in ranking order (ids ``soft-label-<Emotion>``, 4 decimals)."""
+    if not result:
+        return '<div id="soft-label-values"><p>Upload a face or pick a sample face.</p></div>'
+    columns = [("spread", "± spread"), ("ebc", "EBC"), ("au", "AU"), ("dist", "Distribution"),
+               ("calibrated", "Calibrated")]
+    columns = [(key, name) for key, name in columns if result.get(key) is not None]
+    head = "".join(f"<th>{name}</th>" for _, name in columns)
+    rows = []
+    for position, index in enumerate(result["ranking"], start=1):
+        emotion = EMOTIONS[index]
+        value = result["soft_label"][index]
+        hard = index == result["hard_label"]
+        cells = "".join(f'<td class="{key}" id="{key}-{emotion}">{_fmt(result[key][index])}</td>' for key, _ in columns)
+        mark = " ← hard label" if hard else ""
+        rows.append(
+            f'<tr data-emotion="{emotion}"{" class=hard-label" if hard else ""}><td>{position}</td>'
+            f"<td>{html.escape(emotion)}{mark}</td>"
+            f'<td class="soft-label" id="soft-label-{emotion}" data-value="{value!r}">{_fmt(value)}</td>{cells}</tr>'
+        )
+    return (
+        '<div id="soft-label-values"><table><thead><tr><th>Rank</th><th>Emotion</th><th>Soft label</th>'
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def summary_html(result: dict[str, Any] | None) -> str:
+    """One line: top emotion, the hard label's rank and its subset (id ``subset-name``)."""
+    if not result:
+        return '<div id="summary-line"></div>'
+    top = EMOTIONS[result["top"]]
+    return (
+        f'<div id="summary-line"><p>Top emotion: <b id="top-emotion">{top}</b> '
+        f"({_fmt(result['soft_label'][result['top']])}). Hard label <b id=\"hard-label-name\">"
+        f"{result['hard_label_name']}</b> is ranked <b id=\"hard-label-rank\">{result['rank']}</b> of 8 → subset "
+        f'<b id="subset-name">{result["subset"]}</b> (rank 1: easy, 2–3: challenging, 4–8: difficult).</p></div>'
+    )
+
+
+def soft_label_figure(result: dict[str, Any]):
+    """Horizontal bars of the soft label in ranking order (top first), the ensemble spread as error bars and
+    the hard label's bar highlighted."""
+    from matplotlib.figure import Figure
+
+    order = result["ranking"]
+    values = np.asarray(result["soft_label"])[order]
+    spread = None if result.get("spread") is None else np.asarray(result["spread"])[order]
+    colours = ["#d62728" if i == result["hard_label"] else "#1f77b4" for i in order]
+    figure = Figure(figsize=(6.4, 3.6), layout="constrained")
+    axis = figure.subplots()
+    positions = np.arange(len(order))
+    axis.barh(positions, values, xerr=spread, color=colours, capsize=3, ecolor="#555555")
+    axis.set_yticks(positions, [f"{rank}. {EMOTIONS[i]}" for rank, i in enumerate(order, start=1)])
+    axis.invert_yaxis()
+    ends = values + (spread if spread is not None else 0.0)
+    for position, value, end in zip(positions, values, ends):
+        axis.text(end, position, f"  {value:.{DECIMALS}f}", va="center", fontsize=8)
+    upper = float(np.max(ends))
+    axis.set_xlim(0, max(upper * 1.25, 0.05))
+    axis.set_xlabel("soft label (error bar: ensemble spread)")
+    axis.set_title(f"hard label {result['hard_label_name']}: rank {result['rank']} → {result['subset']}", fontsize=10)
+    return figure
+
+
+def family_figure(result: dict[str, Any]):
+    """Grouped bars of the family scores (EBC, AU, distribution: those the soft-labeler has) per emotion."""
+    from matplotlib.figure import Figure
+
+    families = [(key, name, colour) for key, name, colour in (
+        ("ebc", "EBC", "#1f77b4"), ("au", "AU", "#ff7f0e"), ("dist", "Distribution", "#2ca02c"))
+        if result.get(key) is not None]
+    figure = Figure(figsize=(6.4, 3.0), layout="constrained")
+    axis = figure.subplots()
+    positions = np.arange(NUM_EMOTIONS)
+    width = 0.8 / max(len(families), 1)
+    for k, (key, name, colour) in enumerate(families):
+        axis.bar(positions + (k - (len(families) - 1) / 2) * width, result[key], width, label=name, color=colour)
+    axis.plot(positions, result["soft_label"], "k_", markersize=14, label="soft label")
+    axis.set_xticks(positions, EMOTIONS, rotation=30, ha="right", fontsize=8)
+    axis.set_ylabel("score")
+    top = max(float(np.max([result[key] for key, _, _ in families] + [result["soft_label"]])), 0.05)
+    axis.set_ylim(0, top * 1.3)
+    axis.legend(fontsize=8, ncols=len(families) + 1, loc="upper center")
+    axis.set_title("family scores", fontsize=10)
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------- sample faces
+
+
+def write_sample_faces(directory: str | os.PathLike, n: int = DEFAULT_N_EXAMPLES, seed: int = 0) -> list[str]:
+    """Render a small synthetic sample into ``directory`` (which must not exist yet) and return the paths of
+    ``n`` of its faces, faces of different primary emotions first."""
+    from affectnetplus_hf.sample import write_sample
+
+    if n <= 0:
+        return []
+    directory = Path(directory)
+    write_sample(directory, layout="csv", n_train=max(2 * n, 8), n_val=0, n_mas=0, seed=seed,
+                 contact_sheet=False, progress=False)
+    primary: dict[str, str] = {}
+    truth = directory / "ground_truth.csv"
+    if truth.is_file():
+        with open(truth, newline="", encoding="utf-8") as handle:
+            primary = {row["image_id"]: row.get("primary", "") for row in csv.DictReader(handle)}
+    faces = sorted(p for p in directory.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+                   and p.name != "sample_grid.png")
+    emotions = [primary.get(p.relative_to(directory).as_posix(), "") for p in faces]
+    first = [i for i, emotion in enumerate(emotions) if emotion not in emotions[:i]]  # one per emotion, then the rest
+    order = first + [i for i in range(len(faces)) if i not in first]
+    return [str(faces[i]) for i in order[:n]]
+
+
+# ---------------------------------------------------------------------------------------------- Gradio
+
+
+def _gradio():
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio
+    except ImportError:
+        raise ImportError('the app needs gradio: pip install "affectnetplus-hf[app]"') from None
+    return gradio
+
+
+def theme():
+    """Gradio's default theme with the fonts Gradio ships (no font download)."""
+    gr = _gradio()
+    return gr.themes.Default(
+        font=(gr.themes.LocalFont("Source Sans Pro"), "ui-sans-serif", "system-ui", "sans-serif"),
+        font_mono=(gr.themes.LocalFont("IBM Plex Mono"), "ui-monospace", "monospace"),
+    )
+
+
+def build_app(labeler, examples: Sequence[str | os.PathLike] = (), title: str = TITLE):
+    """The page for ``labeler`` (a loaded SoftLabeler) as a ``gradio.Blocks``; ``examples``: face image paths
+    offered below the upload box. :func:`launch_app` serves it (with :func:`theme`)."""
+    gr = _gradio()
+
+    def predict(image):
+        return None if image is None else predict_scores(labeler, image)
+
+    def render(scores, hard_label):
+        if scores is None:
+            return summary_html(None), None, values_html(None), None
+        result = analyse_scores(scores, hard_label)
+        return summary_html(result), soft_label_figure(result), values_html(result), family_figure(result)
+
+    examples = [os.fspath(path) for path in examples]
+    names = {"ebc": "EBC", "au": "AU", "dist": "distribution"}
+    families = " + ".join(names.get(f, f) for f in getattr(labeler.config, "families", ()) or ()) or "its"
+    with gr.Blocks(title=title, analytics_enabled=False) as blocks:
+        gr.Markdown(
+            f"# {title}\nUpload a face (or pick a sample face): the soft-labeler ({families} members) gives the "
+            "soft label over the 8 emotions. Choose a hard label to see its rank and the subset the image "
+            "would fall in."
+        )
+        with gr.Row():
+            with gr.Column(scale=2):
+                image = gr.Image(type="filepath", label="Face", sources=["upload", "clipboard"], height=300,
+                                 elem_id="face-input")
+                hard = gr.Dropdown(choices=[TOP_EMOTION, *EMOTIONS], value=TOP_EMOTION, label="Hard label",
+                                   elem_id="hard-label")
+                if examples:
+                    gr.Examples(examples=[[path] for path in examples], inputs=[image],
+                                label="Faces from the synthetic sample", examples_per_page=len(examples),
+                                elem_id="sample-faces")
+            with gr.Column(scale=3):
+                summary = gr.HTML(summary_html(None), elem_id="summary")
+                chart = gr.Plot(label="Soft label (hard-label ranking)", elem_id="soft-label-chart")
+                values = gr.HTML(values_html(None), elem_id="soft-label-table")
+                families_plot = gr.Plot(label="EBC vs AU family scores", elem_id="family-chart")
+        scores = gr.State(None)
+        outputs = [summary, chart, values, families_plot]
+        image.change(predict, inputs=image, outputs=scores).then(render, inputs=[scores, hard], outputs=outputs)
+        hard.change(render, inputs=[scores, hard], outputs=outputs)
+    return blocks
+
+
+def load_labeler(model: str | os.PathLike, device: str = "cpu"):
+    """``SoftLabeler.from_pretrained(model)`` (a folder or a hub id) in eval mode on ``device``."""
+    from affectnetplus_hf import SoftLabeler
+
+    return SoftLabeler.from_pretrained(os.fspath(model)).eval().to(device)
+
+
+def launch_app(
+    model,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    device: str = "cpu",
+    n_examples: int = DEFAULT_N_EXAMPLES,
+    title: str = TITLE,
+    block: bool = True,
+    quiet: bool = False,
+):
+    """Load ``model`` (a SoftLabeler, a folder or a hub id), write ``n_examples`` sample faces to a temporary
+    folder, build the page and serve it on ``host:port`` (None: Gradio's ``GRADIO_SERVER_NAME`` /
+    ``GRADIO_SERVER_PORT`` or 127.0.0.1:7860). ``block=False`` returns the running ``Blocks`` at once."""
+    labeler = model if hasattr(model, "predict") else load_labeler(model, device)
+    faces_dir = tempfile.TemporaryDirectory(prefix="affectnetplus-app-")
+    examples = write_sample_faces(Path(faces_dir.name) / "sample", n_examples)
+    blocks = build_app(labeler, examples, title=title)
+    blocks._affectnetplus_faces = faces_dir  # removed with the app
+    blocks.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=quiet,
+                  show_error=True, allowed_paths=[faces_dir.name], theme=theme(), css=_CSS)
+    return blocks

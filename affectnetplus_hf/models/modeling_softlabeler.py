@@ -1,0 +1,460 @@
+"""The AffectNet+ soft-labeler: every ensemble member fed from one decoded batch, combined into soft
+labels (``docs/method.md#soft-label``, Eq. 14).
+
+* :class:`SoftLabeler` — J×8 binary classifiers (``docs/method.md#ebc-scores``), 8 AU classifiers
+  (``docs/method.md#au-scores``) and/or the vote-distribution family
+  (``docs/method.md#distribution-family``), with the confidence scores of
+  ``docs/method.md#confidence-scores``.
+* :class:`SoftLabelerOutput`, :func:`concat_outputs`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, fields
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from transformers.utils import ModelOutput
+
+from affectnetplus_hf.calibration import apply_calibration
+from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS
+from affectnetplus_hf.models.backbones import ExpressionNet
+from affectnetplus_hf.models.configuration_affectnetplus import CS_MODES, SoftLabelerConfig, resolve_emotion
+from affectnetplus_hf.models.modeling_affectnetplus import (
+    AffectNetPlusPreTrainedModel,
+    AUExpressionClassifier,
+    BinaryExpressionClassifier,
+    DistributionClassifier,
+)
+from affectnetplus_hf.models.runner import as_image_sources, iter_soft_labels
+from affectnetplus_hf.softlabel import (
+    assign_subsets,
+    au_positive_probability,
+    au_semantic_scores,
+    ebc_semantic_scores,
+    soft_labels,
+)
+
+@dataclass
+class SoftLabelerOutput(ModelOutput):
+    """Output of :class:`SoftLabeler`. All ``float32``.
+
+    Attributes:
+        soft_label: ``(N, 8)`` Eq. 14 soft label (not renormalised); one family alone = its scores; a
+            soft-labeler with only the distribution family gives that family's scores.
+        ebc_scores: ``(N, 8)`` SC_EB of Eq. 5, ``None`` without the EBC family.
+        au_scores: ``(N, 8)`` SC_AU of Eq. 13, ``None`` without the AU family.
+        member_probs: ``(N, n_members)`` each member's probability (P_j(i | img) for EBC members,
+            P_AU(i | img) for AU members, the 8 softmax outputs of each distribution member), columns
+            named by ``config.member_names``.
+        spread: ``(N, 8)`` per-emotion standard deviation (ddof 0) of the probabilities of the members
+            of that emotion — how much the ensemble disagrees.
+        dist_scores: ``(N, 8)`` mean softmax of the distribution family's members (sums to 1), ``None``
+            without that family (``docs/method.md#distribution-family``).
+        soft_label_calibrated: ``(N, 8)`` the calibrated soft label (sums to 1), ``None`` when the
+            soft-labeler is not calibrated (``docs/method.md#calibration``).
+    """
+
+    soft_label: torch.Tensor | None = None
+    ebc_scores: torch.Tensor | None = None
+    au_scores: torch.Tensor | None = None
+    member_probs: torch.Tensor | None = None
+    spread: torch.Tensor | None = None
+    dist_scores: torch.Tensor | None = None
+    soft_label_calibrated: torch.Tensor | None = None
+
+
+def _to_numpy(value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().double().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+class SoftLabeler(AffectNetPlusPreTrainedModel):
+    """The AffectNet+ soft-labeler: every member of every family, fed from one decoded batch.
+
+    Members: ``ebc_members[j * 8 + e]`` is the binary classifier of emotion ``e`` on
+    ``config.ebc_backbones[j]``; ``au_members[e]`` is the AU classifier of emotion ``e``;
+    ``dist_members[k]`` is the k-th member of the vote-distribution family. Their layers have the same
+    names as :class:`BinaryExpressionClassifier` / :class:`AUExpressionClassifier` /
+    :class:`DistributionClassifier`.
+
+    ``member_execution``: ``"loop"`` (default; the faster one on CPU, see ``benchmarks/bench_ensemble.py``)
+    or ``"vmap"`` (members of one architecture stacked with ``torch.func``; eval mode only).
+    """
+
+    config_class = SoftLabelerConfig
+    member_execution = "loop"
+
+    def __init__(self, config: SoftLabelerConfig):
+        super().__init__(config)
+        for family in config.paper_families:
+            config.confidences(family)  # ValueError now rather than at the first forward
+        common = dict(
+            image_size=config.image_size,
+            num_channels=config.num_channels,
+            backbone_kwargs=config.backbone_kwargs,
+        )
+        self.ebc_members = nn.ModuleList(
+            ExpressionNet(backbone, num_outputs=2, **common) for backbone in config.ebc_backbones for _ in EMOTIONS
+        )
+        self.au_members = nn.ModuleList(
+            ExpressionNet(backbone, num_outputs=2, with_au=True, **common) for backbone in config.au_backbones
+        )
+        self.dist_members = nn.ModuleList(
+            ExpressionNet(backbone, num_outputs=NUM_EMOTIONS, **common) for backbone in config.dist_backbones
+        )
+        self._stacked_cache: dict[tuple, Any] = {}
+        self.post_init()
+
+    # ---- assembly ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_members(
+        cls,
+        ebc_members: Mapping[tuple[str, str | int], BinaryExpressionClassifier] | None = None,
+        au_members: Mapping[str | int, AUExpressionClassifier] | None = None,
+        confidences: Mapping[str, Any] | None = None,
+        processor=None,
+        *,
+        cs_mode: str = "balanced",
+        ebc_backbones: Sequence[str] | None = None,
+        dist_members: Sequence[DistributionClassifier] | None = None,
+        test_time_flip: bool = False,
+        calibration: Mapping[str, Any] | None = None,
+    ) -> "SoftLabeler":
+        """Assemble a soft-labeler from trained members (weights are copied).
+
+        Args:
+            ebc_members: ``{(backbone, emotion): BinaryExpressionClassifier}`` — a full grid, every
+                emotion (name or index) for each backbone; ``None``/empty = no EBC family.
+            au_members: ``{emotion: AUExpressionClassifier}`` for all 8 emotions; ``None``/empty = no
+                AU family.
+            confidences: the measured confidence scores (``docs/method.md#confidence-scores``), either ``{"ebc": (J, 8), "au": (8,)}`` (stored
+                under ``cs_mode``) or ``{"balanced": {...}, "eq3": {...}}`` (both modes kept). EBC rows
+                follow ``ebc_backbones``.
+            processor: the image processor the members were trained with (default: built from the
+                members' image size and normalisation).
+            cs_mode: the mode the soft labels use.
+            ebc_backbones: order of the J backbones (default: first appearance in ``ebc_members``).
+            dist_members: the members of the vote-distribution family, in order (``None``/empty = none).
+            test_time_flip, calibration: see :class:`SoftLabelerConfig`.
+        """
+        ebc_members = dict(ebc_members or {})
+        au_members = dict(au_members or {})
+        dist_members = list(dist_members or [])
+        if not ebc_members and not au_members and not dist_members:
+            raise ValueError("from_members needs ebc_members, au_members or dist_members; got none")
+        for k, member in enumerate(dist_members):
+            if not isinstance(member, DistributionClassifier):
+                raise ValueError(f"dist_members[{k}] must be a DistributionClassifier, got {type(member).__name__}")
+        grid: dict[tuple[str, str], BinaryExpressionClassifier] = {}
+        order: list[str] = []
+        for key, member in ebc_members.items():
+            if not (isinstance(key, tuple) and len(key) == 2):
+                raise ValueError(f"ebc_members keys must be (backbone, emotion) tuples, got {key!r}")
+            backbone, emotion = key[0], resolve_emotion(key[1])
+            if not isinstance(member, BinaryExpressionClassifier):
+                raise ValueError(f"ebc_members[{key!r}] must be a BinaryExpressionClassifier, got {type(member).__name__}")
+            if member.config.backbone != backbone or member.config.emotion != emotion:
+                raise ValueError(
+                    f"ebc_members[{key!r}] is a {member.config.backbone}/{member.config.emotion} classifier; "
+                    f"expected {backbone}/{emotion}"
+                )
+            grid[(backbone, emotion)] = member
+            if backbone not in order:
+                order.append(backbone)
+        backbones = list(ebc_backbones) if ebc_backbones is not None else order
+        if sorted(backbones) != sorted(order):
+            raise ValueError(f"ebc_backbones {backbones} do not match the backbones of ebc_members {order}")
+        missing = [f"{b}/{e}" for b in backbones for e in EMOTIONS if (b, e) not in grid]
+        if missing:
+            raise ValueError(f"ebc_members must hold all 8 emotions for every backbone; missing {missing}")
+        au: dict[str, AUExpressionClassifier] = {}
+        for key, member in au_members.items():
+            emotion = resolve_emotion(key)
+            if not isinstance(member, AUExpressionClassifier):
+                raise ValueError(f"au_members[{key!r}] must be an AUExpressionClassifier, got {type(member).__name__}")
+            if member.config.emotion != emotion:
+                raise ValueError(f"au_members[{key!r}] is the {member.config.emotion} classifier; expected {emotion}")
+            au[emotion] = member
+        if au and len(au) != NUM_EMOTIONS:
+            raise ValueError(f"au_members must hold all 8 emotions; missing {[e for e in EMOTIONS if e not in au]}")
+        ordered_ebc = [grid[(b, e)] for b in backbones for e in EMOTIONS]
+        ordered_au = [au[e] for e in EMOTIONS] if au else []
+        everyone = ordered_ebc + ordered_au + dist_members
+        reference = everyone[0].config
+        def who(member) -> str:
+            return f"{member.config.backbone}/{getattr(member.config, 'emotion', 'distribution')}"
+
+        for member in everyone[1:]:
+            for field in ("image_size", "num_channels", "image_mean", "image_std", "backbone_kwargs"):
+                if getattr(member.config, field) != getattr(reference, field):
+                    raise ValueError(
+                        f"all members must share {field} (one decoded input feeds them all): "
+                        f"{who(member)} has {getattr(member.config, field)!r}, "
+                        f"{who(everyone[0])} has {getattr(reference, field)!r}"
+                    )
+        au_options = {(m.config.aus, m.config.neutral_similarity) for m in ordered_au}
+        if len(au_options) > 1:
+            raise ValueError(f"AU members disagree on (aus, neutral_similarity): {sorted(au_options)}")
+        aus, neutral_similarity = au_options.pop() if au_options else ("table2", SoftLabelerConfig().neutral_similarity)
+        config = SoftLabelerConfig(
+            ebc_backbones=backbones,
+            au_backbones=[m.config.backbone for m in ordered_au],
+            confidence_scores=_normalise_confidences(confidences, cs_mode),
+            cs_mode=cs_mode,
+            image_size=reference.image_size,
+            num_channels=reference.num_channels,
+            image_mean=reference.image_mean,
+            image_std=reference.image_std,
+            aus=aus,
+            neutral_similarity=neutral_similarity,
+            backbone_kwargs=reference.backbone_kwargs,
+            dist_backbones=[m.config.backbone for m in dist_members],
+            test_time_flip=test_time_flip,
+            calibration=dict(calibration) if calibration is not None else None,
+        )
+        prefixes = [f"ebc_members.{k}." for k in range(len(ordered_ebc))]
+        prefixes += [f"au_members.{k}." for k in range(len(ordered_au))]
+        prefixes += [f"dist_members.{k}." for k in range(len(dist_members))]
+        state = {
+            prefix + name: tensor.detach().clone()
+            for prefix, member in zip(prefixes, everyone)
+            for name, tensor in member.state_dict().items()
+        }
+        model = cls.from_state_dict(config, state)
+        if processor is not None:
+            model.image_processor = processor
+        return model
+
+    # ---- inference -----------------------------------------------------------------------------
+
+    def _member_logits_loop(self, pixel_values: torch.Tensor):
+        ebc = [member(pixel_values)[0] for member in self.ebc_members]
+        au = [member(pixel_values) for member in self.au_members]
+        return ebc, au
+
+    def _dist_probs(self, pixel_values: torch.Tensor) -> torch.Tensor | None:
+        """(N, K, 8) softmax of the distribution members; averaged with the mirrored image when
+        ``config.test_time_flip``."""
+        if not len(self.dist_members):
+            return None
+        views = [pixel_values, pixel_values.flip(-1)] if self.config.test_time_flip else [pixel_values]
+        probs = [torch.stack([member(view)[0].float().softmax(-1) for member in self.dist_members], dim=1)
+                 for view in views]
+        return torch.stack(probs).mean(dim=0)
+
+    def _stacked_state(self, members: Sequence[nn.Module]):
+        from torch.func import stack_module_state
+
+        tensors = [t for m in members for t in list(m.parameters()) + list(m.buffers())]
+        key = (tuple(id(m) for m in members),)
+        version = tuple((t.data_ptr(), t._version, t.device, t.dtype) for t in tensors)
+        cached = self._stacked_cache.get(key)
+        if cached is None or cached[0] != version:
+            with torch.no_grad():
+                params, buffers = stack_module_state(list(members))
+            params = {k: v.detach() for k, v in params.items()}
+            template = _meta_copy(members[0])
+            cached = (version, params, buffers, template)
+            self._stacked_cache[key] = cached
+        return cached[1:]
+
+    def _member_logits_vmap(self, pixel_values: torch.Tensor):
+        from torch.func import functional_call, vmap
+
+        def run_group(members, with_au: bool):
+            params, buffers, template = self._stacked_state(members)
+
+            def call(member_params, member_buffers, inputs):
+                logits, au_logits = functional_call(template, (member_params, member_buffers), (inputs,))
+                return (logits, au_logits) if with_au else logits
+
+            return vmap(call, in_dims=(0, 0, None))(params, buffers, pixel_values)
+
+        ebc: list[torch.Tensor] = []
+        for j in range(len(self.config.ebc_backbones)):
+            logits = run_group(list(self.ebc_members[j * NUM_EMOTIONS:(j + 1) * NUM_EMOTIONS]), with_au=False)
+            ebc.extend(logits.unbind(0))
+        groups: dict[str, list[int]] = {}
+        for e, backbone in enumerate(self.config.au_backbones):
+            groups.setdefault(backbone, []).append(e)
+        au_by_emotion: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for indices in groups.values():
+            logits, au_logits = run_group([self.au_members[e] for e in indices], with_au=True)
+            for k, e in enumerate(indices):
+                au_by_emotion[e] = (logits[k], au_logits[k])
+        au = [au_by_emotion[e] for e in range(len(self.au_members))]
+        return ebc, au
+
+    def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs):
+        """Soft labels of a preprocessed batch ``(N, C, S, S)``; see :class:`SoftLabelerOutput`.
+
+        Works with or without ``torch.no_grad``; the outputs carry no gradient (the members are trained
+        one by one, never through the soft label)."""
+        pixel_values = self._check_input(pixel_values)
+        stacked = self.member_execution == "vmap" and not self.training
+        ebc_logits, au_outputs = (self._member_logits_vmap if stacked else self._member_logits_loop)(pixel_values)
+        dist_probs = self._dist_probs(pixel_values)
+        ebc_probs = au_binary = au_probs = None
+        if ebc_logits:
+            ebc_probs = torch.stack([logits.float().softmax(-1)[:, 1] for logits in ebc_logits], dim=1)
+        if au_outputs:
+            au_binary = torch.stack([logits.float().softmax(-1)[:, 1] for logits, _ in au_outputs], dim=1)
+            au_probs = torch.stack([au_logits.float().sigmoid() for _, au_logits in au_outputs], dim=1)
+        result = self.combine(  # Eqs. 4–14 in float64 numpy: no gradient flows back
+            ebc_probs=None if ebc_probs is None else ebc_probs.detach().cpu().numpy(),
+            au_binary_probs=None if au_binary is None else au_binary.detach().cpu().numpy(),
+            au_probs=None if au_probs is None else au_probs.detach().cpu().numpy(),
+            dist_probs=None if dist_probs is None else dist_probs.detach().cpu().numpy(),
+        )
+        output = SoftLabelerOutput(
+            **{k: None if v is None else torch.as_tensor(v, dtype=torch.float32).to(pixel_values.device) for k, v in result.items()}
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    def combine(self, ebc_probs=None, au_binary_probs=None, au_probs=None,
+                dist_probs=None) -> dict[str, np.ndarray | None]:
+        """The numpy half of ``forward``: member probabilities → scores, soft label, spread (Eqs. 4–5, 9–14).
+
+        ``ebc_probs``: (N, J·8) positive probabilities, column ``j*8 + e``; ``au_binary_probs``: (N, 8)
+        binary-head P(emotion) of the AU members; ``au_probs``: (N, 8, 21) their ÂU; ``dist_probs``:
+        (N, K, 8) softmax of the distribution members.
+        Uses :mod:`affectnetplus_hf.softlabel` (Eqs. 4–5, 9–14) with ``config.cs_mode``'s confidences and
+        :func:`affectnetplus_hf.calibration.apply_calibration` for ``soft_label_calibrated``.
+        """
+        config = self.config
+        ebc_scores = au_scores = None
+        columns: list[np.ndarray] = []
+        per_emotion: list[np.ndarray] = []  # (members_of_e, N) stacks
+        if "ebc" in config.families:
+            probs = _to_numpy(ebc_probs)
+            n_backbones = len(config.ebc_backbones)  # J
+            stacked = probs.reshape(probs.shape[0], n_backbones, NUM_EMOTIONS).transpose(1, 0, 2)  # (J, N, 8)
+            ebc_scores = ebc_semantic_scores(stacked, config.confidences("ebc"))
+            columns.append(probs)
+            per_emotion.append(stacked)
+        if "au" in config.families:
+            binary = _to_numpy(au_binary_probs)
+            aus = _to_numpy(au_probs)
+            p_au = np.stack(
+                [
+                    au_positive_probability(
+                        e, binary[:, e], aus[:, e, :], aus=config.aus, neutral_similarity=config.neutral_similarity
+                    )
+                    for e in range(NUM_EMOTIONS)
+                ],
+                axis=1,
+            )
+            au_scores = au_semantic_scores(p_au, config.confidences("au"))
+            columns.append(p_au)
+            per_emotion.append(p_au[None])
+        dist_scores = None
+        if "dist" in config.families:
+            probs = _to_numpy(dist_probs)  # (N, K, 8)
+            dist_scores = probs.mean(axis=1)
+            columns.append(probs.reshape(probs.shape[0], -1))
+            per_emotion.append(probs.transpose(1, 0, 2))
+        if config.paper_families:
+            soft = soft_labels(ebc_scores=ebc_scores, au_scores=au_scores)
+        else:
+            soft = dist_scores
+        spread = np.concatenate(per_emotion, axis=0).std(axis=0)
+        calibrated = None
+        if config.calibration is not None:
+            calibrated = apply_calibration({"ebc": ebc_scores, "au": au_scores, "dist": dist_scores}, config.calibration)
+        return {
+            "soft_label": soft,
+            "ebc_scores": ebc_scores,
+            "au_scores": au_scores,
+            "member_probs": np.concatenate(columns, axis=1),
+            "spread": spread,
+            "dist_scores": dist_scores,
+            "soft_label_calibrated": calibrated,
+        }
+
+    def predict(
+        self,
+        images,
+        batch_size: int = 32,
+        *,
+        face_boxes: Sequence | None = None,
+        device: str | torch.device | None = None,
+        dtype: str = "auto",
+    ) -> SoftLabelerOutput:
+        """Soft labels for images: paths, PIL images, encoded bytes or (H, W[, 3]) uint8 arrays (one or a list).
+
+        Batches them through ``self.image_processor`` (``face_boxes``: optional (x0, y0, x1, y1) per
+        image) and :func:`~affectnetplus_hf.models.runner.iter_soft_labels` (``device``: default the
+        model's; ``dtype``: autocast, ``"auto"`` = bf16 on CUDA) and returns one :class:`SoftLabelerOutput`
+        on CPU with a row per image.
+        """
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        if not images:
+            raise ValueError("predict needs at least one image")
+        if face_boxes is not None and len(face_boxes) != len(images):
+            raise ValueError(f"face_boxes has {len(face_boxes)} entries for {len(images)} images; expected equal")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+
+        def batches():
+            for start in range(0, len(images), batch_size):
+                chunk = as_image_sources(images[start:start + batch_size])
+                boxes = None if face_boxes is None else list(face_boxes[start:start + batch_size])
+                yield self.image_processor.preprocess(chunk, face_boxes=boxes, return_tensors="pt")
+
+        return concat_outputs(output for _, output in iter_soft_labels(self, batches(), device=device, dtype=dtype))
+
+    def map_function(self, image_column: str = "image", **kwargs):
+        """A picklable batched ``datasets`` map function that adds this model's soft labels to each row::
+
+            fn = labeler.map_function(image_column="image", hard_label_column="label")
+            ds = ds.map(fn, batched=True, batch_size=64, features=fn.map_features(ds.features))
+
+        ``kwargs``: ``hard_label_column``, ``hard_label_names``, ``face_box_column``, ``id_column``,
+        ``device``, ``dtype``, ``skip_bad`` of :class:`affectnetplus_hf.hf_map.SoftLabelMap`.
+        """
+        from affectnetplus_hf.hf_map import SoftLabelMap
+
+        return SoftLabelMap(self, image_column, **kwargs)
+
+    @staticmethod
+    def subsets(soft_labels, hard_labels) -> np.ndarray:
+        """Subset names (``easy``/``challenging``/``difficult``, ``docs/method.md#subsets``) via
+        :func:`affectnetplus_hf.softlabel.assign_subsets`."""
+        return assign_subsets(_to_numpy(soft_labels), np.asarray(hard_labels.cpu() if isinstance(hard_labels, torch.Tensor) else hard_labels))
+
+    def train(self, mode: bool = True):
+        self._stacked_cache = {}
+        return super().train(mode)
+
+
+def _meta_copy(module: nn.Module) -> nn.Module:
+    """A structural copy of ``module`` whose tensors live on the meta device (a template for vmap)."""
+    return copy.deepcopy(module).to("meta")
+
+
+def concat_outputs(outputs: Iterable[SoftLabelerOutput]) -> SoftLabelerOutput:
+    """Concatenate batch outputs along the batch axis (on CPU)."""
+    outputs = list(outputs)
+    merged = {}
+    for field in fields(SoftLabelerOutput):
+        values = [getattr(o, field.name) for o in outputs]
+        merged[field.name] = None if values[0] is None else torch.cat([v.cpu() for v in values], dim=0)
+    return SoftLabelerOutput(**merged)
+
+
+def _normalise_confidences(confidences, cs_mode: str) -> dict | None:
+    """Accept ``{"ebc": ..., "au": ...}`` (one mode) or ``{mode: {...}}`` and return the stored form."""
+    if confidences is None:
+        return None
+    if not isinstance(confidences, Mapping):
+        raise ValueError(f"confidences must be a dict, got {type(confidences).__name__}")
+    if set(confidences) <= set(CS_MODES):
+        return {mode: {f: _to_numpy(v).tolist() for f, v in fam.items()} for mode, fam in confidences.items()}
+    return {cs_mode: {f: _to_numpy(v).tolist() for f, v in confidences.items()}}

@@ -1,0 +1,330 @@
+"""Writing the synthetic sample to disk in AffectNet's own layouts (:func:`write_sample`)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from affectnetplus_hf.emotions import EMOTIONS
+from affectnetplus_hf.fileio import atomic_directory
+from affectnetplus_hf.sample.annotators import AnnotatorPool
+from affectnetplus_hf.sample.config import (
+    DEFAULT_BLEND_FRACTION,
+    DEFAULT_IMAGE_SIZE,
+    DEFAULT_JPEG_QUALITY,
+    DEFAULT_N_ANNOTATORS,
+    DEFAULT_N_MAS,
+    DEFAULT_N_TRAIN,
+    DEFAULT_N_VAL,
+    DEFAULT_VA_MISSING_FRACTION,
+    SAMPLE_VERSION,
+)
+from affectnetplus_hf.sample.contact_sheet import save_contact_sheet
+from affectnetplus_hf.sample.items import SampleSpec, make_item
+from affectnetplus_hf.sources.affectnet import CSV_COLUMNS as AFFECTNET_CSV_COLUMNS
+from affectnetplus_hf.sources.affectnet import CSV_IMAGE_DIRS, CSV_LIST_DIR, CSV_SPLIT_FILES, NPY_SPLIT_DIRS
+from affectnetplus_hf.sources.synthetic import (
+    GROUND_TRUTH,
+    GROUND_TRUTH_COLUMNS,
+    MULTI_ANNOTATED_DIR,
+    SAMPLE_INFO,
+    SAMPLE_KIND,
+)
+
+logger = logging.getLogger(__name__)
+
+VOTES_COLUMNS: tuple[str, ...] = ("image", "split", *EMOTIONS)
+ANNOTATIONS_COLUMNS: tuple[str, ...] = ("image", "annotator", "label")
+AFFECTNET_IMAGE_DIR = CSV_IMAGE_DIRS[0]
+
+#: One rendering job: ``(seed, part, split, index, image_size, pool, n_annotators, blend_fraction,
+#: va_missing_fraction, image format, jpeg_quality)`` (a tuple, so that it pickles to worker processes).
+RenderTask = tuple[int, str, str, int, int, AnnotatorPool, int, float, float, str, int]
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def encode_image(image: Image.Image, image_format: str, jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+    """The bytes of ``image`` as the sample stores it: ``"JPEG"`` (the AffectNet part) or ``"PNG"``."""
+    buffer = io.BytesIO()
+    if image_format == "JPEG":
+        image.save(buffer, format="JPEG", quality=jpeg_quality, optimize=False, subsampling=2)
+    else:
+        image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _render_task(task: RenderTask) -> tuple[SampleSpec, bytes]:
+    (seed, part, split, index, image_size, pool, n_annotators, blend_fraction, va_missing, image_format,
+     jpeg_quality) = task
+    spec, image = make_item(seed, part, index, image_size, pool, n_annotators, blend_fraction, va_missing, split)
+    return spec, encode_image(image, image_format, jpeg_quality)
+
+
+def _render_all(tasks: list[RenderTask], workers: int, progress: bool) -> list[tuple[SampleSpec, bytes]]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(tasks), desc="rendering synthetic faces", unit="img", disable=not progress)
+    results: list[tuple[SampleSpec, bytes]] = []
+    if workers == 1:
+        for task in tasks:
+            results.append(_render_task(task))
+            bar.update(1)
+    else:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(workers) as process_pool:
+            for result in process_pool.imap(_render_task, tasks, chunksize=16):
+                results.append(result)
+                bar.update(1)
+    bar.close()
+    return results
+
+
+def _affectnet_name(seed: int, split: str, index: int) -> tuple[str, str]:
+    """(subDirectory, file name) looking like AffectNet's: numbered folder, 56 hex digits + .jpg."""
+    digest = hashlib.sha224(f"affectnetplus-synthetic:{seed}:{split}:{index}".encode()).hexdigest()
+    return str(1 + int(digest[:8], 16) % 40), f"{digest}.jpg"
+
+
+def _npy_numbers(seed: int, split: str, count: int) -> list[int]:
+    """Non-contiguous image numbers (AffectNet's npy release skips numbers too)."""
+    rng = np.random.default_rng([int(seed), 4242, 1 if split == "train" else 3])
+    steps = rng.choice([1, 1, 1, 2, 3], size=count)
+    return (np.cumsum(steps) - 1).tolist()
+
+
+def _format_landmarks(landmarks: np.ndarray, decimals: int) -> str:
+    return ";".join(f"{v:.{decimals}f}" for v in np.asarray(landmarks, dtype=np.float64).reshape(-1))
+
+
+def _format_va(value: float | None) -> str:
+    return "-2" if value is None else f"{value:.6f}"
+
+
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list[Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+
+
+def _check_target(directory: Path, overwrite: bool) -> None:
+    """``directory`` may be written: absent, empty, or (with ``overwrite``) holding a synthetic sample."""
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise FileExistsError(f"{directory} exists and is not a directory")
+    if not any(directory.iterdir()):
+        return
+    info = directory / SAMPLE_INFO
+    if not overwrite:
+        raise FileExistsError(f"{directory} is not empty (pass overwrite=True / --overwrite to replace a sample)")
+    try:
+        kind = json.loads(info.read_text()).get("kind")
+    except (OSError, ValueError):
+        kind = None
+    if kind != SAMPLE_KIND:
+        raise FileExistsError(
+            f"{directory} is not empty and holds no synthetic sample ({info} missing or of another kind): "
+            "refusing to overwrite it"
+        )
+
+
+def write_sample(
+    directory: str | os.PathLike,
+    layout: Literal["csv", "npy"] = "csv",
+    n_train: int = DEFAULT_N_TRAIN,
+    n_val: int = DEFAULT_N_VAL,
+    seed: int = 0,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    n_mas: int = DEFAULT_N_MAS,
+    n_annotators: int = DEFAULT_N_ANNOTATORS,
+    *,
+    blend_fraction: float = DEFAULT_BLEND_FRACTION,
+    annotator_pool_size: int | None = None,
+    va_missing_fraction: float = DEFAULT_VA_MISSING_FRACTION,
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
+    workers: int = 1,
+    overwrite: bool = False,
+    contact_sheet: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Render and write the synthetic sample into ``directory``.
+
+    Layout (the on-disk contract every reader relies on):
+
+    * ``sample_info.json``: kind, version, layout, seed, image_size, n_train, n_val, n_mas, n_annotators.
+    * AffectNet part (single annotator: hard label, valence/arousal, landmarks, face box), JPEG images:
+      ``layout="csv"``: ``Manually_Annotated_file_lists/{training,validation}.csv`` with AffectNet's columns
+      and ``Manually_Annotated_Images/<subDirectory_filePath>``; ``layout="npy"``:
+      ``{train_set,val_set}/images/N.jpg`` and ``annotations/N_{exp,val,aro,lnd}.npy`` (``_exp``, ``_val``,
+      ``_aro`` are numpy string scalars like AffectNet's, ``_lnd`` 136 float64; N not contiguous).
+      A fraction ``va_missing_fraction`` of images has valence/arousal -2 (not annotated).
+    * Multi-annotated part: ``multi_annotated/images/mas_NNNNN.png``, ``multi_annotated/votes.csv``
+      (image, split, one count column per emotion) and ``multi_annotated/annotations.csv`` (image,
+      annotator, label) with ``n_annotators`` votes per image. All of it is in split ``"train"``: the
+      test-MAS is selected from it (``docs/method.md#mas-split``).
+    * ``ground_truth.csv``: image_id, part, split, the 8 soft-label columns
+      (:func:`~affectnetplus_hf.sample.expressions.soft_label_of`), primary, secondary, blend_weight (the
+      secondary's weight), intensity (the expression intensity; below 1 its missing share is on Neutral),
+      yaw, pitch, roll (degrees), landmarks (136 floats); read by
+      :func:`affectnetplus_hf.sources.synthetic.read_ground_truth`.
+    * ``sample_grid.png``: contact sheet, one row per emotion.
+
+    The directory is written under a temporary name and renamed when complete. Same arguments =>
+    byte-identical files, whatever ``workers``.
+
+    Returns:
+        The ``sample_info.json`` content.
+    """
+    if layout not in ("csv", "npy"):
+        raise ValueError(f"layout must be 'csv' or 'npy', got {layout!r}")
+    n_train = _check_int("n_train", n_train, 0)
+    n_val = _check_int("n_val", n_val, 0)
+    n_mas = _check_int("n_mas", n_mas, 0)
+    n_annotators = _check_int("n_annotators", n_annotators, 1)
+    image_size = _check_int("image_size", image_size, 32)
+    seed = _check_int("seed", seed, 0)
+    workers = _check_int("workers", workers, 1)
+    jpeg_quality = _check_int("jpeg_quality", jpeg_quality, 1)
+    if n_train + n_val + n_mas == 0:
+        raise ValueError("the sample would be empty: n_train + n_val + n_mas must be > 0")
+    if n_mas > 0 and n_annotators < 2:
+        raise ValueError(f"a multi-annotated part needs n_annotators >= 2, got {n_annotators}")
+    if not 0.0 <= blend_fraction <= 1.0:
+        raise ValueError(f"blend_fraction must be in [0, 1], got {blend_fraction}")
+    if not 0.0 <= va_missing_fraction <= 1.0:
+        raise ValueError(f"va_missing_fraction must be in [0, 1], got {va_missing_fraction}")
+    pool_size = annotator_pool_size if annotator_pool_size is not None else max(3 * n_annotators, 12)
+    pool_size = _check_int("annotator_pool_size", pool_size, max(n_annotators, 1))
+
+    directory = Path(directory)
+    _check_target(directory, overwrite)
+    pool = AnnotatorPool.create(pool_size, seed)
+    tasks: list[RenderTask] = []
+    for part, split, count in (
+        ("affectnet", "train", n_train), ("affectnet", "validation", n_val), ("multi_annotated", "train", n_mas),
+    ):
+        image_format = "JPEG" if part == "affectnet" else "PNG"
+        tasks += [
+            (seed, part, split, i, image_size, pool, n_annotators, blend_fraction, va_missing_fraction,
+             image_format, jpeg_quality)
+            for i in range(count)
+        ]
+    with atomic_directory(directory) as staging:
+        results = _render_all(tasks, workers, progress)
+        info = _write_files(staging, layout, results, seed=seed, image_size=image_size, n_train=n_train,
+                            n_val=n_val, n_mas=n_mas, n_annotators=n_annotators, blend_fraction=blend_fraction,
+                            pool=pool, jpeg_quality=jpeg_quality)
+        if contact_sheet:
+            save_contact_sheet(staging, staging / "sample_grid.png", specs=[spec for spec, _ in results])
+    logger.info("wrote the synthetic sample (%d images, layout %s) to %s", len(results), layout, directory)
+    return info
+
+
+def _write_files(
+    root: Path, layout: str, results: list[tuple[SampleSpec, bytes]], *, seed: int, image_size: int,
+    n_train: int, n_val: int, n_mas: int, n_annotators: int, blend_fraction: float, pool: AnnotatorPool,
+    jpeg_quality: int,
+) -> dict[str, Any]:
+    """Write the images, label files, ground truth and ``sample_info.json``; fills each spec's ``image_id``."""
+    affectnet_rows: dict[str, list[list[Any]]] = {"train": [], "validation": []}
+    npy_numbers = {"train": _npy_numbers(seed, "train", n_train), "validation": _npy_numbers(seed, "validation", n_val)}
+    vote_rows, annotation_rows, truth_rows = [], [], []
+    counters = {"train": 0, "validation": 0, "mas": 0}
+    for spec, data in results:
+        box = spec.face_box
+        if spec.part == "affectnet":
+            k = counters[spec.split]
+            counters[spec.split] += 1
+            if layout == "csv":
+                subdirectory, name = _affectnet_name(seed, spec.split, k)
+                relative = f"{subdirectory}/{name}"
+                spec.image_id = f"{AFFECTNET_IMAGE_DIR}/{relative}"
+                affectnet_rows[spec.split].append([
+                    relative, box[0], box[1], box[2], box[3], _format_landmarks(spec.landmarks, 2), spec.hard_label,
+                    _format_va(spec.valence), _format_va(spec.arousal),
+                ])
+            else:
+                folder = NPY_SPLIT_DIRS[spec.split]
+                number = npy_numbers[spec.split][k]
+                spec.image_id = f"{folder}/images/{number}.jpg"
+                annotations = root / folder / "annotations"
+                annotations.mkdir(parents=True, exist_ok=True)
+                np.save(annotations / f"{number}_exp.npy", np.array(str(spec.hard_label)))
+                np.save(annotations / f"{number}_val.npy", np.array(_format_va(spec.valence)))
+                np.save(annotations / f"{number}_aro.npy", np.array(_format_va(spec.arousal)))
+                np.save(annotations / f"{number}_lnd.npy", np.round(spec.landmarks.astype(np.float64).reshape(-1), 2))
+        else:
+            k = counters["mas"]
+            counters["mas"] += 1
+            relative = f"images/mas_{k:05d}.png"
+            spec.image_id = f"{MULTI_ANNOTATED_DIR}/{relative}"
+            vote_rows.append([relative, spec.split, *(int(v) for v in spec.votes)])
+            annotation_rows += [[relative, name, EMOTIONS[label]] for name, label in zip(spec.annotators, spec.labels)]
+        path = root / spec.image_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        truth_rows.append([
+            spec.image_id, spec.part, spec.split, *(f"{v:.4f}" for v in spec.soft_label), spec.primary_name,
+            spec.secondary_name or "", f"{spec.blend_weight:.4f}", f"{spec.intensity:.4f}", f"{spec.yaw:.3f}",
+            f"{spec.pitch:.3f}", f"{spec.roll:.3f}", _format_landmarks(spec.landmarks, 3),
+        ])
+    if layout == "csv":  # header-only lists when a split is empty, so that the layout is recognisable
+        (root / AFFECTNET_IMAGE_DIR).mkdir(parents=True, exist_ok=True)
+        for split, name in CSV_SPLIT_FILES.items():
+            _write_csv(root / CSV_LIST_DIR / name, AFFECTNET_CSV_COLUMNS, affectnet_rows[split])
+    else:
+        for folder in NPY_SPLIT_DIRS.values():
+            (root / folder / "images").mkdir(parents=True, exist_ok=True)
+            (root / folder / "annotations").mkdir(parents=True, exist_ok=True)
+    if n_mas > 0:
+        _write_csv(root / MULTI_ANNOTATED_DIR / "votes.csv", VOTES_COLUMNS, vote_rows)
+        _write_csv(root / MULTI_ANNOTATED_DIR / "annotations.csv", ANNOTATIONS_COLUMNS, annotation_rows)
+    _write_csv(root / GROUND_TRUTH, GROUND_TRUTH_COLUMNS, truth_rows)
+
+    specs = [spec for spec, _ in results]
+    counts = {
+        name: int(sum(1 for s in specs if s.primary == e and s.secondary is None)) for e, name in enumerate(EMOTIONS)
+    }
+    counts["blends"] = int(sum(1 for s in specs if s.secondary is not None))
+    info = {
+        "kind": SAMPLE_KIND, "version": SAMPLE_VERSION, "layout": layout, "seed": seed, "image_size": image_size,
+        "n_train": n_train, "n_val": n_val, "n_mas": n_mas, "n_annotators": n_annotators,
+        "blend_fraction": blend_fraction, "annotator_pool": len(pool.names), "jpeg_quality": jpeg_quality,
+        "emotions": list(EMOTIONS), "pure_images_per_emotion": counts, "label_noise": label_noise(specs),
+    }
+    (root / SAMPLE_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return info
+
+
+def label_noise(specs: list[SampleSpec]) -> dict[str, float | None]:
+    """How noisy the simulated annotators are, to compare with real data (``sample_info.json``).
+
+    ``pairwise_agreement``: share of agreeing annotator pairs over the multi-annotated images;
+    ``hard_label_matches_truth``: share of AffectNet-part images whose hard label is the largest emotion
+    of the ground-truth soft label. ``None`` when a part is empty.
+    """
+    pairs = [a == b for s in specs if s.part == "multi_annotated"
+             for i, a in enumerate(s.labels) for b in s.labels[i + 1:]]
+    hard = [s.hard_label == int(np.argmax(s.soft_label)) for s in specs if s.part == "affectnet"]
+    return {"pairwise_agreement": round(float(np.mean(pairs)), 4) if pairs else None,
+            "hard_label_matches_truth": round(float(np.mean(hard)), 4) if hard else None}
+
+
+__all__ = ["ANNOTATIONS_COLUMNS", "VOTES_COLUMNS", "encode_image", "label_noise", "write_sample"]

@@ -1,0 +1,306 @@
+"""The soft-label web page: its numbers, the CLI command, the Space, and the page in headless Chromium."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from affectnetplus_hf.emotions import EMOTIONS
+from affectnetplus_hf.softlabel import assign_subsets, hard_label_ranks
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_labeling import make_tiny_labeler  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    from affectnetplus_hf.app import load_labeler, write_sample_faces
+
+    root = tmp_path_factory.mktemp("app")
+    model = make_tiny_labeler(root / "model")
+    faces = write_sample_faces(root / "faces", n=3)
+    return {"root": root, "model": model, "labeler": load_labeler(model), "faces": faces}
+
+
+def _predicted(labeler, image) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return labeler.predict(image).soft_label[0].float().numpy()
+
+
+# ---------------------------------------------------------------------------------------------- numbers
+
+
+def test_sample_faces_are_distinct_images(assets):
+    faces = assets["faces"]
+    assert len(faces) == 3 and len(set(faces)) == 3
+    assert all(Path(face).is_file() and Path(face).suffix in (".jpg", ".png") for face in faces)
+
+
+def test_analyse_image_is_labeler_predict_with_ranking_and_subset(assets):
+    from affectnetplus_hf.app import TOP_EMOTION, analyse_image, analyse_scores, predict_scores
+
+    labeler, face = assets["labeler"], assets["faces"][0]
+    expected = _predicted(labeler, face)
+    result = analyse_image(labeler, face)
+    np.testing.assert_array_equal(np.asarray(result["soft_label"], dtype=np.float32), expected)
+    assert result["ranking"] == sorted(range(8), key=lambda i: -expected[i])
+    assert result["hard_label"] == result["top"] == int(np.argmax(expected)) and result["rank"] == 1
+    assert result["subset"] == "easy"
+    for key in ("spread", "ebc", "au"):
+        assert len(result[key]) == 8
+    assert result["dist"] is None and result["calibrated"] is None  # EBC + AU, not calibrated
+    scores = predict_scores(labeler, face)
+    for hard, name in enumerate(EMOTIONS):
+        for chosen in (hard, name):
+            shown = analyse_scores(scores, chosen)
+            assert shown["hard_label"] == hard and shown["hard_label_name"] == name
+            assert shown["rank"] == hard_label_ranks(expected[None], [hard])[0]
+            assert shown["subset"] == assign_subsets(expected[None], [hard])[0]
+    assert analyse_scores(scores, TOP_EMOTION)["hard_label"] == result["top"]
+    with pytest.raises(ValueError, match="unknown hard label"):
+        analyse_scores(scores, "Bored")
+    with pytest.raises(ValueError, match="0..7"):
+        analyse_scores(scores, 8)
+
+
+def test_views_show_the_values(assets):
+    from affectnetplus_hf.app import analyse_image, family_figure, soft_label_figure, summary_html, values_html
+
+    labeler, face = assets["labeler"], assets["faces"][1]
+    result = analyse_image(labeler, face, "Contempt")
+    table = values_html(result)
+    shown = dict(re.findall(r'id="soft-label-(\w+)" data-value="[^"]*">([0-9.]+)<', table))
+    assert list(shown) == [EMOTIONS[i] for i in result["ranking"]]  # ranking order
+    assert all(re.fullmatch(r"\d\.\d{4}", text) for text in shown.values())
+    expected = _predicted(labeler, face)
+    for index, emotion in enumerate(EMOTIONS):
+        assert abs(float(shown[emotion]) - expected[index]) <= 5e-5 + 1e-9
+    assert 'class=hard-label' in table and "Contempt ← hard label" in table
+    for key in ("spread", "ebc", "au"):
+        assert len(re.findall(rf'id="{key}-\w+"', table)) == 8
+    summary = summary_html(result)
+    assert f'<b id="subset-name">{result["subset"]}</b>' in summary and "Contempt" in summary
+    bars = soft_label_figure(result).axes[0].patches
+    assert sorted(round(bar.get_width(), 6) for bar in bars) == sorted(round(float(v), 6) for v in expected)
+    assert len(family_figure(result).axes[0].patches) == 16  # EBC + AU bars
+    assert "Upload a face" in values_html(None)
+
+
+def test_build_app_makes_blocks(assets):
+    gr = pytest.importorskip("gradio")
+    from affectnetplus_hf.app import build_app
+
+    blocks = build_app(assets["labeler"], assets["faces"])
+    assert isinstance(blocks, gr.Blocks)
+    ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
+    assert {"face-input", "hard-label", "soft-label-chart", "soft-label-table", "family-chart"} <= ids
+
+
+# ---------------------------------------------------------------------------------------------- CLI and Space
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path, GRADIO_ANALYTICS_ENABLED="False",
+                NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "affectnetplus_hf", *args], check=False, capture_output=True,
+                          text=True, timeout=timeout, env=_env(), cwd=REPO)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("/nonexistent/soft_labeler",), "does not exist"),
+    (("MODEL", "--port", "0"), "--port must be in 1..65535"),
+    (("MODEL", "--examples", "-1"), "--examples must be >= 0"),
+])
+def test_cli_argument_errors_are_one_line(assets, args, message):
+    args = tuple(str(assets["model"]) if a == "MODEL" else a for a in args)
+    result = _cli("app", *args)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ERROR" in lines[0] and message in lines[0], result.stderr
+
+
+def test_cli_help_lists_app():
+    from affectnetplus_hf.cli import build_parser
+
+    help_text = build_parser().format_help()
+    assert "app" in help_text and "web page" in help_text
+
+
+def test_space_calls_the_same_launcher(assets, monkeypatch):
+    from affectnetplus_hf import app
+
+    spec = importlib.util.spec_from_file_location("space_app", REPO / "spaces" / "app.py")
+    space = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(space)
+    calls = []
+    monkeypatch.setattr(app, "launch_app", lambda model, **kwargs: calls.append((model, kwargs)))
+    monkeypatch.setenv("MODEL_DIR", str(assets["model"]))
+    space.main()
+    assert calls == [(str(assets["model"]), {"device": "cpu"})]
+    monkeypatch.delenv("MODEL_DIR")
+    with pytest.raises(SystemExit, match="MODEL_DIR"):
+        space.main()
+
+    readme = (REPO / "spaces" / "README.md").read_text(encoding="utf-8")
+    header = readme.split("---")[1]
+    assert "sdk: gradio" in header and "app_file: app.py" in header
+    # the Space installs the package's own dependencies
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    dependencies = re.findall(r'"([^"]+)"', re.search(r"^dependencies = \[(.*?)^\]", pyproject, re.MULTILINE | re.DOTALL)[1])
+    wanted = {re.split(r"[<>=!~\[ ;]", dep)[0].lower() for dep in dependencies}
+    assert "torch" in wanted and len(wanted) > 5
+    lines = (REPO / "spaces" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    listed = {re.split(r"[<>=!~\[ ;]", line)[0].lower() for line in lines if line and not line.startswith("#")}
+    assert wanted <= listed, wanted - listed
+
+
+# ---------------------------------------------------------------------------------------------- the page in Chromium
+
+
+def _browser_or_skip():
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if importlib.util.find_spec("selenium") is None:
+        missing.append("the selenium package")
+    if importlib.util.find_spec("gradio") is None:
+        missing.append("the gradio package")
+    if missing:
+        reason = f"browser test needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install -e '.[dev,app]')"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: float = 150) -> None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"affectnetplus app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with opener.open(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"affectnetplus app did not answer on {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def _chrome(tmp_path: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--no-proxy-server", "--window-size=1280,1300",
+                     f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log")),
+                            options=options)
+
+
+def _shown_values(driver) -> dict[str, str]:
+    """The soft-label cells of the page's table, emotion → text, in the order shown."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        cells = driver.find_elements(By.CSS_SELECTOR, "#soft-label-values td.soft-label")
+        return {cell.get_attribute("id").removeprefix("soft-label-"): cell.text for cell in cells}
+    except StaleElementReferenceException:  # the table is being replaced
+        return {}
+
+
+def test_page_in_headless_chromium_shows_labeler_predict(assets, tmp_path):
+    _browser_or_skip()
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = tmp_path / "app.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "affectnetplus_hf", "app", str(assets["model"]), "--port", str(port),
+             "--examples", "3"], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
+            env={**_env(), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")})
+    driver = None
+    try:
+        face = assets["faces"][0]
+        expected = _predicted(assets["labeler"], face)  # while the server starts
+        _wait_for_server(url, process, log)
+        driver = _chrome(tmp_path)
+        driver.get(url)
+        wait = WebDriverWait(driver, 60)
+        upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#face-input input[type=file]"))
+        upload.send_keys(face)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#soft-label-chart img"))
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#soft-label-values td.soft-label")) == 8)
+        shown = _shown_values(driver)
+        assert sorted(shown) == sorted(EMOTIONS)
+        for index, emotion in enumerate(EMOTIONS):
+            assert re.fullmatch(r"\d\.\d{4}", shown[emotion]), shown
+            assert abs(float(shown[emotion]) - float(expected[index])) <= 5e-5 + 1e-9, (emotion, shown, expected)
+        assert list(shown) == [EMOTIONS[i] for i in np.argsort(-expected, kind="stable")]  # hard-label ranking
+        assert driver.find_element(By.ID, "subset-name").text == "easy"  # default hard label: the top emotion
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#family-chart img")) == 1
+        driver.save_screenshot(str(tmp_path / "app.png"))
+        assert (tmp_path / "app.png").stat().st_size > 10_000
+
+        # picking a sample face: the server wrote the same 3 faces (same seed), so example 2 is faces[1]
+        examples = driver.find_elements(By.CSS_SELECTOR, "#sample-faces button.gallery-item")
+        assert len(examples) == 3
+        examples[1].click()
+        second = _predicted(assets["labeler"], assets["faces"][1])
+        wanted = {emotion: f"{value:.4f}" for emotion, value in zip(EMOTIONS, second)}
+        wait.until(lambda d: len(now := _shown_values(d)) == 8 and now != shown)
+        assert _shown_values(driver) == wanted
+
+        # choosing the hard label: its rank and subset follow
+        hard = EMOTIONS.index("Contempt")
+        driver.find_element(By.CSS_SELECTOR, "#hard-label input").click()  # opens the options
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#hard-label li[aria-label="Contempt"]')).click()
+        rank = str(hard_label_ranks(second[None], [hard])[0])
+        wait.until(lambda d: d.find_element(By.ID, "hard-label-name").text == "Contempt")
+        assert driver.find_element(By.ID, "hard-label-rank").text == rank
+        assert driver.find_element(By.ID, "subset-name").text == assign_subsets(second[None], [hard])[0]
+        driver.save_screenshot(str(tmp_path / "app-contempt.png"))
+    finally:
+        if driver is not None:
+            driver.quit()
+        process.send_signal(signal.SIGINT)  # as Ctrl-C: the server closes and removes its sample faces
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
