@@ -297,10 +297,11 @@ def build_app(labeler, examples: Sequence[str | os.PathLike] = (), title: str = 
 
 
 def load_labeler(model: str | os.PathLike, device: str = "cpu"):
-    """``SoftLabeler.from_pretrained(model)`` (a folder or a hub id) in eval mode on ``device``."""
-    from affectnetplus_hf import SoftLabeler
+    """The saved soft-labeler ``model`` (a folder or a hub id; :func:`~affectnetplus_hf.models.hub.load_soft_labeler`)
+    in eval mode on ``device``."""
+    from affectnetplus_hf.models.hub import load_soft_labeler
 
-    return SoftLabeler.from_pretrained(os.fspath(model)).eval().to(device)
+    return load_soft_labeler(model).to(device)
 
 
 def launch_app(

@@ -297,7 +297,7 @@ def predict_records(model, records: Sequence[FaceRecord], batch_size: int = 64, 
     images decoded once per processor (``cache``)."""
     import torch
 
-    from affectnetplus_hf.models.inference import autocast_context, prepare_for_inference
+    from affectnetplus_hf.models.runner import autocast_context, prepare_for_inference
     from affectnetplus_hf.training.data import FacePreprocessor, decode_records
 
     processor = getattr(model, "image_processor", None)

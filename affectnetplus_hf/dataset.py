@@ -164,7 +164,7 @@ def make_row(record: FaceRecord, label: Mapping[str, Any], metadata: Mapping[str
     """One dataset row (python values) from a record, its label row and its metadata cells; with
     ``with_votes`` the ``votes`` cell (:func:`affectnetplus_hf.sources.ferplus.record_raw_votes`).
     ``image_bytes``: the image already read (else read from the record)."""
-    from affectnetplus_hf.image_processing import read_record_bytes
+    from affectnetplus_hf.images import read_record_bytes
 
     box = None if record.face_box is None else [float(v) for v in record.face_box]
     subset = label.get("subset")
@@ -474,7 +474,7 @@ def build_dataset(
 def _read_checked(record: FaceRecord, label: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
     """``(image bytes, None)``, or ``(None, why)`` when the image is gone or differs from the size and
     sha256 recorded when it was labeled (label runs without them are not checked)."""
-    from affectnetplus_hf.image_processing import BadImageError, image_identity, read_record_bytes
+    from affectnetplus_hf.images import BadImageError, image_identity, read_record_bytes
 
     expected_size, expected_sha = label.get("image_size_bytes"), label.get("image_sha256")
     where = record.image_path if record.image_path is not None else record.image_id

@@ -296,7 +296,7 @@ class SoftLabelMap:
 
     def _preprocess(self, processor, sources, boxes, names, keys):
         """``(pixel_values of the good images, {position: reason} of the bad ones)``."""
-        from affectnetplus_hf.image_processing import BadImageError
+        from affectnetplus_hf.images import BadImageError
 
         try:
             return processor.preprocess(sources, face_boxes=boxes, return_tensors="pt")["pixel_values"], {}

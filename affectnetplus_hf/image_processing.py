@@ -303,8 +303,8 @@ def collate_faces(items: list[dict[str, Any]], size: int | None = None) -> dict[
         pixel_values = torch.zeros((0, 3, side, side), dtype=torch.float32)
     index = torch.tensor([item["index"] for item in good], dtype=torch.long)
     batch = {"pixel_values": pixel_values, "index": index, "bad": bad}
-    if items and "identity" in items[0]:
-        batch["identity"] = [item.get("identity") for item in good]
+    if any("identity" in item for item in items):
+        batch["identity"] = [item["identity"] for item in good]
     return batch
 
 

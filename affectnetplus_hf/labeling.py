@@ -194,18 +194,6 @@ def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def image_identity(record: FaceRecord) -> tuple[int | None, str | None]:
-    """``(size in bytes, sha256)`` of a record's encoded image (``image_bytes``, else the file), as
-    recorded in a label shard; ``(None, None)`` when the image cannot be read."""
-    from affectnetplus_hf.images import BadImageError, read_record_bytes
-    from affectnetplus_hf.images import image_identity as identity_of_bytes
-
-    try:
-        return identity_of_bytes(read_record_bytes(record))
-    except BadImageError:
-        return None, None
-
-
 def model_fingerprint(model_dir: str | os.PathLike) -> str:
     """sha256 over every file of a saved model directory (relative names + contents), sorted.
 
@@ -384,7 +372,7 @@ def label_records(
         return pa.FixedSizeListArray.from_arrays(flat, NUM_EMOTIONS)
 
     soft = arrays["soft_label"] if arrays["soft_label"] is not None else np.zeros((0, NUM_EMOTIONS), np.float32)
-    identities = [identities.get(i) or image_identity(records[i]) for i in indices]
+    identities = [identities[i] for i in indices]
     table = pa.Table.from_arrays(
         [
             pa.array([records[i].image_id for i in indices], type=pa.string()),
@@ -622,7 +610,7 @@ class LabelRun:
             return {"complete": False, "missing_shards": missing}
         summary = summarize(self.out_dir)
         write_json_atomic(self.out_dir / SUMMARY_FILE, summary)
-        from affectnetplus_hf.report import subset_table, write_subset_report
+        from affectnetplus_hf.reports.subsets import subset_table, write_subset_report
 
         table = subset_table(load_labels(self.out_dir))
         write_subset_report(table, self.out_dir, prefix="subsets")
@@ -800,7 +788,6 @@ __all__ = [
     "SOFT_LABEL_COLUMNS",
     "Shard",
     "collect_records",
-    "image_identity",
     "label_dataset",
     "label_records",
     "label_schema",

@@ -47,7 +47,7 @@ logger = logging.getLogger("bench_ensemble")
 
 
 def presets() -> dict[str, dict]:
-    from affectnetplus_hf.emotions import PAPER_AU_BACKBONE, PAPER_EBC_BACKBONES
+    from affectnetplus_hf.paper import PAPER_AU_BACKBONE, PAPER_EBC_BACKBONES
 
     return {
         "tiny": {

@@ -19,8 +19,6 @@ import pytest
 from affectnetplus_hf.emotions import EMOTIONS
 from affectnetplus_hf.softlabel import assign_subsets, hard_label_ranks
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_labeling import make_tiny_labeler  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -29,7 +27,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory):
+def assets(tmp_path_factory, make_tiny_labeler):
     from affectnetplus_hf.app import load_labeler, write_sample_faces
 
     root = tmp_path_factory.mktemp("app")

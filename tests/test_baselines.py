@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,14 +15,12 @@ from affectnetplus_hf import baselines  # noqa: E402
 from affectnetplus_hf.emotions import SUBSETS  # noqa: E402
 from affectnetplus_hf.metrics import functional as metric_functions  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_labeling import make_sample, make_tiny_labeler  # noqa: E402
 
 FAST = dict(epochs=1, batch_size=16, image_size=32, progress=False, log_with="none")
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
+def pipeline(tmp_path_factory, make_sample, make_tiny_labeler):
     from affectnetplus_hf.dataset import build_dataset
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
     from affectnetplus_hf.training import TrainConfig
@@ -305,16 +301,14 @@ def test_record_raw_votes_in_ferplus_order():
 
 
 @pytest.fixture(scope="module")
-def ferplus_pipeline(tmp_path_factory):
+def ferplus_pipeline(tmp_path_factory, ferplus_files, make_tiny_labeler):
     """A FER+ folder (tests/fixtures/ferplus rows) labeled by the tiny soft-labeler and exported."""
-    from test_sources_ferplus import build as build_ferplus
-
     from affectnetplus_hf.dataset import build_dataset
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
 
     root = tmp_path_factory.mktemp("ferplus_baselines")
     model = make_tiny_labeler(root / "model")
-    source = build_ferplus(root / "ferplus")
+    source = ferplus_files.build(root / "ferplus")
     labels = root / "labels"
     label_dataset(model, source, labels, LabelingConfig(shard_size=32, batch_size=16, num_threads=1, progress=False,
                                                         splits=["train", "validation"]))

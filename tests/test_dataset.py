@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +21,10 @@ from affectnetplus_hf.dataset import (  # noqa: E402
 from affectnetplus_hf.emotions import EMOTIONS, SUBSETS  # noqa: E402
 from affectnetplus_hf.labeling import LabelingConfig, label_dataset, load_labels  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_labeling import make_sample, make_tiny_labeler, tree_bytes  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, make_sample, make_tiny_labeler):
     root = tmp_path_factory.mktemp("dataset")
     model = make_tiny_labeler(root / "model")
     sample = make_sample(root / "sample", n_train=10, n_val=5)
@@ -103,7 +100,7 @@ def test_load_dataset_offline_restores_features_and_values(built):
     assert row["age"] is None and row["gender"] is None  # unknown -> null, never a sentinel
 
 
-def test_build_is_deterministic_and_refuses_to_overwrite(built, tmp_path):
+def test_build_is_deterministic_and_refuses_to_overwrite(built, tmp_path, tree_bytes):
     again = tmp_path / "again"
     build_dataset(built["sample"], built["labels"], again, metadata="synthetic", progress=False)
     assert tree_bytes(again) == tree_bytes(built["folder"])
@@ -125,10 +122,8 @@ def test_incomplete_labels_are_refused(built, tmp_path):
     assert not (tmp_path / "ds").exists()
 
 
-def test_labels_of_another_source_are_refused(built, tmp_path):
-    from test_labeling import make_sample as other_sample
-
-    other = other_sample(tmp_path / "other", n_train=3, n_val=2)
+def test_labels_of_another_source_are_refused(built, tmp_path, make_sample):
+    other = make_sample(tmp_path / "other", n_train=3, n_val=2)
     with pytest.raises(ValueError, match="not the one labeled"):
         build_dataset(other, built["labels"], tmp_path / "ds", progress=False)
 

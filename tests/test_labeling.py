@@ -40,33 +40,6 @@ REPO = Path(__file__).resolve().parent.parent
 SHARD_SIZE, BATCH_SIZE = 4, 3
 
 
-def make_tiny_labeler(directory: Path) -> Path:
-    """A random-weight SoftLabeler with both families (test_resnet members, 32 px), saved to ``directory``."""
-    import torch
-
-    from affectnetplus_hf.models import SoftLabeler, SoftLabelerConfig
-
-    torch.manual_seed(0)
-    config = SoftLabelerConfig(
-        ebc_backbones=["test_resnet"], au_backbones="test_resnet", image_size=32,
-        confidence_scores={"balanced": {"ebc": [[0.9, 0.8, 0.7, 0.8, 0.6, 0.7, 0.8, 0.5]], "au": [0.7] * 8}},
-    )
-    SoftLabeler(config).eval().save_pretrained(directory)
-    return directory
-
-
-def make_sample(directory: Path, n_train: int = 9, n_val: int = 4) -> Path:
-    from affectnetplus_hf.sample import write_sample
-
-    write_sample(directory, layout="csv", n_train=n_train, n_val=n_val, n_mas=2, image_size=40, seed=3,
-                 contact_sheet=False, progress=False)
-    return directory
-
-
-def tree_bytes(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def config(**kwargs) -> LabelingConfig:
     return LabelingConfig(shard_size=SHARD_SIZE, batch_size=BATCH_SIZE, num_threads=1, progress=False, **kwargs)
 
@@ -78,7 +51,7 @@ def cli_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory):
+def assets(tmp_path_factory, make_sample, make_tiny_labeler):
     root = tmp_path_factory.mktemp("labeling")
     model = make_tiny_labeler(root / "model")
     sample = make_sample(root / "sample")
@@ -113,7 +86,7 @@ def test_config_rejects_bad_values():
 # ---------------------------------------------------------------------------------------------- outputs
 
 
-def test_outputs_match_the_model_and_spec_subsets(assets):
+def test_outputs_match_the_model_and_the_subset_rule(assets):
     import torch
 
     from affectnetplus_hf.image_processing import make_dataloader
@@ -164,7 +137,7 @@ def test_outputs_match_the_model_and_spec_subsets(assets):
 # ---------------------------------------------------------------------------------------------- resume
 
 
-def test_stop_after_max_shards_then_resume_gives_identical_files(assets, tmp_path, capsys):
+def test_stop_after_max_shards_then_resume_gives_identical_files(assets, tmp_path, capsys, tree_bytes):
     from affectnetplus_hf.cli import main
 
     out = tmp_path / "run"
@@ -181,7 +154,7 @@ def test_stop_after_max_shards_then_resume_gives_identical_files(assets, tmp_pat
     assert tree_bytes(out) == tree_bytes(assets["reference"])
 
 
-def test_damaged_shard_is_redone(assets, tmp_path):
+def test_damaged_shard_is_redone(assets, tmp_path, tree_bytes):
     out = tmp_path / "run"
     shutil.copytree(assets["reference"], out)
     (out / "shards" / "train-00001.parquet").write_bytes(b"garbage")  # hash mismatch
@@ -191,7 +164,7 @@ def test_damaged_shard_is_redone(assets, tmp_path):
     assert tree_bytes(out) == tree_bytes(assets["reference"])
 
 
-def test_kill_9_mid_run_then_resume_is_byte_identical(assets, tmp_path):
+def test_kill_9_mid_run_then_resume_is_byte_identical(assets, tmp_path, tree_bytes):
     """SIGKILL between writing shard 2's temp file and renaming it (the other kill points -- after the
     rename, after the sidecar -- leave states covered by the two tests above)."""
     point = "tmp"
@@ -229,7 +202,7 @@ def test_resume_with_other_model_or_settings_refuses(assets, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_give_the_same_files_as_one(assets, tmp_path):
+def test_two_processes_give_the_same_files_as_one(assets, tmp_path, tree_bytes):
     out = tmp_path / "two"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
@@ -300,7 +273,7 @@ def test_parquet_writes_are_deterministic_without_timestamps(tmp_path):
 
 
 def test_subset_table_counts_and_percentages_hand_worked(tmp_path):
-    from affectnetplus_hf.report import subset_table, subset_table_markdown, write_subset_report
+    from affectnetplus_hf.reports.subsets import subset_table, subset_table_markdown, write_subset_report
 
     labels = {
         "split": ["train"] * 6 + ["validation"],

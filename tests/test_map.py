@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +21,13 @@ from affectnetplus_hf.hf_map import MAP_COLUMNS, SoftLabelMap, map_features  # n
 from affectnetplus_hf.image_processing import BadImageError  # noqa: E402
 from affectnetplus_hf.softlabel import assign_subsets  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_labeling import make_tiny_labeler  # noqa: E402
 
 EIGHT = List(Value("float32"), length=8)
 NO_LABEL = 2  # the row whose hard label is null
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory):
+def assets(tmp_path_factory, make_tiny_labeler):
     from affectnetplus_hf.models import SoftLabeler
     from affectnetplus_hf.sources import open_source
     from affectnetplus_hf.sample import write_sample

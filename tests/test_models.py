@@ -241,7 +241,7 @@ def test_soft_labeler_output_shapes(labeler, pixels):
     assert labeler.config.member_names[16 + 7] == "au/test_resnet/Contempt"
 
 
-def test_soft_label_is_the_spec_math(labeler, members, confidences, pixels):
+def test_soft_label_is_eq14(labeler, members, confidences, pixels):
     soft, ebc_scores, au_scores, probs, p_au = _reference_soft_label(members, confidences, pixels)
     with torch.inference_mode():
         out = labeler(pixels)
@@ -325,7 +325,7 @@ def test_predict_batches_images_through_the_processor(labeler):
         labeler.predict([rng.integers(0, 256, (20, 20, 4), dtype=np.uint8)])
 
 
-def test_subsets_follow_spec_ranks():
+def test_subsets_follow_hard_label_ranks():
     soft = np.array([[0.9, 0.1, 0, 0, 0, 0, 0, 0], [0.5, 0.6, 0.7, 0, 0, 0, 0, 0], [0.1, 0.2, 0.3, 0.4, 0, 0, 0, 0]])
     assert list(SoftLabeler.subsets(torch.tensor(soft), torch.tensor([0, 1, 0]))) == ["easy", "challenging", "difficult"]
 

@@ -24,9 +24,6 @@ from affectnetplus_hf.sources.affectnet import AffectNetSource  # noqa: E402
 from affectnetplus_hf.sources.ferplus import FER2013NEW_COLUMNS, FerPlusSource  # noqa: E402
 from affectnetplus_hf.sources.folder import FolderSource  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_labeling import make_sample, make_tiny_labeler  # noqa: E402
-from test_sources_affectnet import row, write_csv_layout  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 VOTES_HEADER = "image,split,Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt"
@@ -46,7 +43,7 @@ def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
+def model_dir(tmp_path_factory, make_tiny_labeler) -> Path:
     return make_tiny_labeler(tmp_path_factory.mktemp("reliability") / "model")
 
 
@@ -91,8 +88,8 @@ def test_folder_reader_refuses_paths_outside_the_root(tmp_path: Path, csv_name: 
 
 
 @pytest.mark.parametrize("image", ["../x.jpg", "/abs/x.jpg", "101/../../x.jpg"])
-def test_affectnet_reader_refuses_paths_outside_the_image_folder(tmp_path: Path, image: str) -> None:
-    root = write_csv_layout(tmp_path / "affectnet", [row("101/a.jpg", 1), row(image, 2)], make_images=False)
+def test_affectnet_reader_refuses_paths_outside_the_image_folder(tmp_path: Path, image: str, affectnet_files) -> None:
+    root = affectnet_files.write_csv_layout(tmp_path / "affectnet", [affectnet_files.row("101/a.jpg", 1), affectnet_files.row(image, 2)], make_images=False)
     source = AffectNetSource(root)
     with pytest.raises(RowError, match=r"training\.csv:3: .*inside") as caught:
         list(source.records())
@@ -119,7 +116,7 @@ def test_ferplus_reader_refuses_names_outside_the_root(tmp_path: Path, name: str
         FerPlusSource(label_root)
 
 
-def test_symlinks_inside_the_root_are_still_read(tmp_path: Path) -> None:
+def test_symlinks_inside_the_root_are_still_read(tmp_path: Path, affectnet_files) -> None:
     from affectnetplus_hf.image_processing import load_image
 
     elsewhere = _png(tmp_path / "elsewhere" / "x.png")
@@ -132,7 +129,7 @@ def test_symlinks_inside_the_root_are_still_read(tmp_path: Path) -> None:
     assert [r.image_id for r in records] == ["img/link.png"]  # the same image normalised: the later row kept
     assert load_image(records[0]).size == (8, 8)
     # an AffectNet image folder that is itself a symlink to another disk
-    affectnet = write_csv_layout(tmp_path / "affectnet", [row("101/a.jpg", 1)], make_images=False)
+    affectnet = affectnet_files.write_csv_layout(tmp_path / "affectnet", [affectnet_files.row("101/a.jpg", 1)], make_images=False)
     _png(tmp_path / "disk" / "101" / "a.jpg")
     (affectnet / "Manually_Annotated_Images").symlink_to(tmp_path / "disk", target_is_directory=True)
     [record] = list(AffectNetSource(affectnet).records())
@@ -251,7 +248,7 @@ def umask():
         os.umask(previous)
 
 
-def test_labels_and_dataset_follow_the_umask(tmp_path: Path, model_dir: Path, umask) -> None:
+def test_labels_and_dataset_follow_the_umask(tmp_path: Path, model_dir: Path, umask, make_sample) -> None:
     from affectnetplus_hf.dataset import build_dataset
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
 
@@ -304,7 +301,7 @@ def test_missing_model_directory_is_named(tmp_path: Path, face: Path, caplog) ->
     assert "not a directory" in _one_line_error(caplog)
 
 
-def test_non_utf8_label_files_are_named(tmp_path: Path, caplog) -> None:
+def test_non_utf8_label_files_are_named(tmp_path: Path, caplog, affectnet_files) -> None:
     folder = _write(tmp_path / "folder" / "votes.csv",
                     f"{VOTES_HEADER}\nimg/caf\u00e9.png,train,3,0,0,0,0,0,2,0\n", encoding="latin-1")
     with pytest.raises(ValueError, match="not UTF-8 text") as caught:
@@ -317,7 +314,7 @@ def test_non_utf8_label_files_are_named(tmp_path: Path, caplog) -> None:
                    + "img/caf\u00e9.png,train,3,0,0,0,0,0,2,0\n", encoding="latin-1")
     with pytest.raises(ValueError, match=rf"{later}: not UTF-8 text"):
         FolderSource(later.parent)
-    affectnet = write_csv_layout(tmp_path / "affectnet", [row("101/a.jpg", 1)], make_images=False)
+    affectnet = affectnet_files.write_csv_layout(tmp_path / "affectnet", [affectnet_files.row("101/a.jpg", 1)], make_images=False)
     lists = affectnet / "Manually_Annotated_file_lists" / "training.csv"
     lists.write_bytes(lists.read_bytes().replace(b"101/a.jpg", "101/caf\u00e9.jpg".encode("latin-1")))
     with pytest.raises(ValueError, match=rf"{lists}: not UTF-8 text"):
@@ -343,7 +340,7 @@ def _label_config(**kwargs):
     return LabelingConfig(shard_size=4, batch_size=3, num_threads=1, progress=False, **kwargs)
 
 
-def test_label_rerun_with_skip_bad_after_a_failed_run(tmp_path: Path, model_dir: Path) -> None:
+def test_label_rerun_with_skip_bad_after_a_failed_run(tmp_path: Path, model_dir: Path, make_sample) -> None:
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset, load_labels, read_manifest
 
     sample = make_sample(tmp_path / "sample", n_train=9, n_val=4)
@@ -370,7 +367,7 @@ def test_label_rerun_with_skip_bad_after_a_failed_run(tmp_path: Path, model_dir:
 
 
 # ---------------------------------------------------------------------------------------------- 7. build checks
-def test_build_refuses_images_changed_after_labeling(tmp_path: Path, model_dir: Path) -> None:
+def test_build_refuses_images_changed_after_labeling(tmp_path: Path, model_dir: Path, make_sample) -> None:
     import hashlib
 
     from affectnetplus_hf.dataset import build_dataset
@@ -405,7 +402,7 @@ def test_build_refuses_images_changed_after_labeling(tmp_path: Path, model_dir: 
     assert json.loads((tmp_path / "ds2" / "statistics.json").read_text())["changed_image_count"] == 1
 
 
-def test_build_reads_label_runs_without_image_hashes(tmp_path: Path, model_dir: Path) -> None:
+def test_build_reads_label_runs_without_image_hashes(tmp_path: Path, model_dir: Path, make_sample) -> None:
     import pyarrow.parquet as pq
 
     from affectnetplus_hf.dataset import build_dataset
@@ -428,7 +425,7 @@ def test_build_reads_label_runs_without_image_hashes(tmp_path: Path, model_dir: 
 
 
 @pytest.fixture(scope="module")
-def labeled(tmp_path_factory, model_dir: Path) -> dict[str, Path]:
+def labeled(tmp_path_factory, model_dir: Path, make_sample) -> dict[str, Path]:
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
 
     root = tmp_path_factory.mktemp("labeled")
@@ -823,7 +820,7 @@ def test_metrics_export_overwrite_replaces_only_module_folders(tmp_path: Path) -
     assert (precious / "notes.txt").read_text() == "keep me"
 
 
-def test_weights_of_the_wrong_shape_give_a_one_line_error_naming_the_file(tmp_path: Path, face: Path, caplog) -> None:
+def test_weights_of_the_wrong_shape_give_a_one_line_error_naming_the_file(tmp_path: Path, face: Path, caplog, make_tiny_labeler) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -838,14 +835,24 @@ def test_weights_of_the_wrong_shape_give_a_one_line_error_naming_the_file(tmp_pa
 
 
 def test_labeling_hashes_the_bytes_it_decodes_without_reading_images_again(tmp_path: Path, model_dir: Path,
-                                                                           monkeypatch) -> None:
+                                                                           monkeypatch, make_sample) -> None:
     """The image size + sha256 in a label shard come from the bytes the data loader decoded."""
     import hashlib
 
+    from collections import Counter
+
+    import affectnetplus_hf.image_processing as image_processing
     import affectnetplus_hf.labeling as labeling
 
     sample = make_sample(tmp_path / "sample", n_train=4, n_val=2)
-    monkeypatch.setattr(labeling, "image_identity", lambda record: pytest.fail(f"{record.location} read twice"))
+    reads: Counter = Counter()
+    read_record_bytes = image_processing.read_record_bytes
+
+    def counting_read(record):
+        reads[record.image_id] += 1
+        return read_record_bytes(record)
+
+    monkeypatch.setattr(image_processing, "read_record_bytes", counting_read)
     labeling.label_dataset(model_dir, sample, tmp_path / "labels",
                            labeling.LabelingConfig(shard_size=4, batch_size=3, num_threads=1, progress=False))
     from affectnetplus_hf.sources import open_source
@@ -853,6 +860,7 @@ def test_labeling_hashes_the_bytes_it_decodes_without_reading_images_again(tmp_p
     paths = {r.image_id: r.image_path for r in open_source(sample).records(None)}
     rows = labeling.load_labels(tmp_path / "labels").to_pylist()
     assert len(rows) == 6
+    assert sorted(reads) == sorted(paths) and set(reads.values()) == {1}  # each image read once
     for row in rows:
         data = Path(paths[row["image_id"]]).read_bytes()
         assert (row["image_size_bytes"], row["image_sha256"]) == (len(data), hashlib.sha256(data).hexdigest())

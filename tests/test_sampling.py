@@ -318,7 +318,7 @@ def test_selection_properties(pools, emotion, neg_ratio, seed, overlap, epoch):
 
 @settings(max_examples=40, deadline=None)
 @given(n_pos=st.integers(1, 300), emotion=st.integers(1, 7), neg_ratio=st.sampled_from([0.5, 1.0, 2.0, 3.0]))
-def test_quotas_match_the_spec_when_pools_are_large(n_pos, emotion, neg_ratio):
+def test_quotas_match_the_method_when_pools_are_large(n_pos, emotion, neg_ratio):
     counts = [10_000] * 8
     counts[emotion] = n_pos
     q = negative_quotas(counts, emotion, neg_ratio)

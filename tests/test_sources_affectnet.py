@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -18,56 +17,22 @@ from affectnetplus_hf.sources import (
     open_source,
     summarize_source,
 )
-from affectnetplus_hf.sources.affectnet import CSV_COLUMNS, AffectNetSource
-
-HEADER = list(CSV_COLUMNS)
-
-
-def _landmarks(seed: int, n: int = 136) -> str:
-    values = np.random.default_rng(seed).uniform(0, 60, n).round(2)
-    return ";".join(f"{v:.2f}" for v in values)
-
-
-def _jpeg(path: Path, size=(64, 48), value: int = 100) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((size[1], size[0], 3), value, dtype=np.uint8)).save(path, format="JPEG")
-
-
-def write_csv_layout(root: Path, train_rows: list[list], val_rows: list[list] | None = None,
-                     header: list[str] = HEADER, make_images: bool = True) -> Path:
-    lists = root / "Manually_Annotated_file_lists"
-    lists.mkdir(parents=True, exist_ok=True)
-    for name, rows in (("training.csv", train_rows), ("validation.csv", val_rows)):
-        if rows is None:
-            continue
-        with open(lists / name, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            writer.writerows(rows)
-        if make_images:
-            for row in rows:
-                _jpeg(root / "Manually_Annotated_Images" / row[0])
-    return root
-
-
-def row(path: str, code, valence=0.5, arousal=-0.25, box=(4, 2, 40, 30), landmarks=None, seed=0) -> list:
-    return [path, *box, _landmarks(seed) if landmarks is None else landmarks, code, valence, arousal]
-
+from affectnetplus_hf.sources.affectnet import AffectNetSource
 
 @pytest.fixture()
-def csv_root(tmp_path: Path) -> Path:
+def csv_root(tmp_path: Path, affectnet_files) -> Path:
     train = [
-        row("101/a.jpg", 1, 0.8, 0.3, seed=1),
-        row("101/b.jpg", 8, seed=2),              # None: skipped by default
-        row("102/c.jpg", 6, -2, -2, seed=3),      # V/A not annotated
-        row("102/d.jpg", 10, seed=4),             # Non-Face
-        row("103/e.jpg", 7, -0.5, 0.9, box=(50, 40, 30, 30), seed=5),  # box past the 64x48 image
+        affectnet_files.row("101/a.jpg", 1, 0.8, 0.3, seed=1),
+        affectnet_files.row("101/b.jpg", 8, seed=2),              # None: skipped by default
+        affectnet_files.row("102/c.jpg", 6, -2, -2, seed=3),      # V/A not annotated
+        affectnet_files.row("102/d.jpg", 10, seed=4),             # Non-Face
+        affectnet_files.row("103/e.jpg", 7, -0.5, 0.9, box=(50, 40, 30, 30), seed=5),  # box past the 64x48 image
     ]
-    val = [row("201/f.jpg", 0, 0.0, 0.0, seed=6), row("201/g.jpg", 9, seed=7)]
-    return write_csv_layout(tmp_path / "affectnet", train, val)
+    val = [affectnet_files.row("201/f.jpg", 0, 0.0, 0.0, seed=6), affectnet_files.row("201/g.jpg", 9, seed=7)]
+    return affectnet_files.write_csv_layout(tmp_path / "affectnet", train, val)
 
 
-def test_csv_layout_records(csv_root: Path) -> None:
+def test_csv_layout_records(csv_root: Path, affectnet_files) -> None:
     assert detect_source(csv_root) == ("affectnet", "csv")
     source = open_source(csv_root)
     assert isinstance(source, AffectNetSource)
@@ -79,7 +44,7 @@ def test_csv_layout_records(csv_root: Path) -> None:
     assert first.hard_label == 1 and first.raw_label == 1 and first.split == "train" and first.source == "affectnet"
     assert first.face_box == (4.0, 2.0, 44.0, 32.0)  # (x, y, x + w, y + h)
     assert first.valence == pytest.approx(0.8) and first.arousal == pytest.approx(0.3)
-    expected = np.asarray([float(v) for v in _landmarks(1).split(";")], dtype=np.float32).reshape(68, 2)
+    expected = np.asarray([float(v) for v in affectnet_files.landmarks(1).split(";")], dtype=np.float32).reshape(68, 2)
     assert first.landmarks.shape == (68, 2) and first.landmarks.dtype == np.float32
     np.testing.assert_allclose(first.landmarks, expected)
     assert Path(first.image_path).is_file() and Path(first.image_path).is_absolute()
@@ -119,15 +84,15 @@ def test_out_of_image_box_is_clamped_at_load_time(csv_root: Path) -> None:
         (lambda r: r.__setitem__(6, "happy"), "expression 'happy' is not a number"),
         (lambda r: r.__setitem__(7, 3.0), "valence 3.0 out of range; expected a value in [-1, 1] or -2"),
         (lambda r: r.__setitem__(8, "nan"), "arousal nan out of range"),
-        (lambda r: r.__setitem__(5, _landmarks(0, 135)), "facial_landmarks has 135 numbers; expected 136"),
-        (lambda r: r.__setitem__(5, _landmarks(0, 135) + ";x"), "facial_landmarks must be numbers separated by ';'"),
+        (lambda r: r.__setitem__(5, ";".join(["1.00"] * 135)), "facial_landmarks has 135 numbers; expected 136"),
+        (lambda r: r.__setitem__(5, ";".join(["1.00"] * 135) + ";x"), "facial_landmarks must be numbers separated by ';'"),
         (lambda r: r.__setitem__(3, -5), "face_width, face_height > 0"),
     ],
 )
-def test_bad_csv_rows_name_file_and_line(tmp_path: Path, mutate, message: str) -> None:
-    rows = [row("1/a.jpg", 1), row("1/b.jpg", 2)]
+def test_bad_csv_rows_name_file_and_line(tmp_path: Path, mutate, message: str, affectnet_files) -> None:
+    rows = [affectnet_files.row("1/a.jpg", 1), affectnet_files.row("1/b.jpg", 2)]
     mutate(rows[1])
-    root = write_csv_layout(tmp_path, rows)
+    root = affectnet_files.write_csv_layout(tmp_path, rows)
     source = open_source(root)
     with pytest.raises(ValueError) as info:
         list(source.records())
@@ -140,24 +105,24 @@ def test_bad_csv_rows_name_file_and_line(tmp_path: Path, mutate, message: str) -
     assert source.skipped.items[0].location.endswith("training.csv:3")
 
 
-def test_records_are_read_lazily(tmp_path: Path) -> None:
-    root = write_csv_layout(tmp_path, [row("1/a.jpg", 1), row("1/b.jpg", 12)])
+def test_records_are_read_lazily(tmp_path: Path, affectnet_files) -> None:
+    root = affectnet_files.write_csv_layout(tmp_path, [affectnet_files.row("1/a.jpg", 1), affectnet_files.row("1/b.jpg", 12)])
     records = open_source(root).records()
     assert next(records).image_id.endswith("1/a.jpg")  # the bad second row is not parsed yet
     with pytest.raises(ValueError, match="training.csv:3: expression code 12"):
         next(records)
 
 
-def test_missing_csv_column(tmp_path: Path) -> None:
-    header = [h for h in HEADER if h != "arousal"]
-    root = write_csv_layout(tmp_path, [row("1/a.jpg", 1)[:-1]], header=header)
+def test_missing_csv_column(tmp_path: Path, affectnet_files) -> None:
+    header = [h for h in affectnet_files.header if h != "arousal"]
+    root = affectnet_files.write_csv_layout(tmp_path, [affectnet_files.row("1/a.jpg", 1)[:-1]], header=header)
     with pytest.raises(ValueError, match=r"training.csv: missing columns \['arousal'\]; expected columns"):
         list(open_source(root).records())
 
 
-def test_missing_image_file(tmp_path: Path) -> None:
-    root = write_csv_layout(tmp_path, [row("1/a.jpg", 1), row("1/missing.jpg", 2)], make_images=False)
-    _jpeg(root / "Manually_Annotated_Images" / "1" / "a.jpg")
+def test_missing_image_file(tmp_path: Path, affectnet_files) -> None:
+    root = affectnet_files.write_csv_layout(tmp_path, [affectnet_files.row("1/a.jpg", 1), affectnet_files.row("1/missing.jpg", 2)], make_images=False)
+    affectnet_files.jpeg(root / "Manually_Annotated_Images" / "1" / "a.jpg")
     assert len(list(open_source(root).records())) == 2  # not checked by default: found at load time
     with pytest.raises(FileNotFoundError, match=r"training.csv:3: image file .*missing.jpg missing"):
         list(open_source(root, check_files=True).records())
@@ -171,7 +136,7 @@ def write_npy_layout(root: Path, split_dir: str, items: dict[int, dict]) -> Path
     images.mkdir(parents=True, exist_ok=True)
     annotations.mkdir(parents=True, exist_ok=True)
     for n, item in items.items():
-        _jpeg(images / f"{n}.jpg", size=(32, 32))
+        Image.fromarray(np.full((32, 32, 3), 100, dtype=np.uint8)).save(images / f"{n}.jpg", format="JPEG")
         for suffix in ("exp", "val", "aro", "lnd"):
             if suffix in item:
                 np.save(annotations / f"{n}_{suffix}.npy", item[suffix])

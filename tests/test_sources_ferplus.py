@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 
@@ -15,50 +14,8 @@ from affectnetplus_hf.sources import detect_source, open_multi_annotated, open_s
 from affectnetplus_hf.sources.ferplus import FerPlusSource, ferplus_label_distribution, ferplus_target, pixels_to_png
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ferplus"
-DROPPED = "fer0000005.png"  # removed from both files so that names drift from row indices
-EXTRA_ROWS = [
-    "Training,fer0000030.png,0,6,0,0,0,0,0,0,4,0",  # duplicated name, different votes: the later row wins
-    "PublicTest,fer0028709.png,0,0,0,0,10,0,0,0,0,0",
-    "PublicTest,fer0028710.png,0,0,0,7,0,0,0,0,3,0",
-    "PrivateTest,fer0032298.png,0,0,0,0,0,0,0,2,0,8",
-    "PrivateTest,,0,0,0,0,0,0,0,0,0,10",
-    "PrivateTest,fer0032300.png,0,0,3,0,0,0,7,0,0,0",
-]
-FOLDERS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
-
-
-def _rows() -> tuple[str, list[list[str]]]:
-    lines = (FIXTURES / "fer2013new.head.csv").read_text().splitlines()
-    data = [line for line in lines[1:] if line.split(",")[1] != DROPPED] + EXTRA_ROWS
-    return lines[0], [line.split(",") for line in data]
-
-
-def _row_value(index: int) -> int:
-    return (index * 4 + 3) % 256
-
-
-def build(root: Path, folders: bool = True, fer2013: bool = False) -> Path:
-    header, rows = _rows()
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "fer2013new.csv").write_text(header + "\n" + "\n".join(",".join(r) for r in rows) + "\n")
-    if folders:
-        for usage, name, *_ in rows:
-            if name:
-                folder = root / FOLDERS[usage]
-                folder.mkdir(exist_ok=True)
-                value = int(name[3:10]) % 256
-                Image.fromarray(np.full((48, 48), value, dtype=np.uint8)).save(folder / name)
-    if fer2013:
-        with open(root / "fer2013.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["emotion", "pixels", "Usage"])
-            for i, (usage, *_rest) in enumerate(rows):
-                writer.writerow([0, " ".join([str(_row_value(i))] * 2304), usage])
-    return root
-
-
-def test_fer2013new_with_folders(tmp_path: Path) -> None:
-    root = build(tmp_path / "ferplus")
+def test_fer2013new_with_folders(tmp_path: Path, ferplus_files) -> None:
+    root = ferplus_files.build(tmp_path / "ferplus")
     assert detect_source(root) == ("ferplus", "fer2013new+folders")
     source = open_source(root)
     assert isinstance(source, FerPlusSource) and source.has_votes
@@ -68,7 +25,7 @@ def test_fer2013new_with_folders(tmp_path: Path) -> None:
     assert len(train) == 56
     ids = [r.image_id for r in train]
     assert ids[0] == "FER2013Train/fer0000000.png" and len(set(ids)) == 56
-    assert "FER2013Train/fer0000017.png" not in ids and f"FER2013Train/{DROPPED}" not in ids
+    assert "FER2013Train/fer0000017.png" not in ids and f"FER2013Train/{ferplus_files.dropped}" not in ids
     first = train[0]
     # FER+ order neutral,happiness,surprise,sadness,anger,disgust,fear,contempt = 4,0,0,1,3,2,0,0
     expected = np.zeros(8, dtype=np.int64)
@@ -97,8 +54,8 @@ def test_fer2013new_with_folders(tmp_path: Path) -> None:
     assert open_multi_annotated(root).kind == "ferplus"
 
 
-def test_fer2013_csv_pixels_joined_by_row_not_by_name(tmp_path: Path) -> None:
-    root = build(tmp_path / "ferplus", folders=False, fer2013=True)
+def test_fer2013_csv_pixels_joined_by_row_not_by_name(tmp_path: Path, ferplus_files) -> None:
+    root = ferplus_files.build(tmp_path / "ferplus", folders=False, fer2013=True)
     assert detect_source(root) == ("ferplus", "fer2013new+fer2013csv")
     source = open_source(root)
     records = {r.image_id: r for r in source.records()}
@@ -108,21 +65,21 @@ def test_fer2013_csv_pixels_joined_by_row_not_by_name(tmp_path: Path) -> None:
     image = Image.open(io.BytesIO(record.image_bytes))
     assert image.size == (48, 48) and image.mode == "L"
     # fer0000006.png is on data row 5 (fer0000005 was dropped): its pixels are row 5's, not row 6's
-    assert np.asarray(image)[0, 0] == _row_value(5) != _row_value(6)
+    assert np.asarray(image)[0, 0] == ferplus_files.row_value(5) != ferplus_files.row_value(6)
     # the duplicated name takes the pixels of its later row (index 59 in the built file)
-    header, rows = _rows()
+    header, rows = ferplus_files.rows()
     later = [i for i, r in enumerate(rows) if r[1] == "fer0000030.png"][-1]
-    assert np.asarray(Image.open(io.BytesIO(records["fer0000030.png"].image_bytes)))[0, 0] == _row_value(later)
+    assert np.asarray(Image.open(io.BytesIO(records["fer0000030.png"].image_bytes)))[0, 0] == ferplus_files.row_value(later)
     assert records["fer0032300.png"].split == "test"
 
 
-def test_fer2013_csv_mismatches(tmp_path: Path) -> None:
-    root = build(tmp_path / "short", folders=False, fer2013=True)
+def test_fer2013_csv_mismatches(tmp_path: Path, ferplus_files) -> None:
+    root = ferplus_files.build(tmp_path / "short", folders=False, fer2013=True)
     lines = (root / "fer2013.csv").read_text().splitlines()
     (root / "fer2013.csv").write_text("\n".join(lines[:-3]) + "\n")
     with pytest.raises(ValueError, match=r"fer2013.csv: has 62 data rows but fer2013new.csv needs row 65; expected the same"):
         list(open_source(root).records("test"))
-    root = build(tmp_path / "usage", folders=False, fer2013=True)
+    root = ferplus_files.build(tmp_path / "usage", folders=False, fer2013=True)
     lines = (root / "fer2013.csv").read_text().splitlines()
     lines[3] = lines[3].replace("Training", "PublicTest")
     (root / "fer2013.csv").write_text("\n".join(lines) + "\n")
@@ -153,8 +110,8 @@ def test_label_csv_layout(tmp_path: Path) -> None:
         records[0].votes, [4, 0, 1, 0, 0, 2, 3, 0])  # label-space order Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt
 
 
-def test_bad_vote_rows(tmp_path: Path) -> None:
-    root = build(tmp_path / "neg")
+def test_bad_vote_rows(tmp_path: Path, ferplus_files) -> None:
+    root = ferplus_files.build(tmp_path / "neg")
     lines = (root / "fer2013new.csv").read_text().splitlines()
     lines[2] = "Training,fer0000001.png,6,0,-1,1,0,0,0,0,2,0"
     (root / "fer2013new.csv").write_text("\n".join(lines) + "\n")
@@ -175,13 +132,13 @@ def test_bad_vote_rows(tmp_path: Path) -> None:
         open_source(root)
 
 
-def test_missing_images(tmp_path: Path) -> None:
+def test_missing_images(tmp_path: Path, ferplus_files) -> None:
     root = tmp_path / "noimages"
     root.mkdir()
     (root / "fer2013new.csv").write_text((FIXTURES / "fer2013new.head.csv").read_text())
     with pytest.raises(FileNotFoundError, match=r"no FER\+ image folders; expected FER2013Train"):
         open_source(root)
-    root = build(tmp_path / "ferplus")
+    root = ferplus_files.build(tmp_path / "ferplus")
     (root / "FER2013Train" / "fer0000004.png").unlink()
     with pytest.raises(FileNotFoundError, match=r"fer2013new.csv:6: image file .*fer0000004.png missing"):
         list(open_source(root, check_files=True).records())

@@ -168,9 +168,10 @@ def test_presets_fill_only_unset_fields():
 
 
 DDP_SCRIPT = """
-import sys, json, numpy as np, torch
-sys.path.insert(0, {tests!r})
-from test_training import TinyNet, _data, _config
+import importlib.util, json, numpy as np, torch
+spec = importlib.util.spec_from_file_location("training_tests", {test_file!r})
+tests = importlib.util.module_from_spec(spec); spec.loader.exec_module(tests)
+TinyNet, _data, _config = tests.TinyNet, tests._data, tests._config
 from affectnetplus_hf.training import train_model
 torch.manual_seed(0)
 result = train_model(TinyNet(), _data(), _config(epochs=2), {out!r}, name="ddp")
@@ -185,7 +186,7 @@ if result.is_main_process:
 def test_two_process_ddp_on_cpu(tmp_path):
     script = tmp_path / "ddp_train.py"
     out = tmp_path / "run"
-    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
+    script.write_text(DDP_SCRIPT.format(test_file=str(Path(__file__).resolve()), out=str(out)))
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",

@@ -17,14 +17,8 @@ from typing import Any
 import numpy as np
 from transformers import PretrainedConfig
 
-from affectnetplus_hf.emotions import (
-    EMOTIONS,
-    NEUTRAL_SIMILARITY,
-    NUM_ACTION_UNITS,
-    NUM_EMOTIONS,
-    PAPER_AU_BACKBONE,
-    PAPER_EBC_BACKBONES,
-)
+from affectnetplus_hf.emotions import EMOTIONS, NUM_ACTION_UNITS, NUM_EMOTIONS
+from affectnetplus_hf.paper import NEUTRAL_SIMILARITY, PAPER_AU_BACKBONE, PAPER_EBC_BACKBONES
 
 #: ImageNet normalisation, timm's default for the paper backbones (the image processor's default too).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)

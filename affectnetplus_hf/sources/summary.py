@@ -16,7 +16,7 @@ def summarize_source(source: Source, check_images: bool = False) -> dict[str, An
     images without a majority emotion as ``no_majority``) and ``total``. With ``check_images`` every image
     is decoded and failures are listed under ``bad``.
     """
-    from affectnetplus_hf.image_processing import BadImageError, load_image  # torch: only when asked
+    from affectnetplus_hf.images import BadImageError, load_image
 
     splits: dict[str, Any] = {}
     bad: list[dict[str, str]] = []
