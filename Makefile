@@ -1,5 +1,5 @@
 # Quick start: `make demo` (set up + run the whole pipeline on the embedded sample),
-#              `make test` (set up + run the test suite).
+#              `make test` (set up + run the test suite; `make test-fast` skips the slow tests).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-fast bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ demo: setup
 
 test: setup
 	HF_HOME=$$(mktemp -d) $(PY) -m pytest tests
+
+test-fast: setup
+	HF_HOME=$$(mktemp -d) $(PY) -m pytest tests -m "not slow"
 
 bench: setup
 	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done

@@ -6,7 +6,7 @@ A person uploads a face (or picks one of the synthetic sample's faces) and sees,
 * the soft label as a bar chart in hard-label ranking order, with the ensemble spread as error bars;
 * the same 8 values as a table (4 decimals), with the spread and each family's scores;
 * the subset (easy / challenging / difficult) the image would fall in for a chosen hard label
-  (default: the top emotion), by :func:`affectnetplus_hf.softlabel.assign_subsets`;
+  (default: the top emotion), by :func:`affectnetplus_hf.subsets.assign_subsets`;
 * the EBC vs AU family scores side by side.
 
 The page is a Gradio ``Blocks`` (``pip install "affectnetplus-hf[app]"``). :func:`build_app` makes it from
@@ -94,7 +94,7 @@ def analyse_scores(scores: dict[str, Any], hard_label=None) -> dict[str, Any]:
     The rank and subset come from :func:`affectnetplus_hf.softlabel.hard_label_ranks` and
     :func:`~affectnetplus_hf.softlabel.assign_subsets` (rank 1 → easy, 2–3 → challenging, else difficult).
     """
-    from affectnetplus_hf.softlabel import assign_subsets, hard_label_ranks
+    from affectnetplus_hf.subsets import assign_subsets, hard_label_ranks
 
     soft = np.asarray(scores["soft_label"], dtype=np.float64)
     hard = _hard_label_index(hard_label, soft)

@@ -226,7 +226,7 @@ class SoftLabelMap:
     def __call__(self, batch: Mapping[str, Any], indices: Sequence[int] | None = None) -> dict[str, list]:
         """Soft labels of one batch (``{column: [values]}``); ``indices`` when ``map(with_indices=True)``."""
         from affectnetplus_hf.models.runner import iter_soft_labels
-        from affectnetplus_hf.softlabel import assign_subsets
+        from affectnetplus_hf.subsets import assign_subsets
 
         for column in (self.image_column, self.hard_label_column, self.face_box_column, self.id_column):
             if column is not None and column not in batch:

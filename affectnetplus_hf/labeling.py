@@ -321,7 +321,7 @@ def label_records(
     import pyarrow as pa
 
     from affectnetplus_hf.models.runner import iter_soft_labels, resolve_device
-    from affectnetplus_hf.softlabel import assign_subsets
+    from affectnetplus_hf.subsets import assign_subsets
 
     device = resolve_device(device, model)
     names = tuple(SOFT_LABEL_COLUMNS.values())

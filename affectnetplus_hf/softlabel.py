@@ -1,5 +1,6 @@
 """The soft-label math of the AffectNet+ paper (Eqs. 3–14, ``docs/method.md#confidence-scores`` to
-``docs/method.md#subsets``), vectorised, no I/O.
+``docs/method.md#soft-label``), vectorised, no I/O. The subset rule lives in :mod:`affectnetplus_hf.subsets`
+(re-exported here).
 
 Every function takes and returns numpy arrays (torch tensors are converted with ``np.asarray``).
 """
@@ -11,32 +12,12 @@ from typing import Literal
 
 import numpy as np
 
-from affectnetplus_hf.emotions import EMOTIONS, NUM_ACTION_UNITS, NUM_EMOTIONS, SUBSETS, au_vectors, aus_weights
+from affectnetplus_hf.arrays import as_float_array, check_probabilities
+from affectnetplus_hf.emotions import EMOTIONS, NUM_ACTION_UNITS, NUM_EMOTIONS, au_vectors, aus_weights
 from affectnetplus_hf.paper import NEUTRAL_SIMILARITY
+from affectnetplus_hf.subsets import assign_subsets, hard_label_ranks  # noqa: F401  (re-exported: the math in one import)
 
 ConfidenceMode = Literal["balanced", "eq3"]
-
-
-def _as_float_array(value, name: str, ndim: int | None = None, last_dim: int | None = None) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
-    if ndim is not None and array.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {array.shape}")
-    if last_dim is not None and (array.ndim == 0 or array.shape[-1] != last_dim):
-        raise ValueError(f"{name} must have {last_dim} entries in its last axis, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"{name} is empty (shape {array.shape})")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name} holds a non-finite value (NaN or inf) at index {index}")
-    return array
-
-
-def _check_probabilities(array: np.ndarray, name: str) -> None:
-    outside = (array < 0) | (array > 1)
-    if outside.any():
-        index = tuple(int(i) for i in np.argwhere(outside)[0])
-        raise ValueError(f"{name} must lie in [0, 1], found {array[index]!r} at index {index}")
 
 
 def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray, what: str) -> np.ndarray:
@@ -62,8 +43,8 @@ def confidence_score(
     """
     if mode not in ("balanced", "eq3"):
         raise ValueError(f"mode must be 'balanced' or 'eq3', got {mode!r}")
-    truth = _as_float_array(y_true, "y_true")
-    probs = _as_float_array(p_positive, "p_positive")
+    truth = as_float_array(y_true, "y_true")
+    probs = as_float_array(p_positive, "p_positive")
     if truth.shape != probs.shape:
         raise ValueError(f"y_true has shape {truth.shape} but p_positive has shape {probs.shape}; expected equal")
     if truth.ndim not in (1, 2):
@@ -72,7 +53,7 @@ def confidence_score(
     if not_binary.any():
         index = tuple(int(i) for i in np.argwhere(not_binary)[0])
         raise ValueError(f"y_true must be 0 or 1, found {truth[index]!r} at index {index}")
-    _check_probabilities(probs, "p_positive")
+    check_probabilities(probs, "p_positive")
     positive = truth == 1
     predicted = probs >= threshold
     tp = np.sum(positive & predicted, axis=0)
@@ -92,15 +73,15 @@ def ebc_semantic_scores(probs, confidences) -> np.ndarray:
     ``probs``: (J, N, 8) positive-class probabilities of the J backbones' binary classifiers;
     ``confidences``: (J, 8) their confidence scores. Returns (N, 8).
     """
-    probs = _as_float_array(probs, "probs", ndim=3, last_dim=NUM_EMOTIONS)
-    confidences = _as_float_array(confidences, "confidences", ndim=2, last_dim=NUM_EMOTIONS)
+    probs = as_float_array(probs, "probs", ndim=3, last_dim=NUM_EMOTIONS)
+    confidences = as_float_array(confidences, "confidences", ndim=2, last_dim=NUM_EMOTIONS)
     if confidences.shape[0] != probs.shape[0]:
         raise ValueError(
             f"confidences has {confidences.shape[0]} backbones (shape {confidences.shape}) but probs has "
             f"{probs.shape[0]} (shape {probs.shape}); expected the same J"
         )
-    _check_probabilities(probs, "probs")
-    _check_probabilities(confidences, "confidences")
+    check_probabilities(probs, "probs")
+    check_probabilities(confidences, "confidences")
     return np.einsum("jnk,jk->nk", probs, confidences) / probs.shape[0]
 
 
@@ -109,8 +90,8 @@ def au_similarity_vector(au_probs, aus: str = "table2", neutral_similarity: floa
 
     ``au_probs``: (N, 21) sigmoid outputs ÂU. Returns (N, 8).
     """
-    au_probs = _as_float_array(au_probs, "au_probs", ndim=2, last_dim=NUM_ACTION_UNITS)
-    _check_probabilities(au_probs, "au_probs")
+    au_probs = as_float_array(au_probs, "au_probs", ndim=2, last_dim=NUM_ACTION_UNITS)
+    check_probabilities(au_probs, "au_probs")
     weighted = au_vectors().astype(np.float64) * aus_weights(aus)[None, :]  # (8, 21)
     similarity = au_probs @ weighted.T
     similarity[:, EMOTIONS.index("Neutral")] = neutral_similarity
@@ -132,8 +113,8 @@ def au_positive_probability(
     index = EMOTIONS.index(emotion) if isinstance(emotion, str) else int(emotion)
     if not 0 <= index < NUM_EMOTIONS:
         raise ValueError(f"emotion must be a name in {EMOTIONS} or an index 0..7, got {emotion!r}")
-    binary_probs = _as_float_array(binary_probs, "binary_probs", ndim=1)
-    _check_probabilities(binary_probs, "binary_probs")
+    binary_probs = as_float_array(binary_probs, "binary_probs", ndim=1)
+    check_probabilities(binary_probs, "binary_probs")
     similarity = au_similarity_vector(au_probs, aus=aus, neutral_similarity=neutral_similarity)
     if similarity.shape[0] != binary_probs.shape[0]:
         raise ValueError(
@@ -151,10 +132,10 @@ def au_semantic_scores(positive_probs, confidences) -> np.ndarray:
 
     ``positive_probs``: (N, 8) P_AU of the 8 AU classifiers; ``confidences``: (8,). Returns (N, 8).
     """
-    positive_probs = _as_float_array(positive_probs, "positive_probs", ndim=2, last_dim=NUM_EMOTIONS)
-    confidences = _as_float_array(confidences, "confidences", ndim=1, last_dim=NUM_EMOTIONS)
-    _check_probabilities(positive_probs, "positive_probs")
-    _check_probabilities(confidences, "confidences")
+    positive_probs = as_float_array(positive_probs, "positive_probs", ndim=2, last_dim=NUM_EMOTIONS)
+    confidences = as_float_array(confidences, "confidences", ndim=1, last_dim=NUM_EMOTIONS)
+    check_probabilities(positive_probs, "positive_probs")
+    check_probabilities(confidences, "confidences")
     return positive_probs * confidences[None, :]
 
 
@@ -168,42 +149,9 @@ def soft_labels(ebc_scores=None, au_scores=None) -> np.ndarray:
     arrays = []
     for name, scores in (("ebc_scores", ebc_scores), ("au_scores", au_scores)):
         if scores is not None:
-            array = _as_float_array(scores, name, ndim=2, last_dim=NUM_EMOTIONS)
-            _check_probabilities(array, name)
+            array = as_float_array(scores, name, ndim=2, last_dim=NUM_EMOTIONS)
+            check_probabilities(array, name)
             arrays.append(array)
     if len(arrays) == 2 and arrays[0].shape != arrays[1].shape:
         raise ValueError(f"ebc_scores has shape {arrays[0].shape} but au_scores has {arrays[1].shape}; expected equal")
     return sum(arrays) / len(arrays)
-
-
-def _check_hard_labels(hard_labels, n_rows: int) -> np.ndarray:
-    labels = np.asarray(hard_labels)
-    if labels.ndim != 1:
-        raise ValueError(f"hard_labels must be 1-D, got shape {labels.shape}")
-    if labels.shape[0] != n_rows:
-        raise ValueError(f"hard_labels has {labels.shape[0]} entries but soft_labels has {n_rows} rows; expected equal")
-    if labels.dtype.kind not in "iu":
-        raise ValueError(f"hard_labels must be integers 0..7, got dtype {labels.dtype}")
-    outside = (labels < 0) | (labels >= NUM_EMOTIONS)
-    if outside.any():
-        index = int(np.argmax(outside))
-        raise ValueError(f"hard_labels must be in 0..7, found {int(labels[index])} at index {index}")
-    return labels.astype(np.int64)
-
-
-def hard_label_ranks(soft_labels, hard_labels) -> np.ndarray:
-    """Rank of the hard label in each soft label (``docs/method.md#subsets``): ``1 + #{e : sl_e > sl_h}`` (ties favour h)."""
-    scores = _as_float_array(soft_labels, "soft_labels", ndim=2, last_dim=NUM_EMOTIONS)
-    labels = _check_hard_labels(hard_labels, scores.shape[0])
-    own = scores[np.arange(scores.shape[0]), labels]
-    return 1 + np.sum(scores > own[:, None], axis=1)
-
-
-def assign_subsets(soft_labels, hard_labels) -> np.ndarray:
-    """Subset of each image (``docs/method.md#subsets``): rank 1 → easy, 2–3 → challenging, else difficult.
-
-    Returns an array of subset names (``SUBSETS``), shape (N,).
-    """
-    ranks = hard_label_ranks(soft_labels, hard_labels)
-    index = np.where(ranks == 1, 0, np.where(ranks <= 3, 1, 2))
-    return np.asarray(SUBSETS, dtype=object)[index].astype(str)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from affectnetplus_hf.emotions import EMOTIONS
-from affectnetplus_hf.softlabel import assign_subsets, hard_label_ranks
+from affectnetplus_hf.subsets import assign_subsets, hard_label_ranks
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,6 +239,7 @@ def _shown_values(driver) -> dict[str, str]:
         return {}
 
 
+@pytest.mark.slow
 def test_page_in_headless_chromium_shows_labeler_predict(assets, tmp_path):
     _browser_or_skip()
     from selenium.webdriver.common.by import By

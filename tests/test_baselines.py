@@ -334,6 +334,7 @@ def test_votes_column_round_trips_through_load_dataset(ferplus_pipeline):
     assert "`votes`" in (ferplus_pipeline["dataset"] / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_ferplus_kinds_train_and_evaluate(ferplus_pipeline):
     import torch
     from transformers import AutoModel

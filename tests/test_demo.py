@@ -8,6 +8,8 @@ import pytest
 
 from affectnetplus_hf.demo import STAGES, run_demo
 
+pytestmark = pytest.mark.slow  # runs the whole pipeline
+
 # the real demo uses the sample's and tiny preset's defaults; here everything is shrunk to seconds
 SMALL = dict(n_train=48, n_val=16, n_mas=200, progress=False,
              train_overrides={"ebc_epochs": 1, "au_epochs": 1, "epochs": 1, "image_size": 32})

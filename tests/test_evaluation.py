@@ -18,6 +18,7 @@ def _data(n=40, seed=0, with_truth=True):
     return evaluation.EvaluationData(hard, soft, subsets, truth)
 
 
+@pytest.mark.slow
 def test_evaluate_predictions_tables_match_functions(tmp_path):
     data = _data()
     rng = np.random.default_rng(1)

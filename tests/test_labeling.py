@@ -91,7 +91,7 @@ def test_outputs_match_the_model_and_the_subset_rule(assets):
 
     from affectnetplus_hf.image_processing import make_dataloader
     from affectnetplus_hf.labeling import load_soft_labeler
-    from affectnetplus_hf.softlabel import assign_subsets
+    from affectnetplus_hf.subsets import assign_subsets
     from affectnetplus_hf.sources import open_source
 
     out = assets["reference"]
@@ -164,6 +164,7 @@ def test_damaged_shard_is_redone(assets, tmp_path, tree_bytes):
     assert tree_bytes(out) == tree_bytes(assets["reference"])
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_resume_is_byte_identical(assets, tmp_path, tree_bytes):
     """SIGKILL between writing shard 2's temp file and renaming it (the other kill points -- after the
     rename, after the sidecar -- leave states covered by the two tests above)."""

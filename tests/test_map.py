@@ -19,7 +19,7 @@ from affectnetplus_hf.cli import main  # noqa: E402
 from affectnetplus_hf.emotions import EMOTIONS  # noqa: E402
 from affectnetplus_hf.hf_map import MAP_COLUMNS, SoftLabelMap, map_features  # noqa: E402
 from affectnetplus_hf.image_processing import BadImageError  # noqa: E402
-from affectnetplus_hf.softlabel import assign_subsets  # noqa: E402
+from affectnetplus_hf.subsets import assign_subsets  # noqa: E402
 
 
 EIGHT = List(Value("float32"), length=8)

@@ -132,6 +132,7 @@ ROUND_TRIP_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_save_load_round_trip_in_new_process(tmp_path, labeler, pixels):
     torch.manual_seed(3)
     models = {
@@ -203,6 +204,7 @@ PACKAGE_IMPORT_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transformers_first", [False, True])
 def test_package_import_registers_auto_classes(tmp_path, labeler, transformers_first):
     """``import affectnetplus_hf`` (cheap: no torch) + Auto classes in a fresh process, either import order."""

@@ -56,6 +56,7 @@ def ferplus_from_sample(sample: Path, root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_ferplus_script_trains_on_training_votes_and_scores_test_labels(sample, tmp_path):
     from affectnetplus_hf.labeling import load_labels
     from affectnetplus_hf.sampling import MASSplit
@@ -84,6 +85,7 @@ def test_ferplus_script_trains_on_training_votes_and_scores_test_labels(sample, 
     assert "vote distributions" in (out / "report" / "soft_label_quality.md").read_text()
 
 
+@pytest.mark.slow
 def test_reproduce_script_end_to_end_on_the_sample(sample, tmp_path):
     out = tmp_path / "out"
     env = dict(_env(), PRESET="tiny", METADATA="synthetic", NUM_GPUS="0")
