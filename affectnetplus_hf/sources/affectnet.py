@@ -32,7 +32,6 @@ yielded with ``hard_label=None``, ``raw_label`` = the code and ``non_emotion_vot
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -51,7 +50,7 @@ from affectnetplus_hf.emotions import (
     affectnet_code_to_index,
 )
 from affectnetplus_hf.records import FaceRecord
-from affectnetplus_hf.sources.base import RowError, Source, relative_path_inside, utf8_lines
+from affectnetplus_hf.sources.base import RowError, Source, open_csv, relative_path_inside
 
 logger = logging.getLogger(__name__)
 
@@ -257,15 +256,7 @@ class AffectNetSource(Source):
     # ------------------------------------------------------------------ csv layout
     def _csv_records(self, split: str) -> Iterator[FaceRecord]:
         path = self.root / CSV_LIST_DIR / CSV_SPLIT_FILES[split]
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(utf8_lines(handle, path))
-            header = next(reader, None)
-            if header is None:
-                raise ValueError(f"{path}: empty file; expected a header with columns {list(CSV_COLUMNS)}")
-            header = [h.strip() for h in header]
-            missing = [c for c in CSV_COLUMNS if c not in header]
-            if missing:
-                raise ValueError(f"{path}: missing columns {missing}; expected columns {list(CSV_COLUMNS)}")
+        with open_csv(path, CSV_COLUMNS) as (header, reader):
             col = {name: header.index(name) for name in CSV_COLUMNS}
             for line, row in enumerate(reader, start=2):
                 if not row or all(not cell.strip() for cell in row):

@@ -3,11 +3,13 @@ the checks of paths and text read from label files."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import os
 import posixpath
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +129,24 @@ def utf8_lines(handle: Iterator[str], path: str | os.PathLike) -> Iterator[str]:
         raise ValueError(f"{os.fspath(path)}: not UTF-8 text ({error}); save the file as UTF-8") from None
 
 
+@contextlib.contextmanager
+def open_csv(path: str | os.PathLike, required: Sequence[str]) -> Iterator[tuple[list[str], Iterator[list[str]]]]:
+    """A UTF-8 CSV label file's stripped header and a reader over its data rows (line 2 on).
+
+    An empty file or a missing required column is a ``ValueError`` naming the file and the columns expected.
+    """
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(utf8_lines(handle, path))
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{os.fspath(path)}: empty file; expected a header with columns {list(required)}")
+        header = [h.strip() for h in header]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise ValueError(f"{os.fspath(path)}: missing columns {missing}; expected columns {list(required)}")
+        yield header, reader
+
+
 # ---------------------------------------------------------------------------------------------- base
 class Source:
     """A dataset on disk that yields :class:`FaceRecord` s lazily.
@@ -176,4 +196,4 @@ class Source:
         return f"{type(self).__name__}(kind={self.kind!r}, layout={self.layout!r}, root='{self.root}', splits={self.splits})"
 
 
-__all__ = ["RowError", "SkipReport", "SkippedItem", "Source", "relative_path_inside", "utf8_lines"]
+__all__ = ["RowError", "SkipReport", "SkippedItem", "Source", "open_csv", "relative_path_inside", "utf8_lines"]

@@ -52,7 +52,7 @@ from affectnetplus_hf.emotions import (
     spec_votes_to_ferplus,
 )
 from affectnetplus_hf.records import FaceRecord
-from affectnetplus_hf.sources.base import RowError, SkipReport, Source, relative_path_inside, utf8_lines
+from affectnetplus_hf.sources.base import RowError, SkipReport, Source, open_csv, relative_path_inside, utf8_lines
 from affectnetplus_hf.votes import hard_label_from_votes
 
 logger = logging.getLogger(__name__)
@@ -241,12 +241,7 @@ class FerPlusSource(Source):
 
     def _read_fer2013new(self, path: Path) -> tuple[list[_Entry], int]:
         entries: list[_Entry] = []
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(utf8_lines(handle, path))
-            header = [h.strip() for h in next(reader, [])]
-            missing = [c for c in FER2013NEW_COLUMNS if c not in header]
-            if missing:
-                raise ValueError(f"{path}: missing columns {missing}; expected columns {list(FER2013NEW_COLUMNS)}")
+        with open_csv(path, FER2013NEW_COLUMNS) as (header, reader):
             usage_col, name_col = header.index("Usage"), header.index("Image name")
             vote_cols = [header.index(c) for c in VOTE_COLUMNS]
             row_index = -1
@@ -375,12 +370,7 @@ class FerPlusSource(Source):
         if not by_row:
             return
         last_needed = max(by_row)
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(utf8_lines(handle, path))
-            header = [h.strip() for h in next(reader, [])]
-            missing = [c for c in FER2013_COLUMNS if c not in header]
-            if missing:
-                raise ValueError(f"{path}: missing columns {missing}; expected columns {list(FER2013_COLUMNS)}")
+        with open_csv(path, FER2013_COLUMNS) as (header, reader):
             pixels_col, usage_col = header.index("pixels"), header.index("Usage")
             row_index = -1
             for line, row in enumerate(reader, start=2):
