@@ -90,8 +90,6 @@ DEFAULT_MAX_FILE_BYTES = 500 * 1024 * 1024
 #: Parquet writer options: :data:`affectnetplus_hf.fileio.PARQUET_OPTIONS` without dictionary encoding
 #: (the columns are mostly distinct image bytes and floats).
 PARQUET_WRITER_OPTIONS: dict[str, Any] = {**PARQUET_OPTIONS, "use_dictionary": False}
-#: Aliases of :data:`LICENSE_NOTE_BEGIN` / :data:`LICENSE_NOTE_END` for code importing these names.
-LICENCE_NOTE_BEGIN, LICENCE_NOTE_END = LICENSE_NOTE_BEGIN, LICENSE_NOTE_END
 
 
 # --------------------------------------------------------------------------------------------------
