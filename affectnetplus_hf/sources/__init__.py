@@ -24,6 +24,7 @@ UTF-8 text; another encoding is a ``ValueError`` naming the file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,14 @@ from affectnetplus_hf.sources.synthetic import SAMPLE_KIND as SYNTHETIC_SAMPLE_K
 from affectnetplus_hf.sources.synthetic import open_synthetic, read_ground_truth, read_sample_info
 from affectnetplus_hf.votes import hard_label_from_votes
 
-KINDS: tuple[str, ...] = ("affectnet", "ferplus", "folder", "synthetic")
+#: The readers, in detection order: kind → (its ``detect_layout(root)``, its opener ``(root, **options)``).
+READERS: dict[str, tuple[Callable[[Path], str | None], Callable[..., Source]]] = {
+    "synthetic": (synthetic.detect_layout, synthetic.open_synthetic),
+    "affectnet": (affectnet.detect_layout, affectnet.AffectNetSource),
+    "ferplus": (ferplus.detect_layout, ferplus.FerPlusSource),
+    "folder": (folder.detect_layout, folder.FolderSource),
+}
+KINDS: tuple[str, ...] = tuple(sorted(READERS))
 
 #: What :func:`detect_source` looks for, in order (used in error messages).
 LOOKED_FOR: tuple[str, ...] = (
@@ -65,18 +73,10 @@ def detect_source(path: str | Path) -> tuple[str, str]:
         raise FileNotFoundError(f"{root}: dataset folder does not exist")
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder; expected a dataset folder")
-    layout = synthetic.detect_layout(root)
-    if layout is not None:
-        return "synthetic", layout
-    layout = affectnet.detect_layout(root)
-    if layout is not None:
-        return "affectnet", layout
-    layout = ferplus.detect_layout(root)
-    if layout is not None:
-        return "ferplus", layout
-    layout = folder.detect_layout(root)
-    if layout is not None:
-        return "folder", layout
+    for kind, (detect_layout, _) in READERS.items():
+        layout = detect_layout(root)
+        if layout is not None:
+            return kind, layout
     empty = not any(root.iterdir())
     looked = "\n  - ".join(LOOKED_FOR)
     raise ValueError(
@@ -99,13 +99,8 @@ def open_source(path: str | Path, kind: str | None = None, **options: Any) -> So
         raise ValueError(f"unknown source kind {kind!r}; expected one of {KINDS}")
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset folder does not exist")
-    if kind == "synthetic":
-        return synthetic.open_synthetic(root, **options)
-    if kind == "affectnet":
-        return affectnet.AffectNetSource(root, **options)
-    if kind == "ferplus":
-        return ferplus.FerPlusSource(root, **options)
-    return folder.FolderSource(root, **options)
+    _, opener = READERS[kind]
+    return opener(root, **options)
 
 
 def open_multi_annotated(path: str | Path, **options: Any) -> Source:
@@ -133,6 +128,7 @@ def open_multi_annotated(path: str | Path, **options: Any) -> Source:
 
 __all__ = [
     "KINDS",
+    "READERS",
     "LOOKED_FOR",
     "SYNTHETIC_SAMPLE_KIND",
     "RowError",
