@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..records import FaceRecord
+from ..sources.synthetic import GROUND_TRUTH, SAMPLE_INFO, read_ground_truth
 from .base import (
     HEAD_POSE_COLUMNS,
     LANDMARKS_68_COLUMN,
@@ -53,35 +54,22 @@ class RecordLandmarksAnnotator(Annotator):
 # --------------------------------------------------------------------------------------------
 # synthetic sample
 
-SYNTHETIC_GROUND_TRUTH = "ground_truth.csv"
-SYNTHETIC_INFO = "sample_info.json"
-_SYNTHETIC_POSE_FIELDS = ("yaw", "pitch", "roll")
 
 
 def read_synthetic_ground_truth(sample_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Read ``DIR/ground_truth.csv`` of the synthetic sample into
-    ``{image_id: {"landmarks_68": (68,2) float32, "head_pose_yaw": ..., ...}}``.
+    """The synthetic sample's landmarks and head pose as metadata cells:
+    ``{image_id: {"landmarks_68": (68, 2) float32, "head_pose_yaw": ..., ...}}``.
 
-    Pose angles are taken as written by ``sources/synthetic.py`` (degrees, the conventions of
-    :mod:`affectnetplus_hf.metadata.headpose`). Raises ``FileNotFoundError`` / ``ValueError``
-    naming the file and row.
+    Read by the sample's reader (:func:`affectnetplus_hf.sources.synthetic.read_ground_truth`, whose errors
+    name the file and line); pose angles in degrees, the conventions of :mod:`affectnetplus_hf.metadata.headpose`.
     """
-    path = Path(sample_dir) / SYNTHETIC_GROUND_TRUTH
-    if not path.is_file():
-        raise FileNotFoundError(f"synthetic sample ground truth not found: {path}")
     table: dict[str, dict[str, Any]] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        needed = ("image_id", "landmarks", *_SYNTHETIC_POSE_FIELDS)
-        missing = [c for c in needed if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing columns {missing}; expected at least {list(needed)}")
-        for line, row in enumerate(reader, start=2):
-            where = f"{path} line {line} (image_id {row['image_id']!r})"
-            entry: dict[str, Any] = {LANDMARKS_68_COLUMN: validate_value(LANDMARKS_68_COLUMN, row["landmarks"], where=where)}
-            for field, column in zip(_SYNTHETIC_POSE_FIELDS, HEAD_POSE_COLUMNS):
-                entry[column] = validate_value(column, row[field], where=where)
-            table[row["image_id"]] = entry
+    for image_id, truth in read_ground_truth(sample_dir).items():
+        where = f"{Path(sample_dir) / GROUND_TRUTH} (image_id {image_id!r})"
+        entry: dict[str, Any] = {LANDMARKS_68_COLUMN: validate_value(LANDMARKS_68_COLUMN, truth["landmarks"], where=where)}
+        for column, angle in zip(HEAD_POSE_COLUMNS, truth["head_pose"]):
+            entry[column] = validate_value(column, angle, where=where)
+        table[image_id] = entry
     return table
 
 
@@ -91,7 +79,7 @@ def find_synthetic_sample_dir(record: FaceRecord) -> Path | None:
     if record.image_path is None:
         return None
     for parent in Path(record.image_path).resolve().parents:
-        if (parent / SYNTHETIC_GROUND_TRUTH).is_file() and (parent / SYNTHETIC_INFO).is_file():
+        if (parent / GROUND_TRUTH).is_file() and (parent / SAMPLE_INFO).is_file():
             return parent
     return None
 
@@ -126,7 +114,7 @@ class SyntheticGroundTruthAnnotator(Annotator):
         if sample_dir is None:
             raise ValueError(
                 f"{record.location}: not inside a synthetic sample folder (no parent with "
-                f"{SYNTHETIC_GROUND_TRUTH} and {SYNTHETIC_INFO}); pass 'synthetic:DIR'"
+                f"{GROUND_TRUTH} and {SAMPLE_INFO}); pass 'synthetic:DIR'"
             )
         table = self._table(sample_dir)
         keys = []
@@ -139,7 +127,7 @@ class SyntheticGroundTruthAnnotator(Annotator):
         for key in keys:
             if key in table:
                 return table[key]
-        raise ValueError(f"{record.location}: no row in {sample_dir / SYNTHETIC_GROUND_TRUTH} (looked up {keys})")
+        raise ValueError(f"{record.location}: no row in {sample_dir / GROUND_TRUTH} (looked up {keys})")
 
     def annotate_batch(self, records, images, known):
         out: dict[str, list[Any]] = {c: [] for c in self.columns}
