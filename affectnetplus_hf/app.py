@@ -91,8 +91,8 @@ def analyse_scores(scores: dict[str, Any], hard_label=None) -> dict[str, Any]:
     """Ranking, hard label, its rank and subset for :func:`predict_scores`' output.
 
     ``hard_label``: an emotion name, an index, or None / :data:`TOP_EMOTION` for the top emotion.
-    The rank and subset come from :func:`affectnetplus_hf.softlabel.hard_label_ranks` and
-    :func:`~affectnetplus_hf.softlabel.assign_subsets` (rank 1 → easy, 2–3 → challenging, else difficult).
+    The rank and subset come from :func:`affectnetplus_hf.subsets.hard_label_ranks` and
+    :func:`~affectnetplus_hf.subsets.assign_subsets` (rank 1 → easy, 2–3 → challenging, else difficult).
     """
     from affectnetplus_hf.subsets import assign_subsets, hard_label_ranks
 

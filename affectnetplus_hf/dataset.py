@@ -337,8 +337,8 @@ def build_dataset(
             never ``data_dir``, ``labels_dir`` or a folder above them (``ValueError``).
         skip_bad: an image whose size or sha256 differs from the one recorded at labeling (or that is
             gone) is left out, counted and listed in ``statistics.json`` (``changed_images``); without
-            it such an image raises ``ValueError`` naming it. Label runs of earlier versions record no
-            hash and are embedded unchecked.
+            it such an image raises ``ValueError`` naming it. A label run without image hashes is
+            embedded unchecked.
         metadata: annotator chain for the metadata columns (``docs/method.md#metadata``) (``"synthetic,solvepnp"``, ``"passthrough"``,
             ``"csv:PATH"``, ...; see :mod:`affectnetplus_hf.metadata`), or ``None`` for all-null metadata.
         keep_unlabeled: keep images without a hard label (AffectNet codes 8–10) in the ``default``

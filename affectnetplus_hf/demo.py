@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from affectnetplus_hf.fileio import write_json_atomic, write_text_atomic
+
 logger = logging.getLogger(__name__)
 
 #: The demo's soft-labeler: the paper's two families (Eq. 14) plus the vote-distribution family, with the
@@ -89,7 +91,7 @@ def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | Non
             )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / DEMO_MARKER).write_text(json.dumps({"format": "affectnetplus-demo"}) + "\n", encoding="utf-8")
+    write_json_atomic(out / DEMO_MARKER, {"format": "affectnetplus-demo"})
     paths = {name: out / name for name in STAGES}
     timings: dict[str, float] = {}
     summary: dict[str, Any] = {"output_dir": str(out), "timings_s": timings}
@@ -149,12 +151,12 @@ def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | Non
                                          if "all" in m["hard"]}
         timings["total"] = round(time.perf_counter() - started, 1)
         report_path = paths["report"] / "report.md"
-        report_path.write_text(demo_preamble(out, timings, summary) + report_path.read_text(encoding="utf-8")
-                               + "\n" + quality["markdown"].replace("# ", "## ", 1), encoding="utf-8")
+        write_text_atomic(report_path, demo_preamble(out, timings, summary) + report_path.read_text(encoding="utf-8")
+                          + "\n" + quality["markdown"].replace("# ", "## ", 1))
 
     stage("report", False, report)
     timings["total"] = round(time.perf_counter() - started, 1)
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    write_text_atomic(out / "demo_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     logger.info("demo finished in %.1f s; report: %s", timings["total"], paths["report"] / "report.md")
     return summary
 

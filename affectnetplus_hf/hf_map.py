@@ -16,7 +16,7 @@ soft label :meth:`SoftLabeler.predict <affectnetplus_hf.models.SoftLabeler.predi
 * **Images.** Image cells may be PIL images, ``{"bytes", "path"}`` dicts (``Image(decode=False)``) or
   paths. On a ``Dataset`` the function reads an ``Image`` column's encoded bytes straight from Arrow, so
   each image is decoded once, by the image processor (JPEG draft mode included), and a corrupt image
-  raises :class:`~affectnetplus_hf.image_processing.BadImageError` naming its row and path. An
+  raises :class:`~affectnetplus_hf.images.BadImageError` naming its row and path. An
   ``IterableDataset`` hands over images already decoded by ``datasets`` (a corrupt one fails there;
   cast the column to ``Image(decode=False)`` to get the named error and ``skip_bad``).
 * **Bad images.** Without ``skip_bad`` the first bad image raises. With ``skip_bad=True`` its row gets

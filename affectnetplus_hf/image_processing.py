@@ -49,12 +49,13 @@ from affectnetplus_hf.images import (
     open_record_image,
     read_record_bytes,
 )
+from affectnetplus_hf.models.configuration_affectnetplus import IMAGENET_MEAN, IMAGENET_STD
 from affectnetplus_hf.records import FaceRecord
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_DEFAULT_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_DEFAULT_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+#: ImageNet normalisation (timm's default for the paper backbones), from the model configs.
+IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD = IMAGENET_MEAN, IMAGENET_STD
 DEFAULT_IMAGE_SIZE = 112
 #: Largest square side accepted (pixels): a bigger ``size``/``image_size`` is a broken config, and one
 #: resized face at 100000 px would need tens of GB.

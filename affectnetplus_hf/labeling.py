@@ -43,7 +43,7 @@ Guarantees:
 * **Bad images.** A corrupt/missing image stops the run with an error naming it, unless
   ``skip_bad=True``: then it is left out of the shard and listed in the sidecar and the summary.
 
-Subsets (``docs/method.md#subsets``) are assigned with :func:`affectnetplus_hf.softlabel.assign_subsets`
+Subsets (``docs/method.md#subsets``) are assigned with :func:`affectnetplus_hf.subsets.assign_subsets`
 on every split; images without a hard label get a null subset.
 """
 
@@ -327,7 +327,7 @@ def label_records(
     names = tuple(SOFT_LABEL_COLUMNS.values())
     collected: dict[str, list[np.ndarray | None]] = {name: [] for name in names}
     indices: list[int] = []
-    # (size, sha256) from the bytes the loader decoded; a batch whose first image was bad carries none
+    # (size, sha256) of each good image, from the bytes the loader decoded
     identities: dict[int, tuple[int, str]] = {}
     bad: list[dict[str, str]] = []
     batches = _batches(records, processor, config, bad, on_batch)
@@ -692,15 +692,6 @@ def summarize(out_dir: str | os.PathLike) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
-def load_soft_labeler(model_dir: str | os.PathLike):
-    """``(model, processor)`` of a saved :class:`~affectnetplus_hf.models.SoftLabeler` (eval mode;
-    :func:`affectnetplus_hf.models.hub.load_soft_labeler`)."""
-    from affectnetplus_hf.models.hub import load_soft_labeler as load_model
-
-    model = load_model(model_dir)
-    return model, model.image_processor
-
-
 def collect_records(source, splits: Sequence[str] | None = None) -> dict[str, list[FaceRecord]]:
     """``{split: records}`` of a source, in the source's order; unknown splits raise ``ValueError``."""
     available = list(source.splits)
@@ -740,6 +731,7 @@ def label_dataset(
     import torch
     from accelerate import Accelerator
 
+    from affectnetplus_hf.models.hub import load_soft_labeler
     from affectnetplus_hf.sources import open_source
 
     config = config or LabelingConfig()
@@ -754,8 +746,8 @@ def label_dataset(
     source = open_source(os.fspath(data_dir))
     records_by_split = collect_records(source, config.splits)
     if model is None:
-        model, loaded_processor = load_soft_labeler(model_dir)
-        processor = processor or loaded_processor
+        model = load_soft_labeler(model_dir)
+        processor = processor or model.image_processor
     if processor is None:
         raise ValueError("label_dataset needs an image processor (pass processor= with model=)")
     model_config = getattr(model, "config", None)
@@ -792,7 +784,6 @@ __all__ = [
     "label_records",
     "label_schema",
     "load_labels",
-    "load_soft_labeler",
     "model_fingerprint",
     "plan_shards",
     "read_manifest",

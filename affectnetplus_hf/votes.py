@@ -25,7 +25,7 @@ TieMode = Literal["drop", "first", "random"]
 TIE_MODES: tuple[str, ...] = ("drop", "first", "random")
 
 
-def _as_counts(value, name: str, shape_hint: str, ndim: int) -> np.ndarray:
+def as_counts(value, name: str, shape_hint: str, ndim: int) -> np.ndarray:
     """Whole, non-negative, finite counts as int64; errors name the row."""
     try:
         array = np.asarray(value, dtype=np.float64)
@@ -48,12 +48,13 @@ def _as_counts(value, name: str, shape_hint: str, ndim: int) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def _check_votes(votes, non_emotion_votes) -> tuple[np.ndarray, np.ndarray]:
-    votes = _as_counts(votes, "votes", "(N, 8) in label-space order", 2)
+def check_votes(votes, non_emotion_votes) -> tuple[np.ndarray, np.ndarray]:
+    """``(votes (N, 8), non-emotion votes (N,))`` as int64 counts; zeros when ``non_emotion_votes`` is None."""
+    votes = as_counts(votes, "votes", "(N, 8) in label-space order", 2)
     if non_emotion_votes is None:
         non_emotion = np.zeros(len(votes), dtype=np.int64)
     else:
-        non_emotion = _as_counts(non_emotion_votes, "non_emotion_votes", "(N,)", 1)
+        non_emotion = as_counts(non_emotion_votes, "non_emotion_votes", "(N,)", 1)
         if len(non_emotion) != len(votes):
             raise ValueError(
                 f"non_emotion_votes has {len(non_emotion)} entries but votes has {len(votes)} rows; expected equal"
@@ -61,12 +62,14 @@ def _check_votes(votes, non_emotion_votes) -> tuple[np.ndarray, np.ndarray]:
     return votes, non_emotion
 
 
-def _check_tie(tie: str) -> None:
+def check_tie(tie: str) -> None:
+    """Raise unless ``tie`` is one of :data:`TIE_MODES`."""
     if tie not in TIE_MODES:
         raise ValueError(f"tie must be one of {TIE_MODES}, got {tie!r}")
 
 
-def _check_source_order(source_order) -> np.ndarray:
+def check_source_order(source_order) -> np.ndarray:
+    """The label-space indices in the source's column order (default: label-space order), checked."""
     if source_order is None:
         return np.arange(NUM_EMOTIONS)
     order = np.asarray(source_order)
@@ -78,7 +81,8 @@ def _check_source_order(source_order) -> np.ndarray:
     return order.astype(np.int64)
 
 
-def _check_preferred(preferred, n: int) -> np.ndarray | None:
+def check_preferred(preferred, n: int) -> np.ndarray | None:
+    """The (N,) label-space index that wins a tie under ``tie="first"`` (-1: none), checked."""
     if preferred is None:
         return None
     array = np.asarray(preferred)
@@ -95,7 +99,7 @@ def _check_preferred(preferred, n: int) -> np.ndarray | None:
     return ints
 
 
-def _majority(
+def majority_with_reasons(
     votes: np.ndarray,
     non_emotion: np.ndarray,
     tie: str,
@@ -166,12 +170,12 @@ def majority_labels(
     top emotion count ([choice]: a tie with "nothing" is left out under every tie mode), or when emotions
     tie under ``tie="drop"``.
     """
-    _check_tie(tie)
-    votes, non_emotion = _check_votes(votes, non_emotion_votes)
-    order = _check_source_order(source_order)
-    preferred = _check_preferred(preferred, len(votes))
+    check_tie(tie)
+    votes, non_emotion = check_votes(votes, non_emotion_votes)
+    order = check_source_order(source_order)
+    preferred = check_preferred(preferred, len(votes))
     keys = np.random.default_rng(seed).random(votes.shape) if tie == "random" else None
-    return _majority(votes, non_emotion, tie, keys, order, preferred)[0]
+    return majority_with_reasons(votes, non_emotion, tie, keys, order, preferred)[0]
 
 
 def agreement(votes, non_emotion_votes=None) -> np.ndarray:
@@ -179,7 +183,7 @@ def agreement(votes, non_emotion_votes=None) -> np.ndarray:
 
     Non-emotion votes count in the denominator. An image without any vote has agreement 0.
     """
-    votes, non_emotion = _check_votes(votes, non_emotion_votes)
+    votes, non_emotion = check_votes(votes, non_emotion_votes)
     total = votes.sum(axis=1) + non_emotion
     top = votes.max(axis=1) if len(votes) else np.zeros(0, dtype=np.int64)
     return np.where(total > 0, top / np.maximum(total, 1), 0.0)
@@ -187,7 +191,7 @@ def agreement(votes, non_emotion_votes=None) -> np.ndarray:
 
 def is_unanimous(votes, non_emotion_votes=None, min_annotators: int = 2) -> np.ndarray:
     """(N,) bool: at least ``min_annotators`` votes, no non-emotion vote, and all votes on one emotion."""
-    votes, non_emotion = _check_votes(votes, non_emotion_votes)
+    votes, non_emotion = check_votes(votes, non_emotion_votes)
     total = votes.sum(axis=1)
     top = votes.max(axis=1) if len(votes) else np.zeros(0, dtype=np.int64)
     return (total >= min_annotators) & (non_emotion == 0) & (top == total)
@@ -207,8 +211,14 @@ __all__ = [
     "TIE_MODES",
     "TieMode",
     "agreement",
+    "as_counts",
+    "check_preferred",
+    "check_source_order",
+    "check_tie",
+    "check_votes",
     "hard_label_from_votes",
     "is_unanimous",
     "majority_labels",
+    "majority_with_reasons",
     "vote_distributions",
 ]

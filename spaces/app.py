@@ -1,7 +1,7 @@
 """Hugging Face Space: the AffectNet+ soft-label page, the same page as ``affectnetplus app MODEL_DIR``.
 
 The soft-labeler comes from the ``MODEL_DIR`` variable: a hub repo id (downloaded by
-``SoftLabeler.from_pretrained``) or a folder. The ``affectnetplus_hf`` package is taken from the installed
+:func:`affectnetplus_hf.models.hub.load_soft_labeler`) or a folder. The ``affectnetplus_hf`` package is taken from the installed
 package, or from a copy next to this file (the Space) or one folder up (a checkout of the repository).
 Run locally: ``MODEL_DIR=path/to/soft_labeler python spaces/app.py``.
 """

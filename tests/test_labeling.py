@@ -90,7 +90,7 @@ def test_outputs_match_the_model_and_the_subset_rule(assets):
     import torch
 
     from affectnetplus_hf.image_processing import make_dataloader
-    from affectnetplus_hf.labeling import load_soft_labeler
+    from affectnetplus_hf.models.hub import load_soft_labeler
     from affectnetplus_hf.subsets import assign_subsets
     from affectnetplus_hf.sources import open_source
 
@@ -108,7 +108,8 @@ def test_outputs_match_the_model_and_the_subset_rule(assets):
     assert pq.read_schema(out / "shards" / "train-00000.parquet").field("soft_label").type.list_size == 8
 
     # same numbers as the model on the same fixed batches (first shard: batches of 3 + 1)
-    model, processor = load_soft_labeler(assets["model"])
+    model = load_soft_labeler(assets["model"])
+    processor = model.image_processor
     first = records["train"][:SHARD_SIZE]
     rows = []
     with torch.inference_mode():

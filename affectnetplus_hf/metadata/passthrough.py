@@ -55,7 +55,6 @@ class RecordLandmarksAnnotator(Annotator):
 # synthetic sample
 
 
-
 def read_synthetic_ground_truth(sample_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """The synthetic sample's landmarks and head pose as metadata cells:
     ``{image_id: {"landmarks_68": (68, 2) float32, "head_pose_yaw": ..., ...}}``.

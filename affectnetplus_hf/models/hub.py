@@ -44,9 +44,9 @@ def check_model_dir(model_dir: str | os.PathLike) -> None:
     A missing path that looks local is a missing folder (``FileNotFoundError``), not a hub id; an existing
     path must be a folder (``NotADirectoryError``) holding a JSON ``config.json`` and safetensors weights
     with complete headers (read without loading the tensors; ``FileNotFoundError`` / ``ValueError``).
-    Anything else (``name`` or ``org/name``) is left to the hub.
+    Anything else (``name`` or ``org/name``) is left to the hub. A leading ``~`` is the home folder.
     """
-    path = os.fspath(model_dir)
+    path = os.path.expanduser(os.fspath(model_dir))
     if not os.path.exists(path):
         if _looks_local(path):
             raise FileNotFoundError(
@@ -183,7 +183,7 @@ def load_soft_labeler(model_dir: str | os.PathLike):
 
     from affectnetplus_hf.models.configuration_affectnetplus import SoftLabelerConfig
 
-    path = os.fspath(model_dir)
+    path = os.path.expanduser(os.fspath(model_dir))
     check_model_dir(path)
     config = AutoConfig.from_pretrained(path)
     if not isinstance(config, SoftLabelerConfig):

@@ -31,12 +31,12 @@ from affectnetplus_hf.models.modeling_affectnetplus import (
 )
 from affectnetplus_hf.models.runner import as_image_sources, iter_soft_labels
 from affectnetplus_hf.softlabel import (
-    assign_subsets,
     au_positive_probability,
     au_semantic_scores,
     ebc_semantic_scores,
     soft_labels,
 )
+from affectnetplus_hf.subsets import assign_subsets
 
 @dataclass
 class SoftLabelerOutput(ModelOutput):
@@ -426,7 +426,7 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
     @staticmethod
     def subsets(soft_labels, hard_labels) -> np.ndarray:
         """Subset names (``easy``/``challenging``/``difficult``, ``docs/method.md#subsets``) via
-        :func:`affectnetplus_hf.softlabel.assign_subsets`."""
+        :func:`affectnetplus_hf.subsets.assign_subsets`."""
         return assign_subsets(_to_numpy(soft_labels), np.asarray(hard_labels.cpu() if isinstance(hard_labels, torch.Tensor) else hard_labels))
 
     def train(self, mode: bool = True):

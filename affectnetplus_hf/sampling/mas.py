@@ -49,14 +49,14 @@ from affectnetplus_hf.fileio import write_text_atomic
 from affectnetplus_hf.sampling.negatives import SamplingWarning, select_one_vs_rest
 from affectnetplus_hf.votes import (
     TieMode,
-    _as_counts,
-    _check_preferred,
-    _check_source_order,
-    _check_tie,
-    _check_votes,
-    _majority,
     agreement,
+    as_counts,
+    check_preferred,
+    check_source_order,
+    check_tie,
+    check_votes,
     is_unanimous,
+    majority_with_reasons,
     vote_distributions,
 )
 
@@ -280,11 +280,11 @@ def split_mas(
 
     The result does not depend on the input order: images are keyed by ``image_id`` (see module notes).
     """
-    _check_tie(tie)
-    votes, non_emotion = _check_votes(votes, non_emotion_votes)
+    check_tie(tie)
+    votes, non_emotion = check_votes(votes, non_emotion_votes)
     ids = _check_image_ids(image_ids, len(votes))
-    source_order_array = _check_source_order(source_order)
-    preferred = _check_preferred(preferred, len(votes))
+    source_order_array = check_source_order(source_order)
+    preferred = check_preferred(preferred, len(votes))
     if isinstance(n_test_per_class, (bool, np.bool_)) or not isinstance(n_test_per_class, (int, np.integer)) \
             or n_test_per_class < 0:
         raise ValueError(f"n_test_per_class must be an integer >= 0, got {n_test_per_class!r}")
@@ -297,7 +297,7 @@ def split_mas(
     if preferred is not None:
         preferred = preferred[order]
     tie_keys = image_keys(ids, seed, "tie", NUM_EMOTIONS) if tie == "random" else None
-    labels, reasons = _majority(votes, non_emotion, tie, tie_keys, source_order_array, preferred)
+    labels, reasons = majority_with_reasons(votes, non_emotion, tie, tie_keys, source_order_array, preferred)
     agree = agreement(votes, non_emotion)
     unanimous = is_unanimous(votes, non_emotion) & (labels >= 0)
     draw_keys = image_keys(ids, seed, "test-mas")
@@ -394,8 +394,8 @@ def mas_arrays(records) -> tuple[np.ndarray, np.ndarray, list[str]]:
         record_votes = np.asarray(record.votes)
         if record_votes.shape != (NUM_EMOTIONS,):
             raise ValueError(f"record {row} ({record.location}) has votes of shape {record_votes.shape}; expected (8,)")
-        votes[row] = _as_counts(record_votes[None, :], f"votes of record {row} ({record.location})", "(8,)", 2)[0]
-        non_emotion[row] = _as_counts(
+        votes[row] = as_counts(record_votes[None, :], f"votes of record {row} ({record.location})", "(8,)", 2)[0]
+        non_emotion[row] = as_counts(
             [record.non_emotion_votes], f"non_emotion_votes of record {row} ({record.location})", "a count", 1
         )[0]
         ids.append(record.image_id)

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTION_TO_INDEX, EMOTIONS, NUM_EMOTIONS, au_overlap
-from affectnetplus_hf.votes import _as_counts
+from affectnetplus_hf.votes import as_counts
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def negative_quotas(
     emotions hold fewer than ``n_neg`` images.
     """
     e = _check_emotion(emotion)
-    counts = _as_counts(class_counts, "class_counts", "(8,)", 1)
+    counts = as_counts(class_counts, "class_counts", "(8,)", 1)
     if counts.shape != (NUM_EMOTIONS,):
         raise ValueError(f"class_counts must have shape (8,) (images per emotion), got {counts.shape}")
     ratio = _check_neg_ratio(neg_ratio)

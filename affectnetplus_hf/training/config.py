@@ -392,13 +392,3 @@ def resolve_preset(config: TrainConfig) -> TrainConfig:
         if getattr(config, name) is None:
             values[name] = list(value) if isinstance(value, list) else value
     return dataclasses.replace(config, **values)
-
-
-def config_fields_help(dtype=TrainConfig) -> str:
-    """One line per field (``--name (default)``), for the CLI's ``--help`` without importing transformers."""
-    lines = []
-    for f in dataclasses.fields(dtype):
-        default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = f.metadata.get("help", "").replace("%%", "%")
-        lines.append(f"  --{f.name.replace('_', '-'):<28} {help_text} (default: {default})")
-    return "\n".join(lines)
