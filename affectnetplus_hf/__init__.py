@@ -32,6 +32,7 @@ from affectnetplus_hf.emotions import (
     ferplus_votes_to_spec,
 )
 from affectnetplus_hf.models.registration import AUTO_MODULES, is_fully_imported, register_with
+from affectnetplus_hf.pretrained import pretrained_path
 from affectnetplus_hf.records import FaceRecord
 
 __version__ = "0.1.0"
@@ -73,6 +74,7 @@ __all__ = [
     "au_vectors",
     "aus_weights",
     "ferplus_votes_to_spec",
+    "pretrained_path",
 ]
 
 

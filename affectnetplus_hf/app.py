@@ -1,6 +1,8 @@
 """A web page to look at soft labels: ``affectnetplus app MODEL_DIR`` and the ``spaces/`` Space.
 
-A person uploads a face (or picks one of the synthetic sample's faces) and sees, for a saved
+A person uploads a photo (or picks one of the synthetic sample's faces). The page runs the face stage
+(`docs/method.md#face-stage`: EXIF-upright, detected, eyes levelled, framed), draws each face's box with
+its number (1 = leftmost) on the image, and shows for the chosen face, for a saved
 :class:`~affectnetplus_hf.SoftLabeler`:
 
 * the soft label as a bar chart in hard-label ranking order, with the ensemble spread as error bars;
@@ -12,13 +14,16 @@ A person uploads a face (or picks one of the synthetic sample's faces) and sees,
 The page is a Gradio ``Blocks`` (``pip install "affectnetplus-hf[app]"``). :func:`build_app` makes it from
 a loaded soft-labeler; :func:`launch_app` loads the model, writes a few sample faces and serves it — the
 CLI command and ``spaces/app.py`` both call it. The numbers come from :func:`analyse_image`, which needs
-no Gradio. The theme uses the fonts Gradio ships, so the page renders without internet.
+no Gradio; :func:`analyse_upload` gives every face of an upload. An upload without a face, or one that
+cannot be read, says so in one line (logged in one line too) and clears the previous result. The theme
+uses the fonts Gradio ships, so the page renders without internet.
 """
 
 from __future__ import annotations
 
 import csv
 import html
+import logging
 import os
 import tempfile
 from collections.abc import Sequence
@@ -28,6 +33,9 @@ from typing import Any
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS
+from affectnetplus_hf.images import BadImageError
+
+logger = logging.getLogger(__name__)
 
 #: Dropdown entry meaning "use the top emotion as the hard label".
 TOP_EMOTION = "top emotion"
@@ -36,12 +44,20 @@ DEFAULT_N_EXAMPLES = 6
 TITLE = "AffectNet+ soft labels"
 #: Decimals of the values shown in the table (and on the bars).
 DECIMALS = 4
+#: The "Faces" choice: detect the faces of a photo (the face stage), or label the whole image as one face
+#: crop (``predict --detector none``; the sample faces are crops).
+DETECT_FACES = "detect faces"
+WHOLE_IMAGE = "the image is a face crop"
+FACE_MODES = (DETECT_FACES, WHOLE_IMAGE)
+#: Box colours, cycled over the faces.
+BOX_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4")
 
 _CSS = """
 #soft-label-values table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 #soft-label-values th, #soft-label-values td { padding: 2px 8px; text-align: right; }
 #soft-label-values th:nth-child(2), #soft-label-values td:nth-child(2) { text-align: left; }
 #soft-label-values tr.hard-label td { font-weight: 700; }
+#page-message p.problem { color: #b00020; font-weight: 600; }
 """
 
 
@@ -110,6 +126,62 @@ def analyse_image(labeler, image, hard_label=None) -> dict[str, Any]:
     return analyse_scores(predict_scores(labeler, image), hard_label)
 
 
+def _scores_of(output, k: int) -> dict[str, list[float] | None]:
+    """Row ``k`` of a soft-labeler output as :func:`predict_scores` gives it."""
+    fields = {"soft_label": "soft_label", "spread": "spread", "ebc": "ebc_scores", "au": "au_scores",
+              "dist": "dist_scores", "calibrated": "soft_label_calibrated"}
+    return {key: _row(None if output.get(name) is None else output[name][k:k + 1]) for key, name in fields.items()}
+
+
+def face_scores(labeler, pixel_values: np.ndarray) -> list[dict[str, list[float] | None]]:
+    """:func:`predict_scores` of each face of one photo, from its ``(k, 3, S, S)`` network inputs, through
+    the runner ``predict`` uses (:func:`~affectnetplus_hf.models.runner.iter_soft_labels`)."""
+    import torch
+
+    from affectnetplus_hf.models.runner import iter_soft_labels
+
+    batch = {"pixel_values": torch.from_numpy(np.ascontiguousarray(pixel_values, dtype=np.float32))}
+    return [_scores_of(output, k) for _, output in iter_soft_labels(labeler, [batch])
+            for k in range(output["soft_label"].shape[0])]
+
+
+def analyse_upload(labeler, finder, path: str | os.PathLike, mode: str = DETECT_FACES,
+                   name: str | None = None) -> dict[str, Any]:
+    """Every face of an uploaded file: ``{"image": the image shown, "faces": [{"number", "box", "score",
+    "scores"}], "detector"}``, faces numbered from 1 left to right (`docs/method.md#face-stage`).
+
+    ``mode``: :data:`DETECT_FACES` (the face stage on the EXIF-upright image, every face) or
+    :data:`WHOLE_IMAGE` (the stored image labelled whole, one "face" over all of it, as ``predict
+    --detector none``). ``name``: how messages name the file. Raises
+    :class:`~affectnetplus_hf.images.BadImageError` for a file that is not a readable image.
+    """
+    from affectnetplus_hf.faces.pipeline import STATUS_FACE, photo_faces
+    from affectnetplus_hf.images import load_image
+
+    if mode not in FACE_MODES:
+        raise ValueError(f"unknown face mode {mode!r}; expected one of {', '.join(FACE_MODES)}")
+    name = name or os.path.basename(os.fspath(path))
+    if mode == WHOLE_IMAGE:
+        image = load_image(path, name)
+        return {"image": image, "detector": None,
+                "faces": [{"number": 1, "box": (0.0, 0.0, float(image.size[0]), float(image.size[1])),
+                           "score": None, "scores": predict_scores(labeler, os.fspath(path))}]}
+    image = load_image(path, name, upright=True)
+    rows = [row for row in photo_faces(finder, labeler.image_processor, path, name, no_face="skip", image=image)
+            if row.status == STATUS_FACE]
+    scores = face_scores(labeler, np.stack([row.pixel_values for row in rows])) if rows else []
+    faces = [{"number": row.index + 1, "box": tuple(row.box), "score": row.score, "scores": values}
+             for row, values in zip(rows, scores)]
+    return {"image": image, "faces": faces, "detector": finder.detector_name}
+
+
+def largest_face(faces: Sequence[dict[str, Any]]) -> int | None:
+    """Number of the largest face (``predict``'s default choice), None without faces."""
+    if not faces:
+        return None
+    return max(faces, key=lambda f: ((f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1]), -f["number"]))["number"]
+
+
 # ---------------------------------------------------------------------------------------------- views
 
 
@@ -120,7 +192,7 @@ def _fmt(value: float | None) -> str:
 def values_html(result: dict[str, Any] | None) -> str:
     """The soft label as an HTML table in ranking order (ids ``soft-label-<Emotion>``, 4 decimals)."""
     if not result:
-        return '<div id="soft-label-values"><p>Upload a face or pick a sample face.</p></div>'
+        return '<div id="soft-label-values"><p>Upload a photo or pick a sample face.</p></div>'
     columns = [("spread", "± spread"), ("ebc", "EBC"), ("au", "AU"), ("dist", "Distribution"),
                ("calibrated", "Calibrated")]
     columns = [(key, name) for key, name in columns if result.get(key) is not None]
@@ -154,6 +226,61 @@ def summary_html(result: dict[str, Any] | None) -> str:
         f"{result['hard_label_name']}</b> is ranked <b id=\"hard-label-rank\">{result['rank']}</b> of 8 → subset "
         f'<b id="subset-name">{result["subset"]}</b> (rank 1: easy, 2–3: challenging, 4–8: difficult).</p></div>'
     )
+
+
+def draw_faces(image, faces: Sequence[dict[str, Any]]):
+    """A copy of ``image`` with each face's box and number drawn (line width and font follow the image size)."""
+    from PIL import ImageDraw, ImageFont
+
+    shown = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(shown)
+    width = max(2, round(max(shown.size) / 250))
+    size = max(12, round(max(shown.size) / 30))
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: a fixed-size bitmap font
+        font = ImageFont.load_default()
+    for face in faces:
+        colour = BOX_COLOURS[(face["number"] - 1) % len(BOX_COLOURS)]
+        x0, y0, x1, y1 = face["box"]
+        draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)
+        label = str(face["number"])
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        tx, ty = x0, max(0.0, y0 - (bottom - top) - 2 * width)
+        draw.rectangle((tx, ty, tx + right - left + 2 * width, ty + bottom - top + 2 * width), fill=colour)
+        draw.text((tx + width - left, ty + width - top), label, fill="white", font=font)
+    return shown
+
+
+def faces_html(photo: dict[str, Any] | None) -> str:
+    """The faces of an upload as a list (id ``faces-found``; each item ``data-box`` = x0,y0,x1,y1)."""
+    if not photo or not photo["faces"]:
+        return '<div id="faces-found"></div>'
+    items = "".join(
+        f'<li class="face" data-face="{face["number"]}" data-box="{",".join(f"{v:.2f}" for v in face["box"])}">'
+        f'face {face["number"]}: box ({", ".join(f"{v:.0f}" for v in face["box"])})'
+        + ("" if face["score"] is None else f", detector score {face['score']:.2f}") + "</li>"
+        for face in photo["faces"])
+    return f'<div id="faces-found"><ol>{items}</ol></div>'
+
+
+def message_html(text: str | None, problem: bool = False) -> str:
+    """The page's one-line message (id ``page-message``; class ``problem`` for a failure or no face)."""
+    if not text:
+        return '<div id="page-message"></div>'
+    return f'<div id="page-message"><p class="{"problem" if problem else "info"}">{html.escape(text)}</p></div>'
+
+
+def photo_message(photo: dict[str, Any], name: str) -> tuple[str, bool]:
+    """``(message, is a problem)`` for an analysed upload."""
+    count = len(photo["faces"])
+    if photo["detector"] is None:
+        return f"{name}: the whole image labelled as one face crop.", False
+    if not count:
+        return (f"No face found in {name} (the {photo['detector']} detector). If the image is already a face "
+                f"crop, choose '{WHOLE_IMAGE}'.", True)
+    return (f"{count} face{'s' if count > 1 else ''} found in {name} (the {photo['detector']} detector), "
+            "numbered from the left; choose one to see its soft label.", False)
 
 
 def soft_label_figure(result: dict[str, Any]):
@@ -251,15 +378,45 @@ def theme():
     )
 
 
-def build_app(labeler, examples: Sequence[str | os.PathLike] = (), title: str = TITLE):
-    """The page for ``labeler`` (a loaded SoftLabeler) as a ``gradio.Blocks``; ``examples``: face image paths
-    offered below the upload box. :func:`launch_app` serves it (with :func:`theme`)."""
+def build_app(labeler, examples: Sequence[str | os.PathLike] = (), title: str = TITLE, detector: str = "auto"):
+    """The page for ``labeler`` (a loaded SoftLabeler) as a ``gradio.Blocks``; ``examples``: face crops
+    offered below the upload box (a pick is labelled in the :data:`WHOLE_IMAGE` mode); ``detector``: the face
+    detector (`docs/method.md#face-stage`). :func:`launch_app` serves it (with :func:`theme`)."""
     gr = _gradio()
+    from affectnetplus_hf.faces import FaceFinder
 
-    def predict(image):
-        return None if image is None else predict_scores(labeler, image)
+    finder = FaceFinder(detector, faces="all", processor=labeler.image_processor)
+    no_choice = gr.update(choices=[], value=None, visible=False)
 
-    def render(scores, hard_label):
+    def failed(text: str):
+        return None, None, no_choice, faces_html(None), message_html(text, problem=True)
+
+    def analyse(path, mode):
+        """The upload → (state, image with boxes, face choice, faces list, message): every output replaced."""
+        if path is None:
+            return None, None, no_choice, faces_html(None), message_html(None)
+        name = os.path.basename(os.fspath(path))
+        try:
+            photo = analyse_upload(labeler, finder, path, mode, name)
+        except BadImageError as error:
+            reason = str(error).replace(os.fspath(path), name)  # Gradio's upload folder says nothing to the user
+            logger.warning("upload: %s", reason)
+            return failed(f"Could not read the upload: {reason}")
+        except Exception as error:  # one line on the page and in the log, never a traceback
+            logger.error("upload %s: %s: %s", name, type(error).__name__, error)
+            return failed(f"Could not analyse {name}: {type(error).__name__}: {error}")
+        text, problem = photo_message(photo, name)
+        if problem:
+            logger.info("upload: %s", text)
+        faces = photo["faces"]
+        choice = gr.update(choices=[(f"face {f['number']}", str(f["number"])) for f in faces],
+                           value=None if not faces else str(largest_face(faces)), visible=len(faces) > 1)
+        shown = draw_faces(photo["image"], faces if photo["detector"] else [])
+        state = {"faces": {str(f["number"]): f["scores"] for f in faces}} if faces else None
+        return state, shown, choice, faces_html(photo if photo["detector"] else None), message_html(text, problem)
+
+    def render(state, choice, hard_label):
+        scores = None if not state else state["faces"].get(str(choice)) or next(iter(state["faces"].values()))
         if scores is None:
             return summary_html(None), None, values_html(None), None
         result = analyse_scores(scores, hard_label)
@@ -270,29 +427,55 @@ def build_app(labeler, examples: Sequence[str | os.PathLike] = (), title: str = 
     families = " + ".join(names.get(f, f) for f in getattr(labeler.config, "families", ()) or ()) or "its"
     with gr.Blocks(title=title, analytics_enabled=False) as blocks:
         gr.Markdown(
-            f"# {title}\nUpload a face (or pick a sample face): the soft-labeler ({families} members) gives the "
-            "soft label over the 8 emotions. Choose a hard label to see its rank and the subset the image "
-            "would fall in."
+            f"# {title}\nUpload a photo (or pick a sample face): its faces are found (the "
+            f"{finder.detector_name} detector, the photo turned upright by its EXIF orientation) and numbered "
+            f"from the left; the soft-labeler ({families} members) gives the chosen face's soft label over "
+            "the 8 emotions. Choose a hard label to see its rank and the subset the face would fall in."
         )
         with gr.Row():
             with gr.Column(scale=2):
-                image = gr.Image(type="filepath", label="Face", sources=["upload", "clipboard"], height=300,
-                                 elem_id="face-input")
+                with gr.Column(elem_id="face-input"):  # the button's file input lies next to it, in here
+                    upload = gr.UploadButton("Upload a photo", file_count="single", type="filepath",
+                                             variant="primary", elem_id="upload-button")
+                mode = gr.Radio(choices=list(FACE_MODES), value=DETECT_FACES, label="Faces", elem_id="face-mode")
+                shown = gr.Image(label="Faces found", type="pil", interactive=False, height=300,
+                                 elem_id="faces-image")
+                choice = gr.Radio(choices=[], value=None, label="Face", visible=False, elem_id="face-choice")
+                found = gr.HTML(faces_html(None), elem_id="faces-list")
                 hard = gr.Dropdown(choices=[TOP_EMOTION, *EMOTIONS], value=TOP_EMOTION, label="Hard label",
                                    elem_id="hard-label")
+                sample = gr.Image(type="filepath", visible=False, elem_id="sample-input")
                 if examples:
-                    gr.Examples(examples=[[path] for path in examples], inputs=[image],
-                                label="Faces from the synthetic sample", examples_per_page=len(examples),
-                                elem_id="sample-faces")
+                    gr.Examples(examples=[[path] for path in examples], inputs=[sample],
+                                label="Faces from the synthetic sample (face crops, labelled whole)",
+                                examples_per_page=len(examples), elem_id="sample-faces")
             with gr.Column(scale=3):
+                message = gr.HTML(message_html(None), elem_id="message")
                 summary = gr.HTML(summary_html(None), elem_id="summary")
                 chart = gr.Plot(label="Soft label (hard-label ranking)", elem_id="soft-label-chart")
                 values = gr.HTML(values_html(None), elem_id="soft-label-table")
                 families_plot = gr.Plot(label="EBC vs AU family scores", elem_id="family-chart")
-        scores = gr.State(None)
+        state, source = gr.State(None), gr.State(None)  # the faces' scores; the file analysed last
         outputs = [summary, chart, values, families_plot]
-        image.change(predict, inputs=image, outputs=scores).then(render, inputs=[scores, hard], outputs=outputs)
-        hard.change(render, inputs=[scores, hard], outputs=outputs)
+        analysed = [state, shown, choice, found, message]
+        queue = {"concurrency_id": "analyse", "concurrency_limit": 1}  # one queue: the last request wins
+
+        def analyse_upload_event(path):  # a new upload is a photo first; "face crop" then re-labels it whole
+            return (path, DETECT_FACES, *analyse(path, DETECT_FACES))
+
+        def analyse_sample_event(path):
+            if not path:
+                return (gr.update(),) * (len(analysed) + 2)
+            return (path, WHOLE_IMAGE, *analyse(path, WHOLE_IMAGE))
+
+        upload.upload(analyse_upload_event, inputs=upload, outputs=[source, mode, *analysed], **queue).then(
+            render, inputs=[state, choice, hard], outputs=outputs, **queue)
+        mode.input(analyse, inputs=[source, mode], outputs=analysed, **queue).then(
+            render, inputs=[state, choice, hard], outputs=outputs, **queue)
+        sample.change(analyse_sample_event, inputs=sample, outputs=[source, mode, *analysed], **queue).then(
+            render, inputs=[state, choice, hard], outputs=outputs, **queue)
+        choice.input(render, inputs=[state, choice, hard], outputs=outputs, **queue)
+        hard.change(render, inputs=[state, choice, hard], outputs=outputs, **queue)
     return blocks
 
 
@@ -314,14 +497,16 @@ def launch_app(
     title: str = TITLE,
     block: bool = True,
     quiet: bool = False,
+    detector: str = "auto",
 ):
     """Load ``model`` (a SoftLabeler, a folder or a hub id), write ``n_examples`` sample faces to a temporary
     folder, build the page and serve it on ``host:port`` (None: Gradio's ``GRADIO_SERVER_NAME`` /
-    ``GRADIO_SERVER_PORT`` or 127.0.0.1:7860). ``block=False`` returns the running ``Blocks`` at once."""
+    ``GRADIO_SERVER_PORT`` or 127.0.0.1:7860). ``block=False`` returns the running ``Blocks`` at once;
+    ``detector``: the face detector (`docs/method.md#face-stage`)."""
     labeler = model if hasattr(model, "predict") else load_labeler(model, device)
     faces_dir = tempfile.TemporaryDirectory(prefix="affectnetplus-app-")
     examples = write_sample_faces(Path(faces_dir.name) / "sample", n_examples)
-    blocks = build_app(labeler, examples, title=title)
+    blocks = build_app(labeler, examples, title=title, detector=detector)
     blocks._affectnetplus_faces = faces_dir  # removed with the app
     blocks.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=quiet,
                   show_error=True, allowed_paths=[faces_dir.name], theme=theme(), css=_CSS)

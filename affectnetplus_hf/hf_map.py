@@ -48,6 +48,7 @@ import numpy as np
 
 from affectnetplus_hf.emotions import NUM_EMOTIONS
 from affectnetplus_hf.labeling import SOFT_LABEL_COLUMNS
+from affectnetplus_hf.pretrained import resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +57,18 @@ logger = logging.getLogger(__name__)
 MAP_COLUMNS: dict[str, str] = SOFT_LABEL_COLUMNS
 SUBSET_COLUMN = "subset"
 BAD_IMAGE_COLUMN = "bad_image"
+#: With ``detect_faces=True``: the face box used, ``(x0, y0, x1, y1)`` in the upright image (null: no face).
+FACE_BOX_COLUMN = "face_box"
 
 
-def map_features(features, *, hard_label_column: str | None = None, skip_bad: bool = False):
+def map_features(features, *, hard_label_column: str | None = None, skip_bad: bool = False,
+                 detect_faces: bool = False):
     """``features`` plus the columns :class:`SoftLabelMap` adds, for ``ds.map(..., features=...)``.
 
     The soft-label columns are ``List(Value("float32"), length=8)`` (as in
     :func:`affectnetplus_hf.dataset.affectnetplus_features`), ``subset`` (with ``hard_label_column``) and
-    ``bad_image`` (with ``skip_bad``) are strings. A column of the same name in ``features`` is replaced.
+    ``bad_image`` (with ``skip_bad``) are strings, ``face_box`` (with ``detect_faces``) 4 float32. A column
+    of the same name in ``features`` is replaced.
     ``features=None`` (a streamed dataset of unknown columns) gives ``None``.
     """
     if features is None:
@@ -77,6 +82,8 @@ def map_features(features, *, hard_label_column: str | None = None, skip_bad: bo
         result[SUBSET_COLUMN] = Value("string")
     if skip_bad:
         result[BAD_IMAGE_COLUMN] = Value("string")
+    if detect_faces:
+        result[FACE_BOX_COLUMN] = List(Value("float32"), length=4)
     return result
 
 
@@ -153,6 +160,12 @@ class SoftLabelMap:
         dtype: autocast dtype, ``"fp32"`` (default: exact, as ``affectnetplus label``), ``"bf16"``,
             ``"fp16"`` or ``"auto"`` (bf16 on CUDA).
         skip_bad: give unreadable images null soft labels and a ``bad_image`` reason instead of raising.
+        detect_faces: run the face stage first (``docs/method.md#face-stage``: EXIF-upright, detected,
+            eyes levelled, framed), label the largest face, and add ``face_box``; a row without a face
+            gets null soft labels and a null ``face_box`` (``no_face="whole"``: the whole image,
+            ``"error"``: raise). The same path as ``affectnetplus predict``.
+        detector: the face detector's name (``"auto"``: the best installed).
+        no_face: ``"skip"``, ``"whole"`` or ``"error"`` (see ``detect_faces``).
     """
 
     def __init__(
@@ -167,12 +180,20 @@ class SoftLabelMap:
         device: str | None = None,
         dtype: str = "fp32",
         skip_bad: bool = False,
+        detect_faces: bool = False,
+        detector: str = "auto",
+        no_face: str = "skip",
     ) -> None:
+        from affectnetplus_hf.faces.pipeline import NO_FACE_CHOICES
         from affectnetplus_hf.models.runner import check_dtype
 
         check_dtype(dtype)
+        if detect_faces and face_box_column is not None:
+            raise ValueError("give face_box_column (annotated boxes) or detect_faces=True, not both")
+        if no_face not in NO_FACE_CHOICES:
+            raise ValueError(f"no_face must be one of {', '.join(NO_FACE_CHOICES)}; got {no_face!r}")
         if isinstance(model, (str, os.PathLike)):
-            self.model_dir: str | None = os.fspath(model)
+            self.model_dir: str | None = resolve_model(model)
             self._model = None
             self._model_identity = _directory_identity(self.model_dir)
         else:
@@ -190,6 +211,8 @@ class SoftLabelMap:
         self.device = None if device is None else str(device)
         self.dtype = dtype
         self.skip_bad = bool(skip_bad)
+        self.detect_faces, self.detector, self.no_face = bool(detect_faces), str(detector), no_face
+        self._finder = None
         #: ``(index or id, reason)`` of every row this process gave null soft labels (``skip_bad``).
         self.skipped: list[tuple[Any, str]] = []
         self._rows_seen = 0
@@ -200,6 +223,7 @@ class SoftLabelMap:
         state = dict(self.__dict__)
         state["skipped"] = []
         state["_rows_seen"] = 0
+        state["_finder"] = None
         if self.model_dir is not None:
             state["_model"] = None  # reloaded in the process that runs the callable
         elif _is_pretrained(self._model):
@@ -219,7 +243,8 @@ class SoftLabelMap:
 
     def map_features(self, features):
         """:func:`map_features` for this callable's columns: ``ds.map(fn, ..., features=fn.map_features(ds.features))``."""
-        return map_features(features, hard_label_column=self.hard_label_column, skip_bad=self.skip_bad)
+        return map_features(features, hard_label_column=self.hard_label_column, skip_bad=self.skip_bad,
+                            detect_faces=self.detect_faces)
 
     # ---- the map function --------------------------------------------------------------------------
 
@@ -244,8 +269,13 @@ class SoftLabelMap:
         if self.face_box_column is not None:
             boxes = [None if box is None else [float(v) for v in box] for box in batch[self.face_box_column]]
         model = self.model
-        pixel_values, bad = self._preprocess(model.image_processor, sources, boxes, names, keys)
-        good = [k for k in range(n) if k not in bad]
+        face_boxes: list | None = None
+        if self.detect_faces:
+            pixel_values, bad, face_boxes = self._detect(model.image_processor, sources, names, keys)
+            good = [k for k in range(n) if k not in bad and face_boxes[k] is not None]
+        else:
+            pixel_values, bad = self._preprocess(model.image_processor, sources, boxes, names, keys)
+            good = [k for k in range(n) if k not in bad]
         result: dict[str, list] = {column: [None] * n for column in MAP_COLUMNS}
         if good:
             batches = [{"pixel_values": pixel_values}]
@@ -269,6 +299,8 @@ class SoftLabelMap:
             result[SUBSET_COLUMN] = subsets
         if self.skip_bad:
             result[BAD_IMAGE_COLUMN] = [bad.get(k) for k in range(n)]
+        if self.detect_faces:
+            result[FACE_BOX_COLUMN] = face_boxes
         return result
 
     # ---- helpers -----------------------------------------------------------------------------------
@@ -324,6 +356,44 @@ class SoftLabelMap:
         else:
             pixel_values = torch.zeros((0, 3, processor.size, processor.size), dtype=torch.float32)
         return pixel_values, bad
+
+    def _bad_reason(self, error, k: int, names, keys) -> str:
+        """The named reason of a bad image; raised unless ``skip_bad``, else logged and listed."""
+        from affectnetplus_hf.images import BadImageError
+
+        where = f"{self.image_column!r} of row {keys[k]}"
+        if names[k] and names[k] not in str(error):
+            where += f" ({names[k]})"
+        reason = f"{where}: {error}"
+        if not self.skip_bad:
+            raise BadImageError(reason + "; pass skip_bad=True to give it null soft labels") from error
+        logger.warning("bad image, null soft labels: %s", reason)
+        self.skipped.append((keys[k], reason))
+        return reason
+
+    def _detect(self, processor, sources, names, keys):
+        """``(pixel_values of the rows with a face, {position: reason} of bad images, face box per row)``."""
+        import torch
+
+        from affectnetplus_hf.faces.pipeline import FaceFinder, photo_faces
+        from affectnetplus_hf.images import BadImageError
+
+        if self._finder is None:
+            self._finder = FaceFinder(self.detector, faces="largest", processor=processor)
+        pieces, bad, face_boxes = [], {}, []
+        for k, source in enumerate(sources):
+            try:
+                (row,) = photo_faces(self._finder, processor, source, names[k] or f"row {keys[k]}", no_face=self.no_face)
+            except BadImageError as error:
+                bad[k] = self._bad_reason(error, k, names, keys)
+                face_boxes.append(None)
+                continue
+            face_boxes.append(None if row.pixel_values is None else [float(v) for v in row.box])
+            if row.pixel_values is not None:
+                pieces.append(torch.from_numpy(row.pixel_values)[None])
+        size = processor.size
+        pixel_values = torch.cat(pieces) if pieces else torch.zeros((0, 3, size, size), dtype=torch.float32)
+        return pixel_values, bad, face_boxes
 
     def _hard_labels(self, batch: Mapping[str, Any]) -> list[int | None]:
         """The batch's hard labels as emotion indices 0–7 (``None``: no emotion label)."""
@@ -516,6 +586,7 @@ def label_hf_dataset(
 
 __all__ = [
     "BAD_IMAGE_COLUMN",
+    "FACE_BOX_COLUMN",
     "MAP_COLUMNS",
     "SUBSET_COLUMN",
     "SoftLabelMap",

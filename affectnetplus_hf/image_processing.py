@@ -88,6 +88,21 @@ def clamp_box(box: Sequence[float] | None, width: int, height: int, where: str =
     return (cx0, cy0, cx1, cy1)
 
 
+def _checked_framing(face_framing: dict | None) -> dict[str, dict[str, float]] | None:
+    """``face_framing`` as plain JSON values, each entry checked (``ValueError`` naming the bad one)."""
+    if face_framing is None:
+        return None
+    from affectnetplus_hf.faces.types import FaceFraming
+
+    if not isinstance(face_framing, dict):
+        raise ValueError(f"face_framing must map detector names to {{scale, dx, dy}}, got {type(face_framing).__name__}")
+    return {
+        str(name): (value if isinstance(value, FaceFraming)
+                    else FaceFraming.from_dict(dict(value), f"face_framing[{name!r}]")).to_dict()
+        for name, value in face_framing.items()
+    }
+
+
 class AffectNetPlusImageProcessor(BaseImageProcessor):
     r"""Face crop → square resize → normalise, the preprocessing of every AffectNet+ model.
 
@@ -104,6 +119,9 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
         jpeg_draft: decode JPEG files/bytes at a reduced DCT scale when they are downscaled by at least
             2 (faster, deterministic; see the module docstring).
         resample: Pillow resampling filter (default bilinear, ``Image.Resampling.BILINEAR`` = 2).
+        face_framing: ``{detector name: {"scale", "dx", "dy"}}``, the framing of the training faces
+            relative to each detector's boxes (`docs/method.md#face-framing`); ``None`` (every model saved
+            before the face stage): the defaults measured on FER+ training faces.
     """
 
     model_input_names = ["pixel_values"]
@@ -117,6 +135,7 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
         do_normalize: bool = True,
         jpeg_draft: bool = True,
         resample: int = int(Image.Resampling.BILINEAR),
+        face_framing: dict[str, dict[str, float]] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("image_processor_type", None)
@@ -144,6 +163,7 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
         self.do_normalize = bool(do_normalize)
         self.jpeg_draft = bool(jpeg_draft)
         self.resample = int(resample)
+        self.face_framing = _checked_framing(face_framing)
 
     # ------------------------------------------------------------------ single image
     def crop_and_resize(self, source: ImageSource, face_box: Sequence[float] | None = None,
@@ -259,21 +279,39 @@ class FaceImageDataset(Dataset):
 
     With ``with_identity=True`` each good item also carries ``"identity"``: ``(size in bytes, sha256)`` of
     the encoded image, computed from the bytes it is decoded from (the file is read once).
+
+    With a ``finder`` (:class:`~affectnetplus_hf.faces.FaceFinder`, ``docs/method.md#face-stage``), a record
+    without an annotated box or landmarks is a photo: its largest face is detected on the EXIF-upright
+    image and cropped; a record with annotations is used as annotated. Each item then also carries
+    ``"face_box"`` (the box used, ``None``: the whole stored image) and ``"no_face"`` (``(image_id,
+    reason)`` for a photo without a face under ``no_face="skip"``, left out of the batch like a bad image).
     """
 
     def __init__(self, records: Iterable[FaceRecord], processor: AffectNetPlusImageProcessor,
-                 skip_bad: bool = False, with_identity: bool = False) -> None:
+                 skip_bad: bool = False, with_identity: bool = False, finder=None, no_face: str = "skip") -> None:
         self.records = records if isinstance(records, Sequence) else list(records)
         self.processor = processor
         self.skip_bad = bool(skip_bad)
         self.with_identity = bool(with_identity)
+        self.finder, self.no_face = finder, no_face
 
-    def _process(self, record: FaceRecord) -> tuple[np.ndarray, tuple[int, str] | None]:
+    def _process(self, record: FaceRecord) -> tuple[np.ndarray | None, tuple[int, str] | None, Any]:
+        """``(pixels or None for no face, identity, face box used or None)``."""
+        if self.finder is not None and record.face_box is None and record.landmarks is None:
+            return self._detected(record)
         if not self.with_identity:
-            return self.processor.process_one(record), None
+            return self.processor.process_one(record), None, record.face_box
         data = read_record_bytes(record)
         pixels = self.processor.process_one(data, record.face_box, location=record.location)
-        return pixels, image_identity(data)
+        return pixels, image_identity(data), record.face_box
+
+    def _detected(self, record: FaceRecord) -> tuple[np.ndarray | None, tuple[int, str] | None, Any]:
+        """A photo record through the face stage: its largest face (or the ``no_face`` policy's row)."""
+        from affectnetplus_hf.faces.pipeline import photo_faces
+
+        data = read_record_bytes(record)
+        row = photo_faces(self.finder, self.processor, data, record.location, no_face=self.no_face)[0]
+        return row.pixel_values, image_identity(data) if self.with_identity else None, row.box
 
     def __len__(self) -> int:
         return len(self.records)
@@ -281,21 +319,28 @@ class FaceImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
         try:
-            pixels, identity = self._process(record)
+            pixels, identity, box = self._process(record)
         except BadImageError as error:
             if not self.skip_bad:
                 raise
             logger.debug("skipping bad image %s: %s", record.image_id, error)
             return {"pixel_values": None, "index": int(index), "bad": (record.image_id, str(error))}
-        item = {"pixel_values": torch.from_numpy(pixels), "index": int(index), "bad": None}
+        item = {"pixel_values": None if pixels is None else torch.from_numpy(pixels), "index": int(index), "bad": None}
         if self.with_identity:
             item["identity"] = identity
+        if self.finder is not None:
+            item["face_box"] = None if box is None else tuple(float(v) for v in box)
+            item["no_face"] = None if pixels is not None else (
+                record.image_id, f"{record.location}: no face found by the {self.finder.detector_name} detector")
         return item
 
 
 def collate_faces(items: list[dict[str, Any]], size: int | None = None) -> dict[str, Any]:
-    """Stack good items: ``{"pixel_values": (B, 3, H, W), "index": (B,) long, "bad": [(image_id, reason)]}``."""
-    good = [item for item in items if item["bad"] is None]
+    """Stack good items: ``{"pixel_values": (B, 3, H, W), "index": (B,) long, "bad": [(image_id, reason)]}``;
+    items from a dataset with a face finder add ``"face_box"`` (per good item) and ``"no_face"``
+    (``[(image_id, reason)]``, left out like bad items)."""
+    detected = any("no_face" in item for item in items)
+    good = [item for item in items if item["bad"] is None and item.get("no_face") is None]
     bad = [item["bad"] for item in items if item["bad"] is not None]
     if good:
         pixel_values = torch.stack([item["pixel_values"] for item in good])
@@ -306,6 +351,9 @@ def collate_faces(items: list[dict[str, Any]], size: int | None = None) -> dict[
     batch = {"pixel_values": pixel_values, "index": index, "bad": bad}
     if any("identity" in item for item in items):
         batch["identity"] = [item["identity"] for item in good]
+    if detected:
+        batch["face_box"] = [item["face_box"] for item in good]
+        batch["no_face"] = [item["no_face"] for item in items if item.get("no_face") is not None]
     return batch
 
 
@@ -329,8 +377,11 @@ def make_dataloader(
     skip_bad: bool = False,
     drop_last: bool = False,
     with_identity: bool = False,
+    finder=None,
+    no_face: str = "skip",
 ):
-    """A ``torch.utils.data.DataLoader`` over ``records`` yielding ``{"pixel_values", "index", "bad"}``.
+    """A ``torch.utils.data.DataLoader`` over ``records`` yielding ``{"pixel_values", "index", "bad"}``
+    (with a face ``finder``: also ``"face_box"``, ``"no_face"``; :class:`FaceImageDataset`).
 
     ``index`` holds positions into ``records`` (so labels are looked up by the consumer); ``bad`` lists
     ``(image_id, reason)`` of images left out with ``skip_bad=True``. Shuffling uses a ``torch.Generator``
@@ -339,7 +390,8 @@ def make_dataloader(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    dataset = FaceImageDataset(records, processor, skip_bad=skip_bad, with_identity=with_identity)
+    dataset = FaceImageDataset(records, processor, skip_bad=skip_bad, with_identity=with_identity, finder=finder,
+                               no_face=no_face)
     generator = torch.Generator()
     generator.manual_seed(int(seed))
     return DataLoader(
@@ -354,8 +406,77 @@ def make_dataloader(
     )
 
 
+# ---------------------------------------------------------------------- photos: the face stage
+class PhotoFaceDataset(Dataset):
+    """A torch dataset over photo files: item ``i`` holds every face row of photo ``i``
+    (:func:`affectnetplus_hf.faces.pipeline.photo_faces`: detected, aligned, framed; or a ``no_face`` /
+    ``whole_image`` row), ``docs/method.md#face-stage``.
+
+    Each item is ``{"pixel_values": (k, 3, S, S), "faces": [PhotoFace without pixels], "index": i,
+    "bad": None or (path, reason)}``; ``skip_bad`` as in :class:`FaceImageDataset`.
+    """
+
+    def __init__(self, paths: Sequence[ImageSource], processor: AffectNetPlusImageProcessor, finder,
+                 no_face: str = "skip", skip_bad: bool = False) -> None:
+        self.paths = list(paths)
+        self.processor, self.finder = processor, finder
+        self.no_face, self.skip_bad = no_face, bool(skip_bad)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from affectnetplus_hf.faces.pipeline import photo_faces
+
+        source = self.paths[index]
+        try:
+            rows = photo_faces(self.finder, self.processor, source, no_face=self.no_face)
+        except BadImageError as error:
+            if not self.skip_bad:
+                raise
+            return {"pixel_values": None, "faces": [], "index": int(index), "bad": (describe_source(source, None), str(error))}
+        pixels = [row.pixel_values for row in rows if row.pixel_values is not None]
+        size = self.processor.size
+        stacked = np.stack(pixels) if pixels else np.zeros((0, 3, size, size), dtype=np.float32)
+        for row in rows:
+            row.pixel_values, row.crop = None, None  # the metadata travels alone
+        return {"pixel_values": torch.from_numpy(stacked), "faces": rows, "index": int(index), "bad": None}
+
+
+def collate_photo_faces(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"pixel_values": (B, 3, S, S), "keys": [(photo, row) per pixel row], "faces": [(photo, row,
+    PhotoFace)], "bad": [...]}``: every face of the batch's photos, ``faces`` listing no-face rows too."""
+    good = [item for item in items if item["bad"] is None]
+    pixels, keys, faces = [], [], []
+    for item in good:
+        with_pixels = iter(range(item["pixel_values"].shape[0]))
+        for row, face in enumerate(item["faces"]):
+            faces.append((item["index"], row, face))
+            if face.status != "no_face":
+                next(with_pixels)
+                keys.append((item["index"], row))
+        pixels.append(item["pixel_values"])
+    pixel_values = torch.cat(pixels) if pixels else torch.zeros((0, 3, 1, 1), dtype=torch.float32)
+    return {"pixel_values": pixel_values, "keys": keys, "faces": faces,
+            "bad": [item["bad"] for item in items if item["bad"] is not None]}
+
+
+def make_photo_dataloader(paths: Sequence[ImageSource], processor: AffectNetPlusImageProcessor, finder,
+                          no_face: str = "skip", batch_size: int = 32, num_workers: int = 0, skip_bad: bool = False):
+    """A ``DataLoader`` of :class:`PhotoFaceDataset` batches (:func:`collate_photo_faces`); ``batch_size``
+    counts photos, each worker builds its own detector."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    dataset = PhotoFaceDataset(paths, processor, finder, no_face=no_face, skip_bad=skip_bad)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      collate_fn=collate_photo_faces, persistent_workers=False)
+
+
 __all__ = [
     "AffectNetPlusImageProcessor",
+    "PhotoFaceDataset",
+    "collate_photo_faces",
+    "make_photo_dataloader",
     "BadImageError",
     "FaceImageDataset",
     "IMAGENET_DEFAULT_MEAN",

@@ -12,8 +12,12 @@ raises :class:`BadImageError` naming the image and the reason. Needs only Pillow
 Colour modes. Greyscale (``L``, ``1``), palette, ``LA``/``RGBA`` (alpha dropped, colours kept), ``CMYK``,
 ``YCbCr`` are converted by Pillow. [choice] 16-bit and 32-bit integer images (``I;16*``, ``I``) are taken
 as 16-bit intensities and mapped to 8 bits by ``round(v / 257)`` (clipped to [0, 65535] first), so
-65535 → 255; float images (``F``) are clipped to [0, 255]. EXIF orientation is **not** applied: the
-annotations (boxes, landmarks) of FER datasets refer to the stored pixel grid.
+65535 → 255; float images (``F``) are clipped to [0, 255].
+
+EXIF orientation (``docs/method.md#face-stage``). [choice] By default it is **not** applied: the
+annotations (boxes, landmarks) of FER datasets refer to the stored pixel grid. Every image that goes
+through face detection is loaded with ``upright=True`` (:func:`upright_image`), so a phone portrait
+stored sideways with an orientation tag is seen the way it is displayed.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from struct import error as struct_error
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from affectnetplus_hf.records import FaceRecord
 
@@ -190,7 +195,27 @@ def decode_image(image: Image.Image, where: str) -> Image.Image:
         ) from error
 
 
-def load_image(source: ImageSource, location: str | None = None) -> Image.Image:
+def upright_image(image: Image.Image, where: str = "image") -> Image.Image:
+    """``image`` turned as its EXIF orientation tag says (tags 2-8; no tag or 1: unchanged), fully decoded.
+
+    The EXIF block is read from the image's header; a corrupt one is a :class:`BadImageError` naming
+    ``where``.
+    """
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, ValueError, TypeError, struct_error) as error:
+        raise BadImageError(f"{where}: unreadable EXIF block ({type(error).__name__}: {error})") from error
+    if orientation in (None, 1):
+        return image
+    try:
+        return ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+        raise BadImageError(
+            f"{where}: cannot decode image, truncated or corrupt ({type(error).__name__}: {error})"
+        ) from error
+
+
+def load_image(source: ImageSource, location: str | None = None, *, upright: bool = False) -> Image.Image:
     """Load any image input as a fully decoded RGB PIL image.
 
     Args:
@@ -198,13 +223,18 @@ def load_image(source: ImageSource, location: str | None = None) -> Image.Image:
             ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` (RGB), or a :class:`FaceRecord` (its
             ``image_path`` or ``image_bytes``).
         location: name used in error messages (default: the path / record location).
+        upright: apply the EXIF orientation tag (:func:`upright_image`); the default keeps the stored
+            pixel grid, which label-file annotations refer to.
 
     Raises:
         BadImageError: the file is missing, the data is truncated or corrupt (decoding is forced with
             ``img.load()``), or an array has the wrong dtype or channel count.
     """
     where = describe_source(source, location)
-    return decode_image(open_image(source, location), where)
+    image = open_image(source, location)
+    if upright:
+        image = upright_image(image, where)
+    return decode_image(image, where)
 
 
 __all__ = [
@@ -218,4 +248,5 @@ __all__ = [
     "open_image",
     "open_record_image",
     "read_record_bytes",
+    "upright_image",
 ]

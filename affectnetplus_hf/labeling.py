@@ -12,8 +12,8 @@ through :func:`affectnetplus_hf.models.runner.iter_soft_labels`, and writes, und
                                     "complete": true once every shard is done
       shards/{split}-{k:05d}.parquet one row per image (columns: LABEL_COLUMNS; the image's size and
                                     sha256 let ``build`` refuse images changed after labeling)
-      shards/{split}-{k:05d}.json    the shard's sidecar: rows, sha256, images skipped as bad
-      summary.json                  counts per split / subset / emotion, bad images skipped
+      shards/{split}-{k:05d}.json    the shard's sidecar: rows, sha256, images skipped as bad or without a face
+      summary.json                  counts per split / subset / emotion, bad and face-free images skipped
       subsets.json, subsets.md      paper-Table-5-like counts and % per emotion per subset, per split
       subsets_{split}.png           paper-Fig.-4-like bars
 
@@ -42,6 +42,12 @@ Guarantees:
   manifest and the summary after all processes finish.
 * **Bad images.** A corrupt/missing image stops the run with an error naming it, unless
   ``skip_bad=True``: then it is left out of the shard and listed in the sidecar and the summary.
+* **Photos** (``detect_faces=True``, ``docs/method.md#face-stage``). A record without an annotated box or
+  landmarks is a photo: its largest face is detected on the EXIF-upright image, aligned and framed, and
+  the row keeps the box used (``face_box``, upright pixels); a photo without a face is left out and
+  listed (``no_face`` in the sidecar and the summary; ``no_face="whole"`` labels the whole image,
+  ``"error"`` stops). Annotated records are used as annotated, on the stored pixels. The detector, its
+  resolved name and the no-face policy are part of the run's fingerprint.
 
 Subsets (``docs/method.md#subsets``) are assigned with :func:`affectnetplus_hf.subsets.assign_subsets`
 on every split; images without a hard label get a null subset.
@@ -64,6 +70,7 @@ import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
 from affectnetplus_hf.fileio import PARQUET_OPTIONS, atomic_path, check_writable_dir, write_json_atomic
+from affectnetplus_hf.pretrained import resolve_model
 from affectnetplus_hf.records import FaceRecord
 
 logger = logging.getLogger(__name__)
@@ -89,7 +96,7 @@ SOFT_LABEL_COLUMNS: dict[str, str] = {
 #: Columns of a label shard, in order.
 LABEL_COLUMNS: tuple[str, ...] = (
     "image_id", "split", "hard_label", "soft_label", "soft_label_ebc", "soft_label_au", "soft_label_dist",
-    "soft_label_calibrated", "spread", "subset", "image_size_bytes", "image_sha256",
+    "soft_label_calibrated", "spread", "subset", "image_size_bytes", "image_sha256", "face_box",
 )
 
 #: Fault injection for the reliability tests: ``N`` or ``N:point`` makes the process
@@ -121,6 +128,10 @@ class LabelingConfig:
             split reductions by thread, so results are bit-identical only between runs with the same
             per-process thread count (``accelerate launch`` on CPU uses 1 per process by default).
         progress: show a tqdm bar (images/s).
+        detect_faces: run the face stage on records without an annotated box or landmarks (photos).
+        detector: the face detector (a name of ``affectnetplus_hf.faces.DETECTORS`` or ``"auto"``).
+        no_face: a photo without a face: ``"skip"`` (left out, listed), ``"whole"`` (the whole image),
+            ``"error"`` (stop).
     """
 
     shard_size: int = 1024
@@ -132,6 +143,9 @@ class LabelingConfig:
     max_shards: int | None = None
     num_threads: int | None = None
     progress: bool = True
+    detect_faces: bool = False
+    detector: str = "auto"
+    no_face: str = "skip"
 
     def __post_init__(self) -> None:
         if int(self.shard_size) < 1:
@@ -148,6 +162,23 @@ class LabelingConfig:
             raise ValueError(f"num_threads must be >= 1 (or None), got {self.num_threads}")
         if self.splits is not None:
             self.splits = tuple(self.splits)
+        if self.no_face not in ("skip", "whole", "error"):
+            raise ValueError(f"no_face must be 'skip', 'whole' or 'error', got {self.no_face!r}")
+
+    def face_finder(self, processor):
+        """The :class:`~affectnetplus_hf.faces.FaceFinder` of a ``detect_faces`` run (largest face), else None."""
+        if not self.detect_faces:
+            return None
+        from affectnetplus_hf.faces.pipeline import FaceFinder
+
+        return FaceFinder(self.detector, faces="largest", processor=processor)
+
+    def face_identity(self, finder) -> dict[str, Any]:
+        """The detection settings a resume must match (empty without ``detect_faces``: older runs resume)."""
+        if finder is None:
+            return {}
+        return {"detect_faces": True, "detector": finder.detector_name, "no_face": self.no_face,
+                "face_framing": finder.framing.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -197,9 +228,10 @@ def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 def model_fingerprint(model_dir: str | os.PathLike) -> str:
     """sha256 over every file of a saved model directory (relative names + contents), sorted.
 
-    The manifest stores it so that resuming with another model (or changed weights) refuses.
+    The manifest stores it so that resuming with another model (or changed weights) refuses. A shipped
+    name (``"ferplus"``) is its folder (:func:`~affectnetplus_hf.pretrained.resolve_model`).
     """
-    root = Path(model_dir)
+    root = Path(resolve_model(model_dir))
     if not root.is_dir():
         raise FileNotFoundError(f"model directory {os.fspath(model_dir)!r} does not exist")
     digest = hashlib.sha256()
@@ -241,6 +273,8 @@ def label_schema():
             # the labeled image's bytes (may be null: nothing to compare): `build` refuses changed images
             pa.field("image_size_bytes", pa.int64()),
             pa.field("image_sha256", pa.string()),
+            # the face box used, (x0, y0, x1, y1): annotated (stored pixels) or detected (upright pixels); null: whole image
+            pa.field("face_box", pa.list_(pa.float32(), 4)),
         ]
     )
 
@@ -275,10 +309,11 @@ def _check_output(values: dict[str, np.ndarray | None], n: int) -> None:
 
 @dataclass
 class ShardResult:
-    """What one shard produced: its table and the images skipped as unreadable."""
+    """What one shard produced: its table, the images skipped as unreadable and the photos without a face."""
 
     table: Any
     bad: list[dict[str, str]] = field(default_factory=list)
+    no_face: list[dict[str, str]] = field(default_factory=list)
 
 
 def _batches(
@@ -287,21 +322,27 @@ def _batches(
     config: LabelingConfig,
     bad: list[dict[str, str]],
     on_batch: Callable[[int], None] | None,
+    finder=None,
+    no_face: list[dict[str, str]] | None = None,
 ) -> Iterator[dict]:
     """The fixed batches ``{"pixel_values", "index", "bad", "identity"}`` of ``records`` in order
-    (:func:`~affectnetplus_hf.image_processing.make_dataloader`); images skipped as bad are appended to
-    ``bad`` as ``{"image_id", "split", "error"}`` and counted by ``on_batch``."""
+    (:func:`~affectnetplus_hf.image_processing.make_dataloader`; with a face ``finder`` also
+    ``"face_box"``); images skipped as bad are appended to ``bad`` as ``{"image_id", "split", "error"}``,
+    photos without a face to ``no_face``, both counted by ``on_batch``."""
     from affectnetplus_hf.image_processing import make_dataloader
 
     split = records[0].split if records else ""
     loader = make_dataloader(
         list(records), processor, batch_size=config.batch_size, num_workers=config.num_workers,
-        shuffle=False, seed=0, skip_bad=config.skip_bad, with_identity=True,
+        shuffle=False, seed=0, skip_bad=config.skip_bad, with_identity=True, finder=finder, no_face=config.no_face,
     )
     for batch in loader:
         bad.extend({"image_id": image_id, "split": split, "error": reason} for image_id, reason in batch["bad"])
-        if on_batch is not None and batch["bad"]:
-            on_batch(len(batch["bad"]))
+        faceless = batch.get("no_face") or []
+        if no_face is not None:
+            no_face.extend({"image_id": image_id, "split": split, "reason": reason} for image_id, reason in faceless)
+        if on_batch is not None and (batch["bad"] or faceless):
+            on_batch(len(batch["bad"]) + len(faceless))
         yield batch
 
 
@@ -312,11 +353,14 @@ def label_records(
     config: LabelingConfig,
     device=None,
     on_batch: Callable[[int], None] | None = None,
+    finder=None,
 ) -> ShardResult:
     """Soft-label ``records`` (one shard) with ``model``; returns a table with :data:`LABEL_COLUMNS`.
 
     Batches are the fixed chunks of ``config.batch_size`` records (minus skipped bad images), so the
     result depends only on the records, the model and the batch size. ``device``: default the model's.
+    ``finder``: the face stage for photo records (``config.detect_faces``; default
+    :meth:`LabelingConfig.face_finder`).
     """
     import pyarrow as pa
 
@@ -329,8 +373,11 @@ def label_records(
     indices: list[int] = []
     # (size, sha256) of each good image, from the bytes the loader decoded
     identities: dict[int, tuple[int, str]] = {}
+    boxes: dict[int, Any] = {}
     bad: list[dict[str, str]] = []
-    batches = _batches(records, processor, config, bad, on_batch)
+    no_face: list[dict[str, str]] = []
+    finder = finder if finder is not None else config.face_finder(processor)
+    batches = _batches(records, processor, config, bad, on_batch, finder, no_face)
     for batch, output in iter_soft_labels(model, batches, device=device, dtype=config.dtype,
                                           channels_last=device.type == "cuda"):
         batch_indices = batch["index"].tolist()
@@ -340,6 +387,7 @@ def label_records(
             collected[name].append(values[name])
         indices.extend(batch_indices)
         identities.update(zip(batch_indices, batch.get("identity") or ()))
+        boxes.update(zip(batch_indices, batch.get("face_box") or ()))
         if on_batch is not None:
             on_batch(len(batch_indices))
     if len(set(indices)) != len(indices):
@@ -383,10 +431,15 @@ def label_records(
             pa.array(subsets, type=pa.string()),
             pa.array([size for size, _ in identities], type=pa.int64()),
             pa.array([digest for _, digest in identities], type=pa.string()),
+            pa.array([_box(boxes.get(i, records[i].face_box)) for i in indices], type=schema.field("face_box").type),
         ],
         schema=schema,
     )
-    return ShardResult(table=table, bad=bad)
+    return ShardResult(table=table, bad=bad, no_face=no_face)
+
+
+def _box(box) -> list[float] | None:
+    return None if box is None else [float(v) for v in box]
 
 
 def _fault_plan() -> tuple[int, str] | None:
@@ -420,11 +473,13 @@ class LabelRun:
         records_by_split: Mapping[str, Sequence[FaceRecord]],
         config: LabelingConfig,
         run_info: Mapping[str, Any],
+        finder=None,
     ):
         self.out_dir = Path(out_dir)
         self.records_by_split = {split: list(records) for split, records in records_by_split.items()}
         self.config = config
         self.shards = plan_shards(self.records_by_split, config.shard_size)
+        self.finder = finder
         self._verified: dict[str, dict] = {}
         self.identity = {
             **dict(run_info),
@@ -434,6 +489,7 @@ class LabelRun:
             "batch_size": int(config.batch_size),
             "skip_bad": bool(config.skip_bad),
             "dtype": config.dtype,
+            **config.face_identity(finder),
         }
 
     # ---- files -----------------------------------------------------------------------------------
@@ -484,7 +540,8 @@ class LabelRun:
         for shard in self.shards:
             info = self.finished(shard)
             if info is not None:
-                finished.append({k: info[k] for k in ("name", "split", "rows", "sha256", "bad")})
+                finished.append({**{k: info[k] for k in ("name", "split", "rows", "sha256", "bad")},
+                                 "no_face": info.get("no_face", [])})
         return {
             "format": MANIFEST_FORMAT,
             "version": MANIFEST_VERSION,
@@ -560,6 +617,7 @@ class LabelRun:
             "rows": result.table.num_rows,
             "sha256": file_sha256(path),
             "bad": result.bad,
+            "no_face": result.no_face,
         }
         write_json_atomic(self.sidecar_path(shard), info)
         self._verified[shard.name] = info
@@ -587,7 +645,8 @@ class LabelRun:
         images = 0
         for shard in todo:
             records = self.records_by_split[shard.split][shard.start:shard.stop]
-            result = label_records(model, processor, records, self.config, device=device, on_batch=bar.update)
+            result = label_records(model, processor, records, self.config, device=device, on_batch=bar.update,
+                                   finder=self.finder)
             written += 1
             images += shard.size
             self.write_shard(shard, result, written, fault)
@@ -675,6 +734,7 @@ def summarize(out_dir: str | os.PathLike) -> dict:
         else:
             counts[split][subset][EMOTIONS[label]] += 1
     bad = [item for entry in manifest["finished_shards"] for item in entry["bad"]]
+    no_face = [item for entry in manifest["finished_shards"] for item in entry.get("no_face", [])]
     return {
         "images": len(splits),
         "images_per_split": {split: splits.count(split) for split in counts},
@@ -682,6 +742,8 @@ def summarize(out_dir: str | os.PathLike) -> dict:
         "counts": counts,
         "bad_images": bad,
         "bad_image_count": len(bad),
+        "no_face_images": no_face,
+        "no_face_count": len(no_face),
         "families": manifest["config"].get("families"),
         "complete": bool(manifest.get("complete")),
     }
@@ -759,7 +821,7 @@ def label_dataset(
         "source_layout": getattr(source, "layout", None),
         "calibration": getattr(model_config, "calibration", None),
     }
-    run = LabelRun(out_dir, records_by_split, config, run_info)
+    run = LabelRun(out_dir, records_by_split, config, run_info, finder=config.face_finder(processor))
     if is_main:
         run.prepare(is_main=True)
     accelerator.wait_for_everyone()

@@ -145,6 +145,19 @@ def vote_distributions(votes) -> np.ndarray:
         return np.where(totals > 0, votes / totals, np.nan).astype(np.float32)
 
 
+def split_panels(votes, non_emotion_votes=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split each image's annotators at random into two panels of half the votes each (the first gets
+    ``total // 2``): a seeded multivariate hypergeometric draw of the vote counts, non-emotion votes
+    included (``docs/method.md#quality-against-people``). Returns the two panels' (N, 8) emotion counts."""
+    votes, non_emotion = check_votes(votes, non_emotion_votes)
+    counts = np.concatenate([votes, non_emotion[:, None]], axis=1)
+    rng = np.random.default_rng(seed)
+    first = np.zeros_like(counts)
+    for row, image_counts in enumerate(counts):
+        first[row] = rng.multivariate_hypergeometric(image_counts, int(image_counts.sum()) // 2)
+    return first[:, :NUM_EMOTIONS], (counts - first)[:, :NUM_EMOTIONS]
+
+
 def majority_labels(
     votes,
     non_emotion_votes=None,
@@ -220,5 +233,6 @@ __all__ = [
     "is_unanimous",
     "majority_labels",
     "majority_with_reasons",
+    "split_panels",
     "vote_distributions",
 ]

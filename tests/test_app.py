@@ -99,7 +99,7 @@ def test_views_show_the_values(assets):
     bars = soft_label_figure(result).axes[0].patches
     assert sorted(round(bar.get_width(), 6) for bar in bars) == sorted(round(float(v), 6) for v in expected)
     assert len(family_figure(result).axes[0].patches) == 16  # EBC + AU bars
-    assert "Upload a face" in values_html(None)
+    assert "Upload a photo" in values_html(None)
 
 
 def test_build_app_makes_blocks(assets):
@@ -109,7 +109,8 @@ def test_build_app_makes_blocks(assets):
     blocks = build_app(assets["labeler"], assets["faces"])
     assert isinstance(blocks, gr.Blocks)
     ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
-    assert {"face-input", "hard-label", "soft-label-chart", "soft-label-table", "family-chart"} <= ids
+    assert {"face-input", "upload-button", "face-mode", "faces-image", "face-choice", "faces-list", "message", "hard-label",
+            "soft-label-chart", "soft-label-table", "family-chart"} <= ids
 
 
 # ---------------------------------------------------------------------------------------------- CLI and Space
@@ -239,6 +240,83 @@ def _shown_values(driver) -> dict[str, str]:
         return {}
 
 
+def _two_face_photo(path: Path) -> Path:
+    """A 440×260 photo of two frontal synthetic sample faces the default detector finds (built here)."""
+    from PIL import Image
+
+    from affectnetplus_hf.faces import FaceFinder
+    from affectnetplus_hf.sample import make_face
+
+    finder, faces = FaceFinder("auto", faces="all"), []
+    rng = np.random.default_rng(0)
+    for attempt in range(60):
+        face = make_face(rng, attempt % 8, image_size=160, pose=(0.0, 0.0, 0.0))[0].convert("RGB")
+        padded = Image.new("RGB", (200, 240), (128, 128, 128))
+        padded.paste(face, (20, 40))
+        if len(finder.detect(padded)) == 1:
+            faces.append(padded)
+            if len(faces) == 2:
+                break
+    assert len(faces) == 2, "the default detector found too few synthetic faces"
+    pair = Image.new("RGB", (440, 260), (90, 110, 100))
+    pair.paste(faces[0], (10, 10))
+    pair.paste(faces[1], (230, 10))
+    pair.save(path)
+    return path
+
+
+def _predict_rows(model: Path, photo: Path) -> list[dict]:
+    """``affectnetplus predict MODEL PHOTO --faces all``'s rows."""
+    from affectnetplus_hf.models.inference import predict_files
+
+    return predict_files(str(model), [str(photo)], faces="all").to_pylist()
+
+
+def test_analyse_upload_gives_every_face_as_predict(assets, tmp_path):
+    from affectnetplus_hf.app import DETECT_FACES, WHOLE_IMAGE, analyse_upload, faces_html, largest_face, photo_message
+    from affectnetplus_hf.faces import FaceFinder
+    from affectnetplus_hf.images import BadImageError
+
+    photo_path = _two_face_photo(tmp_path / "pair.png")
+    finder = FaceFinder("auto", faces="all", processor=assets["labeler"].image_processor)
+    photo = analyse_upload(assets["labeler"], finder, photo_path, DETECT_FACES)
+    rows = _predict_rows(assets["model"], photo_path)
+    assert [face["number"] for face in photo["faces"]] == [1, 2] and len(rows) == 2
+    for face, row in zip(photo["faces"], rows):
+        assert face["box"] == tuple(row[c] for c in ("x0", "y0", "x1", "y1"))
+        np.testing.assert_allclose(face["scores"]["soft_label"], [row[e] for e in EMOTIONS], atol=1e-6)
+    assert largest_face(photo["faces"]) in (1, 2) and faces_html(photo).count('class="face"') == 2
+    assert photo_message(photo, "pair.png") == (
+        f"2 faces found in pair.png (the {finder.detector_name} detector), numbered from the left; choose one "
+        "to see its soft label.", False)
+    crop = analyse_upload(assets["labeler"], finder, assets["faces"][0], WHOLE_IMAGE)
+    np.testing.assert_array_equal(np.asarray(crop["faces"][0]["scores"]["soft_label"], dtype=np.float32),
+                                  _predicted(assets["labeler"], assets["faces"][0]))
+    empty = tmp_path / "empty.png"
+    from PIL import Image
+
+    Image.new("RGB", (320, 240), (120, 120, 120)).save(empty)
+    text, problem = photo_message(analyse_upload(assets["labeler"], finder, empty), "empty.png")
+    assert problem and text.startswith("No face found in empty.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    with pytest.raises(BadImageError, match="^broken.jpg: not a readable image"):
+        analyse_upload(assets["labeler"], finder, tmp_path / "broken.jpg")
+
+
+def _upload(driver, wait, path) -> None:
+    """Upload ``path`` with the page's upload button."""
+    from selenium.webdriver.common.by import By
+
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#face-input input[type=file]"))
+    driver.find_element(By.CSS_SELECTOR, "#face-input input[type=file]").send_keys(str(path))
+
+
+def _click_face(driver, wait, number: int) -> None:
+    from selenium.webdriver.common.by import By
+
+    wait.until(lambda d: d.find_element(By.XPATH, f'//*[@id="face-choice"]//label[normalize-space()="face {number}"]')).click()
+
+
 @pytest.mark.slow
 def test_page_in_headless_chromium_shows_labeler_predict(assets, tmp_path):
     _browser_or_skip()
@@ -255,35 +333,44 @@ def test_page_in_headless_chromium_shows_labeler_predict(assets, tmp_path):
             env={**_env(), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")})
     driver = None
     try:
-        face = assets["faces"][0]
-        expected = _predicted(assets["labeler"], face)  # while the server starts
+        # while the server starts: a photo with two faces and what `predict --faces all` says of it
+        pair = _two_face_photo(tmp_path / "pair.png")
+        rows = _predict_rows(assets["model"], pair)
+        assert len(rows) == 2
         _wait_for_server(url, process, log)
         driver = _chrome(tmp_path)
         driver.get(url)
         wait = WebDriverWait(driver, 60)
-        upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#face-input input[type=file]"))
-        upload.send_keys(face)
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#soft-label-chart img"))
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#soft-label-values td.soft-label")) == 8)
-        shown = _shown_values(driver)
-        assert sorted(shown) == sorted(EMOTIONS)
-        for index, emotion in enumerate(EMOTIONS):
-            assert re.fullmatch(r"\d\.\d{4}", shown[emotion]), shown
-            assert abs(float(shown[emotion]) - float(expected[index])) <= 5e-5 + 1e-9, (emotion, shown, expected)
-        assert list(shown) == [EMOTIONS[i] for i in np.argsort(-expected, kind="stable")]  # hard-label ranking
+
+        # two faces: both boxes listed (left to right, as predict), the chosen face's soft label as predict's
+        _upload(driver, wait, pair)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#faces-found li.face")) == 2)
+        boxes = [[float(v) for v in item.get_attribute("data-box").split(",")]
+                 for item in driver.find_elements(By.CSS_SELECTOR, "#faces-found li.face")]
+        assert boxes == [[round(row[c], 2) for c in ("x0", "y0", "x1", "y1")] for row in rows]
+        assert "2 faces found in pair.png" in driver.find_element(By.ID, "page-message").text
+        assert driver.find_elements(By.CSS_SELECTOR, "#faces-image img")  # the photo with its numbered boxes
+        wait.until(lambda d: len(_shown_values(d)) == 8)  # the largest face's soft label first
+        for number in (2, 1):
+            _click_face(driver, wait, number)
+            wanted = {emotion: f"{rows[number - 1][emotion]:.4f}" for emotion in EMOTIONS}
+            wait.until(lambda d: _shown_values(d) == wanted)
+            expected = np.array([rows[number - 1][e] for e in EMOTIONS])
+            assert list(_shown_values(driver)) == [EMOTIONS[i] for i in np.argsort(-expected, kind="stable")]
         assert driver.find_element(By.ID, "subset-name").text == "easy"  # default hard label: the top emotion
         assert len(driver.find_elements(By.CSS_SELECTOR, "#family-chart img")) == 1
         driver.save_screenshot(str(tmp_path / "app.png"))
         assert (tmp_path / "app.png").stat().st_size > 10_000
+        shown = _shown_values(driver)
 
-        # picking a sample face: the server wrote the same 3 faces (same seed), so example 2 is faces[1]
+        # picking a sample face (a face crop, labelled whole): the server wrote the same 3 faces (same seed)
         examples = driver.find_elements(By.CSS_SELECTOR, "#sample-faces button.gallery-item")
         assert len(examples) == 3
         examples[1].click()
         second = _predicted(assets["labeler"], assets["faces"][1])
         wanted = {emotion: f"{value:.4f}" for emotion, value in zip(EMOTIONS, second)}
         wait.until(lambda d: len(now := _shown_values(d)) == 8 and now != shown)
-        assert _shown_values(driver) == wanted
+        wait.until(lambda d: _shown_values(d) == wanted)
 
         # choosing the hard label: its rank and subset follow
         hard = EMOTIONS.index("Contempt")
@@ -294,6 +381,25 @@ def test_page_in_headless_chromium_shows_labeler_predict(assets, tmp_path):
         assert driver.find_element(By.ID, "hard-label-rank").text == rank
         assert driver.find_element(By.ID, "subset-name").text == assign_subsets(second[None], [hard])[0]
         driver.save_screenshot(str(tmp_path / "app-contempt.png"))
+
+        # the two-face photo again (another name: a file input ignores the same file picked twice), then an
+        # unreadable file: a one-line message, and nothing of the photo left
+        again = tmp_path / "pair-again.png"
+        again.write_bytes(pair.read_bytes())
+        _upload(driver, wait, again)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#faces-found li.face")) == 2)
+        wait.until(lambda d: len(_shown_values(d)) == 8)
+        broken = tmp_path / "broken.jpg"
+        broken.write_bytes(b"this is not a JPEG")
+        _upload(driver, wait, broken)
+        wait.until(lambda d: "Could not read the upload" in d.find_element(By.ID, "page-message").text)
+        message = driver.find_element(By.ID, "page-message").text
+        assert "broken.jpg: not a readable image" in message and "\n" not in message and "gradio" not in message
+        wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#soft-label-values td.soft-label"))
+        assert not driver.find_elements(By.CSS_SELECTOR, "#faces-found li.face")
+        assert not driver.find_elements(By.CSS_SELECTOR, "#soft-label-chart img, #family-chart img, #faces-image img")
+        assert not driver.find_element(By.ID, "summary-line").text
+        driver.save_screenshot(str(tmp_path / "app-broken.png"))
     finally:
         if driver is not None:
             driver.quit()
@@ -303,3 +409,6 @@ def test_page_in_headless_chromium_shows_labeler_predict(assets, tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    text = log.read_text()
+    problems = [line for line in text.splitlines() if "broken.jpg" in line]
+    assert len(problems) == 1 and "WARNING" in problems[0] and "Traceback" not in text, text[-3000:]

@@ -180,6 +180,31 @@ def test_distribution_family_and_calibration_in_the_soft_labeler(tmp_path):
     torch.testing.assert_close(d.dist_scores, torch.stack(members).mean(0), atol=1e-5, rtol=1e-5)
 
 
+def test_test_time_shift_averages_the_shifted_and_mirrored_views(tmp_path):
+    """test_time_shift=s: the distribution family's mean over the image moved by ±s pixels in x and y (edge
+    repeated) and the unshifted one, each with its mirror; saved and loaded with the config."""
+    from affectnetplus_hf.models import SoftLabeler
+    from affectnetplus_hf.models.modeling_softlabeler import shift_pixels
+
+    _, _, dist, _ = _members()
+    model = SoftLabeler.from_members(dist_members=dist, test_time_flip=True, test_time_shift=2)
+    x = torch.randn(3, 3, 32, 32)
+    moved = shift_pixels(x, 2, 0)
+    torch.testing.assert_close(moved[..., 2:], x[..., :-2])
+    torch.testing.assert_close(moved[..., :2], x[..., :1].expand(-1, -1, -1, 2))
+    torch.testing.assert_close(shift_pixels(x, 0, -2)[..., :-2, :], x[..., 2:, :])
+    views = [shift_pixels(x, dx, dy) for dx, dy in ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))]
+    with torch.no_grad():
+        expected = torch.stack([m(v).probs for v in views + [v.flip(-1) for v in views] for m in dist]).mean(0)
+        got = model(x).dist_scores
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    model.save_pretrained(tmp_path / "m")
+    again = SoftLabeler.from_pretrained(str(tmp_path / "m"))
+    assert again.config.test_time_shift == 2
+    with pytest.raises(ValueError, match="test_time_shift must be in"):
+        SoftLabeler.from_members(dist_members=dist, test_time_shift=32)
+
+
 def test_calibrated_column_end_to_end(tmp_path):
     """predict -> label -> build -> load_dataset carry soft_label_calibrated; soft_label stays Eq. 14."""
     from datasets import load_dataset
@@ -198,7 +223,7 @@ def test_calibrated_column_end_to_end(tmp_path):
     sample = tmp_path / "sample"
     write_sample(sample, n_train=6, n_val=3, n_mas=2, image_size=40, seed=3, contact_sheet=False, progress=False)
     image = sorted((sample / "Manually_Annotated_Images").rglob("*.jpg"))[0]
-    table = predict_files(str(tmp_path / "model"), [str(image)])
+    table = predict_files(str(tmp_path / "model"), [str(image)], detector="none")  # a face crop already
     with torch.no_grad():
         direct = model.predict([str(image)])
     assert f"{EMOTIONS[0]}_calibrated" in table.column_names

@@ -298,3 +298,87 @@ def test_subset_table_counts_and_percentages_hand_worked(tmp_path):
     assert Path(paths["figure:validation"]).read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="unknown subset"):
         subset_table({"split": ["train"], "hard_label": [0], "subset": ["medium"]})
+
+
+# ---------------------------------------------------------------------------------------------- photos
+
+
+def _photo_source(folder: Path) -> Path:
+    """A folder source of photos without face boxes: a synthetic face on a grey frame, the same photo stored
+    sideways with EXIF orientation 6, and a face-free gradient."""
+    from PIL import Image
+
+    from affectnetplus_hf.faces import FaceFinder
+    from affectnetplus_hf.sample import make_face
+
+    finder, rng = FaceFinder("auto"), np.random.default_rng(0)
+    for attempt in range(60):
+        face = make_face(rng, attempt % 8, image_size=160, pose=(0.0, 0.0, 0.0))[0].convert("RGB")
+        photo = Image.new("RGB", (240, 280), (128, 128, 128))
+        photo.paste(face, (40, 60))
+        if len(finder.detect(photo)) == 1:
+            break
+    else:
+        pytest.fail("the default detector found no synthetic face in 60 renders")
+    (folder / "images").mkdir(parents=True)
+    photo.save(folder / "images" / "face.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways, displayed upright
+    photo.transpose(Image.Transpose.ROTATE_90).save(folder / "images" / "face_exif6.png", exif=exif)
+    gradient = np.tile(np.linspace(40, 220, 240, dtype=np.uint8), (200, 1))
+    Image.fromarray(gradient).save(folder / "images" / "empty.png")
+    (folder / "labels.csv").write_text("image,label\nimages/face.png,Happy\nimages/face_exif6.png,Happy\n"
+                                       "images/empty.png,Sad\n")
+    return folder
+
+
+def test_detect_faces_labels_photos_keeps_the_box_and_lists_face_free_images(assets, tmp_path, capsys):
+    from affectnetplus_hf.cli import main
+    from affectnetplus_hf.models.inference import predict_files
+
+    data = _photo_source(tmp_path / "photos")
+    out = tmp_path / "labels"
+    argv = ["label", str(assets["model"]), str(data), str(out), "--shard-size", "2", "--batch-size", "2",
+            "--num-threads", "1", "--no-progress", "--detect-faces"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["no_face_count"] == 1 and summary["no_face_images"][0]["image_id"] == "images/empty.png"
+    assert "no face found" in summary["no_face_images"][0]["reason"] and summary["bad_image_count"] == 0
+    rows = {row["image_id"]: row for row in load_labels(out).to_pylist()}
+    assert sorted(rows) == ["images/face.png", "images/face_exif6.png"]
+    predicted = predict_files(str(assets["model"]), [str(data / "images" / "face.png")]).to_pylist()[0]
+    for row in rows.values():  # the EXIF-6 copy is seen upright: the same face, box and soft label
+        assert row["face_box"] == pytest.approx([predicted[c] for c in ("x0", "y0", "x1", "y1")], abs=1e-3)
+        np.testing.assert_allclose(row["soft_label"], [predicted[e] for e in EMOTIONS], atol=1e-6)
+    config_seen = read_manifest(out)["config"]
+    assert config_seen["detect_faces"] is True and config_seen["no_face"] == "skip"
+    assert config_seen["detector"] in ("dlib", "haar", "mediapipe")
+
+    # a resume with other detection settings, or without detection, refuses and names them
+    with pytest.raises(ValueError, match="no_face: was 'skip', now 'whole'"):
+        label_dataset(assets["model"], data, out, config(detect_faces=True, no_face="whole"))
+    with pytest.raises(ValueError, match="detect_faces: was True, now None"):
+        label_dataset(assets["model"], data, out, config())
+    other = "haar" if config_seen["detector"] != "haar" else "dlib"
+    with pytest.raises(ValueError, match=f"detector: was '{config_seen['detector']}', now '{other}'"):
+        label_dataset(assets["model"], data, out, config(detect_faces=True, detector=other))
+
+    # --no-face whole labels the face-free image whole (its box: the whole image); error stops, naming it
+    whole = label_dataset(assets["model"], data, tmp_path / "whole", config(detect_faces=True, no_face="whole"))
+    assert whole["no_face_count"] == 0 and whole["images"] == 3
+    empty = [row for row in load_labels(tmp_path / "whole").to_pylist() if row["image_id"] == "images/empty.png"]
+    assert empty[0]["face_box"] == [0.0, 0.0, 240.0, 200.0]
+    with pytest.raises(ValueError, match="empty.png: no face found by the"):
+        label_dataset(assets["model"], data, tmp_path / "error", config(detect_faces=True, no_face="error"))
+    assert main([*argv[:3], str(tmp_path / "x"), "--detector", "haar"]) == 1  # --detector needs --detect-faces
+
+
+def test_detect_faces_keeps_annotated_boxes_as_annotated(assets, tmp_path):
+    """Records with an annotated box and landmarks (the synthetic sample, AffectNet-like) are not detected:
+    the same soft labels as without --detect-faces, and the annotated box kept."""
+    out = tmp_path / "annotated"
+    label_dataset(assets["model"], assets["sample"], out, config(detect_faces=True))
+    detected, reference = load_labels(out), load_labels(assets["reference"])
+    assert detected.column("soft_label").to_pylist() == reference.column("soft_label").to_pylist()
+    assert detected.column("face_box").to_pylist() == reference.column("face_box").to_pylist()
+    assert all(box is not None for box in detected.column("face_box").to_pylist())

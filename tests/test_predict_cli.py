@@ -49,7 +49,8 @@ def saved(tmp_path_factory):
 def test_predict_writes_one_row_per_image(saved, suffix):
     root, images, expected = saved
     output = root / f"out{suffix}"
-    assert main(["predict", str(root / "model"), *images, "--output", str(output), "--batch-size", "2", "--spread"]) == 0
+    assert main(["predict", str(root / "model"), *images, "--output", str(output), "--batch-size", "2", "--spread",
+                 "--detector", "none"]) == 0
     if suffix == ".csv":
         with open(output, newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -61,18 +62,21 @@ def test_predict_writes_one_row_per_image(saved, suffix):
     values = np.array([[float(r[e]) for e in EMOTIONS] for r in rows])
     np.testing.assert_allclose(values, expected, atol=1e-5)
     assert all(f"{e}_spread" in rows[0] for e in EMOTIONS)
+    assert [r["status"] for r in rows] == ["whole_image"] * 3
 
 
 def test_predict_prints_table_and_reports_bad_images(saved, capsys, tmp_path):
     root, images, expected = saved
-    assert main(["predict", str(root / "model"), images[0]]) == 0
+    assert main(["predict", str(root / "model"), images[0], "--detector", "none"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["path", *EMOTIONS]
-    assert float(lines[1].split()[1]) == pytest.approx(expected[0, 0], abs=1e-5)
+    assert lines[0].split() == ["path", "face", "x0", "y0", "x1", "y1", "score", "status", *EMOTIONS]
+    assert float(lines[1].split()[8]) == pytest.approx(expected[0, 0], abs=1e-5)
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
+    assert main(["predict", str(root / "model"), images[0], str(broken), "--detector", "none"]) == 1
     assert main(["predict", str(root / "model"), images[0], str(broken)]) == 1
     output = tmp_path / "kept.csv"
-    assert main(["predict", str(root / "model"), images[0], str(broken), "--skip-bad", "--output", str(output)]) == 0
+    assert main(["predict", str(root / "model"), images[0], str(broken), "--skip-bad", "--output", str(output),
+                 "--detector", "none"]) == 0
     assert len(output.read_text().splitlines()) == 2
     assert main(["predict", str(root / "model"), images[0], "--output", str(tmp_path / "x.txt")]) == 1

@@ -1,4 +1,4 @@
-"""scripts/ferplus.sh and scripts/reproduce_affectnetplus.sh run end to end (tiny preset, shrunk data)."""
+"""scripts/ferplus.sh, scripts/reproduce_affectnetplus.sh and scripts/train_pretrained.sh run end to end (shrunk data)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from affectnetplus_hf.emotions import EMOTIONS, FERPLUS_EMOTION_COLUMNS
@@ -97,8 +98,36 @@ def test_reproduce_script_end_to_end_on_the_sample(sample, tmp_path):
     assert "Tables 8–9" in (out / "report" / "report.md").read_text()
 
 
+@pytest.mark.slow
+def test_train_pretrained_script_trains_and_ships_a_small_soft_labeler(sample, tmp_path):
+    """scripts/train_pretrained.sh on FER+-layout votes (shrunk): every family, float16 weights, a card with
+    the data terms and the second-panel check, the test faces' expected outputs."""
+    from safetensors import safe_open
+    from transformers import AutoModel
+
+    from affectnetplus_hf.pretrained import SHIPPED_FILES
+
+    ferplus = ferplus_from_sample(sample, tmp_path / "ferplus")
+    target, fixtures = tmp_path / "shipped", tmp_path / "fixtures"
+    env = dict(_env(), TARGET=str(target), FIXTURES=str(fixtures))
+    completed = subprocess.run(["bash", str(REPO / "scripts" / "train_pretrained.sh"), str(ferplus), str(tmp_path / "work"),
+                                *FAST_FLAGS], env=env, capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert all((target / name).is_file() for name in SHIPPED_FILES)
+    with safe_open(str(target / "model.safetensors"), framework="pt") as weights:
+        assert {str(weights.get_slice(k).get_dtype()) for k in weights.keys()} <= {"F16", "I64"}
+    card = (target / "README.md").read_text()
+    assert "Second-panel check" in card and "research use" in card
+    model = AutoModel.from_pretrained(str(target))
+    assert set(model.config.families) == {"ebc", "au", "dist"} and model.config.calibration["fitted_on"]["split"] == "validation"
+    expected = json.loads((fixtures / "expected.json").read_text())
+    batch = model.image_processor([str(fixtures / name) for name in expected["images"]], return_tensors="pt")
+    calibrated = model(**batch).soft_label_calibrated.numpy()
+    assert abs(calibrated - np.asarray(expected["soft_label_calibrated"])).max() < 1e-5
+
+
 def test_scripts_print_usage_without_arguments():
-    for script in ("ferplus.sh", "reproduce_affectnetplus.sh"):
+    for script in ("ferplus.sh", "reproduce_affectnetplus.sh"):  # train_pretrained.sh has defaults for both
         completed = subprocess.run(["bash", str(REPO / "scripts" / script)], capture_output=True, text=True)
         assert completed.returncode == 2 and "Environment" in completed.stderr
 

@@ -1,4 +1,4 @@
-"""``affectnetplus app MODEL_DIR``: a web page to look at a soft-labeler's soft labels (Gradio).
+"""``affectnetplus app [MODEL_DIR]``: a web page to look at a soft-labeler's soft labels (Gradio).
 
 Upload a face, or pick one of the synthetic sample's faces, and see the soft label as a bar chart in
 hard-label ranking order, the subset the image would fall in for a chosen hard label, the ensemble
@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 
+from affectnetplus_hf.pretrained import DEFAULT_MODEL
+
 NAME = "app"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(NAME, help="serve a web page that shows a soft-labeler's soft labels",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model_dir", metavar="MODEL_DIR",
-                   help="directory written by SoftLabeler.save_pretrained (or a hub id)")
+    p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", default=DEFAULT_MODEL,
+                   help=f"a shipped soft-labeler's name (default {DEFAULT_MODEL!r}), a directory written by "
+                        "SoftLabeler.save_pretrained, or a hub id")
     p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; 0.0.0.0 to be reachable from other machines)")

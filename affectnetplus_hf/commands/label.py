@@ -12,6 +12,13 @@ with another model, source or settings refuses. Distributed through accelerate::
 Prints the summary (counts per split, subset and emotion; bad images skipped) as JSON.
 See :mod:`affectnetplus_hf.labeling`.
 
+Photos (a folder source without face boxes): ``--detect-faces`` runs the face stage
+(``docs/method.md#face-stage``) on every record without an annotated box or landmarks: the largest face,
+found on the EXIF-upright image (``--detector``), aligned and framed; each row keeps the box used
+(``face_box``). A photo without a face is left out and listed in the summary (``no_face_images``;
+``--no-face whole`` labels the whole image, ``--no-face error`` stops). Records with annotated boxes or
+landmarks (AffectNet) are used as annotated. The detection settings are part of the run's fingerprint.
+
 A Hugging Face dataset instead (``affectnetplus_hf.hf_map``)::
 
     affectnetplus label MODEL_DIR --hf-dataset PATH --image-column image [--hard-label-column label] \
@@ -61,6 +68,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-threads", type=int, default=None,
                    help="torch intra-op threads per process (bit-identical results need the same count)")
     p.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
+    faces = p.add_argument_group("photos (docs/method.md#face-stage)")
+    faces.add_argument("--detect-faces", action="store_true",
+                       help="detect the largest face of each image without an annotated box (EXIF-upright); "
+                            "rows keep the box used (face_box)")
+    faces.add_argument("--detector", default=None, metavar="NAME",
+                       help="with --detect-faces: auto (default: the best installed, mediapipe > dlib > haar), "
+                            "dlib, haar, mediapipe")
+    faces.add_argument("--no-face", choices=("skip", "whole", "error"), default=None,
+                       help="with --detect-faces, an image without a face: left out and listed (skip, default), "
+                            "labelled whole, or an error")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     p.set_defaults(func=run)
 
@@ -76,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
     from affectnetplus_hf.models.hub import check_model_dir
 
+    face_only = [flag for flag, value in (("--detector", args.detector), ("--no-face", args.no_face)) if value is not None]
+    if face_only and not args.detect_faces:
+        raise ValueError(f"{', '.join(face_only)}: only with --detect-faces")
     if args.hf_dataset is not None:
+        if args.detect_faces:
+            raise ValueError("--detect-faces applies to a source folder; for a Hugging Face dataset use "
+                             "labeler.map_function(..., detect_faces=True)")
         if args.out_dir is not None:
             raise ValueError("with --hf-dataset give MODEL_DIR and OUT_DIR only (the data is --hf-dataset PATH)")
         folder_only = [flag for flag, value, default in (
@@ -107,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
         max_shards=args.max_shards,
         num_threads=args.num_threads,
         progress=not args.no_progress,
+        detect_faces=args.detect_faces,
+        detector=args.detector or "auto",
+        no_face=args.no_face or "skip",
     )
     summary = label_dataset(args.model_dir, args.data_dir, args.out_dir, config, cpu=args.cpu)
     if summary:  # the main process

@@ -37,6 +37,7 @@ import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
 from affectnetplus_hf.paper import PAPER_W_EPSILON
+from affectnetplus_hf.votes import split_panels, vote_distributions
 
 __all__ = [
     "DEFAULT_EPSILON",
@@ -48,6 +49,7 @@ __all__ = [
     "check_soft_label_options",
     "confusion_matrix",
     "crowd_agreement",
+    "second_panel_check",
     "failure_rate",
     "ground_truth_weights",
     "hard_label_metrics",
@@ -652,6 +654,42 @@ def crowd_agreement(
     hits = reference[np.arange(len(top)), top] >= reference.max(axis=1)
     return {**row, "kl": kl, "majority_acc": float(hits.mean())}
 
+
+
+def second_panel_check(
+    votes: Any,
+    non_emotion_votes: Any,
+    predictions: Any,
+    *,
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+) -> dict[str, Any]:
+    """Predictions and a second panel of people, both scored against one panel
+    (``docs/method.md#quality-against-people``).
+
+    For each seed the annotators of every image are split in two panels (:func:`~affectnetplus_hf.votes.
+    split_panels`); ``model`` is :func:`crowd_agreement` of ``predictions`` against panel B's vote
+    distribution and ``panel_a`` that of panel A's, both facing the same small-panel noise. Images where a
+    panel has no emotion vote are left out of that seed (``n`` counts the rest). Every value is the mean
+    over ``seeds``; ``per_seed`` keeps each one.
+    """
+    predictions = normalize_rows(predictions, "predictions")
+    per_seed = []
+    for seed in seeds:
+        panel_a, panel_b = split_panels(votes, non_emotion_votes, seed=int(seed))
+        keep = (panel_a.sum(axis=1) > 0) & (panel_b.sum(axis=1) > 0)
+        reference = vote_distributions(panel_b[keep]).astype(np.float64)
+        per_seed.append({
+            "seed": int(seed),
+            "model": crowd_agreement(reference, predictions[keep]),
+            "panel_a": crowd_agreement(reference, vote_distributions(panel_a[keep]).astype(np.float64)),
+        })
+
+    def mean(who: str) -> dict[str, float | None]:
+        keys = per_seed[0][who].keys()
+        values = {k: [s[who][k] for s in per_seed] for k in keys}
+        return {k: None if any(v is None for v in vs) else float(np.mean(vs)) for k, vs in values.items()}
+
+    return {"model": mean("model"), "panel_a": mean("panel_a"), "seeds": [int(s) for s in seeds], "per_seed": per_seed}
 
 # --------------------------------------------------------------------------------------------------
 # hard-label metrics

@@ -299,6 +299,8 @@ class SoftLabelerConfig(PretrainedConfig):
         dist_backbones: one timm name per member of the vote-distribution family (empty = none;
             ``docs/method.md#distribution-family``).
         test_time_flip: average the distribution family's probabilities over the image and its mirror.
+        test_time_shift: also average them over the image shifted by this many pixels left, right, up
+            and down (edges replicated; 0 = no shift).
         calibration: the fitted map behind ``soft_label_calibrated`` (``docs/method.md#calibration``),
             ``None`` = not calibrated.
     """
@@ -321,6 +323,7 @@ class SoftLabelerConfig(PretrainedConfig):
         emotions: tuple[str, ...] | list[str] = EMOTIONS,
         dist_backbones: list[str] | tuple[str, ...] | None = None,
         test_time_flip: bool = False,
+        test_time_shift: int = 0,
         calibration: dict | None = None,
         **kwargs,
     ):
@@ -350,7 +353,10 @@ class SoftLabelerConfig(PretrainedConfig):
         self.ebc_backbones = ebc
         self.au_backbones = au
         self.dist_backbones = dist
+        if not 0 <= int(test_time_shift) < int(image_size):
+            raise ValueError(f"test_time_shift must be in [0, image_size), got {test_time_shift}")
         self.test_time_flip = bool(test_time_flip)
+        self.test_time_shift = int(test_time_shift)
         self.cs_mode = cs_mode
         self.image_size = int(image_size)
         self.num_channels = int(num_channels)

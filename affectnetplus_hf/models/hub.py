@@ -174,7 +174,8 @@ def check_processor_matches(processor, config) -> None:
 
 
 def load_soft_labeler(model_dir: str | os.PathLike):
-    """The saved :class:`~affectnetplus_hf.models.SoftLabeler` in ``model_dir`` (a folder or hub id), in eval mode.
+    """The saved :class:`~affectnetplus_hf.models.SoftLabeler` in ``model_dir`` (a folder, a shipped name
+    such as ``"ferplus"`` — :func:`~affectnetplus_hf.pretrained.resolve_model` — or a hub id), in eval mode.
 
     Loaded through ``AutoModel`` (the classes are registered by ``import affectnetplus_hf``), so the
     model's own ``from_pretrained`` checks apply; a folder holding another model raises ``ValueError``.
@@ -182,8 +183,9 @@ def load_soft_labeler(model_dir: str | os.PathLike):
     from transformers import AutoConfig, AutoModel
 
     from affectnetplus_hf.models.configuration_affectnetplus import SoftLabelerConfig
+    from affectnetplus_hf.pretrained import resolve_model
 
-    path = os.path.expanduser(os.fspath(model_dir))
+    path = resolve_model(model_dir)
     check_model_dir(path)
     config = AutoConfig.from_pretrained(path)
     if not isinstance(config, SoftLabelerConfig):

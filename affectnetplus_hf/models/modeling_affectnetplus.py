@@ -54,6 +54,7 @@ from affectnetplus_hf.models.hub import (
     meta_tensor_names,
     weights_path,
 )
+from affectnetplus_hf.pretrained import resolve_model
 from affectnetplus_hf.softlabel import au_positive_probability
 
 @dataclass
@@ -169,10 +170,12 @@ class AffectNetPlusPreTrainedModel(PreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """Load config + safetensors weights (never pickle) and re-attach the saved image processor.
 
-        A local folder that cannot be loaded fails first, naming the file
-        (:func:`~affectnetplus_hf.models.hub.check_model_dir`).
+        A shipped soft-labeler's name (``"ferplus"``) is its folder
+        (:func:`~affectnetplus_hf.pretrained.resolve_model`). A local folder that cannot be loaded fails
+        first, naming the file (:func:`~affectnetplus_hf.models.hub.check_model_dir`).
         """
-        path = os.fspath(pretrained_model_name_or_path)
+        path = resolve_model(pretrained_model_name_or_path)
+        pretrained_model_name_or_path = path
         check_model_dir(path)
         kwargs.setdefault("use_safetensors", True)
         output_loading_info = kwargs.pop("output_loading_info", False)

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as nnf
 from transformers.utils import ModelOutput
 
 from affectnetplus_hf.calibration import apply_calibration
@@ -124,6 +125,7 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         ebc_backbones: Sequence[str] | None = None,
         dist_members: Sequence[DistributionClassifier] | None = None,
         test_time_flip: bool = False,
+        test_time_shift: int = 0,
         calibration: Mapping[str, Any] | None = None,
     ) -> "SoftLabeler":
         """Assemble a soft-labeler from trained members (weights are copied).
@@ -141,7 +143,7 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
             cs_mode: the mode the soft labels use.
             ebc_backbones: order of the J backbones (default: first appearance in ``ebc_members``).
             dist_members: the members of the vote-distribution family, in order (``None``/empty = none).
-            test_time_flip, calibration: see :class:`SoftLabelerConfig`.
+            test_time_flip, test_time_shift, calibration: see :class:`SoftLabelerConfig`.
         """
         ebc_members = dict(ebc_members or {})
         au_members = dict(au_members or {})
@@ -216,6 +218,7 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
             backbone_kwargs=reference.backbone_kwargs,
             dist_backbones=[m.config.backbone for m in dist_members],
             test_time_flip=test_time_flip,
+            test_time_shift=test_time_shift,
             calibration=dict(calibration) if calibration is not None else None,
         )
         prefixes = [f"ebc_members.{k}." for k in range(len(ordered_ebc))]
@@ -239,11 +242,14 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         return ebc, au
 
     def _dist_probs(self, pixel_values: torch.Tensor) -> torch.Tensor | None:
-        """(N, K, 8) softmax of the distribution members; averaged with the mirrored image when
-        ``config.test_time_flip``."""
+        """(N, K, 8) softmax of the distribution members; averaged over the mirrored image when
+        ``config.test_time_flip`` and over the shifted images when ``config.test_time_shift``."""
         if not len(self.dist_members):
             return None
-        views = [pixel_values, pixel_values.flip(-1)] if self.config.test_time_flip else [pixel_values]
+        step = int(getattr(self.config, "test_time_shift", 0))
+        shifts = [(0, 0)] + ([(step, 0), (-step, 0), (0, step), (0, -step)] if step else [])
+        shifted = [shift_pixels(pixel_values, dx, dy) for dx, dy in shifts]
+        views = shifted + ([view.flip(-1) for view in shifted] if self.config.test_time_flip else [])
         probs = [torch.stack([member(view)[0].float().softmax(-1) for member in self.dist_members], dim=1)
                  for view in views]
         return torch.stack(probs).mean(dim=0)
@@ -417,7 +423,9 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
             ds = ds.map(fn, batched=True, batch_size=64, features=fn.map_features(ds.features))
 
         ``kwargs``: ``hard_label_column``, ``hard_label_names``, ``face_box_column``, ``id_column``,
-        ``device``, ``dtype``, ``skip_bad`` of :class:`affectnetplus_hf.hf_map.SoftLabelMap`.
+        ``device``, ``dtype``, ``skip_bad``, and for photos ``detect_faces=True`` with ``detector`` and
+        ``no_face`` (adds ``face_box``; ``docs/method.md#face-stage``) of
+        :class:`affectnetplus_hf.hf_map.SoftLabelMap`.
         """
         from affectnetplus_hf.hf_map import SoftLabelMap
 
@@ -432,6 +440,17 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
     def train(self, mode: bool = True):
         self._stacked_cache = {}
         return super().train(mode)
+
+
+def shift_pixels(pixel_values: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """``(N, C, H, W)`` images moved ``dx`` pixels right and ``dy`` down, the uncovered border repeating the
+    edge (the shift test-time augmentation of ``docs/method.md#distribution-family``)."""
+    if not dx and not dy:
+        return pixel_values
+    padded = nnf.pad(pixel_values, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)), mode="replicate")
+    height, width = pixel_values.shape[-2:]
+    top, left = max(-dy, 0), max(-dx, 0)
+    return padded[..., top:top + height, left:left + width]
 
 
 def _meta_copy(module: nn.Module) -> nn.Module:

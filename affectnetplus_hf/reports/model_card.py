@@ -9,6 +9,7 @@ scores next to the paper's Table 4 (``docs/method.md#reference-figures``), inten
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import string
 from pathlib import Path
@@ -66,6 +67,13 @@ def _augmentation(config) -> str:
         return "none"
     return (f"horizontal flip p={config.hflip}, affine (±{config.rotate_degrees}°, ±{config.translate:.0%} shift, "
             f"scale ±{config.scale_jitter}), colour jitter ±{config.color_jitter}")
+
+
+def _test_time_views(config) -> str:
+    """What the distribution members are averaged over at test time (``docs/method.md#distribution-family``)."""
+    views = (["the mirror image"] if config.test_time_flip else []) + (
+        [f"{config.test_time_shift}-pixel shifts"] if config.test_time_shift else [])
+    return f"; at test time averaged over {' and '.join(views)}." if views else "."
 
 
 def cs_comparison_table(confidences: dict[str, dict[str, Any]], cs_mode: str, ebc_backbones) -> str:
@@ -169,8 +177,9 @@ def render_soft_labeler_card(
     if "dist" in families:
         training.append(
             f"Distribution members: soft-target cross-entropy on the vote distribution of every multi-annotated "
-            f"image outside test-MAS (`{config.dist_target}` targets), horizontal flips and shifts up to "
-            f"{float(config.dist_translate or 0):.1%} of the side.")
+            f"image outside test-MAS (`{config.dist_target}` targets). Augmentation: "
+            f"{_augmentation(dataclasses.replace(config, translate=float(config.dist_translate or 0)))}"
+            + _test_time_views(config))
     limitations = [
         "Confidence scores are measured on a small held-out test-MAS; with few test images per emotion they are noisy.",
     ]

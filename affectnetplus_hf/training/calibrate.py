@@ -112,6 +112,13 @@ def calibrate_model_dir(model_dir: str | os.PathLike, data: str | os.PathLike, s
     from affectnetplus_hf.models.hub import load_soft_labeler
     from affectnetplus_hf.reports.model_card import crowd_quality_section, replace_card_section
 
+    from affectnetplus_hf.pretrained import resolve_model, shipped_name
+
+    name = shipped_name(resolve_model(model_dir))
+    if name is not None:
+        raise ValueError(f"{os.fspath(model_dir)!r} is the shipped soft-labeler {name!r}, which calibrate would rewrite "
+                         f"inside the installed package; copy the folder first (affectnetplus_hf.pretrained_path"
+                         f"({name!r})) and calibrate the copy")
     model_dir = Path(model_dir)
     model = load_soft_labeler(model_dir)
     records = vote_records(data, split)

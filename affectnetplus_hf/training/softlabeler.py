@@ -578,6 +578,7 @@ def train_soft_labeler(
         members["ebc"] or None, members["au"] or None, confidences if metrics else None, preprocess.processor,
         cs_mode=config.cs_mode, ebc_backbones=list(config.ebc_backbones) if "ebc" in families else None,
         dist_members=members["dist"] or None, test_time_flip=bool(config.test_time_flip) and "dist" in families,
+        test_time_shift=int(config.test_time_shift or 0) if "dist" in families else 0,
     )
 
     # ---- calibration on a held-out multi-annotated split (docs/method.md#calibration) -------------
