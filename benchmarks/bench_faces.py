@@ -16,7 +16,9 @@ through the whole photo pipeline (`docs/method.md#face-stage`).
 * speed: photos/s at 640×480 for detection alone and end to end (decode + detect + align + label).
 
 Each detector runs as :class:`~affectnetplus_hf.faces.FaceFinder` uses it by default: dlib upsamples only
-when needed; ``--retry`` also searches a photo without a face again turned by ±20°.
+when needed; ``--retry`` also searches a photo without a face again turned by ±20°, and
+``--fallback-threshold T`` searches it again with dlib's threshold lowered to T (each written to its own
+``faces_<variant>.json``).
 
 Writes ``benchmarks/results/faces.json``::
 
@@ -260,8 +262,16 @@ def main(argv=None) -> int:
     parser.add_argument("--framing-faces", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retry", action="store_true", help="search copies turned by ±20° when no face is found")
-    parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--fallback-threshold", type=float, default=None,
+                        help="dlib: search again at this (lower) threshold when no face is found")
+    parser.add_argument("--output", default=None,
+                        help="default benchmarks/results/faces.json; faces_retry.json, faces_fallback_T.json for the "
+                             "non-default settings")
     args = parser.parse_args(argv)
+    if args.output is None:
+        variant = "".join([*(["_retry"] if args.retry else []),
+                           *([f"_fallback_{args.fallback_threshold:g}"] if args.fallback_threshold is not None else [])])
+        args.output = str(RESULTS.with_name(f"faces{variant}.json"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from affectnetplus_hf.faces import FaceFinder, available_detectors, create_detector, measure_framing
@@ -276,7 +286,7 @@ def main(argv=None) -> int:
         timed_model = model if model is not None else load_soft_labeler(args.speed_model)
     results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
                "threads": 1, "model": args.model, "speed_model": args.speed_model, "retry_angles": [20.0, -20.0] if args.retry else [],
-               "detectors": {}}
+               "fallback_threshold": args.fallback_threshold, "detectors": {}}
     if args.measure_framing:
         train_faces, _ = ferplus_faces(Path(args.ferplus), "train", args.framing_faces, args.seed)
         results["framing"] = {}
@@ -290,7 +300,10 @@ def main(argv=None) -> int:
     timing = [data for data, _ in photos_b[:40]]
     for name in detectors:
         processor = None if model is None else model.image_processor
-        finder = FaceFinder(name, faces="all", processor=processor, **({"retry_angles": (20.0, -20.0)} if args.retry else {}))
+        options = {"retry_angles": (20.0, -20.0)} if args.retry else {}
+        if args.fallback_threshold is not None and name == "dlib":
+            options["fallback_threshold"] = args.fallback_threshold
+        finder = FaceFinder(name, faces="all", processor=processor, **options)
         entry = {"real_photos": score_real(finder, photos_a)}
         entry["ferplus_photos"], _ = score_built(finder, photos_b, len(faces))
         entry["speed_640x480"] = speed(finder, timed_model, timing)

@@ -131,6 +131,7 @@ def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     (("/nonexistent/soft_labeler",), "does not exist"),
     (("MODEL", "--port", "0"), "--port must be in 1..65535"),
     (("MODEL", "--examples", "-1"), "--examples must be >= 0"),
+    (("MODEL", "--detector", "nope"), "unknown face detector 'nope'"),
 ])
 def test_cli_argument_errors_are_one_line(assets, args, message):
     args = tuple(str(assets["model"]) if a == "MODEL" else a for a in args)

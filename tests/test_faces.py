@@ -83,6 +83,29 @@ def test_registry_auto_and_errors():
     assert detector(np.zeros((64, 64, 3), dtype=np.uint8)) == []
 
 
+def test_dlib_fallback_threshold_searches_again_only_when_nothing_passes():
+    pytest.importorskip("dlib")
+    import dlib
+
+    from affectnetplus_hf.faces import create_detector
+
+    class Scanner:  # dlib's detector.run: a face of score -0.3 and one of 0.5 in two images
+        def __init__(self, score):
+            self.score, self.thresholds = score, []
+
+        def run(self, image, upsample, threshold):
+            self.thresholds.append(threshold)
+            found = self.score >= threshold
+            return ([dlib.rectangle(10, 10, 209, 209)] if found else []), ([self.score] if found else []), [0]
+
+    image = np.zeros((240, 240, 3), dtype=np.uint8)
+    for score, fallback, faces, thresholds in ((-0.3, None, 0, [0.0, 0.0]), (-0.3, -0.5, 1, [0.0, 0.0, -0.5]),
+                                               (0.5, -0.5, 1, [0.0])):
+        detector = create_detector("dlib", landmarks=None, fallback_threshold=fallback)
+        detector.detector = Scanner(score)
+        assert len(detector(image)) == faces and detector.detector.thresholds == thresholds
+
+
 def test_import_stays_light():
     import subprocess
     import sys

@@ -137,13 +137,14 @@ def test_second_panel_check_scores_the_model_and_a_panel_against_the_other_panel
     assert single["model"] == crowd_agreement(vote_distributions(b).astype(np.float64), vote_distributions(votes))
 
 
-def test_calibrate_refuses_to_rewrite_the_shipped_model(tmp_path, monkeypatch, capsys):
+def test_calibrate_refuses_to_rewrite_the_shipped_model(tmp_path, monkeypatch, caplog):
     from affectnetplus_hf.cli import main
 
     monkeypatch.chdir(tmp_path)
     before = (pretrained_path("ferplus") / "config.json").read_bytes()
-    assert main(["calibrate", "ferplus", "--data", str(tmp_path), "--split", "validation"]) == 1
-    assert "is the shipped soft-labeler 'ferplus'" in capsys.readouterr().err
+    with caplog.at_level(logging.ERROR):
+        assert main(["calibrate", "ferplus", "--data", str(tmp_path), "--split", "validation"]) == 1
+    assert "is the shipped soft-labeler 'ferplus'" in caplog.text
     assert (pretrained_path("ferplus") / "config.json").read_bytes() == before
 
 
@@ -174,3 +175,20 @@ def test_from_pretrained_and_ds_map_take_the_shipped_name(tmp_path, monkeypatch)
     mapped = ds.map(fn, batched=True, batch_size=2, features=fn.map_features(ds.features))
     np.testing.assert_allclose(np.asarray(mapped["soft_label_calibrated"]), np.asarray(expected["soft_label_calibrated"]),
                                atol=1e-5)
+
+
+def test_store_float16_halves_weight_matrices_and_keeps_vectors_and_named_families(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from affectnetplus_hf.pretrained import store_float16
+
+    tensors = {"ebc_members.0.conv.weight": torch.randn(4, 3, 3, 3), "dist_members.0.conv.weight": torch.randn(4, 3, 3, 3),
+               "dist_members.0.bn.running_var": torch.rand(4), "dist_members.0.bn.num_batches_tracked": torch.tensor(7)}
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    store_float16(tmp_path, keep_float32=("ebc_members.",))
+    stored = load_file(str(tmp_path / "model.safetensors"))
+    assert {k: str(v.dtype) for k, v in stored.items()} == {
+        "ebc_members.0.conv.weight": "torch.float32", "dist_members.0.conv.weight": "torch.float16",
+        "dist_members.0.bn.running_var": "torch.float32", "dist_members.0.bn.num_batches_tracked": "torch.int64"}
+    assert torch.equal(stored["dist_members.0.conv.weight"], tensors["dist_members.0.conv.weight"].half())

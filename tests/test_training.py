@@ -167,6 +167,33 @@ def test_presets_fill_only_unset_fields():
         TrainConfig().loop_config("ebc")
 
 
+DENORMAL_SCRIPT = """
+import importlib.util, torch
+spec = importlib.util.spec_from_file_location("training_tests", {test_file!r})
+tests = importlib.util.module_from_spec(spec); spec.loader.exec_module(tests)
+from affectnetplus_hf.training import train_model
+tiny = torch.tensor([1e-40])  # below float32's normal range
+seen = []
+class Probe(tests.TinyNet):
+    def forward(self, pixel_values, labels=None):
+        seen.append(float(tiny * 1.0))
+        return super().forward(pixel_values, labels)
+before = float(tiny * 1.0)
+train_model(Probe(), tests._data(), tests._config(epochs=1), {out!r}, name="probe")
+print(before > 0, set(seen) == {{0.0}})
+"""
+
+
+def test_training_on_cpu_flushes_denormal_floats(tmp_path):
+    # weights decayed below float32's normal range made late epochs 8x slower on CPU; flushed, they cost nothing
+    script = tmp_path / "probe.py"
+    script.write_text(DENORMAL_SCRIPT.format(test_file=str(Path(__file__).resolve()), out=str(tmp_path / "run")))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["True", "True"]
+
+
 DDP_SCRIPT = """
 import importlib.util, json, numpy as np, torch
 spec = importlib.util.spec_from_file_location("training_tests", {test_file!r})

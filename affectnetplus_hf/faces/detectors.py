@@ -92,18 +92,21 @@ class DlibDetector:
     ``upsample=1`` doubles the image first: faces down to about 40 px are found. Upsampling only when
     needed (``small_face``, `docs/method.md#face-stage`): the image is scanned as it is first (faces from
     about 80 px), and doubled only when that finds nothing or a face narrower than ``small_face`` px (a
-    group photo may hold smaller ones); ``small_face=None`` always upsamples.
+    group photo may hold smaller ones); ``small_face=None`` always upsamples. ``fallback_threshold``: when
+    nothing passes ``threshold``, search again with this lower one (an option, not the default:
+    `docs/method.md#face-stage`).
     """
 
     name = "dlib"
 
     def __init__(self, upsample: int = 1, threshold: float = 0.0, landmarks: int | None = 5,
-                 small_face: float | None = 120.0) -> None:
+                 small_face: float | None = 120.0, fallback_threshold: float | None = None) -> None:
         import dlib
 
         self._dlib = dlib
         self.detector = dlib.get_frontal_face_detector()
         self.upsample, self.threshold = int(upsample), float(threshold)
+        self.fallback_threshold = None if fallback_threshold is None else float(fallback_threshold)
         self.small_face = None if small_face is None else float(small_face)
         self.predictor = None
         if landmarks is not None:
@@ -130,6 +133,8 @@ class DlibDetector:
             if len(rects) and min(r.right() + 1 - r.left() for r in rects) >= self.small_face:
                 return list(rects), list(scores)
         rects, scores, _ = self.detector.run(image, self.upsample, self.threshold)
+        if not len(rects) and self.fallback_threshold is not None:
+            rects, scores, _ = self.detector.run(image, self.upsample, self.fallback_threshold)
         return list(rects), list(scores)
 
     def __call__(self, image: np.ndarray) -> list[DetectedFace]:

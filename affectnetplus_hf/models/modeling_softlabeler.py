@@ -249,10 +249,9 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         step = int(getattr(self.config, "test_time_shift", 0))
         shifts = [(0, 0)] + ([(step, 0), (-step, 0), (0, step), (0, -step)] if step else [])
         shifted = [shift_pixels(pixel_values, dx, dy) for dx, dy in shifts]
-        views = shifted + ([view.flip(-1) for view in shifted] if self.config.test_time_flip else [])
-        probs = [torch.stack([member(view)[0].float().softmax(-1) for member in self.dist_members], dim=1)
-                 for view in views]
-        return torch.stack(probs).mean(dim=0)
+        views = torch.cat(shifted + ([view.flip(-1) for view in shifted] if self.config.test_time_flip else []))
+        probs = torch.stack([member(views)[0].float().softmax(-1) for member in self.dist_members], dim=1)
+        return probs.unflatten(0, (-1, pixel_values.shape[0])).mean(dim=0)  # one forward over all views
 
     def _stacked_state(self, members: Sequence[nn.Module]):
         from torch.func import stack_module_state

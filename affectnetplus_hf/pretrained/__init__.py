@@ -6,7 +6,7 @@
 * :func:`resolve_model` — what every entry point does with a model argument: an existing path is used as
   it is (a folder named like a shipped model wins, with a warning); a shipped name gives its folder;
   anything else is passed on (a hub id).
-* :func:`store_float16` — rewrite a saved model's weights as float16 (the shipped copies; they load as
+* :func:`store_float16` — rewrite a saved model's weight matrices as float16 (the shipped copies; they load as
   float32, ``config.json`` keeps ``dtype`` float32).
 
 Importing this module is cheap (no torch).
@@ -77,21 +77,26 @@ def shipped_name(model: str | os.PathLike) -> str | None:
     return None
 
 
-def store_float16(model_dir: str | os.PathLike) -> Path:
-    """Rewrite ``model_dir/model.safetensors`` with float16 copies of its float32 tensors (others kept).
+def store_float16(model_dir: str | os.PathLike, keep_float32: tuple[str, ...] = ()) -> Path:
+    """Rewrite ``model_dir/model.safetensors`` with float16 copies of its float32 weight matrices and
+    kernels; vectors (normalisation statistics, biases) and tensors whose name starts with one of
+    ``keep_float32`` (e.g. ``"ebc_members."``) stay float32.
 
     ``config.json`` keeps its ``dtype`` (float32), so ``from_pretrained`` loads float32 parameters again;
-    the shipped models' predictions move by at most 1e-3 (checked by ``scripts/train_pretrained.sh``).
+    ``scripts/ship_pretrained.py`` keeps a family in float32 when halving it moves an output by more than 1e-3.
     """
     import torch
     from safetensors.torch import load_file, save
 
     from affectnetplus_hf.fileio import write_bytes_atomic
 
+    def halved(name: str, tensor: torch.Tensor) -> bool:
+        return tensor.dtype == torch.float32 and tensor.dim() > 1 and not name.startswith(keep_float32)
+
     weights = Path(model_dir) / "model.safetensors"
     tensors = load_file(str(weights))
-    halved = {k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}
-    write_bytes_atomic(weights, save(halved, metadata={"format": "pt"}))
+    stored = {k: v.half() if halved(k, v) else v for k, v in tensors.items()}
+    write_bytes_atomic(weights, save(stored, metadata={"format": "pt"}))
     return weights
 
 

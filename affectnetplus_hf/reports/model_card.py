@@ -69,11 +69,18 @@ def _augmentation(config) -> str:
             f"scale ±{config.scale_jitter}), colour jitter ±{config.color_jitter}")
 
 
-def _test_time_views(config) -> str:
+def _views(config) -> list[str]:
     """What the distribution members are averaged over at test time (``docs/method.md#distribution-family``)."""
-    views = (["the mirror image"] if config.test_time_flip else []) + (
+    return (["the mirror image"] if config.test_time_flip else []) + (
         [f"{config.test_time_shift}-pixel shifts"] if config.test_time_shift else [])
-    return f"; at test time averaged over {' and '.join(views)}." if views else "."
+
+
+def _test_time_views(config) -> str:
+    return f"; at test time averaged over {' and '.join(_views(config))}." if _views(config) else "."
+
+
+def _averaged(config) -> str:
+    return f", averaged over {' and '.join(_views(config))}" if _views(config) else ""
 
 
 def cs_comparison_table(confidences: dict[str, dict[str, Any]], cs_mode: str, ebc_backbones) -> str:
@@ -132,7 +139,7 @@ def render_soft_labeler_card(
     if "dist" in families:
         rows.append(
             f"| distribution (`docs/method.md#distribution-family`) | `{config.dist_backbone}` | {config.dist_members} "
-            f"× 8-way softmax on vote distributions{', mirror-averaged' if config.test_time_flip else ''} | Adam lr "
+            f"× 8-way softmax on vote distributions{_averaged(config)} | Adam lr "
             f"{config.dist_learning_rate}, weight decay {config.dist_weight_decay} | {config.dist_epochs} | "
             f"{config.dist_batch_size} | {config.image_size}x{config.image_size} |"
         )
