@@ -261,6 +261,7 @@ def main(argv=None) -> int:
     parser.add_argument("--measure-framing", action="store_true")
     parser.add_argument("--framing-faces", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--retry", action="store_true", help="search copies turned by ±20° when no face is found")
     parser.add_argument("--fallback-threshold", type=float, default=None,
                         help="dlib: search again at this (lower) threshold when no face is found")
@@ -274,9 +275,12 @@ def main(argv=None) -> int:
         args.output = str(RESULTS.with_name(f"faces{variant}.json"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    import torch
+
     from affectnetplus_hf.faces import FaceFinder, available_detectors, create_detector, measure_framing
     from affectnetplus_hf.fileio import write_text_atomic
 
+    torch.set_num_threads(args.threads)
     detectors = args.detectors.split(",") if args.detectors else available_detectors()
     model = timed_model = None
     if args.model or args.speed_model:
@@ -285,7 +289,7 @@ def main(argv=None) -> int:
         model = load_soft_labeler(args.model) if args.model else None
         timed_model = model if model is not None else load_soft_labeler(args.speed_model)
     results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
-               "threads": 1, "model": args.model, "speed_model": args.speed_model, "retry_angles": [20.0, -20.0] if args.retry else [],
+               "threads": args.threads, "model": args.model, "speed_model": args.speed_model, "retry_angles": [20.0, -20.0] if args.retry else [],
                "fallback_threshold": args.fallback_threshold, "detectors": {}}
     if args.measure_framing:
         train_faces, _ = ferplus_faces(Path(args.ferplus), "train", args.framing_faces, args.seed)
