@@ -13,7 +13,8 @@ through the whole photo pipeline (`docs/method.md#face-stage`).
   an EXIF orientation tag (6 or 8), a fifth with a second face, plus ``--n-empty`` face-free photos.
   Soft labels of the faces found, through the photo pipeline, against the crowd's votes (W-MAE,
   majority accuracy), next to the same faces' original 48×48 crops.
-* speed: photos/s at 640×480 for detection alone and end to end (decode + detect + align + label).
+* speed: photos/s at 640×480 for detection alone and end to end (decode + detect + align + label), one
+  photo at a time and through ``predict_files`` (batched, with and without one DataLoader worker).
 
 Each detector runs as :class:`~affectnetplus_hf.faces.FaceFinder` uses it by default: dlib upsamples only
 when needed; ``--retry`` also searches a photo without a face again turned by ±20°, and
@@ -248,6 +249,28 @@ def speed(finder, model, photos_640: list[bytes], repeats: int = 1) -> dict:
     return result
 
 
+def predict_speed(model_dir: str, photos_640: list[bytes], copies: int = 3) -> dict:
+    """Photos/s of ``predict_files`` (what ``affectnetplus predict MODEL photos… --faces all`` runs: decode,
+    EXIF, detect, align, label in batches; the model load included) on ``copies`` × the photos as files,
+    with the face stage in the main process and in one DataLoader worker (``--num-workers 1``)."""
+    import tempfile
+
+    from affectnetplus_hf.models.inference import predict_files
+
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, data in enumerate(photos_640 * copies):
+            path = Path(tmp) / f"photo_{i:04d}.png"
+            path.write_bytes(data)
+            paths.append(str(path))
+        for workers in (0, 1):
+            start = time.perf_counter()
+            predict_files(model_dir, paths, faces="all", num_workers=workers)
+            result[f"predict_photos_per_s_workers_{workers}"] = round(len(paths) / (time.perf_counter() - start), 2)
+    return result
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="soft-labeler for set (b) and the end-to-end speed (default: none)")
@@ -311,6 +334,8 @@ def main(argv=None) -> int:
         entry = {"real_photos": score_real(finder, photos_a)}
         entry["ferplus_photos"], _ = score_built(finder, photos_b, len(faces))
         entry["speed_640x480"] = speed(finder, timed_model, timing)
+        if args.model is not None and not args.retry and args.fallback_threshold is None:
+            entry["speed_640x480"].update(predict_speed(args.model, timing))
         if model is not None:
             entry["ferplus_photos"]["soft_labels"] = soft_labels_built(model, finder, photos_b, faces, reference)
         results["detectors"][name] = entry

@@ -7,7 +7,7 @@
 # FERPLUS_DIR: default ../shared/data/ferplus; WORK_DIR: default ferplus_pretrained_work (the trained folder
 # is kept there; a rerun resumes it). scripts/ship_pretrained.py then copies it into the package (float16
 # weights), adds the second-panel check to its card and stores the test faces' expected outputs.
-# About 1.5 h on a 2-core CPU (1 torch thread).
+# About 72 min on a 2-core CPU (68 min of training, 1 torch thread).
 # Environment:
 #   TARGET=DIR     ship into DIR instead of affectnetplus_hf/pretrained/ferplus
 #   FIXTURES=DIR   test faces + expected outputs into DIR instead of tests/fixtures/pretrained
