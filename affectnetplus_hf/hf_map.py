@@ -342,15 +342,7 @@ class SoftLabelMap:
             try:
                 pieces.append(processor.preprocess([source], face_boxes=[box], return_tensors="pt")["pixel_values"])
             except BadImageError as error:
-                where = f"{self.image_column!r} of row {keys[k]}"
-                if names[k] and names[k] not in str(error):
-                    where += f" ({names[k]})"
-                reason = f"{where}: {error}"
-                if not self.skip_bad:
-                    raise BadImageError(reason + "; pass skip_bad=True to give it null soft labels") from error
-                logger.warning("bad image, null soft labels: %s", reason)
-                bad[k] = reason
-                self.skipped.append((keys[k], reason))
+                bad[k] = self._bad_reason(error, k, names, keys)
         if pieces:
             pixel_values = torch.cat(pieces)
         else:

@@ -39,7 +39,7 @@ and scored on the other (2 folds), which shows how much of the gain survives on 
 
 Each trained model is kept under ``--work-dir`` (one folder per predictor); a rerun reuses finished
 ones, so the table is reproduced from the saved models in minutes. Training from scratch takes about
-1.5 h on 2 CPU cores (tiny preset).
+1 h on 2 CPU cores (tiny preset).
 
     python benchmarks/bench_ferplus.py                       # ../shared/data/ferplus, tiny preset
     python benchmarks/bench_ferplus.py --preset tiny --eval-split validation --paper-epochs 4

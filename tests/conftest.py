@@ -130,6 +130,25 @@ def build(root: Path, folders: bool = True, fer2013: bool = False) -> Path:
     return root
 
 
+def detectable_faces(n: int = 2) -> list[Image.Image]:
+    """The first ``n`` frontal synthetic sample faces (200×240, padded) in which the default detector finds
+    exactly one face."""
+    from affectnetplus_hf.faces import FaceFinder
+    from affectnetplus_hf.sample import make_face
+
+    finder, faces = FaceFinder("auto", faces="all"), []
+    rng = np.random.default_rng(0)
+    for attempt in range(60):
+        image = make_face(rng, attempt % 8, image_size=160, pose=(0.0, 0.0, 0.0))[0].convert("RGB")
+        padded = Image.new("RGB", (200, 240), (128, 128, 128))
+        padded.paste(image, (20, 40))
+        if len(finder.detect(padded)) == 1:
+            faces.append(padded)
+            if len(faces) == n:
+                return faces
+    pytest.fail("the default detector found no synthetic face in 60 renders")
+
+
 @pytest.fixture(scope="session", name="make_tiny_labeler")
 def _make_tiny_labeler_fixture():
     """``make_tiny_labeler(directory)``: a random-weight two-family soft-labeler saved to ``directory``."""
@@ -161,3 +180,14 @@ def ferplus_files():
     """Builders of FER+ folders from the real label rows in ``tests/fixtures/ferplus``: ``build(root,
     folders=True, fer2013=False)``, ``rows()``, ``row_value(index)``, ``dropped`` (a name left out)."""
     return SimpleNamespace(build=build, rows=_rows, row_value=_row_value, dropped=DROPPED)
+
+
+@pytest.fixture(scope="session")
+def face_photos():
+    """``.faces``: two synthetic faces the default detector finds; ``.pair``: a 440×260 photo of both, left to
+    right."""
+    left, right = detectable_faces(2)
+    pair = Image.new("RGB", (440, 260), (90, 110, 100))
+    pair.paste(left, (10, 10))
+    pair.paste(right, (230, 10))
+    return SimpleNamespace(faces=[left, right], pair=pair)

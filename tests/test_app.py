@@ -241,31 +241,6 @@ def _shown_values(driver) -> dict[str, str]:
         return {}
 
 
-def _two_face_photo(path: Path) -> Path:
-    """A 440×260 photo of two frontal synthetic sample faces the default detector finds (built here)."""
-    from PIL import Image
-
-    from affectnetplus_hf.faces import FaceFinder
-    from affectnetplus_hf.sample import make_face
-
-    finder, faces = FaceFinder("auto", faces="all"), []
-    rng = np.random.default_rng(0)
-    for attempt in range(60):
-        face = make_face(rng, attempt % 8, image_size=160, pose=(0.0, 0.0, 0.0))[0].convert("RGB")
-        padded = Image.new("RGB", (200, 240), (128, 128, 128))
-        padded.paste(face, (20, 40))
-        if len(finder.detect(padded)) == 1:
-            faces.append(padded)
-            if len(faces) == 2:
-                break
-    assert len(faces) == 2, "the default detector found too few synthetic faces"
-    pair = Image.new("RGB", (440, 260), (90, 110, 100))
-    pair.paste(faces[0], (10, 10))
-    pair.paste(faces[1], (230, 10))
-    pair.save(path)
-    return path
-
-
 def _predict_rows(model: Path, photo: Path) -> list[dict]:
     """``affectnetplus predict MODEL PHOTO --faces all``'s rows."""
     from affectnetplus_hf.models.inference import predict_files
@@ -273,12 +248,13 @@ def _predict_rows(model: Path, photo: Path) -> list[dict]:
     return predict_files(str(model), [str(photo)], faces="all").to_pylist()
 
 
-def test_analyse_upload_gives_every_face_as_predict(assets, tmp_path):
+def test_analyse_upload_gives_every_face_as_predict(assets, tmp_path, face_photos):
     from affectnetplus_hf.app import DETECT_FACES, WHOLE_IMAGE, analyse_upload, faces_html, largest_face, photo_message
     from affectnetplus_hf.faces import FaceFinder
     from affectnetplus_hf.images import BadImageError
 
-    photo_path = _two_face_photo(tmp_path / "pair.png")
+    photo_path = tmp_path / "pair.png"
+    face_photos.pair.save(photo_path)
     finder = FaceFinder("auto", faces="all", processor=assets["labeler"].image_processor)
     photo = analyse_upload(assets["labeler"], finder, photo_path, DETECT_FACES)
     rows = _predict_rows(assets["model"], photo_path)
@@ -319,7 +295,7 @@ def _click_face(driver, wait, number: int) -> None:
 
 
 @pytest.mark.slow
-def test_page_in_headless_chromium_shows_labeler_predict(assets, tmp_path):
+def test_page_in_headless_chromium_shows_labeler_predict(assets, tmp_path, face_photos):
     _browser_or_skip()
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -335,7 +311,8 @@ def test_page_in_headless_chromium_shows_labeler_predict(assets, tmp_path):
     driver = None
     try:
         # while the server starts: a photo with two faces and what `predict --faces all` says of it
-        pair = _two_face_photo(tmp_path / "pair.png")
+        pair = tmp_path / "pair.png"
+        face_photos.pair.save(pair)
         rows = _predict_rows(assets["model"], pair)
         assert len(rows) == 2
         _wait_for_server(url, process, log)

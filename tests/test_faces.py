@@ -16,35 +16,14 @@ from affectnetplus_hf.emotions import EMOTIONS
 cv2 = pytest.importorskip("cv2")
 
 
-def _synthetic_faces(n: int = 2) -> list[Image.Image]:
-    """The first ``n`` frontal synthetic sample faces in which the default detector finds exactly one face."""
-    from affectnetplus_hf.faces import FaceFinder
-    from affectnetplus_hf.sample import make_face
-
-    finder, faces = FaceFinder("auto", faces="all"), []
-    rng = np.random.default_rng(0)
-    for attempt in range(60):
-        image = make_face(rng, attempt % 8, image_size=160, pose=(0.0, 0.0, 0.0))[0].convert("RGB")
-        padded = Image.new("RGB", (200, 240), (128, 128, 128))
-        padded.paste(image, (20, 40))
-        if len(finder.detect(padded)) == 1:
-            faces.append(padded)
-            if len(faces) == n:
-                return faces
-    pytest.fail("the default detector found no synthetic face in 60 renders")
-
-
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory, make_tiny_labeler):
+def assets(tmp_path_factory, make_tiny_labeler, face_photos):
     root = tmp_path_factory.mktemp("faces")
     model = make_tiny_labeler(root / "model")
-    left, right = _synthetic_faces(2)
+    left = face_photos.faces[0]
     paths = {}
     left.save(paths.setdefault("upright", root / "upright.png"))
-    pair = Image.new("RGB", (440, 260), (90, 110, 100))
-    pair.paste(left, (10, 10))
-    pair.paste(right, (230, 10))
-    pair.save(paths.setdefault("pair", root / "pair.png"))
+    face_photos.pair.save(paths.setdefault("pair", root / "pair.png"))
     for orientation, turn in ((6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270)):
         exif = Image.Exif()
         exif[0x0112] = orientation  # stored sideways, displayed upright
