@@ -349,7 +349,7 @@ def build_dataset(
     """
     from tqdm.auto import tqdm
 
-    from affectnetplus_hf.labeling import records_fingerprint
+    from affectnetplus_hf.labeling import labeled_records_fingerprint
     from affectnetplus_hf.metadata import METADATA_COLUMNS, annotate
     from affectnetplus_hf.sources import open_source
 
@@ -365,7 +365,7 @@ def build_dataset(
         raise ValueError(f"the labels hold split(s) {missing_splits} that the source at {os.fspath(data_dir)!r} does not have")
 
     records_by_split = {split: list(source.records(split)) for split in splits}
-    if records_fingerprint(records_by_split) != manifest["config"].get("records"):
+    if labeled_records_fingerprint(records_by_split) != manifest["config"].get("records"):
         raise ValueError(
             f"the source at {os.fspath(data_dir)!r} is not the one labeled in {os.fspath(labels_dir)!r} "
             "(its image ids, splits or hard labels differ); label it again"

@@ -55,11 +55,10 @@ on every split; images without a hard label get a null subset.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,9 +68,10 @@ from typing import Any
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
-from affectnetplus_hf.fileio import PARQUET_OPTIONS, atomic_path, check_writable_dir, write_json_atomic
+from affectnetplus_hf.fileio import PARQUET_OPTIONS, atomic_path, write_json_atomic
 from affectnetplus_hf.pretrained import resolve_model
 from affectnetplus_hf.records import FaceRecord
+from affectnetplus_hf.run_folder import RunFolder, RunFolderError, file_sha256, files_fingerprint, records_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +98,6 @@ LABEL_COLUMNS: tuple[str, ...] = (
     "image_id", "split", "hard_label", "soft_label", "soft_label_ebc", "soft_label_au", "soft_label_dist",
     "soft_label_calibrated", "spread", "subset", "image_size_bytes", "image_sha256", "face_box",
 )
-
-#: Fault injection for the reliability tests: ``N`` or ``N:point`` makes the process
-#: SIGKILL itself after writing ``N`` shards; ``point`` is ``tmp`` (after the temp Parquet file is
-#: written, before the rename), ``parquet`` (after the rename, before the sidecar) or ``sidecar``
-#: (default: after the sidecar).
-FAULT_ENV = "AFFECTNETPLUS_LABEL_KILL_AFTER_SHARDS"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -216,41 +210,25 @@ def shards_for_process(shards: Sequence[Shard], process_index: int, num_processe
 # --------------------------------------------------------------------------------------------------
 
 
-def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """sha256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_fingerprint(model_dir: str | os.PathLike) -> str:
-    """sha256 over every file of a saved model directory (relative names + contents), sorted.
+    """Fingerprint of a saved model directory (:func:`~affectnetplus_hf.run_folder.files_fingerprint`).
 
-    The manifest stores it so that resuming with another model (or changed weights) refuses. A shipped
-    name (``"ferplus"``) is its folder (:func:`~affectnetplus_hf.pretrained.resolve_model`).
+    The manifest and every shard's sidecar store it, so that resuming with another model (or changed
+    weights) refuses. A shipped name (``"ferplus"``) is its folder (:func:`~affectnetplus_hf.pretrained.resolve_model`).
     """
     root = Path(resolve_model(model_dir))
     if not root.is_dir():
         raise FileNotFoundError(f"model directory {os.fspath(model_dir)!r} does not exist")
-    digest = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    if not files:
-        raise FileNotFoundError(f"model directory {os.fspath(model_dir)!r} is empty")
-    for path in files:
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(file_sha256(path).encode() + b"\n")
-    return digest.hexdigest()
+    try:
+        return files_fingerprint(root)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"model directory {os.fspath(model_dir)!r} is empty") from None
 
 
-def records_fingerprint(records_by_split: Mapping[str, Sequence[FaceRecord]]) -> str:
-    """sha256 of the ordered (split, image_id, hard_label) list: the data a run labels."""
-    digest = hashlib.sha256()
-    for split, records in records_by_split.items():
-        for record in records:
-            digest.update(f"{split}\t{record.image_id}\t{record.hard_label}\n".encode())
-    return digest.hexdigest()
+def labeled_records_fingerprint(records_by_split: Mapping[str, Sequence[FaceRecord]]) -> str:
+    """Fingerprint of the ordered (split, image_id, hard_label) list: the data a run labels."""
+    return records_fingerprint((split, record.image_id, record.hard_label)
+                               for split, records in records_by_split.items() for record in records)
 
 
 def label_schema():
@@ -442,20 +420,6 @@ def _box(box) -> list[float] | None:
     return None if box is None else [float(v) for v in box]
 
 
-def _fault_plan() -> tuple[int, str] | None:
-    value = os.environ.get(FAULT_ENV)
-    if not value:
-        return None
-    count, _, point = value.partition(":")
-    return int(count), point or "sidecar"
-
-
-def _maybe_kill(written: int, point: str, fault: tuple[int, str] | None) -> None:
-    if fault is not None and written == fault[0] and point == fault[1]:
-        logger.warning("%s=%s: killing this process (fault injection)", FAULT_ENV, os.environ.get(FAULT_ENV))
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 class LabelRun:
     """One labeling run over ``records_by_split`` into ``out_dir`` (see the module docstring).
 
@@ -483,7 +447,7 @@ class LabelRun:
         self._verified: dict[str, dict] = {}
         self.identity = {
             **dict(run_info),
-            "records": records_fingerprint(self.records_by_split),
+            "records": labeled_records_fingerprint(self.records_by_split),
             "splits": {split: len(records) for split, records in self.records_by_split.items()},
             "shard_size": int(config.shard_size),
             "batch_size": int(config.batch_size),
@@ -523,6 +487,9 @@ class LabelRun:
         if info.get("sha256") != file_sha256(path):
             logger.warning("%s does not match its sidecar hash; shard %s will be redone", path, shard.name)
             return None
+        if info.get("model") != self.identity.get("model"):
+            raise RunFolderError(f"{sidecar}: shard {shard.name} was written by another model than this run's; "
+                                 "the folder mixes two runs, label into a new OUT_DIR")
         self._verified[shard.name] = info
         return info
 
@@ -555,61 +522,39 @@ class LabelRun:
 
     # ---- phases ------------------------------------------------------------------------------------
 
-    def prepare(self, is_main: bool) -> None:
-        """Check ``out_dir`` and the manifest of an earlier run; the main process writes a fresh one."""
-        if is_main:
-            check_writable_dir(self.out_dir)
-        manifest_path = self.out_dir / MANIFEST_FILE
-        if manifest_path.is_file():
-            try:
-                previous = json.loads(manifest_path.read_text())
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{manifest_path} is not valid JSON ({error}); remove the folder to start over") from error
-            if previous.get("format") != MANIFEST_FORMAT:
-                raise ValueError(f"{manifest_path} is not a labeling manifest (format {previous.get('format')!r})")
-            old = previous.get("config", {})
-            differing = sorted(k for k in set(old) | set(self.identity) if old.get(k) != self.identity.get(k))
-            note = ""
-            if differing == ["skip_bad"]:
-                # skip_bad only decides what happens to an unreadable image: a finished shard that met none
-                # holds the same bytes either way, so the run may go on with the other setting
-                dependent = self.shards_with_bad_images()
-                if not dependent:
-                    logger.info("%s: skip_bad changed from %s to %s; no finished shard met a bad image, resuming",
-                                self.out_dir, old.get("skip_bad"), self.identity.get("skip_bad"))
-                    differing = []
-                else:
-                    note = f"; finished shard(s) {dependent[:5]} left out bad images"
-            if differing:
-                details = "; ".join(f"{k}: was {old.get(k)!r}, now {self.identity.get(k)!r}" for k in differing)
-                raise ValueError(
-                    f"{self.out_dir} holds a labeling run with different settings ({details}{note}); "
-                    "resume with the same model, data and settings, or use another OUT_DIR"
-                )
-            if is_main:
-                logger.info("resuming the labeling run in %s", self.out_dir)
-        elif is_main:
-            existing = [p.name for p in self.out_dir.iterdir() if not p.name.startswith(".")] if self.out_dir.is_dir() else []
-            if existing:
-                raise ValueError(
-                    f"output folder {os.fspath(self.out_dir)!r} is not empty and holds no {MANIFEST_FILE} "
-                    f"(found {sorted(existing)[:5]}); use an empty or new folder"
-                )
-        if is_main:
-            self.shard_dir.mkdir(exist_ok=True)
-            for stale in self.shard_dir.glob(".*.tmp"):
-                stale.unlink()
-            write_json_atomic(manifest_path, self.manifest(complete=False))
+    def prepare(self, folder: RunFolder) -> None:
+        """Main process, holding ``folder``'s lock: check that ``out_dir`` is new or this run's, mark it and
+        write a fresh manifest."""
+        if folder.start(accept=self._accept_changed) == "resume":
+            logger.info("resuming the labeling run in %s", self.out_dir)
+        folder.mark(complete=False)
+        self.shard_dir.mkdir(exist_ok=True)
+        for stale in self.shard_dir.glob(".*.tmp"):
+            stale.unlink()
+        write_json_atomic(self.out_dir / MANIFEST_FILE, self.manifest(complete=False))
 
-    def write_shard(self, shard: Shard, result: ShardResult, written: int, fault) -> dict:
+    def _accept_changed(self, fields: list[str]) -> bool:
+        """A resume may switch ``skip_bad`` alone while no finished shard left out a bad image: such a shard
+        holds the same bytes either way."""
+        if fields != ["skip_bad"]:
+            return False
+        dependent = self.shards_with_bad_images()
+        if dependent:
+            raise RunFolderError(f"{self.out_dir} holds a labeling run with skip_bad={not self.config.skip_bad} whose "
+                                 f"finished shard(s) {dependent[:5]} left out bad images; resume with the same "
+                                 "setting, or use another OUT_DIR")
+        logger.info("%s: skip_bad is now %s; no finished shard met a bad image, resuming", self.out_dir, self.config.skip_bad)
+        return True
+
+    def write_shard(self, shard: Shard, result: ShardResult) -> dict:
+        """The shard's Parquet file, then its sidecar (which makes it finished)."""
         path = self.shard_path(shard)
         import pyarrow.parquet as pq
 
         with atomic_path(path) as temp:
             pq.write_table(result.table, temp, **PARQUET_OPTIONS)
-            _maybe_kill(written, "tmp", fault)
-        _maybe_kill(written, "parquet", fault)
         info = {
+            "model": self.identity["model"],
             "name": shard.name,
             "split": shard.split,
             "start": shard.start,
@@ -639,7 +584,6 @@ class LabelRun:
             total=sum(shard.size for shard in todo), unit="img", desc=f"labeling [{process_index}]",
             position=process_index, disable=not self.config.progress, dynamic_ncols=True,
         )
-        fault = _fault_plan()
         written = 0
         start_time = time.perf_counter()
         images = 0
@@ -649,8 +593,7 @@ class LabelRun:
                                    finder=self.finder)
             written += 1
             images += shard.size
-            self.write_shard(shard, result, written, fault)
-            _maybe_kill(written, "sidecar", fault)
+            self.write_shard(shard, result)
             if process_index == 0:
                 write_json_atomic(self.out_dir / MANIFEST_FILE, self.manifest(complete=False))
         bar.close()
@@ -659,8 +602,8 @@ class LabelRun:
             logger.info("process %d: %d images in %.1f s (%.1f images/s)", process_index, images, elapsed, images / max(elapsed, 1e-9))
         return written
 
-    def finish(self) -> dict:
-        """Main process, after every process is done: the final manifest, summary and subset tables."""
+    def finish(self, folder: RunFolder) -> dict:
+        """Main process, after every process is done: the final manifest, summary, subset tables and marker."""
         missing = [shard.name for shard in self.shards if self.finished(shard) is None]
         manifest = self.manifest(complete=not missing)
         write_json_atomic(self.out_dir / MANIFEST_FILE, manifest)
@@ -673,6 +616,7 @@ class LabelRun:
 
         table = subset_table(load_labels(self.out_dir))
         write_subset_report(table, self.out_dir, prefix="subsets")
+        folder.mark(complete=True)
         return summary
 
 
@@ -822,20 +766,19 @@ def label_dataset(
         "calibration": getattr(model_config, "calibration", None),
     }
     run = LabelRun(out_dir, records_by_split, config, run_info, finder=config.face_finder(processor))
-    if is_main:
-        run.prepare(is_main=True)
-    accelerator.wait_for_everyone()
-    if not is_main:
-        run.prepare(is_main=False)
-    run.run_process(model, processor, accelerator.process_index, accelerator.num_processes, device=accelerator.device)
-    accelerator.wait_for_everyone()
-    summary = run.finish() if is_main else {}
-    accelerator.wait_for_everyone()
+    folder = RunFolder(out_dir, "labels", run.identity, version=MANIFEST_VERSION)
+    with folder if is_main else contextlib.nullcontext():  # the main process locks OUT_DIR for the whole run
+        if is_main:
+            run.prepare(folder)
+        accelerator.wait_for_everyone()
+        run.run_process(model, processor, accelerator.process_index, accelerator.num_processes, device=accelerator.device)
+        accelerator.wait_for_everyone()
+        summary = run.finish(folder) if is_main else {}
+        accelerator.wait_for_everyone()
     return summary
 
 
 __all__ = [
-    "FAULT_ENV",
     "LABEL_COLUMNS",
     "LabelRun",
     "LabelingConfig",
@@ -849,7 +792,7 @@ __all__ = [
     "model_fingerprint",
     "plan_shards",
     "read_manifest",
-    "records_fingerprint",
+    "labeled_records_fingerprint",
     "shards_for_process",
     "summarize",
 ]

@@ -24,7 +24,6 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 from affectnetplus_hf.emotions import EMOTIONS, SUBSETS  # noqa: E402
 from affectnetplus_hf.fileio import check_writable_dir, write_parquet_deterministic  # noqa: E402
 from affectnetplus_hf.labeling import (  # noqa: E402
-    FAULT_ENV,
     LABEL_COLUMNS,
     LabelingConfig,
     collect_records,
@@ -45,9 +44,7 @@ def config(**kwargs) -> LabelingConfig:
 
 
 def cli_env() -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_CBWR="AUTO,STRICT", PYTHONPATH=str(REPO))
-    env.pop(FAULT_ENV, None)
-    return env
+    return dict(os.environ, OMP_NUM_THREADS="1", MKL_CBWR="AUTO,STRICT", PYTHONPATH=str(REPO))
 
 
 @pytest.fixture(scope="module")
@@ -171,10 +168,10 @@ def test_kill_9_mid_run_then_resume_is_byte_identical(assets, tmp_path, tree_byt
     rename, after the sidecar -- leave states covered by the two tests above)."""
     point = "tmp"
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "affectnetplus_hf", "label", str(assets["model"]), str(assets["sample"]), str(out),
+    command = [sys.executable, str(REPO / "tests" / "faults.py"), f"2:{point}", "-", "--",
+               "label", str(assets["model"]), str(assets["sample"]), str(out),
                "--shard-size", str(SHARD_SIZE), "--batch-size", str(BATCH_SIZE), "--num-threads", "1", "--no-progress"]
-    env = dict(cli_env(), **{FAULT_ENV: f"2:{point}"})
-    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     manifest = read_manifest(out)
     assert not manifest["complete"]
