@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -286,10 +287,21 @@ class RunFolder:
     @contextlib.contextmanager
     def publish(self) -> Iterator[Path]:
         """Yield a staging folder beside the target; on success it gets the (complete) marker and replaces the
-        target in one rename, on error it is removed and the target left as it was."""
+        target in one rename, on error it is removed and the target left as it was. Staging folders a
+        killed run left beside the target are removed first (the lock says no run of it is alive)."""
+        self._remove_stale_staging()
         with atomic_directory(self.path) as staging:
             yield staging
             Marker(self.kind, self.identity, self.version, complete=True).write(staging)
+
+
+    def _remove_stale_staging(self) -> None:
+        pattern = re.compile(rf"^\.{re.escape(self.path.name)}\.[a-z0-9_]{{8}}\.(tmp|old)$")
+        parent = self.path.parent
+        for stale in parent.iterdir() if parent.is_dir() else ():
+            if pattern.match(stale.name) and stale.is_dir() and not stale.is_symlink():
+                logger.info("removing %s, left by an interrupted run", stale)
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 __all__ = [
