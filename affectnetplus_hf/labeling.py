@@ -126,6 +126,7 @@ class LabelingConfig:
         detector: the face detector (a name of ``affectnetplus_hf.faces.DETECTORS`` or ``"auto"``).
         no_face: a photo without a face: ``"skip"`` (left out, listed), ``"whole"`` (the whole image),
             ``"error"`` (stop).
+        overwrite: start over in an ``out_dir`` that holds a labeling run (with any settings).
     """
 
     shard_size: int = 1024
@@ -140,6 +141,7 @@ class LabelingConfig:
     detect_faces: bool = False
     detector: str = "auto"
     no_face: str = "skip"
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if int(self.shard_size) < 1:
@@ -525,8 +527,13 @@ class LabelRun:
     def prepare(self, folder: RunFolder) -> None:
         """Main process, holding ``folder``'s lock: check that ``out_dir`` is new or this run's, mark it and
         write a fresh manifest."""
-        if folder.start(accept=self._accept_changed) == "resume":
+        state = folder.start(overwrite=self.config.overwrite, accept=self._accept_changed)
+        if state == "resume":
             logger.info("resuming the labeling run in %s", self.out_dir)
+        elif state == "replace":
+            logger.info("overwrite: starting the labeling run in %s over", self.out_dir)
+            folder.clear()
+            self._verified.clear()
         folder.mark(complete=False)
         self.shard_dir.mkdir(exist_ok=True)
         for stale in self.shard_dir.glob(".*.tmp"):
@@ -540,9 +547,10 @@ class LabelRun:
             return False
         dependent = self.shards_with_bad_images()
         if dependent:
-            raise RunFolderError(f"{self.out_dir} holds a labeling run with skip_bad={not self.config.skip_bad} whose "
-                                 f"finished shard(s) {dependent[:5]} left out bad images; resume with the same "
-                                 "setting, or use another OUT_DIR")
+            raise RunFolderError(f"{self.out_dir} holds a labeling run with other settings (skip_bad: was "
+                                 f"{not self.config.skip_bad}, now {self.config.skip_bad}; finished shard(s) "
+                                 f"{dependent[:5]} left out bad images); resume with the same settings, pass "
+                                 "--overwrite (overwrite=True) to start over, or use another OUT_DIR")
         logger.info("%s: skip_bad is now %s; no finished shard met a bad image, resuming", self.out_dir, self.config.skip_bad)
         return True
 

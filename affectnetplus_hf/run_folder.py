@@ -45,8 +45,7 @@ COMMANDS: dict[str, str] = {
     "sample": "affectnetplus sample",
     "metric-module": "affectnetplus metrics export",
 }
-#: Kinds whose command has no ``--overwrite``: their refusals do not suggest it.
-WITHOUT_OVERWRITE: frozenset[str] = frozenset({"labels"})
+
 
 
 class RunFolderError(ValueError):
@@ -252,14 +251,12 @@ class RunFolder:
         fields = differing_fields(old, new)
         if fields and not (accept and accept(fields)):
             raise RunFolderError(f"{os.fspath(self.path)} holds a run with other settings ({describe_differences(old, new)}); "
-                                 f"resume with the same settings{self._overwrite_hint('start over')}, or use another folder")
+                                 "resume with the same settings, pass --overwrite (overwrite=True) to start over, "
+                                 "or use another folder")
         if self.marker.complete and not resume:
-            raise RunFolderError(f"{os.fspath(self.path)} already holds a finished run of `{COMMANDS[self.kind]}`"
-                                 f"{self._overwrite_hint('replace it')}, or use another folder")
+            raise RunFolderError(f"{os.fspath(self.path)} already holds a finished run of `{COMMANDS[self.kind]}`; "
+                                 "pass --overwrite (overwrite=True) to replace it, or use another folder")
         return "resume"
-
-    def _overwrite_hint(self, what: str) -> str:
-        return "" if self.kind in WITHOUT_OVERWRITE else f", pass --overwrite (overwrite=True) to {what}"
 
     def _check_empty(self) -> None:
         found = sorted(p.name for p in self.path.iterdir() if not p.name.startswith(".")) if self.path.is_dir() else []

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
@@ -195,6 +197,123 @@ def test_resume_with_other_model_or_settings_refuses(assets, tmp_path):
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not empty"):
         label_dataset(assets["model"], assets["sample"], foreign, config())
+
+
+# ---------------------------------------------------------------------------------------------- one OUT, two runs
+
+
+def _label_argv(model, sample, out, batch_size: int = BATCH_SIZE, overwrite: bool = False) -> list[str]:
+    return ["label", str(model), str(sample), str(out), "--shard-size", str(SHARD_SIZE), "--batch-size",
+            str(batch_size), "--num-threads", "1", "--no-progress", *(["--overwrite"] if overwrite else [])]
+
+
+def _faults(kill: str, hold: Path | str, argv: list[str]) -> list[str]:
+    return [sys.executable, str(REPO / "tests" / "faults.py"), kill, str(hold), "--", *argv]
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("second", ["same model", "other model"])
+def test_two_label_runs_on_one_out_one_waits_out(assets, tmp_path, tree_bytes, second):
+    """The first run holds OUT's lock (paused after its first shard); the second stops at once naming it,
+    and the finished OUT equals an uninterrupted run's."""
+    model = assets["model"]
+    if second == "other model":
+        model = tmp_path / "other-model"
+        shutil.copytree(assets["model"], model)
+        (model / "README.md").write_text("another model\n")
+    out, hold = tmp_path / "run", tmp_path / "go"
+    first = subprocess.Popen(_faults("-", hold, _label_argv(assets["model"], assets["sample"], out)), env=cli_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(out / "shards" / "train-00000.json", first)
+        refused = subprocess.run([sys.executable, "-m", "affectnetplus_hf", *_label_argv(model, assets["sample"], out)],
+                                 env=cli_env(), capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 1, refused.stderr[-2000:]
+        assert f"is in use by process {first.pid} (started" in refused.stderr
+        assert "Traceback" not in refused.stderr and not (out / "shards" / "train-00001.json").exists()
+    finally:
+        hold.touch()
+        _, errors = first.communicate(timeout=300)
+    assert first.returncode == 0, errors[-2000:]
+    assert tree_bytes(out) == tree_bytes(assets["reference"])
+
+
+# ---------------------------------------------------------------------------------------------- the contract, property-based
+
+
+@pytest.fixture(scope="module")
+def references(assets, tmp_path_factory):
+    """Uninterrupted runs with the two settings the property test switches between (batch size 3 and 2)."""
+    other = tmp_path_factory.mktemp("other-settings") / "run"
+    label_dataset(assets["model"], assets["sample"], other, LabelingConfig(
+        shard_size=SHARD_SIZE, batch_size=2, num_threads=1, progress=False))
+    return {3: assets["reference"], 2: other}
+
+
+_RUN = st.tuples(st.just("run"), st.sampled_from([3, 2]), st.booleans())
+_KILL = st.tuples(st.just("kill"), st.sampled_from([3, 2]), st.booleans(), st.integers(1, 4),
+                  st.sampled_from(["tmp", "parquet", "sidecar"]))
+
+
+@pytest.mark.slow
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(steps=st.lists(st.one_of(_RUN, _KILL), min_size=2, max_size=3))
+@example(steps=[("kill", 3, False, 2, "tmp"), ("run", 2, False), ("kill", 2, True, 1, "parquet"), ("run", 3, False)])
+def test_label_folder_contract_under_random_kills_and_resumes(assets, references, tree_bytes, steps):
+    """Random start / kill -9 / resume / resume with other settings / overwrite: a refused run changes
+    nothing, nothing beside OUT is touched, and the folder a run finishes equals an uninterrupted run."""
+    import tempfile
+
+    from affectnetplus_hf.run_folder import RunFolderError
+
+    root = Path(tempfile.mkdtemp(dir=assets["root"]))
+    out, foreign = root / "run", root / "notes.txt"
+    foreign.write_text("mine")
+    marked = None  # the batch size of the run the folder holds
+    for action, batch_size, overwrite, *kill in steps:
+        before = tree_bytes(out) if out.exists() else None
+        refused = marked is not None and marked != batch_size and not overwrite
+        if action == "run":
+            if refused:
+                with pytest.raises(RunFolderError, match=f"batch_size: was {marked}, now {batch_size}"):
+                    label_dataset(assets["model"], assets["sample"], out, config(overwrite=overwrite) if batch_size == 3
+                                  else LabelingConfig(shard_size=SHARD_SIZE, batch_size=2, num_threads=1,
+                                                      progress=False, overwrite=overwrite))
+            else:
+                label_dataset(assets["model"], assets["sample"], out, LabelingConfig(
+                    shard_size=SHARD_SIZE, batch_size=batch_size, num_threads=1, progress=False, overwrite=overwrite))
+                assert tree_bytes(out) == tree_bytes(references[batch_size])
+                marked = batch_size
+        else:
+            shard, point = kill
+            result = subprocess.run(_faults(f"{shard}:{point}", "-", _label_argv(
+                assets["model"], assets["sample"], out, batch_size, overwrite)), env=cli_env(), capture_output=True,
+                text=True, timeout=300)
+            if refused:
+                assert result.returncode == 1 and "other settings" in result.stderr, result.stderr[-2000:]
+            else:
+                assert result.returncode in (-signal.SIGKILL, 0), result.stderr[-2000:]
+                if result.returncode == 0:  # fewer shards than `shard` were left to write
+                    assert tree_bytes(out) == tree_bytes(references[batch_size])
+                marked = batch_size
+        if refused:
+            assert tree_bytes(out) == before
+        assert foreign.read_text() == "mine"
+    final = marked or 3
+    label_dataset(assets["model"], assets["sample"], out, LabelingConfig(
+        shard_size=SHARD_SIZE, batch_size=final, num_threads=1, progress=False))
+    assert tree_bytes(out) == tree_bytes(references[final])
+    shutil.rmtree(root)
 
 
 # ---------------------------------------------------------------------------------------------- distributed

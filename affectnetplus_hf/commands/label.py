@@ -78,6 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     faces.add_argument("--no-face", choices=("skip", "whole", "error"), default=None,
                        help="with --detect-faces, an image without a face: left out and listed (skip, default), "
                             "labelled whole, or an error")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over in an OUT_DIR that holds a labeling run with other settings (never another folder)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     p.set_defaults(func=run)
 
@@ -133,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         detect_faces=args.detect_faces,
         detector=args.detector or "auto",
         no_face=args.no_face or "skip",
+        overwrite=args.overwrite,
     )
     summary = label_dataset(args.model_dir, args.data_dir, args.out_dir, config, cpu=args.cpu)
     if summary:  # the main process
