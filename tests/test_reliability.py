@@ -385,7 +385,7 @@ def test_build_refuses_images_changed_after_labeling(tmp_path: Path, model_dir: 
     with pytest.raises(ValueError, match=rf"{changed.image_id}.*changed since it was labeled") as caught:
         build_dataset(sample, labels, tmp_path / "ds", metadata=None, figures=False, progress=False)
     assert "\n" not in str(caught.value) and not (tmp_path / "ds").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds.build-")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds.") and p.is_dir()]  # no staging left
     summary = build_dataset(sample, labels, tmp_path / "ds", metadata=None, figures=False, progress=False,
                             skip_bad=True)
     statistics = json.loads((tmp_path / "ds" / "statistics.json").read_text())
@@ -406,7 +406,8 @@ def test_build_reads_label_runs_without_image_hashes(tmp_path: Path, model_dir: 
     import pyarrow.parquet as pq
 
     from affectnetplus_hf.dataset import build_dataset
-    from affectnetplus_hf.labeling import LabelingConfig, file_sha256, label_dataset
+    from affectnetplus_hf.labeling import LabelingConfig, label_dataset
+    from affectnetplus_hf.run_folder import file_sha256
 
     sample = make_sample(tmp_path / "sample", n_train=4, n_val=2)
     labels = tmp_path / "labels"
