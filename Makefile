@@ -33,4 +33,4 @@ bench: setup
 	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .hf_home
+	rm -rf $(VENV) $(DEMO_DIR) .$(DEMO_DIR).lock .hf_home

@@ -9,7 +9,11 @@ Stages, each writing a folder of ``OUT_DIR`` that the next one reads:
 5. ``baselines/`` — tiny Hard-FER / Soft-FER per subset and on all, trained through ``load_dataset``;
 6. ``report/`` — ``report.md`` with the tables and figures (evaluation, ground-truth comparison).
 
-A stage whose output is already complete is kept, so an interrupted demo resumes where it stopped.
+``OUT_DIR`` is a run folder of kind ``"demo"`` (:class:`~affectnetplus_hf.run_folder.RunFolder`): locked for
+the whole run, its marker records the settings that change the results (seed, sample sizes, training
+overrides). A stage whose output is already complete is kept, so an interrupted demo resumes where it
+stopped; a rerun with other settings is refused naming them, unless ``overwrite`` (the folder is emptied
+and the demo starts over). ``demo_summary.json`` holds the timings and key numbers of the last run.
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from affectnetplus_hf.fileio import write_json_atomic, write_text_atomic
+from affectnetplus_hf.fileio import write_text_atomic
+from affectnetplus_hf.run_folder import Marker, RunFolder, RunFolderError
 
 logger = logging.getLogger(__name__)
 
@@ -31,23 +35,48 @@ logger = logging.getLogger(__name__)
 #: (``docs/method.md#distribution-family``, ``#calibration``).
 DEMO_SOFTLABELER: dict[str, object] = {"families": ["ebc", "au", "dist"], "calibration_split": "holdout"}
 
-#: Written into OUT_DIR when a demo starts (``demo_summary.json`` only comes at the end): ``overwrite``
-#: deletes only an empty folder or one holding either file.
-DEMO_MARKER = ".affectnetplus-demo"
+#: The marker demos wrote into OUT_DIR before the run-folder contract: a folder holding it (and no run-folder
+#: marker) is adopted as a demo folder of format version 0, so ``overwrite`` may replace it.
+LEGACY_DEMO_MARKER = ".affectnetplus-demo"
 
 STAGES: tuple[str, ...] = ("sample", "softlabeler", "labels", "dataset", "baselines", "report")
 
 
+def _marked_complete(path: Path, kind: str) -> bool:
+    """Whether a stage's folder is finished: its run-folder marker (written by the stage's own command) is of
+    ``kind`` and complete. An unreadable marker is left to the stage's command to report."""
+    try:
+        marker = Marker.read(path) if path.is_dir() else None
+    except RunFolderError:
+        return False
+    return marker is not None and marker.kind == kind and marker.complete
+
+
 def _done_sample(path: Path) -> bool:
-    return (path / "sample_info.json").is_file()
+    return _marked_complete(path, "sample")  # affectnetplus_hf.sample.write_sample
 
 
 def _done_softlabeler(path: Path) -> bool:
-    return (path / "model.safetensors").is_file() and (path / "confidence_scores.json").is_file()
+    return _marked_complete(path, "soft-labeler")  # affectnetplus_hf.training.softlabeler.train_soft_labeler
 
 
 def _done_dataset(path: Path) -> bool:
-    return (path / "README.md").is_file() and (path / "statistics.json").is_file()
+    return _marked_complete(path, "dataset")  # affectnetplus_hf.dataset.build_dataset
+
+
+def demo_identity(seed: int = 0, n_train: int | None = None, n_val: int | None = None, n_mas: int | None = None,
+                  train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a demo folder's marker records: the settings that change the results (not progress or stages)."""
+    return {"seed": seed, "n_train": n_train, "n_val": n_val, "n_mas": n_mas,
+            "train_overrides": dict(train_overrides or {})}
+
+
+def _adopt_legacy(out: Path) -> None:
+    """A demo folder written before the run-folder contract gets a marker of format version 0 (identity
+    unknown): a resume is refused naming the differences, ``overwrite`` replaces it."""
+    if out.is_dir() and (out / LEGACY_DEMO_MARKER).is_file() and Marker.read(out) is None:
+        Marker("demo", {}, version=0).write(out)
+        (out / LEGACY_DEMO_MARKER).unlink()
 
 
 def check_subsets_load(dataset_dir: Path) -> dict[str, dict[str, int]]:
@@ -66,10 +95,34 @@ def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | Non
              stages: tuple[str, ...] = STAGES, train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the pipeline (module docstring) into ``output_dir``; returns the stage timings and key numbers.
 
-    ``overwrite`` deletes ``output_dir`` first, only when it is empty or a demo folder (``demo_summary.json``
-    or the demo's marker), else ``ValueError``. ``n_train``/``n_val``/``n_mas`` shrink the sample and ``train_overrides`` (``TrainConfig`` fields,
-    e.g. ``{"ebc_epochs": 1}``) the tiny preset — for tests; the defaults are the sample's and preset's own.
+    ``output_dir`` is locked for the run (a second demo on it stops at once). It must be new, empty or a
+    demo folder (its run-folder marker); a demo folder with other settings (:func:`demo_identity`) is
+    refused naming each differing field unless ``overwrite``, which empties it first. A folder with other
+    files and no demo marker is never emptied (:class:`~affectnetplus_hf.run_folder.RunFolderError`, a
+    ``ValueError``). ``n_train``/``n_val``/``n_mas`` shrink the sample and ``train_overrides``
+    (``TrainConfig`` fields, e.g. ``{"ebc_epochs": 1}``) the tiny preset — for tests; the defaults are the
+    sample's and preset's own.
     """
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise ValueError(f"unknown demo stages {unknown}; expected some of {STAGES}")
+    out = Path(output_dir)
+    identity = demo_identity(seed, n_train, n_val, n_mas, train_overrides)
+    with RunFolder(out, "demo", identity) as folder:  # locked until the report is written
+        _adopt_legacy(out)
+        if folder.start(overwrite=overwrite) == "replace":
+            logger.info("demo: overwrite: emptying %s", out)
+            folder.clear()
+        folder.mark(complete=False)
+        summary = _run_stages(out, seed=seed, n_train=n_train, n_val=n_val, n_mas=n_mas, progress=progress,
+                              stages=stages, train_overrides=train_overrides)
+        folder.mark(complete=set(STAGES) <= set(stages))
+    return summary
+
+
+def _run_stages(out: Path, *, seed: int, n_train: int | None, n_val: int | None, n_mas: int | None,
+                progress: bool, stages: tuple[str, ...], train_overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The stages of :func:`run_demo` into ``out`` (locked and marked by the caller)."""
     from affectnetplus_hf.baselines import evaluate_baselines, evaluate_soft_labels, train_baselines
     from affectnetplus_hf.dataset import build_dataset
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
@@ -77,28 +130,13 @@ def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | Non
     from affectnetplus_hf.training import TrainConfig
     from affectnetplus_hf.training.softlabeler import train_soft_labeler
 
-    unknown = sorted(set(stages) - set(STAGES))
-    if unknown:
-        raise ValueError(f"unknown demo stages {unknown}; expected some of {STAGES}")
-    out = Path(output_dir)
-    if overwrite and out.exists():
-        if not out.is_dir():
-            raise NotADirectoryError(f"demo folder {os.fspath(out)!r} is a file")
-        if any(out.iterdir()) and not (out / "demo_summary.json").is_file() and not (out / DEMO_MARKER).is_file():
-            raise ValueError(
-                f"{os.fspath(out)!r} holds no demo_summary.json: it is not a folder written by `affectnetplus demo`, "
-                "so --overwrite will not delete it; choose another OUT_DIR"
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / DEMO_MARKER, {"format": "affectnetplus-demo"})
     paths = {name: out / name for name in STAGES}
     timings: dict[str, float] = {}
     summary: dict[str, Any] = {"output_dir": str(out), "timings_s": timings}
     started = time.perf_counter()
 
     previous_summary = out / "demo_summary.json"
-    earlier = json.loads(previous_summary.read_text())["timings_s"] if previous_summary.is_file() else {}
+    earlier = json.loads(previous_summary.read_text()).get("timings_s", {}) if previous_summary.is_file() else {}
 
     def stage(name: str, done: bool, work) -> None:
         if name not in stages:

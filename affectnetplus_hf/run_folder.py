@@ -251,15 +251,15 @@ class RunFolder:
         fields = differing_fields(old, new)
         if fields and not (accept and accept(fields)):
             raise RunFolderError(f"{os.fspath(self.path)} holds a run with other settings ({describe_differences(old, new)}); "
-                                 "resume with the same settings, pass --overwrite (overwrite=True) to start over, "
-                                 "or use another folder")
+                                 f"{'resume with the same settings, ' if resume else ''}pass --overwrite (overwrite=True) "
+                                 "to start over, or use another folder")
         if self.marker.complete and not resume:
             raise RunFolderError(f"{os.fspath(self.path)} already holds a finished run of `{COMMANDS[self.kind]}`; "
                                  "pass --overwrite (overwrite=True) to replace it, or use another folder")
         return "resume"
 
     def _check_empty(self) -> None:
-        found = sorted(p.name for p in self.path.iterdir() if not p.name.startswith(".")) if self.path.is_dir() else []
+        found = sorted(p.name for p in self.path.iterdir()) if self.path.is_dir() else []
         if found:
             raise RunFolderError(f"{os.fspath(self.path)} is not empty and was not written by `{COMMANDS[self.kind]}` "
                                  f"(found {found[:5]}); use an empty or new folder")

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from affectnetplus_hf import cli
-from affectnetplus_hf.metrics import MODULE_NAMES, export_modules, module_path, w_auc, w_fr, w_mae
+from affectnetplus_hf.metrics import MODULE_NAMES, export_modules, module_identity, module_path, w_auc, w_fr, w_mae
+from affectnetplus_hf.run_folder import MARKER_FILE, FolderLock, Marker, RunFolderError
 
 FUNCTIONS = {"w_mae": w_mae, "w_fr": w_fr, "w_auc": w_auc}
 
@@ -143,17 +144,47 @@ def test_export_modules_and_load_by_path_and_by_name(tmp_path, monkeypatch, data
     created = export_modules(tmp_path / "metrics")
     assert [Path(p).name for p in created] == list(MODULE_NAMES)
     for name in MODULE_NAMES:
-        assert sorted(os.listdir(tmp_path / "metrics" / name)) == ["README.md", f"{name}.py"]
+        # the module files and the run-folder marker, hidden: evaluate.load reads the folder as before
+        assert sorted(os.listdir(tmp_path / "metrics" / name)) == [MARKER_FILE, "README.md", f"{name}.py"]
+        marker = Marker.read(tmp_path / "metrics" / name)
+        assert (marker.kind, marker.complete, marker.identity) == ("metric-module", True, module_identity(name))
         loaded = evaluate.load(str(tmp_path / "metrics" / name))
         assert loaded.compute(predictions=preds, references=refs) == {name: FUNCTIONS[name](refs, preds)}
     # a bare name resolves to ./<name>/<name>.py relative to the current directory before the Hub
     monkeypatch.chdir(tmp_path / "metrics")
     assert evaluate.load("w_mae").compute(predictions=preds, references=refs) == {"w_mae": w_mae(refs, preds)}
-    with pytest.raises(FileExistsError, match="already exist"):
+    with pytest.raises(RunFolderError, match=r"already holds a finished run.*--overwrite \(overwrite=True\)"):
         export_modules(tmp_path / "metrics")
     assert len(export_modules(tmp_path / "metrics", ["w_fr"], overwrite=True)) == 1
+    assert evaluate.load(str(tmp_path / "metrics" / "w_fr")).compute(predictions=preds, references=refs) == {
+        "w_fr": w_fr(refs, preds)}
     with pytest.raises(ValueError, match="unknown metric module"):
         export_modules(tmp_path / "other", ["accuracy"])
+
+
+def test_export_replaces_only_folders_it_wrote(tmp_path):
+    """A module folder without the export's marker (another tool's, or hand-made) is refused even with
+    overwrite, and nothing is written when any requested folder is refused."""
+    root = tmp_path / "metrics"
+    (root / "w_fr").mkdir(parents=True)
+    (root / "w_fr" / "w_fr.py").write_text("# mine\n")
+    for overwrite in (False, True):
+        with pytest.raises(RunFolderError, match=r"is not empty and was not written by `affectnetplus metrics export`"):
+            export_modules(root, overwrite=overwrite)
+    assert sorted(os.listdir(root)) == [".w_auc.lock", ".w_fr.lock", ".w_mae.lock", "w_fr"]  # w_mae not written
+    assert os.listdir(root / "w_fr") == ["w_fr.py"] and (root / "w_fr" / "w_fr.py").read_text() == "# mine\n"
+    (root / "w_auc").mkdir()
+    (root / "w_auc" / MARKER_FILE).write_text('{"format": "affectnetplus-run", "kind": "sample", "complete": true}')
+    with pytest.raises(RunFolderError, match=r"written by `affectnetplus sample`, not by `affectnetplus metrics export`"):
+        export_modules(root, ["w_auc"], overwrite=True)
+
+
+def test_export_refuses_a_folder_in_use(tmp_path):
+    with FolderLock(tmp_path / "w_mae"):
+        with pytest.raises(RunFolderError, match=r"w_mae is in use by process \d+ \(started "):
+            export_modules(tmp_path, ["w_mae"])
+    assert not (tmp_path / "w_mae").exists()
+    assert export_modules(tmp_path, ["w_mae"]) == [str(tmp_path / "w_mae")]  # released
 
 
 def test_bare_name_without_local_folder_fails_offline(tmp_path, monkeypatch):
@@ -163,12 +194,15 @@ def test_bare_name_without_local_folder_fails_offline(tmp_path, monkeypatch):
         evaluate.load("w_mae")
 
 
-def test_cli_export(tmp_path, capsys):
+def test_cli_export(tmp_path, capsys, caplog):
     assert cli.main(["metrics", "export", str(tmp_path / "mods"), "--names", "w_auc"]) == 0
     assert (tmp_path / "mods" / "w_auc" / "w_auc.py").is_file()
     assert not (tmp_path / "mods" / "w_mae").exists()
     assert '"exported"' in capsys.readouterr().out
+    caplog.clear()
     assert cli.main(["metrics", "export", str(tmp_path / "mods"), "--names", "w_auc"]) == 1  # exists
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "\n" not in errors[0] and "pass --overwrite" in errors[0], errors
     assert cli.main(["metrics", "export", str(tmp_path / "mods"), "--names", "w_auc", "--overwrite"]) == 0
 
 

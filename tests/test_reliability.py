@@ -521,7 +521,7 @@ def test_demo_overwrite_needs_a_demo_folder(tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match=r"holds no demo_summary\.json"):
+    with pytest.raises(ValueError, match=r"is not empty and was not written by `affectnetplus demo`"):
         run_demo(mine, overwrite=True, stages=(), progress=False)
     assert (mine / "notes.txt").read_text() == "keep me"
     empty = tmp_path / "empty"
@@ -816,7 +816,7 @@ def test_metrics_export_overwrite_replaces_only_module_folders(tmp_path: Path) -
     precious = tmp_path / "mods" / "w_fr"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="not exported metric modules"):
+    with pytest.raises(ValueError, match=r"is not empty and was not written by `affectnetplus metrics export`"):
         export_modules(tmp_path / "mods", ["w_fr"], overwrite=True)
     assert (precious / "notes.txt").read_text() == "keep me"
 

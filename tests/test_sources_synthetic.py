@@ -11,6 +11,7 @@ import pytest
 
 from affectnetplus_hf.cli import main
 from affectnetplus_hf.emotions import EMOTIONS
+from affectnetplus_hf.run_folder import MARKER_FILE
 from affectnetplus_hf.sample import write_sample
 from affectnetplus_hf.sources import detect_source, open_multi_annotated, open_source
 from affectnetplus_hf.sources.affectnet import AffectNetSource
@@ -34,6 +35,7 @@ def _ground_truth(root: Path) -> dict[str, dict[str, str]]:
 
 def test_affectnet_part(sample: Path) -> None:
     layout = json.loads((sample / "sample_info.json").read_text())["layout"]
+    assert (sample / MARKER_FILE).is_file()  # the writer's run-folder marker does not hide the layout
     assert detect_source(sample) == ("synthetic", layout)
     source = open_source(sample)
     assert (source.kind, source.layout, source.splits) == ("synthetic", layout, ["train", "validation"])

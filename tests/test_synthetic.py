@@ -13,6 +13,7 @@ from PIL import Image
 
 from affectnetplus_hf import sample as S
 from affectnetplus_hf.emotions import ACTION_UNITS, EMOTION_TO_INDEX, EMOTIONS
+from affectnetplus_hf.run_folder import MARKER_FILE, FolderLock, Marker, RunFolderError
 from affectnetplus_hf.sources.synthetic import read_ground_truth
 
 NEUTRAL = EMOTION_TO_INDEX["Neutral"]
@@ -275,11 +276,14 @@ def test_bad_arguments(tmp_path: Path) -> None:
         S.write_sample(tmp_path / "x", n_train=-1)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError):
-        S.write_sample(tmp_path / "full", n_train=2, n_val=0, n_mas=0, progress=False)
-    with pytest.raises(FileExistsError, match="refusing"):
-        S.write_sample(tmp_path / "full", n_train=2, n_val=0, n_mas=0, progress=False, overwrite=True)
+    for overwrite in (False, True):  # a folder the sample writer did not write is never replaced
+        with pytest.raises(RunFolderError, match=r"is not empty and was not written by `affectnetplus sample`"):
+            S.write_sample(tmp_path / "full", n_train=2, n_val=0, n_mas=0, progress=False, overwrite=overwrite)
+    assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["keep.txt"]
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunFolderError, match="is a file"):
+        S.write_sample(tmp_path / "file", n_train=2, n_val=0, n_mas=0, progress=False)
     with pytest.raises(FileNotFoundError):
         read_ground_truth(tmp_path / "nowhere")
     bad = tmp_path / "bad"
@@ -291,11 +295,42 @@ def test_bad_arguments(tmp_path: Path) -> None:
 
 def test_overwrite_replaces_a_sample(tmp_path: Path) -> None:
     d = tmp_path / "s"
-    S.write_sample(d, n_train=3, n_val=1, n_mas=0, image_size=48, progress=False, contact_sheet=False)
-    S.write_sample(d, layout="npy", n_train=2, n_val=1, n_mas=0, image_size=48, progress=False,
-                   contact_sheet=False, overwrite=True)
+    kwargs = dict(n_train=3, n_val=1, n_mas=0, image_size=48, progress=False, contact_sheet=False)
+    S.write_sample(d, **kwargs)
+    marker = Marker.read(d)
+    assert (marker.kind, marker.complete, marker.version) == ("sample", True, S.SAMPLE_VERSION)
+    assert marker.identity["layout"] == "csv" and marker.identity["seed"] == 0
+    with pytest.raises(RunFolderError, match=r"already holds a finished run.*--overwrite \(overwrite=True\)"):
+        S.write_sample(d, **kwargs)
+    with pytest.raises(RunFolderError, match=r"other settings \(layout: was 'csv', now 'npy'.*--overwrite"):
+        S.write_sample(d, layout="npy", **{**kwargs, "n_train": 2})
+    S.write_sample(d, layout="npy", **{**kwargs, "n_train": 2}, overwrite=True)
     assert not (d / "Manually_Annotated_file_lists").exists()
     assert json.loads((d / "sample_info.json").read_text())["layout"] == "npy"
+    assert Marker.read(d).identity["layout"] == "npy"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".s.")] == [".s.lock"]  # no staging left
+
+
+def test_second_writer_on_a_locked_folder_refuses(tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    with FolderLock(d):  # another run holds the folder
+        with pytest.raises(RunFolderError, match=r"s is in use by process \d+ \(started "):
+            S.write_sample(d, n_train=2, n_val=0, n_mas=0, image_size=40, progress=False, contact_sheet=False)
+    assert not d.exists()
+    S.write_sample(d, n_train=2, n_val=0, n_mas=0, image_size=40, progress=False, contact_sheet=False)
+    assert Marker.read(d).complete
+
+
+def test_an_empty_folder_is_written_and_the_marker_does_not_hide_the_sample(tmp_path: Path) -> None:
+    from affectnetplus_hf.sources import detect_source, open_multi_annotated, open_source
+
+    d = tmp_path / "given"
+    d.mkdir()
+    S.write_sample(d, n_train=3, n_val=1, n_mas=4, n_annotators=3, image_size=40, progress=False,
+                   contact_sheet=False)
+    assert (d / MARKER_FILE).is_file() and detect_source(d) == ("synthetic", "csv")
+    assert len(list(open_source(d).records("train"))) == 3
+    assert len(list(open_multi_annotated(d).records("train"))) == 4
 
 
 def _aligned_gray(path: Path, landmarks: np.ndarray, side: int = 24) -> np.ndarray:
@@ -365,8 +400,10 @@ def test_cli_sample_command(tmp_path: Path, capsys) -> None:
     assert len(list((out / "train_set" / "images").glob("*.jpg"))) == 5
     assert (out / "sample_grid.png").is_file()
     args = parser.parse_args(["sample", str(out), "--n-train", "3"])
-    with pytest.raises(FileExistsError):
+    with pytest.raises(RunFolderError, match="pass --overwrite"):
         args.func(args)
+    args = parser.parse_args(["sample", str(out), "--n-train", "3", "--n-val", "0", "--n-mas", "0", "--overwrite"])
+    assert args.func(args) == 0 and json.loads(capsys.readouterr().out)["n_train"] == 3
 
 
 def test_make_face_with_given_pose() -> None:

@@ -2,8 +2,10 @@
 
 sample → tiny soft-labeler → labeling → dataset folder (checked with ``load_dataset`` per subset) →
 tiny Hard-/Soft-FER baselines → evaluation report. Leaves ``OUT_DIR/dataset/`` (the ``load_dataset``
-folder) and ``OUT_DIR/report/report.md`` (tables + PNG figures). Finished stages are kept when the
-command is run again (``--overwrite`` starts over). About 6–8 minutes on a 2-core CPU.
+folder) and ``OUT_DIR/report/report.md`` (tables + PNG figures). OUT_DIR is locked while the demo runs.
+Finished stages are kept when the command is run again with the same settings (--seed, --n-train,
+--n-val, --n-mas); other settings are refused naming them, unless --overwrite (the demo folder is
+emptied and the demo starts over). About 6–8 minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n-train", type=int, default=None, help="sample size (default: the sample's 800)")
     parser.add_argument("--n-val", type=int, default=None, help="validation images (default 200)")
     parser.add_argument("--n-mas", type=int, default=None, help="multi-annotated images (default 1200)")
-    parser.add_argument("--overwrite", action="store_true", help="delete OUT_DIR (a demo folder) first and start over")
+    parser.add_argument("--overwrite", action="store_true", help="empty OUT_DIR (a folder an earlier demo wrote) and start over")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
 

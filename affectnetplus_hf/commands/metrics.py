@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("directory", metavar="DIR", help="target folder (created if missing)")
     export.add_argument("--names", nargs="+", default=None, choices=("w_mae", "w_fr", "w_auc"),
                         help="modules to export (default: all three)")
-    export.add_argument("--overwrite", action="store_true", help="replace module folders that already exist")
+    export.add_argument("--overwrite", action="store_true", help="replace module folders an earlier export wrote "
+                        "(a folder with other files is never replaced)")
     export.set_defaults(func=run_export)
 
     compute = actions.add_parser(

@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "layout, with a multi-annotated (MAS) part, ground truth (soft labels, landmarks, head pose) "
         "and a contact sheet DIR/sample_grid.png.",
     )
-    parser.add_argument("directory", metavar="DIR", help="output directory (created; must be empty if it exists)")
+    parser.add_argument("directory", metavar="DIR", help="output directory (created; must be empty if it exists, or a sample "
+                        "`affectnetplus sample` wrote, replaced with --overwrite)")
     parser.add_argument("--layout", choices=("csv", "npy"), default="csv",
                    help="AffectNet layout of the single-annotator part (default: csv)")
     parser.add_argument("--n-train", type=int, default=None, help="AffectNet-part training images (default 800)")
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--blend-fraction", type=float, default=None,
                    help="share of images blending two emotions (default 0.3)")
     parser.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
-    parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty DIR")
+    parser.add_argument("--overwrite", action="store_true", help="replace the sample DIR holds (only a folder `affectnetplus sample` wrote)")
     parser.set_defaults(func=run)
 
 

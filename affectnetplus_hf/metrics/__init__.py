@@ -17,11 +17,11 @@ installed wherever they are loaded (``evaluate`` copies the script into its cach
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
 
-from affectnetplus_hf.fileio import atomic_directory
 from affectnetplus_hf.metrics.functional import (
     DEFAULT_EPSILON,
     MetricTable,
@@ -70,43 +70,51 @@ def module_path(name: str) -> str:
     return str(folder)
 
 
+def _module_files(name: str) -> list[Path]:
+    """The files of the packaged module ``name`` that an export copies."""
+    source = Path(module_path(name))
+    return [source / pattern.format(name=name) for pattern in _MODULE_FILES
+            if (source / pattern.format(name=name)).is_file()]
+
+
+def module_identity(name: str) -> dict[str, str]:
+    """What an exported module folder's run-folder marker records: the module name and a fingerprint of the
+    files copied (names and sha256), so a re-export of other files is told apart."""
+    from affectnetplus_hf.run_folder import file_sha256, records_fingerprint
+
+    return {"module": name, "files": records_fingerprint((file.name, file_sha256(file)) for file in _module_files(name))}
+
+
 def export_modules(directory: str | os.PathLike, names: tuple[str, ...] | list[str] | None = None,
                    *, overwrite: bool = False) -> list[str]:
     """Copy the ``evaluate`` module folders (``<name>/<name>.py`` + ``README.md``) into ``directory``.
 
     Afterwards ``evaluate.load("<directory>/w_mae")`` works, and so does ``evaluate.load("w_mae")`` when
-    the current directory is ``directory`` (see the README). Existing module folders are replaced only
-    with ``overwrite=True`` (else :class:`FileExistsError`). Returns the created folders.
+    the current directory is ``directory`` (see the README). Each module folder is a run folder of kind
+    ``"metric-module"`` (:class:`~affectnetplus_hf.run_folder.RunFolder`: locked while written, a hidden
+    marker inside, published whole). Every folder is checked before any is written: an existing module
+    folder is replaced only with ``overwrite=True``, a folder this function did not write never
+    (:class:`~affectnetplus_hf.run_folder.RunFolderError`, a ``ValueError``). Returns the created folders.
     """
-    names = tuple(MODULE_NAMES if names is None else names)
+    from affectnetplus_hf.run_folder import RunFolder
+
+    names = tuple(dict.fromkeys(MODULE_NAMES if names is None else names))  # each once
     for name in names:
         _check_module_name(name)
     target_root = Path(directory)
     if target_root.exists() and not target_root.is_dir():
         raise NotADirectoryError(f"export target exists and is not a directory: {target_root}")
-    if not overwrite:
-        clashes = [str(target_root / name) for name in names if (target_root / name).exists()]
-        if clashes:
-            raise FileExistsError(
-                f"metric module folders already exist: {clashes} "
-                "(pass overwrite=True, or --overwrite on the command line)"
-            )
-    foreign = [str(target_root / name) for name in names
-               if (target_root / name).exists() and not (target_root / name / f"{name}.py").is_file()]
-    if foreign:  # --overwrite replaces only module folders this function wrote
-        raise FileExistsError(f"{foreign} exist but are not exported metric modules (no <name>.py inside): "
-                              "refusing to replace them")
-    target_root.mkdir(parents=True, exist_ok=True)
-    created = []
-    for name in names:
-        source = Path(module_path(name))
-        target = target_root / name
-        with atomic_directory(target) as staging:
-            for pattern in _MODULE_FILES:
-                file = source / pattern.format(name=name)
-                if file.is_file():
+    with contextlib.ExitStack() as stack:
+        folders = [stack.enter_context(RunFolder(target_root / name, "metric-module", module_identity(name)))
+                   for name in names]
+        for folder in folders:  # all checked before any is written
+            folder.start(overwrite=overwrite, resume=False)
+        created = []
+        for name, folder in zip(names, folders):
+            with folder.publish() as staging:
+                for file in _module_files(name):
                     shutil.copy2(file, staging / file.name)
-        created.append(str(target))
+            created.append(str(folder.path))
     return created
 
 
@@ -125,6 +133,7 @@ __all__ = [
     "ground_truth_weights",
     "hard_label_metrics",
     "mean_error",
+    "module_identity",
     "module_path",
     "precision_recall_f1",
     "soft_label_metrics",

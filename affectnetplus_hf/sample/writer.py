@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from affectnetplus_hf.emotions import EMOTIONS
-from affectnetplus_hf.fileio import atomic_directory
+from affectnetplus_hf.run_folder import RunFolder
 from affectnetplus_hf.sample.annotators import AnnotatorPool
 from affectnetplus_hf.sample.config import (
     DEFAULT_BLEND_FRACTION,
@@ -123,28 +123,6 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list[Any]]) -> N
         writer.writerows(rows)
 
 
-def _check_target(directory: Path, overwrite: bool) -> None:
-    """``directory`` may be written: absent, empty, or (with ``overwrite``) holding a synthetic sample."""
-    if not directory.exists():
-        return
-    if not directory.is_dir():
-        raise FileExistsError(f"{directory} exists and is not a directory")
-    if not any(directory.iterdir()):
-        return
-    info = directory / SAMPLE_INFO
-    if not overwrite:
-        raise FileExistsError(f"{directory} is not empty (pass overwrite=True / --overwrite to replace a sample)")
-    try:
-        kind = json.loads(info.read_text()).get("kind")
-    except (OSError, ValueError):
-        kind = None
-    if kind != SAMPLE_KIND:
-        raise FileExistsError(
-            f"{directory} is not empty and holds no synthetic sample ({info} missing or of another kind): "
-            "refusing to overwrite it"
-        )
-
-
 def write_sample(
     directory: str | os.PathLike,
     layout: Literal["csv", "npy"] = "csv",
@@ -168,7 +146,8 @@ def write_sample(
 
     Layout (the on-disk contract every reader relies on):
 
-    * ``sample_info.json``: kind, version, layout, seed, image_size, n_train, n_val, n_mas, n_annotators.
+    * ``sample_info.json``: kind, version, layout, seed, image_size, n_train, n_val, n_mas, n_annotators
+      (what the readers recognise a sample by: :func:`affectnetplus_hf.sources.synthetic.detect_layout`).
     * AffectNet part (single annotator: hard label, valence/arousal, landmarks, face box), JPEG images:
       ``layout="csv"``: ``Manually_Annotated_file_lists/{training,validation}.csv`` with AffectNet's columns
       and ``Manually_Annotated_Images/<subDirectory_filePath>``; ``layout="npy"``:
@@ -185,9 +164,14 @@ def write_sample(
       yaw, pitch, roll (degrees), landmarks (136 floats); read by
       :func:`affectnetplus_hf.sources.synthetic.read_ground_truth`.
     * ``sample_grid.png``: contact sheet, one row per emotion.
+    * ``.affectnetplus-run.json``: the run-folder marker (kind ``"sample"``, the arguments that decide the
+      files; :class:`~affectnetplus_hf.run_folder.RunFolder`).
 
-    The directory is written under a temporary name and renamed when complete. Same arguments =>
-    byte-identical files, whatever ``workers``.
+    ``directory`` is a run folder of kind ``"sample"``: locked while it is written (a second writer stops
+    at once), it must be absent or empty, or hold a sample this function wrote, which is replaced only with
+    ``overwrite`` (else :class:`~affectnetplus_hf.run_folder.RunFolderError`, a ``ValueError``); a folder
+    with other files is never replaced. The sample is written under a temporary name and renamed when
+    complete. Same arguments => byte-identical files, whatever ``workers``.
 
     Returns:
         The ``sample_info.json`` content.
@@ -213,8 +197,24 @@ def write_sample(
     pool_size = annotator_pool_size if annotator_pool_size is not None else max(3 * n_annotators, 12)
     pool_size = _check_int("annotator_pool_size", pool_size, max(n_annotators, 1))
 
-    directory = Path(directory)
-    _check_target(directory, overwrite)
+    identity = {"layout": layout, "n_train": n_train, "n_val": n_val, "seed": seed, "image_size": image_size,
+                "n_mas": n_mas, "n_annotators": n_annotators, "blend_fraction": blend_fraction,
+                "annotator_pool_size": pool_size, "va_missing_fraction": va_missing_fraction,
+                "jpeg_quality": jpeg_quality, "contact_sheet": bool(contact_sheet)}
+    with RunFolder(directory, "sample", identity, version=SAMPLE_VERSION) as folder:
+        folder.start(overwrite=overwrite, resume=False)
+        info = _write_sample(folder, layout, seed=seed, image_size=image_size, n_train=n_train, n_val=n_val,
+                             n_mas=n_mas, n_annotators=n_annotators, blend_fraction=blend_fraction,
+                             pool_size=pool_size, va_missing_fraction=va_missing_fraction,
+                             jpeg_quality=jpeg_quality, workers=workers, contact_sheet=contact_sheet,
+                             progress=progress)
+    return info
+
+
+def _write_sample(folder: RunFolder, layout: str, *, seed: int, image_size: int, n_train: int, n_val: int,
+                  n_mas: int, n_annotators: int, blend_fraction: float, pool_size: int, va_missing_fraction: float,
+                  jpeg_quality: int, workers: int, contact_sheet: bool, progress: bool) -> dict[str, Any]:
+    """Render every image and publish the sample into ``folder`` (locked and checked by the caller)."""
     pool = AnnotatorPool.create(pool_size, seed)
     tasks: list[RenderTask] = []
     for part, split, count in (
@@ -226,14 +226,14 @@ def write_sample(
              image_format, jpeg_quality)
             for i in range(count)
         ]
-    with atomic_directory(directory) as staging:
+    with folder.publish() as staging:
         results = _render_all(tasks, workers, progress)
         info = _write_files(staging, layout, results, seed=seed, image_size=image_size, n_train=n_train,
                             n_val=n_val, n_mas=n_mas, n_annotators=n_annotators, blend_fraction=blend_fraction,
                             pool=pool, jpeg_quality=jpeg_quality)
         if contact_sheet:
             save_contact_sheet(staging, staging / "sample_grid.png", specs=[spec for spec, _ in results])
-    logger.info("wrote the synthetic sample (%d images, layout %s) to %s", len(results), layout, directory)
+    logger.info("wrote the synthetic sample (%d images, layout %s) to %s", len(results), layout, folder.path)
     return info
 
 

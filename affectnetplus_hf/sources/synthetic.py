@@ -3,6 +3,8 @@
 A sample folder holds ``sample_info.json`` (kind :data:`SAMPLE_KIND`), an AffectNet part in AffectNet's
 ``csv`` or ``npy`` layout, a ``multi_annotated/`` part in the folder reader's ``votes`` layout, and
 ``ground_truth.csv``: one row per image with what the renderer drew (:data:`GROUND_TRUTH_COLUMNS`).
+``sample_info.json`` is how a sample is recognised (:func:`detect_layout`); the writer's hidden run-folder
+marker (``.affectnetplus-run.json``, :mod:`affectnetplus_hf.run_folder`) only guards the folder and is not read.
 
 :func:`read_ground_truth` parses that file into one schema, :class:`GroundTruth` dicts, which both parts
 join into ``record.extra``: :func:`open_synthetic` (the AffectNet part, kind ``synthetic``) and
