@@ -3,8 +3,12 @@
 
 * :func:`train_baselines` — Hard-FER and Soft-FER models trained on each subset and on all images of
   the ``train`` split, read through ``load_dataset`` (``affectnetplus baseline``). Each model goes to
-  ``OUT/{kind}_fer_{subset}/``; ``OUT/baselines.json`` lists them. A model directory that already holds
-  a finished model is kept (resume after an interruption), unless ``overwrite``. On a dataset with a
+  ``OUT/{kind}_fer_{subset}/``; ``OUT/baselines.json`` lists them. ``OUT`` is a run folder
+  (:mod:`affectnetplus_hf.run_folder`, kind ``baselines``): locked for the whole run, its marker holds the
+  run's identity (the dataset, the split, the training settings that change results); a rerun with the
+  same identity keeps the finished models (resume after an interruption) and adds other kinds/sets, one
+  with another identity is refused naming what differs, unless ``overwrite`` (the folder is emptied and
+  everything retrained). On a dataset with a
   ``votes`` column (built from a multi-annotated source) the same runs train FER+'s four training modes
   (Barsoum et al. 2016) — kinds ``majority``, ``probability``, ``crossentropy``, ``multi_target``, 8-way
   softmax models in ``OUT/ferplus_{mode}_{subset}/`` (:mod:`affectnetplus_hf.training.baseline`).
@@ -20,6 +24,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -50,7 +56,14 @@ BASELINE_KINDS: tuple[str, ...] = ("hard", "soft", *FERPLUS_KINDS)
 DEFAULT_KINDS: tuple[str, ...] = ("hard", "soft")
 #: Training sets of the baselines: every image, then each subset (paper Tables 8–10 rows).
 TRAINING_SETS: tuple[str, ...] = ("all",) + SUBSETS
+#: The list of trained models (data; the folder's ownership is its run-folder marker).
 MANIFEST = "baselines.json"
+#: Format version of a baselines folder (its run-folder marker).
+BASELINES_VERSION = 1
+#: Fields of a dataset's build identity that decide the rows a baseline trains on (the card title, the
+#: figures, the metadata columns and the Parquet file size do not).
+DATASET_DATA_FIELDS: tuple[str, ...] = ("labels_model", "labels_records", "labels_shards", "source_kind",
+                                        "keep_unlabeled", "skip_bad")
 
 
 def model_name(kind: str, trained_on: str) -> str:
@@ -135,12 +148,37 @@ def load_split(dataset_dir: str | os.PathLike, config_name: str, split: str) -> 
     if left_out:
         logger.warning("%s %s/%s: %d rows without a hard label, subset or soft label left out",
                        folder, config_name, split, left_out)
+    _check_soft_labels(folder, split, [r.image_id for r in records], soft)
     true_soft = None
     if has_truth and truth and all(t is not None for t in truth):
         true_soft = np.asarray(truth, dtype=np.float32)
     return DatasetSplit(records, np.asarray(hard, dtype=np.int64), np.asarray(soft, dtype=np.float32).reshape(-1, NUM_EMOTIONS),
                         np.asarray(subsets, dtype=str), true_soft, left_out,
                         np.asarray(votes, dtype=np.int64).reshape(-1, len(VOTE_COLUMNS)) if has_votes else None)
+
+
+def _check_soft_labels(folder: Path, split: str, image_ids: Sequence[str], soft: Sequence) -> None:
+    """``ValueError`` (one line) naming the data file and the image of the first soft label of a dataset split
+    that is not 8 finite values in [0, 1] (``build`` refuses such labels; an older build let them through)."""
+    array = np.asarray([[np.nan if v is None else v for v in cell] for cell in soft], dtype=np.float64).reshape(-1, NUM_EMOTIONS)
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(~np.all(np.isfinite(array) & (array >= 0.0) & (array <= 1.0), axis=1))
+    if not len(bad):
+        return
+    import pyarrow.parquet as pq
+
+    image_id = image_ids[int(bad[0])]
+    where = os.fspath(folder / "data" / split)
+    for path in sorted((folder / "data" / split).glob("*.parquet")):
+        if image_id in pq.read_table(path, columns=["image_id"]).column("image_id").to_pylist():
+            where = os.fspath(path)
+            break
+    cell = array[int(bad[0])]
+    what = ("NaN" if np.isnan(cell).any() else "an infinite value" if np.isinf(cell).any()
+            else "a value outside [0, 1]")
+    more = f" (and {len(bad) - 1} more row(s) of {split})" if len(bad) > 1 else ""
+    raise ValueError(f"{where}: soft_label of image {image_id!r} holds {what}{more}; soft labels must be finite and "
+                     "in [0, 1]: build the dataset again from its labels (`affectnetplus build --overwrite`)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -157,6 +195,26 @@ def _write_json(path: Path, payload: Any) -> None:
 
 def _finished(model_dir: Path) -> bool:
     return (model_dir / "model.safetensors").is_file() and (model_dir / "training_summary.json").is_file()
+
+
+def baselines_identity(dataset_dir: str | os.PathLike, split: str, config) -> dict[str, Any]:
+    """The identity of a baselines run (its marker's): the dataset folder, the rows it holds (the data fields
+    of its build marker, :data:`DATASET_DATA_FIELDS`; ``None`` for a folder built before the marker), the
+    split, and each :class:`~affectnetplus_hf.training.TrainConfig` field that changes results
+    (:func:`affectnetplus_hf.training.softlabeler.run_identity`, less ``data``/``kind``, set per model)."""
+    from affectnetplus_hf.run_folder import Marker, RunFolderError
+    from affectnetplus_hf.training.softlabeler import run_identity
+
+    try:
+        marker = Marker.read(Path(dataset_dir))
+    except RunFolderError:
+        marker = None
+    built = None
+    if marker is not None and marker.kind == "dataset":
+        data = {key: marker.identity.get(key) for key in DATASET_DATA_FIELDS}
+        built = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    training = {key: value for key, value in run_identity(config).items() if key not in ("data", "kind")}
+    return {**training, "dataset_dir": str(Path(dataset_dir).resolve()), "dataset build": built, "split": split}
 
 
 def train_baselines(
@@ -178,15 +236,24 @@ def train_baselines(
     discards in that mode (and rows without votes) are left out, counted in the model's manifest entry
     (``left_out``) and logged. A training set without images in ``split`` (or, for a FER+ kind, without
     an image FER+ keeps) is skipped and listed. Returns (and writes) the manifest ``OUT/baselines.json``.
-    ``overwrite`` retrains finished models, only in an ``output_dir`` that is new, empty or holds
-    ``baselines.json``, and never in ``dataset_dir`` or a folder above it (``ValueError``).
+
+    ``output_dir`` is a run folder (module docstring; :func:`baselines_identity`), locked for the whole run
+    (by the main process under ``accelerate launch``): a rerun with the same identity keeps the finished
+    models and adds the other kinds/sets to ``baselines.json``; another identity is refused naming each
+    differing field, unless ``overwrite``, which empties the folder (ours: it holds the marker) and retrains.
+    A folder holding other files without the marker is refused and left as it is, whatever ``overwrite``.
 
     Raises:
-        ValueError: a FER+ kind on a dataset without a ``votes`` column (one line naming the dataset); an
-            ``overwrite`` into a folder this function did not write.
+        ValueError: a FER+ kind on a dataset without a ``votes`` column (one line naming the dataset);
+            ``output_dir`` being ``dataset_dir``, a folder above it or inside it;
+            :class:`~affectnetplus_hf.run_folder.RunFolderError` (a ``ValueError``) for the refusals above
+            and for a folder another run holds.
     """
+    from accelerate import PartialState
+
+    from affectnetplus_hf.dataset import check_dataset_dir, check_not_inputs
+    from affectnetplus_hf.run_folder import RunFolder
     from affectnetplus_hf.training import TrainConfig
-    from affectnetplus_hf.training.baseline import ferplus_training_targets, train_baseline
 
     for kind in kinds:
         if kind not in BASELINE_KINDS:
@@ -195,26 +262,44 @@ def train_baselines(
         if name not in TRAINING_SETS:
             raise ValueError(f"training_sets: {name!r} is not one of {TRAINING_SETS}")
     config = config or TrainConfig(preset="tiny")
-    output = Path(output_dir)
-    if overwrite:  # retrain only into a folder this command wrote, never into (or above) the dataset
-        from affectnetplus_hf.dataset import check_not_inputs
+    output = Path(os.path.abspath(os.path.expanduser(os.fspath(output_dir))))
+    check_not_inputs(output, {"DATASET_DIR": dataset_dir}, "baselines folder")
+    if Path(dataset_dir).resolve() in output.resolve().parents:  # `build --overwrite` would delete it, `push` upload it
+        raise ValueError(f"baselines folder {os.fspath(output_dir)!r} is inside DATASET_DIR {os.fspath(dataset_dir)!r}; "
+                         "write it to another folder")
+    check_dataset_dir(dataset_dir)
+    state = PartialState()
+    folder = RunFolder(output, "baselines", baselines_identity(dataset_dir, split, config), version=BASELINES_VERSION)
+    with folder if state.is_main_process else contextlib.nullcontext():  # `accelerate launch`: the main process locks
+        if state.is_main_process:
+            mode = folder.start(overwrite=overwrite)
+            if mode == "replace":
+                logger.info("baselines: --overwrite: emptying %s and training again", output)
+                folder.clear()
+            elif mode == "resume":
+                logger.info("baselines: resuming in %s (finished models are kept)", output)
+            folder.mark(complete=False)
+        state.wait_for_everyone()
+        manifest = _train_all(dataset_dir, output, config, kinds, training_sets, split)
+        state.wait_for_everyone()
+        if state.is_main_process:
+            folder.mark(complete=True)
+    return manifest
 
-        check_not_inputs(output, {"DATASET_DIR": dataset_dir}, "baselines folder")
-        if output.is_dir() and any(output.iterdir()) and not (output / MANIFEST).is_file():
-            raise ValueError(
-                f"{os.fspath(output)!r} holds no {MANIFEST}: it is not a folder written by `affectnetplus baseline`, "
-                "so --overwrite will not retrain into it; choose another OUT_DIR"
-            )
-    output.mkdir(parents=True, exist_ok=True)
+
+def _train_all(dataset_dir, output: Path, config, kinds: Sequence[str], training_sets: Sequence[str],
+               split: str) -> dict[str, Any]:
+    """The training of :func:`train_baselines`, in its checked and locked ``output`` folder."""
+    from affectnetplus_hf.training.baseline import ferplus_training_targets, train_baseline
+
     manifest: dict[str, Any] = {"dataset_dir": str(Path(dataset_dir).resolve()), "split": split,
                                 "preset": config.preset, "models": [], "skipped": []}
     previous = output / MANIFEST
-    if previous.is_file() and not overwrite:  # a run on other kinds/sets adds to the models already there
+    if previous.is_file():  # a resume (same identity): a run on other kinds/sets adds to the models already there
         earlier = json.loads(previous.read_text(encoding="utf-8"))
-        if earlier.get("dataset_dir") == manifest["dataset_dir"] and earlier.get("split") == split:
-            manifest["models"] = [m for m in earlier.get("models", [])
-                                  if m["kind"] not in kinds or m["trained_on"] not in training_sets]
-            manifest["skipped"] = [s for s in earlier.get("skipped", []) if s["trained_on"] not in training_sets]
+        manifest["models"] = [m for m in earlier.get("models", [])
+                              if m["kind"] not in kinds or m["trained_on"] not in training_sets]
+        manifest["skipped"] = [s for s in earlier.get("skipped", []) if s["trained_on"] not in training_sets]
     needs_votes = [kind for kind in kinds if kind in FERPLUS_KINDS]
     started = time.perf_counter()
     for trained_on in training_sets:
@@ -251,7 +336,7 @@ def train_baselines(
                                                 "reason": f"no {split} image with a FER+ {kind} target"})
                     logger.warning("baselines: %s has no image with a FER+ %s target; skipped", trained_on, kind)
                     continue
-            if _finished(model_dir) and not overwrite:
+            if _finished(model_dir):
                 logger.info("baselines: %s already trained in %s; kept", name, model_dir)
                 entry["seconds"] = json.loads((model_dir / "training_summary.json").read_text())["seconds"]
                 entry["reused"] = True
@@ -376,7 +461,8 @@ def evaluate_baselines(
                                  progress=progress, cache=cache)
         predictions.append(ModelPredictions(entry["name"], entry["kind"], scores, trained_on=entry["trained_on"]))
         logger.info("evaluated %s on %d %s images", entry["name"], len(data.records), split)
-    evaluation = EvaluationData(data.hard_labels, data.soft_labels, data.subsets, data.true_soft_labels)
+    evaluation = EvaluationData(data.hard_labels, data.soft_labels, data.subsets, data.true_soft_labels,
+                                image_ids=[r.image_id for r in data.records])
     results = evaluate_predictions(evaluation, predictions, output, epsilon=epsilon)
 
     examples = _example_indices(data)
@@ -407,14 +493,14 @@ def evaluate_soft_labels(labels_dir: str | os.PathLike, data_dir: str | os.PathL
     W-AUC, KL, majority accuracy; ``docs/method.md#quality-against-people``); writes
     ``OUT/soft_label_quality.md|json``.
     """
+    from affectnetplus_hf.dataset import read_checked_labels
     from affectnetplus_hf.evaluation import soft_metrics_with_modules
-    from affectnetplus_hf.labeling import load_labels
     from affectnetplus_hf.sources import open_source
 
     epsilon = DEFAULT_EPSILON if epsilon is None else float(epsilon)
     if reference not in ("auto", "truth", "votes"):
         raise ValueError(f"reference must be auto, truth or votes; got {reference!r}")
-    labels = load_labels(labels_dir).to_pylist()
+    labels = read_checked_labels(labels_dir)[0].to_pylist()  # a damaged soft label is named by shard and image
     source = open_source(os.fspath(data_dir))
     records = {(r.split, r.image_id): r for split in {row["split"] for row in labels} for r in source.records(split)}
     rows, missing, used = [], [], set()
@@ -472,6 +558,7 @@ __all__ = [
     "MANIFEST",
     "TRAINING_SETS",
     "DatasetSplit",
+    "baselines_identity",
     "evaluate_baselines",
     "evaluate_soft_labels",
     "load_split",

@@ -20,8 +20,9 @@ and that can be pushed to a (private, gated) hub repository as is::
       images/subsets_{split}.png                 Fig. 4-like figure per split
       statistics.json                            Table 5-like counts and % per split + build summary
                                                  (images changed since labeling and left out, if any)
-      .affectnetplus-dataset                     marker (package name and version): ``overwrite``
-                                                 replaces only folders holding it
+      .affectnetplus-run.json                    the run-folder marker (:mod:`affectnetplus_hf.run_folder`,
+                                                 kind ``dataset``, the build's identity): ``overwrite``
+                                                 replaces only folders holding it; not pushed to the hub
 
 Layout choice: each row is stored **once**, in the file of its subset; the ``default`` config reads
 ``data/{split}/*.parquet`` and the ``easy`` config reads ``data/{split}/easy-*.parquet``. The subsets
@@ -29,10 +30,13 @@ cost no extra space (per-config copies would double an image dataset).
 
 Every Parquet file carries the ``datasets`` feature metadata, so ``load_dataset`` restores the declared
 features exactly (``float32`` soft labels of length 8, ``ClassLabel`` expression and subset, ``Image``).
-Writes are deterministic (fixed writer options, no timestamps) and atomic: the folder is built next
-to ``DATASET_DIR`` (``.NAME.build-PID-XXXXXXXX``; a killed build's leftover is removed by the next build)
-and renamed into place. Each image is compared with the size and sha256 its label shard recorded, so a
-file changed after labeling is never embedded with another image's soft label.
+Writes are deterministic (fixed writer options, no timestamps) and atomic: a build holds the folder's
+lock for the whole run (a second build on it stops at once, naming the first) and writes into a staging
+folder beside ``DATASET_DIR`` that replaces it in one rename (:meth:`~affectnetplus_hf.run_folder.RunFolder.publish`;
+a killed build's leftover is removed by the next build). The labels are checked first: every shard's
+sidecar must name the labels' model, and every soft-label cell must be finite and in [0, 1] (a damaged
+one is refused naming the shard and the image). Each image is compared with the size and sha256 its
+label shard recorded, so a file changed after labeling is never embedded with another image's soft label.
 """
 
 from __future__ import annotations
@@ -41,8 +45,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,13 +52,7 @@ from typing import Any
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
-from affectnetplus_hf.fileio import (
-    PARQUET_OPTIONS,
-    check_writable_dir,
-    chmod_like_new,
-    write_json_atomic,
-    write_text_atomic,
-)
+from affectnetplus_hf.fileio import PARQUET_OPTIONS, write_json_atomic, write_text_atomic
 from affectnetplus_hf.records import FaceRecord
 from affectnetplus_hf.reports.dataset_card import (
     COLUMN_DOCS,
@@ -70,14 +66,14 @@ from affectnetplus_hf.reports.dataset_card import (
 )
 from affectnetplus_hf.reports.licenses import LICENSES
 from affectnetplus_hf.reports.subsets import subset_table, write_subset_figures
+from affectnetplus_hf.run_folder import MARKER_FILE, RunFolder, records_fingerprint
 
 logger = logging.getLogger(__name__)
 
 #: File group of rows without a hard label (``keep_unlabeled=True``); only in the ``default`` config.
 UNASSIGNED = "unassigned"
-#: Marker file written into every folder :func:`build_dataset` builds; ``overwrite`` replaces only such folders.
-DATASET_MARKER = ".affectnetplus-dataset"
-DATASET_MARKER_FORMAT = "affectnetplus-dataset"
+#: Format version of a dataset folder (its run-folder marker, :mod:`affectnetplus_hf.run_folder`).
+DATASET_VERSION = 1
 PACKAGE_NAME = "affectnetplus-hf"
 #: Length of the optional ``votes`` column: FER+'s 8 emotion counts, unknown, NF (Barsoum et al. 2016).
 NUM_VOTE_COUNTS = 10
@@ -259,34 +255,82 @@ class _GroupWriter:
 
 
 def _labels_by_key(labels_dir: str | os.PathLike) -> tuple[dict[tuple[str, str], dict], dict]:
-    from affectnetplus_hf.labeling import load_labels, read_manifest
-
-    manifest = read_manifest(labels_dir)
-    table = load_labels(labels_dir)
+    table, manifest = read_checked_labels(labels_dir)
     rows = table.to_pylist()
     return {(row["split"], row["image_id"]): row for row in rows}, manifest
 
 
-def _write_marker(folder: Path) -> None:
-    from affectnetplus_hf import __version__
+def read_checked_labels(labels_dir: str | os.PathLike):
+    """``(table, manifest)`` of a complete labeling run (:func:`affectnetplus_hf.labeling.load_labels`: every
+    shard present with the sha256 of the manifest), checked shard by shard: its sidecar must name the
+    manifest's model, and every soft-label cell (:data:`~affectnetplus_hf.labeling.SOFT_LABEL_COLUMNS`)
+    must be null or 8 finite values in [0, 1]. ``ValueError`` (one line) naming the shard file and the
+    image otherwise. Sidecars of label runs older than the model check (no ``model``) are accepted."""
+    from affectnetplus_hf.labeling import SHARD_DIR, load_labels, read_manifest
 
-    write_json_atomic(folder / DATASET_MARKER, {"format": DATASET_MARKER_FORMAT, "package": PACKAGE_NAME,
-                                                "version": __version__})
+    manifest = read_manifest(labels_dir)
+    table = load_labels(labels_dir)
+    model = manifest["config"].get("model")
+    shard_dir = Path(labels_dir) / SHARD_DIR
+    start, unchecked = 0, []
+    for entry in manifest["finished_shards"]:
+        name = entry["name"]
+        sidecar = shard_dir / f"{name}.json"
+        try:
+            info = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{os.fspath(sidecar)}: the sidecar of shard {name} is missing or unreadable ({error}); "
+                             "label again into a new folder") from None
+        if "model" not in info:
+            unchecked.append(name)
+        elif info["model"] != model:
+            raise ValueError(f"{os.fspath(sidecar)}: shard {name} was labeled by another model ({str(info['model'])[:12]}...) "
+                             f"than the run in {os.fspath(labels_dir)} ({str(model)[:12]}...); the folder mixes two "
+                             "labeling runs, label again into a new folder")
+        rows = int(entry["rows"])
+        check_soft_label_cells(table.slice(start, rows), shard_dir / f"{name}.parquet")
+        start += rows
+    if start != table.num_rows:
+        raise ValueError(f"{os.fspath(labels_dir)}: the manifest counts {start} rows but the shards hold {table.num_rows}; "
+                         "label again into a new folder")
+    if unchecked:
+        logger.warning("%s: %d shard sidecar(s) (%s ...) do not name their model (a label run of an earlier version); "
+                       "not checked against the manifest's", os.fspath(labels_dir), len(unchecked), unchecked[0])
+    return table, manifest
 
 
-def is_built_dataset(folder: str | os.PathLike) -> bool:
-    """Whether ``folder`` holds the marker that :func:`build_dataset` writes into every folder it builds."""
-    marker = Path(folder) / DATASET_MARKER
-    try:
-        payload = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(payload, dict) and payload.get("format") == DATASET_MARKER_FORMAT
+def check_soft_label_cells(table, where: str | os.PathLike, columns: Sequence[str] | None = None) -> None:
+    """``ValueError`` (one line, naming ``where``, the column and the image) when a soft-label cell of
+    ``table`` (Arrow, with ``image_id``) holds NaN, an infinite value or a value outside [0, 1]; null cells
+    (a family the soft-labeler lacks) pass."""
+    from affectnetplus_hf.labeling import SOFT_LABEL_COLUMNS
+
+    for column in columns or SOFT_LABEL_COLUMNS:
+        if column not in table.column_names or table.num_rows == 0:
+            continue
+        cells = table.column(column).combine_chunks()
+        n = len(cells)
+        values = cells.values.slice(cells.offset * NUM_EMOTIONS, n * NUM_EMOTIONS)
+        values = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64).reshape(n, NUM_EMOTIONS)
+        valid = np.asarray(cells.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            good = np.isfinite(values) & (values >= 0.0) & (values <= 1.0)
+        bad = np.flatnonzero(valid & ~good.all(axis=1))
+        if not len(bad):
+            continue
+        row = int(bad[0])
+        cell = values[row]
+        what = ("NaN" if np.isnan(cell).any() else "an infinite value" if np.isinf(cell).any()
+                else f"{float(cell[~good[row]][0]):.6g}, outside [0, 1]")
+        image_id = table.column("image_id")[row].as_py()
+        more = f" (and {len(bad) - 1} more row(s) of the file)" if len(bad) > 1 else ""
+        raise ValueError(f"{os.fspath(where)}: {column} of image {image_id!r} holds {what}{more}; soft labels must be "
+                         "finite and in [0, 1] (the file is damaged or was not written by affectnetplus)")
 
 
 def check_not_inputs(target: Path, inputs: Mapping[str, str | os.PathLike], what: str) -> None:
     """``ValueError`` when ``target`` is one of ``inputs`` (``{role: path}``) or a folder above one."""
-    resolved = target.resolve()
+    resolved = Path(target).resolve()
     for role, path in inputs.items():
         if path is None:
             continue
@@ -297,20 +341,23 @@ def check_not_inputs(target: Path, inputs: Mapping[str, str | os.PathLike], what
                              "another folder")
 
 
-def _prepare_target(dataset_dir: Path, overwrite: bool, inputs: Mapping[str, str | os.PathLike] | None = None) -> None:
-    if dataset_dir.exists() and not dataset_dir.is_dir():
-        raise NotADirectoryError(f"dataset folder {os.fspath(dataset_dir)!r} is a file")
-    check_not_inputs(dataset_dir, inputs or {}, "dataset folder")
-    if dataset_dir.is_dir() and any(dataset_dir.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"dataset folder {os.fspath(dataset_dir)!r} is not empty; pass overwrite=True (--overwrite) to replace it")
-        if not is_built_dataset(dataset_dir):
-            raise ValueError(
-                f"dataset folder {os.fspath(dataset_dir)!r} holds no {DATASET_MARKER} marker: it is not a folder "
-                "written by `affectnetplus build`, so --overwrite will not replace it; remove it yourself or "
-                "choose another DATASET_DIR"
-            )
-    check_writable_dir(dataset_dir.parent if dataset_dir.parent != Path("") else Path("."))
+def dataset_identity(manifest: Mapping[str, Any], source_kind: str, metadata: str | None, *, keep_unlabeled: bool,
+                     max_file_bytes: int, pretty_name: str | None, figures: bool, skip_bad: bool) -> dict[str, Any]:
+    """What decides a built dataset (its marker's identity): the labels (model and record-list fingerprints
+    of the manifest, and its shards' hashes), the source kind and the build settings."""
+    config = manifest["config"]
+    return {
+        "labels_model": config.get("model"),
+        "labels_records": config.get("records"),
+        "labels_shards": records_fingerprint((e["name"], e["sha256"]) for e in manifest["finished_shards"]),
+        "source_kind": source_kind,
+        "metadata": metadata,
+        "keep_unlabeled": bool(keep_unlabeled),
+        "max_file_bytes": int(max_file_bytes),
+        "pretty_name": pretty_name,
+        "figures": bool(figures),
+        "skip_bad": bool(skip_bad),
+    }
 
 
 def build_dataset(
@@ -332,9 +379,11 @@ def build_dataset(
     Args:
         data_dir: the source (any layout :func:`affectnetplus_hf.sources.open_source` reads).
         labels_dir: a complete labeling run of that source (``affectnetplus label``).
-        dataset_dir: the folder to write (must be empty or absent unless ``overwrite``). ``overwrite``
-            replaces only a folder an earlier build wrote (its ``.affectnetplus-dataset`` marker),
-            never ``data_dir``, ``labels_dir`` or a folder above them (``ValueError``).
+        dataset_dir: the folder to write (absent or empty unless ``overwrite``). ``overwrite`` replaces
+            only a folder an earlier build wrote (its run-folder marker, kind ``dataset``), never
+            ``data_dir``, ``labels_dir`` or a folder above them (``ValueError``); a folder holding other
+            files is refused and left as it is. A second build on the same folder while one runs stops
+            at once naming the first (:class:`~affectnetplus_hf.run_folder.RunFolderError`, a ``ValueError``).
         skip_bad: an image whose size or sha256 differs from the one recorded at labeling (or that is
             gone) is left out, counted and listed in ``statistics.json`` (``changed_images``); without
             it such an image raises ``ValueError`` naming it. A label run without image hashes is
@@ -347,17 +396,39 @@ def build_dataset(
         pretty_name: the card title (default from the source kind).
         figures: draw the Fig. 4-like figures into ``images/``.
     """
+    from affectnetplus_hf.labeling import read_manifest
+    from affectnetplus_hf.sources import open_source
+
+    dataset_dir = Path(os.path.abspath(os.path.expanduser(os.fspath(dataset_dir))))
+    check_not_inputs(dataset_dir, {"DATA_DIR": data_dir, "LABELS_DIR": labels_dir}, "dataset folder")
+    manifest = read_manifest(labels_dir)
+    source = open_source(os.fspath(data_dir))
+    source_kind = getattr(source, "kind", None) or "unknown"
+    metadata_text = metadata if isinstance(metadata, str) or metadata is None else ",".join(metadata)
+    identity = dataset_identity(manifest, source_kind, metadata_text, keep_unlabeled=keep_unlabeled,
+                                max_file_bytes=max_file_bytes, pretty_name=pretty_name, figures=figures,
+                                skip_bad=skip_bad)
+    with RunFolder(dataset_dir, "dataset", identity, version=DATASET_VERSION) as run:  # locked for the whole build
+        if run.start(overwrite=overwrite, resume=False) == "replace":
+            logger.info("replacing the dataset folder %s (built earlier)", dataset_dir)
+        summary = _build(source, data_dir, labels_dir, run, metadata_text, keep_unlabeled=keep_unlabeled,
+                         max_file_bytes=max_file_bytes, pretty_name=pretty_name, figures=figures,
+                         progress=progress, skip_bad=skip_bad)
+    logger.info("dataset written to %s (%s)", dataset_dir, ", ".join(f"{s}: {v['rows']} rows" for s, v in summary["splits"].items()))
+    return summary
+
+
+def _build(source, data_dir, labels_dir, run: RunFolder, metadata: str | None, *, keep_unlabeled: bool,
+           max_file_bytes: int, pretty_name: str | None, figures: bool, progress: bool, skip_bad: bool) -> dict:
+    """The build itself, under ``run``'s lock: checks the labels against the source, then writes the folder
+    into ``run``'s staging folder (:meth:`RunFolder.publish`)."""
     from tqdm.auto import tqdm
 
     from affectnetplus_hf.labeling import labeled_records_fingerprint
     from affectnetplus_hf.metadata import METADATA_COLUMNS, annotate
-    from affectnetplus_hf.sources import open_source
 
-    dataset_dir = Path(dataset_dir)
-    _prepare_target(dataset_dir, overwrite, {"DATA_DIR": data_dir, "LABELS_DIR": labels_dir})
     labels, manifest = _labels_by_key(labels_dir)
-    source = open_source(os.fspath(data_dir))
-    source_kind = getattr(source, "kind", None) or "unknown"
+    source_kind = run.identity["source_kind"]
     label_splits = list(manifest["config"]["splits"])
     splits = [s for s in SPLIT_ORDER if s in label_splits] + [s for s in label_splits if s not in SPLIT_ORDER]
     missing_splits = [s for s in splits if s not in source.splits]
@@ -375,18 +446,13 @@ def build_dataset(
                      for records in records_by_split.values() for r in records)
     features = affectnetplus_features(with_soft_label_true=with_truth, with_votes=with_votes)
 
-    parent = dataset_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(parent, dataset_dir.name)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dataset_dir.name}.build-{os.getpid()}-", dir=parent))
-    chmod_like_new(staging, directory=True)  # mkdtemp's 0700 would survive the rename into place
     summary: dict[str, Any] = {
         "source_kind": source_kind,
         "source_layout": getattr(source, "layout", None),
         "labels_model": manifest["config"].get("model"),
         "families": manifest["config"].get("families"),
         "label_quality": manifest["config"].get("calibration"),
-        "metadata": metadata if isinstance(metadata, str) or metadata is None else ",".join(metadata),
+        "metadata": metadata,
         "splits": {},
         "not_labelled": [],
         "without_hard_label": {},
@@ -395,7 +461,7 @@ def build_dataset(
         "changed_image_count": 0,
     }
     label_rows_for_table: dict[str, list] = {"split": [], "hard_label": [], "subset": []}
-    try:
+    with run.publish() as staging:
         for split in splits:
             records = records_by_split[split]
             folder = staging / "data" / split
@@ -460,12 +526,6 @@ def build_dataset(
         write_json_atomic(staging / "statistics.json", summary)
         card = render_card(summary, features, splits, figure_paths, source_kind, pretty_name, keep_unlabeled)
         write_text_atomic(staging / "README.md", card)
-        _write_marker(staging)
-        _move_into_place(staging, dataset_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    logger.info("dataset written to %s (%s)", dataset_dir, ", ".join(f"{s}: {v['rows']} rows" for s, v in summary["splits"].items()))
     return summary
 
 
@@ -489,53 +549,6 @@ def _read_checked(record: FaceRecord, label: Mapping[str, Any]) -> tuple[bytes |
         return None, (f"{record.image_id}: image {where} changed since it was labeled ({expected_size} bytes, "
                       f"sha256 {expected_sha[:12]}... then; {len(data)} bytes now)")
     return data, None
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return pid > 0
-    return True
-
-
-def _remove_stale_staging(parent: Path, name: str) -> None:
-    """Remove what killed builds of ``NAME`` left in ``parent``: staging folders ``.NAME.build-[PID-]XXXXXXXX``
-    (``tempfile.mkdtemp`` names of exactly that prefix) and replaced folders ``.NAME.old-PID``, older than
-    this run and not owned by a build that is still running on this machine."""
-    import re
-    import time
-
-    patterns = (re.compile(rf"^\.{re.escape(name)}\.build-(?:(\d+)-)?[a-z0-9_]{{8}}$"),
-                re.compile(rf"^\.{re.escape(name)}\.old-(\d+)$"))
-    now = time.time()
-    for path in parent.iterdir():
-        match = next((m for m in (pattern.match(path.name) for pattern in patterns) if m), None)
-        if match is None or path.is_symlink() or not path.is_dir():
-            continue
-        try:
-            if path.stat().st_mtime > now:
-                continue
-        except OSError:
-            continue
-        if match.group(1) is not None and _pid_alive(int(match.group(1))):
-            continue  # a build running now
-        logger.info("removing %s, left by an interrupted build", path)
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _move_into_place(staging: Path, dataset_dir: Path) -> None:
-    old = None
-    if dataset_dir.exists():
-        old = dataset_dir.with_name(f".{dataset_dir.name}.old-{os.getpid()}")
-        os.replace(dataset_dir, old)
-    os.replace(staging, dataset_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -578,8 +591,16 @@ def push_dataset(
     ``license_note`` (added to the card, :func:`~affectnetplus_hf.reports.dataset_card.write_license_note`)
     saying why the data may be redistributed — AffectNet's license forbids it. Pushing without ``public``
     into an existing *public* repository refuses too.
+
+    The folder's lock (:class:`~affectnetplus_hf.run_folder.FolderLock`) is held while the card is edited and
+    the files are uploaded, so a push never uploads a folder that a build is replacing (and a build waits for
+    no push: it stops naming it). The run-folder marker (:data:`~affectnetplus_hf.run_folder.MARKER_FILE`) is
+    local bookkeeping (which labels and settings built the folder, so that ``build --overwrite`` may replace
+    it) and is not uploaded; ``statistics.json`` carries the build summary for hub users.
     """
     from huggingface_hub import HfApi
+
+    from affectnetplus_hf.run_folder import FolderLock
 
     folder = check_dataset_dir(dataset_dir)
     if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
@@ -592,18 +613,20 @@ def push_dataset(
     if public and _card_source_kind(folder) == "affectnet":
         logger.warning("pushing a dataset built from AffectNet publicly; the license note says: %s", license_note)
     api = api or HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=not public, exist_ok=True)
-    info = api.repo_info(repo_id, repo_type="dataset")
-    if not public and not getattr(info, "private", True):
-        raise ValueError(
-            f"dataset repository {repo_id!r} already exists and is public; refusing to upload without "
-            "--public and --license-note (or make the repository private first)"
+    with FolderLock(os.path.abspath(folder)):
+        api.create_repo(repo_id, repo_type="dataset", private=not public, exist_ok=True)
+        info = api.repo_info(repo_id, repo_type="dataset")
+        if not public and not getattr(info, "private", True):
+            raise ValueError(
+                f"dataset repository {repo_id!r} already exists and is public; refusing to upload without "
+                "--public and --license-note (or make the repository private first)"
+            )
+        if license_note:
+            write_license_note(folder / "README.md", license_note)
+        result = api.upload_folder(
+            folder_path=os.fspath(folder), repo_id=repo_id, repo_type="dataset", commit_message=commit_message,
+            ignore_patterns=[MARKER_FILE],
         )
-    if license_note:
-        write_license_note(folder / "README.md", license_note)
-    result = api.upload_folder(
-        folder_path=os.fspath(folder), repo_id=repo_id, repo_type="dataset", commit_message=commit_message,
-    )
     return str(getattr(result, "commit_url", result))
 
 
@@ -619,7 +642,9 @@ __all__ = [
     "config_rows",
     "check_dataset_dir",
     "check_not_inputs",
-    "is_built_dataset",
+    "check_soft_label_cells",
+    "dataset_identity",
+    "read_checked_labels",
     "make_row",
     "push_dataset",
     "render_card",

@@ -39,13 +39,15 @@ class EvaluationData:
     """What the predictions are scored against (one row per image of the evaluation split).
 
     ``soft_labels`` are the reference soft labels (AffectNet+'s); ``true_soft_labels`` the synthetic
-    sample's ground truth when known.
+    sample's ground truth when known. The soft labels must be finite and in [0, 1]; ``image_ids`` (one per
+    row, optional) name the images in that refusal.
     """
 
     hard_labels: np.ndarray
     soft_labels: np.ndarray
     subsets: np.ndarray
     true_soft_labels: np.ndarray | None = None
+    image_ids: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         self.hard_labels = np.asarray(self.hard_labels, dtype=np.int64)
@@ -56,6 +58,17 @@ class EvaluationData:
             raise ValueError("evaluation data is empty: no images to score")
         if self.soft_labels.shape != (n, NUM_EMOTIONS):
             raise ValueError(f"soft_labels must have shape ({n}, 8), got {self.soft_labels.shape}")
+        if self.image_ids is not None and len(self.image_ids) != n:
+            raise ValueError(f"image_ids must have {n} entries, got {len(self.image_ids)}")
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(~np.all(np.isfinite(self.soft_labels) & (self.soft_labels >= 0) & (self.soft_labels <= 1),
+                                         axis=1))
+        if len(bad):
+            row = int(bad[0])
+            name = f" (image {self.image_ids[row]!r})" if self.image_ids is not None else ""
+            more = f" and {len(bad) - 1} more row(s)" if len(bad) > 1 else ""
+            raise ValueError(f"soft_labels row {row}{name}{more}: not finite values in [0, 1] "
+                             f"({self.soft_labels[row].tolist()})")
         if self.subsets.shape != (n,):
             raise ValueError(f"subsets must have {n} entries, got shape {self.subsets.shape}")
         unknown = sorted(set(self.subsets.tolist()) - set(SUBSETS))

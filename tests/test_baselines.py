@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,6 +158,81 @@ def test_cli_baseline_and_evaluate(pipeline, tmp_path, capsys):
     assert main(["evaluate", str(pipeline["sample"]), "--labels", str(pipeline["labels"]),
                  "--output", str(tmp_path / "q"), "--reference", "truth"]) == 0
     assert "ground truth" in capsys.readouterr().out
+
+
+def test_baselines_folder_is_a_run_folder(pipeline, tmp_path, monkeypatch, caplog):
+    """OUT is locked, marked with the run's identity, resumed with the same one, refused with another unless
+    overwrite (then emptied), and never a folder of someone else's or the dataset's."""
+    from dataclasses import replace
+
+    from affectnetplus_hf.cli import main
+    from affectnetplus_hf.run_folder import MARKER_FILE, FolderLock, RunFolderError
+    from affectnetplus_hf.training import TrainConfig
+    from affectnetplus_hf.training import baseline as baseline_training
+
+    dataset = pipeline["dataset"]
+    trained = []
+
+    def fake_train(records, targets, config, kind):  # the folder rules, not the training, are tested here
+        folder = Path(config.output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.safetensors").write_bytes(b"weights")
+        (folder / "training_summary.json").write_text(json.dumps({"seconds": 0.5}))
+        trained.append((folder.name, config.epochs))
+        return type("Run", (), {"seconds": 0.5})()
+
+    monkeypatch.setattr(baseline_training, "train_baseline", fake_train)
+    config = TrainConfig(preset="tiny", **FAST)
+    out = tmp_path / "out"
+    hard = dict(kinds=["hard"], training_sets=["all"])
+    baselines.train_baselines(dataset, out, config, **hard)
+    marker = json.loads((out / MARKER_FILE).read_text())
+    assert marker["kind"] == "baselines" and marker["complete"] is True
+    identity = marker["identity"]
+    assert identity["split"] == "train" and identity["epochs"] == 1 and identity["dataset_dir"] == str(dataset.resolve())
+    assert identity["dataset build"] and "progress" not in identity and "data" not in identity
+    # the same identity: a resume keeps the finished model and adds the other kind
+    both = baselines.train_baselines(dataset, out, config, kinds=["hard", "soft"], training_sets=["all"])
+    assert trained == [("hard_fer_all", 1), ("soft_fer_all", 1)]
+    assert [(m["name"], m.get("reused", False)) for m in both["models"]] == [("hard_fer_all", True), ("soft_fer_all", False)]
+    assert [m["name"] for m in json.loads((out / baselines.MANIFEST).read_text())["models"]] == ["hard_fer_all", "soft_fer_all"]
+    # another identity: refused naming each differing field, nothing touched
+    state = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    with pytest.raises(RunFolderError, match=r"other settings \(epochs: was 1, now 2\).*--overwrite") as caught:
+        baselines.train_baselines(dataset, out, replace(config, epochs=2), **hard)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(RunFolderError, match=r"split: was 'train', now 'validation'"):
+        baselines.train_baselines(dataset, out, config, split="validation", **hard)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == state and len(trained) == 2
+    # overwrite: the folder (ours) is emptied and retrained with the new settings
+    (out / "stray.txt").write_text("x")
+    again = baselines.train_baselines(dataset, out, replace(config, epochs=2), overwrite=True, **hard)
+    assert trained[-1] == ("hard_fer_all", 2) and [m["name"] for m in again["models"]] == ["hard_fer_all"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER_FILE, baselines.MANIFEST, "hard_fer_all"])
+    assert json.loads((out / MARKER_FILE).read_text())["identity"]["epochs"] == 2
+    # a folder holding other files without the marker: refused and left as it is, whatever overwrite
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    for overwrite in (False, True):
+        with pytest.raises(RunFolderError, match=r"not empty and was not written by `affectnetplus baseline`"):
+            baselines.train_baselines(dataset, mine, config, overwrite=overwrite, **hard)
+    caplog.clear()
+    assert main(["baseline", str(dataset), str(mine), "--kinds", "hard", "--sets", "all", "--overwrite",
+                 "--preset", "tiny", "--epochs", "1", "--progress", "false", "--log_with", "none"]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "not written by `affectnetplus baseline`" in errors[0]
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    # never the dataset folder, a folder above it or inside it
+    for target in (dataset, dataset.parent, dataset / "data", dataset / "baselines"):
+        with pytest.raises(ValueError, match=r"(is|contains|is inside) DATASET_DIR"):
+            baselines.train_baselines(dataset, target, config, overwrite=True, **hard)
+    assert not (dataset / "baselines").exists()
+    # a folder another run holds
+    with FolderLock(out):
+        with pytest.raises(RunFolderError, match=rf"is in use by process {os.getpid()}"):
+            baselines.train_baselines(dataset, out, replace(config, epochs=2), **hard)
+    assert len(trained) == 3
 
 
 # --------------------------------------------------------------------------------------------------

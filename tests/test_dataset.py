@@ -20,6 +20,7 @@ from affectnetplus_hf.dataset import (  # noqa: E402
 )
 from affectnetplus_hf.emotions import EMOTIONS, SUBSETS  # noqa: E402
 from affectnetplus_hf.labeling import LabelingConfig, label_dataset, load_labels  # noqa: E402
+from affectnetplus_hf.run_folder import MARKER_FILE, Marker, RunFolderError  # noqa: E402
 
 
 
@@ -104,11 +105,146 @@ def test_build_is_deterministic_and_refuses_to_overwrite(built, tmp_path, tree_b
     again = tmp_path / "again"
     build_dataset(built["sample"], built["labels"], again, metadata="synthetic", progress=False)
     assert tree_bytes(again) == tree_bytes(built["folder"])
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(RunFolderError, match=r"already holds a finished run of `affectnetplus build`.*--overwrite"):
         build_dataset(built["sample"], built["labels"], again, metadata="synthetic", progress=False)
+    with pytest.raises(RunFolderError, match=r"other settings \(metadata: was 'synthetic', now None\).*--overwrite"):
+        build_dataset(built["sample"], built["labels"], again, metadata=None, progress=False)
+    assert tree_bytes(again) == tree_bytes(built["folder"])  # refusals touch nothing
     build_dataset(built["sample"], built["labels"], again, metadata=None, progress=False, overwrite=True)
     assert tree_bytes(again) != tree_bytes(built["folder"])  # metadata columns now null
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
+    # no staging left behind; the lock file beside the folder is empty (released)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [".again.lock"]
+    assert (tmp_path / ".again.lock").read_text() == ""
+
+
+def _build(built, target, **kwargs):
+    return build_dataset(built["sample"], built["labels"], target, metadata=None, figures=False, progress=False,
+                         **kwargs)
+
+
+def test_build_overwrite_replaces_only_its_own_folders(built, tmp_path, caplog):
+    from affectnetplus_hf.cli import main
+
+    root, sample, labels = built["root"], built["sample"], built["labels"]
+    before = {p: p.stat().st_mtime_ns for p in [*sample.rglob("*"), *labels.rglob("*")]}
+    for target in (sample, labels, root, sample / "."):  # the inputs and a folder above them
+        with pytest.raises(ValueError, match=r"(is|contains) (DATA_DIR|LABELS_DIR)"):
+            _build(built, target, overwrite=True)
+    assert {p: p.stat().st_mtime_ns for p in [*sample.rglob("*"), *labels.rglob("*")]} == before  # nothing touched
+    mine = tmp_path / "mine"  # a folder the user filled: never replaced
+    (mine / "sub").mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    for overwrite in (False, True):
+        with pytest.raises(RunFolderError, match=r"mine is not empty and was not written by `affectnetplus build`"):
+            _build(built, mine, overwrite=overwrite)
+    caplog.clear()
+    assert main(["build", str(sample), str(labels), str(mine), "--metadata", "none", "--no-figures", "--no-progress",
+                 "--overwrite"]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "\n" not in errors[0] and "not written by `affectnetplus build`" in errors[0]
+    assert (mine / "notes.txt").read_text() == "keep me" and (mine / "sub").is_dir()
+    other = tmp_path / "other"  # a folder another command wrote
+    other.mkdir()
+    Marker("baselines", {"split": "train"}).write(other)
+    with pytest.raises(RunFolderError, match=r"written by `affectnetplus baseline`, not by `affectnetplus build`"):
+        _build(built, other, overwrite=True)
+    target = tmp_path / "built"
+    summary = _build(built, target)
+    marker = json.loads((target / MARKER_FILE).read_text())
+    assert marker["kind"] == "dataset" and marker["complete"] is True and marker["version"] == 1
+    identity = marker["identity"]
+    manifest = json.loads((labels / "manifest.json").read_text())
+    assert identity["labels_model"] == manifest["config"]["model"] == summary["labels_model"]
+    assert identity["labels_records"] == manifest["config"]["records"]
+    assert {k: identity[k] for k in ("metadata", "figures", "skip_bad", "keep_unlabeled", "source_kind")} == \
+        {"metadata": None, "figures": False, "skip_bad": False, "keep_unlabeled": False, "source_kind": "synthetic"}
+    (target / "extra.txt").write_text("x")
+    _build(built, target, overwrite=True)  # a folder this package built is replaced whole
+    assert not (target / "extra.txt").exists() and (target / MARKER_FILE).is_file()
+    empty = tmp_path / "empty"  # an empty folder is new
+    empty.mkdir()
+    _build(built, empty)
+    assert (empty / "README.md").is_file()
+
+
+def test_build_removes_staging_left_by_a_killed_build(built, tmp_path):
+    import tempfile
+
+    # what atomic_directory leaves when its process is killed: a staging folder, or the replaced folder
+    stale = [Path(tempfile.mkdtemp(prefix=".ds.", suffix=".tmp", dir=tmp_path)),
+             Path(tempfile.mkdtemp(prefix=".ds.", suffix=".old", dir=tmp_path))]
+    others = [tmp_path / ".ds2.abcd1234.tmp", tmp_path / "ds.abcd1234.tmp", tmp_path / ".ds.abcd1234.tmp.keep"]
+    for folder in [*stale, *others]:
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+    _build(built, tmp_path / "ds")
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*(p.name for p in others), "ds", ".ds.lock"])
+
+
+def test_a_build_holds_the_folder_for_the_whole_run(built, tmp_path, monkeypatch):
+    """While a build runs, a second build of the same folder stops at once naming the first's process."""
+    from affectnetplus_hf import dataset
+    from affectnetplus_hf.run_folder import FolderLock
+
+    target = tmp_path / "ds"
+    seen = []
+
+    def render_while_checking(*args, **kwargs):  # inside the first build: its lock is held
+        with pytest.raises(RunFolderError, match=rf"is in use by process {os.getpid()} \(started "):
+            _build(built, target)
+        seen.append(json.loads((tmp_path / ".ds.lock").read_text())["pid"])
+        return render(*args, **kwargs)
+
+    render = dataset.render_card
+    monkeypatch.setattr(dataset, "render_card", render_while_checking)
+    _build(built, target)
+    assert seen == [os.getpid()] and (target / "README.md").is_file()
+    monkeypatch.setattr(dataset, "render_card", render)
+    with FolderLock(target):
+        with pytest.raises(RunFolderError, match="is in use by process"):
+            _build(built, target, overwrite=True)
+
+
+def test_two_build_processes_on_one_folder(built, tmp_path, tree_bytes):
+    """Two `affectnetplus build` processes on one OUT: the second stops at once (exit 1, "is in use by process
+    PID" of the first), the first finishes, and OUT equals a sequential build's folder byte for byte."""
+    import subprocess
+    import sys
+    import time
+
+    out, hold = tmp_path / "ds", tmp_path / "release"
+    lock = tmp_path / ".ds.lock"
+    argv = ["build", str(built["sample"]), str(built["labels"]), str(out), "--metadata", "synthetic", "--no-progress"]
+    helper = Path(__file__).parent / "build_faults.py"
+    first = subprocess.Popen([sys.executable, str(helper), str(hold), "--", *argv],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        owner = {}
+        while "pid" not in owner:  # the first holds the lock (it waits for `hold` inside the build)
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first build did not take the lock"
+            time.sleep(0.1)
+            try:
+                owner = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                owner = {}
+        assert owner["pid"] == first.pid
+        second = subprocess.run([sys.executable, "-m", "affectnetplus_hf", *argv], capture_output=True, text=True,
+                                timeout=300)
+        assert second.returncode == 1, second.stderr
+        errors = [line for line in second.stderr.splitlines() if " ERROR " in line]
+        assert len(errors) == 1 and f"is in use by process {first.pid} (started " in errors[0], second.stderr
+        assert not out.exists()  # the second wrote nothing; the first has not published yet
+        hold.touch()
+        stdout, stderr = first.communicate(timeout=300)
+        assert first.returncode == 0, stderr
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert tree_bytes(out) == tree_bytes(built["folder"])  # the fixture's sequential, in-process build
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.lock", "ds", "release"]
 
 
 def test_incomplete_labels_are_refused(built, tmp_path):
@@ -135,3 +271,97 @@ def test_affectnet_card_is_gated_and_says_no_redistribution(built):
     header = yaml.safe_load(card.split("---\n", 2)[1])
     assert header["license"] == "other" and "extra_gated_prompt" in header
     assert "Do not redistribute" in card and "private" in card
+
+
+# ---------------------------------------------------------------------------------------------- damaged label shards
+def _damage_labels(labels: Path, dest: Path, column: str = "soft_label", value: float = float("nan"),
+                   row: int = 2, shard: str = "train-00000") -> tuple[Path, str]:
+    """A copy of a complete labeling run whose shard ``shard`` holds ``value`` in ``column`` of row ``row``, with
+    the sidecar and manifest sha256 rewritten to match (the damage is in the values, not in the hashes).
+    Returns the damaged folder and the image id of that row."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from affectnetplus_hf.fileio import PARQUET_OPTIONS
+    from affectnetplus_hf.run_folder import file_sha256
+
+    shutil.copytree(labels, dest)
+    path = dest / "shards" / f"{shard}.parquet"
+    table = pq.read_table(path)
+    cells = table.column(column).to_pylist()
+    cells[row] = [value] + list(cells[row][1:])
+    table = table.set_column(table.schema.get_field_index(column), table.schema.field(column),
+                             pa.array(cells, type=table.schema.field(column).type))
+    pq.write_table(table, path, **PARQUET_OPTIONS)
+    sha = file_sha256(path)
+    sidecar = dest / "shards" / f"{shard}.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "sha256": sha}))
+    manifest = json.loads((dest / "manifest.json").read_text())
+    for entry in manifest["finished_shards"]:
+        if entry["name"] == shard:
+            entry["sha256"] = sha
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest, table.column("image_id")[row].as_py()
+
+
+@pytest.mark.parametrize(("column", "value", "what"), [
+    ("soft_label", float("nan"), "NaN"),
+    ("soft_label_ebc", float("inf"), "infinite"),
+    ("soft_label_au", 1.5, r"outside \[0, 1\]"),
+    ("spread", -0.25, r"outside \[0, 1\]"),
+])
+def test_build_refuses_soft_labels_that_are_not_finite_probabilities(built, tmp_path, column, value, what):
+    labels, image_id = _damage_labels(built["labels"], tmp_path / "labels", column, value)
+    with pytest.raises(ValueError, match=rf"train-00000\.parquet.*{column}.*{image_id}.*{what}") as caught:
+        build_dataset(built["sample"], labels, tmp_path / "ds", metadata=None, figures=False, progress=False)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_evaluate_names_the_shard_and_image_of_a_nan_soft_label(built, tmp_path, caplog):
+    from affectnetplus_hf.cli import main
+
+    labels, image_id = _damage_labels(built["labels"], tmp_path / "labels")
+    caplog.clear()
+    assert main(["evaluate", str(built["sample"]), "--labels", str(labels), "--output", str(tmp_path / "q")]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    assert "train-00000.parquet" in errors[0] and image_id in errors[0] and "NaN" in errors[0]
+
+
+def test_evaluate_names_the_file_and_image_of_a_nan_soft_label_in_a_dataset(built, tmp_path):
+    """A dataset folder holding a NaN soft label (written by hand, or by a build before the check)."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from affectnetplus_hf import baselines
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(built["folder"], folder)
+    path = sorted((folder / "data" / "validation").glob("*.parquet"))[0]
+    table = pq.read_table(path)
+    cells = table.column("soft_label").to_pylist()
+    cells[0] = [float("nan")] * 8
+    field = table.schema.field("soft_label")
+    table = table.set_column(table.schema.get_field_index("soft_label"), field, pa.array(cells, type=field.type))
+    pq.write_table(table, path)
+    image_id = table.column("image_id")[0].as_py()
+    with pytest.raises(ValueError, match=rf"{path.name}.*{image_id}.*NaN") as caught:
+        baselines.load_split(folder, "default", "validation")
+    assert "\n" not in str(caught.value)
+
+
+def test_build_refuses_a_shard_labeled_by_another_model(built, tmp_path):
+    import shutil
+
+    labels = tmp_path / "labels"
+    shutil.copytree(built["labels"], labels)
+    sidecar = labels / "shards" / "validation-00000.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "model": "0" * 64}))
+    with pytest.raises(ValueError, match=r"validation-00000.*another model") as caught:
+        build_dataset(built["sample"], labels, tmp_path / "ds", metadata=None, figures=False, progress=False)
+    assert "\n" not in str(caught.value) and not (tmp_path / "ds").exists()

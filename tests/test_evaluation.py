@@ -63,3 +63,15 @@ def test_bad_inputs(tmp_path):
     data = _data(n=5, with_truth=False)
     with pytest.raises(ValueError, match=r"model 'm': scores must have shape \(5, 8\)"):
         evaluation.evaluate_predictions(data, [evaluation.ModelPredictions("m", "soft", np.zeros((4, 8)))], tmp_path)
+
+
+def test_soft_labels_must_be_finite_probabilities_and_the_image_is_named():
+    soft = np.full((3, 8), 0.1, dtype=np.float32)
+    soft[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"soft_labels row 1 \(image 'b'\).*not finite values in \[0, 1\]"):
+        evaluation.EvaluationData([0, 1, 2], soft, ["easy"] * 3, image_ids=["a", "b", "c"])
+    soft[1, 2] = 1.5
+    with pytest.raises(ValueError, match=r"soft_labels row 1:"):
+        evaluation.EvaluationData([0, 1, 2], soft, ["easy"] * 3)
+    with pytest.raises(ValueError, match="image_ids must have 3 entries"):
+        evaluation.EvaluationData([0, 1, 2], np.zeros((3, 8)), ["easy"] * 3, image_ids=["a"])

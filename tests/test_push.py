@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -119,3 +120,17 @@ def test_push_without_network_is_one_line(folder, monkeypatch, caplog):
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "huggingface.co" in errors[0].getMessage()
     assert not errors[0].exc_info
+
+
+def test_push_leaves_out_the_run_marker_and_waits_for_no_build(folder, fake_hub):
+    """The run-folder marker is local bookkeeping (not uploaded); a folder a build holds is not pushed."""
+    from affectnetplus_hf.run_folder import MARKER_FILE, FolderLock
+
+    (folder / MARKER_FILE).write_text("{}")
+    assert main(["push", str(folder), "lab/affectnet-plus"]) == 0
+    upload = dict(fake_hub.instances[-1].calls)["upload_folder"]
+    assert MARKER_FILE in upload["ignore_patterns"]
+    with FolderLock(folder):  # a build (or another push) of this folder is running
+        with pytest.raises(ValueError, match=rf"is in use by process {os.getpid()}"):
+            push_dataset(folder, "lab/affectnet-plus", api=FakeApi())
+    assert not (folder.parent / f".{folder.name}.lock").read_text()  # released

@@ -437,7 +437,8 @@ def labeled(tmp_path_factory, model_dir: Path, make_sample) -> dict[str, Path]:
 
 
 def test_build_overwrite_replaces_only_its_own_folders(tmp_path: Path, labeled: dict[str, Path], caplog) -> None:
-    from affectnetplus_hf.dataset import DATASET_MARKER, build_dataset
+    from affectnetplus_hf.dataset import build_dataset
+    from affectnetplus_hf.run_folder import MARKER_FILE
 
     sample, labels = labeled["sample"], labeled["labels"]
 
@@ -452,34 +453,37 @@ def test_build_overwrite_replaces_only_its_own_folders(tmp_path: Path, labeled: 
     mine = tmp_path / "mine"  # a folder the user filled: not replaced
     (mine / "sub").mkdir(parents=True)
     (mine / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match=rf"{DATASET_MARKER} marker.*not a folder written by `affectnetplus build`"):
+    with pytest.raises(ValueError, match=r"is not empty and was not written by `affectnetplus build`"):
         build(mine, overwrite=True)
     assert (mine / "notes.txt").read_text() == "keep me"
     caplog.clear()
     assert main(["build", str(sample), str(labels), str(mine), "--metadata", "none", "--no-figures", "--no-progress",
                  "--overwrite"]) == 1
-    assert "marker" in _one_line_error(caplog) and (mine / "notes.txt").is_file()
+    assert "not written by `affectnetplus build`" in _one_line_error(caplog) and (mine / "notes.txt").is_file()
     built = tmp_path / "built"
     build(built)
-    marker = json.loads((built / DATASET_MARKER).read_text())
-    assert marker["package"] == "affectnetplus-hf" and marker["version"]
+    marker = json.loads((built / MARKER_FILE).read_text())
+    assert marker["kind"] == "dataset" and marker["complete"] is True
     (built / "extra.txt").write_text("x")
     build(built, overwrite=True)  # a folder this package built is replaced
-    assert not (built / "extra.txt").exists() and (built / DATASET_MARKER).is_file()
+    assert not (built / "extra.txt").exists() and (built / MARKER_FILE).is_file()
 
 
 def test_build_removes_staging_left_by_a_killed_build(tmp_path: Path, labeled: dict[str, Path]) -> None:
+    import tempfile
+
     from affectnetplus_hf.dataset import build_dataset
 
-    stale = [tmp_path / ".ds.build-abcd_123", tmp_path / ".ds.build-999999999-k2j4h5g6", tmp_path / ".ds.old-999999999"]
-    running = tmp_path / f".ds.build-{os.getppid()}-a1b2c3d4"  # a build that is still running
-    others = [tmp_path / ".ds2.build-abcd1234", tmp_path / ".ds.build-x.build-abcd1234", tmp_path / "ds.build-abcd1234"]
-    for folder in [*stale, running, *others]:
-        (folder / "data").mkdir(parents=True)
+    # what a killed build leaves (atomic_directory's staging and replaced folders); a running build holds the
+    # lock, so no second build can meet its staging folder
+    stale = [Path(tempfile.mkdtemp(prefix=".ds.", suffix=".tmp", dir=tmp_path)),
+             Path(tempfile.mkdtemp(prefix=".ds.", suffix=".old", dir=tmp_path))]
+    others = [tmp_path / ".ds2.abcd1234.tmp", tmp_path / ".ds.abcd1234.tmp.keep", tmp_path / "ds.abcd1234.tmp"]
+    for folder in [*stale, *others]:
+        (folder / "data").mkdir(parents=True, exist_ok=True)
     build_dataset(labeled["sample"], labeled["labels"], tmp_path / "ds", metadata=None, figures=False, progress=False)
     assert not any(p.exists() for p in stale)
-    assert running.is_dir() and all(p.is_dir() for p in others)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [running, *others, tmp_path / "ds"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*(p.name for p in others), "ds", ".ds.lock"])
 
 
 def test_baseline_overwrite_needs_a_baselines_folder(tmp_path: Path, labeled: dict[str, Path], monkeypatch) -> None:
@@ -501,17 +505,17 @@ def test_baseline_overwrite_needs_a_baselines_folder(tmp_path: Path, labeled: di
     config = TrainConfig(preset="tiny", image_size=32, progress=False, log_with="none")
     run = dict(config=config, kinds=["hard"], training_sets=["all"], overwrite=True)
     for target in (dataset, tmp_path, dataset / "data"):
-        with pytest.raises(ValueError, match="(is|contains) DATASET_DIR|not a folder written by"):
+        with pytest.raises(ValueError, match="(is|contains|is inside) DATASET_DIR"):
             baselines.train_baselines(dataset, target, **run)
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match=r"holds no baselines\.json.*--overwrite"):
+    with pytest.raises(ValueError, match=r"not empty and was not written by `affectnetplus baseline`"):
         baselines.train_baselines(dataset, mine, **run)
     assert not trained and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
     out = tmp_path / "out"
     baselines.train_baselines(dataset, out, **{**run, "overwrite": False})  # a fresh folder
-    baselines.train_baselines(dataset, out, **run)  # holds baselines.json: retrained
+    baselines.train_baselines(dataset, out, **run)  # its own folder (marker): emptied and retrained
     assert trained == [str(out / "hard_fer_all")] * 2
 
 

@@ -5,8 +5,11 @@ Reads the exported AffectNet+ folder through ``load_dataset`` (``default`` confi
 of the ``train`` split and saves each model in ``OUT_DIR/{kind}_fer_{set}/`` with ``OUT_DIR/baselines.json``
 listing them. Kinds ``majority``, ``probability``, ``crossentropy`` and ``multi_target`` are FER+'s four
 training modes (Barsoum et al. 2016; 8-way softmax models in ``OUT_DIR/ferplus_{mode}_{set}/``); they
-need a dataset built from a multi-annotated source (its ``votes`` column). Finished models are kept
-when the command is run again (resume), unless ``--overwrite``.
+need a dataset built from a multi-annotated source (its ``votes`` column). OUT_DIR is locked while the
+command runs (a second run on it stops at once, naming the first). Run again with the same DATASET_DIR,
+split and training settings, it keeps the finished models (resume) and adds other --kinds/--sets; with
+other settings it stops naming each difference, unless ``--overwrite`` (OUT_DIR is emptied and every model
+retrained). A folder that ``affectnetplus baseline`` did not write is never written into nor emptied.
 Training options are ``TrainConfig`` fields (``--preset tiny|paper``, ``--backbone``, ``--epochs``,
 ``--class-balance``, ``--config FILE.yaml`` …; see ``affectnetplus train baseline --help``).
 
@@ -32,7 +35,8 @@ def _own_flags() -> argparse.ArgumentParser:
     own.add_argument("--sets", nargs="+", choices=TRAINING_SETS, default=list(TRAINING_SETS),
                      help="training sets: all and/or the subsets (default: all four)")
     own.add_argument("--split", default="train", help="split to train on (default: train)")
-    own.add_argument("--overwrite", action="store_true", help="retrain models that are already finished (only in an OUT_DIR holding baselines.json)")
+    own.add_argument("--overwrite", action="store_true", help="empty an OUT_DIR an earlier `affectnetplus baseline` wrote and train every model again "
+                          "(never another folder)")
     return own
 
 

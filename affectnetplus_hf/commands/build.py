@@ -4,6 +4,13 @@ DATASET_DIR gets ``README.md`` (dataset card with YAML ``configs`` default/easy/
 and ``dataset_info``), ``data/{split}/{subset}-NNNNN-of-NNNNN.parquet`` (images embedded),
 ``images/subsets_{split}.png`` and ``statistics.json``. ``load_dataset(DATASET_DIR)`` and
 ``load_dataset(DATASET_DIR, "easy")`` then work offline. See :mod:`affectnetplus_hf.dataset`.
+
+The labels are checked first: each shard's sidecar must name the labels' model, and every soft label must
+be finite and in [0, 1] (a damaged one stops the build, naming the shard file and the image). DATASET_DIR
+is locked while the command runs (a second build on it stops at once, naming the first) and is written
+whole, in a staging folder beside it that replaces it at the end; ``--overwrite`` replaces only a folder
+an earlier build wrote (its ``.affectnetplus-run.json`` marker), never DATA_DIR, LABELS_DIR or a folder
+above them.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="card title (default from the source kind)")
     p.add_argument("--no-figures", action="store_true", help="do not draw the subset figures")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace a DATASET_DIR that an earlier build wrote (never DATA_DIR or LABELS_DIR)")
+                   help="replace a DATASET_DIR that an earlier build wrote (never another folder, DATA_DIR or LABELS_DIR)")
     p.add_argument("--skip-bad", action="store_true",
                    help="leave out images changed (or gone) since labeling, listed in statistics.json, instead of failing")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")

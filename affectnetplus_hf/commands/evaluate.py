@@ -12,6 +12,9 @@ Two modes:
       a labeling run's soft labels (and one-hot hard labels, for comparison) against reference soft
       labels: the synthetic sample's ground truth or the vote distributions of a multi-annotated source
       (e.g. FER+ test). Writes REPORT_DIR/soft_label_quality.md|json.
+
+A soft label that is not 8 finite values in [0, 1] stops either mode in one line naming the file (the
+label shard, or the dataset's Parquet file) and the image.
 """
 
 from __future__ import annotations

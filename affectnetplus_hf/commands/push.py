@@ -5,6 +5,9 @@ AffectNet's license forbids redistributing its images, so the repository is crea
 ``--license-note TEXT`` (added to the card) saying why the data may be shared (e.g. the synthetic
 sample is MIT). Pushing without ``--public`` into an existing public repository is refused too.
 Uses ``huggingface_hub`` (token from ``HF_TOKEN`` / ``huggingface-cli login`` or ``--token``).
+The folder is locked while it is pushed (a build replacing it meanwhile is refused, and a push of a
+folder a build holds stops naming it); its ``.affectnetplus-run.json`` marker (local bookkeeping of the
+build) is not uploaded.
 """
 
 from __future__ import annotations
