@@ -15,18 +15,23 @@ The page is a Gradio ``Blocks`` (``pip install "affectnetplus-hf[app]"``). :func
 a loaded soft-labeler; :func:`launch_app` loads the model, writes a few sample faces and serves it — the
 CLI command and ``spaces/app.py`` both call it. The numbers come from :func:`analyse_image`, which needs
 no Gradio; :func:`analyse_upload` gives every face of an upload. An upload without a face, or one that
-cannot be read, says so in one line (logged in one line too) and clears the previous result. The theme
-uses the fonts Gradio ships, so the page renders without internet.
+cannot be read, says so in one line (logged in one line too, its traceback only at DEBUG) and clears the
+previous result; the page's events take their inputs unprocessed by Gradio, so a non-image sent to its API
+gets the same one line, not a Gradio traceback. The theme uses the fonts Gradio ships, so the page renders
+without internet. Blocking, :func:`launch_app` stops on Ctrl-C or SIGTERM and removes its sample faces.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import logging
 import os
+import signal
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -360,6 +365,20 @@ def write_sample_faces(directory: str | os.PathLike, n: int = DEFAULT_N_EXAMPLES
 # ---------------------------------------------------------------------------------------------- Gradio
 
 
+def _log_page_error(level: int, text: str) -> None:
+    """Log a page error as one line; its traceback only when this logger is at DEBUG (call in ``except``)."""
+    logger.log(level, "%s", text, exc_info=logger.isEnabledFor(logging.DEBUG))
+
+
+def _payload_path(value) -> str | None:
+    """The file of an input Gradio did not preprocess (``preprocess=False``): a ``FileData`` dict or a path."""
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return None if value is None else os.fspath(value)
+    if isinstance(value, dict):
+        return value.get("path")
+    return str(getattr(value, "path", "") or "") or None
+
+
 def _gradio():
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
@@ -400,10 +419,10 @@ def build_app(labeler, examples: Sequence[str | os.PathLike] = (), title: str = 
             photo = analyse_upload(labeler, finder, path, mode, name)
         except BadImageError as error:
             reason = str(error).replace(os.fspath(path), name)  # Gradio's upload folder says nothing to the user
-            logger.warning("upload: %s", reason)
+            _log_page_error(logging.WARNING, f"upload: {reason}")
             return failed(f"Could not read the upload: {reason}")
-        except Exception as error:  # one line on the page and in the log, never a traceback
-            logger.error("upload %s: %s: %s", name, type(error).__name__, error)
+        except Exception as error:  # one line on the page and in the log; the traceback only at DEBUG
+            _log_page_error(logging.ERROR, f"upload {name}: {type(error).__name__}: {error}")
             return failed(f"Could not analyse {name}: {type(error).__name__}: {error}")
         text, problem = photo_message(photo, name)
         if problem:
@@ -419,8 +438,12 @@ def build_app(labeler, examples: Sequence[str | os.PathLike] = (), title: str = 
         scores = None if not state else state["faces"].get(str(choice)) or next(iter(state["faces"].values()))
         if scores is None:
             return summary_html(None), None, values_html(None), None
-        result = analyse_scores(scores, hard_label)
-        return summary_html(result), soft_label_figure(result), values_html(result), family_figure(result)
+        try:
+            result = analyse_scores(scores, hard_label)
+            return summary_html(result), soft_label_figure(result), values_html(result), family_figure(result)
+        except Exception as error:  # e.g. an unknown hard label sent to the API: one line, no traceback
+            _log_page_error(logging.WARNING, f"soft label view: {type(error).__name__}: {error}")
+            raise gr.Error(str(error), print_exception=False) from None
 
     examples = [os.fspath(path) for path in examples]
     names = {"ebc": "EBC", "au": "AU", "dist": "distribution"}
@@ -458,12 +481,17 @@ def build_app(labeler, examples: Sequence[str | os.PathLike] = (), title: str = 
         state, source = gr.State(None), gr.State(None)  # the faces' scores; the file analysed last
         outputs = [summary, chart, values, families_plot]
         analysed = [state, shown, choice, found, message]
-        queue = {"concurrency_id": "analyse", "concurrency_limit": 1}  # one queue: the last request wins
+        # one queue: the last request wins. Inputs reach the functions unprocessed (``preprocess=False``): the
+        # sample image is not opened by Gradio, nor a choice checked, so analyse/render report what is wrong
+        # in one line instead of Gradio printing a traceback.
+        queue = {"concurrency_id": "analyse", "concurrency_limit": 1, "preprocess": False}
 
-        def analyse_upload_event(path):  # a new upload is a photo first; "face crop" then re-labels it whole
+        def analyse_upload_event(payload):  # a new upload is a photo first; "face crop" then re-labels it whole
+            path = _payload_path(payload)
             return (path, DETECT_FACES, *analyse(path, DETECT_FACES))
 
-        def analyse_sample_event(path):
+        def analyse_sample_event(payload):
+            path = _payload_path(payload)
             if not path:
                 return (gr.update(),) * (len(analysed) + 2)
             return (path, WHOLE_IMAGE, *analyse(path, WHOLE_IMAGE))
@@ -502,12 +530,46 @@ def launch_app(
     """Load ``model`` (a SoftLabeler, a folder or a hub id), write ``n_examples`` sample faces to a temporary
     folder, build the page and serve it on ``host:port`` (None: Gradio's ``GRADIO_SERVER_NAME`` /
     ``GRADIO_SERVER_PORT`` or 127.0.0.1:7860). ``block=False`` returns the running ``Blocks`` at once;
-    ``detector``: the face detector (`docs/method.md#face-stage`)."""
+    ``detector``: the face detector (`docs/method.md#face-stage`).
+
+    Blocking, it serves until Ctrl-C or SIGTERM (:func:`sigterm_as_interrupt`), then removes the sample
+    faces; with ``block=False`` they go with the returned app."""
+    if not block:
+        return _serve(model, host, port, device, n_examples, title, False, quiet, detector)
+    with sigterm_as_interrupt():
+        return _serve(model, host, port, device, n_examples, title, True, quiet, detector)
+
+
+def _serve(model, host, port, device, n_examples, title, block, quiet, detector):
+    """:func:`launch_app`'s work; blocking, the sample faces are removed however it stops."""
     labeler = model if hasattr(model, "predict") else load_labeler(model, device)
     faces_dir = tempfile.TemporaryDirectory(prefix="affectnetplus-app-")
-    examples = write_sample_faces(Path(faces_dir.name) / "sample", n_examples)
-    blocks = build_app(labeler, examples, title=title, detector=detector)
-    blocks._affectnetplus_faces = faces_dir  # removed with the app
-    blocks.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=quiet,
-                  show_error=True, allowed_paths=[faces_dir.name], theme=theme(), css=_CSS)
+    try:
+        examples = write_sample_faces(Path(faces_dir.name) / "sample", n_examples)
+        blocks = build_app(labeler, examples, title=title, detector=detector)
+        blocks._affectnetplus_faces = faces_dir  # removed with the app
+        blocks.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=quiet,
+                      show_error=True, allowed_paths=[faces_dir.name], theme=theme(), css=_CSS)
+    finally:
+        if block:
+            faces_dir.cleanup()
     return blocks
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM (``kill``, a container stopping) raises ``KeyboardInterrupt`` in the main thread,
+    so the page stops exactly as on Ctrl-C: Gradio closes the server and the ``finally`` clauses clean up.
+    The previous handler is restored on leaving; outside the main thread nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

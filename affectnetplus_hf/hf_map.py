@@ -23,6 +23,10 @@ soft label :meth:`SoftLabeler.predict <affectnetplus_hf.models.SoftLabeler.predi
   null soft labels and the reason in ``bad_image``; the row stays in the dataset, and ``fn.skipped``
   lists ``(index or id, reason)`` of the rows this process skipped (with ``num_proc > 1``, or when
   ``datasets`` reuses a cached result, read the ``bad_image`` column instead).
+* **Rows.** ``datasets`` tells a map function where its batch lies only with ``map(with_indices=True)``:
+  then a message names a row by its index in the dataset mapped; with ``id_column`` by its id; otherwise
+  by its position in its batch and its image's path (and ``fn.skipped`` holds ``None`` for the row).
+* **Batched only.** ``ds.map(fn)`` without ``batched=True`` raises a ``TypeError`` saying so.
 * **Types.** ``datasets`` infers a column's type from the first batch written, so pass
   ``features=fn.map_features(ds.features)`` (:func:`map_features`): without it the soft labels become
   variable-length lists and a column that is all null in the first batch (``bad_image``, ``subset``)
@@ -154,8 +158,9 @@ class SoftLabelMap:
         hard_label_names: class names of ``hard_label_column`` (default: read from a ``Dataset``'s
             ``ClassLabel``); each name must be an emotion (any case), an index, or a non-emotion label.
         face_box_column: a column of ``(x0, y0, x1, y1)`` face boxes in image pixels (null: whole image).
-        id_column: a column naming rows in :attr:`skipped` (default: the row index when ``map`` is
-            called with ``with_indices=True``, else the row's position among the rows this callable saw).
+        id_column: a column naming rows in :attr:`skipped` and messages (default: the row index when
+            ``map`` is called with ``with_indices=True``, else ``None``: messages name the row's position in
+            its batch and its image).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``; default: the model's device (CPU for a directory).
         dtype: autocast dtype, ``"fp32"`` (default: exact, as ``affectnetplus label``), ``"bf16"``,
             ``"fp16"`` or ``"auto"`` (bf16 on CUDA).
@@ -215,14 +220,14 @@ class SoftLabelMap:
         self._finder = None
         #: ``(index or id, reason)`` of every row this process gave null soft labels (``skip_bad``).
         self.skipped: list[tuple[Any, str]] = []
-        self._rows_seen = 0
+        #: The hint of a bad image's error (``label --hf-dataset`` names its flag, ``--skip-bad``).
+        self._skip_bad_hint = "pass skip_bad=True to give it null soft labels"
 
     # ---- pickling (num_proc) and fingerprinting (the datasets cache) -------------------------------
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["skipped"] = []
-        state["_rows_seen"] = 0
         state["_finder"] = None
         if self.model_dir is not None:
             state["_model"] = None  # reloaded in the process that runs the callable
@@ -256,25 +261,22 @@ class SoftLabelMap:
         for column in (self.image_column, self.hard_label_column, self.face_box_column, self.id_column):
             if column is not None and column not in batch:
                 raise KeyError(f"column {column!r} not in the dataset (it has {sorted(batch.keys())})")
+        if _is_one_row(batch, self.image_column):
+            raise TypeError(f"SoftLabelMap is a batched map function: call ds.map(fn, batched=True) (column "
+                            f"{self.image_column!r} holds one image, not a batch of them)")
         sources, names = self._images(batch)
         n = len(sources)
-        if indices is not None:
-            keys = [int(i) for i in indices]
-        elif self.id_column is not None:
-            keys = list(batch[self.id_column])
-        else:
-            keys = list(range(self._rows_seen, self._rows_seen + n))
-        self._rows_seen += n
+        rows = self._rows(batch, indices, n)
         boxes = None
         if self.face_box_column is not None:
             boxes = [None if box is None else [float(v) for v in box] for box in batch[self.face_box_column]]
         model = self.model
         face_boxes: list | None = None
         if self.detect_faces:
-            pixel_values, bad, face_boxes = self._detect(model.image_processor, sources, names, keys)
+            pixel_values, bad, face_boxes = self._detect(model.image_processor, sources, names, rows)
             good = [k for k in range(n) if k not in bad and face_boxes[k] is not None]
         else:
-            pixel_values, bad = self._preprocess(model.image_processor, sources, boxes, names, keys)
+            pixel_values, bad = self._preprocess(model.image_processor, sources, boxes, names, rows)
             good = [k for k in range(n) if k not in bad]
         result: dict[str, list] = {column: [None] * n for column in MAP_COLUMNS}
         if good:
@@ -305,6 +307,16 @@ class SoftLabelMap:
 
     # ---- helpers -----------------------------------------------------------------------------------
 
+    def _rows(self, batch: Mapping[str, Any], indices: Sequence[int] | None, n: int) -> list[tuple[Any, str]]:
+        """``(key in skipped, text naming the row)`` of each row: its index in the dataset being mapped
+        (``map(with_indices=True)``), its ``id_column`` value, else ``None`` and its position in the batch
+        (a map function is not told where its batch starts, and one callable may map several datasets)."""
+        if indices is not None:
+            return [(int(i), f"row {int(i)}") for i in indices]
+        if self.id_column is not None:
+            return [(key, f"row {self.id_column}={key!r}") for key in batch[self.id_column]]
+        return [(None, f"row {k} of its batch") for k in range(n)]
+
     def _images(self, batch: Mapping[str, Any]) -> tuple[list, list[str | None]]:
         """``(sources for the image processor, path of each image or None)``."""
         from affectnetplus_hf.models.runner import as_image_sources
@@ -326,7 +338,7 @@ class SoftLabelMap:
                 names.append(getattr(value, "filename", None) or None)
         return sources, names
 
-    def _preprocess(self, processor, sources, boxes, names, keys):
+    def _preprocess(self, processor, sources, boxes, names, rows):
         """``(pixel_values of the good images, {position: reason} of the bad ones)``."""
         from affectnetplus_hf.images import BadImageError
 
@@ -342,28 +354,33 @@ class SoftLabelMap:
             try:
                 pieces.append(processor.preprocess([source], face_boxes=[box], return_tensors="pt")["pixel_values"])
             except BadImageError as error:
-                bad[k] = self._bad_reason(error, k, names, keys)
+                bad[k] = self._bad_reason(error, k, names, rows)
         if pieces:
             pixel_values = torch.cat(pieces)
         else:
             pixel_values = torch.zeros((0, 3, processor.size, processor.size), dtype=torch.float32)
         return pixel_values, bad
 
-    def _bad_reason(self, error, k: int, names, keys) -> str:
-        """The named reason of a bad image; raised unless ``skip_bad``, else logged and listed."""
+    def _bad_reason(self, error, k: int, names, rows) -> str:
+        """The named reason of a bad image (``rows``: :meth:`_rows`); raised unless ``skip_bad``, else
+        logged and listed."""
         from affectnetplus_hf.images import BadImageError
 
-        where = f"{self.image_column!r} of row {keys[k]}"
+        key, row = rows[k]
+        where = f"{self.image_column!r} of {row}"
         if names[k] and names[k] not in str(error):
             where += f" ({names[k]})"
         reason = f"{where}: {error}"
         if not self.skip_bad:
-            raise BadImageError(reason + "; pass skip_bad=True to give it null soft labels") from error
+            hint = self._skip_bad_hint
+            if key is None:
+                hint += "; map with with_indices=True to name rows by their index"
+            raise BadImageError(f"{reason}; {hint}") from error
         logger.warning("bad image, null soft labels: %s", reason)
-        self.skipped.append((keys[k], reason))
+        self.skipped.append((key, reason))
         return reason
 
-    def _detect(self, processor, sources, names, keys):
+    def _detect(self, processor, sources, names, rows):
         """``(pixel_values of the rows with a face, {position: reason} of bad images, face box per row)``."""
         import torch
 
@@ -375,9 +392,9 @@ class SoftLabelMap:
         pieces, bad, face_boxes = [], {}, []
         for k, source in enumerate(sources):
             try:
-                (row,) = photo_faces(self._finder, processor, source, names[k] or f"row {keys[k]}", no_face=self.no_face)
+                (row,) = photo_faces(self._finder, processor, source, names[k] or rows[k][1], no_face=self.no_face)
             except BadImageError as error:
-                bad[k] = self._bad_reason(error, k, names, keys)
+                bad[k] = self._bad_reason(error, k, names, rows)
                 face_boxes.append(None)
                 continue
             face_boxes.append(None if row.pixel_values is None else [float(v) for v in row.box])
@@ -411,6 +428,21 @@ class SoftLabelMap:
                 else:
                     labels.append(value if 0 <= value < NUM_EMOTIONS else None)
         return labels
+
+
+def _is_one_row(batch: Mapping[str, Any], column: str) -> bool:
+    """Whether ``map`` passed one row (no ``batched=True``): a ``Dataset``'s ``LazyRow``, or a single image
+    (path, ``{"bytes", "path"}`` cell, PIL image, ...) where a batch holds a list of them."""
+    try:
+        from datasets.formatting.formatting import LazyBatch, LazyRow
+    except ImportError:  # pragma: no cover - another datasets layout
+        LazyBatch = LazyRow = ()
+    if isinstance(batch, LazyRow):
+        return True
+    if isinstance(batch, LazyBatch):
+        return False  # reading the column here would decode its images
+    value = batch[column]
+    return isinstance(value, (str, bytes, bytearray, os.PathLike, Mapping)) or not hasattr(value, "__len__")
 
 
 def _arrow_table(batch: Mapping[str, Any]):
@@ -486,7 +518,8 @@ def label_hf_dataset(
     ``DatasetDict``) is saved to a staging sibling of ``out_dir`` and swapped into place
     (:func:`affectnetplus_hf.fileio.atomic_directory`); ``out_dir`` must not exist or be empty. Nothing is
     written next to ``path`` (the ``map`` cache lives in a temporary sibling of ``out_dir``). Returns a
-    summary: rows and subset counts per split, images given null soft labels.
+    summary: rows and subset counts per split, images given null soft labels. Messages name the ``label``
+    command's flags (``--skip-bad``, ...) and a row by its index in its split.
     """
     import tempfile
     from pathlib import Path
@@ -498,7 +531,7 @@ def label_hf_dataset(
     from affectnetplus_hf.models.hub import load_soft_labeler
 
     if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     source = os.fspath(path)
     if not os.path.isdir(source):
         raise FileNotFoundError(
@@ -541,14 +574,18 @@ def label_hf_dataset(
                     raise ValueError(f"column(s) {missing} not in {source!r}" + (f" split {name!r}" if name else "")
                                      + f" (it has {part.column_names})")
                 feature = part.features.get(hard_label_column) if hard_label_column else None
+                class_names = feature.names if isinstance(feature, ClassLabel) else None
+                if class_names is not None:
+                    _label_index(class_names, f"ClassLabel names of --hard-label-column {hard_label_column!r}")
                 fn = SoftLabelMap(
                     os.fspath(model_dir), image_column, hard_label_column=hard_label_column,
-                    hard_label_names=feature.names if isinstance(feature, ClassLabel) else None,
-                    face_box_column=face_box_column, device=device, dtype=dtype, skip_bad=skip_bad,
+                    hard_label_names=class_names, face_box_column=face_box_column, device=device, dtype=dtype,
+                    skip_bad=skip_bad,
                 )
                 fn._model = shared
+                fn._skip_bad_hint = "pass --skip-bad to give it null soft labels"
                 result = part.map(
-                    fn, batched=True, batch_size=int(batch_size), num_proc=num_proc,
+                    fn, batched=True, with_indices=True, batch_size=int(batch_size), num_proc=num_proc,
                     features=fn.map_features(part.features),
                     cache_file_name=os.path.join(work, f"map-{name or 'data'}.arrow"), load_from_cache_file=False,
                     desc=f"soft labels{f' {name}' if name else ''}",

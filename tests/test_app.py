@@ -390,3 +390,71 @@ def test_page_in_headless_chromium_shows_labeler_predict(assets, tmp_path, face_
     text = log.read_text()
     problems = [line for line in text.splitlines() if "broken.jpg" in line]
     assert len(problems) == 1 and "WARNING" in problems[0] and "Traceback" not in text, text[-3000:]
+
+
+# ---------------------------------------------------------------------------------------------- stopping and page errors
+
+
+def test_sigterm_cleans_up_as_ctrl_c(assets, tmp_path):
+    """``kill`` (SIGTERM) stops ``affectnetplus app`` as Ctrl-C does: the server closes, its temporary
+    sample folder is removed, and the process exits 0 without a traceback."""
+    pytest.importorskip("gradio")
+    port, temp = _free_port(), tmp_path / "tmp"
+    temp.mkdir()
+    log = tmp_path / "app.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "affectnetplus_hf", "app", str(assets["model"]), "--port", str(port),
+             "--examples", "1"], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
+            env={**_env(), "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")})
+    try:
+        _wait_for_server(f"http://127.0.0.1:{port}/", process, log)
+        assert len(list(temp.glob("affectnetplus-app-*"))) == 1  # the sample faces, while serving
+        deadline = time.monotonic() + 30
+        while "public link" not in log.read_text() and time.monotonic() < deadline:  # launch() is done
+            time.sleep(0.2)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        # as Ctrl-C: 0 once serving (Gradio closes the server), 130 ("interrupted") if still starting
+        assert process.wait(timeout=30) in (0, 130), log.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert list(temp.glob("affectnetplus-app-*")) == [] and "Traceback" not in text, text[-3000:]
+
+
+def test_page_api_errors_are_logged_in_one_line(assets, tmp_path, monkeypatch, capfd, caplog):
+    """A non-image sent to the page's API (the upload and the sample-face events): one log line naming the
+    file, the page's one-line message, no traceback in the server log (its traceback only at DEBUG)."""
+    import logging
+
+    pytest.importorskip("gradio")
+    from gradio_client import Client, handle_file
+
+    from affectnetplus_hf.app import launch_app
+
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    bad = tmp_path / "notes.txt"
+    bad.write_text("this is not an image")
+    port = _free_port()
+    blocks = launch_app(assets["labeler"], host="127.0.0.1", port=port, n_examples=0, block=False, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        for level, endpoint in ((logging.INFO, "/analyse_upload_event"), (logging.INFO, "/analyse_sample_event"),
+                                (logging.DEBUG, "/analyse_sample_event")):
+            caplog.clear()
+            capfd.readouterr()
+            with caplog.at_level(level, logger="affectnetplus_hf.app"):
+                result = client.predict(handle_file(str(bad)), api_name=endpoint)
+            assert "Could not read the upload: notes.txt: not a readable image" in result[-1], result
+            records = [r for r in caplog.records if r.name == "affectnetplus_hf.app" and "notes.txt" in r.getMessage()]
+            assert len(records) == 1 and records[0].levelname == "WARNING", caplog.text
+            assert "\n" not in records[0].getMessage()
+            assert bool(records[0].exc_info) == (level == logging.DEBUG)  # the traceback only at DEBUG
+            assert "Traceback" not in capfd.readouterr().err
+    finally:
+        blocks.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -246,3 +247,83 @@ def test_calibrated_column_end_to_end(tmp_path):
                                    atol=1e-6)
     card = (tmp_path / "ds" / "README.md").read_text()
     assert "soft_label_calibrated" in card and "Quality against people" in card
+
+
+# ---------------------------------------------------------------------------------------------- calibrate
+@pytest.fixture
+def trained_model(tmp_path, ferplus_files, make_tiny_labeler):
+    """A FER+ folder and a soft-labeler folder recording, as ``affectnetplus train`` does, that its members
+    were trained on the MAS of FER+ Training (``train_config.json`` and ``mas_split/``)."""
+    from affectnetplus_hf.sources import open_multi_annotated
+    from affectnetplus_hf.training.config import TrainConfig, resolve_preset
+    from affectnetplus_hf.training.softlabeler import make_mas_split
+
+    data = ferplus_files.build(tmp_path / "ferplus")
+    model = make_tiny_labeler(tmp_path / "model")
+    config = resolve_preset(TrainConfig(data=str(data), output_dir=str(model), mas_splits=["train"],
+                                        calibration_split="validation"))
+    records = [r for r in open_multi_annotated(data).records("train") if r.votes is not None]
+    with warnings.catch_warnings():  # the few fixture rows miss the test-MAS quotas: said, and beside the point
+        warnings.simplefilter("ignore")
+        split = make_mas_split(records, config)
+    split.save(model / "mas_split")
+    config.save(model)
+    return data, model
+
+
+def _error_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_calibrate_refuses_the_members_training_split(trained_model, caplog):
+    from affectnetplus_hf.cli import main
+    from affectnetplus_hf.training.calibrate import calibrate_model_dir
+
+    data, model = trained_model
+    before = (model / "config.json").read_bytes()
+    caplog.clear()
+    assert main(["calibrate", str(model), "--data", str(data), "--split", "train"]) == 1
+    (line,) = _error_lines(caplog)
+    assert "'train'" in line and str(model) in line and "--force" in line and "\n" not in line
+    assert (model / "config.json").read_bytes() == before
+    with pytest.raises(ValueError, match="force=True"):
+        calibrate_model_dir(model, data, "train", progress=False)
+    # images no member saw: allowed
+    assert main(["calibrate", str(model), "--data", str(data), "--split", "validation"]) == 0
+    assert '"split": "validation"' in (model / "config.json").read_text()
+    # --force overrides, with a warning
+    caplog.clear()
+    assert main(["calibrate", str(model), "--data", str(data), "--split", "train", "--force"]) == 0
+    assert any("--force" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert calibrate_model_dir(model, data, "train", force=True, progress=False)["fitted_on"]["split"] == "train"
+
+
+def test_calibrate_reads_the_splits_from_train_config_alone(trained_model, tmp_path):
+    """A folder without ``mas_split/`` (the shipped one keeps only ``train_config.json``): the MAS splits it
+    records decide; the shipped model's copy (FER+ Training) may be calibrated on PublicTest (validation)."""
+    import shutil
+
+    from affectnetplus_hf.pretrained import pretrained_path
+    from affectnetplus_hf.training.calibrate import calibrate_model_dir
+
+    data, model = trained_model
+    shutil.rmtree(model / "mas_split")
+    with pytest.raises(ValueError, match=r"split 'train'.*train_config\.json"):
+        calibrate_model_dir(model, data, "train", progress=False)
+    copy = shutil.copytree(pretrained_path("ferplus"), tmp_path / "ferplus_copy")
+    with pytest.raises(ValueError, match=r"'train'.*--force"):
+        calibrate_model_dir(copy, data, "train", progress=False)
+    assert calibrate_model_dir(copy, data, "validation", progress=False)["fitted_on"]["split"] == "validation"
+
+
+def test_calibrate_hints_name_its_own_options(trained_model, caplog):
+    """``--calibration_split`` is an option of ``train``: calibrate names its own ``--split`` or says
+    the other is an option of training."""
+    from affectnetplus_hf.cli import main
+
+    data, model = trained_model
+    caplog.clear()
+    assert main(["calibrate", str(model), "--data", str(data), "--split", "holdout"]) == 1
+    (line,) = _error_lines(caplog)
+    assert "--split" in line and "\n" not in line
+    assert "--calibration_split" not in line.replace("affectnetplus train ... --calibration_split holdout", "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +153,7 @@ def test_corrupt_image_raises_naming_it_or_is_skipped(assets):
     paths[4] = str(bad)
     ds = image_dataset(paths, assets["labels"])
     with pytest.raises(BadImageError, match="corrupt.jpg") as error:
-        ds.map(assets["labeler"].map_function(), batched=True, batch_size=4)
+        ds.map(assets["labeler"].map_function(), batched=True, batch_size=4, with_indices=True)
     assert "row 4" in str(error.value)
 
     fn = assets["labeler"].map_function(hard_label_column="label", skip_bad=True)
@@ -160,7 +161,7 @@ def test_corrupt_image_raises_naming_it_or_is_skipped(assets):
     assert out.num_rows == len(paths)  # never dropped
     assert [k for k, r in enumerate(out["bad_image"]) if r is not None] == [4]
     assert "corrupt.jpg" in out["bad_image"][4]
-    assert [key for key, _ in fn.skipped] == [4] and "corrupt.jpg" in fn.skipped[0][1]
+    assert [key for key, _ in fn.skipped] == [None] and "corrupt.jpg" in fn.skipped[0][1]  # no index given
     rows = out.to_dict()
     assert all(rows[name][4] is None for name in (*MAP_COLUMNS, "subset"))
     good = [k for k in range(len(paths)) if k != 4]
@@ -226,3 +227,66 @@ def test_cli_hf_dataset_imagefolder_split(assets, capsys):
     assert [names[label] for label in loaded["label"]] == [EMOTIONS[assets["labels"][k]].lower() for k in order]
     want = assign_subsets(assets["expected"].soft_label.numpy()[order], np.asarray([assets["labels"][k] for k in order]))
     assert loaded["subset"] == list(want)
+
+
+def corrupt_dataset(assets, row: int) -> datasets.Dataset:
+    bad = assets["root"] / "corrupt_bytes.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG either")
+    paths = list(assets["paths"])
+    paths[row] = str(bad)
+    return image_dataset(paths, assets["labels"])
+
+
+def test_rows_are_numbered_within_the_dataset_mapped(assets):
+    """A reused function (or a fresh one without indices) never names a row the dataset does not have."""
+    ds = corrupt_dataset(assets, 1).select(range(3))
+    fn = assets["labeler"].map_function()
+    image_dataset(assets["paths"], assets["labels"]).map(fn, batched=True, batch_size=4)  # 9 rows seen before
+    with pytest.raises(BadImageError) as error:
+        ds.map(fn, batched=True, batch_size=2, with_indices=True)
+    message = str(error.value)
+    assert re.search(r"\brow 1\b", message) and "row 9" not in message and "\n" not in message
+    with pytest.raises(BadImageError) as error:  # the same function again, no indices: its batch and image
+        ds.map(fn, batched=True, batch_size=2)
+    message = str(error.value)
+    assert "row 1 of its batch" in message and "corrupt_bytes.jpg" in message and "with_indices=True" in message
+    assert "row 10" not in message and "row 11" not in message
+    fn = assets["labeler"].map_function(skip_bad=True)
+    ds.map(fn, batched=True, batch_size=2, with_indices=True)
+    ds.map(fn, batched=True, batch_size=2, with_indices=True)
+    assert [key for key, _ in fn.skipped] == [1, 1]
+    fn = assets["labeler"].map_function(skip_bad=True)
+    ds.map(fn, batched=True, batch_size=2)
+    assert [key for key, _ in fn.skipped] == [None] and "corrupt_bytes.jpg" in fn.skipped[0][1]
+
+
+def test_non_batched_map_says_batched_true(assets):
+    ds = datasets.Dataset.from_dict({"image": list(assets["paths"][:2])})
+    fn = assets["labeler"].map_function()
+    for data in (ds, ds.cast_column("image", datasets.Image()), ds.to_iterable_dataset()):
+        with pytest.raises(TypeError, match=r"batched=True") as error:
+            list(data.map(fn))
+        assert "\n" not in str(error.value) and "missing" not in str(error.value)
+
+
+def test_hints_name_the_callers_options(assets, capsys, caplog):
+    """The Python API hints ``skip_bad=True``; ``label --hf-dataset`` hints ``--skip-bad``."""
+    ds = corrupt_dataset(assets, 4)
+    with pytest.raises(BadImageError, match=r"skip_bad=True") as error:
+        ds.map(assets["labeler"].map_function(), batched=True, batch_size=4)
+    assert "--skip-bad" not in str(error.value)
+    root = assets["root"]
+    ds.save_to_disk(str(root / "saved_corrupt"))
+    caplog.clear()
+    assert main(["label", str(assets["model_dir"]), "--hf-dataset", str(root / "saved_corrupt"), "--batch-size", "4",
+                 "--no-progress", str(root / "labelled_corrupt")]) == 1
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "--skip-bad" in line and "skip_bad=True" not in line and "\n" not in line
+    assert re.search(r"\brow 4\b", line) and "with_indices" not in line
+    alphabet = ds.cast_column("label", ClassLabel(names=["cat", *EMOTIONS[1:]]))
+    alphabet.save_to_disk(str(root / "saved_cat"))
+    caplog.clear()
+    assert main(["label", str(assets["model_dir"]), "--hf-dataset", str(root / "saved_cat"), "--hard-label-column",
+                 "label", "--no-progress", str(root / "labelled_cat")]) == 1
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "'cat'" in line and "hard_label_names" not in line

@@ -3,7 +3,8 @@
 Upload a photo (its faces are found on the EXIF-upright image, boxed and numbered from the left; see
 docs/method.md#face-stage), or pick one of the synthetic sample's face crops, and see the chosen face's soft
 label as a bar chart in hard-label ranking order, the subset it would fall in for a chosen hard label, the
-ensemble spread per emotion and the EBC vs AU family scores. Serves on http://HOST:PORT until Ctrl-C.
+ensemble spread per emotion and the EBC vs AU family scores. Serves on http://HOST:PORT until Ctrl-C or
+SIGTERM (``kill``, a container stopping): either closes the server and removes its temporary sample faces.
 Needs the ``app`` extra: pip install "affectnetplus-hf[app]".
 """
 
