@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import math
 import warnings
 
@@ -327,3 +328,14 @@ def test_calibrate_hints_name_its_own_options(trained_model, caplog):
     (line,) = _error_lines(caplog)
     assert "--split" in line and "\n" not in line
     assert "--calibration_split" not in line.replace("affectnetplus train ... --calibration_split holdout", "")
+
+
+def test_calibrate_refuses_a_model_folder_in_use(trained_model):
+    from affectnetplus_hf.run_folder import FolderLock, RunFolderError
+    from affectnetplus_hf.training.calibrate import calibrate_model_dir
+
+    data, model = trained_model
+    before = (model / "config.json").read_bytes()
+    with FolderLock(model), pytest.raises(RunFolderError, match=rf"{model} is in use by process {os.getpid()}"):
+        calibrate_model_dir(model, data, "validation", progress=False)
+    assert (model / "config.json").read_bytes() == before

@@ -576,22 +576,23 @@ def test_train_resume_with_other_settings_refuses_naming_them(tmp_path: Path, ma
     with pytest.raises(KeyboardInterrupt):
         softlabeler.train_soft_labeler(_train_config(mas_sample, out, seed=5))
     monkeypatch.setattr(softlabeler, "train_model", real)
-    work = out / "_training"
-    run = json.loads((work / "run.json").read_text())
-    assert run["config"]["seed"] == 5 and "progress" not in run["config"] and "output_dir" not in run["config"]
+    work, marker = out / "_training", out / ".affectnetplus-run.json"
+    run = json.loads(marker.read_text())
+    assert run["kind"] == "soft-labeler" and run["complete"] is False
+    assert run["identity"]["seed"] == 5 and "progress" not in run["identity"] and "output_dir" not in run["identity"]
     done = work / "members" / calls[0] / "member_done.json"
     assert done.is_file()
     state = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
-    with pytest.raises(ValueError, match=r"different settings.*ebc_epochs: was 1, now 3.*seed: was 5, now 0") as caught:
+    with pytest.raises(ValueError, match=r"other settings.*ebc_epochs: was 1, now 3.*seed: was 5, now 0") as caught:
         softlabeler.train_soft_labeler(_train_config(mas_sample, out, seed=0, ebc_epochs=3))
     assert "\n" not in str(caught.value)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == state  # nothing written, train_config.json kept
     assert json.loads((out / "train_config.json").read_text())["seed"] == 5
     # other MAS records (image ids or votes) refuse too
-    (work / "run.json").write_text(json.dumps({**run, "records": "0" * 64}))
-    with pytest.raises(ValueError, match=r"records"):
+    marker.write_text(json.dumps({**run, "identity": {**run["identity"], "records": "0" * 64}}))
+    with pytest.raises(ValueError, match=r"other settings \(records: was '0000"):
         softlabeler.train_soft_labeler(_train_config(mas_sample, out, seed=5))
-    (work / "run.json").write_text(json.dumps(run))
+    marker.write_text(json.dumps(run))
     # settings that do not change results may differ; the finished member is reused
     caplog.set_level(logging.INFO, logger="affectnetplus_hf.training.softlabeler")
     softlabeler.train_soft_labeler(_train_config(mas_sample, out, seed=5, checkpoint_every=7))
@@ -605,7 +606,7 @@ def test_train_into_a_finished_model_folder_needs_overwrite(tmp_path: Path, mas_
     out = tmp_path / "model"
     train_soft_labeler(_train_config(mas_sample, out))
     state = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
-    with pytest.raises(ValueError, match=r"finished model.*overwrite") as caught:
+    with pytest.raises(ValueError, match=r"finished run.*overwrite") as caught:
         train_soft_labeler(_train_config(mas_sample, out, seed=1))
     assert "\n" not in str(caught.value)
     caplog.clear()

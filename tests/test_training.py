@@ -18,7 +18,7 @@ from affectnetplus_hf.training.baseline import class_weights_for, upsampling_ind
 from affectnetplus_hf.training.config import AugmentConfig
 from affectnetplus_hf.training.data import SeededAugmenter, TensorImageDataset
 from affectnetplus_hf.training.loop import build_scheduler
-from affectnetplus_hf.training.softlabeler import auto_n_test_per_class, binary_metrics
+from affectnetplus_hf.training.softlabeler import auto_n_test_per_class, binary_metrics, mas_records_fingerprint
 
 
 class TinyNet(nn.Module):
@@ -144,6 +144,25 @@ def test_auto_n_test_per_class():
     assert auto_n_test_per_class(labels) == 9  # floor(0.15 * 60)
     assert auto_n_test_per_class(np.repeat(np.arange(8), 2000)) == 100
     assert auto_n_test_per_class(np.repeat(np.arange(8), 10)) == 5
+
+
+def test_mas_records_fingerprint_is_the_run_folder_one_with_the_same_value():
+    """The MAS records field of a soft-labeler's identity: run_folder.records_fingerprint over (image id, split,
+    votes as JSON, non-emotion votes), the value the training's own run.json recorded before."""
+    import hashlib
+    from types import SimpleNamespace
+
+    records = [SimpleNamespace(image_id="img/a.png", split="train", votes=np.array([3, 0, 0, 0, 0, 0, 2, 0]),
+                               non_emotion_votes=1),
+               SimpleNamespace(image_id="b", split=None, votes=np.array([[0, 4, 1, 0, 0, 0, 0, 0]]),
+                               non_emotion_votes=0)]
+    digest = hashlib.sha256()
+    for r in records:  # the former hand-written formula
+        votes = json.dumps(np.asarray(r.votes).reshape(-1).tolist())
+        digest.update(f"{r.image_id}\t{r.split}\t{votes}\t{r.non_emotion_votes}\n".encode())
+    assert mas_records_fingerprint(records) == digest.hexdigest()
+    records[1].votes = np.array([0, 4, 1, 0, 0, 0, 0, 1])  # one more vote
+    assert mas_records_fingerprint(records) != digest.hexdigest()
 
 
 def test_hard_fer_balancing():

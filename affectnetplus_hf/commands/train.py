@@ -12,6 +12,10 @@ Options left unset take the preset's values (``tiny``: small test_* timm models 
 ``paper``: the paper's settings). ``affectnetplus train FAMILY --help`` lists them all. The resolved config is saved
 as ``train_config.json`` in the model directory. Distributed: ``accelerate launch [--multi_gpu
 --num_processes N] -m affectnetplus_hf train ...``.
+
+A soft-labeler's model directory is locked while it trains (a second run on it stops at once, naming the
+process); a re-run resumes an interrupted run with the same settings and data, refuses other ones naming
+each difference, and replaces a finished model only with ``--overwrite`` (README "Reliability").
 """
 
 from __future__ import annotations

@@ -189,9 +189,9 @@ def calibrate_model_dir(model_dir: str | os.PathLike, data: str | os.PathLike, s
     A split whose images the members were trained on is refused unless ``force`` (:func:`check_unseen`);
     the shipped soft-labeler is never rewritten."""
     from affectnetplus_hf.models.hub import load_soft_labeler
-    from affectnetplus_hf.reports.model_card import crowd_quality_section, replace_card_section
-
     from affectnetplus_hf.pretrained import resolve_model, shipped_name
+    from affectnetplus_hf.reports.model_card import crowd_quality_section, replace_card_section
+    from affectnetplus_hf.run_folder import FolderLock
 
     name = shipped_name(resolve_model(model_dir))
     if name is not None:
@@ -200,16 +200,17 @@ def calibrate_model_dir(model_dir: str | os.PathLike, data: str | os.PathLike, s
                          f"({name!r})) and calibrate the copy")
     model_dir = Path(model_dir)
     records = vote_records(data, split, hint=CALIBRATE_SPLIT_HINT)
-    check_unseen(model_dir, records, split, force=force)
-    model = load_soft_labeler(model_dir)
-    calibration = calibrate_on_records(model, records, fitted_on={"data": Path(data).name, "split": split},
-                                       objective=objective, skip_bad=skip_bad, progress=progress)
-    model.config.calibration = calibration
-    write_text_atomic(model_dir / "config.json", model.config.to_json_string(use_diff=True))
-    card = model_dir / "README.md"
-    if card.is_file():
-        text = replace_card_section(card.read_text(encoding="utf-8"), crowd_quality_section(calibration))
-        write_text_atomic(card, text)
+    with FolderLock(model_dir):  # one writer of the model folder at a time
+        check_unseen(model_dir, records, split, force=force)
+        model = load_soft_labeler(model_dir)
+        calibration = calibrate_on_records(model, records, fitted_on={"data": Path(data).name, "split": split},
+                                           objective=objective, skip_bad=skip_bad, progress=progress)
+        model.config.calibration = calibration
+        write_text_atomic(model_dir / "config.json", model.config.to_json_string(use_diff=True))
+        card = model_dir / "README.md"
+        if card.is_file():
+            write_text_atomic(card, replace_card_section(card.read_text(encoding="utf-8"),
+                                                         crowd_quality_section(calibration)))
     return calibration
 
 

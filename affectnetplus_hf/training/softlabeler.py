@@ -26,14 +26,19 @@
 Decode once: with ``cache_images`` (the ``tiny`` preset) every MAS image is decoded and preprocessed once
 into one tensor shared by all members; otherwise images are decoded on the fly by DataLoader workers.
 
-Resumable: each finished member is saved under ``_training/members/<name>``; a re-run skips finished
-members and resumes an interrupted one from its last checkpoint. ``_training/run.json`` records the
-resolved :class:`TrainConfig` (less the fields that do not change results, :data:`UNFINGERPRINTED`) and a
-fingerprint of the MAS records (image ids and votes); a re-run with other settings or data refuses
-(``ValueError`` naming what differs) instead of mixing members of two runs, unless ``overwrite`` (then
-the interrupted run is discarded). A finished model folder (``config.json`` + ``model.safetensors``, no
-``_training/``) is replaced only with ``overwrite``. Nothing is written into the model directory before
-the data are read, split and checked.
+The model directory is a run folder (:mod:`affectnetplus_hf.run_folder`, kind ``soft-labeler``): the main
+process holds its lock for the whole run, so a second run on it stops at once naming the process that
+holds it. Its marker records the resolved :class:`TrainConfig` (less the fields that do not change
+results, :data:`UNFINGERPRINTED`) and a fingerprint of the MAS records (image ids, splits and votes),
+and whether the model is complete. Resumable: each finished member is saved under
+``_training/members/<name>``; a re-run with the same identity skips finished members and resumes an
+interrupted one from its last checkpoint; a re-run with other settings or data refuses
+(:class:`~affectnetplus_hf.run_folder.RunFolderError`, a ``ValueError`` naming each differing field)
+instead of mixing members of two runs, unless ``overwrite`` (then the interrupted run is discarded and
+training starts over). A finished model folder is replaced only with ``overwrite``; a folder holding
+other files (no ``soft-labeler`` marker) is refused and never deleted. Nothing is written into the model
+directory before the data are read, split and checked. The marker holds no time or process id (two
+identical runs write the same marker; the lock file beside the folder names the running process).
 
 [choice] ``n_test_per_class=None`` (auto): the paper's 100 when the data allow it, otherwise scaled down
 to ``max(5, floor(0.15 × n))`` where ``n`` is the number of majority-labelled images of the rarest
@@ -43,12 +48,11 @@ images for training while the test quota is equal for all emotions.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import time
 import warnings
@@ -62,6 +66,7 @@ import torch
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, au_vectors
 from affectnetplus_hf.fileio import write_json_atomic, write_text_atomic
 from affectnetplus_hf.paper import PAPER_N_TEST_PER_CLASS
+from affectnetplus_hf.run_folder import RunFolder, RunFolderError, records_fingerprint
 from affectnetplus_hf.sampling.mas import MASSplit, mas_arrays, record_vote_distributions, split_mas
 from affectnetplus_hf.sampling.negatives import select_one_vs_rest
 from affectnetplus_hf.softlabel import confidence_score
@@ -81,10 +86,9 @@ logger = logging.getLogger(__name__)
 
 WORK_DIR = "_training"
 MEMBER_DONE = "member_done.json"
-#: The interrupted run's identity, in ``WORK_DIR``: what a resume must match.
-RUN_FILE = "run.json"
-RUN_FORMAT = "affectnetplus-training"
-#: TrainConfig fields that do not change what a run produces: left out of ``run.json``'s identity.
+#: The kind of a model directory in its run-folder marker (:mod:`affectnetplus_hf.run_folder`).
+FOLDER_KIND = "soft-labeler"
+#: TrainConfig fields that do not change what a run produces: left out of the run's identity (its marker).
 UNFINGERPRINTED: frozenset[str] = frozenset({
     "progress", "log_with", "resume", "num_workers", "output_dir", "checkpoint_every", "checkpoint_total_limit",
     "overwrite",
@@ -325,55 +329,39 @@ def run_identity(config: TrainConfig) -> dict[str, Any]:
 
 
 def mas_records_fingerprint(records) -> str:
-    """sha256 of the ordered MAS records a run trains on: image id, split, votes, non-emotion votes."""
-    digest = hashlib.sha256()
-    for record in records:
-        votes = json.dumps(np.asarray(record.votes).reshape(-1).tolist())
-        digest.update(f"{record.image_id}\t{record.split}\t{votes}\t{record.non_emotion_votes}\n".encode())
-    return digest.hexdigest()
-
-
-def _check_finished_model(output_dir: Path, overwrite: bool) -> None:
-    """A finished model folder (weights + config, no work dir) is replaced only with ``overwrite``."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise NotADirectoryError(f"model directory {os.fspath(output_dir)!r} is a file")
-    finished = (output_dir / "config.json").is_file() and (output_dir / "model.safetensors").is_file()
-    if finished and not (output_dir / WORK_DIR).exists() and not overwrite:
-        raise ValueError(
-            f"{os.fspath(output_dir)!r} holds a finished model (config.json, model.safetensors); pass "
-            "overwrite=True (--overwrite) to replace it, or choose another output folder"
-        )
-
-
-def _check_resume(work: Path, identity: dict[str, Any], overwrite: bool) -> bool:
-    """Compare ``work``'s ``run.json`` with this run's identity. Returns whether ``work`` must be discarded
-    (``overwrite`` over another run); raises ``ValueError`` naming what differs without ``overwrite``."""
-    if not work.is_dir() or not any(work.iterdir()):
-        return False
-    run_file = work / RUN_FILE
-    try:
-        previous = json.loads(run_file.read_text(encoding="utf-8")) if run_file.is_file() else None
-    except (OSError, ValueError):
-        previous = {}
-    if previous is None:
-        problem = f"holds an interrupted training run without {RUN_FILE} (whose settings cannot be checked)"
-    elif not isinstance(previous, dict) or previous.get("format") != RUN_FORMAT:
-        problem = f"holds an unreadable {RUN_FILE}"
-    else:
-        old = {**previous.get("config", {}), "records": previous.get("records")}
-        differing = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
-        if not differing:
-            return False
-        details = "; ".join("records: the MAS image ids or votes differ" if k == "records"
-                            else f"{k}: was {old.get(k)!r}, now {identity.get(k)!r}" for k in differing)
-        problem = f"holds an interrupted training run with different settings ({details})"
-    if overwrite:
-        logger.warning("%s %s; overwrite: starting over", work, problem)
-        return True
-    raise ValueError(
-        f"{os.fspath(work)} {problem}; resume with the same data and settings, pass overwrite=True (--overwrite) "
-        "to start over, or use another output folder"
+    """sha256 of the ordered MAS records a run trains on: image id, split, votes, non-emotion votes
+    (:func:`~affectnetplus_hf.run_folder.records_fingerprint`, one row per record)."""
+    return records_fingerprint(
+        (record.image_id, record.split, json.dumps(np.asarray(record.votes).reshape(-1).tolist()),
+         record.non_emotion_votes)
+        for record in records
     )
+
+
+def _claim_folder(folder: RunFolder, overwrite: bool, state, held: contextlib.ExitStack) -> str:
+    """The main process locks ``folder`` (the lock stays held until ``held`` closes: the whole run) and
+    checks it (:meth:`RunFolder.start`: ``"new"``, ``"resume"`` or ``"replace"``). A finished model is
+    refused as finished whatever its settings (``--overwrite`` replaces it). Every process gets the outcome,
+    or raises the main process's refusal, so that no process waits for one that stopped."""
+    outcome: list[Any] = [None]
+    error: BaseException | None = None
+    if state.is_main_process:
+        try:
+            held.enter_context(folder)
+            outcome = [("ok", folder.start(overwrite=overwrite, resume=False,
+                                           accept=lambda fields: folder.marker is not None and folder.marker.complete))]
+        except Exception as caught:  # re-raised below, once the other processes are told
+            error, outcome = caught, [("error", str(caught))]
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(outcome)
+    if error is not None:
+        raise error
+    status, value = outcome[0]
+    if status == "error":
+        raise RunFolderError(value)
+    return value
 
 
 def train_soft_labeler(
@@ -387,11 +375,14 @@ def train_soft_labeler(
     Returns a :class:`SoftLabelerRun`. The model directory (``config.output_dir``) receives the
     SoftLabeler (``config.json`` with the CS of both modes and the calibration, ``model.safetensors``,
     ``preprocessor_config.json``), ``train_config.json``, ``mas_split/``, ``confidence_scores.json`` /
-    ``.md``, ``README.md`` (model card) and ``logs/`` (trackers).
+    ``.md``, ``README.md`` (model card), ``logs/`` (trackers) and the run-folder marker
+    (:mod:`affectnetplus_hf.run_folder`, kind ``soft-labeler``). The main process holds the folder's lock
+    for the whole run: a second run on it stops at once (:class:`~affectnetplus_hf.run_folder.RunFolderError`,
+    a ``ValueError``), as do a finished model without ``overwrite`` and an interrupted run with other
+    settings or MAS records (each differing field named).
     """
     from accelerate import PartialState
-
-    from affectnetplus_hf.models import SoftLabeler
+    from accelerate.utils import parse_flag_from_env
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -408,16 +399,29 @@ def train_soft_labeler(
         raise ValueError("--data is required: a multi-annotated source folder")
     if not config.output_dir:
         raise ValueError("--output is required: the model directory to write")
-    output_dir = Path(config.output_dir)
-    work = output_dir / WORK_DIR
-    _check_finished_model(output_dir, config.overwrite)
-    state = PartialState(cpu=config.cpu)
+    # ACCELERATE_USE_CPU as Accelerator reads it: else two CPU processes of `accelerate launch` would both be "main"
+    state = PartialState(cpu=config.cpu or parse_flag_from_env("ACCELERATE_USE_CPU"))
 
     # ---- data (read and checked before anything is written into output_dir) -----------------------
     t0 = time.perf_counter()
     records = _load_mas_records(config)
     identity = {**run_identity(config), "records": mas_records_fingerprint(records)}
-    discard_work = _check_resume(work, identity, config.overwrite)
+    folder = RunFolder(config.output_dir, FOLDER_KIND, identity)
+    with contextlib.ExitStack() as held:  # the main process holds the model directory's lock for the whole run
+        mode = _claim_folder(folder, config.overwrite, state, held)
+        return _train_in_folder(config, families, records, folder, mode, state, keep_work_dir, started, t0,
+                                timings)
+
+
+def _train_in_folder(config: TrainConfig, families: tuple[str, ...], records, folder: RunFolder, mode: str, state,
+                     keep_work_dir: bool, started: float, t0: float, timings: dict[str, float]) -> SoftLabelerRun:
+    """:func:`train_soft_labeler` once ``folder`` is claimed (``mode`` from :meth:`RunFolder.start`): the
+    split and the data checks, then (main process) the folder is written, the members trained, the
+    soft-labeler assembled, calibrated and saved, and the folder marked complete."""
+    from affectnetplus_hf.models import SoftLabeler
+
+    output_dir = folder.path
+    work = output_dir / WORK_DIR
     calibration_records: list = []
     if config.calibration_split:
         if config.calibration_split == HOLDOUT:  # a seeded share of the MAS that no member sees
@@ -461,16 +465,15 @@ def train_soft_labeler(
     test_labels = test_labels[test_kept]
     timings["data_s"] = time.perf_counter() - t0
     if state.is_main_process:  # the data passed every check: now the model directory is written
-        if discard_work:
-            shutil.rmtree(work)
-        output_dir.mkdir(parents=True, exist_ok=True)
+        if mode == "replace":
+            logger.warning("%s: overwrite: discarding the soft-labeler run there and starting over", output_dir)
+            folder.clear()
+        elif mode == "resume":
+            logger.info("%s: resuming the interrupted run (finished members are kept)", output_dir)
+        folder.mark(complete=False)  # creates the folder
         config.save(output_dir)
         split.save(output_dir / "mas_split")
         work.mkdir(exist_ok=True)
-        write_json_atomic(work / RUN_FILE, {
-            "format": RUN_FORMAT, "config": {k: v for k, v in identity.items() if k != "records"},
-            "records": identity["records"],
-        })
     state.wait_for_everyone()
     logger.info("MAS: %d train, %d test images, %d more for the distribution family (%.1f s to read and decode)",
                 n_train, len(test_labels), len(pool_labels) - n_train, timings["data_s"])
@@ -605,6 +608,7 @@ def train_soft_labeler(
         write_text_atomic(output_dir / "README.md", card)
         if not keep_work_dir:
             shutil.rmtree(work, ignore_errors=True)
+        folder.mark(complete=True)
     state.wait_for_everyone()
     logger.info("soft-labeler (%s) saved to %s in %.1f s", "+".join(families), output_dir, seconds)
     return SoftLabelerRun(output_dir=output_dir, model=soft_labeler, confidence_scores=confidences,
