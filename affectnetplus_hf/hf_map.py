@@ -221,7 +221,7 @@ class SoftLabelMap:
         #: ``(index or id, reason)`` of every row this process gave null soft labels (``skip_bad``).
         self.skipped: list[tuple[Any, str]] = []
         #: The hint of a bad image's error (``label --hf-dataset`` names its flag, ``--skip-bad``).
-        self._skip_bad_hint = "pass skip_bad=True to give it null soft labels"
+        self.skip_bad_hint = "pass skip_bad=True to give it null soft labels"
 
     # ---- pickling (num_proc) and fingerprinting (the datasets cache) -------------------------------
 
@@ -372,7 +372,7 @@ class SoftLabelMap:
             where += f" ({names[k]})"
         reason = f"{where}: {error}"
         if not self.skip_bad:
-            hint = self._skip_bad_hint
+            hint = self.skip_bad_hint
             if key is None:
                 hint += "; map with with_indices=True to name rows by their index"
             raise BadImageError(f"{reason}; {hint}") from error
@@ -509,26 +509,27 @@ def label_hf_dataset(
     device: str = "cpu",
     dtype: str = "fp32",
     skip_bad: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
     """Soft-label a local 🤗 dataset and ``save_to_disk`` it to ``out_dir`` (``affectnetplus label --hf-dataset``).
 
     ``path``: a ``save_to_disk`` folder (``load_from_disk``) or a local folder ``load_dataset`` reads;
-    ``split`` picks one split of a ``DatasetDict`` (default: all). The result (``Dataset`` or
-    ``DatasetDict``) is saved to a staging sibling of ``out_dir`` and swapped into place
-    (:func:`affectnetplus_hf.fileio.atomic_directory`); ``out_dir`` must not exist or be empty. Nothing is
-    written next to ``path`` (the ``map`` cache lives in a temporary sibling of ``out_dir``). Returns a
-    summary: rows and subset counts per split, images given null soft labels. Messages name the ``label``
-    command's flags (``--skip-bad``, ...) and a row by its index in its split.
+    ``split`` picks one split of a ``DatasetDict`` (default: all). ``out_dir`` is a run folder
+    (:class:`affectnetplus_hf.run_folder.RunFolder`: locked, new or empty, replaced only with ``overwrite``
+    when an earlier run wrote it); the result is staged beside it and swapped in. Nothing is written next
+    to ``path`` (the ``map`` cache lives in a temporary sibling of ``out_dir``). Returns a summary: rows and
+    subset counts per split, images given null soft labels. Messages name the ``label`` command's flags
+    (``--skip-bad``, ...) and a row by its index in its split.
     """
     import tempfile
-    from pathlib import Path
 
     import datasets
-    from datasets import ClassLabel, DatasetDict, load_dataset, load_from_disk
+    from datasets import DatasetDict
 
-    from affectnetplus_hf.fileio import atomic_directory
+    from affectnetplus_hf.labeling import model_fingerprint
     from affectnetplus_hf.models.hub import load_soft_labeler
+    from affectnetplus_hf.run_folder import RunFolder, records_fingerprint
 
     if int(batch_size) < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
@@ -538,79 +539,91 @@ def label_hf_dataset(
             f"--hf-dataset {source!r} is not a folder; expected a save_to_disk folder or a local folder that "
             "datasets.load_dataset reads (imagefolder, Parquet, ...)"
         )
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"output folder {os.fspath(out)!r} is a file")
-    if out.is_dir() and any(out.iterdir()):
-        raise ValueError(f"output folder {os.fspath(out)!r} is not empty; use a new or empty folder")
-    parent = out.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
+    identity = {"model": model_fingerprint(model_dir), "image_column": image_column, "split": split,
+                "hard_label_column": hard_label_column, "face_box_column": face_box_column,
+                "batch_size": int(batch_size), "dtype": dtype, "skip_bad": bool(skip_bad)}
+    folder = RunFolder(out_dir, "hf-labels", identity)
     bars_were_on = not datasets.are_progress_bars_disabled()
     if not progress:
         datasets.disable_progress_bars()
     try:
-        with tempfile.TemporaryDirectory(prefix=f".{out.name}.hf-", dir=parent, ignore_cleanup_errors=True) as work:
-            if is_saved_dataset(source):
-                data = load_from_disk(source)
-            else:
-                data = load_dataset(source, cache_dir=os.path.join(work, "cache"))
-            if isinstance(data, DatasetDict):
-                if split is not None:
-                    if split not in data:
-                        raise ValueError(f"--split {split!r} not in {source!r} (it has {sorted(data)})")
-                    data = data[split]
-            elif split is not None:
-                raise ValueError(f"--split {split!r}: {source!r} holds one dataset, not a DatasetDict")
+        with folder, tempfile.TemporaryDirectory(prefix=f".{folder.path.name}.hf-", dir=folder.lock.path.parent,
+                                                 ignore_cleanup_errors=True) as work:
+            folder.start(overwrite=overwrite, resume=False)
+            data = _load_hf_source(source, split, work)
             parts = dict(data) if isinstance(data, DatasetDict) else {None: data}
-            # one model for every split; worker processes (num_proc > 1) load their own
-            shared = load_soft_labeler(model_dir) if not num_proc or num_proc <= 1 else None
+            # one model for every split; worker processes (num_proc > 1) load their own from the folder
+            model = load_soft_labeler(model_dir) if not num_proc or num_proc <= 1 else os.fspath(model_dir)
+            summary: dict[str, Any] = {"source": source, "out_dir": os.fspath(folder.path), "rows": {},
+                                       "subsets": {}, "bad_images": []}
             mapped = {}
-            summary: dict[str, Any] = {"source": source, "out_dir": os.fspath(out), "rows": {}, "subsets": {},
-                                       "bad_images": [], "bad_image_count": 0}
             for name, part in parts.items():
-                missing = [c for c in (image_column, hard_label_column, face_box_column)
-                           if c and c not in part.column_names]
-                if missing:
-                    raise ValueError(f"column(s) {missing} not in {source!r}" + (f" split {name!r}" if name else "")
-                                     + f" (it has {part.column_names})")
-                feature = part.features.get(hard_label_column) if hard_label_column else None
-                class_names = feature.names if isinstance(feature, ClassLabel) else None
-                if class_names is not None:
-                    _label_index(class_names, f"ClassLabel names of --hard-label-column {hard_label_column!r}")
-                fn = SoftLabelMap(
-                    os.fspath(model_dir), image_column, hard_label_column=hard_label_column,
-                    hard_label_names=class_names, face_box_column=face_box_column, device=device, dtype=dtype,
-                    skip_bad=skip_bad,
-                )
-                fn._model = shared
-                fn._skip_bad_hint = "pass --skip-bad to give it null soft labels"
-                result = part.map(
+                fn = _cli_map_function(model, part, source, name, image_column, hard_label_column, face_box_column,
+                                       device, dtype, skip_bad)
+                mapped[name] = part.map(
                     fn, batched=True, with_indices=True, batch_size=int(batch_size), num_proc=num_proc,
                     features=fn.map_features(part.features),
                     cache_file_name=os.path.join(work, f"map-{name or 'data'}.arrow"), load_from_cache_file=False,
+                    new_fingerprint=records_fingerprint([sorted(identity.items()), [name]]),  # no hashing of the model
                     desc=f"soft labels{f' {name}' if name else ''}",
                 )
-                key = name or "data"
-                summary["rows"][key] = result.num_rows
-                if hard_label_column:
-                    subsets = result[SUBSET_COLUMN]
-                    summary["subsets"][key] = {s: subsets.count(s) for s in ("easy", "challenging", "difficult")}
-                    summary["subsets"][key]["none"] = subsets.count(None)
-                if skip_bad:
-                    for row, reason in enumerate(result[BAD_IMAGE_COLUMN]):
-                        if reason is not None:
-                            summary["bad_images"].append({"split": key, "row": row, "error": reason})
-                mapped[name] = result
+                _summarize_part(summary, name or "data", mapped[name], hard_label_column, skip_bad)
             summary["bad_image_count"] = len(summary["bad_images"])
             output = DatasetDict(mapped) if isinstance(data, DatasetDict) else mapped[None]
-            with atomic_directory(out) as staged:
+            with folder.publish() as staged:
                 output.save_to_disk(os.fspath(staged))
             del output, mapped, data, parts  # the memory-mapped cache files, before the cache is removed
     finally:
         if not progress and bars_were_on:
             datasets.enable_progress_bars()
-    logger.info("wrote the soft-labelled dataset to %s", out)
+    logger.info("wrote the soft-labelled dataset to %s", folder.path)
     return summary
+
+
+def _load_hf_source(source: str, split: str | None, work: str):
+    """The dataset at ``source`` (``load_from_disk`` or ``load_dataset`` with its cache in ``work``), one split of it
+    when ``split`` is given."""
+    from datasets import DatasetDict, load_dataset, load_from_disk
+
+    data = load_from_disk(source) if is_saved_dataset(source) else load_dataset(source, cache_dir=os.path.join(work, "cache"))
+    if split is None:
+        return data
+    if not isinstance(data, DatasetDict):
+        raise ValueError(f"--split {split!r}: {source!r} holds one dataset, not a DatasetDict")
+    if split not in data:
+        raise ValueError(f"--split {split!r} not in {source!r} (it has {sorted(data)})")
+    return data[split]
+
+
+def _cli_map_function(model, part, source: str, name: str | None, image_column: str, hard_label_column: str | None,
+                      face_box_column: str | None, device: str, dtype: str, skip_bad: bool) -> SoftLabelMap:
+    """The :class:`SoftLabelMap` for one split of ``label --hf-dataset``: its columns checked, hints naming the flags."""
+    from datasets import ClassLabel
+
+    missing = [c for c in (image_column, hard_label_column, face_box_column) if c and c not in part.column_names]
+    if missing:
+        raise ValueError(f"column(s) {missing} not in {source!r}" + (f" split {name!r}" if name else "")
+                         + f" (it has {part.column_names})")
+    feature = part.features.get(hard_label_column) if hard_label_column else None
+    class_names = feature.names if isinstance(feature, ClassLabel) else None
+    if class_names is not None:
+        _label_index(class_names, f"ClassLabel names of --hard-label-column {hard_label_column!r}")
+    fn = SoftLabelMap(model, image_column, hard_label_column=hard_label_column, hard_label_names=class_names,
+                      face_box_column=face_box_column, device=device, dtype=dtype, skip_bad=skip_bad)
+    fn.skip_bad_hint = "pass --skip-bad to give it null soft labels"
+    return fn
+
+
+def _summarize_part(summary: dict[str, Any], key: str, result, hard_label_column: str | None, skip_bad: bool) -> None:
+    """Add one mapped split's rows, subset counts and images given null soft labels to ``summary``."""
+    summary["rows"][key] = result.num_rows
+    if hard_label_column:
+        subsets = result[SUBSET_COLUMN]
+        summary["subsets"][key] = {s: subsets.count(s) for s in ("easy", "challenging", "difficult")}
+        summary["subsets"][key]["none"] = subsets.count(None)
+    if skip_bad:
+        summary["bad_images"].extend({"split": key, "row": row, "error": reason}
+                                     for row, reason in enumerate(result[BAD_IMAGE_COLUMN]) if reason is not None)
 
 
 __all__ = [

@@ -38,6 +38,7 @@ MARKER_FORMAT = "affectnetplus-run"
 #: What each kind of folder is written by (named in messages).
 COMMANDS: dict[str, str] = {
     "labels": "affectnetplus label",
+    "hf-labels": "affectnetplus label --hf-dataset",
     "soft-labeler": "affectnetplus train softlabeler",
     "dataset": "affectnetplus build",
     "baselines": "affectnetplus baseline",

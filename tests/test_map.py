@@ -198,9 +198,17 @@ def test_cli_hf_dataset_round_trip(assets, capsys):
     loaded = datasets.load_from_disk(str(out))
     assert loaded.features["soft_label"] == EIGHT and isinstance(loaded.features["image"], datasets.Image)
     check_rows(loaded.to_dict(), assets["expected"], assets["labels"])
-    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".labelled")) == []  # no staging left
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".labelled")) == [".labelled.lock"]  # no staging left
     assert not any(name.startswith("cache-") for name in os.listdir(root / "saved"))  # nothing written by the source
-    assert main(args) == 1  # a non-empty OUT_DIR is refused
+    assert main(args) == 1  # a finished OUT_DIR is refused ...
+    (out / "extra.txt").write_text("x")
+    assert main([*args, "--overwrite"]) == 0 and not (out / "extra.txt").exists()  # ... replaced with --overwrite
+    assert json.loads((out / ".affectnetplus-run.json").read_text())["kind"] == "hf-labels"
+    check_rows(datasets.load_from_disk(str(out)).to_dict(), assets["expected"], assets["labels"])
+    foreign = root / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert main([*args[:-1], str(foreign), "--overwrite"]) == 1 and (foreign / "notes.txt").read_text() == "mine"
     assert main(["label", str(assets["model_dir"]), str(root / "saved")]) == 1  # positional form needs OUT_DIR
 
 

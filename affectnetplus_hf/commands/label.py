@@ -159,5 +159,5 @@ def label_hf_dataset(args: argparse.Namespace) -> dict:
         image_column=args.image_column, hard_label_column=args.hard_label_column,
         face_box_column=args.face_box_column, split=args.split, batch_size=args.batch_size,
         num_proc=args.num_proc, device=device, dtype=args.dtype, skip_bad=args.skip_bad,
-        progress=not args.no_progress,
+        overwrite=args.overwrite, progress=not args.no_progress,
     )
