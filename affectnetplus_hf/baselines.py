@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -201,9 +200,8 @@ def baselines_identity(dataset_dir: str | os.PathLike, split: str, config) -> di
     """The identity of a baselines run (its marker's): the dataset folder, the rows it holds (the data fields
     of its build marker, :data:`DATASET_DATA_FIELDS`; ``None`` for a folder built before the marker), the
     split, and each :class:`~affectnetplus_hf.training.TrainConfig` field that changes results
-    (:func:`affectnetplus_hf.training.softlabeler.run_identity`, less ``data``/``kind``, set per model)."""
-    from affectnetplus_hf.run_folder import Marker, RunFolderError
-    from affectnetplus_hf.training.softlabeler import run_identity
+    (:meth:`~affectnetplus_hf.training.config.TrainConfig.identity`, less ``data``/``kind``, set per model)."""
+    from affectnetplus_hf.run_folder import Marker, RunFolderError, records_fingerprint
 
     try:
         marker = Marker.read(Path(dataset_dir))
@@ -212,8 +210,8 @@ def baselines_identity(dataset_dir: str | os.PathLike, split: str, config) -> di
     built = None
     if marker is not None and marker.kind == "dataset":
         data = {key: marker.identity.get(key) for key in DATASET_DATA_FIELDS}
-        built = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-    training = {key: value for key, value in run_identity(config).items() if key not in ("data", "kind")}
+        built = records_fingerprint(sorted(data.items()))
+    training = {key: value for key, value in config.identity().items() if key not in ("data", "kind")}
     return {**training, "dataset_dir": str(Path(dataset_dir).resolve()), "dataset build": built, "split": split}
 
 

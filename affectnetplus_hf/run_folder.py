@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "soft-labeler": "affectnetplus train softlabeler",
     "dataset": "affectnetplus build",
     "baselines": "affectnetplus baseline",
+    "baseline-model": "affectnetplus train baseline",
     "demo": "affectnetplus demo",
     "sample": "affectnetplus sample",
     "metric-module": "affectnetplus metrics export",

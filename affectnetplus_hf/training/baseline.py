@@ -27,7 +27,9 @@ softmax output ``p`` and the target ``t`` of an image (:func:`ferplus_loss_from_
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import json
 import logging
 import shutil
 import time
@@ -261,18 +263,56 @@ def _check_targets(kind: str, targets, n: int) -> np.ndarray:
 def train_baseline(records, targets, config: TrainConfig, kind: str | None = None) -> BaselineRun:
     """Train a Hard-FER (``kind="hard"``), Soft-FER (``"soft"``) or FER+ (``"majority"``, ``"probability"``,
     ``"crossentropy"``, ``"multi_target"``; ``targets`` = ``(N, 10)`` votes in FER+ order) model and save it
-    in ``config.output_dir`` (see the module docstring)."""
-    from affectnetplus_hf.models import HardFERConfig, HardFERModel, SoftFERConfig, SoftFERModel
+    in ``config.output_dir`` (see the module docstring), a run folder (:mod:`affectnetplus_hf.run_folder`):
+    locked while training, resumed from its checkpoints with the same settings and data, a finished model
+    replaced only with ``config.overwrite``."""
+    from accelerate import PartialState
+
+    from affectnetplus_hf.run_folder import RunFolder, records_fingerprint
 
     started = time.perf_counter()
     config = resolve_preset(config)
     kind = kind or config.kind
-    records = list(records)
+    rows = _training_rows(list(records), targets, kind)
+    fingerprint = records_fingerprint((r.image_id, json.dumps(np.asarray(t).tolist())) for r, t in zip(rows.records, rows.targets))
+    folder = RunFolder(config.output_dir, "baseline-model", {**config.identity(), "kind": kind, "records": fingerprint})
+    state = PartialState()
+    with folder if state.is_main_process else contextlib.nullcontext():
+        if state.is_main_process:
+            if folder.start(overwrite=config.overwrite, resume=False) == "replace":
+                folder.clear()
+            folder.mark(complete=False)
+            config.save(folder.path)
+        state.wait_for_everyone()
+        run = _fit_baseline(rows, config, kind, folder.path)
+        seconds = time.perf_counter() - started
+        if run.is_main_process:  # under `accelerate launch` only one process writes the model directory
+            _save_baseline(run.model, rows, config, kind, folder.path, run.epoch_losses, seconds)
+            folder.mark(complete=True)
+        state.wait_for_everyone()
+    return BaselineRun(folder.path, run.model, run.epoch_losses, rows.counts.tolist(), seconds, rows.left_out)
+
+
+@dataclass
+class _TrainingRows:
+    """The rows a baseline trains on: records, targets, FER+ label distributions, rows left out; once decoded
+    (:func:`_fit_baseline`), the rows trained on and their class counts."""
+
+    records: list
+    targets: np.ndarray
+    distributions: np.ndarray | None
+    left_out: dict[str, int]
+    n_train: int = 0
+    counts: np.ndarray | None = None
+
+
+def _training_rows(records: list, targets, kind: str) -> _TrainingRows:
+    """Check the targets; for the FER+ kinds keep the images FER+'s rule keeps (their label distributions)."""
     if not records:
         raise ValueError("train_baseline: no training record")
     targets = _check_targets(kind, targets, len(records))
     left_out: dict[str, int] = {}
-    distributions = None  # FER+ kinds: the label distribution of each training row
+    distributions = None
     if kind in FERPLUS_KINDS:
         ferplus = ferplus_training_targets(targets, kind)
         left_out = {"discarded": ferplus.discarded, "without_votes": ferplus.without_votes}
@@ -285,16 +325,16 @@ def train_baseline(records, targets, config: TrainConfig, kind: str | None = Non
                              f"({ferplus.discarded} discarded by FER+, {ferplus.without_votes} without votes)")
         records = [records[i] for i in ferplus.rows]
         targets, distributions = ferplus.targets, ferplus.distributions
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    from accelerate import PartialState
+    return _TrainingRows(records, targets, distributions, left_out)
 
-    if PartialState().is_main_process:
-        config.save(output_dir)
+
+def _fit_baseline(rows: _TrainingRows, config: TrainConfig, kind: str, output_dir: Path):
+    """Decode the rows and train the model with the one loop (:func:`affectnetplus_hf.training.train_model`)."""
     preprocess = FacePreprocessor(config.image_size)
     augmenter = SeededAugmenter(config.augment_config(), preprocess.image_mean, preprocess.image_std, seed=config.seed)
+    targets, distributions = rows.targets, rows.distributions
     if config.cache_images:
-        pixels, kept, bad = decode_records(records, preprocess, skip_bad=config.skip_bad, progress=config.progress)
+        pixels, kept, _ = decode_records(rows.records, preprocess, skip_bad=config.skip_bad, progress=config.progress)
         targets = targets[kept]
         if distributions is not None:
             distributions = distributions[kept]
@@ -303,50 +343,54 @@ def train_baseline(records, targets, config: TrainConfig, kind: str | None = Non
     if config.cache_images:
         dataset = TensorImageDataset(pixels, fixed, augmenter)
     else:
-        dataset = RecordImageDataset(records, preprocess, fixed, augmenter, skip_bad=config.skip_bad)
+        dataset = RecordImageDataset(rows.records, preprocess, fixed, augmenter, skip_bad=config.skip_bad)
     if kind == "probability":
         dataset = ProbabilityLabelDataset(dataset, distributions, config.seed)
+    rows.n_train = len(dataset)
     if kind in ("hard", "majority"):
         hard_labels = targets
     else:  # soft label, or FER+ label distribution: its top emotion
         hard_labels = (targets if distributions is None else distributions).argmax(axis=1)
-    counts = np.bincount(hard_labels, minlength=NUM_EMOTIONS)
-    common = dict(backbone=config.backbone, image_size=config.image_size, image_mean=list(preprocess.image_mean),
-                  image_std=list(preprocess.image_std))
-    torch.manual_seed(config.seed)
-    epoch_indices = None  # every row once per epoch, unless up-sampling below
-    compute_loss = None  # the model's own loss, except for the FER+ kinds
-    if kind in FERPLUS_KINDS:  # an 8-way softmax without class weights (Barsoum et al. 2016)
-        model = HardFERModel(HardFERConfig(class_weights=None, ferplus_mode=kind, **common))
-        compute_loss = FerPlusLoss(kind)
-    elif kind == "hard":
-        weights = class_weights_for(targets) if config.class_balance in ("reweight", "both") else None
-        model = HardFERModel(HardFERConfig(class_weights=weights, **common))
-        if config.class_balance in ("upsample", "both"):
-            labels = targets
-            epoch_indices = lambda epoch: upsampling_indices(labels, config.seed, epoch)  # noqa: E731
-    else:
-        model = SoftFERModel(SoftFERConfig(**common))
+    rows.counts = np.bincount(hard_labels, minlength=NUM_EMOTIONS)
+    model, compute_loss, epoch_indices = _baseline_model(config, kind, targets, preprocess)
     run_name = f"ferplus-{kind}-{config.backbone}" if kind in FERPLUS_KINDS else f"{kind}-fer-{config.backbone}"
     result = train_model(model, dataset, config.loop_config("baseline"), output_dir / "_training",
                          name=run_name, epoch_indices=epoch_indices, compute_loss=compute_loss,
                          logging_dir=output_dir / "logs")
-    model = result.model
-    model.image_processor = preprocess.processor
-    seconds = time.perf_counter() - started
-    if result.is_main_process:  # under `accelerate launch` only one process writes the model directory
-        model.save_pretrained(str(output_dir))
-        card = render_baseline_card(config, kind, len(dataset), counts, result.epoch_losses, seconds,
-                                    left_out=left_out)
-        write_text_atomic(output_dir / "README.md", card)
-        summary = {"kind": kind, "epoch_losses": result.epoch_losses, "class_counts": counts.tolist(),
-                   "seconds": seconds}
-        if kind in FERPLUS_KINDS:
-            summary.update(n_train=len(dataset), left_out=left_out)
-        write_json_atomic(output_dir / "training_summary.json", summary)
-        shutil.rmtree(output_dir / "_training", ignore_errors=True)
-    PartialState().wait_for_everyone()
-    return BaselineRun(output_dir, model, result.epoch_losses, counts.tolist(), seconds, left_out)
+    result.model.image_processor = preprocess.processor
+    return result
+
+
+def _baseline_model(config: TrainConfig, kind: str, targets: np.ndarray, preprocess: FacePreprocessor):
+    """``(model, compute_loss, epoch_indices)``: the FER+ kinds an 8-way softmax without class weights (Barsoum
+    et al. 2016) and their own loss; Hard-FER with the configured class balance; Soft-FER."""
+    from affectnetplus_hf.models import HardFERConfig, HardFERModel, SoftFERConfig, SoftFERModel
+
+    common = dict(backbone=config.backbone, image_size=config.image_size, image_mean=list(preprocess.image_mean),
+                  image_std=list(preprocess.image_std))
+    torch.manual_seed(config.seed)
+    if kind in FERPLUS_KINDS:
+        return HardFERModel(HardFERConfig(class_weights=None, ferplus_mode=kind, **common)), FerPlusLoss(kind), None
+    if kind == "hard":
+        weights = class_weights_for(targets) if config.class_balance in ("reweight", "both") else None
+        model = HardFERModel(HardFERConfig(class_weights=weights, **common))
+        if config.class_balance in ("upsample", "both"):
+            return model, None, lambda epoch: upsampling_indices(targets, config.seed, epoch)
+        return model, None, None
+    return SoftFERModel(SoftFERConfig(**common)), None, None
+
+
+def _save_baseline(model, rows: _TrainingRows, config: TrainConfig, kind: str, output_dir: Path,
+                   epoch_losses: list[float], seconds: float) -> None:
+    """The model, its card and ``training_summary.json``; the checkpoints are removed."""
+    model.save_pretrained(str(output_dir))
+    card = render_baseline_card(config, kind, rows.n_train, rows.counts, epoch_losses, seconds, left_out=rows.left_out)
+    write_text_atomic(output_dir / "README.md", card)
+    summary = {"kind": kind, "epoch_losses": epoch_losses, "class_counts": rows.counts.tolist(), "seconds": seconds}
+    if kind in FERPLUS_KINDS:
+        summary.update(n_train=rows.n_train, left_out=rows.left_out)
+    write_json_atomic(output_dir / "training_summary.json", summary)
+    shutil.rmtree(output_dir / "_training", ignore_errors=True)
 
 
 def read_soft_label_csv(path: str | Path) -> dict[str, np.ndarray]:

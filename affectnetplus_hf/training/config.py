@@ -39,6 +39,12 @@ from typing import Any, Literal
 from affectnetplus_hf.fileio import write_json_atomic
 from affectnetplus_hf.paper import NEUTRAL_SIMILARITY, PAPER_AU_BACKBONE, PAPER_EBC_BACKBONES, PAPER_HPARAMS
 
+#: TrainConfig fields that do not change what a run produces: left out of :meth:`TrainConfig.identity`.
+UNFINGERPRINTED: frozenset[str] = frozenset({
+    "progress", "log_with", "resume", "num_workers", "output_dir", "checkpoint_every", "checkpoint_total_limit",
+    "overwrite",
+})
+
 PresetName = Literal["tiny", "small", "paper"]
 PRESET_NAMES: tuple[str, ...] = ("tiny", "small", "paper")
 CONFIG_FILE_NAME = "train_config.json"
@@ -279,6 +285,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that change what a run produces (JSON values): a run folder's identity
+        (:mod:`affectnetplus_hf.run_folder`), less :data:`UNFINGERPRINTED`."""
+        import json
+
+        values = {name: value for name, value in self.to_dict().items() if name not in UNFINGERPRINTED}
+        return json.loads(json.dumps(values, sort_keys=True, default=str))
 
     def augment_config(self) -> AugmentConfig:
         return AugmentConfig(

@@ -29,7 +29,7 @@ into one tensor shared by all members; otherwise images are decoded on the fly b
 The model directory is a run folder (:mod:`affectnetplus_hf.run_folder`, kind ``soft-labeler``): the main
 process holds its lock for the whole run, so a second run on it stops at once naming the process that
 holds it. Its marker records the resolved :class:`TrainConfig` (less the fields that do not change
-results, :data:`UNFINGERPRINTED`) and a fingerprint of the MAS records (image ids, splits and votes),
+results, :data:`~affectnetplus_hf.training.config.UNFINGERPRINTED`) and a fingerprint of the MAS records (image ids, splits and votes),
 and whether the model is complete. Resumable: each finished member is saved under
 ``_training/members/<name>``; a re-run with the same identity skips finished members and resumes an
 interrupted one from its last checkpoint; a re-run with other settings or data refuses
@@ -88,11 +88,6 @@ WORK_DIR = "_training"
 MEMBER_DONE = "member_done.json"
 #: The kind of a model directory in its run-folder marker (:mod:`affectnetplus_hf.run_folder`).
 FOLDER_KIND = "soft-labeler"
-#: TrainConfig fields that do not change what a run produces: left out of the run's identity (its marker).
-UNFINGERPRINTED: frozenset[str] = frozenset({
-    "progress", "log_with", "resume", "num_workers", "output_dir", "checkpoint_every", "checkpoint_total_limit",
-    "overwrite",
-})
 #: The soft-labeler's families, in output order: the paper's EBC and AU, then the distribution family.
 FAMILY_NAMES: tuple[str, ...] = ("ebc", "au", "dist")
 
@@ -322,12 +317,6 @@ def dist_accuracy(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     return {"accuracy": accuracy(y_true, predicted) / 100.0, "average_accuracy": average_accuracy(y_true, predicted) / 100.0}
 
 
-def run_identity(config: TrainConfig) -> dict[str, Any]:
-    """The fields of a resolved config that change what a run produces (JSON values, sorted)."""
-    values = {name: value for name, value in config.to_dict().items() if name not in UNFINGERPRINTED}
-    return json.loads(json.dumps(values, sort_keys=True, default=str))
-
-
 def mas_records_fingerprint(records) -> str:
     """sha256 of the ordered MAS records a run trains on: image id, split, votes, non-emotion votes
     (:func:`~affectnetplus_hf.run_folder.records_fingerprint`, one row per record)."""
@@ -405,7 +394,7 @@ def train_soft_labeler(
     # ---- data (read and checked before anything is written into output_dir) -----------------------
     t0 = time.perf_counter()
     records = _load_mas_records(config)
-    identity = {**run_identity(config), "records": mas_records_fingerprint(records)}
+    identity = {**config.identity(), "records": mas_records_fingerprint(records)}
     folder = RunFolder(config.output_dir, FOLDER_KIND, identity)
     with contextlib.ExitStack() as held:  # the main process holds the model directory's lock for the whole run
         mode = _claim_folder(folder, config.overwrite, state, held)
