@@ -108,7 +108,8 @@ def test_agreement_and_unanimity():
         (lambda: majority_labels([[0, 1.5, 0, 0, 0, 0, 0, 0]]), "non-whole count at row 0"),
         (lambda: majority_labels([[1] * 8], [0, 0]), "non_emotion_votes has 2 entries but votes has 1"),
         (lambda: majority_labels([[1] * 8], tie="keyword"), "tie must be one of"),
-        (lambda: majority_labels([[1] * 8], tie="first", source_order=[0, 1, 2]), "source_order must be a permutation"),
+        (lambda: majority_labels([[1] * 8], tie="first", source_order=[0, 1, 2]),
+         "source_order must be a permutation"),
         (lambda: majority_labels([[1] * 8], tie="first", preferred=[9]), "preferred row 0"),
         (lambda: split_mas([[1] * 8, [1] * 8], ["a"]), "image_ids has 1 entries but votes has 2"),
         (lambda: split_mas([[1] * 8, [1] * 8], ["a", "a"]), "image_ids must be unique"),
@@ -422,7 +423,9 @@ def test_fill_is_capped_by_max_test_fraction_and_reported():
         split = split_mas(votes, ids, n_test_per_class=10, seed=0)
     messages = [str(w.message) for w in caught]
     assert any("Disgust has 1 unanimous images of 20" in m for m in messages)
-    assert any("Happy takes 10 unanimous test images, more than max_test_fraction=0.2 of its 40" in m for m in messages)
+    too_many = "Happy takes 10 unanimous test images, more than max_test_fraction=0.2 of its 40"
+    assert any(too_many in m for m in messages)
+    assert {w.filename for w in caught} == {__file__}  # each warning points at the caller of split_mas
     row = split.report["per_emotion"]["Disgust"]
     assert row["n_test"] == 4 and row["n_test_unanimous"] == 1 and not row["quota_met"]
     assert row["lowest_agreement_used"] == pytest.approx(0.9)
@@ -433,8 +436,10 @@ def test_fill_is_capped_by_max_test_fraction_and_reported():
 
 def test_strict_unanimous_takes_only_unanimous_images_and_warns():
     votes, ids = rare_disgust_mas(50)
-    with pytest.warns(SamplingWarning, match="Disgust has 1 unanimous images, fewer than n_test_per_class=10"):
+    short = "Disgust has 1 unanimous images, fewer than n_test_per_class=10"
+    with pytest.warns(SamplingWarning, match=short) as caught:
         split = split_mas(votes, ids, n_test_per_class=10, strict_unanimous=True)
+    assert {w.filename for w in caught} == {__file__}
     row = split.report["per_emotion"]["Disgust"]
     assert row["n_test"] == 1 and row["n_test_unanimous"] == 1 and row["lowest_agreement_used"] == 1.0
     assert split.test_unanimous.all()

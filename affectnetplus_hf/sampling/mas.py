@@ -5,26 +5,11 @@ Everything works on plain arrays — ``votes`` (N, 8) annotator counts in label-
 strings — with thin helpers (:func:`mas_arrays`, :func:`split_mas_records`,
 :func:`record_vote_distributions`) for a list of :class:`~affectnetplus_hf.records.FaceRecord`.
 
-Decisions (each **[choice]** is described in ``docs/method.md#mas-split``):
-
-* Majority vote: the one rule of :mod:`affectnetplus_hf.votes`. Non-emotion votes form one bucket,
-  "nothing"; an image keeps an emotion label only when its top emotion count is **strictly** greater
-  than its non-emotion votes. Ties *between emotions* follow ``tie``: ``"drop"`` [choice] leaves the
-  image out, ``"first"`` [option] takes the tied emotion listed first by the source (``preferred`` —
-  e.g. AffectNet's query keyword — when it is among the tied emotions, else the first in
-  ``source_order``, label-space order by default), ``"random"`` [option] draws one, seeded.
-* Agreement = share of all votes (non-emotion votes included) that went to the majority emotion.
-  Unanimous = at least 2 votes, no non-emotion vote, every vote on one emotion.
-* test-MAS: per emotion, ``n_test_per_class`` unanimous images drawn with a fixed seed (paper Sec. 3.2:
-  100 per emotion). When there are fewer, [choice] the quota is filled with that emotion's images of
-  highest agreement (ties by the seeded draw). [choice] ``max_test_fraction`` caps the *fill*: filling
-  stops once the emotion's test images reach ``floor(max_test_fraction × n_images)``; unanimous images
-  are always taken up to the quota (the paper's rule), with a warning when they alone exceed the cap.
-  ``strict_unanimous=True`` [option] takes only unanimous images and warns when fewer than the quota
-  exist.
-* The seeded draws of :func:`split_mas` use a key per image, ``blake2b(seed, purpose, image_id)``
-  (:func:`image_keys`), [choice] so the split does not depend on the input order, and adding or
-  removing images does not reshuffle the others.
+The majority vote is the one rule of :mod:`affectnetplus_hf.votes`; :func:`split_mas` gives the test-MAS
+draw. Each **[choice]** — an emotion label only when it beats the non-emotion votes strictly, ties dropped,
+the quota filled by agreement up to ``max_test_fraction``, seeded keys per image id (:func:`image_keys`)
+so the split depends neither on the input order nor on the other images — is described in
+``docs/method.md#mas-split``.
 """
 
 from __future__ import annotations
@@ -37,7 +22,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,68 +173,82 @@ class MASSplit:
             report = json.loads(report_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ValueError(f"{report_path}: not valid JSON: {error}") from None
-        parts: dict[str, dict[str, list]] = {
-            split: {"ids": [], "labels": [], "agree": [], "unan": []} for split in ("train", "test")
-        }
+        parts = {"train": _SplitColumns(), "test": _SplitColumns()}
         dropped_ids: list[str] = []
         dropped_reasons: list[str] = []
-        seen: set[str] = set()
-        with open(csv_path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or tuple(reader.fieldnames) != SPLIT_COLUMNS:
-                raise ValueError(f"{csv_path}: columns must be {list(SPLIT_COLUMNS)}, got {reader.fieldnames}")
-            for line, row in enumerate(reader, start=2):
-                where = f"{csv_path}, line {line}"
-                image_id, split = row["image_id"], row["split"]
-                if not image_id:
-                    raise ValueError(f"{where}: empty image_id")
-                if image_id in seen:
-                    raise ValueError(f"{where}: image_id {image_id!r} occurs twice")
-                seen.add(image_id)
-                if split == "dropped":
-                    if row["reason"] not in DROP_REASONS:
-                        raise ValueError(f"{where}: reason must be one of {DROP_REASONS}, got {row['reason']!r}")
-                    dropped_ids.append(image_id)
-                    dropped_reasons.append(row["reason"])
-                    continue
-                if split not in parts:
-                    raise ValueError(f"{where}: split must be 'train', 'test' or 'dropped', got {split!r}")
-                try:
-                    label = int(row["label"])
-                    agree = float(row["agreement"])
-                    unanimous = int(row["unanimous"])
-                except (TypeError, ValueError):
-                    raise ValueError(
-                        f"{where}: label must be an integer, agreement a number, unanimous 0/1; got "
-                        f"{row['label']!r}, {row['agreement']!r}, {row['unanimous']!r}"
-                    ) from None
-                if not 0 <= label < NUM_EMOTIONS or row["emotion"] != EMOTIONS[label]:
-                    raise ValueError(
-                        f"{where}: label {row['label']!r} / emotion {row['emotion']!r} do not match the label "
-                        f"space (index 0..7 with its name)"
-                    )
-                if not 0.0 <= agree <= 1.0 or unanimous not in (0, 1):
-                    raise ValueError(
-                        f"{where}: agreement must be in [0, 1] and unanimous 0/1, got {agree}, {unanimous}"
-                    )
-                part = parts[split]
-                part["ids"].append(image_id)
-                part["labels"].append(label)
-                part["agree"].append(agree)
-                part["unan"].append(bool(unanimous))
+        for where, row in _read_split_rows(csv_path):
+            if row["split"] == "dropped":
+                if row["reason"] not in DROP_REASONS:
+                    raise ValueError(f"{where}: reason must be one of {DROP_REASONS}, got {row['reason']!r}")
+                dropped_ids.append(row["image_id"])
+                dropped_reasons.append(row["reason"])
+                continue
+            if row["split"] not in parts:
+                raise ValueError(f"{where}: split must be 'train', 'test' or 'dropped', got {row['split']!r}")
+            parts[row["split"]].add(row, where)
+        train, test = parts["train"], parts["test"]
         return cls(
-            train_ids=parts["train"]["ids"],
-            test_ids=parts["test"]["ids"],
-            train_labels=np.asarray(parts["train"]["labels"], dtype=np.int64),
-            test_labels=np.asarray(parts["test"]["labels"], dtype=np.int64),
-            train_agreement=np.asarray(parts["train"]["agree"], dtype=np.float64),
-            test_agreement=np.asarray(parts["test"]["agree"], dtype=np.float64),
-            train_unanimous=np.asarray(parts["train"]["unan"], dtype=bool),
-            test_unanimous=np.asarray(parts["test"]["unan"], dtype=bool),
-            dropped_ids=dropped_ids,
-            dropped_reasons=dropped_reasons,
-            report=report,
+            train_ids=train.ids, test_ids=test.ids,
+            train_labels=np.asarray(train.labels, dtype=np.int64),
+            test_labels=np.asarray(test.labels, dtype=np.int64),
+            train_agreement=np.asarray(train.agreement, dtype=np.float64),
+            test_agreement=np.asarray(test.agreement, dtype=np.float64),
+            train_unanimous=np.asarray(train.unanimous, dtype=bool),
+            test_unanimous=np.asarray(test.unanimous, dtype=bool),
+            dropped_ids=dropped_ids, dropped_reasons=dropped_reasons, report=report,
         )
+
+
+def _read_split_rows(csv_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """``(where, row)`` for each row of a ``split.csv``, after checking the columns, that the image id is
+    not empty, and that no image id occurs twice."""
+    seen: set[str] = set()
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or tuple(reader.fieldnames) != SPLIT_COLUMNS:
+            raise ValueError(f"{csv_path}: columns must be {list(SPLIT_COLUMNS)}, got {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            where = f"{csv_path}, line {line}"
+            image_id = row["image_id"]
+            if not image_id:
+                raise ValueError(f"{where}: empty image_id")
+            if image_id in seen:
+                raise ValueError(f"{where}: image_id {image_id!r} occurs twice")
+            seen.add(image_id)
+            yield where, row
+
+
+@dataclass
+class _SplitColumns:
+    """The train or test rows of a ``split.csv`` being read (:meth:`MASSplit.load`)."""
+
+    ids: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    agreement: list[float] = field(default_factory=list)
+    unanimous: list[bool] = field(default_factory=list)
+
+    def add(self, row: dict[str, str], where: str) -> None:
+        """Check one row's label, emotion, agreement and unanimity, then append it."""
+        try:
+            label = int(row["label"])
+            agree = float(row["agreement"])
+            unanimous = int(row["unanimous"])
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{where}: label must be an integer, agreement a number, unanimous 0/1; got "
+                f"{row['label']!r}, {row['agreement']!r}, {row['unanimous']!r}"
+            ) from None
+        if not 0 <= label < NUM_EMOTIONS or row["emotion"] != EMOTIONS[label]:
+            raise ValueError(
+                f"{where}: label {row['label']!r} / emotion {row['emotion']!r} do not match the label "
+                f"space (index 0..7 with its name)"
+            )
+        if not 0.0 <= agree <= 1.0 or unanimous not in (0, 1):
+            raise ValueError(f"{where}: agreement must be in [0, 1] and unanimous 0/1, got {agree}, {unanimous}")
+        self.ids.append(row["image_id"])
+        self.labels.append(label)
+        self.agreement.append(agree)
+        self.unanimous.append(bool(unanimous))
 
 
 def split_mas(
@@ -285,97 +284,133 @@ def split_mas(
     ids = _check_image_ids(image_ids, len(votes))
     source_order_array = check_source_order(source_order)
     preferred = check_preferred(preferred, len(votes))
+    _check_test_quota(n_test_per_class, max_test_fraction)
+    images = _label_images(ids, votes, non_emotion, tie, seed, source_order_array, preferred)
+    in_test = np.zeros(len(images.ids), dtype=bool)
+    per_emotion: dict[str, dict[str, Any]] = {}
+    for e, name in enumerate(EMOTIONS):
+        chosen, per_emotion[name] = _draw_test_mas(images, e, n_test_per_class, max_test_fraction, strict_unanimous)
+        in_test[chosen] = True
+    params = {
+        "n_test_per_class": int(n_test_per_class), "max_test_fraction": float(max_test_fraction),
+        "strict_unanimous": bool(strict_unanimous), "tie": tie, "seed": int(seed),
+        "source_order": source_order_array.tolist(), "preferred": preferred is not None,
+    }
+    return _assemble_split(images, in_test, per_emotion, params)
+
+
+def _check_test_quota(n_test_per_class, max_test_fraction) -> None:
     if isinstance(n_test_per_class, (bool, np.bool_)) or not isinstance(n_test_per_class, (int, np.integer)) \
             or n_test_per_class < 0:
         raise ValueError(f"n_test_per_class must be an integer >= 0, got {n_test_per_class!r}")
     if not (isinstance(max_test_fraction, (int, float, np.floating)) and 0.0 <= float(max_test_fraction) <= 1.0):
         raise ValueError(f"max_test_fraction must be a number in [0, 1], got {max_test_fraction!r}")
 
+
+@dataclass
+class _LabelledImages:
+    """The images of :func:`split_mas` in canonical order (by image id) with their majority labels (-1: none,
+    ``reasons`` says why), agreement, unanimity and seeded test-MAS draw keys."""
+
+    ids: np.ndarray
+    labels: np.ndarray
+    reasons: np.ndarray
+    agreement: np.ndarray
+    unanimous: np.ndarray
+    draw_keys: np.ndarray
+
+
+def _label_images(ids, votes, non_emotion, tie, seed, source_order, preferred) -> _LabelledImages:
     # Canonical order: by image id, so that the split is independent of the input order.
     order = np.argsort(ids, kind="stable")
     ids, votes, non_emotion = ids[order], votes[order], non_emotion[order]
     if preferred is not None:
         preferred = preferred[order]
     tie_keys = image_keys(ids, seed, "tie", NUM_EMOTIONS) if tie == "random" else None
-    labels, reasons = majority_with_reasons(votes, non_emotion, tie, tie_keys, source_order_array, preferred)
-    agree = agreement(votes, non_emotion)
-    unanimous = is_unanimous(votes, non_emotion) & (labels >= 0)
-    draw_keys = image_keys(ids, seed, "test-mas")
+    labels, reasons = majority_with_reasons(votes, non_emotion, tie, tie_keys, source_order, preferred)
+    return _LabelledImages(
+        ids=ids, labels=labels, reasons=reasons, agreement=agreement(votes, non_emotion),
+        unanimous=is_unanimous(votes, non_emotion) & (labels >= 0), draw_keys=image_keys(ids, seed, "test-mas"),
+    )
 
-    in_test = np.zeros(len(ids), dtype=bool)
-    per_emotion: dict[str, dict[str, Any]] = {}
-    for e, name in enumerate(EMOTIONS):
-        members = np.flatnonzero(labels == e)
-        n_images = len(members)
-        unanimous_members = members[unanimous[members]]
-        cap = int(math.floor(float(max_test_fraction) * n_images + 1e-9))
-        # Unanimous images, in the seeded draw order.
-        chosen = unanimous_members[np.argsort(draw_keys[unanimous_members], kind="stable")][:n_test_per_class]
-        n_fill = 0
-        if len(chosen) < n_test_per_class and n_images:
-            if strict_unanimous:
-                warnings.warn(
-                    f"test-MAS: {name} has {len(unanimous_members)} unanimous images, fewer than "
-                    f"n_test_per_class={n_test_per_class}; strict_unanimous=True takes only those",
-                    SamplingWarning, stacklevel=2,
-                )
-            else:
-                others = members[~unanimous[members]]
-                # Highest agreement first, ties by the seeded key.
-                others = others[np.lexsort((draw_keys[others], -agree[others]))]
-                n_fill = max(0, min(n_test_per_class, cap) - len(chosen))
-                fill = others[:n_fill]
-                n_fill = len(fill)
-                chosen = np.concatenate([chosen, fill])
-                if len(chosen) < n_test_per_class:
-                    warnings.warn(
-                        f"test-MAS: {name} has {len(unanimous_members)} unanimous images of {n_images}; filled "
-                        f"{n_fill} more by agreement up to the cap max_test_fraction={max_test_fraction} "
-                        f"({cap} images): {len(chosen)} of n_test_per_class={n_test_per_class}",
-                        SamplingWarning, stacklevel=2,
-                    )
-        elif len(chosen) < n_test_per_class and n_test_per_class:
-            warnings.warn(f"test-MAS: no {name} image in the multi-annotated set", SamplingWarning, stacklevel=2)
-        if len(unanimous_members) and min(len(unanimous_members), n_test_per_class) > cap:
+
+def _draw_test_mas(images: _LabelledImages, e: int, n_test_per_class: int, max_test_fraction: float,
+                   strict_unanimous: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """``(rows, report row)`` of the test-MAS images of emotion ``e``: its unanimous images in the seeded
+    draw order up to the quota, then (unless ``strict_unanimous``) its other images by agreement up to the
+    cap. Warns about a shortfall with the caller of :func:`split_mas` as the location."""
+    name = EMOTIONS[e]
+    members = np.flatnonzero(images.labels == e)
+    n_images = len(members)
+    unanimous_members = members[images.unanimous[members]]
+    cap = int(math.floor(float(max_test_fraction) * n_images + 1e-9))
+    # Unanimous images, in the seeded draw order.
+    chosen = unanimous_members[np.argsort(images.draw_keys[unanimous_members], kind="stable")][:n_test_per_class]
+    n_fill = 0
+    if len(chosen) < n_test_per_class and n_images:
+        if strict_unanimous:
             warnings.warn(
-                f"test-MAS: {name} takes {min(len(unanimous_members), n_test_per_class)} unanimous test images, "
-                f"more than max_test_fraction={max_test_fraction} of its {n_images} images",
-                SamplingWarning, stacklevel=2,
+                f"test-MAS: {name} has {len(unanimous_members)} unanimous images, fewer than "
+                f"n_test_per_class={n_test_per_class}; strict_unanimous=True takes only those",
+                SamplingWarning, stacklevel=3,
             )
-        in_test[chosen] = True
-        per_emotion[name] = {
-            "n_images": int(n_images),
-            "n_unanimous": int(len(unanimous_members)),
-            "n_test": int(len(chosen)),
-            "n_test_unanimous": int(len(chosen) - n_fill),
-            "n_train": int(n_images - len(chosen)),
-            "lowest_agreement_used": float(agree[chosen].min()) if len(chosen) else None,
-            "quota_met": bool(len(chosen) >= n_test_per_class),
-        }
+        else:
+            others = members[~images.unanimous[members]]
+            # Highest agreement first, ties by the seeded key.
+            others = others[np.lexsort((images.draw_keys[others], -images.agreement[others]))]
+            fill = others[:max(0, min(n_test_per_class, cap) - len(chosen))]
+            n_fill = len(fill)
+            chosen = np.concatenate([chosen, fill])
+            if len(chosen) < n_test_per_class:
+                warnings.warn(
+                    f"test-MAS: {name} has {len(unanimous_members)} unanimous images of {n_images}; filled "
+                    f"{n_fill} more by agreement up to the cap max_test_fraction={max_test_fraction} "
+                    f"({cap} images): {len(chosen)} of n_test_per_class={n_test_per_class}",
+                    SamplingWarning, stacklevel=3,
+                )
+    elif len(chosen) < n_test_per_class and n_test_per_class:
+        warnings.warn(f"test-MAS: no {name} image in the multi-annotated set", SamplingWarning, stacklevel=3)
+    if len(unanimous_members) and min(len(unanimous_members), n_test_per_class) > cap:
+        warnings.warn(
+            f"test-MAS: {name} takes {min(len(unanimous_members), n_test_per_class)} unanimous test images, "
+            f"more than max_test_fraction={max_test_fraction} of its {n_images} images",
+            SamplingWarning, stacklevel=3,
+        )
+    return chosen, {
+        "n_images": int(n_images),
+        "n_unanimous": int(len(unanimous_members)),
+        "n_test": int(len(chosen)),
+        "n_test_unanimous": int(len(chosen) - n_fill),
+        "n_train": int(n_images - len(chosen)),
+        "lowest_agreement_used": float(images.agreement[chosen].min()) if len(chosen) else None,
+        "quota_met": bool(len(chosen) >= n_test_per_class),
+    }
 
-    kept = labels >= 0
+
+def _assemble_split(images: _LabelledImages, in_test: np.ndarray, per_emotion: dict[str, dict[str, Any]],
+                    params: dict[str, Any]) -> MASSplit:
+    """The :class:`MASSplit` (train = labelled images not in test-MAS; dropped = images without a label) and
+    its report."""
+    kept = images.labels >= 0
     train, test, dropped = np.flatnonzero(kept & ~in_test), np.flatnonzero(in_test), np.flatnonzero(~kept)
-    drop_counts = {reason: int((reasons == code).sum()) for code, reason in _REASON_CODES.items()}
+    drop_counts = {reason: int((images.reasons == code).sum()) for code, reason in _REASON_CODES.items()}
     report = {
-        "params": {
-            "n_test_per_class": int(n_test_per_class), "max_test_fraction": float(max_test_fraction),
-            "strict_unanimous": bool(strict_unanimous), "tie": tie, "seed": int(seed),
-            "source_order": source_order_array.tolist(), "preferred": preferred is not None,
-        },
-        "n_images": int(len(ids)), "n_train": int(len(train)), "n_test": int(len(test)),
+        "params": params,
+        "n_images": int(len(images.ids)), "n_train": int(len(train)), "n_test": int(len(test)),
         "n_dropped": int(len(dropped)), "dropped": drop_counts, "per_emotion": per_emotion,
     }
     for name, row in per_emotion.items():
         logger.info("test-MAS %s: %s", name, row)
     if len(dropped):
         logger.info("MAS: %d images without a majority emotion left out: %s", len(dropped), drop_counts)
+    ids, labels, agree, unanimous = images.ids, images.labels, images.agreement, images.unanimous
     return MASSplit(
         train_ids=ids[train].tolist(), test_ids=ids[test].tolist(),
         train_labels=labels[train], test_labels=labels[test],
         train_agreement=agree[train], test_agreement=agree[test],
         train_unanimous=unanimous[train], test_unanimous=unanimous[test],
         dropped_ids=ids[dropped].tolist(),
-        dropped_reasons=[_REASON_CODES[int(code)] for code in reasons[dropped]],
+        dropped_reasons=[_REASON_CODES[int(code)] for code in images.reasons[dropped]],
         report=report,
     )
 
@@ -393,7 +428,9 @@ def mas_arrays(records) -> tuple[np.ndarray, np.ndarray, list[str]]:
             )
         record_votes = np.asarray(record.votes)
         if record_votes.shape != (NUM_EMOTIONS,):
-            raise ValueError(f"record {row} ({record.location}) has votes of shape {record_votes.shape}; expected (8,)")
+            raise ValueError(
+                f"record {row} ({record.location}) has votes of shape {record_votes.shape}; expected (8,)"
+            )
         votes[row] = as_counts(record_votes[None, :], f"votes of record {row} ({record.location})", "(8,)", 2)[0]
         non_emotion[row] = as_counts(
             [record.non_emotion_votes], f"non_emotion_votes of record {row} ({record.location})", "a count", 1
@@ -415,7 +452,8 @@ def record_vote_distributions(records) -> np.ndarray:
     shares = vote_distributions(mas_arrays(records)[0])
     missing = np.flatnonzero(np.isnan(shares).any(axis=1))
     if len(missing):
-        raise ValueError(f"{records[int(missing[0])].location}: no emotion vote; a vote distribution needs at least one")
+        location = records[int(missing[0])].location
+        raise ValueError(f"{location}: no emotion vote; a vote distribution needs at least one")
     return shares
 
 

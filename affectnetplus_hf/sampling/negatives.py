@@ -2,20 +2,15 @@
 paper Sec. 3.2).
 
 Positives of the binary model of an emotion are every train-MAS image of that emotion. Negatives:
+``n_neg = round_half_up(neg_ratio × n_pos)``, of which ``round_half_up(uniform_fraction × n_neg)`` (20 %)
+are drawn uniformly from all other emotions and the rest split across the other emotions in proportion to
+their AU overlap with the emotion (:func:`~affectnetplus_hf.emotions.au_overlap`, paper Table 3).
 
-* ``n_neg = round_half_up(neg_ratio × n_pos)``, ``n_uniform = round_half_up(uniform_fraction × n_neg)``
-  (20 %), the remaining 80 % split across the other emotions in proportion to their AU overlap with the
-  emotion (:func:`~affectnetplus_hf.emotions.au_overlap`, paper Table 3).
-* [choice] Integer quotas by largest-remainder (Hamilton) rounding, ties to the lower label-space index.
-  A quota larger than its emotion's pool is capped and the remainder redistributed to the other
-  overlapping emotions in the same proportions (repeated until it fits); what no overlapping emotion can
-  take moves to the uniform part.
-* [choice] The AU-proportional part is drawn first, then the uniform part uniformly from all remaining
-  images of the other emotions (so no image is drawn twice and the per-emotion quotas are met whenever
-  the pools allow). When the other emotions hold fewer images than ``n_neg``, all of them are used and a
-  :class:`SamplingWarning` is issued.
-* ``epoch`` [option "re-draw negatives every epoch"]: the draw is seeded by ``(seed, emotion, epoch)``;
-  ``epoch=None`` gives the one fixed draw seeded by ``(seed, emotion)``.
+Each **[choice]** — largest-remainder quotas, a capped quota redistributed to the other overlapping
+emotions, the AU-proportional part drawn first, every other image used (with a :class:`SamplingWarning`)
+when they are fewer than ``n_neg`` — is described in ``docs/method.md#sampling``. ``epoch`` [option
+"re-draw negatives every epoch"] seeds the draw by ``(seed, emotion, epoch)``; ``epoch=None`` gives the
+one fixed draw seeded by ``(seed, emotion)``.
 """
 
 from __future__ import annotations
