@@ -5,8 +5,8 @@ Image loading (:func:`load_image`, :func:`open_record_image`, :class:`BadImageEr
 
 * :class:`AffectNetPlusImageProcessor` — a ``transformers`` image processor (saved with every model as
   ``preprocessor_config.json``): crop the face box (clamped to the image, rounded to whole pixels),
-  resize to ``size`` × ``size`` (bilinear), rescale to [0, 1], normalise with
-  ``image_mean``/``image_std`` → ``pixel_values`` ``(B, 3, size, size)`` float32.
+  resize to ``size["height"]`` × ``size["width"]`` (bilinear), rescale to [0, 1], normalise with
+  ``image_mean``/``image_std`` → ``pixel_values`` ``(B, 3, H, W)`` float32.
 * :class:`FaceImageDataset` / :func:`make_dataloader` — a torch ``Dataset`` over records that decodes each
   image once per epoch, and a ``DataLoader`` whose batches are ``{"pixel_values", "index", "bad"}``.
 
@@ -20,6 +20,9 @@ least 2 is decoded at a reduced DCT scale (``Image.draft``), the largest power-o
 the face crop at least ``size`` pixels on each side. This is 2-8x faster on large AffectNet images and
 deterministic (same bytes → same pixels), but it gives slightly different pixels from a full decode; set
 ``jpeg_draft=False`` for bit-exact agreement with :func:`load_image` + resize.
+
+Importing this module registers :class:`AffectNetPlusImageProcessor` with ``AutoImageProcessor`` for every
+AffectNet+ config (``AutoImageProcessor.register``, the ``"pil"`` backend).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +38,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from transformers import BaseImageProcessor, BatchFeature
+from transformers import AutoImageProcessor, BaseImageProcessor, BatchFeature
 
 from affectnetplus_hf.images import (
     BadImageError,
@@ -49,7 +52,16 @@ from affectnetplus_hf.images import (
     open_record_image,
     read_record_bytes,
 )
-from affectnetplus_hf.models.configuration_affectnetplus import IMAGENET_MEAN, IMAGENET_STD
+from affectnetplus_hf.models.configuration_affectnetplus import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    AUExpressionClassifierConfig,
+    BinaryExpressionClassifierConfig,
+    DistributionClassifierConfig,
+    HardFERConfig,
+    SoftFERConfig,
+    SoftLabelerConfig,
+)
 from affectnetplus_hf.records import FaceRecord
 
 logger = logging.getLogger(__name__)
@@ -103,19 +115,48 @@ def _checked_framing(face_framing: dict | None) -> dict[str, dict[str, float]] |
     }
 
 
+def _size_dict(size: int | Mapping[str, int] | None) -> dict[str, int]:
+    """``size`` as transformers writes it, ``{"height": h, "width": w}``: an int (configs saved before)
+    is a square side; ``{"shortest_edge": s}`` is read as the square ``s`` × ``s``."""
+    if isinstance(size, Mapping):
+        if set(size) == {"height", "width"}:
+            sides = {"height": size["height"], "width": size["width"]}
+        elif set(size) == {"shortest_edge"}:
+            sides = {"height": size["shortest_edge"], "width": size["shortest_edge"]}
+        else:
+            raise ValueError(f"size must be {{'height': h, 'width': w}} (or one square side), got {dict(size)}")
+    else:
+        sides = {"height": size, "width": size}
+    for side in sides.values():
+        if side is None or isinstance(side, bool) or int(side) != side or int(side) < 1:
+            raise ValueError(f"size must be a positive integer (square side in pixels) or "
+                             f"{{'height': h, 'width': w}}, got {size!r}")
+        if int(side) > MAX_IMAGE_SIZE:
+            raise ValueError(
+                f"image size {int(side)} is too large: expected a side of at most {MAX_IMAGE_SIZE} pixels "
+                "(check image_size in the model's config.json and size in preprocessor_config.json)"
+            )
+    return {key: int(side) for key, side in sides.items()}
+
+
 class AffectNetPlusImageProcessor(BaseImageProcessor):
-    r"""Face crop → square resize → normalise, the preprocessing of every AffectNet+ model.
+    r"""Face crop → resize → rescale → normalise, the preprocessing of every AffectNet+ model.
 
     Saved with :meth:`save_pretrained` as ``preprocessor_config.json`` and loaded back with
     :meth:`from_pretrained` (`docs/method.md#baselines`: 224 px for the paper preset; the default here, 112 px, is the
-    ``tiny`` preset's).
+    ``tiny`` preset's). Follows transformers' conventions (``size`` dict, ``do_*`` flags); a
+    ``preprocessor_config.json`` saved before, with an int ``size``, loads as that square.
 
     Args:
-        size: side of the square output in pixels (1 to :data:`MAX_IMAGE_SIZE`).
+        size: ``{"height": h, "width": w}`` of the output in pixels (1 to :data:`MAX_IMAGE_SIZE` each), or
+            an int for a square. The models take squares: :attr:`image_size` is the side.
         image_mean, image_std: per-channel normalisation (ImageNet defaults).
         do_crop_face: crop the face box (clamped to the image) before resizing; boxes of ``None`` use the
             whole image.
-        do_normalize: apply ``(x / 255 - mean) / std``; if False the output is ``x / 255`` in [0, 1].
+        do_resize: resize the crop to ``size`` (else it keeps its own size).
+        do_rescale: multiply the pixel values by ``rescale_factor`` (default ``1/255``: [0, 1]).
+        do_normalize: apply ``(x - mean) / std`` after rescaling; if False (and ``do_rescale``) the output
+            is ``x / 255`` in [0, 1].
         jpeg_draft: decode JPEG files/bytes at a reduced DCT scale when they are downscaled by at least
             2 (faster, deterministic; see the module docstring).
         resample: Pillow resampling filter (default bilinear, ``Image.Resampling.BILINEAR`` = 2).
@@ -128,10 +169,13 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
 
     def __init__(
         self,
-        size: int | dict | None = DEFAULT_IMAGE_SIZE,
+        size: int | dict[str, int] | None = None,
         image_mean: Sequence[float] | None = IMAGENET_DEFAULT_MEAN,
         image_std: Sequence[float] | None = IMAGENET_DEFAULT_STD,
         do_crop_face: bool = True,
+        do_resize: bool = True,
+        do_rescale: bool = True,
+        rescale_factor: float = 1 / 255,
         do_normalize: bool = True,
         jpeg_draft: bool = True,
         resample: int = int(Image.Resampling.BILINEAR),
@@ -140,35 +184,37 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
     ) -> None:
         kwargs.pop("image_processor_type", None)
         super().__init__(**kwargs)
-        if isinstance(size, dict):  # {"height": h, "width": w} / {"shortest_edge": s}
-            sides = {size.get("height"), size.get("width"), size.get("shortest_edge")} - {None}
-            if len(sides) != 1:
-                raise ValueError(f"size must be one square side, got {size}")
-            size = sides.pop()
-        if size is None or int(size) != size or int(size) < 1:
-            raise ValueError(f"size must be a positive integer (square side in pixels), got {size!r}")
-        if int(size) > MAX_IMAGE_SIZE:
-            raise ValueError(
-                f"image size {int(size)} is too large: expected a square side of at most {MAX_IMAGE_SIZE} pixels "
-                "(check image_size in the model's config.json and size in preprocessor_config.json)"
-            )
-        self.size = int(size)
+        self.size = _size_dict(DEFAULT_IMAGE_SIZE if size is None else size)
         self.image_mean = [float(v) for v in (image_mean if image_mean is not None else IMAGENET_DEFAULT_MEAN)]
         self.image_std = [float(v) for v in (image_std if image_std is not None else IMAGENET_DEFAULT_STD)]
         if len(self.image_mean) != 3 or len(self.image_std) != 3:
             raise ValueError(f"image_mean and image_std must have 3 values, got {self.image_mean}, {self.image_std}")
         if any(v <= 0 for v in self.image_std):
             raise ValueError(f"image_std must be positive, got {self.image_std}")
+        if not (math.isfinite(float(rescale_factor)) and float(rescale_factor) > 0):
+            raise ValueError(f"rescale_factor must be a positive number, got {rescale_factor!r}")
         self.do_crop_face = bool(do_crop_face)
+        self.do_resize = bool(do_resize)
+        self.do_rescale = bool(do_rescale)
+        self.rescale_factor = float(rescale_factor)
         self.do_normalize = bool(do_normalize)
         self.jpeg_draft = bool(jpeg_draft)
         self.resample = int(resample)
         self.face_framing = _checked_framing(face_framing)
 
+    @property
+    def image_size(self) -> int:
+        """Side of the square output in pixels (``size["height"] == size["width"]``), what a model's
+        ``config.image_size`` must equal; ``ValueError`` for a non-square ``size``."""
+        height, width = self.size["height"], self.size["width"]
+        if height != width:
+            raise ValueError(f"this image processor produces {height}x{width} images, not squares")
+        return height
+
     # ------------------------------------------------------------------ single image
     def crop_and_resize(self, source: ImageSource, face_box: Sequence[float] | None = None,
                         location: str | None = None) -> Image.Image:
-        """Decode ``source`` and return the ``size`` × ``size`` RGB face crop (no normalisation)."""
+        """Decode ``source`` and return the RGB face crop, resized to ``size`` (no rescaling)."""
         where = describe_source(source, location)
         if isinstance(source, FaceRecord) and face_box is None:
             face_box = source.face_box
@@ -180,11 +226,12 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
         except ValueError as error:
             raise BadImageError(str(error)) from error
         owned = not isinstance(source, Image.Image)  # never change the mode of a caller's image object
-        if self.jpeg_draft and owned and image.format == "JPEG" and image.mode in ("RGB", "L"):
+        out_height, out_width = self.size["height"], self.size["width"]
+        if self.do_resize and self.jpeg_draft and owned and image.format == "JPEG" and image.mode in ("RGB", "L"):
             crop_w, crop_h = clamped[2] - clamped[0], clamped[3] - clamped[1]
             request = (
-                max(1, math.ceil(width * self.size / crop_w)),
-                max(1, math.ceil(height * self.size / crop_h)),
+                max(1, math.ceil(width * out_width / crop_w)),
+                max(1, math.ceil(height * out_height / crop_h)),
             )
             if request[0] * 2 <= width and request[1] * 2 <= height:
                 try:
@@ -203,18 +250,23 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
         y1 = min(rgb.size[1], max(y0 + 1, int(round(clamped[3]))))
         if (x0, y0, x1, y1) != (0, 0, *rgb.size):
             rgb = rgb.crop((x0, y0, x1, y1))  # crop first: no pixel outside the box leaks into the face
-        return rgb.resize((self.size, self.size), resample=Image.Resampling(self.resample))
+        if not self.do_resize:
+            return rgb
+        return rgb.resize((out_width, out_height), resample=Image.Resampling(self.resample))
 
     def to_pixel_values(self, image: Image.Image) -> np.ndarray:
-        """``size`` × ``size`` RGB image → ``(3, size, size)`` float32, rescaled and normalised."""
-        array = np.asarray(image, dtype=np.float32) / 255.0
+        """RGB image → ``(3, H, W)`` float32, rescaled and normalised (as the flags say)."""
+        array = np.asarray(image, dtype=np.float32)
+        if self.do_rescale:
+            # divided by 1 / rescale_factor: for the default 1/255 an exact division by 255
+            array = array / (1.0 / self.rescale_factor)
         if self.do_normalize:
             array = (array - np.asarray(self.image_mean, dtype=np.float32)) / np.asarray(self.image_std, dtype=np.float32)
         return np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
 
     def process_one(self, source: ImageSource, face_box: Sequence[float] | None = None,
                     location: str | None = None) -> np.ndarray:
-        """One image → ``(3, size, size)`` float32 pixel values (crop, resize, normalise)."""
+        """One image → ``(3, H, W)`` float32 pixel values (crop, resize, rescale, normalise)."""
         return self.to_pixel_values(self.crop_and_resize(source, face_box, location))
 
     # ------------------------------------------------------------------ batch API
@@ -225,7 +277,7 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
         return_tensors: str | None = "pt",
         **kwargs: Any,
     ) -> BatchFeature:
-        """Images → ``BatchFeature(pixel_values=(B, 3, size, size) float32)``.
+        """Images → ``BatchFeature(pixel_values=(B, 3, H, W) float32)``, ``(H, W)`` from ``size``.
 
         Args:
             images: one image or a list (paths, bytes, PIL images, uint8 arrays, FaceRecords). A single
@@ -251,7 +303,8 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
         else:
             face_boxes = [None] * len(images)
         pixels = [self.process_one(image, box) for image, box in zip(images, face_boxes)]
-        batch = np.stack(pixels) if pixels else np.zeros((0, 3, self.size, self.size), dtype=np.float32)
+        empty = (0, 3, self.size["height"], self.size["width"])
+        batch = np.stack(pixels) if pixels else np.zeros(empty, dtype=np.float32)
         tensor_type = None if return_tensors in (None, "np") else return_tensors
         return BatchFeature(data={"pixel_values": batch}, tensor_type=tensor_type)
 
@@ -335,18 +388,19 @@ class FaceImageDataset(Dataset):
         return item
 
 
-def collate_faces(items: list[dict[str, Any]], size: int | None = None) -> dict[str, Any]:
+def collate_faces(items: list[dict[str, Any]], size: int | tuple[int, int] | None = None) -> dict[str, Any]:
     """Stack good items: ``{"pixel_values": (B, 3, H, W), "index": (B,) long, "bad": [(image_id, reason)]}``;
     items from a dataset with a face finder add ``"face_box"`` (per good item) and ``"no_face"``
-    (``[(image_id, reason)]``, left out like bad items)."""
+    (``[(image_id, reason)]``, left out like bad items). ``size``: ``(H, W)`` (or a square side) of an
+    empty batch."""
     detected = any("no_face" in item for item in items)
     good = [item for item in items if item["bad"] is None and item.get("no_face") is None]
     bad = [item["bad"] for item in items if item["bad"] is not None]
     if good:
         pixel_values = torch.stack([item["pixel_values"] for item in good])
     else:
-        side = size or 0
-        pixel_values = torch.zeros((0, 3, side, side), dtype=torch.float32)
+        height, width = (size or 0, size or 0) if not isinstance(size, tuple) else size
+        pixel_values = torch.zeros((0, 3, height, width), dtype=torch.float32)
     index = torch.tensor([item["index"] for item in good], dtype=torch.long)
     batch = {"pixel_values": pixel_values, "index": index, "bad": bad}
     if any("identity" in item for item in items):
@@ -360,7 +414,7 @@ def collate_faces(items: list[dict[str, Any]], size: int | None = None) -> dict[
 class _Collate:
     """Picklable collate function (for worker processes)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: tuple[int, int]) -> None:
         self.size = size
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -399,7 +453,7 @@ def make_dataloader(
         batch_size=batch_size,
         shuffle=shuffle,
         num_workers=num_workers,
-        collate_fn=_Collate(processor.size),
+        collate_fn=_Collate((processor.size["height"], processor.size["width"])),
         generator=generator,
         drop_last=drop_last,
         persistent_workers=False,
@@ -436,8 +490,8 @@ class PhotoFaceDataset(Dataset):
                 raise
             return {"pixel_values": None, "faces": [], "index": int(index), "bad": (describe_source(source, None), str(error))}
         pixels = [row.pixel_values for row in rows if row.pixel_values is not None]
-        size = self.processor.size
-        stacked = np.stack(pixels) if pixels else np.zeros((0, 3, size, size), dtype=np.float32)
+        empty = (0, 3, self.processor.size["height"], self.processor.size["width"])
+        stacked = np.stack(pixels) if pixels else np.zeros(empty, dtype=np.float32)
         for row in rows:
             row.pixel_values, row.crop = None, None  # the metadata travels alone
         return {"pixel_values": torch.from_numpy(stacked), "faces": rows, "index": int(index), "bad": None}
@@ -470,6 +524,19 @@ def make_photo_dataloader(paths: Sequence[ImageSource], processor: AffectNetPlus
     dataset = PhotoFaceDataset(paths, processor, finder, no_face=no_face, skip_bad=skip_bad)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                       collate_fn=collate_photo_faces, persistent_workers=False)
+
+
+for _config_class in (
+    BinaryExpressionClassifierConfig,
+    AUExpressionClassifierConfig,
+    DistributionClassifierConfig,
+    HardFERConfig,
+    SoftFERConfig,
+    SoftLabelerConfig,
+):
+    AutoImageProcessor.register(
+        _config_class, image_processor_classes={"pil": AffectNetPlusImageProcessor}, exist_ok=True
+    )
 
 
 __all__ = [

@@ -107,9 +107,10 @@ def scores_of(model_dir: Path, pixel_values, flip: bool | None = None,
     """Every output of a saved soft-labeler (``flip`` / ``shift``: override its test-time augmentation)."""
     from transformers import AutoModel
 
-    import affectnetplus_hf  # noqa: F401  (Auto registration)
+    import affectnetplus_hf
     from affectnetplus_hf.training.calibrate import soft_labeler_scores
 
+    affectnetplus_hf.register_auto_classes()
     model = AutoModel.from_pretrained(str(model_dir))
     if flip is not None:
         model.config.test_time_flip = flip

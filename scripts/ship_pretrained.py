@@ -182,7 +182,7 @@ def write_test_faces(target: Path, fixtures: Path) -> None:
     """A few synthetic sample faces and the shipped model's outputs on them (``tests/test_pretrained.py``)."""
     from transformers import AutoModel
 
-    import affectnetplus_hf  # noqa: F401  (Auto registration)
+    import affectnetplus_hf
     from affectnetplus_hf.fileio import write_json_atomic
     from affectnetplus_hf.sample import write_sample
 
@@ -198,6 +198,7 @@ def write_test_faces(target: Path, fixtures: Path) -> None:
             name = f"face_{i}{image.suffix}"
             shutil.copy2(image, fixtures / name)
             names.append(name)
+    affectnetplus_hf.register_auto_classes()
     model = AutoModel.from_pretrained(str(target))
     batch = model.image_processor([str(fixtures / n) for n in names], return_tensors="pt")
     output = model(**batch)

@@ -151,3 +151,58 @@ def test_every_method_reference_resolves():
 @pytest.mark.parametrize("anchor", ["label-space", "mas-split", "sampling", "ebc-scores", "au-scores", "reference-figures"])
 def test_method_document_has_its_sections(anchor):
     assert anchor in _anchors(METHOD.read_text(encoding="utf-8"))
+
+
+# Private internals of other libraries the package once reached into, each with its public replacement.
+FORBIDDEN_PRIVATE_ATTRIBUTES = {
+    "_dataloaders": "accelerate: prepare a loader with accelerate.data_loader.prepare_data_loader",
+    "_non_persistent_buffers_set": "torch: register_buffer(name, buffer, persistent=True)",
+    "_to_yaml_dict": "datasets: DatasetInfosDict.to_dataset_card_data",
+    "_version": "torch: a tensor's in-place version counter",
+}
+
+
+def _package_trees():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield path, ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def _attribute_uses(tree: ast.AST, names) -> list[tuple[int, str]]:
+    """``x.<name>``, ``getattr(x, "<name>")`` and the like, and ``from m import <name>``, for ``names``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in names:
+            found.append((node.lineno, node.attr))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in {
+            "getattr", "setattr", "hasattr", "delattr"
+        }:
+            found += [(node.lineno, arg.value) for arg in node.args[1:2]
+                      if isinstance(arg, ast.Constant) and arg.value in names]
+        elif isinstance(node, ast.ImportFrom):
+            found += [(node.lineno, alias.name) for alias in node.names if alias.name in names]
+    return sorted(found)
+
+
+def test_attribute_finder_sees_the_forms_used():
+    tree = ast.parse("a.b._version\ngetattr(m, '_dataloaders')\nfrom sys import meta_path\nsys.meta_path.insert(0, f)")
+    assert _attribute_uses(tree, {"_version", "_dataloaders", "meta_path"}) == [
+        (1, "_version"), (2, "_dataloaders"), (3, "meta_path"), (4, "meta_path")]
+
+
+def test_no_import_hooks_in_the_package():
+    # the Auto classes are registered with transformers' documented register calls, not by hooking imports
+    offenders = [
+        f"{path.relative_to(REPO)}:{line}: {name}"
+        for path, tree in _package_trees()
+        for line, name in _attribute_uses(tree, {"meta_path", "path_hooks", "MetaPathFinder", "PathEntryFinder"})
+    ]
+    assert offenders == []
+
+
+def test_no_private_attributes_of_other_libraries_in_the_package():
+    offenders = [
+        f"{path.relative_to(REPO)}:{line}: {name} (use {FORBIDDEN_PRIVATE_ATTRIBUTES[name]})"
+        for path, tree in _package_trees()
+        for line, name in _attribute_uses(tree, set(FORBIDDEN_PRIVATE_ATTRIBUTES))
+    ]
+    assert offenders == []

@@ -127,7 +127,8 @@ def test_clamp_box() -> None:
 # ---------------------------------------------------------------------------------------------- processor
 def test_normalisation_and_shape() -> None:
     processor = AffectNetPlusImageProcessor(size=16)
-    assert processor.size == 16 and processor.image_mean == list(IMAGENET_DEFAULT_MEAN)
+    assert processor.size == {"height": 16, "width": 16} and processor.image_size == 16
+    assert processor.image_mean == list(IMAGENET_DEFAULT_MEAN)
     image = np.full((30, 20, 3), (200, 100, 50), dtype=np.uint8)
     out = processor([image, image[:10]])["pixel_values"]
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.shape == (2, 3, 16, 16)
@@ -192,14 +193,48 @@ def test_save_and_load_pretrained(tmp_path: Path) -> None:
     processor.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert config["image_processor_type"] == "AffectNetPlusImageProcessor"
-    assert config["size"] == 48 and config["image_std"] == [0.25, 0.25, 0.25] and config["jpeg_draft"] is False
+    assert config["size"] == {"height": 48, "width": 48} and config["image_std"] == [0.25, 0.25, 0.25] and config["jpeg_draft"] is False
     loaded = AffectNetPlusImageProcessor.from_pretrained(tmp_path)
     assert loaded.to_dict() == processor.to_dict()
     image = _gradient(20, 30)
     torch.testing.assert_close(loaded(image)["pixel_values"], processor(image)["pixel_values"])
     with pytest.raises(ValueError, match="size must be a positive integer"):
         AffectNetPlusImageProcessor(size=0)
-    assert AffectNetPlusImageProcessor(size={"height": 20, "width": 20}).size == 20
+    assert AffectNetPlusImageProcessor(size={"height": 20, "width": 20}).image_size == 20
+
+
+def test_processor_saved_with_an_int_size_still_loads(tmp_path: Path) -> None:
+    """``preprocessor_config.json`` written before the size dict (``"size": 48``, no ``do_resize``/``do_rescale``)."""
+    old = {"do_crop_face": True, "do_normalize": True, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25],
+           "image_processor_type": "AffectNetPlusImageProcessor", "jpeg_draft": False, "resample": 2, "size": 48}
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(old))
+    loaded = AffectNetPlusImageProcessor.from_pretrained(tmp_path)
+    assert loaded.size == {"height": 48, "width": 48} and loaded.image_size == 48
+    assert loaded.do_resize and loaded.do_rescale and loaded.rescale_factor == 1 / 255
+    image = _gradient(20, 30)
+    expected = AffectNetPlusImageProcessor(size={"height": 48, "width": 48}, image_mean=[0.5] * 3, image_std=[0.25] * 3,
+                                           jpeg_draft=False)(image)["pixel_values"]
+    assert torch.equal(loaded(image)["pixel_values"], expected)
+    loaded.save_pretrained(tmp_path / "again")  # saved again: the transformers form
+    assert json.loads((tmp_path / "again" / "preprocessor_config.json").read_text())["size"] == {"height": 48, "width": 48}
+
+
+def test_resize_and_rescale_flags() -> None:
+    image = _gradient(12, 10)
+    unscaled = AffectNetPlusImageProcessor(size=6, do_rescale=False, do_normalize=False)(image)["pixel_values"]
+    scaled = AffectNetPlusImageProcessor(size=6, do_normalize=False)(image)["pixel_values"]
+    assert torch.equal(scaled, unscaled / 255) and unscaled.max() > 1
+    kept = AffectNetPlusImageProcessor(size=6, do_resize=False, do_normalize=False)(image)["pixel_values"]
+    assert kept.shape == (1, 3, 12, 10)
+    np.testing.assert_array_equal(kept[0].permute(1, 2, 0).numpy(), image.astype(np.float32) / 255)
+    wide = AffectNetPlusImageProcessor(size={"height": 4, "width": 7})
+    assert wide(image)["pixel_values"].shape == (1, 3, 4, 7)
+    with pytest.raises(ValueError, match="4x7 images, not squares"):
+        wide.image_size
+    with pytest.raises(ValueError, match="size must be"):
+        AffectNetPlusImageProcessor(size={"height": 4})
+    with pytest.raises(ValueError, match="at most 4096"):
+        AffectNetPlusImageProcessor(size={"height": 4, "width": 5000})
 
 
 # ---------------------------------------------------------------------------------------------- dataloader

@@ -109,7 +109,8 @@ def _reference_soft_label(members, confidences, pixels, mode="balanced"):
 ROUND_TRIP_SCRIPT = textwrap.dedent(
     """
     import json, sys, torch
-    import affectnetplus_hf  # registers the Auto classes (when transformers' Auto modules load)
+    import affectnetplus_hf
+    affectnetplus_hf.register_auto_classes()
     from transformers import AutoModel
     from safetensors.torch import load_file
     root = sys.argv[1]
@@ -126,7 +127,7 @@ ROUND_TRIP_SCRIPT = textwrap.dedent(
         state = load_file(f"{root}/{name}/model.safetensors")
         params = {**dict(model.named_parameters()), **dict(model.named_buffers())}
         exact = sorted(params) == sorted(state) and all(torch.equal(params[k], state[k]) for k in state)
-        result[name] = [type(model).__name__, same, exact, model.image_processor.size]
+        result[name] = [type(model).__name__, same, exact, model.image_processor.image_size]
     print(json.dumps(result))
     """
 )
@@ -188,15 +189,19 @@ PACKAGE_IMPORT_SCRIPT = textwrap.dedent(
     root, transformers_first = sys.argv[1], sys.argv[2] == "1"
     if transformers_first:
         from transformers import AutoConfig, AutoImageProcessor, AutoModel
-    import affectnetplus_hf
+    import affectnetplus_hf, affectnetplus_hf.models, affectnetplus_hf.models.hub
     heavy = sorted(m for m in ("torch", "transformers", "timm") if m in sys.modules)
+    if transformers_first:
+        from affectnetplus_hf.models import BinaryExpressionClassifier  # using a model class registers them all
+    else:
+        affectnetplus_hf.register_auto_classes()
     from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
     result = {"heavy_after_import": heavy}
     for name in ("binary", "labeler"):
         model = AutoModel.from_pretrained(f"{root}/{name}")
         processor = AutoImageProcessor.from_pretrained(f"{root}/{name}")
         result[name] = [type(model).__name__, type(AutoConfig.from_pretrained(f"{root}/{name}")).__name__,
-                        type(processor).__name__, processor.size]
+                        type(processor).__name__, processor.image_size]
     result["image_classification"] = type(AutoModelForImageClassification.from_pretrained(f"{root}/binary")).__name__
     result["lazy_export"] = affectnetplus_hf.SoftLabeler is type(AutoModel.from_pretrained(f"{root}/labeler"))
     print(json.dumps(result))
@@ -206,8 +211,9 @@ PACKAGE_IMPORT_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("transformers_first", [False, True])
-def test_package_import_registers_auto_classes(tmp_path, labeler, transformers_first):
-    """``import affectnetplus_hf`` (cheap: no torch) + Auto classes in a fresh process, either import order."""
+def test_auto_classes_in_a_fresh_process(tmp_path, labeler, transformers_first):
+    """``import affectnetplus_hf`` (and ``.models``) stays cheap (no torch); after ``register_auto_classes()`` or
+    the first use of a model class the Auto classes load every AffectNet+ model, either import order."""
     _binary("test_resnet", "Disgust", seed=4).save_pretrained(tmp_path / "binary")
     labeler.save_pretrained(tmp_path / "labeler")
     completed = subprocess.run(
@@ -311,6 +317,70 @@ def test_soft_labeler_forward_with_grad_enabled(labeler, pixels, execution):
     for key in reference.keys():
         assert not out[key].requires_grad
         torch.testing.assert_close(out[key], reference[key], atol=1e-5, rtol=0)
+
+
+def test_soft_labeler_math_on_tensors_is_the_numpy_math(members, confidences, pixels):
+    """forward keeps tensors (on the model's device) and gives the numbers of softlabel.py and
+    calibration.apply_calibration, the numpy statement of Eqs. 4-14 and of the calibration."""
+    from affectnetplus_hf.calibration import apply_calibration
+    from affectnetplus_hf.models import DistributionClassifier, DistributionClassifierConfig
+
+    ebc, au = members
+    torch.manual_seed(3)
+    dist = _randomise_heads(DistributionClassifier(DistributionClassifierConfig(backbone="test_resnet", image_size=SIZE)))
+    calibration = {"inputs": ["ebc", "au", "dist"], "weights": [0.6, 0.3, 1.2],
+                   "bias": [0.1, -0.2, 0.0, 0.3, 0.0, 0.0, -0.1, 0.05], "eps": 1e-4}
+    model = SoftLabeler.from_members(ebc, au, confidences, dist_members=[dist.eval()], calibration=calibration)
+    with torch.inference_mode():
+        out = model(pixels)
+        dist_scores = dist(pixels).probs.double().numpy()
+    soft, ebc_scores, au_scores, _, _ = _reference_soft_label(members, confidences, pixels)
+    expected = {"soft_label": soft, "ebc_scores": ebc_scores, "au_scores": au_scores, "dist_scores": dist_scores,
+                "soft_label_calibrated": apply_calibration({"ebc": ebc_scores, "au": au_scores, "dist": dist_scores},
+                                                           calibration)}
+    for key, value in expected.items():
+        np.testing.assert_allclose(out[key].numpy(), value, atol=1e-6, err_msg=key)
+    members_of_emotion = np.concatenate([out.member_probs[:, :16].numpy().reshape(-1, 2, 8).transpose(1, 0, 2),
+                                         out.member_probs[:, 16:24].numpy()[None], dist_scores[None]])
+    np.testing.assert_allclose(out.spread.numpy(), members_of_emotion.std(axis=0), atol=1e-6)
+
+
+def test_forward_never_goes_through_numpy(labeler, pixels, monkeypatch):
+    def refused(self, *args, **kwargs):
+        raise AssertionError("forward turned a tensor into a numpy array")
+
+    def run(execution):
+        labeler.member_execution = execution
+        try:
+            return labeler(pixels)
+        finally:
+            labeler.member_execution = "loop"
+
+    reference = {execution: run(execution) for execution in ("loop", "vmap")}
+    au_member = _au("Fear", seed=9)
+    expected_p_au = au_member(pixels).p_au
+    monkeypatch.setattr(torch.Tensor, "numpy", refused)
+    monkeypatch.setattr(torch.Tensor, "__array__", refused)
+    for execution, expected in reference.items():
+        out = run(execution)
+        assert all(torch.equal(out[key], expected[key]) for key in expected.keys())
+    assert torch.equal(au_member(pixels).p_au, expected_p_au)
+
+
+def test_classifier_outputs_are_transformers_image_classifier_outputs(pixels):
+    from transformers.modeling_outputs import ImageClassifierOutput
+
+    torch.manual_seed(0)
+    binary = BinaryExpressionClassifier(BinaryExpressionClassifierConfig(backbone="test_resnet", image_size=SIZE)).eval()
+    hard = HardFERModel(HardFERConfig(backbone="test_resnet", image_size=SIZE)).eval()
+    with torch.inference_mode():
+        outputs = {"binary": binary(pixels), "au": _au("Happy", seed=1)(pixels), "hard": hard(pixels)}
+        as_tuple = hard(pixels, labels=torch.zeros(len(pixels), dtype=torch.long), return_dict=False)
+    assert all(isinstance(out, ImageClassifierOutput) for out in outputs.values())
+    assert list(outputs["binary"].keys()) == ["logits", "positive_probs"]
+    assert list(outputs["au"].keys()) == ["logits", "au_logits", "positive_probs", "au_probs", "p_au"]
+    assert list(outputs["hard"].keys()) == ["logits", "probs"] and outputs["hard"].hidden_states is None
+    assert len(as_tuple) == 3 and torch.equal(as_tuple[2], outputs["hard"].probs)  # (loss, logits, probs) as before
 
 
 def test_predict_batches_images_through_the_processor(labeler):

@@ -47,6 +47,9 @@ def test_shipped_card_states_data_terms_and_quality():
 def test_shipped_model_loads_offline_and_reproduces_its_outputs():
     from transformers import AutoModel
 
+    import affectnetplus_hf
+
+    affectnetplus_hf.register_auto_classes()
     expected = json.loads((FIXTURES / "expected.json").read_text())
     model = AutoModel.from_pretrained(str(pretrained_path("ferplus")))
     assert set(model.config.families) == {"ebc", "au", "dist"} and model.config.calibration

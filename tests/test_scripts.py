@@ -105,6 +105,7 @@ def test_train_pretrained_script_trains_and_ships_a_small_soft_labeler(sample, t
     from safetensors import safe_open
     from transformers import AutoModel
 
+    import affectnetplus_hf
     from affectnetplus_hf.pretrained import SHIPPED_FILES
 
     ferplus = ferplus_from_sample(sample, tmp_path / "ferplus")
@@ -123,6 +124,7 @@ def test_train_pretrained_script_trains_and_ships_a_small_soft_labeler(sample, t
     assert "F16" in matrices.values()
     assert all(dtype == "F16" or name.startswith(tuple(kept)) for name, dtype in matrices.items()), (storage, kept)
     assert "Second-panel check" in card and "research use" in card
+    affectnetplus_hf.register_auto_classes()
     model = AutoModel.from_pretrained(str(target))
     assert set(model.config.families) == {"ebc", "au", "dist"} and model.config.calibration["fitted_on"]["split"] == "validation"
     expected = json.loads((fixtures / "expected.json").read_text())

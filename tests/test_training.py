@@ -13,7 +13,14 @@ import pytest
 import torch
 from torch import nn
 
-from affectnetplus_hf.training import LoopConfig, NonFiniteLossError, TrainConfig, list_checkpoints, resolve_preset, train_model
+from affectnetplus_hf.training import (
+    LoopConfig,
+    NonFiniteLossError,
+    TrainConfig,
+    list_checkpoints,
+    resolve_preset,
+    train_model,
+)
 from affectnetplus_hf.training.baseline import class_weights_for, upsampling_indices
 from affectnetplus_hf.training.config import AugmentConfig
 from affectnetplus_hf.training.data import SeededAugmenter, TensorImageDataset
@@ -91,7 +98,8 @@ class NaNAfter(TinyNet):
 
 def test_nan_loss_stops_with_member_and_step_and_keeps_checkpoint(tmp_path):
     torch.manual_seed(0)
-    with pytest.raises(NonFiniteLossError, match=r"ebc-x-Happy: the loss became nan at epoch 2, batch 2, optimizer step 7"):
+    stopped = r"ebc-x-Happy: the loss became nan at epoch 2, batch 2, optimizer step 7"
+    with pytest.raises(NonFiniteLossError, match=stopped):
         train_model(NaNAfter(6), _data(), _config(), tmp_path, name="ebc-x-Happy",
                     epoch_indices=lambda epoch: np.arange(35))
     kept = list_checkpoints(tmp_path)
@@ -137,6 +145,34 @@ def test_binary_metrics_hand_worked():
     assert m["cs_balanced"] == pytest.approx(0.5 * (1 / 2 + 3 / 4)) == pytest.approx(m["average_accuracy"])
     assert m["cs_eq3"] == pytest.approx(0.5 * (1 / 2 + 3 / 4))
     assert m["precision"] == pytest.approx(0.5) and m["f1"] == pytest.approx(0.5)
+
+
+def test_member_metrics_are_the_functional_metrics_as_fractions():
+    from affectnetplus_hf.metrics.functional import hard_label_metrics
+    from affectnetplus_hf.training.softlabeler import dist_accuracy
+
+    rng = np.random.default_rng(0)
+    y, p = (rng.random(50) < 0.3).astype(np.int64), rng.random(50)
+    m = binary_metrics(y, p)
+    percent = hard_label_metrics(y, (p >= 0.5).astype(np.int64), labels=(0, 1))
+    assert m["accuracy"] == pytest.approx(percent["accuracy"] / 100)
+    assert m["average_accuracy"] == pytest.approx(percent["average_accuracy"] / 100)
+    for key in ("precision", "recall", "f1"):
+        assert m[key] == pytest.approx(percent["per_class"]["1"][key] / 100)
+    labels, probs = rng.integers(0, 8, 40), rng.dirichlet(np.ones(8), 40)
+    assert dist_accuracy(labels, probs)["accuracy"] == pytest.approx(np.mean(probs.argmax(axis=1) == labels))
+
+
+def test_member_plan_order_and_names():
+    from affectnetplus_hf.training.softlabeler import member_plan
+
+    config = resolve_preset(TrainConfig(preset="tiny", ebc_backbones=["hf-hub:a/b", "c"], dist_members=2))
+    plan = member_plan(config, ("ebc", "au", "dist"))
+    assert [spec.family for spec in plan] == ["ebc"] * 16 + ["au"] * 8 + ["dist"] * 2
+    assert [plan[0].name, plan[8].name, plan[16].name, plan[-1].name] == [
+        "ebc-hf-hub_a_b-Neutral", "ebc-c-Neutral", f"au-{config.au_backbone}-Neutral",
+        f"dist-{config.dist_backbone}-1",
+    ]
 
 
 def test_auto_n_test_per_class():
@@ -224,7 +260,8 @@ result = train_model(TinyNet(), _data(), _config(epochs=2), {out!r}, name="ddp")
 import torch.distributed as dist
 if result.is_main_process:
     w = result.model.net[-1].weight.detach().flatten().tolist()
-    open({out!r} + "/done.json", "w").write(json.dumps({{"world": dist.get_world_size(), "step": result.global_step, "w": w}}))
+    done = {{"world": dist.get_world_size(), "step": result.global_step, "w": w}}
+    open({out!r} + "/done.json", "w").write(json.dumps(done))
 """
 
 
@@ -245,3 +282,27 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert done["world"] == 2
     assert done["step"] == 2 * 3  # 40 rows / (8 per process x 2 processes) = 3 batches per epoch
     assert len(list_checkpoints(out)) == 2  # saved once per epoch, not once per process
+
+
+def test_epoch_loader_is_prepared_like_accelerate_prepares_it():
+    """``prepare_epoch_loader`` (public ``accelerate.data_loader.prepare_data_loader`` with the accelerator's
+    settings) yields what ``Accelerator.prepare_data_loader`` yields, without registering the loader."""
+    from torch.utils.data import DataLoader
+
+    from affectnetplus_hf.training.loop import make_accelerator, prepare_epoch_loader
+
+    accelerator = make_accelerator(_config(cpu=True), "unused")
+    g = torch.Generator().manual_seed(0)
+    data = TensorImageDataset(torch.randn(21, 3, 4, 4, generator=g), {"labels": torch.randint(0, 2, (21,), generator=g)})
+
+    def loader():
+        return DataLoader(data, batch_size=4, generator=torch.Generator().manual_seed(3))
+
+    ours, theirs = prepare_epoch_loader(accelerator, loader()), accelerator.prepare_data_loader(loader())
+    assert type(ours) is type(theirs) and len(ours) == len(theirs) == 6
+    batches = list(ours)
+    for a, b in zip(batches, theirs, strict=True):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    resumed = list(accelerator.skip_first_batches(ours, 4))  # what a resumed epoch iterates
+    assert len(resumed) == 2 and all(torch.equal(a["pixel_values"], b["pixel_values"])
+                                     for a, b in zip(resumed, batches[4:], strict=True))

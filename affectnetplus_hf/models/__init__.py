@@ -9,17 +9,22 @@
 * :mod:`~affectnetplus_hf.models.inference` — ``affectnetplus predict`` (image files → table);
 * :mod:`~affectnetplus_hf.models.registration` — the transformers Auto classes.
 
-The names below are loaded lazily (PEP 562): ``import affectnetplus_hf.models`` is cheap, the first
-access to a model class imports torch/transformers. ``import affectnetplus_hf`` registers the classes with
-``AutoConfig``/``AutoModel``/``AutoModelForImageClassification``/``AutoImageProcessor`` (no
-``trust_remote_code``) as soon as transformers' Auto modules are imported, so
-``AutoModel.from_pretrained(saved_dir)`` works once ``affectnetplus_hf`` is imported.
+The names below are loaded lazily (PEP 562): ``import affectnetplus_hf.models`` is cheap (the CLI imports
+:mod:`~affectnetplus_hf.models.hub` to check model folders before loading anything), the first access to a
+model class imports torch/transformers. The modules defining the configs, models and image processor
+register them with ``AutoConfig``/``AutoModel``/``AutoModelForImageClassification``/``AutoImageProcessor``
+(transformers' ``register`` calls, no ``trust_remote_code``) when imported; the first model class taken
+from here (or from ``affectnetplus_hf``) imports them all. So ``AutoModel.from_pretrained(saved_dir)``
+works once a model class was used or :func:`~affectnetplus_hf.models.registration.register_auto_classes`
+was called.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from affectnetplus_hf.models.registration import DEFINING_MODULES, register_auto_classes
 
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
@@ -87,13 +92,14 @@ if TYPE_CHECKING:  # pragma: no cover
         au_targets_for_labels,
     )
     from affectnetplus_hf.models.modeling_softlabeler import SoftLabeler, SoftLabelerOutput  # noqa: F401
-    from affectnetplus_hf.models.registration import register_auto_classes  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if module in DEFINING_MODULES:  # the first model class used registers them all with the Auto classes
+        register_auto_classes()
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value

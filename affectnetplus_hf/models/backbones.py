@@ -90,8 +90,7 @@ def create_backbone(
             kwargs["pretrained_cfg_overlay"] = {"file": os.path.abspath(pretrained)}
         logger.info("loading pretrained weights for backbone %s from %s", name, pretrained)
     backbone = timm.create_model(name, pretrained=use_pretrained, **kwargs)
-    for module in backbone.modules():
-        module._non_persistent_buffers_set.clear()
+    make_buffers_persistent(backbone)
     if not is_meta_init():
         # timm initialised (or loaded) it: the HF init must not touch it. Not on the meta device: there
         # ``from_pretrained`` must see which backbone tensors the checkpoint lacks (they are then missing
@@ -99,6 +98,14 @@ def create_backbone(
         for tensor in list(backbone.parameters()) + list(backbone.buffers()):
             tensor._is_hf_initialized = True
     return backbone
+
+
+def make_buffers_persistent(module: nn.Module) -> None:
+    """Register every buffer of ``module`` and its submodules again with ``persistent=True`` (same tensor,
+    same place in the state dict), so that ``state_dict`` — and so ``save_pretrained`` — holds them all."""
+    for submodule in module.modules():
+        for name, buffer in list(submodule.named_buffers(recurse=False)):
+            submodule.register_buffer(name, buffer, persistent=True)
 
 
 def head(in_features: int, out_features: int) -> nn.Linear:

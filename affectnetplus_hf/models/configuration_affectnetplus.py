@@ -8,6 +8,8 @@ the measured confidence scores (``docs/method.md#confidence-scores``) of both CS
 ``backbone_pretrained`` is only used when a model is *constructed* for training (a path to a timm
 ``.safetensors``/``.pth`` checkpoint, or ``"hf-hub:org/name"``); ``from_pretrained`` never reads it —
 the saved weights are loaded instead.
+
+Importing this module registers every config with ``AutoConfig`` (``AutoConfig.register``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from transformers import PretrainedConfig
+from transformers import AutoConfig, PretrainedConfig
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_ACTION_UNITS, NUM_EMOTIONS
 from affectnetplus_hf.paper import NEUTRAL_SIMILARITY, PAPER_AU_BACKBONE, PAPER_EBC_BACKBONES
@@ -404,3 +406,14 @@ class SoftLabelerConfig(PretrainedConfig):
                 f"(docs/method.md#confidence-scores) and pass confidence_scores={{'{mode}': {{'{family}': ...}}}}"
             )
         return np.asarray(stored[family], dtype=np.float64)
+
+
+for _config_class in (
+    BinaryExpressionClassifierConfig,
+    AUExpressionClassifierConfig,
+    DistributionClassifierConfig,
+    HardFERConfig,
+    SoftFERConfig,
+    SoftLabelerConfig,
+):
+    AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)

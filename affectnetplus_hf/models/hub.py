@@ -127,7 +127,7 @@ def default_image_processor(config):
     from affectnetplus_hf.image_processing import AffectNetPlusImageProcessor
 
     return AffectNetPlusImageProcessor(
-        size=config.image_size,
+        size={"height": config.image_size, "width": config.image_size},
         image_mean=list(config.image_mean),
         image_std=list(config.image_std),
     )
@@ -177,13 +177,16 @@ def load_soft_labeler(model_dir: str | os.PathLike):
     """The saved :class:`~affectnetplus_hf.models.SoftLabeler` in ``model_dir`` (a folder, a shipped name
     such as ``"ferplus"`` — :func:`~affectnetplus_hf.pretrained.resolve_model` — or a hub id), in eval mode.
 
-    Loaded through ``AutoModel`` (the classes are registered by ``import affectnetplus_hf``), so the
-    model's own ``from_pretrained`` checks apply; a folder holding another model raises ``ValueError``.
+    Loaded through ``AutoModel`` (after :func:`~affectnetplus_hf.models.registration.register_auto_classes`),
+    so the model's own ``from_pretrained`` checks apply; a folder holding another model raises ``ValueError``.
     """
     from transformers import AutoConfig, AutoModel
 
     from affectnetplus_hf.models.configuration_affectnetplus import SoftLabelerConfig
+    from affectnetplus_hf.models.registration import register_auto_classes
     from affectnetplus_hf.pretrained import resolve_model
+
+    register_auto_classes()
 
     path = resolve_model(model_dir)
     check_model_dir(path)

@@ -19,24 +19,29 @@ Implementation notes (transformers 5):
   non-persistent buffers are made persistent at construction so that every tensor round-trips exactly.
 * The image processor is saved in the same directory by ``save_pretrained`` and re-attached by
   ``from_pretrained`` (``model.image_processor``).
+* Importing this module registers the models with ``AutoModel`` and ``AutoModelForImageClassification``
+  (``AutoModel.register``; the configs with ``AutoConfig`` and the image processor with
+  ``AutoImageProcessor`` on the way, by importing their modules).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as nnf
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import AutoModel, AutoModelForImageClassification, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.modeling_outputs import ImageClassifierOutput
 
-from affectnetplus_hf.emotions import NUM_ACTION_UNITS, NUM_EMOTIONS, au_vectors
+from affectnetplus_hf.emotions import EMOTIONS, NUM_ACTION_UNITS, NUM_EMOTIONS, au_vectors, aus_weights
 from affectnetplus_hf.fileio import chmod_like_new
+from affectnetplus_hf.image_processing import AffectNetPlusImageProcessor  # noqa: F401  (AutoImageProcessor registration)
 from affectnetplus_hf.models.backbones import HEAD_INIT_STD, ExpressionNet, check_pixel_values, is_head
 from affectnetplus_hf.models.configuration_affectnetplus import (
     AUExpressionClassifierConfig,
@@ -54,32 +59,35 @@ from affectnetplus_hf.models.hub import (
     meta_tensor_names,
     weights_path,
 )
+from affectnetplus_hf.paper import NEUTRAL_SIMILARITY
 from affectnetplus_hf.pretrained import resolve_model
-from affectnetplus_hf.softlabel import au_positive_probability
+
 
 @dataclass
-class BinaryClassifierOutput(ModelOutput):
-    """Output of :class:`BinaryExpressionClassifier`.
+class BinaryClassifierOutput(ImageClassifierOutput):
+    """Output of :class:`BinaryExpressionClassifier`: transformers' ``ImageClassifierOutput`` plus
+    ``positive_probs``.
 
     Attributes:
         loss: cross-entropy, when ``labels`` were given.
         logits: ``(N, 2)``, column 0 = "not the emotion", column 1 = the emotion.
+        hidden_states, attentions: always ``None`` (timm backbones).
         positive_probs: ``(N,)`` P(emotion | image) = softmax(logits)[:, 1] (P_j(i | img) of Eq. 4).
     """
 
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
     positive_probs: torch.Tensor | None = None
 
 
 @dataclass
-class AUClassifierOutput(ModelOutput):
-    """Output of :class:`AUExpressionClassifier` (``docs/method.md#au-scores``).
+class AUClassifierOutput(ImageClassifierOutput):
+    """Output of :class:`AUExpressionClassifier` (``docs/method.md#au-scores``): transformers'
+    ``ImageClassifierOutput`` plus the AU head's outputs.
 
     Attributes:
         loss: ``CE + λ · AU BCE`` when ``labels`` and ``au_labels`` were given (CE alone without
             ``au_labels``).
         logits: ``(N, 2)`` binary head (column 1 = the emotion).
+        hidden_states, attentions: always ``None`` (timm backbones).
         au_logits: ``(N, 21)`` AU head, AUs in ``docs/method.md#action-units`` order.
         positive_probs: ``(N,)`` binary-head P(emotion) (BPV[0] of Eq. 11).
         au_probs: ``(N, 21)`` sigmoid(au_logits) = ÂU.
@@ -87,8 +95,6 @@ class AUClassifierOutput(ModelOutput):
         binary_loss, au_loss: the two loss terms.
     """
 
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
     au_logits: torch.Tensor | None = None
     positive_probs: torch.Tensor | None = None
     au_probs: torch.Tensor | None = None
@@ -98,19 +104,59 @@ class AUClassifierOutput(ModelOutput):
 
 
 @dataclass
-class FERClassifierOutput(ModelOutput):
-    """Output of the baselines and the distribution family (``docs/method.md#baselines``).
+class FERClassifierOutput(ImageClassifierOutput):
+    """Output of the baselines and the distribution family (``docs/method.md#baselines``):
+    transformers' ``ImageClassifierOutput`` plus ``probs``.
 
     Attributes:
         loss: CE (Hard-FER), BCE with soft targets (Soft-FER) or soft-target CE (distribution family)
             when ``labels`` were given.
         logits: ``(N, 8)``, label-space order.
+        hidden_states, attentions: always ``None`` (timm backbones).
         probs: ``(N, 8)`` softmax (Hard-FER, distribution family) or sigmoid (Soft-FER; a predicted soft label).
     """
 
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
     probs: torch.Tensor | None = None
+
+
+def au_weight_matrix(aus: str, device: torch.device | str | None = None) -> torch.Tensor:
+    """``(8, 21)`` float64 ``AU_e[a] · AUS[a]``, the weights of Eq. 9 (``aus``: ``"table2"`` or ``"paper"``)."""
+    return torch.from_numpy(au_vectors().astype(np.float64) * aus_weights(aus)[None, :]).to(device)
+
+
+def au_positive_probabilities(
+    binary_probs: torch.Tensor,
+    au_probs: torch.Tensor,
+    emotions: Sequence[int],
+    aus: str = "table2",
+    neutral_similarity: float = NEUTRAL_SIMILARITY,
+) -> torch.Tensor:
+    """P_AU(i | img) of AU classifiers (Eqs. 9–12, ``docs/method.md#au-scores``) on tensors, in float64:
+    the tensor form of :func:`affectnetplus_hf.softlabel.au_positive_probability`.
+
+    ``binary_probs``: ``(N, M)`` binary-head P(emotion) of M classifiers; ``au_probs``: ``(N, M, 21)``
+    their ÂU; ``emotions``: the M emotion indices they classify. ``SV = ÂU · (AU_e ⊙ AUS)`` with
+    ``SV_Neutral = neutral_similarity``, ``BSV = [SV_i, mean_{e≠i} SV_e]``, ``P = ½ (BPV + softmax(BSV))``;
+    returns ``P[0]``, ``(N, M)`` float64.
+    """
+    device = au_probs.device
+    with torch.autocast(device.type, enabled=False):  # float64 throughout, also under mixed precision
+        similarity = au_probs.double() @ au_weight_matrix(aus, device).T  # (N, M, 8)
+        similarity[..., EMOTIONS.index("Neutral")] = neutral_similarity
+        index = torch.as_tensor(list(emotions), device=device).expand(similarity.shape[:-1])
+        own = similarity.gather(-1, index[..., None]).squeeze(-1)
+        others = (similarity.sum(-1) - own) / (NUM_EMOTIONS - 1)
+        # softmax([own, others])[0] = 1 / (1 + exp(others - own))
+        return 0.5 * (binary_probs.double() + 1.0 / (1.0 + torch.exp(others - own)))
+
+
+def check_finite_probabilities(name: str, probs: torch.Tensor) -> None:
+    """``ValueError`` naming ``name`` when ``probs`` holds NaN or inf (a non-finite input or an overflow
+    under mixed precision), instead of soft labels of NaN."""
+    if not bool(torch.isfinite(probs).all()):
+        raise ValueError(
+            f"{name} hold a non-finite value (NaN or inf): check the pixel values, or run in float32 (dtype='fp32')"
+        )
 
 
 class AffectNetPlusPreTrainedModel(PreTrainedModel):
@@ -285,7 +331,7 @@ class AUExpressionClassifier(_SingleBackboneModel):
 
     ``forward(pixel_values, labels=None, au_labels=None, return_p_au=None)``: ``labels`` (N,) binary
     (1 = the emotion); ``au_labels`` (N, 21) 0/1 AU targets (see :func:`au_targets_for_labels`).
-    Loss = CE + λ · Eq. 7. ``p_au`` (Eq. 12, via :func:`affectnetplus_hf.softlabel.au_positive_probability`)
+    Loss = CE + λ · Eq. 7. ``p_au`` (Eq. 12, :func:`au_positive_probabilities`, on the model's device)
     is computed in eval mode by default (``return_p_au`` forces it on/off).
     """
 
@@ -318,16 +364,16 @@ class AUExpressionClassifier(_SingleBackboneModel):
             loss = self.config.au_loss_weight * au_term if loss is None else loss + self.config.au_loss_weight * au_term
         p_au = None
         if return_p_au if return_p_au is not None else not self.training:
-            p_au = torch.as_tensor(
-                au_positive_probability(
-                    self.config.emotion,
-                    positive.detach().cpu().numpy(),
-                    au_probs.detach().cpu().numpy(),
-                    aus=self.config.aus,
-                    neutral_similarity=self.config.neutral_similarity,
-                ),
-                dtype=torch.float32,
-            ).to(logits.device)
+            positive_detached = positive.detach()
+            check_finite_probabilities(f"{self.config.emotion} AU classifier probabilities", positive_detached)
+            check_finite_probabilities(f"{self.config.emotion} AU probabilities", au_probs.detach())
+            p_au = au_positive_probabilities(
+                positive_detached[:, None],
+                au_probs.detach()[:, None, :],
+                [EMOTIONS.index(self.config.emotion)],
+                aus=self.config.aus,
+                neutral_similarity=self.config.neutral_similarity,
+            )[:, 0].float()
         output = AUClassifierOutput(
             loss=loss, logits=logits, au_logits=au_logits, positive_probs=positive, au_probs=au_probs,
             p_au=p_au, binary_loss=binary_loss, au_loss=au_term,
@@ -399,3 +445,9 @@ class DistributionClassifier(_SingleBackboneModel):
         loss = distribution_loss(logits, labels) if labels is not None else None
         output = FERClassifierOutput(loss=loss, logits=logits, probs=logits.float().softmax(-1))
         return output if return_dict is not False else output.to_tuple()
+
+
+for _model_class in (BinaryExpressionClassifier, AUExpressionClassifier, DistributionClassifier, HardFERModel,
+                     SoftFERModel):
+    AutoModel.register(_model_class.config_class, _model_class, exist_ok=True)
+    AutoModelForImageClassification.register(_model_class.config_class, _model_class, exist_ok=True)

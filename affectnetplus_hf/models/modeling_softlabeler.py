@@ -6,6 +6,9 @@ labels (``docs/method.md#soft-label``, Eq. 14).
   (``docs/method.md#distribution-family``), with the confidence scores of
   ``docs/method.md#confidence-scores``.
 * :class:`SoftLabelerOutput`, :func:`concat_outputs`.
+
+Importing this module registers :class:`SoftLabeler` with ``AutoModel`` (not with
+``AutoModelForImageClassification``: it has no logits).
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as nnf
+from transformers import AutoModel
 from transformers.utils import ModelOutput
 
-from affectnetplus_hf.calibration import apply_calibration
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS
 from affectnetplus_hf.models.backbones import ExpressionNet
 from affectnetplus_hf.models.configuration_affectnetplus import CS_MODES, SoftLabelerConfig, resolve_emotion
@@ -29,15 +32,12 @@ from affectnetplus_hf.models.modeling_affectnetplus import (
     AUExpressionClassifier,
     BinaryExpressionClassifier,
     DistributionClassifier,
+    au_positive_probabilities,
+    check_finite_probabilities,
 )
 from affectnetplus_hf.models.runner import as_image_sources, iter_soft_labels
-from affectnetplus_hf.softlabel import (
-    au_positive_probability,
-    au_semantic_scores,
-    ebc_semantic_scores,
-    soft_labels,
-)
 from affectnetplus_hf.subsets import assign_subsets
+
 
 @dataclass
 class SoftLabelerOutput(ModelOutput):
@@ -108,7 +108,7 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         self.dist_members = nn.ModuleList(
             ExpressionNet(backbone, num_outputs=NUM_EMOTIONS, **common) for backbone in config.dist_backbones
         )
-        self._stacked_cache: dict[tuple, Any] = {}
+        self._vmap_templates: dict[tuple[int, ...], nn.Module] = {}
         self.post_init()
 
     # ---- assembly ------------------------------------------------------------------------------
@@ -254,20 +254,18 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         return probs.unflatten(0, (-1, pixel_values.shape[0])).mean(dim=0)  # one forward over all views
 
     def _stacked_state(self, members: Sequence[nn.Module]):
+        """The members' tensors stacked (``torch.func.stack_module_state``, on every call: they always hold
+        the current weights) and a meta-device template of their architecture (kept: it has no tensors)."""
         from torch.func import stack_module_state
 
-        tensors = [t for m in members for t in list(m.parameters()) + list(m.buffers())]
-        key = (tuple(id(m) for m in members),)
-        version = tuple((t.data_ptr(), t._version, t.device, t.dtype) for t in tensors)
-        cached = self._stacked_cache.get(key)
-        if cached is None or cached[0] != version:
-            with torch.no_grad():
-                params, buffers = stack_module_state(list(members))
-            params = {k: v.detach() for k, v in params.items()}
-            template = _meta_copy(members[0])
-            cached = (version, params, buffers, template)
-            self._stacked_cache[key] = cached
-        return cached[1:]
+        with torch.no_grad():
+            params, buffers = stack_module_state(list(members))
+        params = {k: v.detach() for k, v in params.items()}
+        key = tuple(id(m) for m in members)
+        template = self._vmap_templates.get(key)
+        if template is None:
+            template = self._vmap_templates[key] = _meta_copy(members[0])
+        return params, buffers, template
 
     def _member_logits_vmap(self, pixel_values: torch.Tensor):
         from torch.func import functional_call, vmap
@@ -311,72 +309,72 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         if au_outputs:
             au_binary = torch.stack([logits.float().softmax(-1)[:, 1] for logits, _ in au_outputs], dim=1)
             au_probs = torch.stack([au_logits.float().sigmoid() for _, au_logits in au_outputs], dim=1)
-        result = self.combine(  # Eqs. 4–14 in float64 numpy: no gradient flows back
-            ebc_probs=None if ebc_probs is None else ebc_probs.detach().cpu().numpy(),
-            au_binary_probs=None if au_binary is None else au_binary.detach().cpu().numpy(),
-            au_probs=None if au_probs is None else au_probs.detach().cpu().numpy(),
-            dist_probs=None if dist_probs is None else dist_probs.detach().cpu().numpy(),
-        )
-        output = SoftLabelerOutput(
-            **{k: None if v is None else torch.as_tensor(v, dtype=torch.float32).to(pixel_values.device) for k, v in result.items()}
-        )
+        result = self.combine(ebc_probs=ebc_probs, au_binary_probs=au_binary, au_probs=au_probs, dist_probs=dist_probs)
+        output = SoftLabelerOutput(**{k: None if v is None else v.float() for k, v in result.items()})
         return output if return_dict is not False else output.to_tuple()
 
     def combine(self, ebc_probs=None, au_binary_probs=None, au_probs=None,
-                dist_probs=None) -> dict[str, np.ndarray | None]:
-        """The numpy half of ``forward``: member probabilities → scores, soft label, spread (Eqs. 4–5, 9–14).
+                dist_probs=None) -> dict[str, torch.Tensor | None]:
+        """The second half of ``forward``: member probabilities → scores, soft label, spread, calibrated
+        soft label (Eqs. 4–5, 9–14; ``docs/method.md#calibration``), in float64 on the inputs' device, without
+        gradient (the members are trained one by one, never through the soft label).
 
         ``ebc_probs``: (N, J·8) positive probabilities, column ``j*8 + e``; ``au_binary_probs``: (N, 8)
         binary-head P(emotion) of the AU members; ``au_probs``: (N, 8, 21) their ÂU; ``dist_probs``:
-        (N, K, 8) softmax of the distribution members.
-        Uses :mod:`affectnetplus_hf.softlabel` (Eqs. 4–5, 9–14) with ``config.cs_mode``'s confidences and
-        :func:`affectnetplus_hf.calibration.apply_calibration` for ``soft_label_calibrated``.
+        (N, K, 8) softmax of the distribution members (tensors, or arrays: CPU). Uses ``config.cs_mode``'s
+        confidences; the same math as :mod:`affectnetplus_hf.softlabel` and
+        :func:`affectnetplus_hf.calibration.apply_calibration` (which work on numpy arrays).
+        Returns the fields of :class:`SoftLabelerOutput` as float64 tensors (``None`` for absent families).
         """
         config = self.config
-        ebc_scores = au_scores = None
-        columns: list[np.ndarray] = []
-        per_emotion: list[np.ndarray] = []  # (members_of_e, N) stacks
-        if "ebc" in config.families:
-            probs = _to_numpy(ebc_probs)
-            n_backbones = len(config.ebc_backbones)  # J
-            stacked = probs.reshape(probs.shape[0], n_backbones, NUM_EMOTIONS).transpose(1, 0, 2)  # (J, N, 8)
-            ebc_scores = ebc_semantic_scores(stacked, config.confidences("ebc"))
-            columns.append(probs)
-            per_emotion.append(stacked)
-        if "au" in config.families:
-            binary = _to_numpy(au_binary_probs)
-            aus = _to_numpy(au_probs)
-            p_au = np.stack(
-                [
-                    au_positive_probability(
-                        e, binary[:, e], aus[:, e, :], aus=config.aus, neutral_similarity=config.neutral_similarity
-                    )
-                    for e in range(NUM_EMOTIONS)
-                ],
-                axis=1,
-            )
-            au_scores = au_semantic_scores(p_au, config.confidences("au"))
-            columns.append(p_au)
-            per_emotion.append(p_au[None])
-        dist_scores = None
-        if "dist" in config.families:
-            probs = _to_numpy(dist_probs)  # (N, K, 8)
-            dist_scores = probs.mean(axis=1)
-            columns.append(probs.reshape(probs.shape[0], -1))
-            per_emotion.append(probs.transpose(1, 0, 2))
-        if config.paper_families:
-            soft = soft_labels(ebc_scores=ebc_scores, au_scores=au_scores)
-        else:
-            soft = dist_scores
-        spread = np.concatenate(per_emotion, axis=0).std(axis=0)
-        calibrated = None
-        if config.calibration is not None:
-            calibrated = apply_calibration({"ebc": ebc_scores, "au": au_scores, "dist": dist_scores}, config.calibration)
+        named = {"EBC member probabilities": ebc_probs, "AU member probabilities": au_binary_probs,
+                 "AU probabilities": au_probs, "distribution member probabilities": dist_probs}
+        ebc_probs, au_binary_probs, au_probs, dist_probs = (
+            None if value is None else torch.as_tensor(value).detach().double() for value in named.values()
+        )
+        given = [value for value in (ebc_probs, au_binary_probs, au_probs, dist_probs) if value is not None]
+        for name, value in zip(named, (ebc_probs, au_binary_probs, au_probs, dist_probs), strict=True):
+            if value is not None:
+                check_finite_probabilities(name, value)
+        device = given[0].device if given else torch.device("cpu")
+        ebc_scores = au_scores = dist_scores = None
+        columns: list[torch.Tensor] = []
+        per_emotion: list[torch.Tensor] = []  # (members_of_e, N, 8) stacks
+        with torch.no_grad(), torch.autocast(device.type, enabled=False):
+            if "ebc" in config.families:
+                probs = ebc_probs
+                stacked = probs.unflatten(1, (len(config.ebc_backbones), NUM_EMOTIONS)).transpose(0, 1)  # (J, N, 8)
+                confidences = _as_float64(config.confidences("ebc"), device)  # (J, 8)
+                ebc_scores = torch.einsum("jnk,jk->nk", stacked, confidences) / stacked.shape[0]  # Eq. 5
+                columns.append(probs)
+                per_emotion.append(stacked)
+            if "au" in config.families:
+                p_au = au_positive_probabilities(  # Eqs. 9-12
+                    au_binary_probs, au_probs, range(NUM_EMOTIONS),
+                    aus=config.aus, neutral_similarity=config.neutral_similarity,
+                )
+                au_scores = p_au * _as_float64(config.confidences("au"), device)  # Eq. 13
+                columns.append(p_au)
+                per_emotion.append(p_au[None])
+            if "dist" in config.families:
+                probs = dist_probs  # (N, K, 8)
+                dist_scores = probs.mean(dim=1)
+                columns.append(probs.flatten(1))
+                per_emotion.append(probs.transpose(0, 1))
+            if config.paper_families:  # Eq. 14: the mean of the families present
+                families = [scores for scores in (ebc_scores, au_scores) if scores is not None]
+                soft = sum(families[1:], families[0]) / len(families)
+            else:
+                soft = dist_scores
+            spread = _population_std(torch.cat(per_emotion, dim=0))
+            calibrated = None
+            if config.calibration is not None:
+                calibrated = _calibrate({"ebc": ebc_scores, "au": au_scores, "dist": dist_scores}, config.calibration)
         return {
             "soft_label": soft,
             "ebc_scores": ebc_scores,
             "au_scores": au_scores,
-            "member_probs": np.concatenate(columns, axis=1),
+            "member_probs": torch.cat(columns, dim=1),
             "spread": spread,
             "dist_scores": dist_scores,
             "soft_label_calibrated": calibrated,
@@ -437,7 +435,7 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         return assign_subsets(_to_numpy(soft_labels), np.asarray(hard_labels.cpu() if isinstance(hard_labels, torch.Tensor) else hard_labels))
 
     def train(self, mode: bool = True):
-        self._stacked_cache = {}
+        self._vmap_templates = {}
         return super().train(mode)
 
 
@@ -450,6 +448,41 @@ def shift_pixels(pixel_values: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     height, width = pixel_values.shape[-2:]
     top, left = max(-dy, 0), max(-dx, 0)
     return padded[..., top:top + height, left:left + width]
+
+
+def _as_float64(values, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(values, dtype=np.float64), device=device)
+
+
+def _population_std(stacked: torch.Tensor) -> torch.Tensor:
+    """Standard deviation over dim 0, ddof 0 (as ``numpy.std``: mean first, then the mean squared deviation)."""
+    count = stacked.shape[0]
+    deviation = stacked - stacked.sum(dim=0) / count
+    return torch.sqrt((deviation * deviation).sum(dim=0) / count)
+
+
+def _normalised_rows(scores: torch.Tensor) -> torch.Tensor:
+    """Rows divided by their sums; an all-zero row becomes uniform (``metrics.functional.normalize_rows``)."""
+    totals = scores.sum(dim=1, keepdim=True)
+    positive = totals > 0
+    return torch.where(positive, scores / torch.where(positive, totals, torch.ones_like(totals)), 1.0 / scores.shape[1])
+
+
+def _calibrate(scores: Mapping[str, torch.Tensor | None], calibration: Mapping[str, Any]) -> torch.Tensor:
+    """``soft_label_calibrated`` (N, 8) from the families' scores: the tensor form of
+    :func:`affectnetplus_hf.calibration.apply_calibration` (``docs/method.md#calibration``)."""
+    inputs = list(calibration["inputs"])
+    missing = [f for f in inputs if scores.get(f) is None]
+    if missing:
+        raise ValueError(f"calibration needs the scores of {inputs}; missing {missing}")
+    eps = float(calibration["eps"])
+    logs = torch.stack([torch.log(_normalised_rows(scores[f]) + eps) for f in inputs])  # (F, N, 8)
+    weights = _as_float64(calibration["weights"], logs.device)
+    bias = _as_float64(calibration["bias"], logs.device)
+    z = torch.tensordot(weights, logs, dims=1) + bias
+    z = z - z.amax(dim=-1, keepdim=True)
+    e = torch.exp(z)
+    return e / e.sum(dim=-1, keepdim=True)
 
 
 def _meta_copy(module: nn.Module) -> nn.Module:
@@ -476,3 +509,6 @@ def _normalise_confidences(confidences, cs_mode: str) -> dict | None:
     if set(confidences) <= set(CS_MODES):
         return {mode: {f: _to_numpy(v).tolist() for f, v in fam.items()} for mode, fam in confidences.items()}
     return {cs_mode: {f: _to_numpy(v).tolist() for f, v in confidences.items()}}
+
+
+AutoModel.register(SoftLabelerConfig, SoftLabeler, exist_ok=True)

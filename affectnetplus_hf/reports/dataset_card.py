@@ -76,6 +76,20 @@ def config_rows(summary: Mapping[str, Any], config: str, split: str) -> int:
     return int(entry["rows"] if config == "default" else entry["rows_per_group"].get(config, 0))
 
 
+def dataset_info_entry(config: str, info) -> dict:
+    """The card's ``dataset_info`` entry of one config, ``{"config_name": config, "features": ..., "splits":
+    ...}``, as ``datasets`` writes it into a card (``DatasetInfosDict.to_dataset_card_data``, what
+    ``push_to_hub`` uses)."""
+    from datasets.info import DatasetInfosDict
+    from huggingface_hub import DatasetCardData
+
+    card_data = DatasetCardData()
+    DatasetInfosDict({config: info}).to_dataset_card_data(card_data)
+    entry = dict(card_data["dataset_info"])  # one config: a mapping (the "default" one without its name)
+    entry.pop("config_name", None)
+    return {"config_name": config, **entry}
+
+
 def card_metadata(summary: Mapping[str, Any], features, splits: Sequence[str], source_kind: str,
                   pretty_name: str, keep_unlabeled: bool) -> dict:
     """The YAML header of the card: license (and gating), ``configs`` (data_files per split) and
@@ -98,8 +112,7 @@ def card_metadata(summary: Mapping[str, Any], features, splits: Sequence[str], s
         split_dict = SplitDict()
         for split in present:
             split_dict.add(SplitInfo(name=split, num_examples=config_rows(summary, config, split)))
-        info = DatasetInfo(features=features, splits=split_dict)._to_yaml_dict()
-        infos.append({"config_name": config, **info})
+        infos.append(dataset_info_entry(config, DatasetInfo(features=features, splits=split_dict)))
     total = sum(summary["splits"][s]["rows"] for s in splits)
     size = "n<1K" if total < 1000 else "1K<n<10K" if total < 10_000 else "10K<n<100K" if total < 100_000 else "100K<n<1M"
     header: dict[str, Any] = {"pretty_name": pretty_name, "license": terms.license}
@@ -221,6 +234,7 @@ __all__ = [
     "card_metadata",
     "columns_table",
     "config_rows",
+    "dataset_info_entry",
     "render_card",
     "replace_license_note",
     "write_license_note",

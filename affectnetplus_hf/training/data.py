@@ -50,7 +50,7 @@ class FacePreprocessor:
             processor = AffectNetPlusImageProcessor(size=int(size), image_mean=list(image_mean),
                                                     image_std=list(image_std))
         self.processor = processor
-        self.size = int(processor.size)
+        self.size = processor.image_size
         self.image_mean = tuple(float(v) for v in processor.image_mean)
         self.image_std = tuple(float(v) for v in processor.image_std)
 

@@ -158,6 +158,36 @@ def _epoch_order(indices: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     return indices[rng.permutation(len(indices))]
 
 
+def prepare_epoch_loader(accelerator, loader: DataLoader) -> DataLoader:
+    """``loader`` sharded over the processes and moved to the device, as ``accelerator.prepare_data_loader``
+    does, but not registered with ``accelerator``: a fresh loader is made every epoch, so ``save_state``
+    must not carry it (it would keep every epoch's loader and write its sampler; the order is re-derived
+    from ``(seed, epoch)`` on resume anyway). Uses accelerate's public
+    :func:`accelerate.data_loader.prepare_data_loader` with the accelerator's own settings."""
+    from accelerate.data_loader import prepare_data_loader
+    from accelerate.utils import DistributedType
+
+    newer = {  # settings of recent accelerate releases, passed when set
+        "data_seed": getattr(accelerator.dataloader_config, "data_seed", None),
+        "torch_device_mesh": getattr(accelerator, "torch_device_mesh", None),
+    }
+    return prepare_data_loader(
+        loader,
+        accelerator.device,
+        num_processes=accelerator.num_processes,
+        process_index=accelerator.process_index,
+        split_batches=accelerator.split_batches,
+        put_on_device=accelerator.device_placement and accelerator.distributed_type != DistributedType.XLA,
+        rng_types=list(accelerator.rng_types),
+        dispatch_batches=accelerator.dispatch_batches,
+        even_batches=accelerator.even_batches,
+        use_seedable_sampler=accelerator.use_seedable_sampler,
+        non_blocking=accelerator.non_blocking,
+        use_stateful_dataloader=accelerator.use_stateful_dataloader,
+        **{name: value for name, value in newer.items() if value is not None},
+    )
+
+
 def _default_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     outputs = model(**batch)
     loss = outputs.get("loss") if isinstance(outputs, dict) else getattr(outputs, "loss", None)
@@ -322,11 +352,7 @@ def train_model(
                 num_workers=config.num_workers, collate_fn=collate_fn,
                 generator=torch.Generator().manual_seed(derive_seed(config.seed, epoch, 1)),
             )
-            loader = accelerator.prepare_data_loader(loader)
-            # A fresh loader per epoch: keep it out of save_state (it would pickle the sampler, and the
-            # order is re-derived from (seed, epoch) on resume anyway).
-            if loader in accelerator._dataloaders:
-                accelerator._dataloaders.remove(loader)
+            loader = prepare_epoch_loader(accelerator, loader)
             skip = state["batch_in_epoch"]
             batches = accelerator.skip_first_batches(loader, skip) if skip else loader
             bar = tqdm(total=len(loader), initial=skip, desc=f"{name} epoch {epoch + 1}/{config.epochs}",
