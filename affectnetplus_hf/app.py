@@ -1,24 +1,14 @@
 """A web page to look at soft labels: ``affectnetplus app MODEL_DIR`` and the ``spaces/`` Space.
 
-A person uploads a photo (or picks one of the synthetic sample's faces). The page runs the face stage
-(`docs/method.md#face-stage`: EXIF-upright, detected, eyes levelled, framed), draws each face's box with
-its number (1 = leftmost) on the image, and shows for the chosen face, for a saved
-:class:`~affectnetplus_hf.SoftLabeler`:
+A person uploads a photo (or picks a sample face); the page runs the face stage (`docs/method.md#face-stage`),
+numbers the faces from the left and shows, for the chosen face and a saved :class:`~affectnetplus_hf.SoftLabeler`,
+the soft label as a bar chart and a table (with the ensemble spread and each family's scores), the subset the
+image would fall in for a chosen hard label, and the EBC vs AU family scores.
 
-* the soft label as a bar chart in hard-label ranking order, with the ensemble spread as error bars;
-* the same 8 values as a table (4 decimals), with the spread and each family's scores;
-* the subset (easy / challenging / difficult) the image would fall in for a chosen hard label
-  (default: the top emotion), by :func:`affectnetplus_hf.subsets.assign_subsets`;
-* the EBC vs AU family scores side by side.
-
-The page is a Gradio ``Blocks`` (``pip install "affectnetplus-hf[app]"``). :func:`build_app` makes it from
-a loaded soft-labeler; :func:`launch_app` loads the model, writes a few sample faces and serves it — the
-CLI command and ``spaces/app.py`` both call it. The numbers come from :func:`analyse_image`, which needs
-no Gradio; :func:`analyse_upload` gives every face of an upload. An upload without a face, or one that
-cannot be read, says so in one line (logged in one line too, its traceback only at DEBUG) and clears the
-previous result; the page's events take their inputs unprocessed by Gradio, so a non-image sent to its API
-gets the same one line, not a Gradio traceback. The theme uses the fonts Gradio ships, so the page renders
-without internet. Blocking, :func:`launch_app` stops on Ctrl-C or SIGTERM and removes its sample faces.
+:func:`build_app` makes the Gradio ``Blocks`` (``pip install "affectnetplus-hf[app]"``) from a loaded
+soft-labeler; :func:`launch_app` loads the model, writes a few sample faces and serves it — the CLI command
+and ``spaces/app.py`` both call it. The numbers come from :func:`analyse_image` and :func:`analyse_upload`,
+which need no Gradio. A failure is one line on the page and in the log (its traceback only at DEBUG).
 """
 
 from __future__ import annotations
@@ -184,7 +174,8 @@ def largest_face(faces: Sequence[dict[str, Any]]) -> int | None:
     """Number of the largest face (``predict``'s default choice), None without faces."""
     if not faces:
         return None
-    return max(faces, key=lambda f: ((f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1]), -f["number"]))["number"]
+    return max(faces, key=lambda f: ((f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1]),
+                                     -f["number"]))["number"]
 
 
 # ---------------------------------------------------------------------------------------------- views
@@ -207,7 +198,8 @@ def values_html(result: dict[str, Any] | None) -> str:
         emotion = EMOTIONS[index]
         value = result["soft_label"][index]
         hard = index == result["hard_label"]
-        cells = "".join(f'<td class="{key}" id="{key}-{emotion}">{_fmt(result[key][index])}</td>' for key, _ in columns)
+        cells = "".join(f'<td class="{key}" id="{key}-{emotion}">{_fmt(result[key][index])}</td>'
+                        for key, _ in columns)
         mark = " ← hard label" if hard else ""
         rows.append(
             f'<tr data-emotion="{emotion}"{" class=hard-label" if hard else ""}><td>{position}</td>'
@@ -397,14 +389,9 @@ def theme():
     )
 
 
-def build_app(labeler, examples: Sequence[str | os.PathLike] = (), title: str = TITLE, detector: str = "auto"):
-    """The page for ``labeler`` (a loaded SoftLabeler) as a ``gradio.Blocks``; ``examples``: face crops
-    offered below the upload box (a pick is labelled in the :data:`WHOLE_IMAGE` mode); ``detector``: the face
-    detector (`docs/method.md#face-stage`). :func:`launch_app` serves it (with :func:`theme`)."""
-    gr = _gradio()
-    from affectnetplus_hf.faces import FaceFinder
-
-    finder = FaceFinder(detector, faces="all", processor=labeler.image_processor)
+def _page_handlers(gr, labeler, finder):
+    """The page's two steps, ``(analyse, render)``: an upload → the faces' scores, and the chosen face's
+    scores → the soft-label views. A failure is one line on the page and in the log, never a traceback."""
     no_choice = gr.update(choices=[], value=None, visible=False)
 
     def failed(text: str):
@@ -445,65 +432,100 @@ def build_app(labeler, examples: Sequence[str | os.PathLike] = (), title: str = 
             _log_page_error(logging.WARNING, f"soft label view: {type(error).__name__}: {error}")
             raise gr.Error(str(error), print_exception=False) from None
 
-    examples = [os.fspath(path) for path in examples]
+    return analyse, render
+
+
+def _introduction(title: str, detector_name: str, labeler) -> str:
+    """The Markdown at the top of the page: what it does with an upload."""
     names = {"ebc": "EBC", "au": "AU", "dist": "distribution"}
     families = " + ".join(names.get(f, f) for f in getattr(labeler.config, "families", ()) or ()) or "its"
+    return (f"# {title}\nUpload a photo (or pick a sample face): its faces are found (the {detector_name} "
+            "detector, the photo turned upright by its EXIF orientation) and numbered from the left; the "
+            f"soft-labeler ({families} members) gives the chosen face's soft label over the 8 emotions. Choose "
+            "a hard label to see its rank and the subset the face would fall in.")
+
+
+def _input_column(gr, examples: list[str]) -> dict[str, Any]:
+    """The left column: upload button, face mode, the faces found, the face and hard-label choices, the
+    sample faces. Returns its components by name."""
+    with gr.Column(scale=2):
+        with gr.Column(elem_id="face-input"):  # the button's file input lies next to it, in here
+            upload = gr.UploadButton("Upload a photo", file_count="single", type="filepath",
+                                     variant="primary", elem_id="upload-button")
+        mode = gr.Radio(choices=list(FACE_MODES), value=DETECT_FACES, label="Faces", elem_id="face-mode")
+        shown = gr.Image(label="Faces found", type="pil", interactive=False, height=300, elem_id="faces-image")
+        choice = gr.Radio(choices=[], value=None, label="Face", visible=False, elem_id="face-choice")
+        found = gr.HTML(faces_html(None), elem_id="faces-list")
+        hard = gr.Dropdown(choices=[TOP_EMOTION, *EMOTIONS], value=TOP_EMOTION, label="Hard label",
+                           elem_id="hard-label")
+        sample = gr.Image(type="filepath", visible=False, elem_id="sample-input")
+        if examples:
+            gr.Examples(examples=[[path] for path in examples], inputs=[sample],
+                        label="Faces from the synthetic sample (face crops, labelled whole)",
+                        examples_per_page=len(examples), elem_id="sample-faces")
+    return {"upload": upload, "mode": mode, "shown": shown, "choice": choice, "found": found, "hard": hard,
+            "sample": sample}
+
+
+def _result_column(gr) -> dict[str, Any]:
+    """The right column: message, summary, soft-label chart and table, family chart, by name."""
+    with gr.Column(scale=3):
+        return {
+            "message": gr.HTML(message_html(None), elem_id="message"),
+            "summary": gr.HTML(summary_html(None), elem_id="summary"),
+            "chart": gr.Plot(label="Soft label (hard-label ranking)", elem_id="soft-label-chart"),
+            "values": gr.HTML(values_html(None), elem_id="soft-label-table"),
+            "families_plot": gr.Plot(label="EBC vs AU family scores", elem_id="family-chart"),
+        }
+
+
+def _connect_events(gr, page: dict[str, Any], analyse, render) -> None:
+    """Upload, face mode, sample pick, face choice and hard label → analyse and/or render, in one queue."""
+    state, source = gr.State(None), gr.State(None)  # the faces' scores; the file analysed last
+    outputs = [page["summary"], page["chart"], page["values"], page["families_plot"]]
+    analysed = [state, page["shown"], page["choice"], page["found"], page["message"]]
+    shown_face = [state, page["choice"], page["hard"]]
+    # one queue: the last request wins. Inputs reach the functions unprocessed (``preprocess=False``): the
+    # sample image is not opened by Gradio, nor a choice checked, so analyse/render report what is wrong
+    # in one line instead of Gradio printing a traceback.
+    queue = {"concurrency_id": "analyse", "concurrency_limit": 1, "preprocess": False}
+
+    def analyse_upload_event(payload):  # a new upload is a photo first; "face crop" then re-labels it whole
+        path = _payload_path(payload)
+        return (path, DETECT_FACES, *analyse(path, DETECT_FACES))
+
+    def analyse_sample_event(payload):
+        path = _payload_path(payload)
+        if not path:
+            return (gr.update(),) * (len(analysed) + 2)
+        return (path, WHOLE_IMAGE, *analyse(path, WHOLE_IMAGE))
+
+    upload, mode, sample = page["upload"], page["mode"], page["sample"]
+    upload.upload(analyse_upload_event, inputs=upload, outputs=[source, mode, *analysed], **queue).then(
+        render, inputs=shown_face, outputs=outputs, **queue)
+    mode.input(analyse, inputs=[source, mode], outputs=analysed, **queue).then(
+        render, inputs=shown_face, outputs=outputs, **queue)
+    sample.change(analyse_sample_event, inputs=sample, outputs=[source, mode, *analysed], **queue).then(
+        render, inputs=shown_face, outputs=outputs, **queue)
+    page["choice"].input(render, inputs=shown_face, outputs=outputs, **queue)
+    page["hard"].change(render, inputs=shown_face, outputs=outputs, **queue)
+
+
+def build_app(labeler, examples: Sequence[str | os.PathLike] = (), title: str = TITLE, detector: str = "auto"):
+    """The page for ``labeler`` (a loaded SoftLabeler) as a ``gradio.Blocks``; ``examples``: face crops
+    offered below the upload box (a pick is labelled in the :data:`WHOLE_IMAGE` mode); ``detector``: the face
+    detector (`docs/method.md#face-stage`). :func:`launch_app` serves it (with :func:`theme`)."""
+    gr = _gradio()
+    from affectnetplus_hf.faces import FaceFinder
+
+    finder = FaceFinder(detector, faces="all", processor=labeler.image_processor)
+    analyse, render = _page_handlers(gr, labeler, finder)
     with gr.Blocks(title=title, analytics_enabled=False) as blocks:
-        gr.Markdown(
-            f"# {title}\nUpload a photo (or pick a sample face): its faces are found (the "
-            f"{finder.detector_name} detector, the photo turned upright by its EXIF orientation) and numbered "
-            f"from the left; the soft-labeler ({families} members) gives the chosen face's soft label over "
-            "the 8 emotions. Choose a hard label to see its rank and the subset the face would fall in."
-        )
+        gr.Markdown(_introduction(title, finder.detector_name, labeler))
         with gr.Row():
-            with gr.Column(scale=2):
-                with gr.Column(elem_id="face-input"):  # the button's file input lies next to it, in here
-                    upload = gr.UploadButton("Upload a photo", file_count="single", type="filepath",
-                                             variant="primary", elem_id="upload-button")
-                mode = gr.Radio(choices=list(FACE_MODES), value=DETECT_FACES, label="Faces", elem_id="face-mode")
-                shown = gr.Image(label="Faces found", type="pil", interactive=False, height=300,
-                                 elem_id="faces-image")
-                choice = gr.Radio(choices=[], value=None, label="Face", visible=False, elem_id="face-choice")
-                found = gr.HTML(faces_html(None), elem_id="faces-list")
-                hard = gr.Dropdown(choices=[TOP_EMOTION, *EMOTIONS], value=TOP_EMOTION, label="Hard label",
-                                   elem_id="hard-label")
-                sample = gr.Image(type="filepath", visible=False, elem_id="sample-input")
-                if examples:
-                    gr.Examples(examples=[[path] for path in examples], inputs=[sample],
-                                label="Faces from the synthetic sample (face crops, labelled whole)",
-                                examples_per_page=len(examples), elem_id="sample-faces")
-            with gr.Column(scale=3):
-                message = gr.HTML(message_html(None), elem_id="message")
-                summary = gr.HTML(summary_html(None), elem_id="summary")
-                chart = gr.Plot(label="Soft label (hard-label ranking)", elem_id="soft-label-chart")
-                values = gr.HTML(values_html(None), elem_id="soft-label-table")
-                families_plot = gr.Plot(label="EBC vs AU family scores", elem_id="family-chart")
-        state, source = gr.State(None), gr.State(None)  # the faces' scores; the file analysed last
-        outputs = [summary, chart, values, families_plot]
-        analysed = [state, shown, choice, found, message]
-        # one queue: the last request wins. Inputs reach the functions unprocessed (``preprocess=False``): the
-        # sample image is not opened by Gradio, nor a choice checked, so analyse/render report what is wrong
-        # in one line instead of Gradio printing a traceback.
-        queue = {"concurrency_id": "analyse", "concurrency_limit": 1, "preprocess": False}
-
-        def analyse_upload_event(payload):  # a new upload is a photo first; "face crop" then re-labels it whole
-            path = _payload_path(payload)
-            return (path, DETECT_FACES, *analyse(path, DETECT_FACES))
-
-        def analyse_sample_event(payload):
-            path = _payload_path(payload)
-            if not path:
-                return (gr.update(),) * (len(analysed) + 2)
-            return (path, WHOLE_IMAGE, *analyse(path, WHOLE_IMAGE))
-
-        upload.upload(analyse_upload_event, inputs=upload, outputs=[source, mode, *analysed], **queue).then(
-            render, inputs=[state, choice, hard], outputs=outputs, **queue)
-        mode.input(analyse, inputs=[source, mode], outputs=analysed, **queue).then(
-            render, inputs=[state, choice, hard], outputs=outputs, **queue)
-        sample.change(analyse_sample_event, inputs=sample, outputs=[source, mode, *analysed], **queue).then(
-            render, inputs=[state, choice, hard], outputs=outputs, **queue)
-        choice.input(render, inputs=[state, choice, hard], outputs=outputs, **queue)
-        hard.change(render, inputs=[state, choice, hard], outputs=outputs, **queue)
+            page = _input_column(gr, [os.fspath(path) for path in examples])
+            page.update(_result_column(gr))
+        _connect_events(gr, page, analyse, render)
     return blocks
 
 

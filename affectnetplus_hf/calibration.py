@@ -1,28 +1,22 @@
-"""Calibrated soft labels: the families' scores mapped onto annotators' vote distributions.
+"""Calibrated soft labels: the families' scores mapped onto annotators' vote distributions
+(``docs/method.md#calibration``).
 
-The paper's soft label (Eq. 14) is a vector of independent confidence-weighted scores; it is not meant
-to be a distribution and, on real faces, it is high on several emotions at once. The calibrated soft
-label (``docs/method.md#calibration``) is a distribution fitted to people:
+The paper's soft label (Eq. 14) is a vector of independent scores, not a distribution. The calibrated
+soft label is one, fitted to people by log-linear pooling of the families' scores ``ŝ_f`` normalised to
+sum 1 (``ebc``: Eq. 5, ``au``: Eq. 13, ``dist``: the distribution family's mean probability)::
 
-.. math::
+    z_e = Σ_f w_f log(ŝ_f,e + ε) + b_e,    soft_label_calibrated = softmax(z)
 
-    z_e = \\sum_f w_f \\log(\\hat s_{f,e} + \\varepsilon) + b_e, \\qquad
-    \\text{soft\\_label\\_calibrated} = \\operatorname{softmax}(z)
-
-where ``ŝ_f`` is family ``f``'s score (``ebc``: Eq. 5, ``au``: Eq. 13, ``dist``: the distribution
-family's mean probability) normalised to sum 1, ``w_f >= 0`` one inverse temperature per family
-(log-linear pooling: a family the data do not support gets a weight near 0) and ``b`` a per-emotion
-prior shift. For each emotion the map is monotone in that emotion's scores. The parameters are fitted
-on a multi-annotated split (never the training images) with L-BFGS in float64 — deterministic on CPU —
-by minimising the mean KL divergence between the vote distributions and the calibrated labels
-(``objective="kl"``) or, starting from that fit, a smooth version of the W-MAE of Eq. 15
-(``objective="w_mae"``: ``|x|`` replaced by ``sqrt(x² + δ²) − δ``, δ = 1e-3).
+:func:`fit_calibration` fits ``w_f >= 0`` and ``b`` with L-BFGS in float64 (deterministic on CPU) on a
+multi-annotated split, minimising the mean KL(votes ‖ calibrated) (``objective="kl"``) or, starting from
+that fit, a smooth W-MAE (``objective="w_mae"``: ``|x|`` → ``sqrt(x² + δ²) − δ``, δ = 1e-3);
+:func:`apply_calibration` applies a fit.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,6 +68,71 @@ def apply_calibration(scores: Mapping[str, Any], calibration: Mapping[str, Any])
     return _softmax(np.tensordot(weights, logs, axes=1) + bias)
 
 
+def _checked_arguments(scores: Mapping[str, Any], reference: Any, inputs: Sequence[str] | None,
+                       objective: str) -> tuple[list[str], np.ndarray]:
+    """``(inputs, reference as float64)`` of :func:`fit_calibration`, checked."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    inputs = list(inputs) if inputs is not None else [f for f, v in scores.items() if v is not None]
+    if not inputs:
+        raise ValueError("fit_calibration needs the scores of at least one family")
+    reference = np.asarray(reference, dtype=np.float64)
+    if reference.ndim != 2 or reference.shape[1] != NUM_EMOTIONS:
+        raise ValueError(f"reference must be (N, {NUM_EMOTIONS}) vote distributions, got shape {reference.shape}")
+    return inputs, reference
+
+
+def _voted_rows(reference: np.ndarray, n_scores: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(keep, target)``: the rows of ``reference`` with votes and their vote distributions (summing to 1)."""
+    if n_scores != reference.shape[0]:
+        raise ValueError(f"scores have {n_scores} rows but the reference has {reference.shape[0]}; expected equal")
+    totals = reference.sum(axis=1)
+    keep = np.isfinite(totals) & (totals > 0)
+    if not keep.any():
+        raise ValueError("the reference has no row with votes; calibration needs vote distributions")
+    if (~keep).any():
+        logger.info("calibration: %d of %d rows have no votes and are left out", int((~keep).sum()), len(keep))
+    return keep, reference[keep] / totals[keep, None]
+
+
+def _objectives(theta, bias, x, target) -> dict[str, Callable[[], Any]]:
+    """The losses of the pooled map ``softmax(Σ_f softplus(theta_f) x_f + bias)`` against ``target``:
+    ``"kl"`` (mean KL(target ‖ map)) and ``"w_mae"`` (the smooth W-MAE of the module docstring)."""
+    import torch
+
+    rank_weights = torch.from_numpy(ground_truth_weights(target.numpy()))
+
+    def log_p() -> torch.Tensor:
+        z = torch.einsum("f,fne->ne", torch.nn.functional.softplus(theta), x) + bias
+        return torch.log_softmax(z, dim=1)
+
+    def kl() -> torch.Tensor:
+        return (target * (torch.log(target.clamp_min(1e-300)) - log_p())).sum(dim=1).mean()
+
+    def smooth_w_mae() -> torch.Tensor:
+        diff = target - log_p().exp()
+        smooth = torch.sqrt(diff * diff + _SMOOTH_ABS_DELTA ** 2) - _SMOOTH_ABS_DELTA
+        return ((rank_weights * smooth).sum(dim=1) / rank_weights.sum(dim=1)).mean()
+
+    return {"kl": kl, "w_mae": smooth_w_mae}
+
+
+def _minimise(parameters: list, loss_fn, max_iter: int) -> None:
+    """Minimise ``loss_fn()`` over ``parameters`` in place with L-BFGS (strong Wolfe line search)."""
+    import torch
+
+    optimizer = torch.optim.LBFGS(parameters, lr=1.0, max_iter=max_iter, tolerance_grad=1e-10,
+                                  tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+
+
 def fit_calibration(
     scores: Mapping[str, Any],
     reference: Any,
@@ -96,58 +155,19 @@ def fit_calibration(
     """
     import torch
 
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    inputs = list(inputs) if inputs is not None else [f for f, v in scores.items() if v is not None]
-    if not inputs:
-        raise ValueError("fit_calibration needs the scores of at least one family")
-    reference = np.asarray(reference, dtype=np.float64)
-    if reference.ndim != 2 or reference.shape[1] != NUM_EMOTIONS:
-        raise ValueError(f"reference must be (N, {NUM_EMOTIONS}) vote distributions, got shape {reference.shape}")
+    inputs, reference = _checked_arguments(scores, reference, inputs, objective)
     logs = _log_inputs(scores, inputs, eps)
-    if logs.shape[1] != reference.shape[0]:
-        raise ValueError(f"scores have {logs.shape[1]} rows but the reference has {reference.shape[0]}; expected equal")
-    totals = reference.sum(axis=1)
-    keep = np.isfinite(totals) & (totals > 0)
-    if not keep.any():
-        raise ValueError("the reference has no row with votes; calibration needs vote distributions")
-    if (~keep).any():
-        logger.info("calibration: %d of %d rows have no votes and are left out", int((~keep).sum()), len(keep))
-    target = torch.from_numpy(reference[keep] / totals[keep, None])
-    rank_weights = torch.from_numpy(ground_truth_weights(target.numpy()))
-    x = torch.from_numpy(logs[:, keep])
-
+    keep, target = _voted_rows(reference, logs.shape[1])
     start = np.log(np.expm1(1.0 / len(inputs)))  # softplus^-1(1/F): the geometric mean of the families
     theta = torch.full((len(inputs),), float(start), dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(NUM_EMOTIONS, dtype=torch.float64, requires_grad=True)
-
-    def log_p() -> torch.Tensor:
-        z = torch.einsum("f,fne->ne", torch.nn.functional.softplus(theta), x) + bias
-        return torch.log_softmax(z, dim=1)
-
-    def kl() -> torch.Tensor:
-        return (target * (torch.log(target.clamp_min(1e-300)) - log_p())).sum(dim=1).mean()
-
-    def smooth_w_mae() -> torch.Tensor:
-        diff = target - log_p().exp()
-        smooth = torch.sqrt(diff * diff + _SMOOTH_ABS_DELTA ** 2) - _SMOOTH_ABS_DELTA
-        return ((rank_weights * smooth).sum(dim=1) / rank_weights.sum(dim=1)).mean()
-
+    losses = _objectives(theta, bias, torch.from_numpy(logs[:, keep]), torch.from_numpy(target))
     with torch.no_grad():
-        kl_before = float(kl())
-    for loss_fn in ([kl] if objective == "kl" else [kl, smooth_w_mae]):
-        optimizer = torch.optim.LBFGS([theta, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-10,
-                                      tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
-
-        def closure(loss_fn=loss_fn) -> torch.Tensor:
-            optimizer.zero_grad()
-            loss = loss_fn()
-            loss.backward()
-            return loss
-
-        optimizer.step(closure)
+        kl_before = float(losses["kl"]())
+    for name in (["kl"] if objective == "kl" else ["kl", "w_mae"]):  # the W-MAE fit starts from the KL fit
+        _minimise([theta, bias], losses[name], max_iter)
     with torch.no_grad():
-        kl_after = float(kl())
+        kl_after = float(losses["kl"]())
         weights = torch.nn.functional.softplus(theta).numpy().astype(np.float64)
         shift = bias.numpy().astype(np.float64)
     shift = shift - shift.mean()  # softmax is blind to a common shift: store the centred one

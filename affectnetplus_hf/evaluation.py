@@ -1,27 +1,36 @@
 """Evaluation of the paper's Sec. 4.3 (Tables 8–11, Fig. 5, CED curves).
 
 :func:`evaluate_predictions` is pure bookkeeping over arrays: it scores every model's predictions on
-every subset with the hard-label metrics and the ``evaluate`` modules W-MAE / W-FR / W-AUC (Eq. 15,
-``docs/method.md#metrics``), draws the figures, has the tables written
-(:mod:`affectnetplus_hf.reports.evaluation`) and returns the numbers.
+every subset with the hard-label metrics and W-MAE / W-FR / W-AUC (Eq. 15, ``docs/method.md#metrics``,
+as the package's ``evaluate`` modules compute them: :func:`soft_metrics`), draws the figures, has the
+tables written (:mod:`affectnetplus_hf.reports.evaluation`) and returns the numbers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
-from affectnetplus_hf.metrics import module_path
-from affectnetplus_hf.metrics.functional import DEFAULT_EPSILON, hard_label_metrics, weighted_errors
+from affectnetplus_hf.metrics.functional import (
+    DEFAULT_EPSILON,
+    ced_auc,
+    check_soft_label_options,
+    check_soft_labels,
+    failure_rate,
+    hard_label_metrics,
+    mean_error,
+    weighted_errors,
+)
 from affectnetplus_hf.plots import plot_ced_curves, plot_confusion_matrix
-from affectnetplus_hf.reports.evaluation import ground_truth_markdown, write_evaluation_tables
-from affectnetplus_hf.sources.ferplus import TARGET_MODES as FERPLUS_KINDS  # FER+'s training modes
+from affectnetplus_hf.reports.evaluation import EVALUATION_TABLES, ground_truth_markdown, write_evaluation_tables
+from affectnetplus_hf.sources.ferplus import FERPLUS_KINDS  # FER+'s training modes
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +48,8 @@ class EvaluationData:
     """What the predictions are scored against (one row per image of the evaluation split).
 
     ``soft_labels`` are the reference soft labels (AffectNet+'s); ``true_soft_labels`` the synthetic
-    sample's ground truth when known. The soft labels must be finite and in [0, 1]; ``image_ids`` (one per
-    row, optional) name the images in that refusal.
+    sample's ground truth when known. Both must be finite and in [0, 1]; ``image_ids`` (one per row,
+    optional) name the images in that refusal.
     """
 
     hard_labels: np.ndarray
@@ -56,28 +65,19 @@ class EvaluationData:
         n = self.hard_labels.shape[0]
         if n == 0:
             raise ValueError("evaluation data is empty: no images to score")
-        if self.soft_labels.shape != (n, NUM_EMOTIONS):
-            raise ValueError(f"soft_labels must have shape ({n}, 8), got {self.soft_labels.shape}")
         if self.image_ids is not None and len(self.image_ids) != n:
             raise ValueError(f"image_ids must have {n} entries, got {len(self.image_ids)}")
-        with np.errstate(invalid="ignore"):
-            bad = np.flatnonzero(~np.all(np.isfinite(self.soft_labels) & (self.soft_labels >= 0) & (self.soft_labels <= 1),
-                                         axis=1))
-        if len(bad):
-            row = int(bad[0])
-            name = f" (image {self.image_ids[row]!r})" if self.image_ids is not None else ""
-            more = f" and {len(bad) - 1} more row(s)" if len(bad) > 1 else ""
-            raise ValueError(f"soft_labels row {row}{name}{more}: not finite values in [0, 1] "
-                             f"({self.soft_labels[row].tolist()})")
+        self.soft_labels = check_soft_labels(self.soft_labels, "soft_labels", n_rows=n, row_names=self.image_ids,
+                                             clip_hint=False)
         if self.subsets.shape != (n,):
             raise ValueError(f"subsets must have {n} entries, got shape {self.subsets.shape}")
         unknown = sorted(set(self.subsets.tolist()) - set(SUBSETS))
         if unknown:
             raise ValueError(f"subsets must be among {SUBSETS}, found {unknown}")
         if self.true_soft_labels is not None:
-            self.true_soft_labels = np.asarray(self.true_soft_labels, dtype=np.float32)
-            if self.true_soft_labels.shape != (n, NUM_EMOTIONS):
-                raise ValueError(f"true_soft_labels must have shape ({n}, 8), got {self.true_soft_labels.shape}")
+            self.true_soft_labels = check_soft_labels(np.asarray(self.true_soft_labels, dtype=np.float32),
+                                                      "true_soft_labels", n_rows=n, row_names=self.image_ids,
+                                                      clip_hint=False)
 
     def mask(self, group: str) -> np.ndarray:
         return np.ones(len(self.hard_labels), dtype=bool) if group == "all" else self.subsets == group
@@ -101,20 +101,94 @@ class ModelPredictions:
         self.scores = np.asarray(self.scores, dtype=np.float32)
 
 
-def _load_soft_modules(epsilon: float):
-    import evaluate
+def _reductions(epsilon: float) -> dict[str, Callable[..., Any]]:
+    """W-MAE, W-FR and W-AUC of precomputed per-sample errors (each also takes ``by=``)."""
+    return {"w_mae": mean_error, "w_fr": partial(failure_rate, epsilon=epsilon),
+            "w_auc": partial(ced_auc, epsilon=epsilon)}
 
-    return {name: evaluate.load(module_path(name), epsilon=epsilon) for name in ("w_mae", "w_fr", "w_auc")}
 
-
-def soft_metrics_with_modules(references, predictions, by=None, epsilon: float = DEFAULT_EPSILON,
-                              modules=None) -> dict[str, Any]:
-    """W-MAE / W-FR / W-AUC from the ``evaluate`` modules (Eq. 15); with ``by``, ``{metric_by: {group: v}}``."""
-    modules = modules or _load_soft_modules(epsilon)
+def soft_metrics(references, predictions, by=None, epsilon: float = DEFAULT_EPSILON) -> dict[str, Any]:
+    """W-MAE / W-FR / W-AUC (Eq. 15) as the ``evaluate`` modules return them: ``{"w_mae", "w_fr", "w_auc"}``,
+    with ``by`` also ``{"<metric>_by": {group: value}}``. The per-sample errors are computed once, from the
+    inputs as float32 (the modules' feature type), and reduced like the modules do, so the numbers are theirs."""
+    errors = weighted_errors(np.asarray(references, dtype=np.float32), np.asarray(predictions, dtype=np.float32))
     result: dict[str, Any] = {}
-    for name, module in modules.items():
-        result.update(module.compute(references=references, predictions=predictions, by=by))
+    for name, reduce in _reductions(epsilon).items():
+        result[name] = reduce(errors)
+        if by is not None:
+            result[f"{name}_by"] = reduce(errors, by=by)
     return result
+
+
+#: Kept for callers of the earlier name (the numbers are the modules'; they are no longer loaded).
+soft_metrics_with_modules = soft_metrics
+
+
+def _check_scores(model: ModelPredictions, n: int) -> None:
+    if model.scores.shape != (n, NUM_EMOTIONS):
+        raise ValueError(f"model {model.name!r}: scores must have shape ({n}, 8), got {model.scores.shape}")
+
+
+def _score_groups(data: EvaluationData, model: ModelPredictions, entry: dict[str, Any],
+                  rows: dict[str, list], epsilon: float) -> None:
+    """Hard-label metrics (and, for :data:`SOFT_SCORED_KINDS`, the soft-label ones) of ``model`` on every
+    group of :data:`EVAL_GROUPS` with images, into ``entry`` and the table rows."""
+    predicted = model.scores.argmax(axis=1)
+    for group in EVAL_GROUPS:
+        mask = data.mask(group)
+        if not mask.any():
+            continue
+        row = hard_label_metrics(data.hard_labels[mask], predicted[mask])
+        entry["hard"][group] = row
+        rows["hard_label_metrics.md"].append([model.name, model.kind, model.trained_on, group, int(mask.sum()),
+                                              row["accuracy"], row["average_accuracy"], row["macro_f1"]])
+        if model.kind in SOFT_SCORED_KINDS:
+            soft = soft_metrics(data.soft_labels[mask], np.clip(model.scores[mask], 0, 1), epsilon=epsilon)
+            entry["soft"][group] = soft
+            rows["soft_label_metrics.md"].append([model.name, model.kind, model.trained_on, group,
+                                                  int(mask.sum()), soft["w_mae"], soft["w_fr"], soft["w_auc"]])
+
+
+def _confusion_figures(model: ModelPredictions, entry: dict[str, Any], output: Path) -> list[Path]:
+    """The confusion matrix of every group (Fig. 5), for a model trained on all images."""
+    if model.trained_on != "all":
+        return []
+    paths = []
+    for group in EVAL_GROUPS:
+        if group in entry["hard"]:
+            path = output / "figures" / f"confusion_{model.name}_{group}.png"
+            plot_confusion_matrix(entry["hard"][group]["confusion_matrix"], path, title=f"{model.name} on {group}")
+            paths.append(path)
+    return paths
+
+
+def _score_by_emotion(data: EvaluationData, model: ModelPredictions, entry: dict[str, Any], rows: dict[str, list],
+                      epsilon: float, output: Path) -> Path:
+    """Soft-label metrics per emotion of the hard label (Table 11) and the CED curves of ``e_k`` per group,
+    from one computation of the errors; returns the figure's path."""
+    clipped = np.clip(model.scores, 0, 1)
+    errors = weighted_errors(data.soft_labels, clipped)
+    names = [EMOTIONS[h] for h in data.hard_labels]
+    per_emotion = {name: reduce(errors, by=names) for name, reduce in _reductions(epsilon).items()}
+    entry["soft_by_emotion"] = per_emotion
+    for emotion in EMOTIONS:
+        if emotion in per_emotion["w_mae"]:
+            rows["soft_label_metrics_by_emotion.md"].append(
+                [model.name, model.kind, model.trained_on, emotion, *(per_emotion[m][emotion] for m in per_emotion)])
+    path = output / "figures" / f"ced_{model.name}.png"
+    plot_ced_curves({g: errors[data.mask(g)] for g in EVAL_GROUPS if data.mask(g).any()}, path,
+                    epsilon=epsilon, title=f"CED of e_k, {model.name}")
+    return path
+
+
+def _ground_truth_scores(data: EvaluationData, epsilon: float) -> dict[str, Any]:
+    """The synthetic sample's soft labels, and one-hot hard labels, against its true soft labels, per subset."""
+    one_hot = np.eye(NUM_EMOTIONS, dtype=np.float32)[data.hard_labels]
+    by = list(data.subsets)
+    return {
+        "soft_labels_vs_truth": soft_metrics(data.true_soft_labels, data.soft_labels, by=by, epsilon=epsilon),
+        "one_hot_hard_labels_vs_truth": soft_metrics(data.true_soft_labels, one_hot, by=by, epsilon=epsilon),
+    }
 
 
 def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions], output_dir,
@@ -126,67 +200,24 @@ def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions
     Barsoum et al. 2016; :data:`SOFT_SCORED_KINDS`): W-MAE, W-FR, W-AUC per subset (Table 10) and per
     emotion of the hard label (Table 11), with CED curves of e_k.
     """
+    check_soft_label_options(epsilon=epsilon)
     output = Path(output_dir)
-    modules = _load_soft_modules(epsilon)
     results: dict[str, Any] = {"epsilon": epsilon, "n_images": int(len(data.hard_labels)),
                                "subset_sizes": {g: int(data.mask(g).sum()) for g in EVAL_GROUPS}, "models": {}}
-    hard_rows, soft_rows, emotion_rows, figures = [], [], [], []
+    rows: dict[str, list] = {name: [] for name in EVALUATION_TABLES}
+    figures: list[Path] = []
     for model in models:
-        n = len(data.hard_labels)
-        if model.scores.shape != (n, NUM_EMOTIONS):
-            raise ValueError(f"model {model.name!r}: scores must have shape ({n}, 8), got {model.scores.shape}")
-        predicted = model.scores.argmax(axis=1)
+        _check_scores(model, len(data.hard_labels))
         entry: dict[str, Any] = {"kind": model.kind, "trained_on": model.trained_on, "hard": {}, "soft": {}}
-        for group in EVAL_GROUPS:
-            mask = data.mask(group)
-            if not mask.any():
-                continue
-            row = hard_label_metrics(data.hard_labels[mask], predicted[mask])
-            entry["hard"][group] = row
-            hard_rows.append([model.name, model.kind, model.trained_on, group, int(mask.sum()), row["accuracy"],
-                              row["average_accuracy"], row["macro_f1"]])
-            if model.kind in SOFT_SCORED_KINDS:
-                soft = soft_metrics_with_modules(data.soft_labels[mask], np.clip(model.scores[mask], 0, 1),
-                                                 modules=modules)
-                entry["soft"][group] = soft
-                soft_rows.append([model.name, model.kind, model.trained_on, group, int(mask.sum()), soft["w_mae"],
-                                  soft["w_fr"], soft["w_auc"]])
-        if model.trained_on == "all":
-            for group in EVAL_GROUPS:
-                if group in entry["hard"]:
-                    path = output / "figures" / f"confusion_{model.name}_{group}.png"
-                    plot_confusion_matrix(entry["hard"][group]["confusion_matrix"], path,
-                                          title=f"{model.name} on {group}")
-                    figures.append(path)
+        _score_groups(data, model, entry, rows, epsilon)
+        figures += _confusion_figures(model, entry, output)
         if model.kind in SOFT_SCORED_KINDS:
-            clipped = np.clip(model.scores, 0, 1)
-            per_emotion = soft_metrics_with_modules(data.soft_labels, clipped,
-                                                    by=[EMOTIONS[h] for h in data.hard_labels], modules=modules)
-            entry["soft_by_emotion"] = {m: per_emotion[f"{m}_by"] for m in ("w_mae", "w_fr", "w_auc")}
-            for emotion in EMOTIONS:
-                if emotion in per_emotion["w_mae_by"]:
-                    emotion_rows.append([model.name, model.kind, model.trained_on, emotion,
-                                         per_emotion["w_mae_by"][emotion], per_emotion["w_fr_by"][emotion],
-                                         per_emotion["w_auc_by"][emotion]])
-            errors = weighted_errors(data.soft_labels, clipped)
-            path = output / "figures" / f"ced_{model.name}.png"
-            plot_ced_curves({g: errors[data.mask(g)] for g in EVAL_GROUPS if data.mask(g).any()}, path,
-                            epsilon=epsilon, title=f"CED of e_k, {model.name}")
-            figures.append(path)
+            figures.append(_score_by_emotion(data, model, entry, rows, epsilon, output))
         results["models"][model.name] = entry
-
     if data.true_soft_labels is not None:
-        one_hot = np.eye(NUM_EMOTIONS, dtype=np.float32)[data.hard_labels]
-        results["synthetic_ground_truth"] = {
-            "soft_labels_vs_truth": soft_metrics_with_modules(data.true_soft_labels, data.soft_labels,
-                                                              by=list(data.subsets), modules=modules),
-            "one_hot_hard_labels_vs_truth": soft_metrics_with_modules(data.true_soft_labels, one_hot,
-                                                                      by=list(data.subsets), modules=modules),
-        }
-
+        results["synthetic_ground_truth"] = _ground_truth_scores(data, epsilon)
     tables = output / "tables"
-    paths = write_evaluation_tables(tables, {"hard_label_metrics.md": hard_rows, "soft_label_metrics.md": soft_rows,
-                                             "soft_label_metrics_by_emotion.md": emotion_rows}, results)
+    paths = write_evaluation_tables(tables, rows, results)
     results["figures"] = [str(p) for p in figures]
     results["tables"] = paths
     logger.info("evaluated %d models on %d images; tables in %s", len(models), len(data.hard_labels), tables)
@@ -201,5 +232,6 @@ __all__ = [
     "SOFT_SCORED_KINDS",
     "evaluate_predictions",
     "ground_truth_markdown",
+    "soft_metrics",
     "soft_metrics_with_modules",
 ]

@@ -109,8 +109,8 @@ def test_build_app_makes_blocks(assets):
     blocks = build_app(assets["labeler"], assets["faces"])
     assert isinstance(blocks, gr.Blocks)
     ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
-    assert {"face-input", "upload-button", "face-mode", "faces-image", "face-choice", "faces-list", "message", "hard-label",
-            "soft-label-chart", "soft-label-table", "family-chart"} <= ids
+    assert {"face-input", "upload-button", "face-mode", "faces-image", "face-choice", "faces-list", "message",
+            "hard-label", "soft-label-chart", "soft-label-table", "family-chart"} <= ids
 
 
 # ---------------------------------------------------------------------------------------------- CLI and Space
@@ -168,7 +168,8 @@ def test_space_calls_the_same_launcher(assets, monkeypatch):
     assert "sdk: gradio" in header and "app_file: app.py" in header
     # the Space installs the package's own dependencies
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
-    dependencies = re.findall(r'"([^"]+)"', re.search(r"^dependencies = \[(.*?)^\]", pyproject, re.MULTILINE | re.DOTALL)[1])
+    listed = re.search(r"^dependencies = \[(.*?)^\]", pyproject, re.MULTILINE | re.DOTALL)[1]
+    dependencies = re.findall(r'"([^"]+)"', listed)
     wanted = {re.split(r"[<>=!~\[ ;]", dep)[0].lower() for dep in dependencies}
     assert "torch" in wanted and len(wanted) > 5
     lines = (REPO / "spaces" / "requirements.txt").read_text(encoding="utf-8").splitlines()
@@ -186,7 +187,8 @@ def _browser_or_skip():
     if importlib.util.find_spec("gradio") is None:
         missing.append("the gradio package")
     if missing:
-        reason = f"browser test needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install -e '.[dev,app]')"
+        reason = (f"browser test needs {', '.join(missing)} (apt-get install chromium chromium-driver; "
+                  "pip install -e '.[dev,app]')")
         if IN_CI:
             pytest.fail(reason)
         pytest.skip(reason)
@@ -291,7 +293,8 @@ def _upload(driver, wait, path) -> None:
 def _click_face(driver, wait, number: int) -> None:
     from selenium.webdriver.common.by import By
 
-    wait.until(lambda d: d.find_element(By.XPATH, f'//*[@id="face-choice"]//label[normalize-space()="face {number}"]')).click()
+    face_label = f'//*[@id="face-choice"]//label[normalize-space()="face {number}"]'
+    wait.until(lambda d: d.find_element(By.XPATH, face_label)).click()
 
 
 @pytest.mark.slow
@@ -392,7 +395,7 @@ def test_page_in_headless_chromium_shows_labeler_predict(assets, tmp_path, face_
     assert len(problems) == 1 and "WARNING" in problems[0] and "Traceback" not in text, text[-3000:]
 
 
-# ---------------------------------------------------------------------------------------------- stopping and page errors
+# ------------------------------------------------------------------------------------------ stopping and page errors
 
 
 def test_sigterm_cleans_up_as_ctrl_c(assets, tmp_path):

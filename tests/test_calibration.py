@@ -77,7 +77,8 @@ def test_calibrated_label_is_monotone_in_each_emotions_score():
     for e in range(8):
         higher = base.copy()
         higher[0, e] = 0.4
-        assert apply_calibration({"dist": higher}, calibration)[0, e] > apply_calibration({"dist": base}, calibration)[0, e]
+        raised = apply_calibration({"dist": higher}, calibration)[0, e]
+        assert raised > apply_calibration({"dist": base}, calibration)[0, e]
 
 
 def test_rows_without_votes_are_left_out_and_bad_input_is_named():
@@ -241,10 +242,10 @@ def test_calibrated_column_end_to_end(tmp_path):
     for row in rows:
         calibrated = np.asarray(row["soft_label_calibrated"])
         assert calibrated.sum() == pytest.approx(1.0, abs=1e-5)
-        expected = apply_calibration({"ebc": np.asarray([row["soft_label_ebc"]]), "au": np.asarray([row["soft_label_au"]]),
-                                      "dist": np.asarray([row["soft_label_dist"]])}, CALIBRATION)[0]
+        family_scores = {f: np.asarray([row[f"soft_label_{f}"]]) for f in ("ebc", "au", "dist")}
+        expected = apply_calibration(family_scores, CALIBRATION)[0]
         np.testing.assert_allclose(calibrated, expected, atol=1e-4)
-        np.testing.assert_allclose(row["soft_label"], 0.5 * (np.asarray(row["soft_label_ebc"]) + np.asarray(row["soft_label_au"])),
+        np.testing.assert_allclose(row["soft_label"], 0.5 * (family_scores["ebc"][0] + family_scores["au"][0]),
                                    atol=1e-6)
     card = (tmp_path / "ds" / "README.md").read_text()
     assert "soft_label_calibrated" in card and "Quality against people" in card

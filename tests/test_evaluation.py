@@ -33,14 +33,15 @@ def test_evaluate_predictions_tables_match_functions(tmp_path):
         metric_functions.accuracy(data.hard_labels[easy], hard_scores[easy].argmax(1)))
     assert results["models"]["soft_all"]["soft"]["all"]["w_mae"] == pytest.approx(
         metric_functions.w_mae(data.soft_labels, soft_scores), rel=1e-5)
+    difficult = data.subsets == "difficult"
     assert results["models"]["soft_all"]["soft"]["difficult"]["w_fr"] == pytest.approx(
-        metric_functions.w_fr(data.soft_labels[data.subsets == "difficult"], soft_scores[data.subsets == "difficult"]), rel=1e-5)
+        metric_functions.w_fr(data.soft_labels[difficult], soft_scores[difficult]), rel=1e-5)
     by_emotion = results["models"]["soft_all"]["soft_by_emotion"]["w_auc"]
     names = [evaluation.EMOTIONS[h] for h in data.hard_labels]
     assert by_emotion == pytest.approx(metric_functions.w_auc(data.soft_labels, soft_scores, by=names), rel=1e-5)
     truth = results["synthetic_ground_truth"]
-    assert truth["soft_labels_vs_truth"]["w_mae"] == pytest.approx(metric_functions.w_mae(data.true_soft_labels, data.soft_labels),
-                                                                   rel=1e-5)
+    assert truth["soft_labels_vs_truth"]["w_mae"] == pytest.approx(
+        metric_functions.w_mae(data.true_soft_labels, data.soft_labels), rel=1e-5)
     assert "AffectNet+ soft labels" in evaluation.ground_truth_markdown(results)
     saved = json.loads((tmp_path / "tables" / "evaluation.json").read_text())
     assert saved["n_images"] == 40
@@ -63,15 +64,51 @@ def test_bad_inputs(tmp_path):
     data = _data(n=5, with_truth=False)
     with pytest.raises(ValueError, match=r"model 'm': scores must have shape \(5, 8\)"):
         evaluation.evaluate_predictions(data, [evaluation.ModelPredictions("m", "soft", np.zeros((4, 8)))], tmp_path)
+    with pytest.raises(ValueError, match="epsilon must be a finite number"):  # checked before anything is written
+        evaluation.evaluate_predictions(data, [evaluation.ModelPredictions("m", "hard", np.zeros((5, 8)))], tmp_path,
+                                        epsilon=-1.0)
+    assert not any(tmp_path.iterdir())
 
 
 def test_soft_labels_must_be_finite_probabilities_and_the_image_is_named():
     soft = np.full((3, 8), 0.1, dtype=np.float32)
     soft[1, 2] = np.nan
-    with pytest.raises(ValueError, match=r"soft_labels row 1 \(image 'b'\).*not finite values in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"soft_labels has NaN or infinite values at row 1 \(row 1, image 'b': "):
         evaluation.EvaluationData([0, 1, 2], soft, ["easy"] * 3, image_ids=["a", "b", "c"])
     soft[1, 2] = 1.5
-    with pytest.raises(ValueError, match=r"soft_labels row 1:"):
+    with pytest.raises(ValueError, match=r"soft_labels has values outside \[0, 1\] at row 1 \(row 1: ") as refused:
         evaluation.EvaluationData([0, 1, 2], soft, ["easy"] * 3)
+    assert "clip=True" not in str(refused.value)  # the class has no such option
+    truth = np.full((3, 8), 0.1, dtype=np.float32)
+    truth[2, 0] = -0.5
+    with pytest.raises(ValueError, match=r"true_soft_labels has values outside \[0, 1\] at row 2 \(row 2, image 'c'"):
+        evaluation.EvaluationData([0, 1, 2], np.zeros((3, 8)), ["easy"] * 3, truth, image_ids=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"true_soft_labels must have shape \(3, 8\)"):
+        evaluation.EvaluationData([0, 1, 2], np.zeros((3, 8)), ["easy"] * 3, np.zeros((2, 8)))
     with pytest.raises(ValueError, match="image_ids must have 3 entries"):
         evaluation.EvaluationData([0, 1, 2], np.zeros((3, 8)), ["easy"] * 3, image_ids=["a"])
+
+
+@pytest.mark.slow
+def test_soft_metrics_are_the_evaluate_modules_numbers():
+    """One pass over the errors gives exactly what the three ``evaluate`` modules return (their float32
+    inputs, their reductions), overall and per group."""
+    import evaluate
+
+    from affectnetplus_hf.metrics import module_path
+
+    rng = np.random.default_rng(4)
+    references = rng.dirichlet(np.ones(8), 60)  # float64, as the baselines' vote distributions
+    predictions = rng.random((60, 8)).astype(np.float32)
+    groups = np.array(["easy", "challenging", "difficult"])[rng.integers(0, 3, 60)].tolist()
+    expected = {}
+    for name in ("w_mae", "w_fr", "w_auc"):
+        module = evaluate.load(module_path(name), epsilon=0.25)
+        expected.update(module.compute(references=references, predictions=predictions, by=groups))
+    assert evaluation.soft_metrics(references, predictions, by=groups, epsilon=0.25) == expected
+    assert list(evaluation.soft_metrics(references, predictions, by=groups, epsilon=0.25)) == list(expected)
+    assert evaluation.soft_metrics(references, predictions) == {
+        "w_mae": metric_functions.w_mae(references.astype(np.float32), predictions),
+        "w_fr": metric_functions.w_fr(references.astype(np.float32), predictions),
+        "w_auc": metric_functions.w_auc(references.astype(np.float32), predictions),
+    }

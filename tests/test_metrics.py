@@ -1,4 +1,5 @@
-"""Soft- and hard-label metrics (`docs/method.md#metrics`): hand-worked examples, properties, agreement with a per-sample loop, bad input."""
+"""Soft- and hard-label metrics (`docs/method.md#metrics`): hand-worked examples, properties, agreement with a
+per-sample loop, bad input."""
 
 from __future__ import annotations
 
@@ -161,6 +162,16 @@ def test_reductions_of_precomputed_errors():
     assert ced_auc(errors, 0.3) == pytest.approx(100 * (2 / 3) / 3)
     assert ced_auc([0.0, 0.0], 0.3) == 100.0
     assert ced_auc([0.5], 0.3) == 0.0
+
+
+def test_reductions_of_precomputed_errors_by_group_are_the_metrics_by_group():
+    rng = np.random.default_rng(7)
+    refs, preds = rng.random((50, 8)), rng.random((50, 8))
+    groups = np.array(["easy", "challenging", "difficult"])[rng.integers(0, 3, 50)]
+    errors = weighted_errors(refs, preds)
+    assert mean_error(errors, by=groups) == w_mae(refs, preds, by=groups)  # exactly: the same reduction
+    assert failure_rate(errors, 0.2, by=groups) == w_fr(refs, preds, epsilon=0.2, by=groups)
+    assert ced_auc(errors, 0.2, by=groups) == w_auc(refs, preds, epsilon=0.2, by=groups)
 
 
 def test_ced_curve_steps_and_exact_area():
@@ -428,6 +439,27 @@ def test_clip_option():
     np.testing.assert_array_equal(clipped, weighted_errors(np.clip(refs, 0, 1), np.clip(preds, 0, 1)))
     checked_refs, _ = validate_soft_labels(refs, preds, clip=True)
     assert checked_refs.max() == 1.0
+
+
+def test_check_soft_labels_one_array():
+    good = GOOD.astype(np.float32)
+    assert functional.check_soft_labels(good) is good  # valid float32 passes through, uncopied
+    assert functional.check_soft_labels(GOOD.tolist()).dtype == np.float64
+    with pytest.raises(ValueError, match=r"soft_labels must have shape \(4, 8\) .* got shape \(3, 8\)"):
+        functional.check_soft_labels(GOOD, n_rows=4)
+    with pytest.raises(ValueError, match=r"labels must have shape \(3, 8\) .* got shape \(3, 7\)"):
+        functional.check_soft_labels(GOOD[:, :7], "labels", n_rows=3)
+    bad = with_value(with_value(GOOD, (1, 0), 1.5), (2, 0), 2.0)
+    with pytest.raises(ValueError, match=r"soft_labels has values outside \[0, 1\] at rows 1, 2 "
+                                         r"\(row 1, image 'b': \[1\.5, .*clip=True"):
+        functional.check_soft_labels(bad, row_names=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"expected soft-label scores in \[0, 1\]$"):
+        functional.check_soft_labels(bad, clip_hint=False)
+    assert functional.check_soft_labels(bad, clip=True).max() == 1.0
+    with pytest.raises(ValueError, match="NaN or infinite values at row 0"):
+        functional.check_soft_labels(with_value(GOOD, (0, 3), np.inf), clip=True)
+    with pytest.raises(ValueError, match="n_classes must be a positive integer"):
+        functional.check_soft_labels(GOOD, n_classes=True)
 
 
 @pytest.mark.parametrize(

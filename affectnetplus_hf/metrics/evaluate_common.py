@@ -1,19 +1,15 @@
 """What the three ``evaluate`` modules (``w_mae``, ``w_fr``, ``w_auc``) share: card text, features, options.
 
-Each module script (``metrics/<name>/<name>.py``) holds only its ``_info`` (description and doctest
-examples, through :meth:`SoftLabelMetric.metric_info`) and a ``_compute`` that hands its function of
-:mod:`affectnetplus_hf.metrics.functional` to :meth:`SoftLabelMetric.compute_metric`. ``evaluate.load``
-copies a script into its module cache and imports it from there, so the scripts import this module by
-its absolute, installed name, and *as a module* (``import affectnetplus_hf.metrics.evaluate_common as
-common``): ``evaluate`` takes the first ``EvaluationModule`` subclass found in the script's namespace as
+Each module script (``metrics/<name>/<name>.py``) holds only its ``_info`` and a ``_compute`` that hands its
+function of :mod:`affectnetplus_hf.metrics.functional` to :meth:`SoftLabelMetric.compute_metric`.
+``evaluate.load`` copies a script into its module cache and imports it from there, so the scripts import this
+module by its absolute, installed name, and *as a module* (``import affectnetplus_hf.metrics.evaluate_common
+as common``): ``evaluate`` takes the first ``EvaluationModule`` subclass found in the script's namespace as
 the metric, and a base class imported by name would shadow the real one.
 
-Options (`docs/method.md#metrics`) can be given when loading — ``evaluate.load(path, epsilon=0.2,
-ties="average")`` sets the defaults of that instance — and per call — ``compute(..., epsilon=0.2)``,
-which wins. Every module accepts every option (``w_mae`` checks ``epsilon`` but has no use for it), so
-``evaluate.combine([...]).compute(epsilon=...)`` passes the same options to all three; to use different
-ε for W-FR and W-AUC in one combination, load the modules with their own ``epsilon`` and call
-``compute`` without it.
+Options (`docs/method.md#metrics`) given when loading — ``evaluate.load(path, epsilon=0.2)`` — are that
+instance's defaults; options given to ``compute`` win. Every module accepts every option, so
+``evaluate.combine([...]).compute(epsilon=...)`` passes the same options to all three.
 """
 
 from __future__ import annotations
@@ -84,9 +80,7 @@ class SoftLabelMetric(evaluate.Metric):
         n_classes: int = NUM_EMOTIONS,
         **kwargs: Any,
     ) -> None:
-        if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
-            raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
-        self.n_classes = int(n_classes)  # read by _info, which evaluate.Metric.__init__ calls
+        self.n_classes = metric_functions.check_n_classes(n_classes)  # read by _info (evaluate.Metric.__init__)
         self.default_options = metric_functions.check_soft_label_options(
             normalize=normalize, ties=ties, epsilon=epsilon, clip=clip
         )

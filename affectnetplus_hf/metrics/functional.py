@@ -1,29 +1,17 @@
 """Soft-label and hard-label metrics as plain, vectorised numpy functions (paper Sec. 4.3, Eq. 15;
 `docs/method.md#metrics`).
 
-Soft-label metrics compare a ground-truth soft label ``SL_k`` (``references``, shape ``(N, 8)``) with a
-prediction ``ŜL_k`` (``predictions``, same shape), columns in label-space order (`docs/method.md#label-space`):
+Soft-label metrics compare ground-truth soft labels ``SL_k`` (``references``, shape ``(N, 8)``, columns in
+label-space order, `docs/method.md#label-space`) with predictions ``ŜL_k`` (``predictions``, same shape): the
+per-sample weighted error ``e_k`` of :func:`weighted_errors` (weights ``1 / rank`` of the **ground truth**;
+options ``ties`` and ``normalize``) reduced to W-MAE, W-FR and W-AUC, all in percent. Hard-label metrics
+(paper Tables 8/9): accuracy, average accuracy, per-class precision / recall / F1 (percent) and the confusion
+matrix (counts).
 
-* weights ``w_k^i = 1 / rank_k^i``, rank 1 = the largest element of the **ground truth**. Ties:
-  ``ties="ordinal"`` ([choice]) ranks tied elements by emotion index (lower index first, like a stable
-  sort); ``ties="average"`` ([option]) gives tied elements the mean of their ordinal ranks (as
-  ``scipy.stats.rankdata(method="average")``) and the weight ``1 / mean rank``.
-* per-sample weighted error ``e_k``: ``normalize=True`` ([choice]) is the weighted mean
-  ``Σ_i w_k^i |SL_k^i − ŜL_k^i| / Σ_i w_k^i`` (always in [0, 1]); ``normalize=False`` ([option]) is the
-  paper's printed Eq. 15 form ``(1/n) Σ_i w_k^i |·|``.
-* ``W-MAE = 100 · mean_k e_k``; ``W-FR = 100 · mean_k [e_k > ε]`` (ε = 0.3); ``W-AUC`` = the area under
-  the cumulative error distribution (CED) of ``e_k`` on ``[0, ε]`` divided by ε, in percent. All three
-  are percentages, as in the paper's tables.
-
-Hard-label metrics (paper Tables 8/9): accuracy, average accuracy (mean per-class recall), per-class
-precision / recall / F1, confusion matrix — also in percent (the confusion matrix holds counts).
-
-Every function accepts ``by=``: one group key per sample (hard-label emotion names, subset names, ...);
-the result is then one value (or one row) per group, in a dict that JSON and :class:`MetricTable`
-(Markdown) write directly.
-
-Bad input raises :class:`ValueError` naming the argument, what was found (shape, row index, value) and
-what was expected. Nothing is dropped silently.
+Every metric accepts ``by=``: one group key per sample; the result is then one value (or one row) per
+group, in a dict that JSON and :class:`MetricTable` (Markdown) write directly. Bad input raises
+``ValueError`` naming the argument, what was found (shape, row index, value) and what was expected
+(:func:`check_soft_labels` is the one check of a soft-label array). Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -46,7 +34,9 @@ __all__ = [
     "average_accuracy",
     "ced_auc",
     "ced_curve",
+    "check_n_classes",
     "check_soft_label_options",
+    "check_soft_labels",
     "confusion_matrix",
     "crowd_agreement",
     "second_panel_check",
@@ -121,8 +111,16 @@ def check_soft_label_options(
     }
 
 
-def _as_soft_label_array(value: Any, name: str, n_classes: int) -> np.ndarray:
-    """``value`` as a float32/float64 ``(N, n_classes)`` array (float32 stays float32; other input -> float64)."""
+def check_n_classes(n_classes: Any) -> int:
+    """``n_classes`` as an ``int``; ``ValueError`` unless it is a positive integer (``True`` is not one)."""
+    if isinstance(n_classes, (bool, np.bool_)) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
+        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    return int(n_classes)
+
+
+def _as_soft_label_array(value: Any, name: str, n_classes: int, n_rows: int | None = None) -> np.ndarray:
+    """``value`` as a float32/float64 ``(N, n_classes)`` array, ``N = n_rows`` when given (float32 stays
+    float32; other input -> float64)."""
     if isinstance(value, np.ndarray) and value.dtype in (np.float32, np.float64):
         array = value
     else:
@@ -133,10 +131,10 @@ def _as_soft_label_array(value: Any, name: str, n_classes: int) -> np.ndarray:
                 f"{name} must be a numeric array of shape (N, {n_classes}) (rows of {n_classes} soft-label "
                 f"values), could not convert it: {error}"
             ) from None
-    if array.ndim != 2:
+    if array.ndim != 2 or (n_rows is not None and array.shape != (n_rows, n_classes)):
         raise ValueError(
-            f"{name} must have shape (N, {n_classes}) (one row of {n_classes} emotion scores per sample), "
-            f"got shape {array.shape}"
+            f"{name} must have shape ({'N' if n_rows is None else n_rows}, {n_classes}) (one row of {n_classes} "
+            f"emotion scores per sample), got shape {array.shape}"
         )
     if array.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {array.shape}); at least one sample is needed")
@@ -147,26 +145,48 @@ def _as_soft_label_array(value: Any, name: str, n_classes: int) -> np.ndarray:
     return array
 
 
-def _check_unit_interval(array: np.ndarray, name: str, clip: bool) -> np.ndarray:
+def _check_unit_interval(array: np.ndarray, name: str, clip: bool, row_names: Sequence[Any] | None = None,
+                         clip_hint: bool = True) -> np.ndarray:
+    """``array`` when every value is finite and in [0, 1]; clipped to [0, 1] with ``clip`` (NaN/inf always
+    raise). A refusal names the rows, the first one's values and, with ``row_names``, its name."""
     low, high = array.min(), array.max()  # NaN propagates, so one pass finds every problem
     if low >= 0 and high <= 1:
         return array
     finite = np.isfinite(array)
     if not finite.all():
         rows = np.flatnonzero(~finite.all(axis=1))
-        row = int(rows[0])
-        raise ValueError(
-            f"{name} has NaN or infinite values at {_format_rows(rows)} "
-            f"(row {row}: {array[row].tolist()}); expected finite values in [0, 1]"
-        )
-    if clip:
+        problem, expected = "NaN or infinite values", "finite values in [0, 1]"
+    elif clip:
         return np.clip(array, 0.0, 1.0)
-    rows = np.flatnonzero(((array < 0) | (array > 1)).any(axis=1))
+    else:
+        rows = np.flatnonzero(((array < 0) | (array > 1)).any(axis=1))
+        problem, expected = "values outside [0, 1]", "soft-label scores in [0, 1]"
+        expected += " (pass clip=True to clip them)" if clip_hint else ""
     row = int(rows[0])
-    raise ValueError(
-        f"{name} has values outside [0, 1] at {_format_rows(rows)} (row {row}: {array[row].tolist()}); "
-        "expected soft-label scores in [0, 1] (pass clip=True to clip them)"
-    )
+    named = "" if row_names is None else f", image {row_names[row]!r}"
+    raise ValueError(f"{name} has {problem} at {_format_rows(rows)} (row {row}{named}: {array[row].tolist()}); "
+                     f"expected {expected}")
+
+
+def check_soft_labels(
+    values: Any,
+    name: str = "soft_labels",
+    *,
+    n_rows: int | None = None,
+    n_classes: int = NUM_EMOTIONS,
+    clip: bool = False,
+    row_names: Sequence[Any] | None = None,
+    clip_hint: bool = True,
+) -> np.ndarray:
+    """``values`` checked as soft labels: a ``(N, n_classes)`` array (``N = n_rows`` when given, else N >= 1)
+    of finite values in [0, 1]; ``clip=True`` clips values outside [0, 1] instead (NaN/inf always raise).
+
+    float32 input stays float32, anything else becomes float64. The ``ValueError`` names ``name``, the rows
+    and the first bad row's values — and its image, ``row_names[row]``, when given; ``clip_hint=False``
+    leaves out the "pass clip=True" advice where the caller has no such option.
+    """
+    array = _as_soft_label_array(values, name, check_n_classes(n_classes), n_rows)
+    return _check_unit_interval(array, name, _check_bool(clip, "clip"), row_names, clip_hint)
 
 
 def validate_soft_labels(
@@ -183,11 +203,10 @@ def validate_soft_labels(
     metrics are exact enough in float32 and twice as fast); anything else becomes float64. If the two
     dtypes differ, both become float64.
     """
-    if isinstance(n_classes, (bool, np.bool_)) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
-        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    n_classes = check_n_classes(n_classes)
     clip = _check_bool(clip, "clip")
-    refs = _as_soft_label_array(references, "references", int(n_classes))
-    preds = _as_soft_label_array(predictions, "predictions", int(n_classes))
+    refs = _as_soft_label_array(references, "references", n_classes)
+    preds = _as_soft_label_array(predictions, "predictions", n_classes)
     if refs.shape != preds.shape:
         raise ValueError(
             f"references and predictions must have the same shape, got references {refs.shape} and "
@@ -367,26 +386,28 @@ def _as_errors(errors: Any) -> np.ndarray:
     return array
 
 
-def mean_error(errors: Any) -> float:
-    """``100 · mean(e_k)`` — W-MAE from precomputed per-sample errors."""
-    return _percent(_as_errors(errors))
+def mean_error(errors: Any, *, by: Any = None) -> float | dict:
+    """``100 · mean(e_k)`` — W-MAE from precomputed per-sample errors (with ``by``, ``{group: W-MAE}``)."""
+    return _percent(_as_errors(errors), by)
 
 
-def failure_rate(errors: Any, epsilon: float = DEFAULT_EPSILON) -> float:
-    """``100 · mean([e_k > ε])`` — W-FR from precomputed per-sample errors (strictly greater fails)."""
+def failure_rate(errors: Any, epsilon: float = DEFAULT_EPSILON, *, by: Any = None) -> float | dict:
+    """``100 · mean([e_k > ε])`` — W-FR from precomputed per-sample errors (strictly greater fails; with
+    ``by``, ``{group: W-FR}``)."""
     epsilon = _check_epsilon(epsilon, allow_zero=True)
-    return _percent(_failure_terms(_as_errors(errors), epsilon))
+    return _percent(_failure_terms(_as_errors(errors), epsilon), by)
 
 
-def ced_auc(errors: Any, epsilon: float = DEFAULT_EPSILON) -> float:
-    """Area under the cumulative error distribution on ``[0, ε]`` divided by ε, in percent (W-AUC).
+def ced_auc(errors: Any, epsilon: float = DEFAULT_EPSILON, *, by: Any = None) -> float | dict:
+    """Area under the cumulative error distribution on ``[0, ε]`` divided by ε, in percent (W-AUC; with
+    ``by``, ``{group: W-AUC}``).
 
     With ``CED(x) = #{k : e_k ≤ x} / N``, ``∫_0^ε CED(x) dx = (1/N) Σ_k max(0, ε − e_k)`` exactly (each
     error contributes a unit step at ``e_k``), so ``W-AUC = 100 · mean_k max(0, 1 − e_k / ε)``: the exact
     area, no integration grid. 100 means every error is 0; 0 means none is below ε.
     """
     epsilon = _check_epsilon(epsilon, allow_zero=False)
-    return _percent(_auc_terms(_as_errors(errors), epsilon))
+    return _percent(_auc_terms(_as_errors(errors), epsilon), by)
 
 
 def ced_curve(errors: Any, epsilon: float | None = DEFAULT_EPSILON) -> tuple[np.ndarray, np.ndarray]:
@@ -434,7 +455,8 @@ def _group_order(keys: list) -> list:
 
 
 def _group_indices(by: Any, n_rows: int) -> tuple[list, np.ndarray]:
-    """``(groups, codes)``: the distinct keys of ``by`` (ordered by :func:`_group_order`) and each row's group index."""
+    """``(groups, codes)``: the distinct keys of ``by`` (ordered by :func:`_group_order`) and each row's group
+    index."""
     import pandas as pd  # hash-based factorisation: ~10x faster than sorting 1 M strings
 
     try:
@@ -483,7 +505,8 @@ class MetricTable(dict):
         """``{group: value}`` of one metric."""
         return {group: row[metric] for group, row in self.items() if metric in row}
 
-    def to_markdown(self, columns: Sequence[str] | None = None, *, digits: int = 2, group_header: str = "group") -> str:
+    def to_markdown(self, columns: Sequence[str] | None = None, *, digits: int = 2,
+                    group_header: str = "group") -> str:
         """A GitHub Markdown table, one row per group; floats with ``digits`` decimals."""
         columns = list(columns) if columns is not None else self.columns()
         lines = ["| " + " | ".join([group_header, *columns]) + " |", "|" + "---|" * (len(columns) + 1)]
@@ -642,13 +665,15 @@ def crowd_agreement(
     prediction = normalize_rows(predictions, "predictions", n_classes)
     if reference.shape != prediction.shape:
         raise ValueError(f"references {reference.shape} and predictions {prediction.shape} must have equal shapes")
-    row = _soft_row(weighted_errors(reference, prediction, n_classes=n_classes), _check_epsilon(epsilon, allow_zero=False))
+    epsilon = _check_epsilon(epsilon, allow_zero=False)
+    row = _soft_row(weighted_errors(reference, prediction, n_classes=n_classes), epsilon)
     voted = reference > 0
     if np.any(voted & (prediction <= 0)):
         kl = None
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(voted, reference * np.log(np.where(voted, reference / np.where(voted, prediction, 1.0), 1.0)), 0.0)
+            ratio = np.where(voted, reference / np.where(voted, prediction, 1.0), 1.0)
+            terms = np.where(voted, reference * np.log(ratio), 0.0)
         kl = float(terms.sum(axis=1).mean())
     top = prediction.argmax(axis=1)
     hits = reference[np.arange(len(top)), top] >= reference.max(axis=1)
@@ -705,8 +730,36 @@ def _check_labels(labels: Sequence | None) -> tuple:
     return labels
 
 
+def _codes_of_names(array: np.ndarray, name: str, labels: tuple) -> np.ndarray:
+    """Class indices ``(N,)`` int64 of an object/string array of class names (plain integers pass through)."""
+    position = {label: i for i, label in enumerate(labels)}
+    try:
+        uniques, inverse = np.unique(array, return_inverse=True)
+        values, rows_of = uniques.tolist(), np.asarray(inverse).reshape(-1)
+    except TypeError:  # mixed, unorderable values: one at a time
+        values, rows_of = array.tolist(), np.arange(array.shape[0])
+    mapped = np.empty(len(values), dtype=np.int64)
+    for i, value in enumerate(values):
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            mapped[i] = value
+        elif isinstance(value, Hashable) and value in position:
+            mapped[i] = position[value]
+        else:
+            mapped[i] = np.iinfo(np.int64).min
+    codes = mapped[rows_of]
+    unknown = np.flatnonzero(codes == np.iinfo(np.int64).min)
+    if unknown.size:
+        row = int(unknown[0])
+        raise ValueError(
+            f"{name} has unknown labels at {_format_rows(unknown)} (row {row}: {array[row]!r}); "
+            f"expected one of {list(labels)} or an integer code 0..{len(labels) - 1}"
+        )
+    return codes
+
+
 def _as_label_indices(values: Any, name: str, labels: tuple, *, allow_scores: bool) -> np.ndarray:
-    """Class indices ``(N,)`` int64 from integer codes 0..C-1, class names, or (predictions only) ``(N, C)`` scores."""
+    """Class indices ``(N,)`` int64 from integer codes 0..C-1, class names, or (predictions only) ``(N, C)``
+    scores."""
     n_classes = len(labels)
     array = np.asarray(values) if not isinstance(values, np.ndarray) else values
     if allow_scores and array.ndim == 2:
@@ -736,28 +789,7 @@ def _as_label_indices(values: Any, name: str, labels: tuple, *, allow_scores: bo
             )
         codes = array.astype(np.int64)
     else:
-        position = {label: i for i, label in enumerate(labels)}
-        try:
-            uniques, inverse = np.unique(array, return_inverse=True)
-            values, rows_of = uniques.tolist(), np.asarray(inverse).reshape(-1)
-        except TypeError:  # mixed, unorderable values: one at a time
-            values, rows_of = array.tolist(), np.arange(array.shape[0])
-        mapped = np.empty(len(values), dtype=np.int64)
-        for i, value in enumerate(values):
-            if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-                mapped[i] = value
-            elif isinstance(value, Hashable) and value in position:
-                mapped[i] = position[value]
-            else:
-                mapped[i] = np.iinfo(np.int64).min
-        codes = mapped[rows_of]
-        unknown = np.flatnonzero(codes == np.iinfo(np.int64).min)
-        if unknown.size:
-            row = int(unknown[0])
-            raise ValueError(
-                f"{name} has unknown labels at {_format_rows(unknown)} (row {row}: {array[row]!r}); "
-                f"expected one of {list(labels)} or an integer code 0..{n_classes - 1}"
-            )
+        codes = _codes_of_names(array, name, labels)
     out_of_range = (codes < 0) | (codes >= n_classes)
     if out_of_range.any():
         rows = np.flatnonzero(out_of_range)

@@ -130,7 +130,8 @@ def baselines_report(results: Mapping[str, Any], dataset_dir, manifest: Mapping[
                       "on their softmax."]
         lines += [""]
     lines += ["## Hard-label metrics (paper Tables 8–9)", "", (tables / "hard_label_metrics.md").read_text(), "",
-              "## Soft-label metrics per subset (paper Table 10)", "", (tables / "soft_label_metrics.md").read_text(), "",
+              "## Soft-label metrics per subset (paper Table 10)", "",
+              (tables / "soft_label_metrics.md").read_text(), "",
               "## Soft-label metrics per emotion (paper Table 11)", "",
               (tables / "soft_label_metrics_by_emotion.md").read_text(), ""]
     figures = results.get("figures", [])

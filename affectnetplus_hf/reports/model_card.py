@@ -5,6 +5,8 @@ packaged as ``affectnetplus_hf/templates/model_cards/``); placeholders are ``{na
 :func:`render_soft_labeler_card` / :func:`render_baseline_card` from a finished run: backbones, data and
 its license (:mod:`affectnetplus_hf.reports.licenses`), hyper-parameters, the measured confidence
 scores next to the paper's Table 4 (``docs/method.md#reference-figures``), intended use and limitations.
+The sentences and rows that depend on the run (its families, its baseline kind) are fragments in
+``affectnetplus_hf/templates/model_card_parts/``, filled the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ class _Defaulting(dict):
 def render(template: str, values: dict[str, Any]) -> str:
     """Fill ``{name}`` placeholders (unknown ones are marked, never an error)."""
     return string.Formatter().vformat(template, (), _Defaulting(values))
+
+
+def _part(name: str, **values: Any) -> str:
+    """Card fragment ``name`` (``affectnetplus_hf/templates/model_card_parts/NAME.md``) filled by :func:`render`,
+    without its file's final newline."""
+    path = f"model_card_parts/{name}.md"
+    text = read_template(template_candidates(path, f"affectnetplus_hf/templates/{path}"), f"model card part {name!r}")
+    return render(text.removesuffix("\n"), values)
 
 
 def _data_info(data: str | None) -> tuple[str, str, str, str]:
@@ -108,6 +118,73 @@ def cs_comparison_table(confidences: dict[str, dict[str, Any]], cs_mode: str, eb
     return markdown_table(header, rows).rstrip("\n")
 
 
+def _member_rows(config, families: tuple[str, ...]) -> str:
+    """The rows of the card's members table, one per family."""
+    rows = []
+    if "ebc" in families:
+        rows.append(_part("soft_labeler_member_ebc", config=config, n_members=8 * len(config.ebc_backbones),
+                          backbones=", ".join(f"`{b}`" for b in config.ebc_backbones)))
+    if "au" in families:
+        rows.append(_part("soft_labeler_member_au", config=config))
+    if "dist" in families:
+        rows.append(_part("soft_labeler_member_dist", config=config, averaged=_averaged(config)))
+    return "\n".join(rows)
+
+
+def _split_table(split_report: dict[str, Any]) -> str:
+    """Images, unanimous images, test-MAS images and the lowest agreement used, per emotion."""
+    per_emotion = split_report.get("per_emotion", {})
+    rows = []
+    for emotion in EMOTIONS:
+        row = per_emotion.get(emotion, {})
+        low = row.get("lowest_agreement_used")
+        rows.append([emotion, row.get("n_images", "?"), row.get("n_unanimous", "?"), row.get("n_test", "?"),
+                     "-" if low is None else float(low)])
+    header = ["emotion", "images", "unanimous", "test-MAS", "lowest agreement used"]
+    return markdown_table(header, rows).rstrip("\n")
+
+
+def _family_sentence(config, families: tuple[str, ...], paper: tuple[str, ...]) -> str:
+    """What the soft label is made of: the paper's families (Eq. 14) and/or the distribution family."""
+    members_word = "member" if int(config.dist_members or 0) == 1 else "members"
+    if not paper:
+        return _part("soft_labeler_families_dist", config=config, members_word=members_word)
+    n_members = (8 * len(config.ebc_backbones) if "ebc" in families else 0) + (8 if "au" in families else 0)
+    sentence = _part(f"soft_labeler_families_{'_'.join(paper)}", n_members=n_members)
+    if "dist" in families:
+        sentence += " " + _part("soft_labeler_families_also_dist", config=config, members_word=members_word)
+    return sentence
+
+
+def _training_paragraph(config, families: tuple[str, ...], paper: tuple[str, ...]) -> str:
+    """How the members were trained: the one-vs-rest sets, the AU loss, the distribution members."""
+    training = []
+    if paper:
+        negatives = "negatives re-drawn every epoch" if config.redraw_negatives else "negatives drawn once"
+        training.append(_part("soft_labeler_training_sampling", config=config, negatives=negatives,
+                              augmentation=_augmentation(config)))
+    if "au" in families:
+        training.append(_part("soft_labeler_training_au", config=config))
+    if "dist" in families:
+        augmentation = _augmentation(dataclasses.replace(config, translate=float(config.dist_translate or 0)))
+        training.append(_part("soft_labeler_training_dist", config=config, augmentation=augmentation,
+                              test_time_views=_test_time_views(config)))
+    return " ".join(training)
+
+
+def _limitations(config, data_kind: str, bad_images: list[str] | None) -> str:
+    """The card's limitations, one Markdown bullet each."""
+    limitations = [_part("soft_labeler_limitation_noisy_scores")]
+    if config.preset == "tiny":
+        limitations.append(_part("soft_labeler_limitation_tiny"))
+    if data_kind == "synthetic":
+        limitations.append(_part("soft_labeler_limitation_synthetic"))
+    if bad_images:
+        limitations.append(_part("soft_labeler_limitation_bad_images", n_bad=len(bad_images),
+                                 first_bad=bad_images[:10]))
+    return "\n".join(f"- {line}" for line in limitations)
+
+
 def render_soft_labeler_card(
     config,
     families,
@@ -121,95 +198,20 @@ def render_soft_labeler_card(
 ) -> str:
     """The ``README.md`` of a soft-labeler trained by :func:`affectnetplus_hf.training.train_soft_labeler`."""
     families = tuple(families)
-    data_name, data_kind, data_license, model_license = _data_info(config.data)
-    rows = []
-    if "ebc" in families:
-        rows.append(
-            f"| EBC (`docs/method.md#ebc-scores`) | {', '.join(f'`{b}`' for b in config.ebc_backbones)} | {8 * len(config.ebc_backbones)} "
-            f"binary | Adam lr {config.ebc_learning_rate}, betas ({config.adam_beta1}, {config.adam_beta2}), weight "
-            f"decay {config.ebc_weight_decay} | {config.ebc_epochs} | {config.ebc_batch_size} | "
-            f"{config.image_size}x{config.image_size} |"
-        )
-    if "au" in families:
-        rows.append(
-            f"| AU (`docs/method.md#au-scores`) | `{config.au_backbone}` | 8 binary + 21-AU heads | Adam lr {config.au_learning_rate}, "
-            f"betas ({config.adam_beta1}, {config.adam_beta2}), weight decay {config.au_weight_decay} | "
-            f"{config.au_epochs} | {config.au_batch_size} | {config.image_size}x{config.image_size} |"
-        )
-    if "dist" in families:
-        rows.append(
-            f"| distribution (`docs/method.md#distribution-family`) | `{config.dist_backbone}` | {config.dist_members} "
-            f"× 8-way softmax on vote distributions{_averaged(config)} | Adam lr "
-            f"{config.dist_learning_rate}, weight decay {config.dist_weight_decay} | {config.dist_epochs} | "
-            f"{config.dist_batch_size} | {config.image_size}x{config.image_size} |"
-        )
-    per_emotion = split_report.get("per_emotion", {})
-    split_rows = []
-    for emotion in EMOTIONS:
-        row = per_emotion.get(emotion, {})
-        low = row.get("lowest_agreement_used")
-        split_rows.append([emotion, row.get("n_images", "?"), row.get("n_unanimous", "?"), row.get("n_test", "?"),
-                           "-" if low is None else float(low)])
-    split_table = markdown_table(["emotion", "images", "unanimous", "test-MAS", "lowest agreement used"],
-                                 split_rows).rstrip("\n")
-    n_members = (8 * len(config.ebc_backbones) if "ebc" in families else 0) + (8 if "au" in families else 0)
     paper = tuple(f for f in ("ebc", "au") if f in families)
-    family_sentence = {
-        ("ebc", "au"): f"the ensemble of binary classifiers (EBC, Eqs. 4–5) and the AU-based classifiers (Eqs. 7–13), "
-                       f"{n_members} members, combined by Eq. 14 (`sl_i = ½ (SC_EB + SC_AU)`).",
-        ("ebc",): f"the ensemble of binary classifiers (EBC, Eqs. 4–5) alone, {n_members} members; the soft label is "
-                  "SC_EB (no halving).",
-        ("au",): "the AU-based classifiers (Eqs. 7–13) alone, 8 members; the soft label is SC_AU (no halving).",
-        (): "",
-    }[paper]
-    members_word = "member" if int(config.dist_members or 0) == 1 else "members"
-    if not paper:
-        family_sentence = (f"the vote-distribution family alone ({config.dist_members} {members_word}); the soft "
-                           "label is its mean probability (no Eq. 14 without the paper's families).")
-    elif "dist" in families:
-        family_sentence += (f" Also {config.dist_members} {members_word} trained on the annotators' vote "
-                            "distributions (`dist_scores`, not part of Eq. 14).")
-    soft_label_sentence = ("Each value `sl_i` of the soft label is an independent score in [0, 1] (Eq. 14), not a "
-                           "probability distribution." if paper else "The soft label sums to 1.")
-    training = []
-    if paper:
-        training.append(
-            f"One-vs-rest training sets (`docs/method.md#sampling`; negatives: 20 % uniform, 80 % by AU overlap with "
-            f"the positive emotion, `neg_ratio` = {config.neg_ratio}, overlap table `{config.overlap}`, "
-            f"{'negatives re-drawn every epoch' if config.redraw_negatives else 'negatives drawn once'}). "
-            f"Augmentation: {_augmentation(config)}.")
-    if "au" in families:
-        training.append(f"AU classifiers: loss = CE + {config.au_loss_weight} · Eq. 7 (AU score vector `{config.aus}`, "
-                        f"Sim_Neutral = {config.neutral_similarity}).")
-    if "dist" in families:
-        training.append(
-            f"Distribution members: soft-target cross-entropy on the vote distribution of every multi-annotated "
-            f"image outside test-MAS (`{config.dist_target}` targets). Augmentation: "
-            f"{_augmentation(dataclasses.replace(config, translate=float(config.dist_translate or 0)))}"
-            + _test_time_views(config))
-    limitations = [
-        "Confidence scores are measured on a small held-out test-MAS; with few test images per emotion they are noisy.",
-    ]
-    if config.preset == "tiny":
-        limitations.append(
-            "Preset `tiny`: small randomly initialised `test_*` timm backbones at low resolution, a few epochs — a "
-            "demonstration/CI model, not a model for real faces."
-        )
-    if data_kind == "synthetic":
-        limitations.append("Trained on procedurally rendered faces only; it has never seen a photograph.")
-    if bad_images:
-        limitations.append(f"{len(bad_images)} unreadable images were skipped: {bad_images[:10]}.")
-    pretrained = [p for p in (getattr(config, "pretrained", None) or [])]
+    data_name, data_kind, data_license, model_license = _data_info(config.data)
+    pretrained = list(getattr(config, "pretrained", None) or [])
+    comparable = config.preset != "paper" or data_kind != "affectnet"
     values = {
         "model_license": model_license,
         "families_title": " + ".join(f.upper() for f in families),
-        "family_sentence": family_sentence,
+        "family_sentence": _family_sentence(config, families, paper),
         "command": families[0] if families in (("ebc",), ("au",)) else "softlabeler",
         "preset": config.preset,
         "total_time": _duration((timings or {}).get("total_s")),
         "model_dir_name": Path(config.output_dir).name if config.output_dir else "MODEL_DIR",
         "image_size": config.image_size,
-        "members_rows": "\n".join(rows),
+        "members_rows": _member_rows(config, families),
         "pretrained_note": ("initialised from " + ", ".join(pretrained)) if pretrained else "randomly initialised",
         "data_name": data_name,
         "data_kind": data_kind,
@@ -220,17 +222,16 @@ def render_soft_labeler_card(
         "n_test_per_class": split_report.get("params", {}).get("n_test_per_class", "?"),
         "tie": config.tie,
         "n_dropped": split_report.get("n_dropped", 0),
-        "split_table": split_table,
+        "split_table": _split_table(split_report),
         "cs_mode": config.cs_mode,
-        "comparability": "this run's data and models" if config.preset != "paper" or data_kind != "affectnet"
-        else "runs on other MAS data",
-        "cs_table": cs_comparison_table(confidences, config.cs_mode, list(config.ebc_backbones)) if paper else
-        "None: the distribution family has no confidence score (Eq. 3 scores the paper's binary members); its "
-        "members' test-MAS accuracy is below.",
-        "soft_label_sentence": soft_label_sentence,
-        "training_paragraph": " ".join(training),
+        "comparability": "this run's data and models" if comparable else "runs on other MAS data",
+        "cs_table": cs_comparison_table(confidences, config.cs_mode, list(config.ebc_backbones)) if paper
+        else _part("soft_labeler_no_cs_table"),
+        "soft_label_sentence": _part("soft_labeler_soft_label_scores" if paper
+                                     else "soft_labeler_soft_label_distribution"),
+        "training_paragraph": _training_paragraph(config, families, paper),
         "member_tables": tables_markdown,
-        "limitations": "\n".join(f"- {line}" for line in limitations),
+        "limitations": _limitations(config, data_kind, bad_images),
         "crowd_quality": crowd_quality_section(calibration),
     }
     return render(find_template("soft_labeler.md"), values)
@@ -271,7 +272,8 @@ def crowd_quality_section(calibration: dict[str, Any] | None) -> str:
         kl = "–" if row.get("kl") is None else f"{row['kl']:.3f}"
         rows.append([label, float(row["w_mae"]), float(row["w_fr"]), float(row["w_auc"]), kl,
                      f"{row['majority_acc']:.3f}"])
-    lines.append(markdown_table(["output", "W-MAE ↓", "W-FR ↓", "W-AUC ↑", "KL ↓", "majority acc ↑"], rows).rstrip("\n"))
+    header = ["output", "W-MAE ↓", "W-FR ↓", "W-AUC ↑", "KL ↓", "majority acc ↑"]
+    lines.append(markdown_table(header, rows).rstrip("\n"))
     lines.append(_QUALITY_END)
     return "\n".join(lines)
 
@@ -303,61 +305,52 @@ KIND_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+def _baseline_kind_values(config, kind: str, left_out: dict[str, int] | None) -> dict[str, Any]:
+    """The card values that depend on the baseline's kind: title, description, paper figures, imbalance
+    handling and the commands."""
+    hard_fer = ", ".join(f"{k} {v:.2f} %" for k, v in PAPER_TABLE8_HARD_FER_ACC.items()) + " accuracy (Table 8)"
+    commands = {"command": f"affectnetplus train baseline --kind {kind}",
+                "reproduce": "affectnetplus train baseline --config train_config.json"}
+    if kind == "hard":
+        return {"title": "Hard-FER baseline", "description": _part("baseline_hard"), "paper_reference": hard_fer,
+                "balance": config.class_balance, **commands}
+    if kind in FERPLUS_MODE_DESCRIPTIONS:
+        description = _part("baseline_ferplus", kind=kind, loss=FERPLUS_MODE_DESCRIPTIONS[kind])
+        counted = left_out or {}
+        if any(counted.values()):
+            description += " " + _part("baseline_ferplus_left_out", discarded=counted.get("discarded", 0),
+                                       without_votes=counted.get("without_votes", 0))
+        command = f"affectnetplus baseline DATASET_DIR OUT_DIR --kinds {kind}"
+        return {"title": f"FER+ {kind} baseline", "description": description,
+                "paper_reference": "no AffectNet+ paper number for this training mode; Hard-FER (ResNet-50) "
+                                   "reaches " + hard_fer,
+                "balance": "none (FER+ targets, no class weights)",
+                "command": command, "reproduce": f"{command} --config train_config.json"}
+    w_mae = PAPER_TABLE10_SOFT_FER["resnet50"]["w_mae"]
+    return {"title": "Soft-FER baseline", "description": _part("baseline_soft"),
+            "paper_reference": "W-MAE " + ", ".join(f"{k} {v:.2f}" for k, v in w_mae.items()) + " (Table 10)",
+            "balance": "none (soft targets)", **commands}
+
+
 def render_baseline_card(config, kind: str, n_images: int, class_counts, epoch_losses, seconds: float | None,
                          left_out: dict[str, int] | None = None) -> str:
     """The ``README.md`` of a Hard-FER / Soft-FER baseline (paper Sec. 4.3) or of a FER+ training mode
     (``majority``, ``probability``, ``crossentropy``, ``multi_target``; Barsoum et al. 2016), whose
     ``left_out`` counts the images FER+ discards and those without votes."""
     data_name, data_kind, data_license, model_license = _data_info(config.data)
-    command = f"affectnetplus train baseline --kind {kind}"
-    reproduce = "affectnetplus train baseline --config train_config.json"
-    if kind == "hard":
-        title, description = "Hard-FER baseline", (
-            "An 8-way softmax classifier trained with cross-entropy on hard labels (paper Sec. 4.3, "
-            "`docs/method.md#baselines`).")
-        paper = ", ".join(f"{k} {v:.2f} %" for k, v in PAPER_TABLE8_HARD_FER_ACC.items()) + " accuracy (Table 8)"
-        balance = config.class_balance
-    elif kind in FERPLUS_MODE_DESCRIPTIONS:
-        title = f"FER+ {kind} baseline"
-        description = (
-            f"An 8-way softmax classifier trained with FER+'s `{kind}` mode (Barsoum et al. 2016, \"Training deep "
-            "networks for facial expression recognition with crowd-sourced label distribution\"): "
-            f"{FERPLUS_MODE_DESCRIPTIONS[kind]}. Targets come from each image's annotator votes (the dataset's "
-            "`votes` column). Evaluated like Hard-FER (accuracy on its argmax) and, on its softmax, with the "
-            "AffectNet+ soft-label metrics W-MAE / W-FR / W-AUC (paper Sec. 4.3).")
-        counted = left_out or {}
-        if any(counted.values()):
-            description += (f" Left out of training: {counted.get('discarded', 0)} images FER+ discards in this mode "
-                            f"(no majority, too little agreement, or unknown/NF on top) and "
-                            f"{counted.get('without_votes', 0)} without votes.")
-        paper = ("no AffectNet+ paper number for this training mode; Hard-FER (ResNet-50) reaches "
-                 + ", ".join(f"{k} {v:.2f} %" for k, v in PAPER_TABLE8_HARD_FER_ACC.items()) + " accuracy (Table 8)")
-        balance = "none (FER+ targets, no class weights)"
-        command = f"affectnetplus baseline DATASET_DIR OUT_DIR --kinds {kind}"
-        reproduce = f"affectnetplus baseline DATASET_DIR OUT_DIR --kinds {kind} --config train_config.json"
-    else:
-        title, description = "Soft-FER baseline", (
-            "8 sigmoid outputs trained with binary cross-entropy against soft labels; predicts a soft label "
-            "(paper Sec. 4.3, `docs/method.md#baselines`), evaluated with W-MAE / W-FR / W-AUC (Eq. 15, "
-            "`docs/method.md#metrics`).")
-        ref = PAPER_TABLE10_SOFT_FER["resnet50"]
-        paper = "W-MAE " + ", ".join(f"{k} {v:.2f}" for k, v in ref["w_mae"].items()) + " (Table 10)"
-        balance = "none (soft targets)"
     values = {
         "model_license": model_license,
-        "title": title, "description": description, "kind": kind, "preset": config.preset,
+        "kind": kind, "preset": config.preset,
         "total_time": _duration(seconds),
         "model_dir_name": Path(config.output_dir).name if config.output_dir else "MODEL_DIR",
         "backbone": config.backbone, "learning_rate": config.learning_rate, "adam_beta1": config.adam_beta1,
         "adam_beta2": config.adam_beta2, "weight_decay": config.weight_decay, "epochs": config.epochs,
-        "batch_size": config.batch_size, "image_size": config.image_size, "balance": balance,
+        "batch_size": config.batch_size, "image_size": config.image_size,
         "data_name": data_name, "data_kind": data_kind, "data_license": data_license, "n_images": n_images,
         "class_counts": ", ".join(f"{e} {int(c)}" for e, c in zip(EMOTIONS, class_counts)),
         "augmentation": _augmentation(config),
         "epoch_losses": ", ".join(f"{v:.4f}" for v in epoch_losses) or "-",
-        "paper_reference": paper,
-        "command": command,
-        "reproduce": reproduce,
+        **_baseline_kind_values(config, kind, left_out),
     }
     return render(find_template("fer_baseline.md"), values)
 
