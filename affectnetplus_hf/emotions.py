@@ -12,18 +12,6 @@ from typing import Literal
 
 import numpy as np
 
-from affectnetplus_hf.paper import (  # noqa: F401  (re-exported: ``emotions.NAME`` keeps working)
-    NEUTRAL_SIMILARITY,
-    PAPER_AU_BACKBONE,
-    PAPER_EBC_BACKBONES,
-    PAPER_HPARAMS,
-    PAPER_TABLE4_CS,
-    PAPER_TABLE5_TRAIN_SUBSETS,
-    PAPER_TABLE8_HARD_FER_ACC,
-    PAPER_TABLE10_SOFT_FER,
-    PAPER_W_EPSILON,
-)
-
 #: The 8 emotions in label-space order (index = position).
 EMOTIONS: tuple[str, ...] = ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt")
 NUM_EMOTIONS = len(EMOTIONS)

@@ -43,13 +43,10 @@ from transformers import AutoImageProcessor, BaseImageProcessor, BatchFeature
 from affectnetplus_hf.images import (
     BadImageError,
     ImageSource,
-    MissingImageError,
     decode_image,
     describe_source,
     image_identity,
-    load_image,
     open_image,
-    open_record_image,
     read_record_bytes,
 )
 from affectnetplus_hf.models.configuration_affectnetplus import (
@@ -66,8 +63,6 @@ from affectnetplus_hf.records import FaceRecord
 
 logger = logging.getLogger(__name__)
 
-#: ImageNet normalisation (timm's default for the paper backbones), from the model configs.
-IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD = IMAGENET_MEAN, IMAGENET_STD
 DEFAULT_IMAGE_SIZE = 112
 #: Largest square side accepted (pixels): a bigger ``size``/``image_size`` is a broken config, and one
 #: resized face at 100000 px would need tens of GB.
@@ -170,8 +165,8 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
     def __init__(
         self,
         size: int | dict[str, int] | None = None,
-        image_mean: Sequence[float] | None = IMAGENET_DEFAULT_MEAN,
-        image_std: Sequence[float] | None = IMAGENET_DEFAULT_STD,
+        image_mean: Sequence[float] | None = IMAGENET_MEAN,
+        image_std: Sequence[float] | None = IMAGENET_STD,
         do_crop_face: bool = True,
         do_resize: bool = True,
         do_rescale: bool = True,
@@ -185,8 +180,8 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
         kwargs.pop("image_processor_type", None)
         super().__init__(**kwargs)
         self.size = _size_dict(DEFAULT_IMAGE_SIZE if size is None else size)
-        self.image_mean = [float(v) for v in (image_mean if image_mean is not None else IMAGENET_DEFAULT_MEAN)]
-        self.image_std = [float(v) for v in (image_std if image_std is not None else IMAGENET_DEFAULT_STD)]
+        self.image_mean = [float(v) for v in (image_mean if image_mean is not None else IMAGENET_MEAN)]
+        self.image_std = [float(v) for v in (image_std if image_std is not None else IMAGENET_STD)]
         if len(self.image_mean) != 3 or len(self.image_std) != 3:
             raise ValueError(f"image_mean and image_std must have 3 values, got {self.image_mean}, {self.image_std}")
         if any(v <= 0 for v in self.image_std):
@@ -544,17 +539,8 @@ __all__ = [
     "PhotoFaceDataset",
     "collate_photo_faces",
     "make_photo_dataloader",
-    "BadImageError",
     "FaceImageDataset",
-    "IMAGENET_DEFAULT_MEAN",
-    "IMAGENET_DEFAULT_STD",
-    "MissingImageError",
     "clamp_box",
     "collate_faces",
-    "image_identity",
-    "load_image",
     "make_dataloader",
-    "open_image",
-    "open_record_image",
-    "read_record_bytes",
 ]

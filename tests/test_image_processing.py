@@ -12,15 +12,13 @@ import torch
 from PIL import Image
 
 from affectnetplus_hf.image_processing import (
-    IMAGENET_DEFAULT_MEAN,
-    IMAGENET_DEFAULT_STD,
     AffectNetPlusImageProcessor,
-    BadImageError,
     FaceImageDataset,
     clamp_box,
-    load_image,
     make_dataloader,
 )
+from affectnetplus_hf.images import BadImageError, load_image
+from affectnetplus_hf.models.configuration_affectnetplus import IMAGENET_MEAN, IMAGENET_STD
 from affectnetplus_hf.records import FaceRecord
 
 
@@ -128,11 +126,11 @@ def test_clamp_box() -> None:
 def test_normalisation_and_shape() -> None:
     processor = AffectNetPlusImageProcessor(size=16)
     assert processor.size == {"height": 16, "width": 16} and processor.image_size == 16
-    assert processor.image_mean == list(IMAGENET_DEFAULT_MEAN)
+    assert processor.image_mean == list(IMAGENET_MEAN)
     image = np.full((30, 20, 3), (200, 100, 50), dtype=np.uint8)
     out = processor([image, image[:10]])["pixel_values"]
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.shape == (2, 3, 16, 16)
-    expected = (np.array([200, 100, 50]) / 255 - np.array(IMAGENET_DEFAULT_MEAN)) / np.array(IMAGENET_DEFAULT_STD)
+    expected = (np.array([200, 100, 50]) / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
     np.testing.assert_allclose(out[0, :, 5, 7].numpy(), expected, rtol=1e-5)
     as_numpy = processor(image, return_tensors=None)["pixel_values"]
     assert isinstance(as_numpy, np.ndarray) and as_numpy.shape == (1, 3, 16, 16)

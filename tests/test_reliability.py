@@ -117,7 +117,7 @@ def test_ferplus_reader_refuses_names_outside_the_root(tmp_path: Path, name: str
 
 
 def test_symlinks_inside_the_root_are_still_read(tmp_path: Path, affectnet_files) -> None:
-    from affectnetplus_hf.image_processing import load_image
+    from affectnetplus_hf.images import load_image
 
     elsewhere = _png(tmp_path / "elsewhere" / "x.png")
     root = tmp_path / "data"

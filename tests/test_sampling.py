@@ -13,15 +13,13 @@ from hypothesis import strategies as st
 
 from affectnetplus_hf.emotions import EMOTION_TO_INDEX, EMOTIONS, FERPLUS_TO_INDEX, au_overlap, ferplus_votes_to_spec
 from affectnetplus_hf.records import FaceRecord
+from affectnetplus_hf.votes import agreement, is_unanimous, majority_labels
 from affectnetplus_hf.sampling import (
     SPLIT_FILE,
     MASSplit,
     SamplingWarning,
-    agreement,
     all_negative_quotas,
-    is_unanimous,
     largest_remainder,
-    majority_labels,
     mas_arrays,
     negative_quotas,
     select_one_vs_rest,

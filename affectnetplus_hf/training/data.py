@@ -18,11 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from affectnetplus_hf.image_processing import (
-    IMAGENET_DEFAULT_MEAN,
-    IMAGENET_DEFAULT_STD,
-    AffectNetPlusImageProcessor,
-)
+from affectnetplus_hf.image_processing import AffectNetPlusImageProcessor
+from affectnetplus_hf.models.configuration_affectnetplus import IMAGENET_MEAN, IMAGENET_STD
 from affectnetplus_hf.images import BadImageError
 from affectnetplus_hf.records import FaceRecord
 from affectnetplus_hf.training.config import AugmentConfig
@@ -44,7 +41,7 @@ class FacePreprocessor:
     :class:`~affectnetplus_hf.images.BadImageError` naming it.
     """
 
-    def __init__(self, size: int, image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD,
+    def __init__(self, size: int, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD,
                  processor: AffectNetPlusImageProcessor | None = None):
         if processor is None:
             processor = AffectNetPlusImageProcessor(size=int(size), image_mean=list(image_mean),
@@ -98,7 +95,7 @@ def decode_records(
 class SeededAugmenter:
     """Flip, small affine warp and colour jitter of a normalised image, seeded per (seed, epoch, index)."""
 
-    def __init__(self, config: AugmentConfig, image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD, seed: int = 0):
+    def __init__(self, config: AugmentConfig, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, seed: int = 0):
         self.config = config
         self.seed = int(seed)
         self.mean = torch.tensor(image_mean, dtype=torch.float32).view(3, 1, 1)
