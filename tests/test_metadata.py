@@ -1,5 +1,5 @@
-"""Metadata annotators (paper Sec. 3.5.4, docs/method.md#metadata): interface, 28-from-68, pass-through/CSV/synthetic, solvePnP,
-missing-weights errors, optional backends (importorskip)."""
+"""Metadata annotators (paper Sec. 3.5.4, docs/method.md#metadata): interface, 28-from-68,
+pass-through/CSV/synthetic, solvePnP, missing-weights errors, optional backends (importorskip)."""
 
 from __future__ import annotations
 
@@ -292,7 +292,8 @@ def _fake_sample(tmp_path: Path) -> tuple[Path, np.ndarray]:
     (root / "sample_info.json").write_text(json.dumps({"kind": "affectnetplus-synthetic-sample", "version": 1}))
     pts = _points(3)
     lm = ";".join(f"{v:.4f}" for v in pts.reshape(-1))
-    header = "image_id,part,split,Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt,primary,secondary,blend_weight,yaw,pitch,roll,landmarks"
+    header = ("image_id,part,split,Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt,primary,secondary,"
+              "blend_weight,yaw,pitch,roll,landmarks")
     rows = [
         f"Manually_Annotated_Images/1/a.jpg,affectnet,train,1,0,0,0,0,0,0,0,Neutral,,1,10.5,-3,2,{lm}",
         f"multi_annotated/images/m.png,multi_annotated,train,0,1,0,0,0,0,0,0,Happy,,1,-20,5,0,{lm}",
@@ -336,7 +337,9 @@ def test_synthetic_ground_truth_errors(tmp_path):
 def test_euler_round_trip_and_conventions():
     rng = np.random.default_rng(0)
     for yaw, pitch, roll in rng.uniform(-85, 85, size=(50, 3)):
-        np.testing.assert_allclose(rotation_to_euler(euler_to_rotation(yaw, pitch, roll)), (yaw, pitch, roll), atol=1e-7)
+        np.testing.assert_allclose(
+            rotation_to_euler(euler_to_rotation(yaw, pitch, roll)), (yaw, pitch, roll), atol=1e-7
+        )
     face, camera, t = mean_face_68(), camera_matrix(200, 200), np.array([0.0, 0.0, 500.0])
     frontal = project_points(face, np.eye(3), t, camera)
     assert frontal[45, 0] > frontal[36, 0] and frontal[8, 1] > frontal[27, 1]  # subject's left eye on image right
@@ -397,7 +400,9 @@ def test_solvepnp_matches_synthetic_renderer_conventions():
     def estimate(params, pose):
         params.yaw, params.pitch, params.roll = pose
         _, landmarks, _ = render_face(params, image_size=112, supersample=1)
-        return np.array(estimate_head_pose(landmarks, (112, 112), focal_length_factor=10.0, point_indices=POINT_SETS["rigid"]))
+        return np.array(
+            estimate_head_pose(landmarks, (112, 112), focal_length_factor=10.0, point_indices=POINT_SETS["rigid"])
+        )
 
     # same face turned both ways: the difference of the estimates has the sign of the turn (a model
     # mismatch may add a constant offset, e.g. in pitch, which cancels here)
@@ -473,7 +478,8 @@ def test_timm_classifier_end_to_end(tmp_path):
     torch.manual_seed(0)
     model = timm.create_model("resnet10t", pretrained=False, num_classes=2)
     save_file(model.state_dict(), tmp_path / "gender.safetensors")
-    cfg = {"column": "gender", "labels": list(GENDERS), "input_size": [32, 32], "model_name": "resnet10t", "num_classes": 2}
+    cfg = {"column": "gender", "labels": list(GENDERS), "input_size": [32, 32], "model_name": "resnet10t",
+           "num_classes": 2}
     (tmp_path / "gender.json").write_text(json.dumps(cfg))
     records = [
         FaceRecord(f"{i}.png", image_path=str(_png(tmp_path / f"{i}.png", 40, 40 * i)), face_box=(0, 0, 30, 30))
@@ -509,7 +515,8 @@ def test_onnx_classifier_end_to_end(tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, tmp_path / "eth.onnx")
-    cfg = {"column": "ethnicity", "labels": list(ETHNICITIES), "input_size": [16, 16], "mean": [0.5, 0.5, 0.5], "std": [1, 1, 1]}
+    cfg = {"column": "ethnicity", "labels": list(ETHNICITIES), "input_size": [16, 16], "mean": [0.5, 0.5, 0.5],
+           "std": [1, 1, 1]}
     (tmp_path / "eth.json").write_text(json.dumps(cfg))
     colours = [(255, 0, 0), (0, 0, 255), (0, 0, 0)]
     records = []

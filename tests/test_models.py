@@ -137,9 +137,15 @@ ROUND_TRIP_SCRIPT = textwrap.dedent(
 def test_save_load_round_trip_in_new_process(tmp_path, labeler, pixels):
     torch.manual_seed(3)
     models = {
-        "binary": BinaryExpressionClassifier(BinaryExpressionClassifierConfig(backbone="test_resnet", emotion="Fear", image_size=SIZE)),
-        "au": AUExpressionClassifier(AUExpressionClassifierConfig(backbone="test_efficientnet", emotion="Anger", image_size=SIZE, aus="paper")),
-        "hard": HardFERModel(HardFERConfig(backbone="test_resnet", image_size=SIZE, class_weights=[1, 2, 1, 1, 3, 3, 1, 4])),
+        "binary": BinaryExpressionClassifier(
+            BinaryExpressionClassifierConfig(backbone="test_resnet", emotion="Fear", image_size=SIZE)
+        ),
+        "au": AUExpressionClassifier(
+            AUExpressionClassifierConfig(backbone="test_efficientnet", emotion="Anger", image_size=SIZE, aus="paper")
+        ),
+        "hard": HardFERModel(
+            HardFERConfig(backbone="test_resnet", image_size=SIZE, class_weights=[1, 2, 1, 1, 3, 3, 1, 4])
+        ),
         "soft": SoftFERModel(SoftFERConfig(backbone="test_efficientnet", image_size=SIZE)),
         "labeler": labeler,
     }
@@ -148,12 +154,17 @@ def test_save_load_round_trip_in_new_process(tmp_path, labeler, pixels):
         if name != "labeler":  # its members are already randomised (and other tests share it)
             _randomise_heads(model).eval()
         model.save_pretrained(tmp_path / name)
-        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["config.json", "model.safetensors", "preprocessor_config.json"]
+        files = sorted(p.name for p in (tmp_path / name).iterdir())
+        assert files == ["config.json", "model.safetensors", "preprocessor_config.json"]
         with torch.inference_mode():
             out = model(pixels)
-        save_file({k: v.contiguous() for k, v in out.items() if v is not None}, str(tmp_path / f"{name}.expected.safetensors"))
+        save_file(
+            {k: v.contiguous() for k, v in out.items() if v is not None},
+            str(tmp_path / f"{name}.expected.safetensors"),
+        )
     completed = subprocess.run(
-        [sys.executable, "-c", ROUND_TRIP_SCRIPT, str(tmp_path), json.dumps(list(models)), str(torch.get_num_threads())],
+        [sys.executable, "-c", ROUND_TRIP_SCRIPT, str(tmp_path), json.dumps(list(models)),
+         str(torch.get_num_threads())],
         capture_output=True, text=True, timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -224,7 +235,8 @@ def test_auto_classes_in_a_fresh_process(tmp_path, labeler, transformers_first):
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     if not transformers_first:
         assert result["heavy_after_import"] == []
-    assert result["binary"] == ["BinaryExpressionClassifier", "BinaryExpressionClassifierConfig", "AffectNetPlusImageProcessor", SIZE]
+    assert result["binary"] == ["BinaryExpressionClassifier", "BinaryExpressionClassifierConfig",
+                                "AffectNetPlusImageProcessor", SIZE]
     assert result["labeler"] == ["SoftLabeler", "SoftLabelerConfig", "AffectNetPlusImageProcessor", SIZE]
     assert result["image_classification"] == "BinaryExpressionClassifier"
     assert result["lazy_export"] is True
@@ -327,7 +339,9 @@ def test_soft_labeler_math_on_tensors_is_the_numpy_math(members, confidences, pi
 
     ebc, au = members
     torch.manual_seed(3)
-    dist = _randomise_heads(DistributionClassifier(DistributionClassifierConfig(backbone="test_resnet", image_size=SIZE)))
+    dist = _randomise_heads(
+        DistributionClassifier(DistributionClassifierConfig(backbone="test_resnet", image_size=SIZE))
+    )
     calibration = {"inputs": ["ebc", "au", "dist"], "weights": [0.6, 0.3, 1.2],
                    "bias": [0.1, -0.2, 0.0, 0.3, 0.0, 0.0, -0.1, 0.05], "eps": 1e-4}
     model = SoftLabeler.from_members(ebc, au, confidences, dist_members=[dist.eval()], calibration=calibration)
@@ -371,7 +385,9 @@ def test_classifier_outputs_are_transformers_image_classifier_outputs(pixels):
     from transformers.modeling_outputs import ImageClassifierOutput
 
     torch.manual_seed(0)
-    binary = BinaryExpressionClassifier(BinaryExpressionClassifierConfig(backbone="test_resnet", image_size=SIZE)).eval()
+    binary = BinaryExpressionClassifier(
+        BinaryExpressionClassifierConfig(backbone="test_resnet", image_size=SIZE)
+    ).eval()
     hard = HardFERModel(HardFERConfig(backbone="test_resnet", image_size=SIZE)).eval()
     with torch.inference_mode():
         outputs = {"binary": binary(pixels), "au": _au("Happy", seed=1)(pixels), "hard": hard(pixels)}
@@ -399,7 +415,8 @@ def test_predict_batches_images_through_the_processor(labeler):
 
 def test_subsets_follow_hard_label_ranks():
     soft = np.array([[0.9, 0.1, 0, 0, 0, 0, 0, 0], [0.5, 0.6, 0.7, 0, 0, 0, 0, 0], [0.1, 0.2, 0.3, 0.4, 0, 0, 0, 0]])
-    assert list(SoftLabeler.subsets(torch.tensor(soft), torch.tensor([0, 1, 0]))) == ["easy", "challenging", "difficult"]
+    subsets = SoftLabeler.subsets(torch.tensor(soft), torch.tensor([0, 1, 0]))
+    assert list(subsets) == ["easy", "challenging", "difficult"]
 
 
 # ---------------------------------------------------------------------------------------------- losses
@@ -413,9 +430,13 @@ def test_au_classifier_loss_and_p_au():
     assert torch.equal(au_labels[0], torch.tensor(au_vectors()[2]))
     out = model(x, labels=labels, au_labels=au_labels)
     ce = torch.nn.functional.cross_entropy(out.logits, labels)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(out.au_logits, au_labels, reduction="none").sum(1).mean()
+    bce = (
+        torch.nn.functional.binary_cross_entropy_with_logits(out.au_logits, au_labels, reduction="none").sum(1).mean()
+    )
     torch.testing.assert_close(out.loss, ce + bce)
-    expected = softlabel.au_positive_probability("Sad", out.positive_probs.detach().numpy(), out.au_probs.detach().numpy())
+    expected = softlabel.au_positive_probability(
+        "Sad", out.positive_probs.detach().numpy(), out.au_probs.detach().numpy()
+    )
     np.testing.assert_allclose(out.p_au.numpy(), expected, atol=1e-6)
     model.config.au_loss_weight, model.config.au_pos_weight = 0.5, 3.0
     weighted = model(x, labels=labels, au_labels=au_labels)
@@ -430,7 +451,9 @@ def test_au_classifier_loss_and_p_au():
 def test_baseline_losses():
     torch.manual_seed(0)
     x = torch.randn(4, 3, SIZE, SIZE)
-    hard = HardFERModel(HardFERConfig(backbone="test_resnet", image_size=SIZE, class_weights=[1, 2, 3, 4, 5, 6, 7, 8])).eval()
+    hard = HardFERModel(
+        HardFERConfig(backbone="test_resnet", image_size=SIZE, class_weights=[1, 2, 3, 4, 5, 6, 7, 8])
+    ).eval()
     labels = torch.tensor([0, 3, 7, 7])
     out = hard(x, labels=labels)
     weight = torch.arange(1, 9, dtype=torch.float32)
@@ -482,8 +505,11 @@ def test_missing_backbone_tensors_raise_naming_them(tmp_path, labeler):
     state = load_file(str(tmp_path / "binary" / "model.safetensors"))
     dropped = ["backbone.bn1.running_var", "backbone.conv1.0.weight"]
     assert all(key in state for key in dropped)
-    save_file({k: v for k, v in state.items() if k not in dropped}, str(tmp_path / "binary" / "model.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(ValueError, match=r"lacks 2 backbone tensor\(s\).*backbone\.bn1\.running_var, backbone\.conv1\.0\.weight") as error:
+    save_file({k: v for k, v in state.items() if k not in dropped}, str(tmp_path / "binary" / "model.safetensors"),
+              metadata={"format": "pt"})
+    with pytest.raises(
+        ValueError, match=r"lacks 2 backbone tensor\(s\).*backbone\.bn1\.running_var, backbone\.conv1\.0\.weight"
+    ) as error:
         AutoModel.from_pretrained(tmp_path / "binary")
     assert "model.safetensors" in str(error.value)
     labeler.save_pretrained(tmp_path / "labeler")  # a member's backbone tensor is named with its member index
@@ -504,7 +530,9 @@ def test_backbone_pretrained_file_is_used_only_at_construction(tmp_path):
     weights = tmp_path / "backbone.safetensors"
     save_file(source.state_dict(), str(weights))
     torch.manual_seed(12)
-    config = BinaryExpressionClassifierConfig(backbone="test_resnet", image_size=SIZE, backbone_pretrained=str(weights))
+    config = BinaryExpressionClassifierConfig(
+        backbone="test_resnet", image_size=SIZE, backbone_pretrained=str(weights)
+    )
     model = BinaryExpressionClassifier(config)
     assert all(torch.equal(model.backbone.state_dict()[k], v) for k, v in source.state_dict().items())
     model.save_pretrained(tmp_path / "model")
@@ -558,7 +586,8 @@ def test_confidence_scores_of_the_wrong_shape(members):
     with pytest.raises(ValueError, match=r"\(2, 8\)"):
         SoftLabeler.from_members(ebc, au, {"ebc": np.ones((3, 8)) * 0.5, "au": np.ones(8) * 0.5})
     with pytest.raises(ValueError, match=r"'au'\] has shape \(7,\)"):
-        SoftLabelerConfig(ebc_backbones=["a"], au_backbones="b", confidence_scores={"balanced": {"ebc": [[0.5] * 8], "au": [0.5] * 7}})
+        SoftLabelerConfig(ebc_backbones=["a"], au_backbones="b",
+                          confidence_scores={"balanced": {"ebc": [[0.5] * 8], "au": [0.5] * 7}})
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         SoftLabelerConfig(ebc_backbones=["a"], au_backbones=None, confidence_scores={"balanced": {"ebc": [[1.5] * 8]}})
     with pytest.raises(ValueError, match="no 'au' confidence scores"):
@@ -577,7 +606,9 @@ def test_from_members_rejects_incomplete_or_mismatched_members(members, confiden
     with pytest.raises(ValueError, match="expected test_resnet/Fear"):
         SoftLabeler.from_members(swapped, au, confidences)
     other_size = dict(au)
-    other_size["Happy"] = AUExpressionClassifier(AUExpressionClassifierConfig(backbone="test_resnet", emotion="Happy", image_size=48))
+    other_size["Happy"] = AUExpressionClassifier(
+        AUExpressionClassifierConfig(backbone="test_resnet", emotion="Happy", image_size=48)
+    )
     with pytest.raises(ValueError, match="share image_size"):
         SoftLabeler.from_members(ebc, other_size, confidences)
     with pytest.raises(ValueError, match="image processor produces 64x64"):

@@ -306,3 +306,32 @@ def test_epoch_loader_is_prepared_like_accelerate_prepares_it():
     resumed = list(accelerator.skip_first_batches(ours, 4))  # what a resumed epoch iterates
     assert len(resumed) == 2 and all(torch.equal(a["pixel_values"], b["pixel_values"])
                                      for a, b in zip(resumed, batches[4:], strict=True))
+
+
+def test_trainer_state_saves_and_loads_the_checkpoint_json(tmp_path):
+    """``TrainerState`` round-trips through ``trainer_state.json``, reads the file the loop wrote before it was a
+    dataclass (same keys) and ignores keys it does not know."""
+    from affectnetplus_hf.training.loop import TRAINER_STATE, TrainerState
+
+    state = TrainerState(epoch=1, batch_in_epoch=2, global_step=7, epoch_losses=[0.68], loss_sum=1.43, loss_count=2,
+                         total_steps=15, name="tiny")
+    state.save_to_json(tmp_path / TRAINER_STATE)
+    assert TrainerState.load_from_json(tmp_path / TRAINER_STATE) == state
+    assert json.loads((tmp_path / TRAINER_STATE).read_text())["global_step"] == 7
+    old = {"batch_in_epoch": 2, "completed": False, "epoch": 1, "epoch_losses": [0.68], "global_step": 7,
+           "loss_count": 2, "loss_sum": 1.43, "name": "tiny", "skipped_bad": 0, "total_steps": 15, "later": 1}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert TrainerState.load_from_json(tmp_path / "old.json") == state
+    (tmp_path / "partial.json").write_text(json.dumps({"epoch": 2, "global_step": 10}))
+    assert TrainerState.load_from_json(tmp_path / "partial.json") == TrainerState(epoch=2, global_step=10)
+
+
+def test_resume_reads_the_checkpoint_trainer_state(tmp_path):
+    part = _run(tmp_path, stop=4)
+    saved = json.loads((list_checkpoints(tmp_path)[-1] / "trainer_state.json").read_text())
+    assert saved == {"batch_in_epoch": 4, "completed": False, "epoch": 0, "epoch_losses": [], "global_step": 4,
+                     "loss_count": 4, "loss_sum": pytest.approx(saved["loss_sum"]), "name": "tiny",
+                     "skipped_bad": 0, "total_steps": 15}
+    assert part.global_step == 4 and not part.completed
+    with pytest.raises(ValueError, match="was made for 15 steps, this run has 5"):
+        _run(tmp_path, epochs=1)

@@ -197,6 +197,22 @@ def match_rows(references, predictions, reference_path: str, prediction_path: st
     return aligned, id_column, extra
 
 
+def _read_tables(references_path: str, predictions_path: str, by: list[str] | tuple[str, ...] = ()):
+    """The two tables (:func:`read_table`), checked non-empty and holding every ``by`` column between them."""
+    references = read_table(references_path)
+    predictions = read_table(predictions_path)
+    if len(references) == 0:
+        raise ValueError(f"{references_path}: the table has no rows")
+    if len(predictions) == 0:
+        raise ValueError(f"{predictions_path}: the table has no rows")
+    for column in by:
+        if column not in references.columns and column not in predictions.columns:
+            raise ValueError(
+                f"--by column {column!r} is in neither {references_path} nor {predictions_path} "
+                f"(reference columns: {[str(c) for c in references.columns]})"
+            )
+    return references, predictions
+
 def compute_from_files(
     references_path: str,
     predictions_path: str,
@@ -213,18 +229,7 @@ def compute_from_files(
     from affectnetplus_hf.metrics.functional import DEFAULT_EPSILON, soft_label_metrics
 
     epsilon = DEFAULT_EPSILON if epsilon is None else epsilon
-    references = read_table(references_path)
-    predictions = read_table(predictions_path)
-    if len(references) == 0:
-        raise ValueError(f"{references_path}: the table has no rows")
-    if len(predictions) == 0:
-        raise ValueError(f"{predictions_path}: the table has no rows")
-    for column in by:
-        if column not in references.columns and column not in predictions.columns:
-            raise ValueError(
-                f"--by column {column!r} is in neither {references_path} nor {predictions_path} "
-                f"(reference columns: {[str(c) for c in references.columns]})"
-            )
+    references, predictions = _read_tables(references_path, predictions_path, by)
     aligned, matched_by, n_extra = match_rows(
         references, predictions, references_path, predictions_path, id_column, ignore_extra_predictions
     )

@@ -1,10 +1,8 @@
 """One annotator interface for the metadata columns (paper Sec. 3.5.4, `docs/method.md#metadata`).
 
-An :class:`Annotator` turns a batch of :class:`~affectnetplus_hf.records.FaceRecord` (and, when it
-asks for them, the decoded RGB images) into columns; :mod:`affectnetplus_hf.metadata.chain` runs a
-chain of annotators over records.
-
-Columns (paper Sec. 3.5.4, `docs/method.md#metadata`; unknown is ``None``, never a sentinel)::
+An :class:`Annotator` turns a batch of :class:`~affectnetplus_hf.records.FaceRecord` (and, when it asks for
+them, the decoded RGB images) into columns; :mod:`affectnetplus_hf.metadata.chain` runs a chain of annotators
+over records. Columns (unknown is ``None``, never a sentinel)::
 
     age               float >= 0 (years)         | None
     gender            one of GENDERS             | None
@@ -125,14 +123,18 @@ def parse_landmarks(value: Any, n_points: int = 68, *, where: str = "") -> np.nd
         try:
             flat = np.array([float(p) for p in parts], dtype=np.float64)
         except ValueError as err:
-            raise ValueError(f"{prefix}landmarks must be {2 * n_points} numbers separated by ';', got {text[:80]!r}") from err
+            raise ValueError(
+                f"{prefix}landmarks must be {2 * n_points} numbers separated by ';', got {text[:80]!r}"
+            ) from err
     else:
         try:
             flat = np.asarray(value, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{prefix}landmarks must be numbers, got {type(value).__name__}") from err
     if flat.size != 2 * n_points:
-        raise ValueError(f"{prefix}landmarks must have {2 * n_points} numbers ({n_points} x/y points), got {flat.size}")
+        raise ValueError(
+            f"{prefix}landmarks must have {2 * n_points} numbers ({n_points} x/y points), got {flat.size}"
+        )
     if not np.all(np.isfinite(flat)):
         raise ValueError(f"{prefix}landmarks contain NaN or infinite values")
     return flat.reshape(n_points, 2).astype(np.float32)
@@ -277,7 +279,8 @@ class MetadataColumns(dict):
 
 def metadata_features():
     """``datasets.Features`` of the metadata columns (for the dataset export)."""
-    from datasets import Features, Sequence as HFSequence, Value
+    from datasets import Features, Value
+    from datasets import Sequence as HFSequence
 
     def points(n: int):
         return HFSequence(HFSequence(Value("float32"), length=2), length=n)

@@ -103,25 +103,7 @@ def _annotate_one_batch(
 ) -> None:
     n = len(batch)
     known: dict[str, list[Any]] = {c: [None] * n for c in METADATA_COLUMNS}
-    need_pixels = any(a.needs_images for a in chain)
-    need_sizes = any(a.needs_image_size for a in chain)
-    images: list[np.ndarray | None] = [None] * n
-    sizes: list[tuple[int, int] | None] = [None] * n
-    readable = list(range(n))
-    if need_pixels or need_sizes:
-        readable = []
-        for i, record in enumerate(batch):
-            try:
-                if need_pixels:
-                    images[i] = load_rgb_image(record)
-                    sizes[i] = (images[i].shape[1], images[i].shape[0])
-                else:
-                    sizes[i] = read_image_size(record)
-                readable.append(i)
-            except BadImageError as err:
-                if on_error == "raise":
-                    raise
-                result.skipped.append((record.image_id, str(err)))
+    images, sizes, readable = _read_images(batch, chain, result, on_error)
     for annotator in chain:
         if annotator.needs_images or annotator.needs_image_size:
             rows = readable
@@ -134,17 +116,7 @@ def _annotate_one_batch(
         else:
             rows = list(range(n))
             produced = annotator.annotate_batch(batch, None, known)
-        for column, values in produced.items():
-            if column not in annotator.columns:
-                raise ValueError(f"annotator {annotator.name!r} returned column {column!r} it does not declare")
-            if len(values) != len(rows):
-                raise ValueError(
-                    f"annotator {annotator.name!r} returned {len(values)} values for {column!r}, expected {len(rows)}"
-                )
-            for row, value in zip(rows, values):
-                if known[column][row] is None and value is not None:
-                    where = f"{batch[row].image_id} ({annotator.name})"
-                    known[column][row] = validate_value(column, value, where=where)
+        _fill_nulls(known, produced, rows, annotator, batch)
     for row in range(n):
         if known[LANDMARKS_28_COLUMN][row] is None and known[LANDMARKS_68_COLUMN][row] is not None:
             known[LANDMARKS_28_COLUMN][row] = landmarks_28_from_68(known[LANDMARKS_68_COLUMN][row])
@@ -152,3 +124,48 @@ def _annotate_one_batch(
     for column in METADATA_COLUMNS:
         result[column].extend(known[column])
 
+
+def _read_images(
+    batch: list[FaceRecord], chain: Sequence[Annotator], result: MetadataColumns, on_error: str
+) -> tuple[list[np.ndarray | None], list[tuple[int, int] | None], list[int]]:
+    """``(images, sizes, readable rows)`` of the batch: pixels and/or sizes only when an annotator needs them.
+
+    An unreadable image raises, or with ``on_error="skip"`` is left out of the readable rows and listed in
+    ``result.skipped``."""
+    n = len(batch)
+    need_pixels = any(a.needs_images for a in chain)
+    need_sizes = any(a.needs_image_size for a in chain)
+    images: list[np.ndarray | None] = [None] * n
+    sizes: list[tuple[int, int] | None] = [None] * n
+    if not (need_pixels or need_sizes):
+        return images, sizes, list(range(n))
+    readable = []
+    for i, record in enumerate(batch):
+        try:
+            if need_pixels:
+                images[i] = load_rgb_image(record)
+                sizes[i] = (images[i].shape[1], images[i].shape[0])
+            else:
+                sizes[i] = read_image_size(record)
+            readable.append(i)
+        except BadImageError as err:
+            if on_error == "raise":
+                raise
+            result.skipped.append((record.image_id, str(err)))
+    return images, sizes, readable
+
+
+def _fill_nulls(known: dict[str, list[Any]], produced: dict[str, list[Any]], rows: list[int], annotator: Annotator,
+                batch: list[FaceRecord]) -> None:
+    """Check an annotator's columns and write its validated values into the cells of ``rows`` still null."""
+    for column, values in produced.items():
+        if column not in annotator.columns:
+            raise ValueError(f"annotator {annotator.name!r} returned column {column!r} it does not declare")
+        if len(values) != len(rows):
+            raise ValueError(
+                f"annotator {annotator.name!r} returned {len(values)} values for {column!r}, expected {len(rows)}"
+            )
+        for row, value in zip(rows, values):
+            if known[column][row] is None and value is not None:
+                where = f"{batch[row].image_id} ({annotator.name})"
+                known[column][row] = validate_value(column, value, where=where)

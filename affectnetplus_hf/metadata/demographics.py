@@ -1,19 +1,17 @@
 """Age, gender and ethnicity annotators (paper Sec. 3.5.4, `docs/method.md#metadata`).
 
-The paper used Serengil & Ozpinar's models (deepface) for age and ethnicity and Rothe et al.'s DEX
-for gender. No PyPI package ships such weights, and none is downloaded at run time here:
+The paper used Serengil & Ozpinar's models (deepface) for age and ethnicity and Rothe et al.'s DEX for gender.
+No PyPI package ships such weights, and none is downloaded at run time here:
 
-- :class:`DeepFaceAnnotator` (``deepface[:DETECTOR]``) runs ``deepface`` (extra ``deepface``)
-  when its weight files are already in ``$DEEPFACE_HOME/.deepface/weights/`` (``DEEPFACE_HOME``
-  defaults to the home folder); a missing file is a ``FileNotFoundError`` naming the exact path,
-  instead of deepface's silent download. deepface's age and gender models follow Rothe et al.'s
-  DEX recipe (VGG-Face trained on IMDB-WIKI), its race model predicts the paper's six classes.
-- :class:`OnnxClassifierAnnotator` (``onnx:PATH``, extra ``onnx``) and
-  :class:`TimmClassifierAnnotator` (``timm:PATH``, safetensors) run any local classifier for one
-  column, described by a JSON file next to the weights (:class:`ClassifierConfig`).
+- :class:`DeepFaceAnnotator` (``deepface[:DETECTOR]``) runs ``deepface`` (extra ``deepface``) when its weight
+  files are already in ``$DEEPFACE_HOME/.deepface/weights/`` (``DEEPFACE_HOME`` defaults to the home folder); a
+  missing file is a ``FileNotFoundError`` naming the exact path, instead of deepface's silent download.
+- :class:`OnnxClassifierAnnotator` (``onnx:PATH``, extra ``onnx``) and :class:`TimmClassifierAnnotator`
+  (``timm:PATH``, safetensors) run any local classifier for one column, described by a JSON file next to the
+  weights (:class:`ClassifierConfig`).
 
-Every annotator crops to ``FaceRecord.face_box`` when there is one. Gender and ethnicity are
-inferred *apparent* attributes of a face image, not the person's identity; say so in any card.
+Every annotator crops to ``FaceRecord.face_box`` when there is one. Gender and ethnicity are inferred
+*apparent* attributes of a face image, not the person's identity; say so in any card.
 """
 
 from __future__ import annotations
@@ -77,7 +75,9 @@ def deepface_home() -> Path:
     return Path(os.environ.get("DEEPFACE_HOME") or os.path.expanduser("~"))
 
 
-def deepface_weight_files(engine: str = "tensorflow", actions: Sequence[str] = ("age", "gender", "race")) -> dict[str, Path]:
+def deepface_weight_files(
+    engine: str = "tensorflow", actions: Sequence[str] = ("age", "gender", "race")
+) -> dict[str, Path]:
     """``{action: path}`` of the weight files deepface loads for ``actions`` on ``engine``:
     ``$DEEPFACE_HOME/.deepface/weights/<stem><suffix>``, e.g.
     ``$DEEPFACE_HOME/.deepface/weights/age_model_weights.h5`` for tensorflow."""
@@ -92,7 +92,9 @@ def deepface_weight_files(engine: str = "tensorflow", actions: Sequence[str] = (
     return out
 
 
-def check_deepface_weights(engine: str = "tensorflow", actions: Sequence[str] = ("age", "gender", "race")) -> dict[str, Path]:
+def check_deepface_weights(
+    engine: str = "tensorflow", actions: Sequence[str] = ("age", "gender", "race")
+) -> dict[str, Path]:
     """:func:`deepface_weight_files`, raising ``FileNotFoundError`` naming every missing file."""
     files = deepface_weight_files(engine, actions)
     missing = [str(p) for p in files.values() if not p.is_file()]
@@ -166,13 +168,17 @@ class DeepFaceAnnotator(Annotator):
         try:
             from deepface import DeepFace
         except ImportError as err:
-            raise ImportError("the 'deepface' annotator needs deepface: pip install 'affectnetplus-hf[deepface]'") from err
+            raise ImportError(
+                "the 'deepface' annotator needs deepface: pip install 'affectnetplus-hf[deepface]'"
+            ) from err
         self.engine = _deepface_engine()
         self.weight_files = check_deepface_weights(self.engine, actions)
         if detector_backend == "opencv":
             self.weight_files.update(_check_deepface_haarcascades())
         elif detector_backend != "skip":
-            logger.warning("deepface detector %r may try to download its own weights; they are not checked", detector_backend)
+            logger.warning(
+                "deepface detector %r may try to download its own weights; they are not checked", detector_backend
+            )
         self._deepface = DeepFace
         self.detector_backend = detector_backend
         self.actions = tuple(actions)
@@ -205,7 +211,9 @@ class DeepFaceAnnotator(Annotator):
         if "race" in self.actions and face.get("dominant_race") is not None:
             race = face["dominant_race"]
             if race not in DEEPFACE_RACE_TO_ETHNICITY:
-                raise ValueError(f"deepface returned unknown race label {race!r}; expected {sorted(DEEPFACE_RACE_TO_ETHNICITY)}")
+                raise ValueError(
+                    f"deepface returned unknown race label {race!r}; expected {sorted(DEEPFACE_RACE_TO_ETHNICITY)}"
+                )
             out[ETHNICITY_COLUMN] = DEEPFACE_RACE_TO_ETHNICITY[race]
         return out
 
@@ -283,7 +291,9 @@ class ClassifierConfig:
             mapped = [(self.label_map or {}).get(label, label) for label in self.labels]
             bad = [m for m in mapped if m not in allowed]
             if bad:
-                raise ValueError(f"{where}: labels {bad} are not {self.column} values {list(allowed)}; add a label_map")
+                raise ValueError(
+                    f"{where}: labels {bad} are not {self.column} values {list(allowed)}; add a label_map"
+                )
         if self.layout not in ("NCHW", "NHWC"):
             raise ValueError(f"{where}: layout must be 'NCHW' or 'NHWC', got {self.layout!r}")
         if self.channels not in ("RGB", "BGR"):
@@ -329,7 +339,9 @@ class ClassifierConfig:
                 nw, nh = max(1, int(image.width * factor)), max(1, int(image.height * factor))
                 array = np.zeros((h, w, 3), dtype=np.float32)
                 top, left = (h - nh) // 2, (w - nw) // 2
-                array[top : top + nh, left : left + nw] = np.asarray(image.resize((nw, nh), Image.BILINEAR), dtype=np.float32)
+                array[top : top + nh, left : left + nw] = np.asarray(
+                    image.resize((nw, nh), Image.BILINEAR), dtype=np.float32
+                )
             if self.channels == "BGR":
                 array = array[:, :, ::-1]
             array = (array * self.scale - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
@@ -351,12 +363,16 @@ class ClassifierConfig:
         if self.output == "expectation":
             probs = outputs if self.outputs_probabilities else _softmax(outputs)
             probs = probs / probs.sum(axis=1, keepdims=True)
-            ages = np.asarray(self.age_values if self.age_values is not None else np.arange(outputs.shape[1]), np.float64)
+            ages = np.asarray(
+                self.age_values if self.age_values is not None else np.arange(outputs.shape[1]), np.float64
+            )
             if ages.shape != (outputs.shape[1],):
                 raise ValueError(f"age_values has {ages.size} values, the model outputs {outputs.shape[1]}")
             return [float(v) for v in probs @ ages]
         if outputs.shape[1] != len(self.labels or []):
-            raise ValueError(f"classifier outputs {outputs.shape[1]} classes, config has {len(self.labels or [])} labels")
+            raise ValueError(
+                f"classifier outputs {outputs.shape[1]} classes, config has {len(self.labels or [])} labels"
+            )
         mapping = self.label_map or {}
         return [mapping.get(self.labels[i], self.labels[i]) for i in outputs.argmax(axis=1)]
 
@@ -431,7 +447,9 @@ class TimmClassifierAnnotator(_ClassifierAnnotator):
         try:
             self.model.load_state_dict(state)
         except RuntimeError as err:
-            raise ValueError(f"{self.weights_path}: weights do not fit {cfg.model_name} with {cfg.num_classes} classes ({err})") from err
+            raise ValueError(
+                f"{self.weights_path}: weights do not fit {cfg.model_name} with {cfg.num_classes} classes ({err})"
+            ) from err
         self.model.eval()
         self._torch = torch
 

@@ -1,20 +1,17 @@
 """Head pose (yaw, pitch, roll in degrees, `docs/method.md#metadata`) from 68 landmarks with ``cv2.solvePnP``.
 
-The paper (Sec. 3.5.4) estimated head pose with ASMNet, whose weights are not published; this
-package fits a 3-D mean face (:func:`mean_face_68`) to the 2-D iBUG-68 landmarks of a face with
-OpenCV's Perspective-n-Point solver (extra ``pose``: ``opencv-python-headless``).
+The paper (Sec. 3.5.4) estimated head pose with ASMNet, whose weights are not published; this package fits a
+3-D mean face (:func:`mean_face_68`) to a face's 2-D iBUG-68 landmarks with OpenCV's Perspective-n-Point solver
+(extra ``pose``: ``opencv-python-headless``). Conventions of every ``head_pose_*`` column in this package:
 
-Conventions (used by every producer and consumer of the ``head_pose_*`` columns in this package):
-
-- Camera frame: x to the image right, y down, z away from the camera (OpenCV). The head's frame is
-  the camera frame of a face looking straight into the camera; the mean face's nose points to -z.
+- Camera frame: x to the image right, y down, z away from the camera (OpenCV). The head's frame is the camera
+  frame of a face looking straight into the camera; the mean face's nose points to -z.
 - ``yaw > 0``: the face turns to **its own left**, i.e. the nose moves to the image right.
 - ``pitch > 0``: the face turns **up** (chin raised), the nose moves up in the image.
-- ``roll > 0``: the head tilts towards **its own left shoulder**, i.e. the top of the head moves to
-  the image right (clockwise as the image is viewed).
-- Composition: ``R = Rz(roll) @ Rx(-pitch) @ Ry(-yaw)`` maps head to camera coordinates (yaw is
-  applied first about the head's vertical axis, then pitch, then roll in the image plane); all
-  angles in degrees in (-180, 180], yaw and roll wrapped, pitch in [-90, 90].
+- ``roll > 0``: the head tilts towards **its own left shoulder**, i.e. the top of the head moves to the image
+  right (clockwise as the image is viewed).
+- ``R = Rz(roll) @ Rx(-pitch) @ Ry(-yaw)`` maps head to camera coordinates (yaw first, about the head's vertical
+  axis, then pitch, then roll in the image plane); degrees in (-180, 180], yaw and roll wrapped, pitch in [-90, 90].
 """
 
 from __future__ import annotations
@@ -130,7 +127,9 @@ def camera_matrix(image_width: float, image_height: float, focal_length_factor: 
     return np.array([[focal, 0.0, image_width / 2.0], [0.0, focal, image_height / 2.0], [0.0, 0.0, 1.0]])
 
 
-def project_points(points_3d: np.ndarray, rotation: np.ndarray, translation: np.ndarray, camera: np.ndarray) -> np.ndarray:
+def project_points(
+    points_3d: np.ndarray, rotation: np.ndarray, translation: np.ndarray, camera: np.ndarray
+) -> np.ndarray:
     """Pinhole projection of head-frame points (``(N, 3)``) to ``(N, 2)`` pixels."""
     cam = points_3d @ np.asarray(rotation).T + np.asarray(translation).reshape(1, 3)
     uvw = cam @ np.asarray(camera).T

@@ -1,19 +1,17 @@
 """68-point landmark annotators (`docs/method.md#metadata`) — the paper used Fard & Mahoor's model (Sec. 3.5.4),
 whose weights are not published; these backends stand in for it.
 
-- :class:`DlibLandmarksAnnotator` (``dlib[:hog|cnn|box]``): dlib's HOG (or MMOD CNN) face
-  detector and its 68-point shape predictor (``shape_predictor_68_face_landmarks.dat``), the file
-  the PyPI package ``face-recognition-models`` ships (extra ``landmarks-dlib``: ``dlib-bin`` +
-  ``face-recognition-models``). **License**: dlib is Boost-licensed, but that predictor was trained
-  on the iBUG 300-W data set, whose license excludes commercial use — landmarks made with it inherit
-  that restriction (say so in the dataset card).
-- :class:`MediaPipeLandmarksAnnotator` (``mediapipe[:box]``): the MediaPipe face mesh (Apache-2.0,
-  model shipped in the ``mediapipe==0.10.21`` wheels) mapped to the 68 points
-  (:data:`MEDIAPIPE_TO_68`).
+- :class:`DlibLandmarksAnnotator` (``dlib[:hog|cnn|box]``): dlib's HOG (or MMOD CNN) face detector and its
+  68-point shape predictor (``shape_predictor_68_face_landmarks.dat``, shipped by the PyPI package
+  ``face-recognition-models``; extra ``landmarks-dlib``: ``dlib-bin`` + ``face-recognition-models``).
+  **License**: dlib is Boost-licensed, but that predictor was trained on the iBUG 300-W data set, whose license
+  excludes commercial use — landmarks made with it inherit that restriction (say so in the dataset card).
+- :class:`MediaPipeLandmarksAnnotator` (``mediapipe[:box]``): the MediaPipe face mesh (Apache-2.0, model
+  shipped in the ``mediapipe==0.10.21`` wheels) mapped to the 68 points (:data:`MEDIAPIPE_TO_68`).
 
-Face choice: when the record has a ``face_box``, the detection overlapping it most (IoU) is used
-(none overlapping -> null); otherwise the largest detection. Mode ``box`` skips detection and runs
-the predictor on ``face_box`` (the whole image when there is none). No face -> null.
+Face choice: when the record has a ``face_box``, the detection overlapping it most (IoU) is used (none
+overlapping -> null); otherwise the largest detection. Mode ``box`` skips detection and runs the predictor on
+``face_box`` (the whole image when there is none). No face -> null.
 """
 
 from __future__ import annotations
@@ -96,13 +94,17 @@ class DlibLandmarksAnnotator(Annotator):
     columns = (LANDMARKS_68_COLUMN,)
     needs_images = True
 
-    def __init__(self, detector: str = "hog", upsample: int = 1, predictor_path: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self, detector: str = "hog", upsample: int = 1, predictor_path: str | os.PathLike | None = None
+    ) -> None:
         if detector not in ("hog", "cnn", "box"):
             raise ValueError(f"dlib detector must be 'hog', 'cnn' or 'box', got {detector!r}")
         try:
             import dlib
         except ImportError as err:
-            raise ImportError("the 'dlib' landmark annotator needs dlib: pip install 'affectnetplus-hf[landmarks-dlib]'") from err
+            raise ImportError(
+                "the 'dlib' landmark annotator needs dlib: pip install 'affectnetplus-hf[landmarks-dlib]'"
+            ) from err
         self._dlib = dlib
         self.detector_kind = detector
         self.upsample = int(upsample)
@@ -187,7 +189,9 @@ class MediaPipeLandmarksAnnotator(Annotator):
     columns = (LANDMARKS_68_COLUMN,)
     needs_images = True
 
-    def __init__(self, detector: str = "mesh", min_detection_confidence: float = 0.5, box_margin: float = 0.25) -> None:
+    def __init__(
+        self, detector: str = "mesh", min_detection_confidence: float = 0.5, box_margin: float = 0.25
+    ) -> None:
         self._setup(detector, MEDIAPIPE_TO_68, min_detection_confidence, box_margin)
 
     def _setup(self, detector: str, mapping: Sequence[int] | None, min_detection_confidence: float = 0.5,

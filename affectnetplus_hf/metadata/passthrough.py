@@ -65,7 +65,9 @@ def read_synthetic_ground_truth(sample_dir: str | os.PathLike) -> dict[str, dict
     table: dict[str, dict[str, Any]] = {}
     for image_id, truth in read_ground_truth(sample_dir).items():
         where = f"{Path(sample_dir) / GROUND_TRUTH} (image_id {image_id!r})"
-        entry: dict[str, Any] = {LANDMARKS_68_COLUMN: validate_value(LANDMARKS_68_COLUMN, truth["landmarks"], where=where)}
+        entry: dict[str, Any] = {
+            LANDMARKS_68_COLUMN: validate_value(LANDMARKS_68_COLUMN, truth["landmarks"], where=where)
+        }
         for column, angle in zip(HEAD_POSE_COLUMNS, truth["head_pose"]):
             entry[column] = validate_value(column, angle, where=where)
         table[image_id] = entry
@@ -160,7 +162,9 @@ def read_metadata_csv(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
             raise ValueError(f"{path}: missing column 'image_id'; columns are {fields}")
         unknown = [f for f in fields if f != "image_id" and f not in METADATA_COLUMNS]
         if unknown:
-            raise ValueError(f"{path}: unknown columns {unknown}; expected image_id and any of {list(METADATA_COLUMNS)}")
+            raise ValueError(
+                f"{path}: unknown columns {unknown}; expected image_id and any of {list(METADATA_COLUMNS)}"
+            )
         columns = [f for f in fields if f in METADATA_COLUMNS]
         if not columns:
             raise ValueError(f"{path}: no metadata column; expected any of {list(METADATA_COLUMNS)}")
@@ -171,7 +175,9 @@ def read_metadata_csv(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
             if not image_id:
                 raise ValueError(f"{path} line {line}: empty image_id")
             if image_id in table:
-                raise ValueError(f"{path} line {line}: duplicate image_id {image_id!r} (first on line {first_line[image_id]})")
+                raise ValueError(
+                    f"{path} line {line}: duplicate image_id {image_id!r} (first on line {first_line[image_id]})"
+                )
             if None in row:  # more cells than header fields
                 raise ValueError(f"{path} line {line} (image_id {image_id!r}): more cells than columns")
             where = f"{path} line {line} (image_id {image_id!r})"
@@ -213,5 +219,7 @@ class CsvMetadataAnnotator(Annotator):
                 out[column].append(np.array(value, copy=True) if isinstance(value, np.ndarray) else value)
         if missing:
             self.n_missing += len(missing)
-            logger.warning("%s: %d record(s) not in the CSV, left null: %s", self.path, len(missing), ", ".join(missing[:20]))
+            logger.warning(
+                "%s: %d record(s) not in the CSV, left null: %s", self.path, len(missing), ", ".join(missing[:20])
+            )
         return out

@@ -1,24 +1,10 @@
-"""Registry of metadata annotators by name, so the CLI / dataset builder can take
-``--metadata synthetic,solvepnp``.
+"""Registry of metadata annotators by name, so the CLI / dataset builder can take ``--metadata synthetic,solvepnp``.
 
-A spec is ``NAME`` or ``NAME:ARGUMENT`` (the argument may itself contain ``:``, e.g. a Windows
-path); several specs are joined with ``,``. Built-in names:
-
-=================  ======================================================  =====================
-spec               what it fills                                            extra needed
-=================  ======================================================  =====================
-``passthrough``    ``landmarks_68`` from ``FaceRecord.landmarks``           —
-``synthetic[:DIR]`` landmarks + pose from the synthetic sample's            —
-                   ``ground_truth.csv`` (DIR found from the records)
-``csv:PATH``       any metadata column from a CSV keyed by ``image_id``     —
-``dlib[:hog|cnn|box]`` 68 landmarks (dlib shape predictor)                  ``landmarks-dlib``
-``mediapipe[:box]`` 68 landmarks mapped from the MediaPipe face mesh        ``landmarks-mediapipe``
-``solvepnp[:all|rigid[:F]]`` yaw/pitch/roll from ``landmarks_68``          ``pose``
-                   (cv2.solvePnP; F = focal / max(W, H), default 1)
-``deepface[:DETECTOR]`` age, gender, ethnicity (deepface models)            ``deepface``
-``onnx:PATH``      one of age/gender/ethnicity (ONNX classifier + JSON)     ``onnx``
-``timm:PATH``      one of age/gender/ethnicity (timm safetensors + JSON)    —
-=================  ======================================================  =====================
+A spec is ``NAME`` or ``NAME:ARGUMENT`` (the argument may itself contain ``:``, e.g. a Windows path); several
+specs are joined with ``,``. Built-in names (:func:`available_annotators` says what each fills):
+``passthrough``, ``synthetic[:DIR]``, ``csv:PATH``, ``dlib[:hog|cnn|box]``, ``mediapipe[:box]``,
+``solvepnp[:all|rigid[:F]]`` (F = focal / max(W, H), default 1), ``deepface[:DETECTOR]``, ``onnx:PATH`` and
+``timm:PATH``; :func:`register_annotator` adds more.
 """
 
 from __future__ import annotations

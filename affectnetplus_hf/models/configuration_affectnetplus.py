@@ -159,7 +159,9 @@ class AUExpressionClassifierConfig(_BackboneConfig):
         if float(au_loss_weight) < 0:
             raise ValueError(f"au_loss_weight (λ) must be >= 0, got {au_loss_weight}")
         if int(num_action_units) != NUM_ACTION_UNITS:
-            raise ValueError(f"num_action_units must be {NUM_ACTION_UNITS} (docs/method.md#action-units), got {num_action_units}")
+            raise ValueError(
+                f"num_action_units must be {NUM_ACTION_UNITS} (docs/method.md#action-units), got {num_action_units}"
+            )
         self.au_loss_weight = float(au_loss_weight)
         self.au_pos_weight = None if au_pos_weight is None else float(au_pos_weight)
         self.aus = aus
@@ -255,7 +257,9 @@ def _check_confidences(scores: dict | None, n_ebc: int, families: tuple[str, ...
     if scores is None:
         return None
     if not isinstance(scores, dict):
-        raise ValueError(f"confidence_scores must be a dict {{cs_mode: {{family: scores}}}}, got {type(scores).__name__}")
+        raise ValueError(
+            f"confidence_scores must be a dict {{cs_mode: {{family: scores}}}}, got {type(scores).__name__}"
+        )
     checked: dict[str, dict[str, Any]] = {}
     for mode, per_family in scores.items():
         if mode not in CS_MODES:
@@ -277,10 +281,44 @@ def _check_confidences(scores: dict | None, n_ebc: int, families: tuple[str, ...
                 raise ValueError(f"confidence_scores[{mode!r}][{family!r}] must lie in [0, 1], got {array.tolist()}")
             if family not in families:
                 raise ValueError(
-                    f"confidence_scores[{mode!r}] holds {family!r} scores but the soft-labeler has no {family!r} members"
+                    f"confidence_scores[{mode!r}] holds {family!r} scores but the soft-labeler has no "
+                    f"{family!r} members"
                 )
             checked[mode][family] = array.tolist()
     return checked
+
+
+def _family_backbones(ebc_backbones, au_backbones, dist_backbones) -> tuple[list[str], list[str], list[str]]:
+    """The backbone names of the EBC, AU (8, one per emotion) and distribution families; at least one family."""
+    ebc = [str(name) for name in (ebc_backbones or [])]
+    dist = [str(name) for name in (dist_backbones or [])]
+    if isinstance(au_backbones, str):
+        au = [au_backbones] * NUM_EMOTIONS
+    else:
+        au = [str(name) for name in (au_backbones or [])]
+    if au and len(au) != NUM_EMOTIONS:
+        raise ValueError(
+            f"au_backbones must name one backbone per emotion ({NUM_EMOTIONS}, label-space order) or be a single "
+            f"name, got {len(au)}: {au}"
+        )
+    if not ebc and not au and not dist:
+        raise ValueError(
+            "a soft-labeler needs at least one family: ebc_backbones, au_backbones and dist_backbones are all empty"
+        )
+    return ebc, au, dist
+
+
+def _check_soft_labeler_options(cs_mode: str, aus: str, emotions, image_size: int, test_time_shift: int) -> None:
+    if cs_mode not in CS_MODES:
+        raise ValueError(f"cs_mode must be one of {CS_MODES}, got {cs_mode!r}")
+    if aus not in ("table2", "paper"):
+        raise ValueError(f"aus must be 'table2' or 'paper', got {aus!r}")
+    if list(emotions) != list(EMOTIONS):
+        raise ValueError(f"emotions must be the label-space list {list(EMOTIONS)}, got {list(emotions)}")
+    if int(image_size) <= 0:
+        raise ValueError(f"image_size must be a positive integer, got {image_size}")
+    if not 0 <= int(test_time_shift) < int(image_size):
+        raise ValueError(f"test_time_shift must be in [0, image_size), got {test_time_shift}")
 
 
 class SoftLabelerConfig(PretrainedConfig):
@@ -291,8 +329,9 @@ class SoftLabelerConfig(PretrainedConfig):
         ebc_backbones: the J timm backbones of the EBC family (``docs/method.md#ebc-scores``); empty = no EBC family.
         au_backbones: the timm backbone of each emotion's AU classifier, 8 names in label-space order, or
             one name for all; empty/``None`` = no AU family.
-        confidence_scores: measured CS (``docs/method.md#confidence-scores``) as ``{mode: {"ebc": (J, 8), "au": (8,)}}`` for
-            ``mode`` in ``("balanced", "eq3")``; both modes may be stored.
+        confidence_scores: measured CS (``docs/method.md#confidence-scores``) as
+            ``{mode: {"ebc": (J, 8), "au": (8,)}}`` for ``mode`` in ``("balanced", "eq3")``; both modes may be
+            stored.
         cs_mode: which stored mode the soft labels use (``"balanced"`` [choice], ``"eq3"`` [option]).
         image_size, num_channels, image_mean, image_std: the one input every member shares (each image
             is decoded once).
@@ -329,34 +368,11 @@ class SoftLabelerConfig(PretrainedConfig):
         calibration: dict | None = None,
         **kwargs,
     ):
-        ebc = [str(name) for name in (ebc_backbones or [])]
-        dist = [str(name) for name in (dist_backbones or [])]
-        if isinstance(au_backbones, str):
-            au = [au_backbones] * NUM_EMOTIONS
-        else:
-            au = [str(name) for name in (au_backbones or [])]
-        if au and len(au) != NUM_EMOTIONS:
-            raise ValueError(
-                f"au_backbones must name one backbone per emotion ({NUM_EMOTIONS}, label-space order) or be a single "
-                f"name, got {len(au)}: {au}"
-            )
-        if not ebc and not au and not dist:
-            raise ValueError(
-                "a soft-labeler needs at least one family: ebc_backbones, au_backbones and dist_backbones are all empty"
-            )
-        if cs_mode not in CS_MODES:
-            raise ValueError(f"cs_mode must be one of {CS_MODES}, got {cs_mode!r}")
-        if aus not in ("table2", "paper"):
-            raise ValueError(f"aus must be 'table2' or 'paper', got {aus!r}")
-        if list(emotions) != list(EMOTIONS):
-            raise ValueError(f"emotions must be the label-space list {list(EMOTIONS)}, got {list(emotions)}")
-        if int(image_size) <= 0:
-            raise ValueError(f"image_size must be a positive integer, got {image_size}")
+        ebc, au, dist = _family_backbones(ebc_backbones, au_backbones, dist_backbones)
+        _check_soft_labeler_options(cs_mode, aus, emotions, image_size, test_time_shift)
         self.ebc_backbones = ebc
         self.au_backbones = au
         self.dist_backbones = dist
-        if not 0 <= int(test_time_shift) < int(image_size):
-            raise ValueError(f"test_time_shift must be in [0, image_size), got {test_time_shift}")
         self.test_time_flip = bool(test_time_flip)
         self.test_time_shift = int(test_time_shift)
         self.cs_mode = cs_mode

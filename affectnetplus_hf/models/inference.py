@@ -17,8 +17,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from affectnetplus_hf.emotions import EMOTIONS
 from affectnetplus_hf.fileio import atomic_path
@@ -70,17 +71,7 @@ def predict_files(
     With ``skip_bad`` unreadable images are skipped, counted and listed in the log; otherwise the first
     one raises.
     """
-    from affectnetplus_hf.faces.pipeline import NO_FACE_CHOICES
-
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if not paths:
-        raise ValueError("predict needs at least one image path")
-    if no_face not in NO_FACE_CHOICES:
-        raise ValueError(f"no_face must be one of {', '.join(NO_FACE_CHOICES)}; got {no_face!r}")
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing and not skip_bad:
-        raise FileNotFoundError(f"image file not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    _check_predict_arguments(paths, batch_size, no_face, skip_bad)
     model = load_soft_labeler(model_dir)
     bad: list[tuple[str, str]] = []
     if detector == NO_DETECTOR:
@@ -97,6 +88,21 @@ def predict_files(
     return table.replace_schema_metadata(
         {"families": families, "cs_mode": model.config.cs_mode, "model": str(model_dir), "detector": str(detector)}
     )
+
+
+def _check_predict_arguments(paths: Sequence[str], batch_size: int, no_face: str, skip_bad: bool) -> None:
+    from affectnetplus_hf.faces.pipeline import NO_FACE_CHOICES
+
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if not paths:
+        raise ValueError("predict needs at least one image path")
+    if no_face not in NO_FACE_CHOICES:
+        raise ValueError(f"no_face must be one of {', '.join(NO_FACE_CHOICES)}; got {no_face!r}")
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing and not skip_bad:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise FileNotFoundError(f"image file not found: {missing[0]}{more}")
 
 
 def _outputs(output, k: int) -> tuple:
@@ -222,7 +228,8 @@ def _format(value) -> str:
 
 def _print_table(table, stream) -> None:
     names = table.column_names
-    rows = [["-" if v is None else _format(v) for v in row] for row in zip(*(table.column(c).to_pylist() for c in names))]
+    columns = (table.column(c).to_pylist() for c in names)
+    rows = [["-" if v is None else _format(v) for v in row] for row in zip(*columns)]
     widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
     stream.write("  ".join(n.ljust(w) for n, w in zip(names, widths)).rstrip() + "\n")
     for row in rows:

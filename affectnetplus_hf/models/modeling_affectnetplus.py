@@ -8,20 +8,9 @@
 * :class:`AffectNetPlusPreTrainedModel` — their base, shared with
   :class:`~affectnetplus_hf.models.modeling_softlabeler.SoftLabeler`.
 
-Implementation notes (transformers 5):
-
-* ``post_init()`` is called by every model (it registers ``all_tied_weights_keys`` and runs the init).
-* ``_init_weights`` only initialises this package's heads; the timm backbone keeps timm's own
-  initialisation (its tensors are flagged ``_is_hf_initialized`` when built outside ``from_pretrained``).
-  A checkpoint lacking any tensor makes ``from_pretrained`` raise ``ValueError`` naming the keys
-  (:func:`~affectnetplus_hf.models.hub.check_loaded_weights`).
-* ``from_pretrained`` builds the model on the meta device and loads the safetensors weights; timm's
-  non-persistent buffers are made persistent at construction so that every tensor round-trips exactly.
-* The image processor is saved in the same directory by ``save_pretrained`` and re-attached by
-  ``from_pretrained`` (``model.image_processor``).
-* Importing this module registers the models with ``AutoModel`` and ``AutoModelForImageClassification``
-  (``AutoModel.register``; the configs with ``AutoConfig`` and the image processor with
-  ``AutoImageProcessor`` on the way, by importing their modules).
+``_init_weights`` initialises only this package's heads (the timm backbone keeps timm's initialisation), and
+``from_pretrained`` re-attaches the image processor saved next to the weights (``model.image_processor``).
+Importing this module registers the models with ``AutoModel`` and ``AutoModelForImageClassification``.
 """
 
 from __future__ import annotations
@@ -41,7 +30,9 @@ from transformers.modeling_outputs import ImageClassifierOutput
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_ACTION_UNITS, NUM_EMOTIONS, au_vectors, aus_weights
 from affectnetplus_hf.fileio import chmod_like_new
-from affectnetplus_hf.image_processing import AffectNetPlusImageProcessor  # noqa: F401  (AutoImageProcessor registration)
+from affectnetplus_hf.image_processing import (
+    AffectNetPlusImageProcessor,  # noqa: F401  (AutoImageProcessor registration)
+)
 from affectnetplus_hf.models.backbones import HEAD_INIT_STD, ExpressionNet, check_pixel_values, is_head
 from affectnetplus_hf.models.configuration_affectnetplus import (
     AUExpressionClassifierConfig,
@@ -231,8 +222,10 @@ class AffectNetPlusPreTrainedModel(PreTrainedModel):
         except RuntimeError as error:
             if "mismatched_sizes" not in str(error):
                 raise
-            raise ValueError(f"{weights_path(path)}: tensor shapes do not match the model described by config.json; the weights "
-                             "belong to another model") from None
+            raise ValueError(
+                f"{weights_path(path)}: tensor shapes do not match the model described by config.json; the weights "
+                "belong to another model"
+            ) from None
         check_loaded_weights(model, path, info.get("missing_keys") or ())
         model._image_processor = load_saved_image_processor(path, model.config)
         return (model, info) if output_loading_info else model
@@ -301,7 +294,9 @@ class BinaryExpressionClassifier(_SingleBackboneModel):
 
     config_class = BinaryExpressionClassifierConfig
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs):
+    def forward(
+        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs
+    ):
         logits = self.classifier(self._features(pixel_values))
         loss = None
         if labels is not None:
@@ -316,12 +311,15 @@ def au_loss(au_logits: torch.Tensor, au_labels: torch.Tensor, pos_weight: float 
     ω_pos = ω_neg = 1 [choice]; ``pos_weight`` = scalar ω_pos/ω_neg [option].
     """
     weight = None if pos_weight is None else torch.tensor(pos_weight, device=au_logits.device, dtype=torch.float32)
-    per_au = nnf.binary_cross_entropy_with_logits(au_logits.float(), au_labels.float(), pos_weight=weight, reduction="none")
+    per_au = nnf.binary_cross_entropy_with_logits(
+        au_logits.float(), au_labels.float(), pos_weight=weight, reduction="none"
+    )
     return per_au.sum(dim=1).mean()
 
 
 def au_targets_for_labels(emotion_indices: torch.Tensor) -> torch.Tensor:
-    """AU targets (``docs/method.md#au-scores``): each training image gets AU_{its own emotion} (Neutral = zeros), (N, 21)."""
+    """AU targets (``docs/method.md#au-scores``): each training image gets AU_{its own emotion} (Neutral = zeros),
+    (N, 21)."""
     table = torch.as_tensor(au_vectors(), device=emotion_indices.device)
     return table[emotion_indices.long()]
 
@@ -358,10 +356,13 @@ class AUExpressionClassifier(_SingleBackboneModel):
         if au_labels is not None:
             if tuple(au_labels.shape) != (au_logits.shape[0], NUM_ACTION_UNITS):
                 raise ValueError(
-                    f"au_labels must have shape ({au_logits.shape[0]}, {NUM_ACTION_UNITS}), got {tuple(au_labels.shape)}"
+                    f"au_labels must have shape ({au_logits.shape[0]}, {NUM_ACTION_UNITS}), "
+                    f"got {tuple(au_labels.shape)}"
                 )
             au_term = au_loss(au_logits, au_labels, self.config.au_pos_weight)
-            loss = self.config.au_loss_weight * au_term if loss is None else loss + self.config.au_loss_weight * au_term
+            loss = (
+                self.config.au_loss_weight * au_term if loss is None else loss + self.config.au_loss_weight * au_term
+            )
         p_au = None
         if return_p_au if return_p_au is not None else not self.training:
             positive_detached = positive.detach()
@@ -390,12 +391,16 @@ class HardFERModel(_SingleBackboneModel):
     config_class = HardFERConfig
     _num_outputs = NUM_EMOTIONS
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs):
+    def forward(
+        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs
+    ):
         logits = self.classifier(self._features(pixel_values))
         loss = None
         if labels is not None:
             if labels.shape != (logits.shape[0],):
-                raise ValueError(f"labels must have shape ({logits.shape[0]},) with values 0..7, got {tuple(labels.shape)}")
+                raise ValueError(
+                    f"labels must have shape ({logits.shape[0]},) with values 0..7, got {tuple(labels.shape)}"
+                )
             weight = None
             if self.config.class_weights is not None:
                 weight = torch.tensor(self.config.class_weights, dtype=torch.float32, device=logits.device)
@@ -407,17 +412,22 @@ class HardFERModel(_SingleBackboneModel):
 
 
 class SoftFERModel(_SingleBackboneModel):
-    """Soft-FER baseline (``docs/method.md#baselines``): 8 sigmoid outputs; loss = BCE against soft targets (N, 8) in [0, 1]."""
+    """Soft-FER baseline (``docs/method.md#baselines``): 8 sigmoid outputs; loss = BCE against soft targets (N, 8)
+    in [0, 1]."""
 
     config_class = SoftFERConfig
     _num_outputs = NUM_EMOTIONS
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs):
+    def forward(
+        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs
+    ):
         logits = self.classifier(self._features(pixel_values))
         loss = None
         if labels is not None:
             if tuple(labels.shape) != tuple(logits.shape):
-                raise ValueError(f"labels must be soft labels of shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
+                raise ValueError(
+                    f"labels must be soft labels of shape {tuple(logits.shape)}, got {tuple(labels.shape)}"
+                )
             loss = nnf.binary_cross_entropy_with_logits(logits.float(), labels.float())
         output = FERClassifierOutput(loss=loss, logits=logits, probs=logits.float().sigmoid())
         return output if return_dict is not False else output.to_tuple()
@@ -426,7 +436,9 @@ class SoftFERModel(_SingleBackboneModel):
 def distribution_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Soft-target cross-entropy ``-Σ_e t_e log softmax(logits)_e``, averaged over the batch."""
     if tuple(targets.shape) != tuple(logits.shape):
-        raise ValueError(f"labels must be vote distributions of shape {tuple(logits.shape)}, got {tuple(targets.shape)}")
+        raise ValueError(
+            f"labels must be vote distributions of shape {tuple(logits.shape)}, got {tuple(targets.shape)}"
+        )
     return -(targets.float() * logits.float().log_softmax(-1)).sum(-1).mean()
 
 
@@ -440,7 +452,9 @@ class DistributionClassifier(_SingleBackboneModel):
     config_class = DistributionClassifierConfig
     _num_outputs = NUM_EMOTIONS
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs):
+    def forward(
+        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs
+    ):
         logits = self.classifier(self._features(pixel_values))
         loss = distribution_loss(logits, labels) if labels is not None else None
         output = FERClassifierOutput(loss=loss, logits=logits, probs=logits.float().softmax(-1))

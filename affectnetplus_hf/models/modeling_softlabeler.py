@@ -14,8 +14,9 @@ Importing this module registers :class:`SoftLabeler` with ``AutoModel`` (not wit
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +27,13 @@ from transformers.utils import ModelOutput
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS
 from affectnetplus_hf.models.backbones import ExpressionNet
-from affectnetplus_hf.models.configuration_affectnetplus import CS_MODES, SoftLabelerConfig, resolve_emotion
+from affectnetplus_hf.models.configuration_affectnetplus import (
+    CS_FAMILIES,
+    CS_MODES,
+    FAMILIES,
+    SoftLabelerConfig,
+    resolve_emotion,
+)
 from affectnetplus_hf.models.modeling_affectnetplus import (
     AffectNetPlusPreTrainedModel,
     AUExpressionClassifier,
@@ -127,7 +134,7 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         test_time_flip: bool = False,
         test_time_shift: int = 0,
         calibration: Mapping[str, Any] | None = None,
-    ) -> "SoftLabeler":
+    ) -> SoftLabeler:
         """Assemble a soft-labeler from trained members (weights are copied).
 
         Args:
@@ -135,9 +142,9 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
                 emotion (name or index) for each backbone; ``None``/empty = no EBC family.
             au_members: ``{emotion: AUExpressionClassifier}`` for all 8 emotions; ``None``/empty = no
                 AU family.
-            confidences: the measured confidence scores (``docs/method.md#confidence-scores``), either ``{"ebc": (J, 8), "au": (8,)}`` (stored
-                under ``cs_mode``) or ``{"balanced": {...}, "eq3": {...}}`` (both modes kept). EBC rows
-                follow ``ebc_backbones``.
+            confidences: the measured confidence scores (``docs/method.md#confidence-scores``), either
+                ``{"ebc": (J, 8), "au": (8,)}`` (stored under ``cs_mode``) or ``{"balanced": {...}, "eq3": {...}}``
+                (both modes kept). EBC rows follow ``ebc_backbones``.
             processor: the image processor the members were trained with (default: built from the
                 members' image size and normalisation).
             cs_mode: the mode the soft labels use.
@@ -145,91 +152,31 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
             dist_members: the members of the vote-distribution family, in order (``None``/empty = none).
             test_time_flip, test_time_shift, calibration: see :class:`SoftLabelerConfig`.
         """
-        ebc_members = dict(ebc_members or {})
-        au_members = dict(au_members or {})
+        ebc_members, au_members = dict(ebc_members or {}), dict(au_members or {})
         dist_members = list(dist_members or [])
         if not ebc_members and not au_members and not dist_members:
             raise ValueError("from_members needs ebc_members, au_members or dist_members; got none")
-        for k, member in enumerate(dist_members):
-            if not isinstance(member, DistributionClassifier):
-                raise ValueError(f"dist_members[{k}] must be a DistributionClassifier, got {type(member).__name__}")
-        grid: dict[tuple[str, str], BinaryExpressionClassifier] = {}
-        order: list[str] = []
-        for key, member in ebc_members.items():
-            if not (isinstance(key, tuple) and len(key) == 2):
-                raise ValueError(f"ebc_members keys must be (backbone, emotion) tuples, got {key!r}")
-            backbone, emotion = key[0], resolve_emotion(key[1])
-            if not isinstance(member, BinaryExpressionClassifier):
-                raise ValueError(f"ebc_members[{key!r}] must be a BinaryExpressionClassifier, got {type(member).__name__}")
-            if member.config.backbone != backbone or member.config.emotion != emotion:
-                raise ValueError(
-                    f"ebc_members[{key!r}] is a {member.config.backbone}/{member.config.emotion} classifier; "
-                    f"expected {backbone}/{emotion}"
-                )
-            grid[(backbone, emotion)] = member
-            if backbone not in order:
-                order.append(backbone)
-        backbones = list(ebc_backbones) if ebc_backbones is not None else order
-        if sorted(backbones) != sorted(order):
-            raise ValueError(f"ebc_backbones {backbones} do not match the backbones of ebc_members {order}")
-        missing = [f"{b}/{e}" for b in backbones for e in EMOTIONS if (b, e) not in grid]
-        if missing:
-            raise ValueError(f"ebc_members must hold all 8 emotions for every backbone; missing {missing}")
-        au: dict[str, AUExpressionClassifier] = {}
-        for key, member in au_members.items():
-            emotion = resolve_emotion(key)
-            if not isinstance(member, AUExpressionClassifier):
-                raise ValueError(f"au_members[{key!r}] must be an AUExpressionClassifier, got {type(member).__name__}")
-            if member.config.emotion != emotion:
-                raise ValueError(f"au_members[{key!r}] is the {member.config.emotion} classifier; expected {emotion}")
-            au[emotion] = member
-        if au and len(au) != NUM_EMOTIONS:
-            raise ValueError(f"au_members must hold all 8 emotions; missing {[e for e in EMOTIONS if e not in au]}")
-        ordered_ebc = [grid[(b, e)] for b in backbones for e in EMOTIONS]
-        ordered_au = [au[e] for e in EMOTIONS] if au else []
+        _check_dist_members(dist_members)
+        backbones, ordered_ebc = _ordered_ebc_members(ebc_members, ebc_backbones)
+        ordered_au = _ordered_au_members(au_members)
         everyone = ordered_ebc + ordered_au + dist_members
+        _check_shared_input(everyone)
+        aus, neutral_similarity = _shared_au_options(ordered_au)
         reference = everyone[0].config
-        def who(member) -> str:
-            return f"{member.config.backbone}/{getattr(member.config, 'emotion', 'distribution')}"
-
-        for member in everyone[1:]:
-            for field in ("image_size", "num_channels", "image_mean", "image_std", "backbone_kwargs"):
-                if getattr(member.config, field) != getattr(reference, field):
-                    raise ValueError(
-                        f"all members must share {field} (one decoded input feeds them all): "
-                        f"{who(member)} has {getattr(member.config, field)!r}, "
-                        f"{who(everyone[0])} has {getattr(reference, field)!r}"
-                    )
-        au_options = {(m.config.aus, m.config.neutral_similarity) for m in ordered_au}
-        if len(au_options) > 1:
-            raise ValueError(f"AU members disagree on (aus, neutral_similarity): {sorted(au_options)}")
-        aus, neutral_similarity = au_options.pop() if au_options else ("table2", SoftLabelerConfig().neutral_similarity)
         config = SoftLabelerConfig(
             ebc_backbones=backbones,
             au_backbones=[m.config.backbone for m in ordered_au],
             confidence_scores=_normalise_confidences(confidences, cs_mode),
             cs_mode=cs_mode,
-            image_size=reference.image_size,
-            num_channels=reference.num_channels,
-            image_mean=reference.image_mean,
-            image_std=reference.image_std,
+            **{field: getattr(reference, field) for field in _SHARED_INPUT_FIELDS},
             aus=aus,
             neutral_similarity=neutral_similarity,
-            backbone_kwargs=reference.backbone_kwargs,
             dist_backbones=[m.config.backbone for m in dist_members],
             test_time_flip=test_time_flip,
             test_time_shift=test_time_shift,
             calibration=dict(calibration) if calibration is not None else None,
         )
-        prefixes = [f"ebc_members.{k}." for k in range(len(ordered_ebc))]
-        prefixes += [f"au_members.{k}." for k in range(len(ordered_au))]
-        prefixes += [f"dist_members.{k}." for k in range(len(dist_members))]
-        state = {
-            prefix + name: tensor.detach().clone()
-            for prefix, member in zip(prefixes, everyone)
-            for name, tensor in member.state_dict().items()
-        }
-        model = cls.from_state_dict(config, state)
+        model = cls.from_state_dict(config, _members_state_dict(ordered_ebc, ordered_au, dist_members))
         if processor is not None:
             model.image_processor = processor
         return model
@@ -327,56 +274,36 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         Returns the fields of :class:`SoftLabelerOutput` as float64 tensors (``None`` for absent families).
         """
         config = self.config
-        named = {"EBC member probabilities": ebc_probs, "AU member probabilities": au_binary_probs,
-                 "AU probabilities": au_probs, "distribution member probabilities": dist_probs}
-        ebc_probs, au_binary_probs, au_probs, dist_probs = (
-            None if value is None else torch.as_tensor(value).detach().double() for value in named.values()
+        ebc_probs, au_binary_probs, au_probs, dist_probs = given = _float64_probabilities(
+            {"EBC member probabilities": ebc_probs, "AU member probabilities": au_binary_probs,
+             "AU probabilities": au_probs, "distribution member probabilities": dist_probs}
         )
-        given = [value for value in (ebc_probs, au_binary_probs, au_probs, dist_probs) if value is not None]
-        for name, value in zip(named, (ebc_probs, au_binary_probs, au_probs, dist_probs), strict=True):
-            if value is not None:
-                check_finite_probabilities(name, value)
-        device = given[0].device if given else torch.device("cpu")
-        ebc_scores = au_scores = dist_scores = None
-        columns: list[torch.Tensor] = []
-        per_emotion: list[torch.Tensor] = []  # (members_of_e, N, 8) stacks
+        device = next((value.device for value in given if value is not None), torch.device("cpu"))
+        parts: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # family -> (scores, columns, stack)
         with torch.no_grad(), torch.autocast(device.type, enabled=False):
             if "ebc" in config.families:
-                probs = ebc_probs
-                stacked = probs.unflatten(1, (len(config.ebc_backbones), NUM_EMOTIONS)).transpose(0, 1)  # (J, N, 8)
-                confidences = _as_float64(config.confidences("ebc"), device)  # (J, 8)
-                ebc_scores = torch.einsum("jnk,jk->nk", stacked, confidences) / stacked.shape[0]  # Eq. 5
-                columns.append(probs)
-                per_emotion.append(stacked)
+                parts["ebc"] = _ebc_family(config, ebc_probs, device)
             if "au" in config.families:
-                p_au = au_positive_probabilities(  # Eqs. 9-12
-                    au_binary_probs, au_probs, range(NUM_EMOTIONS),
-                    aus=config.aus, neutral_similarity=config.neutral_similarity,
-                )
-                au_scores = p_au * _as_float64(config.confidences("au"), device)  # Eq. 13
-                columns.append(p_au)
-                per_emotion.append(p_au[None])
+                parts["au"] = _au_family(config, au_binary_probs, au_probs, device)
             if "dist" in config.families:
-                probs = dist_probs  # (N, K, 8)
-                dist_scores = probs.mean(dim=1)
-                columns.append(probs.flatten(1))
-                per_emotion.append(probs.transpose(0, 1))
+                parts["dist"] = _dist_family(dist_probs)
+            scores = {family: parts[family][0] if family in parts else None for family in FAMILIES}
             if config.paper_families:  # Eq. 14: the mean of the families present
-                families = [scores for scores in (ebc_scores, au_scores) if scores is not None]
+                families = [scores[family] for family in CS_FAMILIES if scores[family] is not None]
                 soft = sum(families[1:], families[0]) / len(families)
             else:
-                soft = dist_scores
-            spread = _population_std(torch.cat(per_emotion, dim=0))
+                soft = scores["dist"]
+            spread = _population_std(torch.cat([stack for _, _, stack in parts.values()], dim=0))
             calibrated = None
             if config.calibration is not None:
-                calibrated = _calibrate({"ebc": ebc_scores, "au": au_scores, "dist": dist_scores}, config.calibration)
+                calibrated = _calibrate(scores, config.calibration)
         return {
             "soft_label": soft,
-            "ebc_scores": ebc_scores,
-            "au_scores": au_scores,
-            "member_probs": torch.cat(columns, dim=1),
+            "ebc_scores": scores["ebc"],
+            "au_scores": scores["au"],
+            "member_probs": torch.cat([columns for _, columns, _ in parts.values()], dim=1),
             "spread": spread,
-            "dist_scores": dist_scores,
+            "dist_scores": scores["dist"],
             "soft_label_calibrated": calibrated,
         }
 
@@ -432,7 +359,8 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
     def subsets(soft_labels, hard_labels) -> np.ndarray:
         """Subset names (``easy``/``challenging``/``difficult``, ``docs/method.md#subsets``) via
         :func:`affectnetplus_hf.subsets.assign_subsets`."""
-        return assign_subsets(_to_numpy(soft_labels), np.asarray(hard_labels.cpu() if isinstance(hard_labels, torch.Tensor) else hard_labels))
+        hard = hard_labels.cpu() if isinstance(hard_labels, torch.Tensor) else hard_labels
+        return assign_subsets(_to_numpy(soft_labels), np.asarray(hard))
 
     def train(self, mode: bool = True):
         self._vmap_templates = {}
@@ -465,7 +393,8 @@ def _normalised_rows(scores: torch.Tensor) -> torch.Tensor:
     """Rows divided by their sums; an all-zero row becomes uniform (``metrics.functional.normalize_rows``)."""
     totals = scores.sum(dim=1, keepdim=True)
     positive = totals > 0
-    return torch.where(positive, scores / torch.where(positive, totals, torch.ones_like(totals)), 1.0 / scores.shape[1])
+    safe_totals = torch.where(positive, totals, torch.ones_like(totals))
+    return torch.where(positive, scores / safe_totals, 1.0 / scores.shape[1])
 
 
 def _calibrate(scores: Mapping[str, torch.Tensor | None], calibration: Mapping[str, Any]) -> torch.Tensor:
@@ -498,6 +427,134 @@ def concat_outputs(outputs: Iterable[SoftLabelerOutput]) -> SoftLabelerOutput:
         values = [getattr(o, field.name) for o in outputs]
         merged[field.name] = None if values[0] is None else torch.cat([v.cpu() for v in values], dim=0)
     return SoftLabelerOutput(**merged)
+
+
+# ---- from_members steps ------------------------------------------------------------------------
+
+#: The input fields every member must share (one decoded input feeds them all), copied into the config.
+_SHARED_INPUT_FIELDS = ("image_size", "num_channels", "image_mean", "image_std", "backbone_kwargs")
+
+
+def _member_name(member) -> str:
+    return f"{member.config.backbone}/{getattr(member.config, 'emotion', 'distribution')}"
+
+
+def _check_dist_members(dist_members: Sequence) -> None:
+    for k, member in enumerate(dist_members):
+        if not isinstance(member, DistributionClassifier):
+            raise ValueError(f"dist_members[{k}] must be a DistributionClassifier, got {type(member).__name__}")
+
+
+def _ordered_ebc_members(
+    ebc_members: Mapping, ebc_backbones: Sequence[str] | None
+) -> tuple[list[str], list[BinaryExpressionClassifier]]:
+    """The J backbones and the EBC members in ``ebc_members[j * 8 + e]`` order, checked to be a full grid."""
+    grid: dict[tuple[str, str], BinaryExpressionClassifier] = {}
+    order: list[str] = []
+    for key, member in ebc_members.items():
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise ValueError(f"ebc_members keys must be (backbone, emotion) tuples, got {key!r}")
+        backbone, emotion = key[0], resolve_emotion(key[1])
+        if not isinstance(member, BinaryExpressionClassifier):
+            raise ValueError(
+                f"ebc_members[{key!r}] must be a BinaryExpressionClassifier, got {type(member).__name__}"
+            )
+        if member.config.backbone != backbone or member.config.emotion != emotion:
+            raise ValueError(
+                f"ebc_members[{key!r}] is a {member.config.backbone}/{member.config.emotion} classifier; "
+                f"expected {backbone}/{emotion}"
+            )
+        grid[(backbone, emotion)] = member
+        if backbone not in order:
+            order.append(backbone)
+    backbones = list(ebc_backbones) if ebc_backbones is not None else order
+    if sorted(backbones) != sorted(order):
+        raise ValueError(f"ebc_backbones {backbones} do not match the backbones of ebc_members {order}")
+    missing = [f"{b}/{e}" for b in backbones for e in EMOTIONS if (b, e) not in grid]
+    if missing:
+        raise ValueError(f"ebc_members must hold all 8 emotions for every backbone; missing {missing}")
+    return backbones, [grid[(b, e)] for b in backbones for e in EMOTIONS]
+
+
+def _ordered_au_members(au_members: Mapping) -> list[AUExpressionClassifier]:
+    """The AU members in label-space order (all 8 emotions, or none)."""
+    au: dict[str, AUExpressionClassifier] = {}
+    for key, member in au_members.items():
+        emotion = resolve_emotion(key)
+        if not isinstance(member, AUExpressionClassifier):
+            raise ValueError(f"au_members[{key!r}] must be an AUExpressionClassifier, got {type(member).__name__}")
+        if member.config.emotion != emotion:
+            raise ValueError(f"au_members[{key!r}] is the {member.config.emotion} classifier; expected {emotion}")
+        au[emotion] = member
+    if au and len(au) != NUM_EMOTIONS:
+        raise ValueError(f"au_members must hold all 8 emotions; missing {[e for e in EMOTIONS if e not in au]}")
+    return [au[e] for e in EMOTIONS] if au else []
+
+
+def _check_shared_input(members: Sequence[nn.Module]) -> None:
+    """Every member has the first one's :data:`_SHARED_INPUT_FIELDS`."""
+    reference = members[0].config
+    for member in members[1:]:
+        for field in _SHARED_INPUT_FIELDS:
+            if getattr(member.config, field) != getattr(reference, field):
+                raise ValueError(
+                    f"all members must share {field} (one decoded input feeds them all): "
+                    f"{_member_name(member)} has {getattr(member.config, field)!r}, "
+                    f"{_member_name(members[0])} has {getattr(reference, field)!r}"
+                )
+
+
+def _shared_au_options(au_members: Sequence[AUExpressionClassifier]) -> tuple[str, float]:
+    """The ``(aus, neutral_similarity)`` all AU members share (the config's defaults without AU members)."""
+    au_options = {(m.config.aus, m.config.neutral_similarity) for m in au_members}
+    if len(au_options) > 1:
+        raise ValueError(f"AU members disagree on (aus, neutral_similarity): {sorted(au_options)}")
+    return au_options.pop() if au_options else ("table2", SoftLabelerConfig().neutral_similarity)
+
+
+def _members_state_dict(ebc: Sequence[nn.Module], au: Sequence[nn.Module], dist: Sequence[nn.Module]) -> dict:
+    """The members' tensors (copies) under the soft-labeler's names ``ebc_members.K.``/``au_members.K.``/..."""
+    prefixed = [(f"ebc_members.{k}.", m) for k, m in enumerate(ebc)]
+    prefixed += [(f"au_members.{k}.", m) for k, m in enumerate(au)]
+    prefixed += [(f"dist_members.{k}.", m) for k, m in enumerate(dist)]
+    return {
+        prefix + name: tensor.detach().clone()
+        for prefix, member in prefixed
+        for name, tensor in member.state_dict().items()
+    }
+
+
+# ---- combine steps -----------------------------------------------------------------------------
+
+
+def _float64_probabilities(named: Mapping[str, Any]) -> list[torch.Tensor | None]:
+    """The member probabilities as detached float64 tensors (``None`` stays), each checked finite."""
+    tensors = [None if value is None else torch.as_tensor(value).detach().double() for value in named.values()]
+    for name, value in zip(named, tensors, strict=True):
+        if value is not None:
+            check_finite_probabilities(name, value)
+    return tensors
+
+
+def _ebc_family(config: SoftLabelerConfig, probs: torch.Tensor, device: torch.device):
+    """``(SC_EB (N, 8) of Eq. 5, member columns (N, J·8), per-emotion stack (J, N, 8))``."""
+    stacked = probs.unflatten(1, (len(config.ebc_backbones), NUM_EMOTIONS)).transpose(0, 1)  # (J, N, 8)
+    confidences = _as_float64(config.confidences("ebc"), device)  # (J, 8)
+    scores = torch.einsum("jnk,jk->nk", stacked, confidences) / stacked.shape[0]  # Eq. 5
+    return scores, probs, stacked
+
+
+def _au_family(config: SoftLabelerConfig, binary_probs: torch.Tensor, au_probs: torch.Tensor, device: torch.device):
+    """``(SC_AU (N, 8) of Eq. 13, P_AU columns (N, 8), per-emotion stack (1, N, 8))``."""
+    p_au = au_positive_probabilities(  # Eqs. 9-12
+        binary_probs, au_probs, range(NUM_EMOTIONS), aus=config.aus, neutral_similarity=config.neutral_similarity,
+    )
+    return p_au * _as_float64(config.confidences("au"), device), p_au, p_au[None]  # Eq. 13
+
+
+def _dist_family(probs: torch.Tensor):
+    """``(mean softmax (N, 8), member columns (N, K·8), per-emotion stack (K, N, 8))`` of ``probs`` (N, K, 8)."""
+    return probs.mean(dim=1), probs.flatten(1), probs.transpose(0, 1)
 
 
 def _normalise_confidences(confidences, cs_mode: str) -> dict | None:

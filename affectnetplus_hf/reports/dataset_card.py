@@ -39,9 +39,10 @@ COLUMN_DOCS: dict[str, str] = {
     "image_id": "path of the image relative to the source root (`/`-separated); unique",
     "face_box": "(x0, y0, x1, y1) face box in image pixels, null for the whole image",
     "expression": "hard label (the source's single annotation), `ClassLabel` with the 8 emotions",
-    "soft_label": ("AffectNet+ soft label (paper Eq. 14, docs/method.md#soft-label): 8 independent scores in [0, 1], not "
-                   "renormalised"),
-    "soft_label_ebc": "semantic scores of the ensemble of binary classifiers (Eq. 5); null if that family was not used",
+    "soft_label": ("AffectNet+ soft label (paper Eq. 14, docs/method.md#soft-label): 8 independent scores in "
+                   "[0, 1], not renormalised"),
+    "soft_label_ebc": ("semantic scores of the ensemble of binary classifiers (Eq. 5); null if that family was not "
+                       "used"),
     "soft_label_au": "semantic scores of the AU-based classifiers (Eq. 13); null if that family was not used",
     "soft_label_dist": ("mean probability of the members trained on annotators' vote distributions (sums to 1; "
                         "docs/method.md#distribution-family); null if that family was not used"),
@@ -114,7 +115,8 @@ def card_metadata(summary: Mapping[str, Any], features, splits: Sequence[str], s
             split_dict.add(SplitInfo(name=split, num_examples=config_rows(summary, config, split)))
         infos.append(dataset_info_entry(config, DatasetInfo(features=features, splits=split_dict)))
     total = sum(summary["splits"][s]["rows"] for s in splits)
-    size = "n<1K" if total < 1000 else "1K<n<10K" if total < 10_000 else "10K<n<100K" if total < 100_000 else "100K<n<1M"
+    size = ("n<1K" if total < 1000 else "1K<n<10K" if total < 10_000 else "10K<n<100K" if total < 100_000
+            else "100K<n<1M")
     header: dict[str, Any] = {"pretty_name": pretty_name, "license": terms.license}
     if terms.license_name:
         header["license_name"] = terms.license_name
@@ -140,7 +142,8 @@ def columns_table(features) -> str:
             kind = feature.dtype
         elif kind == "List":
             inner = feature.feature
-            kind = f"{getattr(inner, 'dtype', type(inner).__name__)}[{feature.length}]" if feature.length != -1 else "list"
+            inner_kind = getattr(inner, "dtype", type(inner).__name__)
+            kind = f"{inner_kind}[{feature.length}]" if feature.length != -1 else "list"
             if type(inner).__name__ == "List":
                 kind = f"float32[{feature.length}][{inner.length}]"
         rows.append([f"`{name}`", kind, COLUMN_DOCS.get(name, "")])
@@ -160,32 +163,10 @@ def render_card(summary: Mapping[str, Any], features, splits: Sequence[str], fig
     }.get(source_kind, f"AffectNet+-style soft labels ({source_kind})")
     header = card_metadata(summary, features, splits, source_kind, pretty_name, keep_unlabeled)
     license_text = license_for(source_kind).dataset_text
-    sizes = "\n".join(
-        f"| {split} | {summary['splits'][split]['rows']:,} | "
-        + " | ".join(f"{summary['splits'][split]['rows_per_group'].get(s, 0):,}" for s in SUBSETS)
-        + " |"
-        for split in splits
-    )
     tables = "\n".join(
         subset_table_markdown(summary["subset_table"][split], title=f"{split}") for split in splits
     )
     figures = "\n".join(f"![{split} subsets]({path})" for split, path in figure_paths.items()) or "(figures not drawn)"
-    left_out = []
-    for split, n in summary.get("without_hard_label", {}).items():
-        if n:
-            left_out.append(f"- {split}: {n:,} image(s) without a hard label (AffectNet codes 8-10) "
-                            + ("kept in `default` (`unassigned-*` files)" if keep_unlabeled else "left out"))
-    for config in CONFIG_NAMES:
-        empty = [split for split in splits if config_rows(summary, config, split) == 0]
-        if empty:
-            left_out.append(f"- config `{config}` has no image in split(s) {', '.join(empty)}: "
-                            + ("the config is absent" if len(empty) == len(splits) else "those splits are absent from it"))
-    if summary.get("changed_images"):
-        left_out.append(f"- {len(summary['changed_images']):,} image(s) changed since they were labeled, left out "
-                        "(listed in `statistics.json`)")
-    if summary.get("not_labelled"):
-        left_out.append(f"- {len(summary['not_labelled']):,} image(s) with no soft label (unreadable at labeling), left out "
-                        "(listed in `statistics.json`)")
     template = read_template((Path(template_path),) if template_path else CARD_TEMPLATES, "dataset card")
     body = string.Template(template).substitute(
         pretty_name=pretty_name,
@@ -197,15 +178,46 @@ def render_card(summary: Mapping[str, Any], features, splits: Sequence[str], fig
         labels_model=summary.get("labels_model") or "unknown",
         metadata=summary.get("metadata") or "none",
         label_quality=crowd_quality_section(summary.get("label_quality")).replace("## Quality", "### Quality"),
-        sizes_table=sizes,
+        sizes_table=_sizes_table(summary, splits),
         subset_tables=tables,
         figures=figures,
         columns_table=columns_table(features),
-        left_out="\n".join(left_out) or "- nothing",
+        left_out="\n".join(_left_out_lines(summary, splits, keep_unlabeled)) or "- nothing",
         splits=", ".join(f"`{s}`" for s in splits),
     )
     yaml_text = yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000)
     return f"---\n{yaml_text}---\n\n{body}"
+
+
+def _sizes_table(summary: Mapping[str, Any], splits: Sequence[str]) -> str:
+    """The rows of the card's sizes table: each split's rows, in all and per subset."""
+    return "\n".join(
+        f"| {split} | {summary['splits'][split]['rows']:,} | "
+        + " | ".join(f"{summary['splits'][split]['rows_per_group'].get(s, 0):,}" for s in SUBSETS)
+        + " |"
+        for split in splits
+    )
+
+
+def _left_out_lines(summary: Mapping[str, Any], splits: Sequence[str], keep_unlabeled: bool) -> list[str]:
+    """The card's "left out" list: images without a hard label, empty configs, changed and unlabelled images."""
+    left_out = []
+    for split, n in summary.get("without_hard_label", {}).items():
+        if n:
+            left_out.append(f"- {split}: {n:,} image(s) without a hard label (AffectNet codes 8-10) "
+                            + ("kept in `default` (`unassigned-*` files)" if keep_unlabeled else "left out"))
+    for config in CONFIG_NAMES:
+        empty = [split for split in splits if config_rows(summary, config, split) == 0]
+        if empty:
+            absent = "the config is absent" if len(empty) == len(splits) else "those splits are absent from it"
+            left_out.append(f"- config `{config}` has no image in split(s) {', '.join(empty)}: " + absent)
+    if summary.get("changed_images"):
+        left_out.append(f"- {len(summary['changed_images']):,} image(s) changed since they were labeled, left out "
+                        "(listed in `statistics.json`)")
+    if summary.get("not_labelled"):
+        left_out.append(f"- {len(summary['not_labelled']):,} image(s) with no soft label (unreadable at labeling), "
+                        "left out (listed in `statistics.json`)")
+    return left_out
 
 
 def replace_license_note(card: str, note: str) -> str:

@@ -60,14 +60,8 @@ def save_contact_sheet(
     writer's) saves reading ``ground_truth.csv``. ``cell`` resizes each image (default: the sample's size);
     ``colors`` quantizes the PNG palette (smaller file).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     directory = Path(directory)
     grid = _sheet_grid(_sheet_items(directory, specs), pure_columns, blend_columns)
-    columns = pure_columns + blend_columns
     first = next((c for row in grid for c in row if c is not None), None)
     if first is None:
         raise ValueError(f"{directory}: no images to show in a contact sheet")
@@ -76,6 +70,20 @@ def save_contact_sheet(
     else:
         with Image.open(directory / first[0]) as img:
             side = img.size[0]
+    mosaic = _paste_mosaic(directory, grid, side, pure_columns + blend_columns)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _save_labelled_figure(mosaic, grid, side, pure_columns, blend_columns, out)
+    if colors:
+        with Image.open(out) as img:
+            quantized = img.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT,
+                                                    dither=Image.Dither.NONE)
+        quantized.save(out, format="PNG", optimize=True)
+    return out
+
+
+def _paste_mosaic(directory: Path, grid: list[list[Cell]], side: int, columns: int) -> Image.Image:
+    """The grid's images, each resized to ``side`` x ``side``, on a white canvas (empty cells stay white)."""
     mosaic = Image.new("RGB", (side * columns, side * NUM_EMOTIONS), (255, 255, 255))
     for r, row in enumerate(grid):
         for c, entry in enumerate(row):
@@ -85,6 +93,17 @@ def save_contact_sheet(
                     if img.size != (side, side):
                         img = img.resize((side, side), Image.Resampling.BILINEAR)
                     mosaic.paste(img, (c * side, r * side))
+    return mosaic
+
+
+def _save_labelled_figure(mosaic: Image.Image, grid: list[list[Cell]], side: int, pure_columns: int,
+                          blend_columns: int, out: Path) -> None:
+    """Save ``mosaic`` with matplotlib: the emotion names left of the rows, the captions and a title line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     dpi = 100
     label_w = 80
     caption_h = 14 if blend_columns else 0
@@ -104,16 +123,7 @@ def save_contact_sheet(
     fig.text(label_w / width_px, 1 - 12 / height_px,
              f"pure emotions ({pure_columns} columns) | blends ({blend_columns} columns, +secondary weight)",
              fontsize=8, va="center")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi, metadata={"Software": None})
     plt.close(fig)
-    if colors:
-        with Image.open(out) as img:
-            quantized = img.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT,
-                                                    dither=Image.Dither.NONE)
-        quantized.save(out, format="PNG", optimize=True)
-    return out
-
 
 __all__ = ["save_contact_sheet"]

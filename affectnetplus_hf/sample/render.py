@@ -405,6 +405,15 @@ def render_face(
     draw = ImageDraw.Draw(image)
     _draw_background(draw, size, params)
     sketch = _Sketch(face, DrawList(face), width)
+    _draw_face_parts(sketch)
+    sketch.ops.flush(draw, projector)
+    image = _finish(image, params, image_size, supersample, rng)
+    landmarks, box = _drawn_landmarks_and_box(face, projector, supersample, image_size)
+    return image, landmarks, box
+
+
+def _draw_face_parts(sketch: _Sketch) -> None:
+    """Queue every part of the face on ``sketch.ops``, back to front."""
     _draw_body(sketch)
     _draw_head(sketch)
     for side in (0, 1):
@@ -414,15 +423,17 @@ def render_face(
     nose = _draw_nose(sketch)
     lips = _draw_mouth(sketch, nose)
     _draw_chin(sketch, lips)
-    sketch.ops.flush(draw, projector)
-    image = _finish(image, params, image_size, supersample, rng)
 
+
+def _drawn_landmarks_and_box(face: FaceGeometry, projector: Projector, supersample: int,
+                             image_size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The (68, 2) float32 landmarks and the face box ``(x, y, w, h)`` of the drawn outline, in output pixels."""
     landmarks = (projector(face.landmarks()) / supersample).astype(np.float32)
     outline = projector(np.concatenate([face.jaw(25), face.forehead(15)])) / supersample
     lo = np.clip(np.floor(outline.min(axis=0)), 0, image_size - 1)
     hi = np.clip(np.ceil(outline.max(axis=0)), 0, image_size)
     box = (int(lo[0]), int(lo[1]), int(hi[0] - lo[0]), int(hi[1] - lo[1]))
-    return image, landmarks, box
+    return landmarks, box
 
 
 __all__ = ["DrawList", "render_face"]

@@ -1,23 +1,12 @@
 """The one training loop of every model family: EBC members, AU members, Hard-/Soft-FER.
 
-:func:`train_model` runs on :mod:`accelerate` — CPU, one GPU, or DDP over many processes started with
-``accelerate launch`` (on CPU: ``accelerate launch --multi_gpu --num_processes 2 …`` with
-``ACCELERATE_USE_CPU=1`` or ``cpu=True`` runs two gloo processes; ``--cpu --num_processes 2`` silently
-runs one). It gives
-
-- Adam with the preset's learning rate, betas and weight decay, and an optional schedule;
-- mixed precision (``no``/``fp16``/``bf16``) and gradient accumulation;
-- checkpoints with ``Accelerator.save_state`` every ``checkpoint_every`` optimizer steps and at the end
-  of every epoch (``output_dir/checkpoints/step_NNNNNNNN``), the ``checkpoint_total_limit`` newest kept;
-  a run restarted with ``resume=True`` continues from the newest one with ``load_state`` and ends with
-  the same weights as an uninterrupted run (the per-epoch order, the augmentation and the per-step
-  random state are all derived from ``(seed, epoch, step)``, never from what happened before);
-- metrics through accelerate trackers (tensorboard when installed) and a tqdm bar;
-- a stop with a clear :class:`NonFiniteLossError` (member, epoch, step) when the loss becomes NaN/inf,
-  leaving the last good checkpoint in place.
-
-The model is any ``nn.Module`` whose ``forward(**batch)`` returns an output with ``loss`` (the
-transformers ``ModelOutput`` convention), or any module together with a ``compute_loss(model, batch)``.
+:func:`train_model` runs on :mod:`accelerate` (CPU, one GPU, or DDP over processes started with
+``accelerate launch``): Adam with an optional schedule, mixed precision, gradient accumulation, trackers and a
+tqdm bar. Its progress is a :class:`TrainerState`, saved as ``trainer_state.json`` next to
+``Accelerator.save_state``'s files in every checkpoint (``output_dir/checkpoints/step_NNNNNNNN``); ``resume=True``
+continues from the newest one and ends with the same weights as an uninterrupted run. A NaN/inf loss stops the
+run with :class:`NonFiniteLossError`, keeping the last good checkpoint. The model is any ``nn.Module`` whose
+``forward(**batch)`` returns an output with ``loss``, or any module with a ``compute_loss(model, batch)``.
 """
 
 from __future__ import annotations
@@ -69,6 +58,38 @@ class TrainResult:
     is_main_process: bool = True
     skipped_bad: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class TrainerState:
+    """The loop's progress, the ``trainer_state.json`` of every checkpoint (as transformers' ``TrainerState``).
+
+    ``batch_in_epoch`` batches of epoch ``epoch`` are done (0 at an epoch's start); ``loss_sum`` and
+    ``loss_count`` are the running sums of the epoch so far; ``total_steps`` is the optimizer steps of the
+    whole run, checked on resume.
+    """
+
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    global_step: int = 0
+    epoch_losses: list[float] = field(default_factory=list)
+    loss_sum: float = 0.0
+    loss_count: int = 0
+    skipped_bad: int = 0
+    completed: bool = False
+    total_steps: int | None = None
+    name: str | None = None
+
+    def save_to_json(self, path: str | os.PathLike) -> None:
+        """Write the state as deterministic JSON (sorted keys), atomically."""
+        write_json_atomic(path, dataclasses.asdict(self))
+
+    @classmethod
+    def load_from_json(cls, path: str | os.PathLike) -> TrainerState:
+        """The state saved at ``path``; keys it lacks keep their defaults, keys it does not know are ignored."""
+        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in saved.items() if key in known})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,6 +251,27 @@ def flushing_denormals(function: Callable) -> Callable:
     return wrapper
 
 
+@dataclass
+class _Run:
+    """What the steps of one :func:`train_model` call share: the prepared objects, the options and the state."""
+
+    accelerator: Any
+    model: nn.Module  # as prepared by the accelerator (wrapped under DDP)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
+    train_dataset: Dataset
+    indices_of: Callable[[int], np.ndarray]
+    config: LoopConfig
+    output_dir: Path
+    name: str
+    collate_fn: Callable | None
+    stop_after_steps: int | None
+    state: TrainerState
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from: str | None = None
+
+
 @flushing_denormals
 def train_model(
     model: nn.Module,
@@ -271,9 +313,37 @@ def train_model(
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the newest good checkpoint is kept).
     """
-    from tqdm.auto import tqdm
+    run = _prepare_run(model, train_dataset, config, Path(output_dir), name=name, epoch_indices=epoch_indices,
+                       compute_loss=compute_loss, collate_fn=collate_fn, stop_after_steps=stop_after_steps,
+                       logging_dir=logging_dir)
+    _resume_or_start_fresh(run)
+    _init_trackers(run, tracker_config)
+    unwrapped = run.accelerator.unwrap_model(run.model)
+    run.model.train()
+    try:
+        _train_epochs(run)
+    finally:
+        for tracker in getattr(run.accelerator, "trackers", []):
+            tracker.finish()
+    run.accelerator.wait_for_everyone()
+    state = run.state
+    return TrainResult(
+        model=unwrapped, global_step=state.global_step, epochs_completed=state.epoch,
+        epoch_losses=list(state.epoch_losses), output_dir=run.output_dir, completed=bool(state.completed),
+        resumed_from=run.resumed_from, is_main_process=run.accelerator.is_main_process,
+        skipped_bad=state.skipped_bad, history=run.history,
+    )
 
-    output_dir = Path(output_dir)
+
+def _steps_per_epoch(n_items: int, config: LoopConfig, num_processes: int) -> int:
+    """Optimizer steps of an epoch of ``n_items`` rows (batches per process over the accumulation steps)."""
+    per_process_batches = math.ceil(n_items / (config.batch_size * num_processes))
+    return math.ceil(per_process_batches / config.gradient_accumulation_steps)
+
+
+def _prepare_run(model: nn.Module, train_dataset: Dataset, config: LoopConfig, output_dir: Path, *, name: str,
+                 epoch_indices, compute_loss, collate_fn, stop_after_steps, logging_dir) -> _Run:
+    """The accelerator, the checkpoint folder, the step count, the optimizer and schedule, all prepared."""
     accelerator = make_accelerator(config, output_dir, logging_dir)
     if accelerator.is_main_process:
         (output_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
@@ -284,140 +354,175 @@ def train_model(
     n_items = len(indices_of(0))
     if n_items == 0:
         raise ValueError(f"{name}: epoch 0 selects no training row")
-    per_process_batches = math.ceil(n_items / (config.batch_size * accelerator.num_processes))
-    steps_per_epoch = math.ceil(per_process_batches / config.gradient_accumulation_steps)
-    total_steps = steps_per_epoch * config.epochs
-
+    total_steps = _steps_per_epoch(n_items, config, accelerator.num_processes) * config.epochs
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
-    loss_fn = compute_loss or _default_loss
+    return _Run(
+        accelerator=accelerator, model=model, optimizer=optimizer, scheduler=scheduler,
+        loss_fn=compute_loss or _default_loss, train_dataset=train_dataset, indices_of=indices_of, config=config,
+        output_dir=output_dir, name=name, collate_fn=collate_fn, stop_after_steps=stop_after_steps,
+        state=TrainerState(total_steps=total_steps, name=name),
+    )
 
-    # ---- resume ----------------------------------------------------------------------------------
-    state = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0, "epoch_losses": [], "loss_sum": 0.0,
-             "loss_count": 0, "skipped_bad": 0, "completed": False}
-    resumed_from = None
-    checkpoints = list_checkpoints(output_dir) if config.resume else []
+
+def _resume_or_start_fresh(run: _Run) -> None:
+    """``config.resume``: load the newest checkpoint and fast-forward the schedule; ``resume=False``: delete
+    the checkpoints of an earlier run."""
+    accelerator, output_dir, name = run.accelerator, run.output_dir, run.name
+    checkpoints = list_checkpoints(output_dir) if run.config.resume else []
     if checkpoints:
         latest = checkpoints[-1]
-        saved = json.loads((latest / TRAINER_STATE).read_text(encoding="utf-8"))
-        if saved.get("total_steps") not in (None, total_steps):
+        saved = TrainerState.load_from_json(latest / TRAINER_STATE)
+        if saved.total_steps not in (None, run.state.total_steps):
             raise ValueError(
-                f"{name}: checkpoint {latest} was made for {saved.get('total_steps')} steps, this run has "
-                f"{total_steps}; use another output directory or --resume false"
+                f"{name}: checkpoint {latest} was made for {saved.total_steps} steps, this run has "
+                f"{run.state.total_steps}; use another output directory or --resume false"
             )
         accelerator.load_state(str(latest))
-        state.update({k: saved[k] for k in state if k in saved})
+        run.state = dataclasses.replace(saved, total_steps=run.state.total_steps, name=name)
         with warnings.catch_warnings():  # fast-forward the schedule; the optimizer state is loaded
             warnings.simplefilter("ignore", UserWarning)
-            for _ in range(state["global_step"]):
-                scheduler.step()
-        resumed_from = str(latest)
-        logger.info("%s: resumed from %s (epoch %d, step %d)", name, latest, state["epoch"], state["global_step"])
-    elif config.resume is False and (output_dir / CHECKPOINT_DIR).is_dir() and accelerator.is_main_process:
+            for _ in range(run.state.global_step):
+                run.scheduler.step()
+        run.resumed_from = str(latest)
+        logger.info("%s: resumed from %s (epoch %d, step %d)", name, latest, run.state.epoch, run.state.global_step)
+    elif run.config.resume is False and (output_dir / CHECKPOINT_DIR).is_dir() and accelerator.is_main_process:
         for old in list_checkpoints(output_dir):
             shutil.rmtree(old, ignore_errors=True)
 
-    trackers = _tracker_name(config.log_with)
-    if trackers:
-        hparams = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
-        hparams.update({k: v for k, v in (tracker_config or {}).items() if isinstance(v, (int, float, str, bool))})
-        accelerator.init_trackers(re.sub(r"[^A-Za-z0-9_.-]+", "_", name), config=hparams)
 
-    def save_checkpoint() -> None:
-        path = output_dir / CHECKPOINT_DIR / f"step_{state['global_step']:08d}"
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(path))
-        if accelerator.is_main_process:
-            write_json_atomic(path / TRAINER_STATE, {**state, "total_steps": total_steps, "name": name})
-            for old in list_checkpoints(output_dir)[: -max(1, config.checkpoint_total_limit)]:
-                shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
+def _init_trackers(run: _Run, tracker_config: dict[str, Any] | None) -> None:
+    """Start the accelerate trackers with the loop's and the caller's scalar hyper-parameters."""
+    if not _tracker_name(run.config.log_with):
+        return
+    scalars = (int, float, str, bool)
+    hparams = {k: v for k, v in dataclasses.asdict(run.config).items() if isinstance(v, scalars)}
+    hparams.update({k: v for k, v in (tracker_config or {}).items() if isinstance(v, scalars)})
+    run.accelerator.init_trackers(re.sub(r"[^A-Za-z0-9_.-]+", "_", run.name), config=hparams)
 
-    def finish_trackers() -> None:
-        for tracker in getattr(accelerator, "trackers", []):
-            tracker.finish()
 
-    history: list[dict[str, float]] = []
-    stopped = False
-    unwrapped = accelerator.unwrap_model(model)
-    model.train()
-    try:
-        for epoch in range(state["epoch"], config.epochs):
-            if hasattr(train_dataset, "set_epoch"):
-                train_dataset.set_epoch(epoch)
-            order = _epoch_order(np.asarray(indices_of(epoch), dtype=np.int64), config.seed, epoch)
-            loader = DataLoader(
-                Subset(train_dataset, order.tolist()), batch_size=config.batch_size, shuffle=False,
-                num_workers=config.num_workers, collate_fn=collate_fn,
-                generator=torch.Generator().manual_seed(derive_seed(config.seed, epoch, 1)),
-            )
-            loader = prepare_epoch_loader(accelerator, loader)
-            skip = state["batch_in_epoch"]
-            batches = accelerator.skip_first_batches(loader, skip) if skip else loader
-            bar = tqdm(total=len(loader), initial=skip, desc=f"{name} epoch {epoch + 1}/{config.epochs}",
-                       disable=not (config.progress and accelerator.is_local_main_process), leave=False)
-            for batch in batches:
-                batch_index = state["batch_in_epoch"]
-                torch.manual_seed(derive_seed(config.seed, epoch, batch_index, accelerator.process_index))
-                batch, n_bad = _drop_bad_rows(batch)
-                state["skipped_bad"] += n_bad
-                with accelerator.accumulate(model):
-                    loss = loss_fn(model, batch)
-                    finite = torch.isfinite(loss.detach()).float().reshape(1)
-                    if accelerator.num_processes > 1:
-                        finite = accelerator.gather(finite)
-                    if not bool(finite.all()):
-                        kept = list_checkpoints(output_dir)
-                        raise NonFiniteLossError(
-                            f"{name}: the loss became {float(loss.detach()):.6g} at epoch {epoch + 1}, batch "
-                            f"{batch_index + 1}, optimizer step {state['global_step'] + 1}; training stopped. "
-                            f"Last good checkpoint kept: {kept[-1] if kept else 'none (no checkpoint yet)'}. "
-                            "Try a lower learning rate, --mixed-precision no, or --max-grad-norm 1."
-                        )
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and config.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                state["batch_in_epoch"] += 1
-                state["loss_sum"] += float(loss.detach())
-                state["loss_count"] += 1
-                bar.update(1)
-                if accelerator.sync_gradients:
-                    if not accelerator.optimizer_step_was_skipped:
-                        scheduler.step()
-                    state["global_step"] += 1
-                    if state["global_step"] % config.log_every == 0:
-                        metrics = {"train/loss": float(loss.detach()), "train/lr": scheduler.get_last_lr()[0],
-                                   "train/epoch": epoch + state["batch_in_epoch"] / max(1, len(loader))}
-                        accelerator.log(metrics, step=state["global_step"])
-                        bar.set_postfix(loss=f"{metrics['train/loss']:.4f}")
-                    at_end = state["batch_in_epoch"] >= len(loader)
-                    stop_now = stop_after_steps is not None and state["global_step"] >= stop_after_steps
-                    if at_end:
-                        mean_loss = state["loss_sum"] / max(1, state["loss_count"])
-                        state["epoch_losses"].append(mean_loss)
-                        history.append({"epoch": epoch + 1, "loss": mean_loss})
-                        accelerator.log({"train/epoch_loss": mean_loss}, step=state["global_step"])
-                        logger.info("%s: epoch %d/%d mean loss %.4f", name, epoch + 1, config.epochs, mean_loss)
-                        state.update(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, loss_count=0)
-                        state["completed"] = state["epoch"] >= config.epochs
-                    if at_end or stop_now or (config.checkpoint_every and state["global_step"] % config.checkpoint_every == 0):
-                        save_checkpoint()
-                    if stop_now and not state["completed"]:
-                        stopped = True
-                        break
-            bar.close()
-            if stopped:
-                logger.info("%s: stopped after %d steps (stop_after_steps)", name, state["global_step"])
-                break
-    finally:
-        finish_trackers()
+def _save_checkpoint(run: _Run) -> None:
+    """``save_state`` plus ``trainer_state.json`` into ``checkpoints/step_NNNNNNNN``; the oldest beyond
+    ``checkpoint_total_limit`` are deleted."""
+    accelerator = run.accelerator
+    path = run.output_dir / CHECKPOINT_DIR / f"step_{run.state.global_step:08d}"
     accelerator.wait_for_everyone()
-    return TrainResult(
-        model=unwrapped, global_step=state["global_step"], epochs_completed=state["epoch"],
-        epoch_losses=list(state["epoch_losses"]), output_dir=output_dir, completed=bool(state["completed"]),
-        resumed_from=resumed_from, is_main_process=accelerator.is_main_process, skipped_bad=state["skipped_bad"],
-        history=history,
+    accelerator.save_state(str(path))
+    if accelerator.is_main_process:
+        run.state.save_to_json(path / TRAINER_STATE)
+        for old in list_checkpoints(run.output_dir)[: -max(1, run.config.checkpoint_total_limit)]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def _train_epochs(run: _Run) -> None:
+    """The epochs from ``state.epoch`` on, until the last one or ``stop_after_steps``."""
+    for epoch in range(run.state.epoch, run.config.epochs):
+        if _train_epoch(run, epoch):
+            logger.info("%s: stopped after %d steps (stop_after_steps)", run.name, run.state.global_step)
+            break
+
+
+def _epoch_loader(run: _Run, epoch: int) -> DataLoader:
+    """The epoch's rows in their ``(seed, epoch)`` order, batched, sharded and on the device."""
+    if hasattr(run.train_dataset, "set_epoch"):
+        run.train_dataset.set_epoch(epoch)
+    config = run.config
+    order = _epoch_order(np.asarray(run.indices_of(epoch), dtype=np.int64), config.seed, epoch)
+    loader = DataLoader(
+        Subset(run.train_dataset, order.tolist()), batch_size=config.batch_size, shuffle=False,
+        num_workers=config.num_workers, collate_fn=run.collate_fn,
+        generator=torch.Generator().manual_seed(derive_seed(config.seed, epoch, 1)),
     )
+    return prepare_epoch_loader(run.accelerator, loader)
+
+
+def _train_epoch(run: _Run, epoch: int) -> bool:
+    """One epoch (the rest of it when resumed mid-epoch); ``True`` when ``stop_after_steps`` stopped it."""
+    from tqdm.auto import tqdm
+
+    accelerator, config, state = run.accelerator, run.config, run.state
+    loader = _epoch_loader(run, epoch)
+    skip = state.batch_in_epoch
+    batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+    bar = tqdm(total=len(loader), initial=skip, desc=f"{run.name} epoch {epoch + 1}/{config.epochs}",
+               disable=not (config.progress and accelerator.is_local_main_process), leave=False)
+    stopped = False
+    for batch in batches:
+        loss = _training_step(run, batch, epoch)
+        state.batch_in_epoch += 1
+        state.loss_sum += float(loss.detach())
+        state.loss_count += 1
+        bar.update(1)
+        if accelerator.sync_gradients and _after_optimizer_step(run, loss, epoch, len(loader), bar):
+            stopped = True
+            break
+    bar.close()
+    return stopped
+
+
+def _training_step(run: _Run, batch: dict[str, torch.Tensor], epoch: int) -> torch.Tensor:
+    """Forward, finite-loss check, backward, clipping and optimizer step of one batch (seeded by its place)."""
+    accelerator, config, state = run.accelerator, run.config, run.state
+    batch_index = state.batch_in_epoch
+    torch.manual_seed(derive_seed(config.seed, epoch, batch_index, accelerator.process_index))
+    batch, n_bad = _drop_bad_rows(batch)
+    state.skipped_bad += n_bad
+    with accelerator.accumulate(run.model):
+        loss = run.loss_fn(run.model, batch)
+        _check_finite(run, loss, epoch, batch_index)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and config.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(run.model.parameters(), config.max_grad_norm)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
+def _check_finite(run: _Run, loss: torch.Tensor, epoch: int, batch_index: int) -> None:
+    """:class:`NonFiniteLossError` when the loss of any process is NaN/inf."""
+    accelerator = run.accelerator
+    finite = torch.isfinite(loss.detach()).float().reshape(1)
+    if accelerator.num_processes > 1:
+        finite = accelerator.gather(finite)
+    if not bool(finite.all()):
+        kept = list_checkpoints(run.output_dir)
+        raise NonFiniteLossError(
+            f"{run.name}: the loss became {float(loss.detach()):.6g} at epoch {epoch + 1}, batch "
+            f"{batch_index + 1}, optimizer step {run.state.global_step + 1}; training stopped. "
+            f"Last good checkpoint kept: {kept[-1] if kept else 'none (no checkpoint yet)'}. "
+            "Try a lower learning rate, --mixed-precision no, or --max-grad-norm 1."
+        )
+
+
+def _after_optimizer_step(run: _Run, loss: torch.Tensor, epoch: int, n_batches: int, bar) -> bool:
+    """Schedule, count, log, close the epoch and checkpoint after an optimizer step; ``True`` to stop the run."""
+    accelerator, config, state = run.accelerator, run.config, run.state
+    if not accelerator.optimizer_step_was_skipped:
+        run.scheduler.step()
+    state.global_step += 1
+    if state.global_step % config.log_every == 0:
+        metrics = {"train/loss": float(loss.detach()), "train/lr": run.scheduler.get_last_lr()[0],
+                   "train/epoch": epoch + state.batch_in_epoch / max(1, n_batches)}
+        accelerator.log(metrics, step=state.global_step)
+        bar.set_postfix(loss=f"{metrics['train/loss']:.4f}")
+    at_end = state.batch_in_epoch >= n_batches
+    stop_now = run.stop_after_steps is not None and state.global_step >= run.stop_after_steps
+    if at_end:
+        _end_epoch(run, epoch)
+    if at_end or stop_now or (config.checkpoint_every and state.global_step % config.checkpoint_every == 0):
+        _save_checkpoint(run)
+    return stop_now and not state.completed
+
+
+def _end_epoch(run: _Run, epoch: int) -> None:
+    """Record the epoch's mean loss and move the state to the start of the next epoch."""
+    state = run.state
+    mean_loss = state.loss_sum / max(1, state.loss_count)
+    state.epoch_losses.append(mean_loss)
+    run.history.append({"epoch": epoch + 1, "loss": mean_loss})
+    run.accelerator.log({"train/epoch_loss": mean_loss}, step=state.global_step)
+    logger.info("%s: epoch %d/%d mean loss %.4f", run.name, epoch + 1, run.config.epochs, mean_loss)
+    state.epoch, state.batch_in_epoch, state.loss_sum, state.loss_count = epoch + 1, 0, 0.0, 0
+    state.completed = state.epoch >= run.config.epochs
