@@ -1,42 +1,16 @@
 """The AffectNet+ dataset: features, export to a hub-ready folder, and the push to the hub.
 
-:func:`build_dataset` joins a source (the images and their single-annotator labels), a finished
-labeling run (:mod:`affectnetplus_hf.labeling`: soft labels, subsets) and metadata annotators
-(:mod:`affectnetplus_hf.metadata`, ``docs/method.md#metadata``) into a folder that ``datasets.load_dataset`` reads offline
-and that can be pushed to a (private, gated) hub repository as is::
+:func:`build_dataset` joins a source (images and their single-annotator labels), a finished labeling run
+(:mod:`affectnetplus_hf.labeling`: soft labels, subsets) and metadata annotators (:mod:`affectnetplus_hf.metadata`,
+``docs/method.md#metadata``) into a folder that ``datasets.load_dataset`` reads offline and that
+:func:`push_dataset` uploads to a (private, gated) hub repository as is: ``README.md`` (the card: one config per
+subset, :mod:`affectnetplus_hf.reports.dataset_card`), ``data/{split}/{subset}-{k:05d}-of-{n:05d}.parquet``
+(each row stored once, in its subset's files, images embedded), ``images/subsets_{split}.png``,
+``statistics.json`` (:class:`BuildSummary`) and the run-folder marker (:mod:`affectnetplus_hf.run_folder`).
 
-    DATASET_DIR/
-      README.md                                  dataset card (:mod:`affectnetplus_hf.reports.dataset_card`);
-                                                 YAML ``configs``: default, easy,
-                                                 challenging, difficult (train + validation each)
-                                                 and ``dataset_info`` (the features)
-      data/{split}/{subset}-{k:05d}-of-{n:05d}.parquet
-                                                 rows of one split and one subset, images
-                                                 embedded; a subset with no image in a split has no
-                                                 file there, and the card leaves that split out of
-                                                 the subset's config (``datasets`` cannot load a
-                                                 0-row split); the card lists such gaps
-      data/{split}/unassigned-*.parquet          only with ``keep_unlabeled``: rows without a hard label
-      images/subsets_{split}.png                 Fig. 4-like figure per split
-      statistics.json                            Table 5-like counts and % per split + build summary
-                                                 (images changed since labeling and left out, if any)
-      .affectnetplus-run.json                    the run-folder marker (:mod:`affectnetplus_hf.run_folder`,
-                                                 kind ``dataset``, the build's identity): ``overwrite``
-                                                 replaces only folders holding it; not pushed to the hub
-
-Layout choice: each row is stored **once**, in the file of its subset; the ``default`` config reads
-``data/{split}/*.parquet`` and the ``easy`` config reads ``data/{split}/easy-*.parquet``. The subsets
-cost no extra space (per-config copies would double an image dataset).
-
-Every Parquet file carries the ``datasets`` feature metadata, so ``load_dataset`` restores the declared
-features exactly (``float32`` soft labels of length 8, ``ClassLabel`` expression and subset, ``Image``).
-Writes are deterministic (fixed writer options, no timestamps) and atomic: a build holds the folder's
-lock for the whole run (a second build on it stops at once, naming the first) and writes into a staging
-folder beside ``DATASET_DIR`` that replaces it in one rename (:meth:`~affectnetplus_hf.run_folder.RunFolder.publish`;
-a killed build's leftover is removed by the next build). The labels are checked first: every shard's
-sidecar must name the labels' model, and every soft-label cell must be finite and in [0, 1] (a damaged
-one is refused naming the shard and the image). Each image is compared with the size and sha256 its
-label shard recorded, so a file changed after labeling is never embedded with another image's soft label.
+A build is deterministic and atomic (staged beside the folder, swapped in by one rename) and checks its inputs
+first: the labels' model, soft labels finite and in [0, 1], and each image's size and sha256 as labeled.
+Folder layout and guarantees: ``docs/architecture.md#dataset-folder``.
 """
 
 from __future__ import annotations
@@ -46,13 +20,18 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
-from affectnetplus_hf.fileio import PARQUET_OPTIONS, write_json_atomic, write_text_atomic
+from affectnetplus_hf.fileio import (
+    PARQUET_OPTIONS,
+    write_json_atomic,
+    write_text_atomic,
+)
 from affectnetplus_hf.records import FaceRecord
 from affectnetplus_hf.reports.dataset_card import (
     COLUMN_DOCS,
@@ -98,11 +77,11 @@ def affectnetplus_features(with_soft_label_true: bool = False, with_votes: bool 
 
     ``soft_label``/``soft_label_ebc``/``soft_label_au``/``soft_label_dist``/``soft_label_calibrated``/
     ``spread`` are fixed-length lists of 8 ``float32`` in label-space order (null when the family was not
-    used or the soft-labeler is not calibrated); ``expression`` and ``subset`` are ``ClassLabel``\\ s; metadata columns follow
-    :func:`affectnetplus_hf.metadata.metadata_features` (null = unknown). ``soft_label_true`` (the
-    synthetic sample's ground truth) is added with ``with_soft_label_true``; ``votes`` (10 ``int32``
-    annotator counts in FER+ column order, the input of FER+'s training modes, Barsoum et al. 2016)
-    with ``with_votes``.
+    used or the soft-labeler is not calibrated); ``expression`` and ``subset`` are ``ClassLabel``\\ s;
+    metadata columns follow :func:`affectnetplus_hf.metadata.metadata_features` (null = unknown).
+    ``soft_label_true`` (the synthetic sample's ground truth) is added with ``with_soft_label_true``; ``votes``
+    (10 ``int32`` annotator counts in FER+ column order, the input of FER+'s training modes, Barsoum et al.
+    2016) with ``with_votes``.
     """
     from datasets import ClassLabel, Features, Image, List, Value
 
@@ -284,15 +263,16 @@ def read_checked_labels(labels_dir: str | os.PathLike):
         if "model" not in info:
             unchecked.append(name)
         elif info["model"] != model:
-            raise ValueError(f"{os.fspath(sidecar)}: shard {name} was labeled by another model ({str(info['model'])[:12]}...) "
-                             f"than the run in {os.fspath(labels_dir)} ({str(model)[:12]}...); the folder mixes two "
-                             "labeling runs, label again into a new folder")
+            raise ValueError(f"{os.fspath(sidecar)}: shard {name} was labeled by another model "
+                             f"({str(info['model'])[:12]}...) than the run in {os.fspath(labels_dir)} "
+                             f"({str(model)[:12]}...); the folder mixes two labeling runs, label again into a new "
+                             "folder")
         rows = int(entry["rows"])
         check_soft_label_cells(table.slice(start, rows), shard_dir / f"{name}.parquet")
         start += rows
     if start != table.num_rows:
-        raise ValueError(f"{os.fspath(labels_dir)}: the manifest counts {start} rows but the shards hold {table.num_rows}; "
-                         "label again into a new folder")
+        raise ValueError(f"{os.fspath(labels_dir)}: the manifest counts {start} rows but the shards hold "
+                         f"{table.num_rows}; label again into a new folder")
     if unchecked:
         logger.warning("%s: %d shard sidecar(s) (%s ...) do not name their model (a label run of an earlier version); "
                        "not checked against the manifest's", os.fspath(labels_dir), len(unchecked), unchecked[0])
@@ -360,6 +340,119 @@ def dataset_identity(manifest: Mapping[str, Any], source_kind: str, metadata: st
     }
 
 
+@dataclass(frozen=True)
+class BuildOptions:
+    """The settings of one :func:`build_dataset` run (its keyword arguments, ``metadata`` as text)."""
+
+    metadata: str | None
+    keep_unlabeled: bool
+    max_file_bytes: int
+    pretty_name: str | None
+    figures: bool
+    progress: bool
+    skip_bad: bool
+
+    @property
+    def groups(self) -> list[str]:
+        """The file groups of a split: the subsets, then :data:`UNASSIGNED` with ``keep_unlabeled``."""
+        return list(SUBSETS) + ([UNASSIGNED] if self.keep_unlabeled else [])
+
+
+@dataclass
+class SplitExport:
+    """What one split of a build wrote: its rows, rows per file group and the files (relative paths)."""
+
+    rows: int
+    rows_per_group: dict[str, int]
+    files: dict[str, list[str]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "rows_per_group": self.rows_per_group, "files": self.files}
+
+
+@dataclass
+class BuildSummary:
+    """The summary of a build (``statistics.json``; :func:`build_dataset` returns its :meth:`to_dict`).
+
+    ``not_labelled``, ``metadata_skipped`` and ``changed_images`` list ``{"split", "image_id"[, "error"]}``
+    of the images left out (or left without metadata); ``without_hard_label`` counts per split the images
+    left out for lack of a hard label; ``subset_table`` is the Table 5-like count per split.
+    """
+
+    source_kind: str
+    source_layout: str | None
+    labels_model: str | None
+    families: list[str] | None
+    label_quality: Any
+    metadata: str | None
+    splits: dict[str, SplitExport] = field(default_factory=dict)
+    not_labelled: list[dict[str, str]] = field(default_factory=list)
+    without_hard_label: dict[str, int] = field(default_factory=dict)
+    metadata_skipped: list[dict[str, str]] = field(default_factory=list)
+    changed_images: list[dict[str, str]] = field(default_factory=list)
+    subset_table: dict[str, Any] | None = None
+
+    @classmethod
+    def start(cls, source, source_kind: str, manifest: Mapping[str, Any], metadata: str | None) -> BuildSummary:
+        """An empty summary of a build of ``source`` with the labels of ``manifest``."""
+        config = manifest["config"]
+        return cls(source_kind=source_kind, source_layout=getattr(source, "layout", None),
+                   labels_model=config.get("model"), families=config.get("families"),
+                   label_quality=config.get("calibration"), metadata=metadata)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready values, in the key order of ``statistics.json``'s earlier versions."""
+        return {
+            "source_kind": self.source_kind,
+            "source_layout": self.source_layout,
+            "labels_model": self.labels_model,
+            "families": self.families,
+            "label_quality": self.label_quality,
+            "metadata": self.metadata,
+            "splits": {split: export.to_dict() for split, export in self.splits.items()},
+            "not_labelled": self.not_labelled,
+            "without_hard_label": self.without_hard_label,
+            "metadata_skipped": self.metadata_skipped,
+            "changed_images": self.changed_images,
+            "changed_image_count": len(self.changed_images),
+            "subset_table": self.subset_table,
+        }
+
+
+@dataclass
+class _SubsetTableRows:
+    """The (split, hard label, subset) of every exported row: the input of the subset table."""
+
+    split: list[str] = field(default_factory=list)
+    hard_label: list[int | None] = field(default_factory=list)
+    subset: list[str | None] = field(default_factory=list)
+
+    def add(self, split: str, hard_label: int | None, subset: str | None) -> None:
+        self.split.append(split)
+        self.hard_label.append(hard_label)
+        self.subset.append(subset)
+
+    def columns(self) -> dict[str, list]:
+        return {"split": self.split, "hard_label": self.hard_label, "subset": self.subset}
+
+
+@dataclass(frozen=True)
+class _RowColumns:
+    """The dataset's features and its optional columns (decided by the source's records)."""
+
+    features: Any
+    with_truth: bool
+    with_votes: bool
+
+    @classmethod
+    def of(cls, records_by_split: Mapping[str, Sequence[FaceRecord]]) -> _RowColumns:
+        records = [r for split_records in records_by_split.values() for r in split_records]
+        with_truth = any(_soft_label_true(r) is not None for r in records)
+        with_votes = any(r.votes is not None or "ferplus_votes" in (r.extra or {}) for r in records)
+        return cls(affectnetplus_features(with_soft_label_true=with_truth, with_votes=with_votes),
+                   with_truth, with_votes)
+
+
 def build_dataset(
     data_dir: str | os.PathLike,
     labels_dir: str | os.PathLike,
@@ -388,8 +481,9 @@ def build_dataset(
             gone) is left out, counted and listed in ``statistics.json`` (``changed_images``); without
             it such an image raises ``ValueError`` naming it. A label run without image hashes is
             embedded unchecked.
-        metadata: annotator chain for the metadata columns (``docs/method.md#metadata``) (``"synthetic,solvepnp"``, ``"passthrough"``,
-            ``"csv:PATH"``, ...; see :mod:`affectnetplus_hf.metadata`), or ``None`` for all-null metadata.
+        metadata: annotator chain for the metadata columns (``docs/method.md#metadata``)
+            (``"synthetic,solvepnp"``, ``"passthrough"``, ``"csv:PATH"``, ...; see
+            :mod:`affectnetplus_hf.metadata`), or ``None`` for all-null metadata.
         keep_unlabeled: keep images without a hard label (AffectNet codes 8–10) in the ``default``
             config (``data/{split}/unassigned-*``); otherwise they are left out and counted.
         max_file_bytes: start a new Parquet file when a file's images reach this size.
@@ -403,37 +497,56 @@ def build_dataset(
     check_not_inputs(dataset_dir, {"DATA_DIR": data_dir, "LABELS_DIR": labels_dir}, "dataset folder")
     manifest = read_manifest(labels_dir)
     source = open_source(os.fspath(data_dir))
-    source_kind = getattr(source, "kind", None) or "unknown"
-    metadata_text = metadata if isinstance(metadata, str) or metadata is None else ",".join(metadata)
-    identity = dataset_identity(manifest, source_kind, metadata_text, keep_unlabeled=keep_unlabeled,
-                                max_file_bytes=max_file_bytes, pretty_name=pretty_name, figures=figures,
-                                skip_bad=skip_bad)
+    options = BuildOptions(metadata if isinstance(metadata, str) or metadata is None else ",".join(metadata),
+                           keep_unlabeled, max_file_bytes, pretty_name, figures, progress, skip_bad)
+    identity = dataset_identity(manifest, getattr(source, "kind", None) or "unknown",
+                                options.metadata, keep_unlabeled=keep_unlabeled, max_file_bytes=max_file_bytes,
+                                pretty_name=pretty_name, figures=figures, skip_bad=skip_bad)
     with RunFolder(dataset_dir, "dataset", identity, version=DATASET_VERSION) as run:  # locked for the whole build
         if run.start(overwrite=overwrite, resume=False) == "replace":
             logger.info("replacing the dataset folder %s (built earlier)", dataset_dir)
-        summary = _build(source, data_dir, labels_dir, run, metadata_text, keep_unlabeled=keep_unlabeled,
-                         max_file_bytes=max_file_bytes, pretty_name=pretty_name, figures=figures,
-                         progress=progress, skip_bad=skip_bad)
-    logger.info("dataset written to %s (%s)", dataset_dir, ", ".join(f"{s}: {v['rows']} rows" for s, v in summary["splits"].items()))
+        summary = _build(source, data_dir, labels_dir, run, options)
+    logger.info("dataset written to %s (%s)", dataset_dir,
+                ", ".join(f"{split}: {export.rows} rows" for split, export in summary.splits.items()))
+    return summary.to_dict()
+
+
+def _build(source, data_dir, labels_dir, run: RunFolder, options: BuildOptions) -> BuildSummary:
+    """The build itself, under ``run``'s lock: checks the labels against the source, then writes the folder
+    into ``run``'s staging folder (:meth:`RunFolder.publish`)."""
+    labels, manifest = _labels_by_key(labels_dir)
+    splits = _label_splits(manifest, source, data_dir)
+    records_by_split = _labeled_records(source, splits, manifest, data_dir, labels_dir)
+    columns = _RowColumns.of(records_by_split)
+    summary = BuildSummary.start(source, run.identity["source_kind"], manifest, options.metadata)
+    table_rows = _SubsetTableRows()
+    with run.publish() as staging:
+        for split in splits:
+            kept = _kept_records(split, records_by_split[split], labels, summary, options)
+            metadata_rows = _metadata_rows(split, kept, summary, options)
+            summary.splits[split] = _export_split(staging, split, kept, metadata_rows, columns, summary,
+                                                  table_rows, options)
+        _warn_left_out(summary)
+        summary.subset_table = subset_table(table_rows.columns(), splits=splits)
+        _write_reports(staging, summary, columns, splits, options)
     return summary
 
 
-def _build(source, data_dir, labels_dir, run: RunFolder, metadata: str | None, *, keep_unlabeled: bool,
-           max_file_bytes: int, pretty_name: str | None, figures: bool, progress: bool, skip_bad: bool) -> dict:
-    """The build itself, under ``run``'s lock: checks the labels against the source, then writes the folder
-    into ``run``'s staging folder (:meth:`RunFolder.publish`)."""
-    from tqdm.auto import tqdm
-
-    from affectnetplus_hf.labeling import labeled_records_fingerprint
-    from affectnetplus_hf.metadata import METADATA_COLUMNS, annotate
-
-    labels, manifest = _labels_by_key(labels_dir)
-    source_kind = run.identity["source_kind"]
+def _label_splits(manifest: Mapping[str, Any], source, data_dir) -> list[str]:
+    """The labeled splits in :data:`SPLIT_ORDER` (others after); ``ValueError`` when the source lacks one."""
     label_splits = list(manifest["config"]["splits"])
     splits = [s for s in SPLIT_ORDER if s in label_splits] + [s for s in label_splits if s not in SPLIT_ORDER]
     missing_splits = [s for s in splits if s not in source.splits]
     if missing_splits:
-        raise ValueError(f"the labels hold split(s) {missing_splits} that the source at {os.fspath(data_dir)!r} does not have")
+        raise ValueError(f"the labels hold split(s) {missing_splits} that the source at {os.fspath(data_dir)!r} "
+                         "does not have")
+    return splits
+
+
+def _labeled_records(source, splits: Sequence[str], manifest: Mapping[str, Any], data_dir,
+                     labels_dir) -> dict[str, list[FaceRecord]]:
+    """``{split: records}`` of the source, checked to be the record list the labels were made from."""
+    from affectnetplus_hf.labeling import labeled_records_fingerprint
 
     records_by_split = {split: list(source.records(split)) for split in splits}
     if labeled_records_fingerprint(records_by_split) != manifest["config"].get("records"):
@@ -441,92 +554,93 @@ def _build(source, data_dir, labels_dir, run: RunFolder, metadata: str | None, *
             f"the source at {os.fspath(data_dir)!r} is not the one labeled in {os.fspath(labels_dir)!r} "
             "(its image ids, splits or hard labels differ); label it again"
         )
-    with_truth = any(_soft_label_true(r) is not None for records in records_by_split.values() for r in records)
-    with_votes = any(r.votes is not None or "ferplus_votes" in (r.extra or {})
-                     for records in records_by_split.values() for r in records)
-    features = affectnetplus_features(with_soft_label_true=with_truth, with_votes=with_votes)
+    return records_by_split
 
-    summary: dict[str, Any] = {
-        "source_kind": source_kind,
-        "source_layout": getattr(source, "layout", None),
-        "labels_model": manifest["config"].get("model"),
-        "families": manifest["config"].get("families"),
-        "label_quality": manifest["config"].get("calibration"),
-        "metadata": metadata,
-        "splits": {},
-        "not_labelled": [],
-        "without_hard_label": {},
-        "metadata_skipped": [],
-        "changed_images": [],
-        "changed_image_count": 0,
-    }
-    label_rows_for_table: dict[str, list] = {"split": [], "hard_label": [], "subset": []}
-    with run.publish() as staging:
-        for split in splits:
-            records = records_by_split[split]
-            folder = staging / "data" / split
-            folder.mkdir(parents=True)
-            kept: list[tuple[FaceRecord, dict]] = []
-            without = 0
-            for record in records:
-                label = labels.get((split, record.image_id))
-                if label is None:
-                    summary["not_labelled"].append({"split": split, "image_id": record.image_id})
-                    continue
-                if record.hard_label is None and not keep_unlabeled:
-                    without += 1
-                    continue
-                kept.append((record, label))
-            summary["without_hard_label"][split] = without
-            if metadata:
-                columns = annotate([r for r, _ in kept], metadata, on_error="skip", progress=progress)
-                summary["metadata_skipped"].extend({"split": split, "image_id": i, "error": e} for i, e in columns.skipped)
-                meta_rows = [{c: columns[c][k] for c in METADATA_COLUMNS} for k in range(len(kept))]
-            else:
-                meta_rows = [{c: None for c in METADATA_COLUMNS} for _ in kept]
-            groups = list(SUBSETS) + ([UNASSIGNED] if keep_unlabeled else [])
-            writers = {g: _GroupWriter(folder, g, features, max_file_bytes) for g in groups}
-            bar = tqdm(total=len(kept), unit="img", desc=f"export {split}", disable=not progress)
-            changed = 0
-            for (record, label), meta in zip(kept, meta_rows):
-                data, problem = _read_checked(record, label)
-                if problem is not None:
-                    if not skip_bad:
-                        raise ValueError(f"{problem}; label it again, or pass skip_bad=True (--skip-bad) to leave "
-                                         "it out")
-                    summary["changed_images"].append({"split": split, "image_id": record.image_id, "error": problem})
-                    changed += 1
-                    bar.update(1)
-                    continue
-                row = make_row(record, label, meta, with_truth, with_votes, image_bytes=data)
-                writers[label["subset"] or UNASSIGNED].add(row)
-                label_rows_for_table["split"].append(split)
-                label_rows_for_table["hard_label"].append(record.hard_label)
-                label_rows_for_table["subset"].append(label["subset"])
-                bar.update(1)
-            bar.close()
-            files = {g: [p.relative_to(staging).as_posix() for p in w.close()] for g, w in writers.items()}
-            summary["splits"][split] = {"rows": len(kept) - changed, "rows_per_group": {g: w.rows for g, w in writers.items()}, "files": files}
-        summary["changed_image_count"] = len(summary["changed_images"])
-        if summary["changed_images"]:
-            logger.warning("%d image(s) changed since they were labeled and are left out: %s",
-                           summary["changed_image_count"],
-                           ", ".join(i["image_id"] for i in summary["changed_images"][:10]))
-        if summary["not_labelled"]:
-            logger.warning(
-                "%d image(s) of the source have no label row (skipped as bad at labeling?) and are left out: %s",
-                len(summary["not_labelled"]), ", ".join(i["image_id"] for i in summary["not_labelled"][:10]),
-            )
-        table = subset_table(label_rows_for_table, splits=splits)
-        summary["subset_table"] = table
-        figure_paths = {}
-        if figures:
-            figure_paths = {split: Path(path).relative_to(staging).as_posix()
-                            for split, path in write_subset_figures(table, staging / "images").items()}
-        write_json_atomic(staging / "statistics.json", summary)
-        card = render_card(summary, features, splits, figure_paths, source_kind, pretty_name, keep_unlabeled)
-        write_text_atomic(staging / "README.md", card)
-    return summary
+
+def _kept_records(split: str, records: Sequence[FaceRecord], labels: Mapping[tuple[str, str], dict],
+                  summary: BuildSummary, options: BuildOptions) -> list[tuple[FaceRecord, dict]]:
+    """The records of ``split`` with their label rows; those without a label row, or without a hard label
+    (unless ``keep_unlabeled``), are left out and counted in ``summary``."""
+    kept: list[tuple[FaceRecord, dict]] = []
+    without = 0
+    for record in records:
+        label = labels.get((split, record.image_id))
+        if label is None:
+            summary.not_labelled.append({"split": split, "image_id": record.image_id})
+        elif record.hard_label is None and not options.keep_unlabeled:
+            without += 1
+        else:
+            kept.append((record, label))
+    summary.without_hard_label[split] = without
+    return kept
+
+
+def _metadata_rows(split: str, kept: Sequence[tuple[FaceRecord, dict]], summary: BuildSummary,
+                   options: BuildOptions) -> list[dict[str, Any]]:
+    """The metadata cells of each kept record (all null without ``metadata``); images an annotator could
+    not annotate are listed in ``summary.metadata_skipped``."""
+    from affectnetplus_hf.metadata import METADATA_COLUMNS, annotate
+
+    if not options.metadata:
+        return [{c: None for c in METADATA_COLUMNS} for _ in kept]
+    columns = annotate([r for r, _ in kept], options.metadata, on_error="skip", progress=options.progress)
+    summary.metadata_skipped.extend({"split": split, "image_id": i, "error": e} for i, e in columns.skipped)
+    return [{c: columns[c][k] for c in METADATA_COLUMNS} for k in range(len(kept))]
+
+
+def _export_split(staging: Path, split: str, kept: Sequence[tuple[FaceRecord, dict]],
+                  metadata_rows: Sequence[dict[str, Any]], columns: _RowColumns, summary: BuildSummary,
+                  table_rows: _SubsetTableRows, options: BuildOptions) -> SplitExport:
+    """Write the rows of one split into ``staging/data/{split}/``, one file group per subset; an image
+    changed since labeling raises, or with ``skip_bad`` is left out and listed in ``summary``."""
+    from tqdm.auto import tqdm
+
+    folder = staging / "data" / split
+    folder.mkdir(parents=True)
+    writers = {g: _GroupWriter(folder, g, columns.features, options.max_file_bytes) for g in options.groups}
+    bar = tqdm(total=len(kept), unit="img", desc=f"export {split}", disable=not options.progress)
+    changed = 0
+    for (record, label), metadata in zip(kept, metadata_rows):
+        data, problem = _read_checked(record, label)
+        if problem is not None:
+            if not options.skip_bad:
+                raise ValueError(f"{problem}; label it again, or pass skip_bad=True (--skip-bad) to leave it out")
+            summary.changed_images.append({"split": split, "image_id": record.image_id, "error": problem})
+            changed += 1
+        else:
+            row = make_row(record, label, metadata, columns.with_truth, columns.with_votes, image_bytes=data)
+            writers[label["subset"] or UNASSIGNED].add(row)
+            table_rows.add(split, record.hard_label, label["subset"])
+        bar.update(1)
+    bar.close()
+    files = {g: [p.relative_to(staging).as_posix() for p in w.close()] for g, w in writers.items()}
+    return SplitExport(len(kept) - changed, {g: w.rows for g, w in writers.items()}, files)
+
+
+def _warn_left_out(summary: BuildSummary) -> None:
+    """Log the images left out because they changed since labeling or have no label row."""
+    if summary.changed_images:
+        logger.warning("%d image(s) changed since they were labeled and are left out: %s",
+                       len(summary.changed_images), ", ".join(i["image_id"] for i in summary.changed_images[:10]))
+    if summary.not_labelled:
+        logger.warning(
+            "%d image(s) of the source have no label row (skipped as bad at labeling?) and are left out: %s",
+            len(summary.not_labelled), ", ".join(i["image_id"] for i in summary.not_labelled[:10]),
+        )
+
+
+def _write_reports(staging: Path, summary: BuildSummary, columns: _RowColumns, splits: Sequence[str],
+                   options: BuildOptions) -> None:
+    """The subset figures, ``statistics.json`` and the card of a build (its ``subset_table`` filled)."""
+    figure_paths = {}
+    if options.figures:
+        figure_paths = {split: Path(path).relative_to(staging).as_posix()
+                        for split, path in write_subset_figures(summary.subset_table, staging / "images").items()}
+    statistics = summary.to_dict()
+    write_json_atomic(staging / "statistics.json", statistics)
+    card = render_card(statistics, columns.features, splits, figure_paths, summary.source_kind, options.pretty_name,
+                       options.keep_unlabeled)
+    write_text_atomic(staging / "README.md", card)
 
 
 def _read_checked(record: FaceRecord, label: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
@@ -563,7 +677,8 @@ def check_dataset_dir(dataset_dir: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"dataset folder {os.fspath(dataset_dir)!r} does not exist")
     for needed in ("README.md", "data"):
         if not (folder / needed).exists():
-            raise FileNotFoundError(f"{os.fspath(folder / needed)!r} is missing: {os.fspath(dataset_dir)!r} is not a folder written by `affectnetplus build`")
+            raise FileNotFoundError(f"{os.fspath(folder / needed)!r} is missing: {os.fspath(dataset_dir)!r} is not "
+                                    "a folder written by `affectnetplus build`")
     return folder
 
 
@@ -603,24 +718,10 @@ def push_dataset(
     from affectnetplus_hf.run_folder import FolderLock
 
     folder = check_dataset_dir(dataset_dir)
-    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise ValueError(f"repo_id must look like 'owner/name', got {repo_id!r}")
-    if public and not (license_note and license_note.strip()):
-        raise ValueError(
-            "a public push needs --license-note TEXT saying why these images may be redistributed "
-            "(AffectNet's license forbids redistribution; the synthetic sample is MIT)"
-        )
-    if public and _card_source_kind(folder) == "affectnet":
-        logger.warning("pushing a dataset built from AffectNet publicly; the license note says: %s", license_note)
+    _check_push(folder, repo_id, public, license_note)
     api = api or HfApi(token=token)
     with FolderLock(os.path.abspath(folder)):
-        api.create_repo(repo_id, repo_type="dataset", private=not public, exist_ok=True)
-        info = api.repo_info(repo_id, repo_type="dataset")
-        if not public and not getattr(info, "private", True):
-            raise ValueError(
-                f"dataset repository {repo_id!r} already exists and is public; refusing to upload without "
-                "--public and --license-note (or make the repository private first)"
-            )
+        _create_repo(api, repo_id, public)
         if license_note:
             write_license_note(folder / "README.md", license_note)
         result = api.upload_folder(
@@ -630,22 +731,50 @@ def push_dataset(
     return str(getattr(result, "commit_url", result))
 
 
+def _check_push(folder: Path, repo_id: str, public: bool, license_note: str | None) -> None:
+    """``ValueError`` for a malformed ``repo_id`` or a public push without a license note; a warning for a
+    public push of AffectNet images."""
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ValueError(f"repo_id must look like 'owner/name', got {repo_id!r}")
+    if public and not (license_note and license_note.strip()):
+        raise ValueError(
+            "a public push needs --license-note TEXT saying why these images may be redistributed "
+            "(AffectNet's license forbids redistribution; the synthetic sample is MIT)"
+        )
+    if public and _card_source_kind(folder) == "affectnet":
+        logger.warning("pushing a dataset built from AffectNet publicly; the license note says: %s", license_note)
+
+
+def _create_repo(api, repo_id: str, public: bool) -> None:
+    """Create the dataset repository (private unless ``public``); refuse a private push into a public one."""
+    api.create_repo(repo_id, repo_type="dataset", private=not public, exist_ok=True)
+    info = api.repo_info(repo_id, repo_type="dataset")
+    if not public and not getattr(info, "private", True):
+        raise ValueError(
+            f"dataset repository {repo_id!r} already exists and is public; refusing to upload without "
+            "--public and --license-note (or make the repository private first)"
+        )
+
+
 __all__ = [
-    "CONFIG_NAMES",
     "COLUMN_DOCS",
+    "CONFIG_NAMES",
     "LICENSES",
     "LICENSE_NOTE_BEGIN",
     "LICENSE_NOTE_END",
+    "BuildOptions",
+    "BuildSummary",
+    "SplitExport",
     "affectnetplus_features",
     "build_dataset",
     "card_metadata",
-    "config_rows",
     "check_dataset_dir",
     "check_not_inputs",
     "check_soft_label_cells",
+    "config_rows",
     "dataset_identity",
-    "read_checked_labels",
     "make_row",
     "push_dataset",
+    "read_checked_labels",
     "render_card",
 ]

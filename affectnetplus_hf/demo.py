@@ -9,11 +9,9 @@ Stages, each writing a folder of ``OUT_DIR`` that the next one reads:
 5. ``baselines/`` — tiny Hard-FER / Soft-FER per subset and on all, trained through ``load_dataset``;
 6. ``report/`` — ``report.md`` with the tables and figures (evaluation, ground-truth comparison).
 
-``OUT_DIR`` is a run folder of kind ``"demo"`` (:class:`~affectnetplus_hf.run_folder.RunFolder`): locked for
-the whole run, its marker records the settings that change the results (seed, sample sizes, training
-overrides). A stage whose output is already complete is kept, so an interrupted demo resumes where it
-stopped; a rerun with other settings is refused naming them, unless ``overwrite`` (the folder is emptied
-and the demo starts over). ``demo_summary.json`` holds the timings and key numbers of the last run.
+``OUT_DIR`` is a run folder of kind ``"demo"`` (:func:`run_demo`): a stage whose output is already complete is
+kept, so an interrupted demo resumes where it stopped. ``demo_summary.json`` holds the timings and key numbers
+of the last run (:class:`DemoSummary`).
 """
 
 from __future__ import annotations
@@ -22,6 +20,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,6 @@ logger = logging.getLogger(__name__)
 #: calibrated soft label fitted on a held-out tenth of the multi-annotated part
 #: (``docs/method.md#distribution-family``, ``#calibration``).
 DEMO_SOFTLABELER: dict[str, object] = {"families": ["ebc", "au", "dist"], "calibration_split": "holdout"}
-
-#: The marker demos wrote into OUT_DIR before the run-folder contract: a folder holding it (and no run-folder
-#: marker) is adopted as a demo folder of format version 0, so ``overwrite`` may replace it.
-LEGACY_DEMO_MARKER = ".affectnetplus-demo"
 
 STAGES: tuple[str, ...] = ("sample", "softlabeler", "labels", "dataset", "baselines", "report")
 
@@ -71,14 +67,6 @@ def demo_identity(seed: int = 0, n_train: int | None = None, n_val: int | None =
             "train_overrides": dict(train_overrides or {})}
 
 
-def _adopt_legacy(out: Path) -> None:
-    """A demo folder written before the run-folder contract gets a marker of format version 0 (identity
-    unknown): a resume is refused naming the differences, ``overwrite`` replaces it."""
-    if out.is_dir() and (out / LEGACY_DEMO_MARKER).is_file() and Marker.read(out) is None:
-        Marker("demo", {}, version=0).write(out)
-        (out / LEGACY_DEMO_MARKER).unlink()
-
-
 def check_subsets_load(dataset_dir: Path) -> dict[str, dict[str, int]]:
     """``load_dataset(dataset_dir, config)`` for every declared config: rows per split (what a user sees)."""
     from datasets import get_dataset_config_names, load_dataset
@@ -109,7 +97,6 @@ def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | Non
     out = Path(output_dir)
     identity = demo_identity(seed, n_train, n_val, n_mas, train_overrides)
     with RunFolder(out, "demo", identity) as folder:  # locked until the report is written
-        _adopt_legacy(out)
         if folder.start(overwrite=overwrite) == "replace":
             logger.info("demo: overwrite: emptying %s", out)
             folder.clear()
@@ -120,83 +107,127 @@ def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | Non
     return summary
 
 
-def _run_stages(out: Path, *, seed: int, n_train: int | None, n_val: int | None, n_mas: int | None,
-                progress: bool, stages: tuple[str, ...], train_overrides: dict[str, Any] | None) -> dict[str, Any]:
-    """The stages of :func:`run_demo` into ``out`` (locked and marked by the caller)."""
-    from affectnetplus_hf.baselines import evaluate_baselines, evaluate_soft_labels, train_baselines
-    from affectnetplus_hf.dataset import build_dataset
-    from affectnetplus_hf.labeling import LabelingConfig, label_dataset
-    from affectnetplus_hf.sample import write_sample
-    from affectnetplus_hf.training import TrainConfig
-    from affectnetplus_hf.training.softlabeler import train_soft_labeler
+@dataclass
+class DemoSummary:
+    """``demo_summary.json``: the stage timings and key numbers of the last run (a number is absent when its
+    stage did not run)."""
 
-    paths = {name: out / name for name in STAGES}
-    timings: dict[str, float] = {}
-    summary: dict[str, Any] = {"output_dir": str(out), "timings_s": timings}
-    started = time.perf_counter()
+    output_dir: str
+    timings_s: dict[str, float] = field(default_factory=dict)
+    labels: dict[str, Any] | None = None
+    load_dataset_rows: dict[str, dict[str, int]] | None = None
+    soft_label_quality: dict[str, float] | None = None
+    baselines_accuracy: dict[str, float] | None = None
 
-    previous_summary = out / "demo_summary.json"
-    earlier = json.loads(previous_summary.read_text()).get("timings_s", {}) if previous_summary.is_file() else {}
+    def to_dict(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {"output_dir": self.output_dir, "timings_s": self.timings_s}
+        for key in ("labels", "load_dataset_rows", "soft_label_quality", "baselines_accuracy"):
+            if getattr(self, key) is not None:
+                summary[key] = getattr(self, key)
+        return summary
 
-    def stage(name: str, done: bool, work) -> None:
-        if name not in stages:
+
+@dataclass
+class _StageRunner:
+    """Runs the selected stages in turn, keeping a stage whose output is complete, and times each."""
+
+    paths: dict[str, Path]
+    selected: tuple[str, ...]
+    timings: dict[str, float]
+    #: the timings of the previous run (``demo_summary.json``), reported for the stages it finished
+    earlier: dict[str, float]
+
+    def run(self, name: str, done: bool, work: Callable[[], Any]) -> None:
+        if name not in self.selected:
             return
         t0 = time.perf_counter()
         if done:
-            logger.info("demo: %s already complete in %s; kept", name, paths[name])
-            if name in earlier:  # report the time it took when it ran
-                timings[name] = earlier[name]
+            logger.info("demo: %s already complete in %s; kept", name, self.paths[name])
+            if name in self.earlier:  # report the time it took when it ran
+                self.timings[name] = self.earlier[name]
                 return
         else:
             logger.info("demo: %s ...", name)
             work()
-        timings[name] = round(time.perf_counter() - t0, 1)
-        logger.info("demo: %s done in %.1f s", name, timings[name])
+        self.timings[name] = round(time.perf_counter() - t0, 1)
+        logger.info("demo: %s done in %.1f s", name, self.timings[name])
 
+
+def _run_stages(out: Path, *, seed: int, n_train: int | None, n_val: int | None, n_mas: int | None,
+                progress: bool, stages: tuple[str, ...], train_overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The stages of :func:`run_demo` into ``out`` (locked and marked by the caller)."""
+    from affectnetplus_hf.dataset import build_dataset
+    from affectnetplus_hf.sample import write_sample
+
+    paths = {name: out / name for name in STAGES}
+    summary = DemoSummary(str(out))
+    previous_summary = out / "demo_summary.json"
+    earlier = json.loads(previous_summary.read_text()).get("timings_s", {}) if previous_summary.is_file() else {}
+    runner = _StageRunner(paths, stages, summary.timings_s, earlier)
+    started = time.perf_counter()
     overrides = dict(train_overrides or {})
-    softlabeler_options = {**DEMO_SOFTLABELER, **overrides}
     sample_kwargs = {k: v for k, v in (("n_train", n_train), ("n_val", n_val), ("n_mas", n_mas)) if v is not None}
-    stage("sample", _done_sample(paths["sample"]),
-          lambda: write_sample(paths["sample"], seed=seed, workers=min(2, os.cpu_count() or 1), progress=progress,
-                               **sample_kwargs))
-    stage("softlabeler", _done_softlabeler(paths["softlabeler"]),
-          lambda: train_soft_labeler(TrainConfig(data=str(paths["sample"]), output_dir=str(paths["softlabeler"]),
-                                                 preset="tiny", seed=seed, progress=progress, log_with="none",
-                                                 **softlabeler_options)))
-
-    def label() -> None:  # label_dataset resumes by itself (finished shards are kept)
-        summary["labels"] = label_dataset(paths["softlabeler"], paths["sample"], paths["labels"],
-                                          LabelingConfig(shard_size=256, progress=progress))
-
-    stage("labels", False, label)
-    stage("dataset", _done_dataset(paths["dataset"]),
-          lambda: build_dataset(paths["sample"], paths["labels"], paths["dataset"], metadata="synthetic",
-                                overwrite=True, pretty_name="AffectNet+ demo (synthetic sample)", progress=progress))
+    runner.run("sample", _done_sample(paths["sample"]),
+               lambda: write_sample(paths["sample"], seed=seed, workers=min(2, os.cpu_count() or 1),
+                                    progress=progress, **sample_kwargs))
+    runner.run("softlabeler", _done_softlabeler(paths["softlabeler"]),
+               lambda: _train_softlabeler(paths, seed, progress, overrides))
+    runner.run("labels", False, lambda: _label_sample(paths, progress, summary))
+    runner.run("dataset", _done_dataset(paths["dataset"]),
+               lambda: build_dataset(paths["sample"], paths["labels"], paths["dataset"], metadata="synthetic",
+                                     overwrite=True, pretty_name="AffectNet+ demo (synthetic sample)",
+                                     progress=progress))
     if "dataset" in stages:
-        summary["load_dataset_rows"] = check_subsets_load(paths["dataset"])
-        logger.info("demo: load_dataset rows per config/split: %s", summary["load_dataset_rows"])
-    stage("baselines", False,  # finished baseline models are kept by train_baselines
-          lambda: train_baselines(paths["dataset"], paths["baselines"],
-                                  TrainConfig(preset="tiny", seed=seed, progress=progress, log_with="none",
-                                                 **overrides)))
+        summary.load_dataset_rows = check_subsets_load(paths["dataset"])
+        logger.info("demo: load_dataset rows per config/split: %s", summary.load_dataset_rows)
+    runner.run("baselines", False,  # finished baseline models are kept by train_baselines
+               lambda: _train_baselines(paths, seed, progress, overrides))
+    runner.run("report", False, lambda: _write_report(out, paths, summary, started, progress))
+    summary.timings_s["total"] = round(time.perf_counter() - started, 1)
+    write_text_atomic(out / "demo_summary.json", json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
+    logger.info("demo finished in %.1f s; report: %s", summary.timings_s["total"], paths["report"] / "report.md")
+    return summary.to_dict()
 
-    def report() -> None:
-        results = evaluate_baselines(paths["dataset"], paths["baselines"], paths["report"], progress=progress)
-        quality = evaluate_soft_labels(paths["labels"], paths["sample"], paths["report"], reference="truth")
-        summary["soft_label_quality"] = {k: quality[k]["w_mae"] for k in
-                                         ("soft_labels", "calibrated_soft_labels", "one_hot_hard_labels") if k in quality}
-        summary["baselines_accuracy"] = {name: m["hard"]["all"]["accuracy"] for name, m in results["models"].items()
-                                         if "all" in m["hard"]}
-        timings["total"] = round(time.perf_counter() - started, 1)
-        report_path = paths["report"] / "report.md"
-        write_text_atomic(report_path, demo_preamble(out, timings, summary) + report_path.read_text(encoding="utf-8")
-                          + "\n" + quality["markdown"].replace("# ", "## ", 1))
 
-    stage("report", False, report)
-    timings["total"] = round(time.perf_counter() - started, 1)
-    write_text_atomic(out / "demo_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
-    logger.info("demo finished in %.1f s; report: %s", timings["total"], paths["report"] / "report.md")
-    return summary
+def _train_softlabeler(paths: dict[str, Path], seed: int, progress: bool, overrides: dict[str, Any]) -> None:
+    """The tiny soft-labeler of :data:`DEMO_SOFTLABELER`, trained on the sample."""
+    from affectnetplus_hf.training import TrainConfig
+    from affectnetplus_hf.training.softlabeler import train_soft_labeler
+
+    train_soft_labeler(TrainConfig(data=str(paths["sample"]), output_dir=str(paths["softlabeler"]), preset="tiny",
+                                   seed=seed, progress=progress, log_with="none", **{**DEMO_SOFTLABELER, **overrides}))
+
+
+def _label_sample(paths: dict[str, Path], progress: bool, summary: DemoSummary) -> None:
+    """Label every sample image (label_dataset resumes by itself: finished shards are kept)."""
+    from affectnetplus_hf.labeling import LabelingConfig, label_dataset
+
+    summary.labels = label_dataset(paths["softlabeler"], paths["sample"], paths["labels"],
+                                   LabelingConfig(shard_size=256, progress=progress))
+
+
+def _train_baselines(paths: dict[str, Path], seed: int, progress: bool, overrides: dict[str, Any]) -> None:
+    from affectnetplus_hf.baselines import train_baselines
+    from affectnetplus_hf.training import TrainConfig
+
+    train_baselines(paths["dataset"], paths["baselines"],
+                    TrainConfig(preset="tiny", seed=seed, progress=progress, log_with="none", **overrides))
+
+
+def _write_report(out: Path, paths: dict[str, Path], summary: DemoSummary, started: float, progress: bool) -> None:
+    """Evaluate the baselines and the soft labels; ``report.md`` with the demo's preamble on top."""
+    from affectnetplus_hf.baselines import evaluate_baselines, evaluate_soft_labels
+
+    results = evaluate_baselines(paths["dataset"], paths["baselines"], paths["report"], progress=progress)
+    quality = evaluate_soft_labels(paths["labels"], paths["sample"], paths["report"], reference="truth")
+    summary.soft_label_quality = {k: quality[k]["w_mae"] for k in
+                                  ("soft_labels", "calibrated_soft_labels", "one_hot_hard_labels") if k in quality}
+    summary.baselines_accuracy = {name: m["hard"]["all"]["accuracy"] for name, m in results["models"].items()
+                                  if "all" in m["hard"]}
+    summary.timings_s["total"] = round(time.perf_counter() - started, 1)
+    report_path = paths["report"] / "report.md"
+    write_text_atomic(report_path, demo_preamble(out, summary.timings_s, summary.to_dict())
+                      + report_path.read_text(encoding="utf-8") + "\n" + quality["markdown"].replace("# ", "## ", 1))
 
 
 def demo_preamble(out: Path, timings: dict[str, float], summary: dict[str, Any]) -> str:
@@ -222,6 +253,7 @@ def demo_preamble(out: Path, timings: dict[str, float], summary: dict[str, Any])
               for name, seconds in timings.items()]
     rows = summary.get("load_dataset_rows")
     if rows:
-        lines += ["", "`load_dataset` rows per config: " + "; ".join(
-            f"{config}: " + ", ".join(f"{split} {n}" for split, n in splits.items()) for config, splits in rows.items())]
+        per_config = (f"{config}: " + ", ".join(f"{split} {n}" for split, n in splits.items())
+                      for config, splits in rows.items())
+        lines += ["", "`load_dataset` rows per config: " + "; ".join(per_config)]
     return "\n".join(lines) + "\n\n"

@@ -30,14 +30,12 @@ from affectnetplus_hf.metrics.functional import (
 )
 from affectnetplus_hf.plots import plot_ced_curves, plot_confusion_matrix
 from affectnetplus_hf.reports.evaluation import EVALUATION_TABLES, ground_truth_markdown, write_evaluation_tables
-from affectnetplus_hf.sources.ferplus import FERPLUS_KINDS  # FER+'s training modes
+from affectnetplus_hf.sources.ferplus import BASELINE_KINDS, FERPLUS_KINDS
 
 logger = logging.getLogger(__name__)
 
 #: Evaluation groups: every image, then each subset (paper Tables 8–10 columns).
 EVAL_GROUPS: tuple[str, ...] = ("all",) + SUBSETS
-#: Every model kind: Hard-FER, Soft-FER (paper Sec. 4.3) and the FER+ modes.
-MODEL_KINDS: tuple[str, ...] = ("hard", "soft", *FERPLUS_KINDS)
 #: Kinds also scored with the soft-label metrics W-MAE / W-FR / W-AUC: Soft-FER's sigmoids, and the FER+
 #: modes' softmax (a predicted distribution over the emotions).
 SOFT_SCORED_KINDS: tuple[str, ...] = ("soft", *FERPLUS_KINDS)
@@ -96,8 +94,8 @@ class ModelPredictions:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise ValueError(f"model {self.name!r}: kind must be one of {MODEL_KINDS}, got {self.kind!r}")
+        if self.kind not in BASELINE_KINDS:
+            raise ValueError(f"model {self.name!r}: kind must be one of {BASELINE_KINDS}, got {self.kind!r}")
         self.scores = np.asarray(self.scores, dtype=np.float32)
 
 
@@ -120,8 +118,6 @@ def soft_metrics(references, predictions, by=None, epsilon: float = DEFAULT_EPSI
     return result
 
 
-#: Kept for callers of the earlier name (the numbers are the modules'; they are no longer loaded).
-soft_metrics_with_modules = soft_metrics
 
 
 def _check_scores(model: ModelPredictions, n: int) -> None:
@@ -227,11 +223,9 @@ def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions
 __all__ = [
     "EVAL_GROUPS",
     "EvaluationData",
-    "MODEL_KINDS",
     "ModelPredictions",
     "SOFT_SCORED_KINDS",
     "evaluate_predictions",
     "ground_truth_markdown",
     "soft_metrics",
-    "soft_metrics_with_modules",
 ]

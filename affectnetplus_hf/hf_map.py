@@ -5,47 +5,23 @@
     fn = labeler.map_function(image_column="image", hard_label_column="label")
     ds = ds.map(fn, batched=True, batch_size=64, features=fn.map_features(ds.features))
 
-:class:`SoftLabelMap` adds the columns of a label shard (:data:`MAP_COLUMNS`, fixed-length lists of 8
-``float32`` in the emotion order of ``docs/method.md#label-space``; null for what the soft-labeler lacks:
-``soft_label_dist`` without the distribution family, ``soft_label_calibrated`` when not calibrated, ...),
-``subset`` (``docs/method.md#subsets``; with ``hard_label_column``) and ``bad_image`` (with
-``skip_bad``). Every batch goes through the model's image processor and
-:func:`affectnetplus_hf.models.runner.iter_soft_labels`, the runner of ``predict``, so a row gets the
-soft label :meth:`SoftLabeler.predict <affectnetplus_hf.models.SoftLabeler.predict>` gives its image.
-
-* **Images.** Image cells may be PIL images, ``{"bytes", "path"}`` dicts (``Image(decode=False)``) or
-  paths. On a ``Dataset`` the function reads an ``Image`` column's encoded bytes straight from Arrow, so
-  each image is decoded once, by the image processor (JPEG draft mode included), and a corrupt image
-  raises :class:`~affectnetplus_hf.images.BadImageError` naming its row and path. An
-  ``IterableDataset`` hands over images already decoded by ``datasets`` (a corrupt one fails there;
-  cast the column to ``Image(decode=False)`` to get the named error and ``skip_bad``).
-* **Bad images.** Without ``skip_bad`` the first bad image raises. With ``skip_bad=True`` its row gets
-  null soft labels and the reason in ``bad_image``; the row stays in the dataset, and ``fn.skipped``
-  lists ``(index or id, reason)`` of the rows this process skipped (with ``num_proc > 1``, or when
-  ``datasets`` reuses a cached result, read the ``bad_image`` column instead).
-* **Rows.** ``datasets`` tells a map function where its batch lies only with ``map(with_indices=True)``:
-  then a message names a row by its index in the dataset mapped; with ``id_column`` by its id; otherwise
-  by its position in its batch and its image's path (and ``fn.skipped`` holds ``None`` for the row).
-* **Batched only.** ``ds.map(fn)`` without ``batched=True`` raises a ``TypeError`` saying so.
-* **Types.** ``datasets`` infers a column's type from the first batch written, so pass
-  ``features=fn.map_features(ds.features)`` (:func:`map_features`): without it the soft labels become
-  variable-length lists and a column that is all null in the first batch (``bad_image``, ``subset``)
-  cannot take a value later.
-* **Hard labels.** ``hard_label_column`` holds emotions 0–7 in ``docs/method.md#label-space`` order
-  (anything else, or null, gets a null ``subset``), or emotion names. A ``ClassLabel`` column is read by
-  its class *names* (an ``imagefolder`` sorts its classes alphabetically): on a ``Dataset`` the names are
-  read from the data, on an ``IterableDataset`` pass ``hard_label_names=ds.features[col].names``.
-* **Processes.** The callable pickles (``num_proc``): a model directory is loaded lazily in each process;
-  a model object travels with the callable. ``datasets`` fingerprints the callable for its cache; a
-  model directory is fingerprinted by its files' names, sizes and modification times, so labels
-  cached with other weights are not reused.
+:class:`SoftLabelMap` adds the columns of a label shard (:data:`~affectnetplus_hf.labeling.SOFT_LABEL_COLUMNS`,
+8 ``float32`` in ``docs/method.md#label-space`` order; null for what the soft-labeler lacks), ``subset`` (with
+``hard_label_column``) and ``bad_image`` (with ``skip_bad``). Every batch goes through the model's image
+processor and :func:`affectnetplus_hf.models.runner.iter_soft_labels`, so a row gets the soft label
+:meth:`SoftLabeler.predict <affectnetplus_hf.models.SoftLabeler.predict>` gives its image. Pass
+``features=fn.map_features(ds.features)`` (``datasets`` infers types from the first batch) and
+``batched=True``. How images, bad images, rows, hard labels and processes are handled:
+``docs/architecture.md#map-function``. :func:`label_hf_dataset` is ``affectnetplus label --hf-dataset``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,9 +32,6 @@ from affectnetplus_hf.pretrained import resolve_model
 
 logger = logging.getLogger(__name__)
 
-#: Soft-label columns added to every row (those of a label shard), → the :class:`SoftLabelerOutput`
-#: field that fills them.
-MAP_COLUMNS: dict[str, str] = SOFT_LABEL_COLUMNS
 SUBSET_COLUMN = "subset"
 BAD_IMAGE_COLUMN = "bad_image"
 #: With ``detect_faces=True``: the face box used, ``(x0, y0, x1, y1)`` in the upright image (null: no face).
@@ -80,7 +53,7 @@ def map_features(features, *, hard_label_column: str | None = None, skip_bad: bo
     from datasets import Features, List, Value
 
     result = Features(dict(features))
-    for name in MAP_COLUMNS:
+    for name in SOFT_LABEL_COLUMNS:
         result[name] = List(Value("float32"), length=NUM_EMOTIONS)
     if hard_label_column is not None:
         result[SUBSET_COLUMN] = Value("string")
@@ -143,6 +116,17 @@ def _label_index(names: Sequence[str], where: str = "hard_label_names") -> list[
     from affectnetplus_hf.sources.folder import parse_emotion_label
 
     return [parse_emotion_label(str(name), where) for name in names]
+
+
+@dataclass
+class _BatchPixels:
+    """A batch's preprocessed images: ``pixel_values`` of the ``good`` rows (positions in the batch), the
+    reason of each bad image by position, and with ``detect_faces`` the face box of each row."""
+
+    pixel_values: Any
+    bad: dict[int, str]
+    good: list[int]
+    face_boxes: list | None = None
 
 
 class SoftLabelMap:
@@ -247,7 +231,8 @@ class SoftLabelMap:
         return self._model
 
     def map_features(self, features):
-        """:func:`map_features` for this callable's columns: ``ds.map(fn, ..., features=fn.map_features(ds.features))``."""
+        """:func:`map_features` for this callable's columns:
+        ``ds.map(fn, ..., features=fn.map_features(ds.features))``."""
         return map_features(features, hard_label_column=self.hard_label_column, skip_bad=self.skip_bad,
                             detect_faces=self.detect_faces)
 
@@ -255,55 +240,77 @@ class SoftLabelMap:
 
     def __call__(self, batch: Mapping[str, Any], indices: Sequence[int] | None = None) -> dict[str, list]:
         """Soft labels of one batch (``{column: [values]}``); ``indices`` when ``map(with_indices=True)``."""
-        from affectnetplus_hf.models.runner import iter_soft_labels
-        from affectnetplus_hf.subsets import assign_subsets
+        self._check_batch(batch)
+        sources, names = self._images(batch)
+        n = len(sources)
+        rows = self._rows(batch, indices, n)
+        boxes = self._face_boxes(batch)
+        model = self.model
+        pixels = self._pixels(model.image_processor, sources, boxes, names, rows)
+        result = self._soft_labels(model, pixels.pixel_values, pixels.good, n)
+        if self.hard_label_column is not None:
+            result[SUBSET_COLUMN] = self._subsets(batch, result["soft_label"], pixels.good)
+        if self.skip_bad:
+            result[BAD_IMAGE_COLUMN] = [pixels.bad.get(k) for k in range(n)]
+        if self.detect_faces:
+            result[FACE_BOX_COLUMN] = pixels.face_boxes
+        return result
 
+    def _check_batch(self, batch: Mapping[str, Any]) -> None:
+        """``KeyError`` for a column the batch lacks, ``TypeError`` for one row (``map`` without ``batched``)."""
         for column in (self.image_column, self.hard_label_column, self.face_box_column, self.id_column):
             if column is not None and column not in batch:
                 raise KeyError(f"column {column!r} not in the dataset (it has {sorted(batch.keys())})")
         if _is_one_row(batch, self.image_column):
             raise TypeError(f"SoftLabelMap is a batched map function: call ds.map(fn, batched=True) (column "
                             f"{self.image_column!r} holds one image, not a batch of them)")
-        sources, names = self._images(batch)
-        n = len(sources)
-        rows = self._rows(batch, indices, n)
-        boxes = None
-        if self.face_box_column is not None:
-            boxes = [None if box is None else [float(v) for v in box] for box in batch[self.face_box_column]]
-        model = self.model
-        face_boxes: list | None = None
+
+    def _face_boxes(self, batch: Mapping[str, Any]) -> list[list[float] | None] | None:
+        """The annotated face boxes of ``face_box_column`` (``None`` without it)."""
+        if self.face_box_column is None:
+            return None
+        return [None if box is None else [float(v) for v in box] for box in batch[self.face_box_column]]
+
+    def _pixels(self, processor, sources, boxes, names, rows) -> _BatchPixels:
+        """The batch's images preprocessed (through the face stage with ``detect_faces``)."""
         if self.detect_faces:
-            pixel_values, bad, face_boxes = self._detect(model.image_processor, sources, names, rows)
-            good = [k for k in range(n) if k not in bad and face_boxes[k] is not None]
-        else:
-            pixel_values, bad = self._preprocess(model.image_processor, sources, boxes, names, rows)
-            good = [k for k in range(n) if k not in bad]
-        result: dict[str, list] = {column: [None] * n for column in MAP_COLUMNS}
-        if good:
-            batches = [{"pixel_values": pixel_values}]
-            for _, output in iter_soft_labels(model, batches, device=self.device, dtype=self.dtype):
-                for column, field in MAP_COLUMNS.items():
-                    value = getattr(output, field)
-                    if value is None:
-                        continue
-                    rows = value.float().numpy()
-                    for j, k in enumerate(good):
-                        result[column][k] = rows[j]
-        if self.hard_label_column is not None:
-            hard = self._hard_labels(batch)
-            subsets: list[str | None] = [None] * n
-            labelled = [k for k in good if hard[k] is not None]
-            if labelled:
-                soft = np.stack([result["soft_label"][k] for k in labelled])
-                names_out = assign_subsets(soft, np.asarray([hard[k] for k in labelled], dtype=np.int64))
-                for k, subset in zip(labelled, names_out):
-                    subsets[k] = str(subset)
-            result[SUBSET_COLUMN] = subsets
-        if self.skip_bad:
-            result[BAD_IMAGE_COLUMN] = [bad.get(k) for k in range(n)]
-        if self.detect_faces:
-            result[FACE_BOX_COLUMN] = face_boxes
+            pixel_values, bad, face_boxes = self._detect(processor, sources, names, rows)
+            good = [k for k in range(len(sources)) if k not in bad and face_boxes[k] is not None]
+            return _BatchPixels(pixel_values, bad, good, face_boxes)
+        pixel_values, bad = self._preprocess(processor, sources, boxes, names, rows)
+        return _BatchPixels(pixel_values, bad, [k for k in range(len(sources)) if k not in bad])
+
+    def _soft_labels(self, model, pixel_values, good: Sequence[int], n: int) -> dict[str, list]:
+        """``{soft-label column: n cells}``: the model's outputs for the ``good`` rows, null elsewhere."""
+        from affectnetplus_hf.models.runner import iter_soft_labels
+
+        result: dict[str, list] = {column: [None] * n for column in SOFT_LABEL_COLUMNS}
+        if not good:
+            return result
+        for _, output in iter_soft_labels(model, [{"pixel_values": pixel_values}], device=self.device,
+                                          dtype=self.dtype):
+            for column, field_name in SOFT_LABEL_COLUMNS.items():
+                value = getattr(output, field_name)
+                if value is None:
+                    continue
+                values = value.float().numpy()
+                for j, k in enumerate(good):
+                    result[column][k] = values[j]
         return result
+
+    def _subsets(self, batch: Mapping[str, Any], soft_labels: Sequence, good: Sequence[int]) -> list[str | None]:
+        """The subset of each good row with an emotion hard label (``docs/method.md#subsets``), else None."""
+        from affectnetplus_hf.subsets import assign_subsets
+
+        hard = self._hard_labels(batch)
+        subsets: list[str | None] = [None] * len(soft_labels)
+        labelled = [k for k in good if hard[k] is not None]
+        if labelled:
+            soft = np.stack([soft_labels[k] for k in labelled])
+            names_out = assign_subsets(soft, np.asarray([hard[k] for k in labelled], dtype=np.int64))
+            for k, subset in zip(labelled, names_out):
+                subsets[k] = str(subset)
+        return subsets
 
     # ---- helpers -----------------------------------------------------------------------------------
 
@@ -358,7 +365,7 @@ class SoftLabelMap:
         if pieces:
             pixel_values = torch.cat(pieces)
         else:
-            pixel_values = torch.zeros((0, 3, processor.size, processor.size), dtype=torch.float32)
+            pixel_values = torch.zeros((0, 3, processor.size["height"], processor.size["width"]), dtype=torch.float32)
         return pixel_values, bad
 
     def _bad_reason(self, error, k: int, names, rows) -> str:
@@ -400,8 +407,8 @@ class SoftLabelMap:
             face_boxes.append(None if row.pixel_values is None else [float(v) for v in row.box])
             if row.pixel_values is not None:
                 pieces.append(torch.from_numpy(row.pixel_values)[None])
-        size = processor.size
-        pixel_values = torch.cat(pieces) if pieces else torch.zeros((0, 3, size, size), dtype=torch.float32)
+        empty = (0, 3, processor.size["height"], processor.size["width"])
+        pixel_values = torch.cat(pieces) if pieces else torch.zeros(empty, dtype=torch.float32)
         return pixel_values, bad, face_boxes
 
     def _hard_labels(self, batch: Mapping[str, Any]) -> list[int | None]:
@@ -495,6 +502,56 @@ def is_saved_dataset(path: str | os.PathLike) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _HfLabelOptions:
+    """The settings of ``label --hf-dataset`` (:func:`label_hf_dataset`) that reach the map function."""
+
+    image_column: str
+    hard_label_column: str | None
+    face_box_column: str | None
+    split: str | None
+    batch_size: int
+    num_proc: int | None
+    device: str
+    dtype: str
+    skip_bad: bool
+
+    def identity(self, model_dir: str | os.PathLike) -> dict[str, Any]:
+        """The output folder's run-folder identity: the model and the settings that change the rows."""
+        from affectnetplus_hf.labeling import model_fingerprint
+
+        return {"model": model_fingerprint(model_dir), "image_column": self.image_column, "split": self.split,
+                "hard_label_column": self.hard_label_column, "face_box_column": self.face_box_column,
+                "batch_size": int(self.batch_size), "dtype": self.dtype, "skip_bad": bool(self.skip_bad)}
+
+
+@dataclass
+class HfLabelSummary:
+    """What :func:`label_hf_dataset` returns (as :meth:`to_dict`): rows and subset counts per split, and
+    the rows given null soft labels (``{"split", "row", "error"}``)."""
+
+    source: str
+    out_dir: str
+    rows: dict[str, int] = field(default_factory=dict)
+    subsets: dict[str, dict[str, int]] = field(default_factory=dict)
+    bad_images: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_part(self, key: str, result, hard_label_column: str | None, skip_bad: bool) -> None:
+        """One mapped split's rows, subset counts and images given null soft labels."""
+        self.rows[key] = result.num_rows
+        if hard_label_column:
+            subsets = result[SUBSET_COLUMN]
+            self.subsets[key] = {s: subsets.count(s) for s in ("easy", "challenging", "difficult")}
+            self.subsets[key]["none"] = subsets.count(None)
+        if skip_bad:
+            self.bad_images.extend({"split": key, "row": row, "error": reason}
+                                   for row, reason in enumerate(result[BAD_IMAGE_COLUMN]) if reason is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "out_dir": self.out_dir, "rows": self.rows, "subsets": self.subsets,
+                "bad_images": self.bad_images, "bad_image_count": len(self.bad_images)}
+
+
 def label_hf_dataset(
     model_dir: str | os.PathLike,
     path: str | os.PathLike,
@@ -524,59 +581,76 @@ def label_hf_dataset(
     """
     import tempfile
 
-    import datasets
-    from datasets import DatasetDict
-
-    from affectnetplus_hf.labeling import model_fingerprint
-    from affectnetplus_hf.models.hub import load_soft_labeler
-    from affectnetplus_hf.run_folder import RunFolder, records_fingerprint
+    from affectnetplus_hf.run_folder import RunFolder
 
     if int(batch_size) < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    source = _checked_hf_source(path)
+    options = _HfLabelOptions(image_column, hard_label_column, face_box_column, split, batch_size, num_proc,
+                              device, dtype, skip_bad)
+    identity = options.identity(model_dir)
+    folder = RunFolder(out_dir, "hf-labels", identity)
+    with _progress_bars(progress), folder, tempfile.TemporaryDirectory(
+            prefix=f".{folder.path.name}.hf-", dir=folder.lock.path.parent, ignore_cleanup_errors=True) as work:
+        folder.start(overwrite=overwrite, resume=False)
+        summary = _label_and_save(model_dir, source, folder, work, identity, options)
+    logger.info("wrote the soft-labelled dataset to %s", folder.path)
+    return summary.to_dict()
+
+
+def _checked_hf_source(path: str | os.PathLike) -> str:
     source = os.fspath(path)
     if not os.path.isdir(source):
         raise FileNotFoundError(
             f"--hf-dataset {source!r} is not a folder; expected a save_to_disk folder or a local folder that "
             "datasets.load_dataset reads (imagefolder, Parquet, ...)"
         )
-    identity = {"model": model_fingerprint(model_dir), "image_column": image_column, "split": split,
-                "hard_label_column": hard_label_column, "face_box_column": face_box_column,
-                "batch_size": int(batch_size), "dtype": dtype, "skip_bad": bool(skip_bad)}
-    folder = RunFolder(out_dir, "hf-labels", identity)
+    return source
+
+
+@contextlib.contextmanager
+def _progress_bars(progress: bool) -> Iterator[None]:
+    """``datasets``' progress bars off inside (unless ``progress``), as they were after."""
+    import datasets
+
     bars_were_on = not datasets.are_progress_bars_disabled()
     if not progress:
         datasets.disable_progress_bars()
     try:
-        with folder, tempfile.TemporaryDirectory(prefix=f".{folder.path.name}.hf-", dir=folder.lock.path.parent,
-                                                 ignore_cleanup_errors=True) as work:
-            folder.start(overwrite=overwrite, resume=False)
-            data = _load_hf_source(source, split, work)
-            parts = dict(data) if isinstance(data, DatasetDict) else {None: data}
-            # one model for every split; worker processes (num_proc > 1) load their own from the folder
-            model = load_soft_labeler(model_dir) if not num_proc or num_proc <= 1 else os.fspath(model_dir)
-            summary: dict[str, Any] = {"source": source, "out_dir": os.fspath(folder.path), "rows": {},
-                                       "subsets": {}, "bad_images": []}
-            mapped = {}
-            for name, part in parts.items():
-                fn = _cli_map_function(model, part, source, name, image_column, hard_label_column, face_box_column,
-                                       device, dtype, skip_bad)
-                mapped[name] = part.map(
-                    fn, batched=True, with_indices=True, batch_size=int(batch_size), num_proc=num_proc,
-                    features=fn.map_features(part.features),
-                    cache_file_name=os.path.join(work, f"map-{name or 'data'}.arrow"), load_from_cache_file=False,
-                    new_fingerprint=records_fingerprint([sorted(identity.items()), [name]]),  # no hashing of the model
-                    desc=f"soft labels{f' {name}' if name else ''}",
-                )
-                _summarize_part(summary, name or "data", mapped[name], hard_label_column, skip_bad)
-            summary["bad_image_count"] = len(summary["bad_images"])
-            output = DatasetDict(mapped) if isinstance(data, DatasetDict) else mapped[None]
-            with folder.publish() as staged:
-                output.save_to_disk(os.fspath(staged))
-            del output, mapped, data, parts  # the memory-mapped cache files, before the cache is removed
+        yield
     finally:
         if not progress and bars_were_on:
             datasets.enable_progress_bars()
-    logger.info("wrote the soft-labelled dataset to %s", folder.path)
+
+
+def _label_and_save(model_dir, source: str, folder, work: str, identity: dict[str, Any],
+                    options: _HfLabelOptions) -> HfLabelSummary:
+    """Map every split of ``source`` (its ``map`` cache in ``work``) and publish the result into ``folder``."""
+    from datasets import DatasetDict
+
+    from affectnetplus_hf.models.hub import load_soft_labeler
+    from affectnetplus_hf.run_folder import records_fingerprint
+
+    data = _load_hf_source(source, options.split, work)
+    parts = dict(data) if isinstance(data, DatasetDict) else {None: data}
+    # one model for every split; worker processes (num_proc > 1) load their own from the folder
+    model = load_soft_labeler(model_dir) if not options.num_proc or options.num_proc <= 1 else os.fspath(model_dir)
+    summary = HfLabelSummary(source, os.fspath(folder.path))
+    mapped = {}
+    for name, part in parts.items():
+        fn = _cli_map_function(model, part, source, name, options)
+        mapped[name] = part.map(
+            fn, batched=True, with_indices=True, batch_size=int(options.batch_size), num_proc=options.num_proc,
+            features=fn.map_features(part.features),
+            cache_file_name=os.path.join(work, f"map-{name or 'data'}.arrow"), load_from_cache_file=False,
+            new_fingerprint=records_fingerprint([sorted(identity.items()), [name]]),  # no hashing of the model
+            desc=f"soft labels{f' {name}' if name else ''}",
+        )
+        summary.add_part(name or "data", mapped[name], options.hard_label_column, options.skip_bad)
+    output = DatasetDict(mapped) if isinstance(data, DatasetDict) else mapped[None]
+    with folder.publish() as staged:
+        output.save_to_disk(os.fspath(staged))
+    del output, mapped, data, parts  # the memory-mapped cache files, before the cache is removed
     return summary
 
 
@@ -585,7 +659,10 @@ def _load_hf_source(source: str, split: str | None, work: str):
     when ``split`` is given."""
     from datasets import DatasetDict, load_dataset, load_from_disk
 
-    data = load_from_disk(source) if is_saved_dataset(source) else load_dataset(source, cache_dir=os.path.join(work, "cache"))
+    if is_saved_dataset(source):
+        data = load_from_disk(source)
+    else:
+        data = load_dataset(source, cache_dir=os.path.join(work, "cache"))
     if split is None:
         return data
     if not isinstance(data, DatasetDict):
@@ -595,41 +672,30 @@ def _load_hf_source(source: str, split: str | None, work: str):
     return data[split]
 
 
-def _cli_map_function(model, part, source: str, name: str | None, image_column: str, hard_label_column: str | None,
-                      face_box_column: str | None, device: str, dtype: str, skip_bad: bool) -> SoftLabelMap:
-    """The :class:`SoftLabelMap` for one split of ``label --hf-dataset``: its columns checked, hints naming the flags."""
+def _cli_map_function(model, part, source: str, name: str | None, options: _HfLabelOptions) -> SoftLabelMap:
+    """The :class:`SoftLabelMap` for one split of ``label --hf-dataset``: its columns checked, hints naming the
+    flags."""
     from datasets import ClassLabel
 
-    missing = [c for c in (image_column, hard_label_column, face_box_column) if c and c not in part.column_names]
+    columns = (options.image_column, options.hard_label_column, options.face_box_column)
+    missing = [c for c in columns if c and c not in part.column_names]
     if missing:
         raise ValueError(f"column(s) {missing} not in {source!r}" + (f" split {name!r}" if name else "")
                          + f" (it has {part.column_names})")
-    feature = part.features.get(hard_label_column) if hard_label_column else None
+    feature = part.features.get(options.hard_label_column) if options.hard_label_column else None
     class_names = feature.names if isinstance(feature, ClassLabel) else None
     if class_names is not None:
-        _label_index(class_names, f"ClassLabel names of --hard-label-column {hard_label_column!r}")
-    fn = SoftLabelMap(model, image_column, hard_label_column=hard_label_column, hard_label_names=class_names,
-                      face_box_column=face_box_column, device=device, dtype=dtype, skip_bad=skip_bad)
+        _label_index(class_names, f"ClassLabel names of --hard-label-column {options.hard_label_column!r}")
+    fn = SoftLabelMap(model, options.image_column, hard_label_column=options.hard_label_column,
+                      hard_label_names=class_names, face_box_column=options.face_box_column, device=options.device,
+                      dtype=options.dtype, skip_bad=options.skip_bad)
     fn.skip_bad_hint = "pass --skip-bad to give it null soft labels"
     return fn
-
-
-def _summarize_part(summary: dict[str, Any], key: str, result, hard_label_column: str | None, skip_bad: bool) -> None:
-    """Add one mapped split's rows, subset counts and images given null soft labels to ``summary``."""
-    summary["rows"][key] = result.num_rows
-    if hard_label_column:
-        subsets = result[SUBSET_COLUMN]
-        summary["subsets"][key] = {s: subsets.count(s) for s in ("easy", "challenging", "difficult")}
-        summary["subsets"][key]["none"] = subsets.count(None)
-    if skip_bad:
-        summary["bad_images"].extend({"split": key, "row": row, "error": reason}
-                                     for row, reason in enumerate(result[BAD_IMAGE_COLUMN]) if reason is not None)
 
 
 __all__ = [
     "BAD_IMAGE_COLUMN",
     "FACE_BOX_COLUMN",
-    "MAP_COLUMNS",
     "SUBSET_COLUMN",
     "SoftLabelMap",
     "is_saved_dataset",

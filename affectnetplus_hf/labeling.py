@@ -1,56 +1,16 @@
 """Soft-label every image of a dataset with a saved soft-labeler: sharded, resumable, distributed.
 
-Data flows one way: labeling, then subsets. A run reads a source
-(:func:`affectnetplus_hf.sources.open_source`), runs a model whose ``forward(pixel_values)`` returns a
-mapping with ``soft_label`` / ``ebc_scores`` / ``au_scores`` / ``spread`` and, when the model has them,
-``dist_scores`` / ``soft_label_calibrated`` (a :class:`~affectnetplus_hf.models.SoftLabeler`'s output)
-through :func:`affectnetplus_hf.models.runner.iter_soft_labels`, and writes, under ``OUT_DIR``::
+A run reads a source (:func:`affectnetplus_hf.sources.open_source`), runs the soft-labeler through
+:func:`affectnetplus_hf.models.runner.iter_soft_labels` and writes ``OUT_DIR/manifest.json`` (the run's identity
+and finished shards), ``shards/{split}-{k:05d}.parquet`` (one row per image, :data:`LABEL_COLUMNS`) with a JSON
+sidecar each and, once complete, ``summary.json`` and the subset tables and figures (subsets:
+``docs/method.md#subsets``, :func:`affectnetplus_hf.subsets.assign_subsets`; null without a hard label).
 
-    OUT_DIR/
-      manifest.json                 run config (model fingerprint, record-list fingerprint, shard size,
-                                    batch size, ...) + finished shards {name, split, rows, sha256};
-                                    "complete": true once every shard is done
-      shards/{split}-{k:05d}.parquet one row per image (columns: LABEL_COLUMNS; the image's size and
-                                    sha256 let ``build`` refuse images changed after labeling)
-      shards/{split}-{k:05d}.json    the shard's sidecar: rows, sha256, images skipped as bad or without a face
-      summary.json                  counts per split / subset / emotion, bad and face-free images skipped
-      subsets.json, subsets.md      paper-Table-5-like counts and % per emotion per subset, per split
-      subsets_{split}.png           paper-Fig.-4-like bars
-
-Guarantees:
-
-* **Shards.** The records of each split (in the source's order) are cut into shards of
-  ``shard_size`` images; shard ``i`` of the global plan belongs to process ``i % num_processes``.
-  Inside a shard, batches are the fixed chunks ``[0:batch_size], [batch_size:2 batch_size], ...`` of
-  the shard, so a soft label does not depend on how many processes run (convolutions on CPU are not
-  batch-size invariant to the last bit; fixed batch composition makes them reproducible).
-* **Atomic, resumable.** Every file is written through :mod:`affectnetplus_hf.fileio` (a temporary
-  name renamed into place, with the mode a plain ``open`` gives under the umask). A shard is
-  finished when its sidecar exists and the Parquet file's sha256 matches it; a restarted run skips
-  finished shards, so a run killed at any point and resumed ends with the same bytes as an
-  uninterrupted run. A resume with a different model, data or settings refuses (``ValueError``
-  naming what differs), except a change of ``skip_bad`` alone while no finished shard skipped an image
-  (e.g. a rerun with ``--skip-bad`` after a run stopped at a bad image).
-* **Deterministic Parquet.** Fixed writer options, no timestamps; the same rows give the same bytes.
-* **Deterministic numbers.** Bit-identical soft labels across runs need the same per-process
-  intra-op thread count (``num_threads``; CPU kernels split reductions by thread) and MKL's
-  alignment-independent mode ``MKL_CBWR=AUTO,STRICT`` (set by ``affectnetplus label`` before torch
-  starts; set it yourself when calling :func:`label_dataset` from Python). On GPU, cuDNN runs in
-  deterministic mode. On CPU the inputs keep the default memory layout (``channels_last`` on GPU only).
-* **Distributed.** Through :mod:`accelerate` (``accelerate launch --multi_gpu --num_processes N``; on
-  CPU with ``ACCELERATE_USE_CPU=1``); inference only, no DDP wrapper. The main process writes the
-  manifest and the summary after all processes finish.
-* **Bad images.** A corrupt/missing image stops the run with an error naming it, unless
-  ``skip_bad=True``: then it is left out of the shard and listed in the sidecar and the summary.
-* **Photos** (``detect_faces=True``, ``docs/method.md#face-stage``). A record without an annotated box or
-  landmarks is a photo: its largest face is detected on the EXIF-upright image, aligned and framed, and
-  the row keeps the box used (``face_box``, upright pixels); a photo without a face is left out and
-  listed (``no_face`` in the sidecar and the summary; ``no_face="whole"`` labels the whole image,
-  ``"error"`` stops). Annotated records are used as annotated, on the stored pixels. The detector, its
-  resolved name and the no-face policy are part of the run's fingerprint.
-
-Subsets (``docs/method.md#subsets``) are assigned with :func:`affectnetplus_hf.subsets.assign_subsets`
-on every split; images without a hard label get a null subset.
+Shards are fixed chunks of each split (shard ``i`` belongs to process ``i % num_processes``) cut into fixed
+batches, so a soft label does not depend on the number of processes; every file is written atomically and a
+resumed run ends with the bytes of an uninterrupted one (bit-identical numbers need the same per-process thread
+count and ``MKL_CBWR=AUTO,STRICT``). A bad image stops the run unless ``skip_bad``; with ``detect_faces`` photos
+go through the face stage (``docs/method.md#face-stage``). Guarantees in full: ``docs/architecture.md#labeling-run``.
 """
 
 from __future__ import annotations
@@ -71,7 +31,13 @@ from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, SUBSETS
 from affectnetplus_hf.fileio import PARQUET_OPTIONS, atomic_path, write_json_atomic
 from affectnetplus_hf.pretrained import resolve_model
 from affectnetplus_hf.records import FaceRecord
-from affectnetplus_hf.run_folder import RunFolder, RunFolderError, file_sha256, files_fingerprint, records_fingerprint
+from affectnetplus_hf.run_folder import (
+    RunFolder,
+    RunFolderError,
+    file_sha256,
+    files_fingerprint,
+    records_fingerprint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +182,8 @@ def model_fingerprint(model_dir: str | os.PathLike) -> str:
     """Fingerprint of a saved model directory (:func:`~affectnetplus_hf.run_folder.files_fingerprint`).
 
     The manifest and every shard's sidecar store it, so that resuming with another model (or changed
-    weights) refuses. A shipped name (``"ferplus"``) is its folder (:func:`~affectnetplus_hf.pretrained.resolve_model`).
+    weights) refuses. A shipped name (``"ferplus"``) is its folder
+    (:func:`~affectnetplus_hf.pretrained.resolve_model`).
     """
     root = Path(resolve_model(model_dir))
     if not root.is_dir():
@@ -253,7 +220,8 @@ def label_schema():
             # the labeled image's bytes (may be null: nothing to compare): `build` refuses changed images
             pa.field("image_size_bytes", pa.int64()),
             pa.field("image_sha256", pa.string()),
-            # the face box used, (x0, y0, x1, y1): annotated (stored pixels) or detected (upright pixels); null: whole image
+            # the face box used, (x0, y0, x1, y1): annotated (stored pixels) or detected (upright pixels);
+            # null: whole image
             pa.field("face_box", pa.list_(pa.float32(), 4)),
         ]
     )
@@ -326,6 +294,59 @@ def _batches(
         yield batch
 
 
+#: The :class:`~affectnetplus_hf.models.SoftLabelerOutput` fields of the soft-label columns, in column order.
+_OUTPUT_FIELDS: tuple[str, ...] = tuple(SOFT_LABEL_COLUMNS.values())
+
+
+@dataclass
+class _ShardOutputs:
+    """The model outputs of one shard's batches, gathered by record position (:func:`label_records`)."""
+
+    collected: dict[str, list[np.ndarray | None]] = field(
+        default_factory=lambda: {name: [] for name in _OUTPUT_FIELDS})
+    indices: list[int] = field(default_factory=list)
+    #: (size, sha256) of each good image, from the bytes the loader decoded
+    identities: dict[int, tuple[int, str]] = field(default_factory=dict)
+    boxes: dict[int, Any] = field(default_factory=dict)
+
+    def add(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> int:
+        """One batch and its model output; returns the number of images."""
+        batch_indices = batch["index"].tolist()
+        values = {name: _output_field(output, name) for name in _OUTPUT_FIELDS}
+        _check_output(values, len(batch_indices))
+        for name in _OUTPUT_FIELDS:
+            self.collected[name].append(values[name])
+        self.indices.extend(batch_indices)
+        self.identities.update(zip(batch_indices, batch.get("identity") or ()))
+        self.boxes.update(zip(batch_indices, batch.get("face_box") or ()))
+        return len(batch_indices)
+
+    def ordered(self) -> tuple[list[int], dict[str, np.ndarray | None]]:
+        """``(record positions in order, {output field: (N, 8) array in that order or None})``."""
+        if len(set(self.indices)) != len(self.indices):
+            raise RuntimeError("the data loader yielded an image twice")
+        order = np.argsort(np.asarray(self.indices, dtype=np.int64), kind="stable")
+        arrays: dict[str, np.ndarray | None] = {}
+        for name in _OUTPUT_FIELDS:
+            parts = self.collected[name]
+            if not parts or any(p is None for p in parts):
+                if any(p is not None for p in parts):
+                    raise ValueError(f"model output {name!r} is present for some batches but not others")
+                arrays[name] = None
+            else:
+                arrays[name] = np.concatenate(parts, axis=0)[order]
+        return [self.indices[i] for i in order], arrays
+
+    def table(self, records: Sequence[FaceRecord]):
+        """The label shard table (:func:`label_schema`) of the labeled records."""
+        indices, arrays = self.ordered()
+        hard = [records[i].hard_label for i in indices]
+        return _label_table(
+            [records[i] for i in indices], hard, _subsets_of(arrays["soft_label"], hard), arrays,
+            [self.identities[i] for i in indices], [_box(self.boxes.get(i, records[i].face_box)) for i in indices],
+        )
+
+
 def label_records(
     model,
     processor,
@@ -342,55 +363,42 @@ def label_records(
     ``finder``: the face stage for photo records (``config.detect_faces``; default
     :meth:`LabelingConfig.face_finder`).
     """
-    import pyarrow as pa
-
     from affectnetplus_hf.models.runner import iter_soft_labels, resolve_device
-    from affectnetplus_hf.subsets import assign_subsets
 
     device = resolve_device(device, model)
-    names = tuple(SOFT_LABEL_COLUMNS.values())
-    collected: dict[str, list[np.ndarray | None]] = {name: [] for name in names}
-    indices: list[int] = []
-    # (size, sha256) of each good image, from the bytes the loader decoded
-    identities: dict[int, tuple[int, str]] = {}
-    boxes: dict[int, Any] = {}
+    outputs = _ShardOutputs()
     bad: list[dict[str, str]] = []
     no_face: list[dict[str, str]] = []
     finder = finder if finder is not None else config.face_finder(processor)
     batches = _batches(records, processor, config, bad, on_batch, finder, no_face)
     for batch, output in iter_soft_labels(model, batches, device=device, dtype=config.dtype,
                                           channels_last=device.type == "cuda"):
-        batch_indices = batch["index"].tolist()
-        values = {name: _output_field(output, name) for name in names}
-        _check_output(values, len(batch_indices))
-        for name in names:
-            collected[name].append(values[name])
-        indices.extend(batch_indices)
-        identities.update(zip(batch_indices, batch.get("identity") or ()))
-        boxes.update(zip(batch_indices, batch.get("face_box") or ()))
+        labeled = outputs.add(batch, output)
         if on_batch is not None:
-            on_batch(len(batch_indices))
-    if len(set(indices)) != len(indices):
-        raise RuntimeError("the data loader yielded an image twice")
-    order = np.argsort(np.asarray(indices, dtype=np.int64), kind="stable")
-    indices = [indices[i] for i in order]
-    arrays: dict[str, np.ndarray | None] = {}
-    for name in names:
-        parts = collected[name]
-        if not parts or any(p is None for p in parts):
-            if any(p is not None for p in parts):
-                raise ValueError(f"model output {name!r} is present for some batches but not others")
-            arrays[name] = None
-        else:
-            arrays[name] = np.concatenate(parts, axis=0)[order]
-    n = len(indices)
-    hard = [records[i].hard_label for i in indices]
-    subsets: list[str | None] = [None] * n
+            on_batch(labeled)
+    return ShardResult(table=outputs.table(records), bad=bad, no_face=no_face)
+
+
+def _subsets_of(soft: np.ndarray | None, hard: Sequence[int | None]) -> list[str | None]:
+    """The subset of each image with a hard label (:func:`affectnetplus_hf.subsets.assign_subsets`), else None."""
+    from affectnetplus_hf.subsets import assign_subsets
+
+    subsets: list[str | None] = [None] * len(hard)
     labelled = [k for k, h in enumerate(hard) if h is not None]
     if labelled:
-        names_out = assign_subsets(arrays["soft_label"][labelled], np.asarray([hard[k] for k in labelled], dtype=np.int64))
-        for k, subset in zip(labelled, names_out):
+        names = assign_subsets(soft[labelled], np.asarray([hard[k] for k in labelled], dtype=np.int64))
+        for k, subset in zip(labelled, names):
             subsets[k] = str(subset)
+    return subsets
+
+
+def _label_table(records: Sequence[FaceRecord], hard: Sequence[int | None], subsets: Sequence[str | None],
+                 arrays: Mapping[str, np.ndarray | None], identities: Sequence[tuple[int, str]],
+                 boxes: Sequence[list[float] | None]):
+    """The Arrow table of a label shard (:func:`label_schema`), one row per record."""
+    import pyarrow as pa
+
+    n = len(records)
     schema = label_schema()
 
     def eight(array: np.ndarray | None):
@@ -400,22 +408,20 @@ def label_records(
         return pa.FixedSizeListArray.from_arrays(flat, NUM_EMOTIONS)
 
     soft = arrays["soft_label"] if arrays["soft_label"] is not None else np.zeros((0, NUM_EMOTIONS), np.float32)
-    identities = [identities[i] for i in indices]
-    table = pa.Table.from_arrays(
+    return pa.Table.from_arrays(
         [
-            pa.array([records[i].image_id for i in indices], type=pa.string()),
-            pa.array([records[i].split for i in indices], type=pa.string()),
+            pa.array([record.image_id for record in records], type=pa.string()),
+            pa.array([record.split for record in records], type=pa.string()),
             pa.array(hard, type=pa.int64()),
             eight(soft),
-            *(eight(arrays[name]) for name in names[1:]),
+            *(eight(arrays[name]) for name in _OUTPUT_FIELDS[1:]),
             pa.array(subsets, type=pa.string()),
             pa.array([size for size, _ in identities], type=pa.int64()),
             pa.array([digest for _, digest in identities], type=pa.string()),
-            pa.array([_box(boxes.get(i, records[i].face_box)) for i in indices], type=schema.field("face_box").type),
+            pa.array(boxes, type=schema.field("face_box").type),
         ],
         schema=schema,
     )
-    return ShardResult(table=table, bad=bad, no_face=no_face)
 
 
 def _box(box) -> list[float] | None:
@@ -551,7 +557,8 @@ class LabelRun:
                                  f"{not self.config.skip_bad}, now {self.config.skip_bad}; finished shard(s) "
                                  f"{dependent[:5]} left out bad images); resume with the same settings, pass "
                                  "--overwrite (overwrite=True) to start over, or use another OUT_DIR")
-        logger.info("%s: skip_bad is now %s; no finished shard met a bad image, resuming", self.out_dir, self.config.skip_bad)
+        logger.info("%s: skip_bad is now %s; no finished shard met a bad image, resuming", self.out_dir,
+                    self.config.skip_bad)
         return True
 
     def write_shard(self, shard: Shard, result: ShardResult) -> dict:
@@ -607,7 +614,8 @@ class LabelRun:
         bar.close()
         elapsed = time.perf_counter() - start_time
         if images:
-            logger.info("process %d: %d images in %.1f s (%.1f images/s)", process_index, images, elapsed, images / max(elapsed, 1e-9))
+            logger.info("process %d: %d images in %.1f s (%.1f images/s)", process_index, images, elapsed,
+                        images / max(elapsed, 1e-9))
         return written
 
     def finish(self, folder: RunFolder) -> dict:
@@ -742,65 +750,84 @@ def label_dataset(
     fingerprints the run). Returns the summary (``{"complete": False, ...}`` when stopped by
     ``max_shards``); only the main process returns the full summary, the others ``{}``.
     """
-    import torch
-    from accelerate import Accelerator
-
-    from affectnetplus_hf.models.hub import load_soft_labeler
     from affectnetplus_hf.sources import open_source
 
     config = config or LabelingConfig()
-    if config.num_threads is not None:
-        torch.set_num_threads(int(config.num_threads))
-    torch.backends.cudnn.benchmark = False  # fixed kernels: the same soft labels on every run
-    torch.backends.cudnn.deterministic = True
-    accelerator = Accelerator(cpu=cpu)
-    logger.info("labeling on %s, process %d of %d, %d intra-op thread(s)", accelerator.device,
-                accelerator.process_index, accelerator.num_processes, torch.get_num_threads())
+    accelerator = _deterministic_accelerator(config, cpu)
     is_main = accelerator.is_main_process
     source = open_source(os.fspath(data_dir))
     records_by_split = collect_records(source, config.splits)
-    if model is None:
-        model = load_soft_labeler(model_dir)
-        processor = processor or model.image_processor
-    if processor is None:
-        raise ValueError("label_dataset needs an image processor (pass processor= with model=)")
-    model_config = getattr(model, "config", None)
-    families = list(getattr(model_config, "families", ()) or ())
-    run_info = {
-        "model": model_fingerprint(model_dir),
-        "families": families,
-        "source_kind": getattr(source, "kind", None),
-        "source_layout": getattr(source, "layout", None),
-        "calibration": getattr(model_config, "calibration", None),
-    }
-    run = LabelRun(out_dir, records_by_split, config, run_info, finder=config.face_finder(processor))
+    model, processor = _soft_labeler(model_dir, model, processor)
+    run = LabelRun(out_dir, records_by_split, config, _run_info(model_dir, model, source),
+                   finder=config.face_finder(processor))
     folder = RunFolder(out_dir, "labels", run.identity, version=MANIFEST_VERSION)
     with folder if is_main else contextlib.nullcontext():  # the main process locks OUT_DIR for the whole run
         if is_main:
             run.prepare(folder)
         accelerator.wait_for_everyone()
-        run.run_process(model, processor, accelerator.process_index, accelerator.num_processes, device=accelerator.device)
+        run.run_process(model, processor, accelerator.process_index, accelerator.num_processes,
+                        device=accelerator.device)
         accelerator.wait_for_everyone()
         summary = run.finish(folder) if is_main else {}
         accelerator.wait_for_everyone()
     return summary
 
 
+def _deterministic_accelerator(config: LabelingConfig, cpu: bool):
+    """The run's :class:`accelerate.Accelerator`, with ``config.num_threads`` and fixed cuDNN kernels (the
+    same soft labels on every run)."""
+    import torch
+    from accelerate import Accelerator
+
+    if config.num_threads is not None:
+        torch.set_num_threads(int(config.num_threads))
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    accelerator = Accelerator(cpu=cpu)
+    logger.info("labeling on %s, process %d of %d, %d intra-op thread(s)", accelerator.device,
+                accelerator.process_index, accelerator.num_processes, torch.get_num_threads())
+    return accelerator
+
+
+def _soft_labeler(model_dir: str | os.PathLike, model, processor):
+    """``(model, image processor)``: ``model`` (which needs ``processor``) or the one saved in ``model_dir``."""
+    from affectnetplus_hf.models.hub import load_soft_labeler
+
+    if model is None:
+        model = load_soft_labeler(model_dir)
+        processor = processor or model.image_processor
+    if processor is None:
+        raise ValueError("label_dataset needs an image processor (pass processor= with model=)")
+    return model, processor
+
+
+def _run_info(model_dir: str | os.PathLike, model, source) -> dict[str, Any]:
+    """The model and source part of a run's identity (:class:`LabelRun`'s ``run_info``)."""
+    model_config = getattr(model, "config", None)
+    return {
+        "model": model_fingerprint(model_dir),
+        "families": list(getattr(model_config, "families", ()) or ()),
+        "source_kind": getattr(source, "kind", None),
+        "source_layout": getattr(source, "layout", None),
+        "calibration": getattr(model_config, "calibration", None),
+    }
+
+
 __all__ = [
     "LABEL_COLUMNS",
+    "SOFT_LABEL_COLUMNS",
     "LabelRun",
     "LabelingConfig",
-    "SOFT_LABEL_COLUMNS",
     "Shard",
     "collect_records",
     "label_dataset",
     "label_records",
     "label_schema",
+    "labeled_records_fingerprint",
     "load_labels",
     "model_fingerprint",
     "plan_shards",
     "read_manifest",
-    "labeled_records_fingerprint",
     "shards_for_process",
     "summarize",
 ]

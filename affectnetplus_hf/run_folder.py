@@ -50,6 +50,11 @@ COMMANDS: dict[str, str] = {
 
 
 
+#: Marker files of folders written before this contract → their kind (read as format version 0, identity
+#: unknown: a resume is refused naming the version, ``--overwrite`` replaces them).
+LEGACY_MARKERS: dict[str, str] = {".affectnetplus-demo": "demo", ".affectnetplus-dataset": "dataset"}
+
+
 class RunFolderError(ValueError):
     """A folder that may not be written, resumed or replaced (the message names it and says why)."""
 
@@ -123,7 +128,8 @@ class Marker:
         """The folder's marker; ``None`` when it has none. An unreadable marker is a :class:`RunFolderError`."""
         path = folder / MARKER_FILE
         if not path.is_file():
-            return None
+            legacy = [kind for name, kind in LEGACY_MARKERS.items() if (folder / name).is_file()]
+            return cls(kind=legacy[0], version=0) if legacy else None
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:

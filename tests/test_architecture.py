@@ -206,3 +206,41 @@ def test_no_private_attributes_of_other_libraries_in_the_package():
         for line, name in _attribute_uses(tree, set(FORBIDDEN_PRIVATE_ATTRIBUTES))
     ]
     assert offenders == []
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions(tree: ast.AST, limit: int) -> list[tuple[str, int]]:
+    return [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > limit]
+
+
+def test_long_function_finder_counts_lines():
+    body = "\n".join(f"    x{k} = {k}" for k in range(5))
+    assert _long_functions(ast.parse(f"def f():\n{body}\n"), 5) == [("f", 6)]
+    assert _long_functions(ast.parse(f"def f():\n{body}\n"), 6) == []
+
+
+def test_no_function_in_the_package_is_over_80_lines():
+    # orchestrators are short sequences of named steps (docstrings and decorators-free bodies counted)
+    offenders = [f"{path.relative_to(REPO)}: {name} ({lines} lines)"
+                 for path, tree in _package_trees() for name, lines in _long_functions(tree, MAX_FUNCTION_LINES)]
+    assert offenders == []
+
+
+def test_one_module_writes_the_run_folder_contract():
+    # the lock, the marker and the staged publish live in run_folder.py; no module hand-writes them again
+    offenders = []
+    for path, tree in _package_trees():
+        if path.name == "run_folder.py":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                offenders += [f"{path.relative_to(REPO)}:{node.lineno}: imports {m}" for m in modules
+                              if m.split(".")[0] == "filelock"]
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(
+                    (".affectnetplus-", "run.json")):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: marker name {node.value!r}")
+    assert offenders == []

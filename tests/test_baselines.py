@@ -83,11 +83,13 @@ def test_evaluation_report_numbers_match_the_models(pipeline):
     scores = baselines.predict_records(model, data.records, progress=False)
     entry = results["models"]["soft_fer_all"]
     assert entry["hard"]["all"]["accuracy"] == pytest.approx(100 * np.mean(scores.argmax(1) == data.hard_labels))
-    assert entry["soft"]["all"]["w_mae"] == pytest.approx(metric_functions.w_mae(data.soft_labels, np.clip(scores, 0, 1)), abs=1e-4)
+    assert entry["soft"]["all"]["w_mae"] == pytest.approx(
+        metric_functions.w_mae(data.soft_labels, np.clip(scores, 0, 1)), abs=1e-4)
     # the synthetic ground truth travels through the dataset: soft labels and one-hot both scored against it
     truth = results["synthetic_ground_truth"]
     one_hot = np.eye(8, dtype=np.float32)[data.hard_labels]
-    assert truth["one_hot_hard_labels_vs_truth"]["w_mae"] == pytest.approx(metric_functions.w_mae(data.true_soft_labels, one_hot), abs=1e-4)
+    assert truth["one_hot_hard_labels_vs_truth"]["w_mae"] == pytest.approx(
+        metric_functions.w_mae(data.true_soft_labels, one_hot), abs=1e-4)
     report = (report_dir / "report.md").read_text()
     for needed in ("Table 5", "Tables 8–9", "Table 10", "Table 11", "Fig. 5", "figures/soft_label_examples.png",
                    "synthetic ground truth", "hard_fer_all"):
@@ -111,7 +113,8 @@ def test_soft_labels_against_the_ground_truth(pipeline):
     truth = read_ground_truth(pipeline["sample"])  # {image_id: {"soft_label_true": (8,), ...}}
     soft = np.asarray([r["soft_label"] for r in labels], dtype=np.float32)
     reference = np.asarray([truth[r["image_id"]]["soft_label_true"] for r in labels], dtype=np.float32)
-    assert result["soft_labels"]["w_mae"] == pytest.approx(metric_functions.w_mae(reference, np.clip(soft, 0, 1)), abs=1e-4)
+    assert result["soft_labels"]["w_mae"] == pytest.approx(
+        metric_functions.w_mae(reference, np.clip(soft, 0, 1)), abs=1e-4)
     assert (out / "soft_label_quality.md").read_text().count("| AffectNet+ soft labels |") >= 2
 
 
@@ -189,13 +192,16 @@ def test_baselines_folder_is_a_run_folder(pipeline, tmp_path, monkeypatch, caplo
     marker = json.loads((out / MARKER_FILE).read_text())
     assert marker["kind"] == "baselines" and marker["complete"] is True
     identity = marker["identity"]
-    assert identity["split"] == "train" and identity["epochs"] == 1 and identity["dataset_dir"] == str(dataset.resolve())
+    assert identity["split"] == "train" and identity["epochs"] == 1
+    assert identity["dataset_dir"] == str(dataset.resolve())
     assert identity["dataset build"] and "progress" not in identity and "data" not in identity
     # the same identity: a resume keeps the finished model and adds the other kind
     both = baselines.train_baselines(dataset, out, config, kinds=["hard", "soft"], training_sets=["all"])
     assert trained == [("hard_fer_all", 1), ("soft_fer_all", 1)]
-    assert [(m["name"], m.get("reused", False)) for m in both["models"]] == [("hard_fer_all", True), ("soft_fer_all", False)]
-    assert [m["name"] for m in json.loads((out / baselines.MANIFEST).read_text())["models"]] == ["hard_fer_all", "soft_fer_all"]
+    assert [(m["name"], m.get("reused", False)) for m in both["models"]] == [("hard_fer_all", True),
+                                                                            ("soft_fer_all", False)]
+    written = json.loads((out / baselines.MANIFEST).read_text())["models"]
+    assert [m["name"] for m in written] == ["hard_fer_all", "soft_fer_all"]
     # another identity: refused naming each differing field, nothing touched
     state = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     with pytest.raises(RunFolderError, match=r"other settings \(epochs: was 1, now 2\).*--overwrite") as caught:
@@ -349,7 +355,8 @@ def test_probability_draws_are_seeded_by_seed_epoch_and_row():
     # the same draw as ferplus_target's with a generator seeded by (seed, epoch, row)
     for epoch, row in ((0, 0), (3, 17), (5, 123)):
         rng = np.random.default_rng(derive_seed(0, epoch, row, PROBABILITY_SEED_TAG))
-        assert probability_label(distribution, 0, epoch, row) == int(np.argmax(ferplus_target(raw, "probability", rng)))
+        drawn = int(np.argmax(ferplus_target(raw, "probability", rng)))
+        assert probability_label(distribution, 0, epoch, row) == drawn
     # the dataset hands out those draws, re-drawn when the loop sets the epoch
     images = TensorImageDataset(torch.zeros(6, 3, 4, 4))
     dataset = ProbabilityLabelDataset(images, np.tile(distribution, (6, 1)), seed=0)

@@ -90,13 +90,15 @@ def test_demo_rerun_with_other_settings_refuses_naming_them(tmp_path, caplog):
     (out / "sample" / "kept.txt").write_text("stage output")
     with pytest.raises(RunFolderError, match=r"other settings \(seed: was 0, now 5\).*--overwrite"):
         run_demo(out, seed=5, stages=(), progress=False)
-    with pytest.raises(RunFolderError, match=r"n_mas: was None, now 300; train_overrides: was \{\}, now \{'epochs': 1\}"):
+    with pytest.raises(RunFolderError,
+                       match=r"n_mas: was None, now 300; train_overrides: was \{\}, now \{'epochs': 1\}"):
         run_demo(out, n_mas=300, train_overrides={"epochs": 1}, stages=(), progress=False)
     assert (out / "sample" / "kept.txt").is_file() and Marker.read(out).identity["seed"] == 0
     caplog.clear()
     assert cli.main(["demo", str(out), "--seed", "5", "--no-progress"]) == 1  # refused before any stage
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert len(errors) == 1 and "\n" not in errors[0] and "seed: was 0, now 5" in errors[0] and "--overwrite" in errors[0]
+    assert len(errors) == 1 and "\n" not in errors[0]
+    assert "seed: was 0, now 5" in errors[0] and "--overwrite" in errors[0]
     run_demo(out, stages=(), progress=False)  # the same settings resume
     assert (out / "sample" / "kept.txt").is_file()
     run_demo(out, seed=5, stages=(), progress=False, overwrite=True)  # ours: emptied and started over
@@ -134,7 +136,7 @@ def test_demo_folder_of_an_earlier_version_is_replaced_only_with_overwrite(tmp_p
     with pytest.raises(RunFolderError, match=r"format version: was 0, now 1"):
         run_demo(old, stages=(), progress=False)
     assert (old / "sample").is_dir()
-    assert not (old / ".affectnetplus-demo").exists()  # one marker: the run folder's
+    assert (old / ".affectnetplus-demo").exists()  # a refused run changes nothing
     run_demo(old, overwrite=True, stages=(), progress=False)
     assert sorted(os.listdir(old)) == [MARKER_FILE, "demo_summary.json"]
     summary_only = tmp_path / "summary_only"  # a file of that name alone does not make a folder the demo's

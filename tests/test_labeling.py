@@ -2,7 +2,7 @@
 
 Runs a tiny random soft-labeler (timm ``test_resnet`` members, 32 px) over a small synthetic sample.
 Every run uses one intra-op thread (``num_threads=1``) so that in-process and subprocess runs give the
-same bits (CPU kernels split reductions by thread count; see labeling.py "Deterministic numbers").
+same bits (CPU kernels split reductions by thread count; see docs/architecture.md#labeling-run).
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def assets(tmp_path_factory, make_sample, make_tiny_labeler):
 
 
 def test_plan_cuts_each_split_and_assigns_round_robin():
-    records = {"train": [FaceRecord(f"t{i}") for i in range(10)], "validation": [FaceRecord(f"v{i}") for i in range(3)]}
+    records = {"train": [FaceRecord(f"t{i}") for i in range(10)],
+               "validation": [FaceRecord(f"v{i}") for i in range(3)]}
     shards = plan_shards(records, 4)
     assert [(s.name, s.start, s.stop) for s in shards] == [
         ("train-00000", 0, 4), ("train-00001", 4, 8), ("train-00002", 8, 10), ("validation-00000", 0, 3),
@@ -147,7 +148,8 @@ def test_stop_after_max_shards_then_resume_gives_identical_files(assets, tmp_pat
     partial = json.loads(capsys.readouterr().out)
     assert partial["complete"] is False and len(partial["missing_shards"]) == 2
     manifest = read_manifest(out)
-    assert not manifest["complete"] and [s["name"] for s in manifest["finished_shards"]] == ["train-00000", "train-00001"]
+    assert not manifest["complete"]
+    assert [s["name"] for s in manifest["finished_shards"]] == ["train-00000", "train-00001"]
     with pytest.raises(ValueError, match="not complete"):
         load_labels(out)
     label_dataset(assets["model"], assets["sample"], out, config())
@@ -236,8 +238,9 @@ def test_two_label_runs_on_one_out_one_waits_out(assets, tmp_path, tree_bytes, s
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(out / "shards" / "train-00000.json", first)
-        refused = subprocess.run([sys.executable, "-m", "affectnetplus_hf", *_label_argv(model, assets["sample"], out)],
-                                 env=cli_env(), capture_output=True, text=True, timeout=300)
+        refused = subprocess.run(
+            [sys.executable, "-m", "affectnetplus_hf", *_label_argv(model, assets["sample"], out)],
+            env=cli_env(), capture_output=True, text=True, timeout=300)
         assert refused.returncode == 1, refused.stderr[-2000:]
         assert f"is in use by process {first.pid} (started" in refused.stderr
         assert "Traceback" not in refused.stderr and not (out / "shards" / "train-00001.json").exists()
@@ -248,7 +251,7 @@ def test_two_label_runs_on_one_out_one_waits_out(assets, tmp_path, tree_bytes, s
     assert tree_bytes(out) == tree_bytes(assets["reference"])
 
 
-# ---------------------------------------------------------------------------------------------- the contract, property-based
+# ------------------------------------------------------------------------------ the contract, property-based
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +289,8 @@ def test_label_folder_contract_under_random_kills_and_resumes(assets, references
         if action == "run":
             if refused:
                 with pytest.raises(RunFolderError, match=f"batch_size: was {marked}, now {batch_size}"):
-                    label_dataset(assets["model"], assets["sample"], out, config(overwrite=overwrite) if batch_size == 3
+                    label_dataset(assets["model"], assets["sample"], out,
+                                  config(overwrite=overwrite) if batch_size == 3
                                   else LabelingConfig(shard_size=SHARD_SIZE, batch_size=2, num_threads=1,
                                                       progress=False, overwrite=overwrite))
             else:

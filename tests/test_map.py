@@ -18,10 +18,10 @@ from datasets import ClassLabel, Features, List, Value  # noqa: E402
 
 from affectnetplus_hf.cli import main  # noqa: E402
 from affectnetplus_hf.emotions import EMOTIONS  # noqa: E402
-from affectnetplus_hf.hf_map import MAP_COLUMNS, SoftLabelMap, map_features  # noqa: E402
+from affectnetplus_hf.hf_map import SoftLabelMap, map_features  # noqa: E402
 from affectnetplus_hf.image_processing import BadImageError  # noqa: E402
+from affectnetplus_hf.labeling import SOFT_LABEL_COLUMNS  # noqa: E402
 from affectnetplus_hf.subsets import assign_subsets  # noqa: E402
-
 
 EIGHT = List(Value("float32"), length=8)
 NO_LABEL = 2  # the row whose hard label is null
@@ -30,8 +30,8 @@ NO_LABEL = 2  # the row whose hard label is null
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory, make_tiny_labeler):
     from affectnetplus_hf.models import SoftLabeler
-    from affectnetplus_hf.sources import open_source
     from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.sources import open_source
 
     datasets.disable_progress_bars()
     root = tmp_path_factory.mktemp("map")
@@ -56,10 +56,10 @@ def image_dataset(paths, labels, **extra) -> datasets.Dataset:
 
 
 def check_rows(rows: dict, expected, labels=None) -> None:
-    np.testing.assert_allclose(np.asarray(rows["soft_label"], dtype=np.float32), expected.soft_label.numpy(), atol=1e-5)
-    np.testing.assert_allclose(np.asarray(rows["soft_label_ebc"], dtype=np.float32), expected.ebc_scores.numpy(), atol=1e-5)
-    np.testing.assert_allclose(np.asarray(rows["soft_label_au"], dtype=np.float32), expected.au_scores.numpy(), atol=1e-5)
-    np.testing.assert_allclose(np.asarray(rows["spread"], dtype=np.float32), expected.spread.numpy(), atol=1e-5)
+    for column, field in (("soft_label", "soft_label"), ("soft_label_ebc", "ebc_scores"),
+                          ("soft_label_au", "au_scores"), ("spread", "spread")):
+        np.testing.assert_allclose(np.asarray(rows[column], dtype=np.float32), getattr(expected, field).numpy(),
+                                   atol=1e-5)
     assert rows["soft_label_dist"] == [None] * len(rows["soft_label"])  # no distribution family
     assert rows["soft_label_calibrated"] == [None] * len(rows["soft_label"])  # not calibrated
     if labels is not None:
@@ -73,10 +73,10 @@ def test_map_equals_predict_with_declared_features(assets):
     ds = image_dataset(assets["paths"], assets["labels"])
     fn = assets["labeler"].map_function(image_column="image", hard_label_column="label")
     out = ds.map(fn, batched=True, batch_size=4, features=fn.map_features(ds.features))
-    for name in MAP_COLUMNS:
+    for name in SOFT_LABEL_COLUMNS:
         assert out.features[name] == EIGHT
     assert out.features["subset"] == Value("string")
-    assert out.column_names == ["image", "label", *MAP_COLUMNS, "subset"]
+    assert out.column_names == ["image", "label", *SOFT_LABEL_COLUMNS, "subset"]
     check_rows(out.to_dict(), assets["expected"], assets["labels"])
     assert fn.skipped == []
 
@@ -163,7 +163,7 @@ def test_corrupt_image_raises_naming_it_or_is_skipped(assets):
     assert "corrupt.jpg" in out["bad_image"][4]
     assert [key for key, _ in fn.skipped] == [None] and "corrupt.jpg" in fn.skipped[0][1]  # no index given
     rows = out.to_dict()
-    assert all(rows[name][4] is None for name in (*MAP_COLUMNS, "subset"))
+    assert all(rows[name][4] is None for name in (*SOFT_LABEL_COLUMNS, "subset"))
     good = [k for k in range(len(paths)) if k != 4]
     np.testing.assert_allclose(np.asarray([rows["soft_label"][k] for k in good]),
                                assets["expected"].soft_label.numpy()[good], atol=1e-5)
@@ -180,9 +180,9 @@ def test_map_features():
     base = Features({"image": datasets.Image(), "subset": ClassLabel(names=["a"])})
     assert map_features(None) is None
     features = map_features(base, hard_label_column="label", skip_bad=True)
-    assert list(features) == ["image", "subset", *MAP_COLUMNS, "bad_image"]
+    assert list(features) == ["image", "subset", *SOFT_LABEL_COLUMNS, "bad_image"]
     assert features["subset"] == Value("string") and features["soft_label"] == EIGHT
-    assert list(map_features(base)) == ["image", "subset", *MAP_COLUMNS]
+    assert list(map_features(base)) == ["image", "subset", *SOFT_LABEL_COLUMNS]
 
 
 def test_cli_hf_dataset_round_trip(assets, capsys):
@@ -198,7 +198,8 @@ def test_cli_hf_dataset_round_trip(assets, capsys):
     loaded = datasets.load_from_disk(str(out))
     assert loaded.features["soft_label"] == EIGHT and isinstance(loaded.features["image"], datasets.Image)
     check_rows(loaded.to_dict(), assets["expected"], assets["labels"])
-    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".labelled")) == [".labelled.lock"]  # no staging left
+    # no staging left
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".labelled")) == [".labelled.lock"]
     assert not any(name.startswith("cache-") for name in os.listdir(root / "saved"))  # nothing written by the source
     assert main(args) == 1  # a finished OUT_DIR is refused ...
     (out / "extra.txt").write_text("x")
@@ -230,10 +231,12 @@ def test_cli_hf_dataset_imagefolder_split(assets, capsys):
     loaded = datasets.load_from_disk(str(out))
     names = loaded.features["label"].names
     assert names == sorted(names)
-    order = [int(Path(cell["path"]).stem) for cell in loaded.cast_column("image", datasets.Image(decode=False))["image"]]
+    cells = loaded.cast_column("image", datasets.Image(decode=False))["image"]
+    order = [int(Path(cell["path"]).stem) for cell in cells]
     assert sorted(order) == rows
     assert [names[label] for label in loaded["label"]] == [EMOTIONS[assets["labels"][k]].lower() for k in order]
-    want = assign_subsets(assets["expected"].soft_label.numpy()[order], np.asarray([assets["labels"][k] for k in order]))
+    want = assign_subsets(assets["expected"].soft_label.numpy()[order],
+                          np.asarray([assets["labels"][k] for k in order]))
     assert loaded["subset"] == list(want)
 
 

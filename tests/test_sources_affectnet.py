@@ -36,10 +36,12 @@ def test_csv_layout_records(csv_root: Path, affectnet_files) -> None:
     assert detect_source(csv_root) == ("affectnet", "csv")
     source = open_source(csv_root)
     assert isinstance(source, AffectNetSource)
-    assert (source.kind, source.layout, source.splits, source.has_votes) == ("affectnet", "csv", ["train", "validation"], False)
+    assert (source.kind, source.layout, source.splits, source.has_votes) == ("affectnet", "csv",
+                                                                             ["train", "validation"], False)
     train = list(source.records("train"))
     assert [r.image_id for r in train] == [
-        "Manually_Annotated_Images/101/a.jpg", "Manually_Annotated_Images/102/c.jpg", "Manually_Annotated_Images/103/e.jpg"]
+        "Manually_Annotated_Images/101/a.jpg", "Manually_Annotated_Images/102/c.jpg",
+        "Manually_Annotated_Images/103/e.jpg"]
     first = train[0]
     assert first.hard_label == 1 and first.raw_label == 1 and first.split == "train" and first.source == "affectnet"
     assert first.face_box == (4.0, 2.0, 44.0, 32.0)  # (x, y, x + w, y + h)
@@ -64,7 +66,8 @@ def test_keep_non_emotion(csv_root: Path) -> None:
     records = list(source.records())
     assert len(records) == 7 and not source.skipped
     by_id = {r.image_id.split("/")[-1]: r for r in records}
-    assert by_id["b.jpg"].hard_label is None and by_id["b.jpg"].raw_label == 8 and by_id["b.jpg"].non_emotion_votes == 1
+    assert by_id["b.jpg"].hard_label is None and by_id["b.jpg"].raw_label == 8
+    assert by_id["b.jpg"].non_emotion_votes == 1
     assert by_id["g.jpg"].raw_label == 9 and by_id["d.jpg"].raw_label == 10
 
 
@@ -85,7 +88,8 @@ def test_out_of_image_box_is_clamped_at_load_time(csv_root: Path) -> None:
         (lambda r: r.__setitem__(7, 3.0), "valence 3.0 out of range; expected a value in [-1, 1] or -2"),
         (lambda r: r.__setitem__(8, "nan"), "arousal nan out of range"),
         (lambda r: r.__setitem__(5, ";".join(["1.00"] * 135)), "facial_landmarks has 135 numbers; expected 136"),
-        (lambda r: r.__setitem__(5, ";".join(["1.00"] * 135) + ";x"), "facial_landmarks must be numbers separated by ';'"),
+        (lambda r: r.__setitem__(5, ";".join(["1.00"] * 135) + ";x"),
+         "facial_landmarks must be numbers separated by ';'"),
         (lambda r: r.__setitem__(3, -5), "face_width, face_height > 0"),
     ],
 )
@@ -106,7 +110,8 @@ def test_bad_csv_rows_name_file_and_line(tmp_path: Path, mutate, message: str, a
 
 
 def test_records_are_read_lazily(tmp_path: Path, affectnet_files) -> None:
-    root = affectnet_files.write_csv_layout(tmp_path, [affectnet_files.row("1/a.jpg", 1), affectnet_files.row("1/b.jpg", 12)])
+    root = affectnet_files.write_csv_layout(tmp_path, [affectnet_files.row("1/a.jpg", 1),
+                                                       affectnet_files.row("1/b.jpg", 12)])
     records = open_source(root).records()
     assert next(records).image_id.endswith("1/a.jpg")  # the bad second row is not parsed yet
     with pytest.raises(ValueError, match="training.csv:3: expression code 12"):
@@ -121,7 +126,8 @@ def test_missing_csv_column(tmp_path: Path, affectnet_files) -> None:
 
 
 def test_missing_image_file(tmp_path: Path, affectnet_files) -> None:
-    root = affectnet_files.write_csv_layout(tmp_path, [affectnet_files.row("1/a.jpg", 1), affectnet_files.row("1/missing.jpg", 2)], make_images=False)
+    root = affectnet_files.write_csv_layout(
+        tmp_path, [affectnet_files.row("1/a.jpg", 1), affectnet_files.row("1/missing.jpg", 2)], make_images=False)
     affectnet_files.jpeg(root / "Manually_Annotated_Images" / "1" / "a.jpg")
     assert len(list(open_source(root).records())) == 2  # not checked by default: found at load time
     with pytest.raises(FileNotFoundError, match=r"training.csv:3: image file .*missing.jpg missing"):
@@ -152,13 +158,15 @@ def test_npy_layout(tmp_path: Path) -> None:
         100: {"exp": np.array("0"), "val": np.array(-2), "aro": np.array(0.0), "lnd": lnd},
     }
     root = write_npy_layout(tmp_path / "an", "train_set", items)
-    write_npy_layout(root, "val_set", {0: {"exp": np.array("1"), "val": np.array(0.0), "aro": np.array(0.0), "lnd": lnd}})
+    write_npy_layout(root, "val_set",
+                     {0: {"exp": np.array("1"), "val": np.array(0.0), "aro": np.array(0.0), "lnd": lnd}})
     assert detect_source(root) == ("affectnet", "npy")
     source = open_source(root)
     assert source.splits == ["train", "validation"]
     train = list(source.records("train"))
     # numeric order (2 < 7 < 10 < 100), code 9 skipped and counted
-    assert [r.image_id for r in train] == ["train_set/images/7.jpg", "train_set/images/10.jpg", "train_set/images/100.jpg"]
+    assert [r.image_id for r in train] == ["train_set/images/7.jpg", "train_set/images/10.jpg",
+                                           "train_set/images/100.jpg"]
     assert [r.hard_label for r in train] == [5, 3, 0]
     assert train[1].valence == pytest.approx(0.25) and train[1].arousal == pytest.approx(-0.5)
     np.testing.assert_array_equal(train[1].landmarks, lnd.reshape(68, 2).astype(np.float32))

@@ -43,7 +43,8 @@ def test_votes_layout(tmp_path: Path) -> None:
     assert a.votes.dtype == np.int64 and Path(a.image_path) == root / "img" / "a.png"
     assert records["img/b.png"].hard_label is None and records["img/b.png"].split == "validation"
     assert records["img/c.png"].hard_label is None and records["img/c.png"].non_emotion_votes == 3
-    assert records["img/d.png"].hard_label == EMOTION_TO_INDEX["Contempt"] and records["img/d.png"].split == "validation"
+    assert records["img/d.png"].hard_label == EMOTION_TO_INDEX["Contempt"]
+    assert records["img/d.png"].split == "validation"
     assert open_multi_annotated(root) is not None
 
 
@@ -84,17 +85,20 @@ def test_labels_layout_is_not_multi_annotated(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("csv_name", "text", "message"),
     [
-        ("votes.csv", VOTES_HEADER + "\na.png,train,1,-2,0,0,0,0,0,0\n", r"votes.csv:2: Happy=-2 invalid; expected a vote count >= 0"),
+        ("votes.csv", VOTES_HEADER + "\na.png,train,1,-2,0,0,0,0,0,0\n",
+         r"votes.csv:2: Happy=-2 invalid; expected a vote count >= 0"),
         ("votes.csv", VOTES_HEADER + "\na.png,train,1,x,0,0,0,0,0,0\n", r"votes.csv:2: Happy='x' is not a number"),
         ("votes.csv", VOTES_HEADER + "\na.png,holdout,1,0,0,0,0,0,0,0\n", r"votes.csv:2: split 'holdout' unknown"),
         ("votes.csv", VOTES_HEADER + "\na.png,train,1,0\n", r"votes.csv:2: row has 4 fields; expected 10"),
         ("votes.csv", "image,Neutral,Happy\na.png,1,0\n", r"missing vote columns \['Sad', 'Surprise'"),
-        ("annotations.csv", "image,annotator,label\na.png,a1,joy\n", r"annotations.csv:2: label 'joy' unknown; expected an emotion name"),
+        ("annotations.csv", "image,annotator,label\na.png,a1,joy\n",
+         r"annotations.csv:2: label 'joy' unknown; expected an emotion name"),
         ("annotations.csv", "image,annotator,label\na.png,a1,9\n", r"label '9' unknown"),
         ("annotations.csv", "image,annotator,label,split\na.png,a1,Sad,train\na.png,a2,Sad,test\n",
          r"annotations.csv:3: image a.png has split 'test' here but 'train'"),
         ("annotations.csv", "image,annotator,label\n,a1,Sad\n", r"annotations.csv:2: image is empty"),
-        ("votes.csv", "picture,Neutral\nx.png,1\n", r"votes.csv: unknown columns \['picture', 'Neutral'\]; expected 'image'"),
+        ("votes.csv", "picture,Neutral\nx.png,1\n",
+         r"votes.csv: unknown columns \['picture', 'Neutral'\]; expected 'image'"),
     ],
 )
 def test_bad_folder_csv(tmp_path: Path, csv_name: str, text: str, message: str) -> None:
@@ -130,12 +134,13 @@ def test_duplicate_image_and_missing_files(tmp_path: Path) -> None:
 
 def test_no_csv(tmp_path: Path) -> None:
     (tmp_path / "f").mkdir()
-    with pytest.raises(FileNotFoundError, match="no label CSV; expected one of votes.csv, annotations.csv, labels.csv"):
+    with pytest.raises(FileNotFoundError,
+                       match="no label CSV; expected one of votes.csv, annotations.csv, labels.csv"):
         FolderSource(tmp_path / "f")
 
 
 def test_parse_emotion_label() -> None:
-    assert [parse_emotion_label(x, "w") for x in ("Neutral", "HAPPY", "sadness", "3", "0", "7", "None", "Non-Face")] == [
-        0, 1, 2, 3, 0, 7, None, None]
+    labels = ("Neutral", "HAPPY", "sadness", "3", "0", "7", "None", "Non-Face")
+    assert [parse_emotion_label(x, "w") for x in labels] == [0, 1, 2, 3, 0, 7, None, None]
     with pytest.raises(ValueError, match="w: label '8' unknown"):
         parse_emotion_label("8", "w")

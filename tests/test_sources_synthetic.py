@@ -70,7 +70,8 @@ def test_multi_annotated_part(sample: Path) -> None:
         assert f"multi_annotated/{record.image_id}" in truth
         assert record.extra["soft_label_true"].shape == (8,)
     # the per-annotation file gives the same votes
-    annotations = {r.image_id: r for r in FolderSource(sample / "multi_annotated", csv_path="annotations.csv").records()}
+    per_annotation = FolderSource(sample / "multi_annotated", csv_path="annotations.csv")
+    annotations = {r.image_id: r for r in per_annotation.records()}
     for record in records:
         np.testing.assert_array_equal(annotations[record.image_id].votes, record.votes)
 

@@ -1,4 +1,15 @@
-"""``affectnetplus label``: soft-label every image of a source with a saved soft-labeler
+"""``affectnetplus label``: soft-label every image of a source (:mod:`affectnetplus_hf.labeling`) or of a
+Hugging Face dataset (:mod:`affectnetplus_hf.hf_map`) with a saved soft-labeler; the ``--help`` text is
+:data:`DESCRIPTION`."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "label"
+
+#: The command's ``--help`` description.
+DESCRIPTION = """``affectnetplus label``: soft-label every image of a source with a saved soft-labeler
 (``docs/method.md#soft-label``).
 
 Sharded and resumable: OUT_DIR gets ``shards/{split}-NNNNN.parquet`` (+ a JSON sidecar each), an atomic
@@ -31,19 +42,14 @@ to a temporary sibling of OUT_DIR and renamed into place (OUT_DIR must be new or
 ``datasets.load_from_disk(OUT_DIR)``.
 """
 
-from __future__ import annotations
-
-import argparse
-
-NAME = "label"
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(NAME, help="soft-label every image of a dataset (sharded, resumable, distributed)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model_dir", metavar="MODEL_DIR", help="saved SoftLabeler directory")
     p.add_argument("data_dir", metavar="DATA_DIR",
-                   help="source folder (AffectNet csv/npy, FER+, folder, synthetic sample); with --hf-dataset: OUT_DIR")
+                   help="source folder (AffectNet csv/npy, FER+, folder, synthetic sample); "
+                        "with --hf-dataset: OUT_DIR")
     p.add_argument("out_dir", metavar="OUT_DIR", nargs="?",
                    help="output folder (created; resumed when it holds a manifest)")
     hf = p.add_argument_group("Hugging Face dataset input (MODEL_DIR --hf-dataset PATH OUT_DIR)")
@@ -79,7 +85,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="with --detect-faces, an image without a face: left out and listed (skip, default), "
                             "labelled whole, or an error")
     p.add_argument("--overwrite", action="store_true",
-                   help="start over in an OUT_DIR that holds a labeling run with other settings (never another folder)")
+                   help="start over in an OUT_DIR that holds a labeling run with other settings "
+                        "(never another folder)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     p.set_defaults(func=run)
 
@@ -89,30 +96,48 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     # MKL's conditional numerical reproducibility: sgemm results independent of memory alignment
-    # (read when MKL initialises, so before torch runs anything; see labeling.py "Deterministic").
+    # (read when MKL initialises, so before torch runs anything; docs/architecture.md#labeling-run).
     os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-    from affectnetplus_hf.labeling import LabelingConfig, label_dataset
+    from affectnetplus_hf.labeling import label_dataset
     from affectnetplus_hf.models.hub import check_model_dir
 
-    face_only = [flag for flag, value in (("--detector", args.detector), ("--no-face", args.no_face)) if value is not None]
+    face_only = [flag for flag, value in (("--detector", args.detector), ("--no-face", args.no_face))
+                 if value is not None]
     if face_only and not args.detect_faces:
         raise ValueError(f"{', '.join(face_only)}: only with --detect-faces")
     if args.hf_dataset is not None:
-        if args.detect_faces:
-            raise ValueError("--detect-faces applies to a source folder; for a Hugging Face dataset use "
-                             "labeler.map_function(..., detect_faces=True)")
-        if args.out_dir is not None:
-            raise ValueError("with --hf-dataset give MODEL_DIR and OUT_DIR only (the data is --hf-dataset PATH)")
-        folder_only = [flag for flag, value, default in (
-            ("--shard-size", args.shard_size, 1024), ("--splits", args.splits, None),
-            ("--max-shards", args.max_shards, None), ("--num-workers", args.num_workers, 0)) if value != default]
-        if folder_only:
-            raise ValueError(f"{', '.join(folder_only)} do not apply with --hf-dataset (use --split, --num-proc)")
+        _check_hf_dataset_flags(args)
         check_model_dir(args.model_dir)
         summary = label_hf_dataset(args)
         print(json.dumps(summary, indent=2, sort_keys=True))
         return 0
+    _check_source_flags(args)
+    check_model_dir(args.model_dir)
+    summary = label_dataset(args.model_dir, args.data_dir, args.out_dir, _labeling_config(args), cpu=args.cpu)
+    if summary:  # the main process
+        print(json.dumps(summary, indent=2, sort_keys=True))
+        if not summary.get("complete", False):
+            return 3
+    return 0
+
+
+def _check_hf_dataset_flags(args: argparse.Namespace) -> None:
+    """``ValueError`` for a flag of source folders given with ``--hf-dataset``."""
+    if args.detect_faces:
+        raise ValueError("--detect-faces applies to a source folder; for a Hugging Face dataset use "
+                         "labeler.map_function(..., detect_faces=True)")
+    if args.out_dir is not None:
+        raise ValueError("with --hf-dataset give MODEL_DIR and OUT_DIR only (the data is --hf-dataset PATH)")
+    folder_only = [flag for flag, value, default in (
+        ("--shard-size", args.shard_size, 1024), ("--splits", args.splits, None),
+        ("--max-shards", args.max_shards, None), ("--num-workers", args.num_workers, 0)) if value != default]
+    if folder_only:
+        raise ValueError(f"{', '.join(folder_only)} do not apply with --hf-dataset (use --split, --num-proc)")
+
+
+def _check_source_flags(args: argparse.Namespace) -> None:
+    """``ValueError`` without OUT_DIR, or for a flag of ``--hf-dataset`` given with a source folder."""
     if args.out_dir is None:
         raise ValueError("label needs MODEL_DIR DATA_DIR OUT_DIR (or MODEL_DIR --hf-dataset PATH OUT_DIR)")
     hf_only = [flag for flag, value, default in (
@@ -121,8 +146,13 @@ def run(args: argparse.Namespace) -> int:
         ("--num-proc", args.num_proc, None)) if value != default]
     if hf_only:
         raise ValueError(f"{', '.join(hf_only)} only apply with --hf-dataset")
-    check_model_dir(args.model_dir)
-    config = LabelingConfig(
+
+
+def _labeling_config(args: argparse.Namespace):
+    """The :class:`~affectnetplus_hf.labeling.LabelingConfig` of the command line."""
+    from affectnetplus_hf.labeling import LabelingConfig
+
+    return LabelingConfig(
         shard_size=args.shard_size,
         batch_size=args.batch_size,
         splits=[s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None,
@@ -137,16 +167,11 @@ def run(args: argparse.Namespace) -> int:
         no_face=args.no_face or "skip",
         overwrite=args.overwrite,
     )
-    summary = label_dataset(args.model_dir, args.data_dir, args.out_dir, config, cpu=args.cpu)
-    if summary:  # the main process
-        print(json.dumps(summary, indent=2, sort_keys=True))
-        if not summary.get("complete", False):
-            return 3
-    return 0
 
 
 def label_hf_dataset(args: argparse.Namespace) -> dict:
-    """``--hf-dataset``: map the soft-labeler over a Hugging Face dataset (:func:`affectnetplus_hf.hf_map.label_hf_dataset`)."""
+    """``--hf-dataset``: map the soft-labeler over a Hugging Face dataset
+    (:func:`affectnetplus_hf.hf_map.label_hf_dataset`)."""
     import torch
 
     from affectnetplus_hf.hf_map import label_hf_dataset as run_map

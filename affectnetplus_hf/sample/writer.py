@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +32,12 @@ from affectnetplus_hf.sample.config import (
 from affectnetplus_hf.sample.contact_sheet import save_contact_sheet
 from affectnetplus_hf.sample.items import SampleSpec, make_item
 from affectnetplus_hf.sources.affectnet import CSV_COLUMNS as AFFECTNET_CSV_COLUMNS
-from affectnetplus_hf.sources.affectnet import CSV_IMAGE_DIRS, CSV_LIST_DIR, CSV_SPLIT_FILES, NPY_SPLIT_DIRS
+from affectnetplus_hf.sources.affectnet import (
+    CSV_IMAGE_DIRS,
+    CSV_LIST_DIR,
+    CSV_SPLIT_FILES,
+    NPY_SPLIT_DIRS,
+)
 from affectnetplus_hf.sources.synthetic import (
     GROUND_TRUTH,
     GROUND_TRUTH_COLUMNS,
@@ -123,6 +129,72 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list[Any]]) -> N
         writer.writerows(rows)
 
 
+@dataclass(frozen=True)
+class SampleSettings:
+    """The checked arguments of :func:`write_sample`; all but ``workers`` decide the files (:meth:`identity`)."""
+
+    layout: str
+    n_train: int
+    n_val: int
+    seed: int
+    image_size: int
+    n_mas: int
+    n_annotators: int
+    blend_fraction: float
+    annotator_pool_size: int
+    va_missing_fraction: float
+    jpeg_quality: int
+    contact_sheet: bool
+    workers: int = 1
+
+    @classmethod
+    def checked(cls, *, layout: str, n_train: Any, n_val: Any, seed: Any, image_size: Any, n_mas: Any,
+                n_annotators: Any, blend_fraction: float, annotator_pool_size: Any, va_missing_fraction: float,
+                jpeg_quality: Any, contact_sheet: bool, workers: Any) -> SampleSettings:
+        """The settings, each checked (``ValueError`` naming the first wrong one)."""
+        if layout not in ("csv", "npy"):
+            raise ValueError(f"layout must be 'csv' or 'npy', got {layout!r}")
+        n_train = _check_int("n_train", n_train, 0)
+        n_val = _check_int("n_val", n_val, 0)
+        n_mas = _check_int("n_mas", n_mas, 0)
+        n_annotators = _check_int("n_annotators", n_annotators, 1)
+        image_size = _check_int("image_size", image_size, 32)
+        seed = _check_int("seed", seed, 0)
+        workers = _check_int("workers", workers, 1)
+        jpeg_quality = _check_int("jpeg_quality", jpeg_quality, 1)
+        if n_train + n_val + n_mas == 0:
+            raise ValueError("the sample would be empty: n_train + n_val + n_mas must be > 0")
+        if n_mas > 0 and n_annotators < 2:
+            raise ValueError(f"a multi-annotated part needs n_annotators >= 2, got {n_annotators}")
+        if not 0.0 <= blend_fraction <= 1.0:
+            raise ValueError(f"blend_fraction must be in [0, 1], got {blend_fraction}")
+        if not 0.0 <= va_missing_fraction <= 1.0:
+            raise ValueError(f"va_missing_fraction must be in [0, 1], got {va_missing_fraction}")
+        pool_size = annotator_pool_size if annotator_pool_size is not None else max(3 * n_annotators, 12)
+        pool_size = _check_int("annotator_pool_size", pool_size, max(n_annotators, 1))
+        return cls(layout, n_train, n_val, seed, image_size, n_mas, n_annotators, blend_fraction, pool_size,
+                   va_missing_fraction, jpeg_quality, bool(contact_sheet), workers)
+
+    def identity(self) -> dict[str, Any]:
+        """The sample folder's run-folder identity (the settings that decide its files)."""
+        return {"layout": self.layout, "n_train": self.n_train, "n_val": self.n_val, "seed": self.seed,
+                "image_size": self.image_size, "n_mas": self.n_mas, "n_annotators": self.n_annotators,
+                "blend_fraction": self.blend_fraction, "annotator_pool_size": self.annotator_pool_size,
+                "va_missing_fraction": self.va_missing_fraction, "jpeg_quality": self.jpeg_quality,
+                "contact_sheet": self.contact_sheet}
+
+    def render_tasks(self, pool: AnnotatorPool) -> list[RenderTask]:
+        """One rendering job per image: the AffectNet part's train and validation images, then the
+        multi-annotated part."""
+        tasks: list[RenderTask] = []
+        for part, split, count in (("affectnet", "train", self.n_train), ("affectnet", "validation", self.n_val),
+                                   ("multi_annotated", "train", self.n_mas)):
+            image_format = "JPEG" if part == "affectnet" else "PNG"
+            tasks += [(self.seed, part, split, i, self.image_size, pool, self.n_annotators, self.blend_fraction,
+                       self.va_missing_fraction, image_format, self.jpeg_quality) for i in range(count)]
+        return tasks
+
+
 def write_sample(
     directory: str | os.PathLike,
     layout: Literal["csv", "npy"] = "csv",
@@ -142,7 +214,7 @@ def write_sample(
     contact_sheet: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Render and write the synthetic sample into ``directory``.
+    """Render and write the synthetic sample into ``directory``; returns the ``sample_info.json`` content.
 
     Layout (the on-disk contract every reader relies on):
 
@@ -164,153 +236,148 @@ def write_sample(
       yaw, pitch, roll (degrees), landmarks (136 floats); read by
       :func:`affectnetplus_hf.sources.synthetic.read_ground_truth`.
     * ``sample_grid.png``: contact sheet, one row per emotion.
-    * ``.affectnetplus-run.json``: the run-folder marker (kind ``"sample"``, the arguments that decide the
-      files; :class:`~affectnetplus_hf.run_folder.RunFolder`).
 
-    ``directory`` is a run folder of kind ``"sample"``: locked while it is written (a second writer stops
-    at once), it must be absent or empty, or hold a sample this function wrote, which is replaced only with
-    ``overwrite`` (else :class:`~affectnetplus_hf.run_folder.RunFolderError`, a ``ValueError``); a folder
-    with other files is never replaced. The sample is written under a temporary name and renamed when
-    complete. Same arguments => byte-identical files, whatever ``workers``.
-
-    Returns:
-        The ``sample_info.json`` content.
+    ``directory`` is a run folder of kind ``"sample"`` (marker ``.affectnetplus-run.json`` holding
+    :meth:`SampleSettings.identity`): locked while it is written (a second writer stops at once), it must be
+    absent or empty, or hold a sample this function wrote, which is replaced only with ``overwrite`` (else
+    :class:`~affectnetplus_hf.run_folder.RunFolderError`, a ``ValueError``); a folder with other files is never
+    replaced. The sample is written under a temporary name and renamed when complete. Same arguments =>
+    byte-identical files, whatever ``workers``.
     """
-    if layout not in ("csv", "npy"):
-        raise ValueError(f"layout must be 'csv' or 'npy', got {layout!r}")
-    n_train = _check_int("n_train", n_train, 0)
-    n_val = _check_int("n_val", n_val, 0)
-    n_mas = _check_int("n_mas", n_mas, 0)
-    n_annotators = _check_int("n_annotators", n_annotators, 1)
-    image_size = _check_int("image_size", image_size, 32)
-    seed = _check_int("seed", seed, 0)
-    workers = _check_int("workers", workers, 1)
-    jpeg_quality = _check_int("jpeg_quality", jpeg_quality, 1)
-    if n_train + n_val + n_mas == 0:
-        raise ValueError("the sample would be empty: n_train + n_val + n_mas must be > 0")
-    if n_mas > 0 and n_annotators < 2:
-        raise ValueError(f"a multi-annotated part needs n_annotators >= 2, got {n_annotators}")
-    if not 0.0 <= blend_fraction <= 1.0:
-        raise ValueError(f"blend_fraction must be in [0, 1], got {blend_fraction}")
-    if not 0.0 <= va_missing_fraction <= 1.0:
-        raise ValueError(f"va_missing_fraction must be in [0, 1], got {va_missing_fraction}")
-    pool_size = annotator_pool_size if annotator_pool_size is not None else max(3 * n_annotators, 12)
-    pool_size = _check_int("annotator_pool_size", pool_size, max(n_annotators, 1))
-
-    identity = {"layout": layout, "n_train": n_train, "n_val": n_val, "seed": seed, "image_size": image_size,
-                "n_mas": n_mas, "n_annotators": n_annotators, "blend_fraction": blend_fraction,
-                "annotator_pool_size": pool_size, "va_missing_fraction": va_missing_fraction,
-                "jpeg_quality": jpeg_quality, "contact_sheet": bool(contact_sheet)}
-    with RunFolder(directory, "sample", identity, version=SAMPLE_VERSION) as folder:
+    settings = SampleSettings.checked(
+        layout=layout, n_train=n_train, n_val=n_val, seed=seed, image_size=image_size, n_mas=n_mas,
+        n_annotators=n_annotators, blend_fraction=blend_fraction, annotator_pool_size=annotator_pool_size,
+        va_missing_fraction=va_missing_fraction, jpeg_quality=jpeg_quality, contact_sheet=contact_sheet,
+        workers=workers)
+    with RunFolder(directory, "sample", settings.identity(), version=SAMPLE_VERSION) as folder:
         folder.start(overwrite=overwrite, resume=False)
-        info = _write_sample(folder, layout, seed=seed, image_size=image_size, n_train=n_train, n_val=n_val,
-                             n_mas=n_mas, n_annotators=n_annotators, blend_fraction=blend_fraction,
-                             pool_size=pool_size, va_missing_fraction=va_missing_fraction,
-                             jpeg_quality=jpeg_quality, workers=workers, contact_sheet=contact_sheet,
-                             progress=progress)
-    return info
+        return _write_sample(folder, settings, progress)
 
 
-def _write_sample(folder: RunFolder, layout: str, *, seed: int, image_size: int, n_train: int, n_val: int,
-                  n_mas: int, n_annotators: int, blend_fraction: float, pool_size: int, va_missing_fraction: float,
-                  jpeg_quality: int, workers: int, contact_sheet: bool, progress: bool) -> dict[str, Any]:
+def _write_sample(folder: RunFolder, settings: SampleSettings, progress: bool) -> dict[str, Any]:
     """Render every image and publish the sample into ``folder`` (locked and checked by the caller)."""
-    pool = AnnotatorPool.create(pool_size, seed)
-    tasks: list[RenderTask] = []
-    for part, split, count in (
-        ("affectnet", "train", n_train), ("affectnet", "validation", n_val), ("multi_annotated", "train", n_mas),
-    ):
-        image_format = "JPEG" if part == "affectnet" else "PNG"
-        tasks += [
-            (seed, part, split, i, image_size, pool, n_annotators, blend_fraction, va_missing_fraction,
-             image_format, jpeg_quality)
-            for i in range(count)
-        ]
+    pool = AnnotatorPool.create(settings.annotator_pool_size, settings.seed)
+    tasks = settings.render_tasks(pool)
     with folder.publish() as staging:
-        results = _render_all(tasks, workers, progress)
-        info = _write_files(staging, layout, results, seed=seed, image_size=image_size, n_train=n_train,
-                            n_val=n_val, n_mas=n_mas, n_annotators=n_annotators, blend_fraction=blend_fraction,
-                            pool=pool, jpeg_quality=jpeg_quality)
-        if contact_sheet:
+        results = _render_all(tasks, settings.workers, progress)
+        info = _write_files(staging, settings, results, pool)
+        if settings.contact_sheet:
             save_contact_sheet(staging, staging / "sample_grid.png", specs=[spec for spec, _ in results])
-    logger.info("wrote the synthetic sample (%d images, layout %s) to %s", len(results), layout, folder.path)
+    logger.info("wrote the synthetic sample (%d images, layout %s) to %s", len(results), settings.layout,
+                folder.path)
     return info
 
 
-def _write_files(
-    root: Path, layout: str, results: list[tuple[SampleSpec, bytes]], *, seed: int, image_size: int,
-    n_train: int, n_val: int, n_mas: int, n_annotators: int, blend_fraction: float, pool: AnnotatorPool,
-    jpeg_quality: int,
-) -> dict[str, Any]:
-    """Write the images, label files, ground truth and ``sample_info.json``; fills each spec's ``image_id``."""
-    affectnet_rows: dict[str, list[list[Any]]] = {"train": [], "validation": []}
-    npy_numbers = {"train": _npy_numbers(seed, "train", n_train), "validation": _npy_numbers(seed, "validation", n_val)}
-    vote_rows, annotation_rows, truth_rows = [], [], []
-    counters = {"train": 0, "validation": 0, "mas": 0}
-    for spec, data in results:
-        box = spec.face_box
+@dataclass
+class _SampleFiles:
+    """The images and label rows of a sample being written into ``root`` (:func:`_write_files`)."""
+
+    root: Path
+    settings: SampleSettings
+    affectnet_rows: dict[str, list[list[Any]]] = field(default_factory=lambda: {"train": [], "validation": []})
+    npy_numbers: dict[str, list[int]] = field(default_factory=dict)
+    vote_rows: list[list[Any]] = field(default_factory=list)
+    annotation_rows: list[list[Any]] = field(default_factory=list)
+    truth_rows: list[list[Any]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=lambda: {"train": 0, "validation": 0, "mas": 0})
+
+    def __post_init__(self) -> None:
+        seed = self.settings.seed
+        self.npy_numbers = {"train": _npy_numbers(seed, "train", self.settings.n_train),
+                            "validation": _npy_numbers(seed, "validation", self.settings.n_val)}
+
+    def add(self, spec: SampleSpec, data: bytes) -> None:
+        """Name ``spec`` (its ``image_id``), write its image and note its label rows."""
         if spec.part == "affectnet":
-            k = counters[spec.split]
-            counters[spec.split] += 1
-            if layout == "csv":
-                subdirectory, name = _affectnet_name(seed, spec.split, k)
-                relative = f"{subdirectory}/{name}"
-                spec.image_id = f"{AFFECTNET_IMAGE_DIR}/{relative}"
-                affectnet_rows[spec.split].append([
-                    relative, box[0], box[1], box[2], box[3], _format_landmarks(spec.landmarks, 2), spec.hard_label,
-                    _format_va(spec.valence), _format_va(spec.arousal),
-                ])
-            else:
-                folder = NPY_SPLIT_DIRS[spec.split]
-                number = npy_numbers[spec.split][k]
-                spec.image_id = f"{folder}/images/{number}.jpg"
-                annotations = root / folder / "annotations"
-                annotations.mkdir(parents=True, exist_ok=True)
-                np.save(annotations / f"{number}_exp.npy", np.array(str(spec.hard_label)))
-                np.save(annotations / f"{number}_val.npy", np.array(_format_va(spec.valence)))
-                np.save(annotations / f"{number}_aro.npy", np.array(_format_va(spec.arousal)))
-                np.save(annotations / f"{number}_lnd.npy", np.round(spec.landmarks.astype(np.float64).reshape(-1), 2))
+            self._add_affectnet(spec)
         else:
-            k = counters["mas"]
-            counters["mas"] += 1
-            relative = f"images/mas_{k:05d}.png"
-            spec.image_id = f"{MULTI_ANNOTATED_DIR}/{relative}"
-            vote_rows.append([relative, spec.split, *(int(v) for v in spec.votes)])
-            annotation_rows += [[relative, name, EMOTIONS[label]] for name, label in zip(spec.annotators, spec.labels)]
-        path = root / spec.image_id
+            self._add_multi_annotated(spec)
+        path = self.root / spec.image_id
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        truth_rows.append([
+        self.truth_rows.append([
             spec.image_id, spec.part, spec.split, *(f"{v:.4f}" for v in spec.soft_label), spec.primary_name,
             spec.secondary_name or "", f"{spec.blend_weight:.4f}", f"{spec.intensity:.4f}", f"{spec.yaw:.3f}",
             f"{spec.pitch:.3f}", f"{spec.roll:.3f}", _format_landmarks(spec.landmarks, 3),
         ])
-    if layout == "csv":  # header-only lists when a split is empty, so that the layout is recognisable
-        (root / AFFECTNET_IMAGE_DIR).mkdir(parents=True, exist_ok=True)
-        for split, name in CSV_SPLIT_FILES.items():
-            _write_csv(root / CSV_LIST_DIR / name, AFFECTNET_CSV_COLUMNS, affectnet_rows[split])
-    else:
-        for folder in NPY_SPLIT_DIRS.values():
-            (root / folder / "images").mkdir(parents=True, exist_ok=True)
-            (root / folder / "annotations").mkdir(parents=True, exist_ok=True)
-    if n_mas > 0:
-        _write_csv(root / MULTI_ANNOTATED_DIR / "votes.csv", VOTES_COLUMNS, vote_rows)
-        _write_csv(root / MULTI_ANNOTATED_DIR / "annotations.csv", ANNOTATIONS_COLUMNS, annotation_rows)
-    _write_csv(root / GROUND_TRUTH, GROUND_TRUTH_COLUMNS, truth_rows)
 
-    specs = [spec for spec, _ in results]
+    def _add_affectnet(self, spec: SampleSpec) -> None:
+        """An AffectNet-part image: a row of its split's CSV list, or its four ``.npy`` annotation files."""
+        k = self.counters[spec.split]
+        self.counters[spec.split] += 1
+        if self.settings.layout == "csv":
+            subdirectory, name = _affectnet_name(self.settings.seed, spec.split, k)
+            relative = f"{subdirectory}/{name}"
+            spec.image_id = f"{AFFECTNET_IMAGE_DIR}/{relative}"
+            box = spec.face_box
+            self.affectnet_rows[spec.split].append([
+                relative, box[0], box[1], box[2], box[3], _format_landmarks(spec.landmarks, 2), spec.hard_label,
+                _format_va(spec.valence), _format_va(spec.arousal),
+            ])
+            return
+        folder = NPY_SPLIT_DIRS[spec.split]
+        number = self.npy_numbers[spec.split][k]
+        spec.image_id = f"{folder}/images/{number}.jpg"
+        annotations = self.root / folder / "annotations"
+        annotations.mkdir(parents=True, exist_ok=True)
+        np.save(annotations / f"{number}_exp.npy", np.array(str(spec.hard_label)))
+        np.save(annotations / f"{number}_val.npy", np.array(_format_va(spec.valence)))
+        np.save(annotations / f"{number}_aro.npy", np.array(_format_va(spec.arousal)))
+        np.save(annotations / f"{number}_lnd.npy", np.round(spec.landmarks.astype(np.float64).reshape(-1), 2))
+
+    def _add_multi_annotated(self, spec: SampleSpec) -> None:
+        """A multi-annotated image: its row of ``votes.csv`` and one row of ``annotations.csv`` per vote."""
+        k = self.counters["mas"]
+        self.counters["mas"] += 1
+        relative = f"images/mas_{k:05d}.png"
+        spec.image_id = f"{MULTI_ANNOTATED_DIR}/{relative}"
+        self.vote_rows.append([relative, spec.split, *(int(v) for v in spec.votes)])
+        self.annotation_rows += [[relative, name, EMOTIONS[label]]
+                                 for name, label in zip(spec.annotators, spec.labels)]
+
+    def write_label_files(self) -> None:
+        """The AffectNet lists (header-only when a split is empty, so that the layout is recognisable) or
+        ``npy`` folders, the multi-annotated part's CSV files and ``ground_truth.csv``."""
+        root = self.root
+        if self.settings.layout == "csv":
+            (root / AFFECTNET_IMAGE_DIR).mkdir(parents=True, exist_ok=True)
+            for split, name in CSV_SPLIT_FILES.items():
+                _write_csv(root / CSV_LIST_DIR / name, AFFECTNET_CSV_COLUMNS, self.affectnet_rows[split])
+        else:
+            for folder in NPY_SPLIT_DIRS.values():
+                (root / folder / "images").mkdir(parents=True, exist_ok=True)
+                (root / folder / "annotations").mkdir(parents=True, exist_ok=True)
+        if self.settings.n_mas > 0:
+            _write_csv(root / MULTI_ANNOTATED_DIR / "votes.csv", VOTES_COLUMNS, self.vote_rows)
+            _write_csv(root / MULTI_ANNOTATED_DIR / "annotations.csv", ANNOTATIONS_COLUMNS, self.annotation_rows)
+        _write_csv(root / GROUND_TRUTH, GROUND_TRUTH_COLUMNS, self.truth_rows)
+
+
+def _write_files(root: Path, settings: SampleSettings, results: list[tuple[SampleSpec, bytes]],
+                 pool: AnnotatorPool) -> dict[str, Any]:
+    """Write the images, label files, ground truth and ``sample_info.json``; fills each spec's ``image_id``."""
+    files = _SampleFiles(root, settings)
+    for spec, data in results:
+        files.add(spec, data)
+    files.write_label_files()
+    info = _sample_info(settings, pool, [spec for spec, _ in results])
+    (root / SAMPLE_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return info
+
+
+def _sample_info(settings: SampleSettings, pool: AnnotatorPool, specs: list[SampleSpec]) -> dict[str, Any]:
+    """The content of ``sample_info.json``."""
     counts = {
         name: int(sum(1 for s in specs if s.primary == e and s.secondary is None)) for e, name in enumerate(EMOTIONS)
     }
     counts["blends"] = int(sum(1 for s in specs if s.secondary is not None))
-    info = {
-        "kind": SAMPLE_KIND, "version": SAMPLE_VERSION, "layout": layout, "seed": seed, "image_size": image_size,
-        "n_train": n_train, "n_val": n_val, "n_mas": n_mas, "n_annotators": n_annotators,
-        "blend_fraction": blend_fraction, "annotator_pool": len(pool.names), "jpeg_quality": jpeg_quality,
-        "emotions": list(EMOTIONS), "pure_images_per_emotion": counts, "label_noise": label_noise(specs),
+    return {
+        "kind": SAMPLE_KIND, "version": SAMPLE_VERSION, "layout": settings.layout, "seed": settings.seed,
+        "image_size": settings.image_size, "n_train": settings.n_train, "n_val": settings.n_val,
+        "n_mas": settings.n_mas, "n_annotators": settings.n_annotators, "blend_fraction": settings.blend_fraction,
+        "annotator_pool": len(pool.names), "jpeg_quality": settings.jpeg_quality, "emotions": list(EMOTIONS),
+        "pure_images_per_emotion": counts, "label_noise": label_noise(specs),
     }
-    (root / SAMPLE_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    return info
 
 
 def label_noise(specs: list[SampleSpec]) -> dict[str, float | None]:
@@ -327,4 +394,4 @@ def label_noise(specs: list[SampleSpec]) -> dict[str, float | None]:
             "hard_label_matches_truth": round(float(np.mean(hard)), 4) if hard else None}
 
 
-__all__ = ["ANNOTATIONS_COLUMNS", "VOTES_COLUMNS", "encode_image", "label_noise", "write_sample"]
+__all__ = ["ANNOTATIONS_COLUMNS", "VOTES_COLUMNS", "SampleSettings", "encode_image", "label_noise", "write_sample"]

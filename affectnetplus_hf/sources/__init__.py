@@ -1,25 +1,16 @@
 """Readers of raw FER datasets → one stream of :class:`~affectnetplus_hf.records.FaceRecord`.
 
-Kinds and layouts (auto-detected by :func:`detect_source`):
+Kinds (auto-detected by :func:`detect_source`, layouts in :data:`LOOKED_FOR`): ``affectnet`` (``csv`` and
+``npy`` releases, :mod:`.affectnet`), ``ferplus`` (:mod:`.ferplus`), ``folder`` (per-image votes, one row per
+annotation, or one label per image, :mod:`.folder`) and ``synthetic`` (the embedded sample, :mod:`.synthetic`;
+its multi-annotated part via :func:`open_multi_annotated`).
 
-==========  ==============================================================================================
-kind        layouts
-==========  ==============================================================================================
-affectnet   ``csv``: ``Manually_Annotated_file_lists/{training,validation}.csv`` + ``Manually_Annotated_Images/``;
-            ``npy``: ``{train_set,val_set}/images/N.jpg`` + ``annotations/N_{exp,val,aro,lnd}.npy``
-ferplus     ``fer2013new+folders``, ``fer2013new+fer2013csv``, ``label_csv+folders`` (see :mod:`.ferplus`)
-folder      ``votes`` (per-image vote counts) or ``annotations`` (one row per annotation), see :mod:`.folder`
-synthetic   the embedded sample (``sample_info.json``): its AffectNet part (``csv``/``npy``) with the ground
-            truth joined into ``record.extra``; its multi-annotated part via :func:`open_multi_annotated`
-==========  ==============================================================================================
-
-Every source reads lazily (records are yielded one by one; images are never decoded by a reader) and
-keeps a :class:`SkipReport` (``source.skipped``, alias ``source.bad``) of every row it did not yield and
-why, so nothing is dropped silently. Rows that are wrong (bad codes, values out of range, malformed
-landmarks, negative or non-integer votes, image paths that are absolute or lead out of the data folder)
-raise :class:`ValueError` naming the file and line, unless the source was opened with
-``skip_bad_rows=True``, in which case they are skipped and listed in the report. Label files must be
-UTF-8 text; another encoding is a ``ValueError`` naming the file.
+Every source reads lazily (records are yielded one by one; images are never decoded by a reader) and keeps a
+:class:`SkipReport` (``source.skipped``) of every row it did not yield and why, so nothing is dropped silently.
+Rows that are wrong (bad codes, values out of range, malformed landmarks, negative or non-integer votes, image
+paths that are absolute or lead out of the data folder) raise :class:`ValueError` naming the file and line,
+unless the source was opened with ``skip_bad_rows=True``: then they are skipped and listed in the report.
+Label files must be UTF-8 text. The layouts: ``docs/architecture.md#sources``.
 """
 
 from __future__ import annotations
@@ -39,7 +30,11 @@ from affectnetplus_hf.sources.base import (
 )
 from affectnetplus_hf.sources.summary import summarize_source
 from affectnetplus_hf.sources.synthetic import SAMPLE_KIND as SYNTHETIC_SAMPLE_KIND
-from affectnetplus_hf.sources.synthetic import open_synthetic, read_ground_truth, read_sample_info
+from affectnetplus_hf.sources.synthetic import (
+    open_synthetic,
+    read_ground_truth,
+    read_sample_info,
+)
 from affectnetplus_hf.votes import hard_label_from_votes
 
 #: The readers, in detection order: kind → (its ``detect_layout(root)``, its opener ``(root, **options)``).
@@ -128,8 +123,8 @@ def open_multi_annotated(path: str | Path, **options: Any) -> Source:
 
 __all__ = [
     "KINDS",
-    "READERS",
     "LOOKED_FOR",
+    "READERS",
     "SYNTHETIC_SAMPLE_KIND",
     "RowError",
     "SkipReport",

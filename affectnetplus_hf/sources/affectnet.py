@@ -1,33 +1,16 @@
 """AffectNet readers, both distributed layouts (label space: ``docs/method.md#label-space``).
 
-``csv`` layout (the original release)::
+* ``csv`` (the original release): ``Manually_Annotated_file_lists/{training,validation}.csv`` (splits
+  ``train``/``validation``; columns :data:`CSV_COLUMNS`) and ``Manually_Annotated_Images/<subDirectory_filePath>``;
+  the face box ``(face_x, face_y, face_x + face_width, face_y + face_height)`` is yielded as written (clamped
+  when the image is decoded), landmarks ``(68, 2)``.
+* ``npy`` (the cropped 224×224 release): ``{train_set,val_set}/images/N.jpg`` and
+  ``annotations/N_{exp,val,aro,lnd}.npy``, read in numeric order of N; ``face_box`` is ``None``; a missing
+  ``_val``/``_aro``/``_lnd`` leaves that field ``None`` (listed with ``kept=True``).
 
-    ROOT/Manually_Annotated_file_lists/training.csv     -> split "train"
-    ROOT/Manually_Annotated_file_lists/validation.csv   -> split "validation"
-    ROOT/Manually_Annotated_Images/<subDirectory_filePath>
-
-(UTF-8 text) with columns ``subDirectory_filePath, face_x, face_y, face_width, face_height,
-facial_landmarks, expression, valence, arousal``. ``facial_landmarks`` is 136 numbers separated by ``;``
-(x0;y0;x1;y1;...) → ``(68, 2)``; ``subDirectory_filePath`` must stay inside the image folder (absolute
-paths and ``..`` steps out of it are refused; symlinks are not resolved); the face box is
-``(face_x, face_y, face_x + face_width, face_y + face_height)``.
-[choice] Boxes are yielded as written; they are clamped to the image when the image is decoded
-(:func:`affectnetplus_hf.image_processing.clamp_box`), so reading a list never opens an image.
-
-``npy`` layout (the cropped 224×224 release)::
-
-    ROOT/{train_set,val_set}/images/N.jpg
-    ROOT/{train_set,val_set}/annotations/N_exp.npy, N_val.npy, N_aro.npy, N_lnd.npy
-
-``N_exp.npy`` is often a numpy *string* scalar (``'3'``); ``N_lnd.npy`` a flat ``[x0, y0, x1, y1, ...]``
-array. N is not contiguous: images are read in numeric order. Images are the face crops: ``face_box``
-is ``None``. A missing ``_exp`` file is an error; a missing ``_val``/``_aro``/``_lnd`` leaves that field
-``None`` and is listed in the skip report with ``kept=True``.
-
-Labels. Codes 0–7 map to label-space indices. Codes 8 (None), 9 (Uncertain), 10 (Non-Face) are skipped and
-counted in ``source.skipped`` under ``non_emotion:<name>``; with ``keep_non_emotion=True`` they are
-yielded with ``hard_label=None``, ``raw_label`` = the code and ``non_emotion_votes=1``. Valence/arousal of
--2 ("not annotated") become ``None``; other values must lie in [-1, 1].
+Codes 0–7 map to label-space indices; codes 8–10 (None, Uncertain, Non-Face) are skipped and counted in
+``source.skipped`` (``non_emotion:<name>``), or yielded with ``hard_label=None`` with ``keep_non_emotion``.
+Valence/arousal -2 ("not annotated") become ``None``. The layouts in full: ``docs/architecture.md#affectnet``.
 """
 
 from __future__ import annotations
@@ -50,7 +33,12 @@ from affectnetplus_hf.emotions import (
     affectnet_code_to_index,
 )
 from affectnetplus_hf.records import FaceRecord
-from affectnetplus_hf.sources.base import RowError, Source, open_csv, relative_path_inside
+from affectnetplus_hf.sources.base import (
+    RowError,
+    Source,
+    open_csv,
+    relative_path_inside,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +89,8 @@ def parse_valence_arousal(value: Any, name: str, where: str) -> float | None:
     try:
         number = float(text)
     except ValueError:
-        raise RowError(where, f"{name} {text!r} is not a number; expected a value in [-1, 1] or -2 (not annotated)") from None
+        raise RowError(where, f"{name} {text!r} is not a number; expected a value in [-1, 1] or -2 "
+                              "(not annotated)") from None
     if number == AFFECTNET_VA_MISSING:
         return None
     if not math.isfinite(number) or not -1.0 <= number <= 1.0:
@@ -145,7 +134,8 @@ def parse_face_box(x: Any, y: Any, w: Any, h: Any, where: str) -> tuple[float, f
     try:
         fx, fy, fw, fh = (float(t) for t in texts)
     except ValueError:
-        raise RowError(where, f"face box {texts} must be 4 numbers (face_x, face_y, face_width, face_height)") from None
+        raise RowError(where, f"face box {texts} must be 4 numbers (face_x, face_y, face_width, "
+                              "face_height)") from None
     if not all(math.isfinite(v) for v in (fx, fy, fw, fh)) or fw <= 0 or fh <= 0:
         raise RowError(where, f"face box {texts} invalid; expected finite numbers with face_width, face_height > 0")
     return (fx, fy, fx + fw, fy + fh)
@@ -326,7 +316,8 @@ class AffectNetSource(Source):
 
     def _optional(self, path: Path, split: str, where: str) -> Any:
         if not path.is_file():
-            self.skipped.add(split, str(path), "missing_annotation", f"{path.name} missing; field left null", kept=True)
+            self.skipped.add(split, str(path), "missing_annotation", f"{path.name} missing; field left null",
+                             kept=True)
             return None
         try:
             return np.load(path, allow_pickle=False)
@@ -386,8 +377,8 @@ def _flat_scalar(array: np.ndarray, path: Path) -> Any:
 
 
 __all__ = [
-    "AffectNetSource",
     "CSV_COLUMNS",
+    "AffectNetSource",
     "detect_layout",
     "parse_expression",
     "parse_face_box",

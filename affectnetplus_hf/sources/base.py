@@ -157,7 +157,7 @@ class Source:
         root: the dataset folder.
         splits: the splits present, in ``train``, ``validation``, ``test`` order.
         has_votes: whether records carry per-emotion annotator counts (multi-annotated).
-        skipped: :class:`SkipReport` of rows not yielded (filled while reading; ``bad`` is an alias).
+        skipped: :class:`SkipReport` of rows not yielded (filled while reading).
     """
 
     kind: str = ""
@@ -168,10 +168,6 @@ class Source:
         self.root = Path(os.path.abspath(root))
         self.splits = [s for s in SPLITS if s in splits]
         self.skipped = SkipReport()
-
-    @property
-    def bad(self) -> SkipReport:
-        return self.skipped
 
     def _check_split(self, split: str | None) -> list[str]:
         if split is None:
@@ -193,7 +189,8 @@ class Source:
         return self.records()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(kind={self.kind!r}, layout={self.layout!r}, root='{self.root}', splits={self.splits})"
+        return (f"{type(self).__name__}(kind={self.kind!r}, layout={self.layout!r}, root='{self.root}', "
+                f"splits={self.splits})")
 
 
 __all__ = ["RowError", "SkipReport", "SkippedItem", "Source", "open_csv", "relative_path_inside", "utf8_lines"]

@@ -1,32 +1,15 @@
-"""FER+ reader: FER2013 images with the FER+ crowd votes, a real multi-annotated set.
+"""FER+ reader: FER2013 images with the FER+ crowd votes (10 taggers per image), a real multi-annotated set.
 
-Votes (10 taggers per image) come from either
+Votes come from ``fer2013new.csv`` (``Usage`` Training / PublicTest / PrivateTest → split train / validation /
+test) or ``FER2013{Train,Valid,Test}/label.csv`` (the folder gives the split); images from the FERPlus folders
+``FER2013{Train,Valid,Test}/fer%07d.png`` (in ROOT or ROOT/data) or from the original ``fer2013.csv``, joined
+with ``fer2013new.csv`` by row position (48×48 greyscale PNG bytes in ``record.image_bytes``). Layouts:
+``fer2013new+folders``, ``fer2013new+fer2013csv``, ``label_csv+folders``. Rows without a name are skipped and
+a duplicated name keeps its last row (both listed in ``source.skipped``); ``hard_label`` is the
+``docs/method.md#mas-split`` majority, else ``None``; every named image is yielded. The rules for the real
+files (``tests/fixtures/ferplus``): ``docs/architecture.md#ferplus``.
 
-* ``fer2013new.csv`` — header ``Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,
-  contempt,unknown,NF``; ``Usage`` Training / PublicTest / PrivateTest → split train / validation / test; or
-* ``FER2013{Train,Valid,Test}/label.csv`` — no header, rows ``fer0000000.png,"(0, 0, 48, 48)",`` + the 10
-  counts; the folder gives the split.
-
-Images come from either the FERPlus folders ``FER2013Train/``, ``FER2013Valid/``, ``FER2013Test/`` holding
-``fer%07d.png`` (looked for in ROOT and ROOT/data), or the original ``fer2013.csv`` (``emotion,pixels,Usage``;
-its row *i* holds the pixels of the image named on row *i* of ``fer2013new.csv``, so the two are joined by
-row position — the *names* are not row indices); its pixels become 48×48 greyscale PNG bytes in
-``record.image_bytes``. Layouts: ``fer2013new+folders``, ``fer2013new+fer2013csv``, ``label_csv+folders``.
-
-Rules for the real files (see ``tests/fixtures/ferplus``):
-
-* rows with an empty ``Image name`` are skipped and counted (``empty_image_name``); a name that is
-  absolute or leads out of the image folder (``..``) is a bad row;
-* a name on several rows keeps its **last** row; earlier rows are counted as ``duplicate_name``;
-* votes are mapped to label-space order (:func:`affectnetplus_hf.emotions.ferplus_votes_to_spec`),
-  unknown + NF go to ``non_emotion_votes``; ``extra["ferplus_votes"]`` keeps the 10 raw counts in FER+
-  order;
-* ``hard_label`` is the majority of ``docs/method.md#mas-split`` (unique top emotion that beats the
-  non-emotion votes), else ``None``. [choice] Every image with a name is yielded (``keep_non_emotion`` is accepted for API
-  symmetry but vote sources never drop images: the MAS split decides and reports).
-
-:func:`ferplus_target` reproduces the FERPlus project's own training targets (``majority``,
-``probability``, ``crossentropy``, ``multi_target``).
+:func:`ferplus_target` reproduces the FERPlus project's own training targets (:data:`FERPLUS_KINDS`).
 """
 
 from __future__ import annotations
@@ -52,7 +35,14 @@ from affectnetplus_hf.emotions import (
     spec_votes_to_ferplus,
 )
 from affectnetplus_hf.records import FaceRecord
-from affectnetplus_hf.sources.base import RowError, SkipReport, Source, open_csv, relative_path_inside, utf8_lines
+from affectnetplus_hf.sources.base import (
+    RowError,
+    SkipReport,
+    Source,
+    open_csv,
+    relative_path_inside,
+    utf8_lines,
+)
 from affectnetplus_hf.votes import hard_label_from_votes
 
 logger = logging.getLogger(__name__)
@@ -63,7 +53,11 @@ FER2013_COLUMNS: tuple[str, ...] = ("emotion", "pixels", "Usage")
 USAGE_TO_SPLIT: dict[str, str] = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
 SPLIT_FOLDERS: dict[str, str] = {"train": "FER2013Train", "validation": "FER2013Valid", "test": "FER2013Test"}
 FER_IMAGE_SIDE = 48
-TARGET_MODES: tuple[str, ...] = ("majority", "probability", "crossentropy", "multi_target")
+#: FER+'s training modes (Barsoum et al. 2016): the targets of :func:`ferplus_target`, trained as baseline kinds.
+FERPLUS_KINDS: tuple[str, ...] = ("majority", "probability", "crossentropy", "multi_target")
+#: Every baseline kind: Hard-FER and Soft-FER (paper Sec. 4.3), then FER+'s training modes. Defined here, with
+#: the modes, so that the trainer, the evaluation and :mod:`affectnetplus_hf.baselines` share it without cycles.
+BASELINE_KINDS: tuple[str, ...] = ("hard", "soft", *FERPLUS_KINDS)
 #: Largest vote count accepted (FER+ has 10 taggers per image; larger values are typos or overflow).
 MAX_VOTES = 2**31 - 1
 
@@ -147,7 +141,8 @@ def pixels_to_png(pixels: str, where: str = "pixels") -> bytes:
     if values.min() < 0 or values.max() > 255:
         raise RowError(where, "pixel values must be in 0-255")
     buffer = io.BytesIO()
-    Image.fromarray(values.reshape(FER_IMAGE_SIDE, FER_IMAGE_SIDE).astype(np.uint8), mode="L").save(buffer, format="PNG")
+    pixels_2d = values.reshape(FER_IMAGE_SIDE, FER_IMAGE_SIDE).astype(np.uint8)
+    Image.fromarray(pixels_2d, mode="L").save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -191,13 +186,21 @@ class FerPlusSource(Source):
         self.check_files = bool(check_files)
         self.keep_non_emotion = bool(keep_non_emotion)
         self.extra_by_id = extra_by_id
-        new_csv = root / "fer2013new.csv"
         if labels is None:
-            labels = "fer2013new" if new_csv.is_file() else "label_csv"
+            labels = "fer2013new" if (root / "fer2013new.csv").is_file() else "label_csv"
         if labels not in ("fer2013new", "label_csv"):
             raise ValueError(f"labels must be 'fer2013new' or 'label_csv', got {labels!r}")
         self.image_base = _image_base(root)
         self.fer2013_csv = _fer2013_csv(root)
+        self.labels, self.images = labels, self._image_choice(root, images, labels)
+        self.layout = f"{self.labels}+{self.images}"
+        self._pending = SkipReport()
+        self._entries = self._deduplicate(self._read_entries(root))
+        super().__init__(root, sorted({e.split for e in self._entries}))
+        self.skipped = self._pending  # open-time entries (empty names, duplicates) stay across reads
+
+    def _image_choice(self, root: Path, images: str | None, labels: str) -> str:
+        """``"folders"`` or ``"fer2013csv"`` (``None``: the folders when present), checked to be there."""
         if images is None:
             images = "folders" if self.image_base is not None or self.fer2013_csv is None else "fer2013csv"
         if images not in ("folders", "fer2013csv"):
@@ -212,25 +215,24 @@ class FerPlusSource(Source):
                 raise ValueError("fer2013.csv images are joined by row with fer2013new.csv; use labels='fer2013new'")
             if self.fer2013_csv is None:
                 raise FileNotFoundError(f"{root}: fer2013.csv not found (looked in {root} and {root / 'fer2013'})")
-        self.labels, self.images = labels, images
-        self.layout = f"{labels}+{images}"
-        self._pending = SkipReport()
-        if labels == "fer2013new":
+        return images
+
+    def _read_entries(self, root: Path) -> list[_Entry]:
+        """The rows of the vote file(s) (duplicates included); sets :attr:`n_label_rows`."""
+        if self.labels == "fer2013new":
+            new_csv = root / "fer2013new.csv"
             if not new_csv.is_file():
                 raise FileNotFoundError(f"{new_csv}: missing; expected the FER+ vote file")
             entries, self.n_label_rows = self._read_fer2013new(new_csv)
-        else:
-            files = _label_csvs(root)
-            if not files:
-                raise FileNotFoundError(f"{root}: no FER2013*/label.csv found")
-            entries = []
-            for split, path in files.items():
-                entries.extend(self._read_label_csv(path, split))
-            self.n_label_rows = len(entries)
-        self._entries = self._deduplicate(entries)
-        splits = sorted({e.split for e in self._entries})
-        super().__init__(root, splits)
-        self.skipped = self._pending  # open-time entries (empty names, duplicates) stay across reads
+            return entries
+        files = _label_csvs(root)
+        if not files:
+            raise FileNotFoundError(f"{root}: no FER2013*/label.csv found")
+        entries = []
+        for split, path in files.items():
+            entries.extend(self._read_label_csv(path, split))
+        self.n_label_rows = len(entries)
+        return entries
 
     # ------------------------------------------------------------------ label files
     def _bad(self, split: str | None, error: RowError) -> None:
@@ -263,8 +265,8 @@ class FerPlusSource(Source):
                     continue
                 name = row[name_col].strip()
                 if not name:
-                    self._pending.add(split, where, "empty_image_name", "row without an image name (image dropped by FER+)",
-                                      at_open=True)
+                    self._pending.add(split, where, "empty_image_name",
+                                      "row without an image name (image dropped by FER+)", at_open=True)
                     continue
                 try:
                     name = relative_path_inside(name, where, "Image name", "the split's image folder")
@@ -357,7 +359,8 @@ class FerPlusSource(Source):
                         raise FileNotFoundError(f"{entry.where}: image file {path} missing")
                     self.skipped.add(split, entry.where, "missing_image", f"image file {path} missing")
                     continue
-                image_id = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else f"{folder}/{entry.name}"
+                inside = path.is_relative_to(self.root)
+                image_id = path.relative_to(self.root).as_posix() if inside else f"{folder}/{entry.name}"
                 yield self._record(entry, str(path), None, image_id)
             return
         yield from self._fer2013_records(split, entries)
@@ -456,56 +459,78 @@ def ferplus_label_distribution(raw_votes: np.ndarray, mode: str = "majority") ->
     Args:
         raw_votes: the 10 FER+ counts in FER+ column order (8 emotions, unknown, NF), e.g.
             ``record.extra["ferplus_votes"]``.
-        mode: one of :data:`TARGET_MODES`.
+        mode: one of :data:`FERPLUS_KINDS`.
 
     Returns:
         ``(8,)`` float64 distribution in **label-space order**, or ``None`` when FERPlus would discard the image.
     """
-    if mode not in TARGET_MODES:
-        raise ValueError(f"mode must be one of {TARGET_MODES}, got {mode!r}")
+    if mode not in FERPLUS_KINDS:
+        raise ValueError(f"mode must be one of {FERPLUS_KINDS}, got {mode!r}")
     raw = np.asarray(raw_votes, dtype=np.float64).copy()
     if raw.shape != (len(VOTE_COLUMNS),):
-        raise ValueError(f"raw_votes must have {len(VOTE_COLUMNS)} counts in FER+ order {VOTE_COLUMNS}, got {raw.shape}")
+        raise ValueError(f"raw_votes must have {len(VOTE_COLUMNS)} counts in FER+ order {VOTE_COLUMNS}, "
+                         f"got {raw.shape}")
     if np.any(raw < 0) or not np.all(np.isfinite(raw)):
         raise ValueError(f"raw_votes must be non-negative counts, got {raw.tolist()}")
-    size = raw.size
-    raw[raw < 1.0 + np.finfo(float).eps] = 0.0
-    total = raw.sum()
-    picked = np.zeros(size, dtype=np.float64)
+    raw[raw < 1.0 + np.finfo(float).eps] = 0.0  # outlier removal
     if mode == "majority":
-        top = raw.max()
-        if top > 0.5 * total:
-            picked[int(np.argmax(raw))] = top
-        else:
-            picked = _unknown(size)
+        picked = _pick_majority(raw)
     elif mode in ("probability", "crossentropy"):
-        taken, count, valid = 0.0, 0, True
-        while taken < 0.75 * total and count < 3 and valid:
-            top = raw.max()
-            for i in range(size):
-                if raw[i] == top:
-                    picked[i] = top
-                    raw[i] = 0.0
-                    taken += top
-                    count += 1
-                    if i >= NUM_EMOTIONS:  # unknown/NF among the top counts: stop here
-                        valid = False
-                        if picked.sum() > top:  # emotions were taken before: drop unknown/NF
-                            picked[i] = 0.0
-                            count -= 1
-                        break
-        if picked.sum() <= 0.5 * total or count > 3:
-            picked = _unknown(size)
-    else:  # multi_target
-        picked = np.where(raw >= 0.3 * total, raw, 0.0)
-        if picked.sum() <= 0.5 * total:
-            picked = _unknown(size)
+        picked = _pick_top_counts(raw)
+    else:
+        picked = _pick_multi_target(raw)
     distribution = picked / picked.sum()
     if int(np.argmax(distribution)) >= NUM_EMOTIONS:
         return None
     emotions = distribution[:NUM_EMOTIONS]
     emotions = emotions / emotions.sum()
     return ferplus_votes_to_spec(emotions)
+
+
+def _pick_majority(raw: np.ndarray) -> np.ndarray:
+    """``majority``: the top count if it is more than half of the votes, else "unknown"."""
+    total = raw.sum()
+    picked = np.zeros(raw.size, dtype=np.float64)
+    top = raw.max()
+    if top > 0.5 * total:
+        picked[int(np.argmax(raw))] = top
+        return picked
+    return _unknown(raw.size)
+
+
+def _pick_top_counts(raw: np.ndarray) -> np.ndarray:
+    """``probability`` / ``crossentropy``: the largest counts (ties at once) until they hold >= 75 % of the
+    votes or 3 emotions are taken, stopping at unknown/NF; "unknown" if they hold <= 50 % or more than 3
+    emotions were taken. ``raw`` is consumed."""
+    total = raw.sum()
+    picked = np.zeros(raw.size, dtype=np.float64)
+    taken, count, valid = 0.0, 0, True
+    while taken < 0.75 * total and count < 3 and valid:
+        top = raw.max()
+        for i in range(raw.size):
+            if raw[i] == top:
+                picked[i] = top
+                raw[i] = 0.0
+                taken += top
+                count += 1
+                if i >= NUM_EMOTIONS:  # unknown/NF among the top counts: stop here
+                    valid = False
+                    if picked.sum() > top:  # emotions were taken before: drop unknown/NF
+                        picked[i] = 0.0
+                        count -= 1
+                    break
+    if picked.sum() <= 0.5 * total or count > 3:
+        return _unknown(raw.size)
+    return picked
+
+
+def _pick_multi_target(raw: np.ndarray) -> np.ndarray:
+    """``multi_target``: every count >= 30 % of the votes, "unknown" if those hold <= 50 %."""
+    total = raw.sum()
+    picked = np.where(raw >= 0.3 * total, raw, 0.0)
+    if picked.sum() <= 0.5 * total:
+        return _unknown(raw.size)
+    return picked
 
 
 def ferplus_target(raw_votes: np.ndarray, mode: str = "majority",
@@ -535,10 +560,11 @@ def ferplus_target(raw_votes: np.ndarray, mode: str = "majority",
 
 
 __all__ = [
+    "BASELINE_KINDS",
     "FER2013NEW_COLUMNS",
     "FER2013_COLUMNS",
+    "FERPLUS_KINDS",
     "FerPlusSource",
-    "TARGET_MODES",
     "detect_layout",
     "ferplus_label_distribution",
     "ferplus_target",

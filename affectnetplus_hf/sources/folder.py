@@ -1,32 +1,15 @@
 """Generic folder reader: images + one CSV of labels.
 
-The CSV (``votes.csv``, ``annotations.csv`` or ``labels.csv`` in the folder, looked for in that order,
-or any file given as ``csv_path``, UTF-8 text) has an ``image`` column (path relative to the folder, and inside
-it: absolute paths and ``..`` steps out of the folder are refused; symlinks are not resolved) and one of:
+The CSV (``votes.csv``, ``annotations.csv`` or ``labels.csv`` in the folder, looked for in that order, or
+``csv_path``; UTF-8) has an ``image`` column (a path inside the folder) and, by layout: ``votes`` — one row per
+image, one count column per emotion (label-space names, common synonyms accepted) plus optional non-emotion
+columns summed into ``non_emotion_votes``; ``annotations`` — one row per ``(image, annotator, label)``;
+``labels`` — ``image,label``, one hard label per image (no votes). An optional ``split`` column takes
+``train``/``validation``/``test`` (and common aliases); without it every image is ``train``.
 
-``votes`` layout — one row per image, one column of vote counts per emotion, named after the label-space
-emotions (case-insensitive; ``happiness``, ``sadness``, ``angry``... accepted), optional non-emotion
-columns (``unknown``, ``NF``, ``None``, ``Uncertain``, ``Non-Face``) summed into ``non_emotion_votes``;
-every cell holds an integer count (an empty cell is an error, not 0)::
-
-    image,split,Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt
-    images/0001.png,train,3,0,0,0,0,0,2,0
-
-``annotations`` layout — one row per annotation, ``label`` an emotion name (case-insensitive), an index
-0–7, or a non-emotion label (``None``, ``Uncertain``, ``Non-Face``, ``unknown``, ``NF``)::
-
-    image,annotator,label,split
-    images/0001.png,a1,Neutral,train
-    images/0001.png,a2,anger,train
-
-``labels`` layout — ``image,label`` without ``annotator``: one hard label per image (no votes).
-
-An optional ``split`` column takes ``train``/``validation``/``test`` (also ``training``, ``val``, ``valid``,
-``PublicTest``, ``PrivateTest``); without it every image is ``train``. ``hard_label`` is the
-``docs/method.md#mas-split`` majority (unique top emotion beating the non-emotion votes), else ``None``;
-every image is yielded.
-A duplicated image row (votes) or ``(image, annotator)`` pair keeps the last row and the earlier one is
-reported in ``source.skipped``.
+``hard_label`` is the ``docs/method.md#mas-split`` majority, else ``None``; every image is yielded. A duplicated
+image row (votes) or ``(image, annotator)`` pair keeps the last row and reports the earlier one in
+``source.skipped``. The layouts in full: ``docs/architecture.md#folder-source``.
 """
 
 from __future__ import annotations
@@ -44,7 +27,13 @@ import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS
 from affectnetplus_hf.records import FaceRecord
-from affectnetplus_hf.sources.base import RowError, SkipReport, Source, relative_path_inside, utf8_lines
+from affectnetplus_hf.sources.base import (
+    RowError,
+    SkipReport,
+    Source,
+    relative_path_inside,
+    utf8_lines,
+)
 from affectnetplus_hf.votes import hard_label_from_votes
 
 logger = logging.getLogger(__name__)
@@ -75,7 +64,8 @@ def parse_emotion_label(text: str, where: str) -> int | None:
     if key.isdigit() and 0 <= int(key) < NUM_EMOTIONS:
         return int(key)
     raise RowError(where, f"label {value!r} unknown; expected an emotion name ({', '.join(EMOTIONS)}, any case), "
-                          f"an index 0-{NUM_EMOTIONS - 1}, or a non-emotion label (None, Uncertain, Non-Face, unknown, NF)")
+                          f"an index 0-{NUM_EMOTIONS - 1}, or a non-emotion label (None, Uncertain, Non-Face, "
+                          "unknown, NF)")
 
 
 def parse_split(text: str, where: str) -> str:
@@ -229,7 +219,8 @@ class FolderSource(Source):
                 where = f"{self.csv_path}:{line}"
                 try:
                     if len(row) < len(header):
-                        raise RowError(where, f"row has {len(row)} fields; expected {len(header)} ({', '.join(header)})")
+                        raise RowError(where, f"row has {len(row)} fields; expected {len(header)} "
+                                              f"({', '.join(header)})")
                     image_id = self._image_id(row[image_col], where)
                     split = parse_split(row[split_col], where) if split_col is not None else "train"
                     if self.layout == "votes":
@@ -290,8 +281,8 @@ class FolderSource(Source):
         if annotator in entry.annotators:
             previous = entry.annotators[annotator]
             self._report.add(split, where, "duplicate_annotation",
-                             f"annotator {annotator} labelled {image_id} again ({previous!r} -> {label_text.strip()!r}); "
-                             "kept the later label", at_open=True)
+                             f"annotator {annotator} labelled {image_id} again ({previous!r} -> "
+                             f"{label_text.strip()!r}); kept the later label", at_open=True)
             old = parse_emotion_label(previous, where)
             if old is None:
                 entry.non_emotion -= 1

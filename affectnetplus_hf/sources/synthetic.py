@@ -84,7 +84,8 @@ def read_sample_info(root: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: missing; expected a synthetic sample folder")
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or data.get("kind") != SAMPLE_KIND:
-        raise ValueError(f"{path}: kind must be {SAMPLE_KIND!r}, got {data.get('kind') if isinstance(data, dict) else data!r}")
+        found = data.get("kind") if isinstance(data, dict) else data
+        raise ValueError(f"{path}: kind must be {SAMPLE_KIND!r}, got {found!r}")
     return data
 
 

@@ -44,7 +44,13 @@ from torch.utils.data import Dataset
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS
 from affectnetplus_hf.fileio import write_json_atomic, write_text_atomic
 from affectnetplus_hf.reports.model_card import render_baseline_card
-from affectnetplus_hf.sources.ferplus import TARGET_MODES, VOTE_COLUMNS, ferplus_label_distribution, ferplus_target
+from affectnetplus_hf.sources.ferplus import (
+    BASELINE_KINDS,
+    FERPLUS_KINDS,
+    VOTE_COLUMNS,
+    ferplus_label_distribution,
+    ferplus_target,
+)
 from affectnetplus_hf.training.config import TrainConfig, resolve_preset
 from affectnetplus_hf.training.data import (
     FacePreprocessor,
@@ -57,10 +63,6 @@ from affectnetplus_hf.training.loop import derive_seed, train_model
 
 logger = logging.getLogger(__name__)
 
-#: FER+'s training modes (Barsoum et al. 2016), trained as baseline kinds next to "hard" and "soft".
-FERPLUS_KINDS: tuple[str, ...] = TARGET_MODES
-#: Every kind :func:`train_baseline` trains.
-KINDS: tuple[str, ...] = ("hard", "soft", *FERPLUS_KINDS)
 #: Seed tag of probability mode's draws (kept apart from the augmentation's and the loop's streams).
 PROBABILITY_SEED_TAG = 0xFE2B
 
@@ -257,7 +259,7 @@ def _check_targets(kind: str, targets, n: int) -> np.ndarray:
         if not np.issubdtype(targets.dtype, np.integer):
             raise ValueError(f"FER+ {kind} targets must be integer vote counts, got dtype {targets.dtype}")
         return targets.astype(np.int64)
-    raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    raise ValueError(f"kind must be one of {BASELINE_KINDS}, got {kind!r}")
 
 
 def train_baseline(records, targets, config: TrainConfig, kind: str | None = None) -> BaselineRun:

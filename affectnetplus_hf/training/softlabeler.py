@@ -495,7 +495,7 @@ def read_mas(config: TrainConfig) -> list:
         if not records:
             raise ValueError(f"{config.data}: no image with votes in splits {list(config.mas_splits)}; "
                              f"the multi-annotated source has {found}")
-    skipped = getattr(source, "bad", None)
+    skipped = source.skipped
     if skipped:
         logger.warning("the source skipped %d rows: %s", len(skipped), skipped)
     if not records:
