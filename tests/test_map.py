@@ -19,7 +19,7 @@ from datasets import ClassLabel, Features, List, Value  # noqa: E402
 from affectnetplus_hf.cli import main  # noqa: E402
 from affectnetplus_hf.emotions import EMOTIONS  # noqa: E402
 from affectnetplus_hf.hf_map import SoftLabelMap, map_features  # noqa: E402
-from affectnetplus_hf.image_processing import BadImageError  # noqa: E402
+from affectnetplus_hf.images import BadImageError  # noqa: E402
 from affectnetplus_hf.labeling import SOFT_LABEL_COLUMNS  # noqa: E402
 from affectnetplus_hf.subsets import assign_subsets  # noqa: E402
 
