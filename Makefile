@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup lint demo test test-fast bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ setup: $(VENV)/.installed
 demo: setup
 	HF_HOME=$${HF_HOME:-$(CURDIR)/.hf_home} $(VENV)/bin/affectnetplus demo $(DEMO_DIR)
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check affectnetplus_hf tests benchmarks scripts
+	$(VENV)/bin/ruff format --check affectnetplus_hf tests benchmarks scripts
+
+test: lint
 	HF_HOME=$$(mktemp -d) $(PY) -m pytest tests
 
 test-fast: setup

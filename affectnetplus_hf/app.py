@@ -334,7 +334,7 @@ def family_figure(result: dict[str, Any]):
 def write_sample_faces(directory: str | os.PathLike, n: int = DEFAULT_N_EXAMPLES, seed: int = 0) -> list[str]:
     """Render a small synthetic sample into ``directory`` (which must not exist yet) and return the paths of
     ``n`` of its faces, faces of different primary emotions first."""
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
 
     if n <= 0:
         return []

@@ -49,7 +49,7 @@ def _marked_complete(path: Path, kind: str) -> bool:
 
 
 def _done_sample(path: Path) -> bool:
-    return _marked_complete(path, "sample")  # affectnetplus_hf.sample.write_sample
+    return _marked_complete(path, "sample")  # affectnetplus_hf.synthetic.write_sample
 
 
 def _done_softlabeler(path: Path) -> bool:
@@ -157,7 +157,7 @@ def _run_stages(out: Path, *, seed: int, n_train: int | None, n_val: int | None,
                 progress: bool, stages: tuple[str, ...], train_overrides: dict[str, Any] | None) -> dict[str, Any]:
     """The stages of :func:`run_demo` into ``out`` (locked and marked by the caller)."""
     from affectnetplus_hf.dataset import build_dataset
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
 
     paths = {name: out / name for name in STAGES}
     summary = DemoSummary(str(out))

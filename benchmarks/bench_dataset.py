@@ -72,7 +72,7 @@ def main() -> None:
     from affectnetplus_hf.emotions import EMOTIONS
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
     from affectnetplus_hf.sources import open_source
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
 
     with tempfile.TemporaryDirectory(prefix="bench-dataset-") as tmp:
         root = Path(tmp)

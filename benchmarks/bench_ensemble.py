@@ -125,7 +125,7 @@ def build_labeler(ebc, au, n_backbones: int):
 def sample_records(root: Path, n_images: int, image_size: int, workers: int):
     """``n_images`` FaceRecords (with face boxes) of a freshly written synthetic sample."""
     from affectnetplus_hf.sources import open_source
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
 
     n_val = max(1, n_images // 8)
     write_sample(root, n_train=n_images - n_val, n_val=n_val, n_mas=2, image_size=image_size, seed=0,

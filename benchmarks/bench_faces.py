@@ -106,7 +106,7 @@ def score_real(finder, photos) -> dict:
 def ferplus_faces(data: Path, split: str, n: int, seed: int):
     """``(images, vote distributions)`` of ``n`` seeded faces of a FER+ split with emotion votes."""
     from affectnetplus_hf.images import load_image
-    from affectnetplus_hf.sampling.mas import record_vote_distributions
+    from affectnetplus_hf.mas.split import record_vote_distributions
     from affectnetplus_hf.training.calibrate import vote_records
 
     records = vote_records(data, split)

@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from affectnetplus_hf.fileio import write_text_atomic
-    from affectnetplus_hf.sampling.mas import mas_arrays, record_vote_distributions
+    from affectnetplus_hf.mas.split import mas_arrays, record_vote_distributions
     from affectnetplus_hf.training.calibrate import vote_records
     from affectnetplus_hf.training.config import TrainConfig, resolve_preset
     from affectnetplus_hf.training.data import FacePreprocessor, decode_records

@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--results", default=str(RESULTS))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
 
     ebc = [b for b in args.ebc_backbones.split(",") if b]
     with tempfile.TemporaryDirectory(prefix="bench-labeling-") as tmp:

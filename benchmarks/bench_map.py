@@ -52,7 +52,7 @@ def time_label(model: Path, sample: Path, out: Path, args) -> float:
 def time_map(model: Path, saved: Path, cache: Path, args) -> float:
     from datasets import load_from_disk
 
-    from affectnetplus_hf.hf_map import SoftLabelMap
+    from affectnetplus_hf.dataset_map import SoftLabelMap
 
     start = time.perf_counter()
     ds = load_from_disk(str(saved))
@@ -82,7 +82,7 @@ def main() -> None:
     import torch
 
     from affectnetplus_hf.sources import open_source
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
     from bench_labeling import make_model
 
     datasets.disable_progress_bars()

@@ -1,6 +1,6 @@
 """Accuracy of the offline metadata backends on the synthetic sample's ground truth (`docs/method.md#metadata`).
 
-Renders a synthetic sample (``sample.writer.write_sample``) into a temporary folder and scores,
+Renders a synthetic sample (``synthetic.writer.write_sample``) into a temporary folder and scores,
 on its AffectNet part (which has face boxes):
 
 * head pose from the **ground-truth** landmarks with ``solvepnp`` (each point set and focal
@@ -52,7 +52,7 @@ POSE_VARIANTS = [("all", 1.0), ("all", 10.0), ("rigid", 1.0), ("rigid", 10.0)]
 
 def make_sample(directory: Path, n_train: int, seed: int, image_size: int) -> tuple[list[FaceRecord], dict[str, dict[str, Any]]]:
     """Write a synthetic sample; return the AffectNet-part records (with face boxes) and the ground truth."""
-    from affectnetplus_hf.sample.writer import write_sample
+    from affectnetplus_hf.synthetic.writer import write_sample
 
     write_sample(directory, n_train=n_train, n_val=0, n_mas=8, seed=seed, image_size=image_size,
                  progress=False, contact_sheet=False)  # fmt: skip

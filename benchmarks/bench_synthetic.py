@@ -1,4 +1,4 @@
-"""Benchmark: rendering speed of the synthetic sample (affectnetplus_hf.sample).
+"""Benchmark: rendering speed of the synthetic sample (affectnetplus_hf.synthetic).
 
 Measures, single process, at 112 px (default):
 * ``render``: labels + face drawing (:func:`make_item`) per second,
@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from affectnetplus_hf import sample as S
+from affectnetplus_hf import synthetic as S
 
 
 def _rate(n: int, fn) -> dict[str, float]:

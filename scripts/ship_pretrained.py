@@ -98,7 +98,7 @@ def panel_section(records, scores: dict, data_name: str, split: str, float16_cha
     """The card's section on the shipped model: data and terms, recipe, time, second-panel check."""
     from affectnetplus_hf.metrics.functional import second_panel_check
     from affectnetplus_hf.reports.licenses import license_for
-    from affectnetplus_hf.sampling.mas import mas_arrays
+    from affectnetplus_hf.mas.split import mas_arrays
 
     votes, non_emotion, _ = mas_arrays(records)
     rows = []
@@ -184,7 +184,7 @@ def write_test_faces(target: Path, fixtures: Path) -> None:
 
     import affectnetplus_hf
     from affectnetplus_hf.fileio import write_json_atomic
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
 
     with tempfile.TemporaryDirectory() as tmp:
         write_sample(Path(tmp), layout="csv", n_train=N_TEST_FACES, n_val=0, n_mas=0, image_size=96, seed=11,

@@ -46,7 +46,7 @@ def make_tiny_labeler(directory: Path) -> Path:
 
 
 def make_sample(directory: Path, n_train: int = 9, n_val: int = 4) -> Path:
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
 
     write_sample(directory, layout="csv", n_train=n_train, n_val=n_val, n_mas=2, image_size=40, seed=3,
                  contact_sheet=False, progress=False)
@@ -134,7 +134,7 @@ def detectable_faces(n: int = 2) -> list[Image.Image]:
     """The first ``n`` frontal synthetic sample faces (200×240, padded) in which the default detector finds
     exactly one face."""
     from affectnetplus_hf.faces import FaceFinder
-    from affectnetplus_hf.sample import make_face
+    from affectnetplus_hf.synthetic import make_face
 
     finder, faces = FaceFinder("auto", faces="all"), []
     rng = np.random.default_rng(0)

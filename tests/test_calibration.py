@@ -216,7 +216,7 @@ def test_calibrated_column_end_to_end(tmp_path):
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
     from affectnetplus_hf.models import SoftLabeler
     from affectnetplus_hf.models.inference import predict_files
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
 
     ebc, au, dist, confidences = _members(image_size=32)
     model = SoftLabeler.from_members(ebc, au, confidences, dist_members=dist, test_time_flip=True,

@@ -429,7 +429,7 @@ def _photo_source(folder: Path) -> Path:
     from PIL import Image
 
     from affectnetplus_hf.faces import FaceFinder
-    from affectnetplus_hf.sample import make_face
+    from affectnetplus_hf.synthetic import make_face
 
     finder, rng = FaceFinder("auto"), np.random.default_rng(0)
     for attempt in range(60):

@@ -391,8 +391,8 @@ def test_solvepnp_matches_synthetic_renderer_conventions():
     model: only sign and rough size are checked here; the benchmark measures the error)."""
     pytest.importorskip("cv2")
     from affectnetplus_hf.metadata.headpose import estimate_head_pose
-    from affectnetplus_hf.sample.parameters import draw_face_params
-    from affectnetplus_hf.sample.render import render_face
+    from affectnetplus_hf.synthetic.parameters import draw_face_params
+    from affectnetplus_hf.synthetic.render import render_face
 
     rng = np.random.default_rng(5)
     neutral = np.zeros((2, len(ACTION_UNITS)))
@@ -581,8 +581,8 @@ def test_mediapipe_backend_when_installed(tmp_path):
     pytest.importorskip("mediapipe")
     blank = FaceRecord("blank.png", image_path=str(_png(tmp_path / "blank.png", 96)))
     assert annotate([blank], "mediapipe", progress=False)["landmarks_68"] == [None]
-    from affectnetplus_hf.sample.parameters import draw_face_params
-    from affectnetplus_hf.sample.render import render_face
+    from affectnetplus_hf.synthetic.parameters import draw_face_params
+    from affectnetplus_hf.synthetic.render import render_face
 
     params = draw_face_params(np.random.default_rng(0), np.zeros((2, len(ACTION_UNITS))))
     image, truth, _ = render_face(params, image_size=112, supersample=1)

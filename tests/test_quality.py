@@ -40,7 +40,7 @@ CALIBRATED_MARGIN = 3.5  # the calibrated soft label's (and the distribution fam
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from affectnetplus_hf.demo import DEMO_SOFTLABELER
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
     from affectnetplus_hf.training import TrainConfig
     from affectnetplus_hf.training.softlabeler import train_soft_labeler
 
@@ -118,7 +118,7 @@ def test_soft_labels_against_the_ground_truth(trained, model):
 
 
 def test_soft_labels_rank_the_true_emotion(trained, model):
-    from affectnetplus_hf.sampling.mas import MASSplit
+    from affectnetplus_hf.mas.split import MASSplit
     from affectnetplus_hf.sources import open_multi_annotated
 
     sample, run = trained

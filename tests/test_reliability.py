@@ -545,7 +545,7 @@ def test_demo_overwrite_needs_a_demo_folder(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- 8. training runs
 @pytest.fixture(scope="module")
 def mas_sample(tmp_path_factory) -> Path:
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
 
     directory = tmp_path_factory.mktemp("mas") / "sample"
     write_sample(directory, n_train=8, n_val=4, n_mas=120, image_size=40, progress=False, contact_sheet=False)

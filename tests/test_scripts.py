@@ -28,7 +28,7 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
 
     root = tmp_path_factory.mktemp("scripts") / "sample"
     write_sample(root, n_train=48, n_val=16, n_mas=240, image_size=48, seed=5, contact_sheet=False, progress=False)
@@ -60,7 +60,7 @@ def ferplus_from_sample(sample: Path, root: Path) -> Path:
 @pytest.mark.slow
 def test_ferplus_script_trains_on_training_votes_and_scores_test_labels(sample, tmp_path):
     from affectnetplus_hf.labeling import load_labels
-    from affectnetplus_hf.sampling import MASSplit
+    from affectnetplus_hf.mas import MASSplit
 
     ferplus = ferplus_from_sample(sample, tmp_path / "ferplus")
     out = tmp_path / "out"

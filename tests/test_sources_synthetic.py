@@ -12,7 +12,7 @@ import pytest
 from affectnetplus_hf.cli import main
 from affectnetplus_hf.emotions import EMOTIONS
 from affectnetplus_hf.run_folder import MARKER_FILE
-from affectnetplus_hf.sample import write_sample
+from affectnetplus_hf.synthetic import write_sample
 from affectnetplus_hf.sources import detect_source, open_multi_annotated, open_source
 from affectnetplus_hf.sources.affectnet import AffectNetSource
 from affectnetplus_hf.sources.folder import FolderSource

@@ -1,4 +1,4 @@
-"""The embedded synthetic sample (affectnetplus_hf.sample): contract, ground truth, determinism, learnability."""
+"""The embedded synthetic sample (affectnetplus_hf.synthetic): contract, ground truth, determinism, learnability."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from affectnetplus_hf import sample as S
+from affectnetplus_hf import synthetic as S
 from affectnetplus_hf.emotions import ACTION_UNITS, EMOTION_TO_INDEX, EMOTIONS
 from affectnetplus_hf.run_folder import MARKER_FILE, FolderLock, Marker, RunFolderError
 from affectnetplus_hf.sources.synthetic import read_ground_truth

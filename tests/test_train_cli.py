@@ -28,7 +28,7 @@ TINY = ["--preset", "tiny", "--families", "ebc", "--ebc-epochs", "1", "--no_prog
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
 
     directory = tmp_path_factory.mktemp("sample")
     write_sample(directory, n_train=48, n_val=8, n_mas=240, image_size=64, progress=False, contact_sheet=False)

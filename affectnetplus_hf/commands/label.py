@@ -1,5 +1,5 @@
 """``affectnetplus label``: soft-label every image of a source (:mod:`affectnetplus_hf.labeling`) or of a
-Hugging Face dataset (:mod:`affectnetplus_hf.hf_map`) with a saved soft-labeler; the ``--help`` text is
+Hugging Face dataset (:mod:`affectnetplus_hf.dataset_map`) with a saved soft-labeler; the ``--help`` text is
 :data:`DESCRIPTION`."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ found on the EXIF-upright image (``--detector``), aligned and framed; each row k
 ``--no-face whole`` labels the whole image, ``--no-face error`` stops). Records with annotated boxes or
 landmarks (AffectNet) are used as annotated. The detection settings are part of the run's fingerprint.
 
-A Hugging Face dataset instead (``affectnetplus_hf.hf_map``)::
+A Hugging Face dataset instead (``affectnetplus_hf.dataset_map``)::
 
     affectnetplus label MODEL_DIR --hf-dataset PATH --image-column image [--hard-label-column label] \
         [--split train] OUT_DIR
@@ -171,10 +171,10 @@ def _labeling_config(args: argparse.Namespace):
 
 def label_hf_dataset(args: argparse.Namespace) -> dict:
     """``--hf-dataset``: map the soft-labeler over a Hugging Face dataset
-    (:func:`affectnetplus_hf.hf_map.label_hf_dataset`)."""
+    (:func:`affectnetplus_hf.dataset_map.label_hf_dataset`)."""
     import torch
 
-    from affectnetplus_hf.hf_map import label_hf_dataset as run_map
+    from affectnetplus_hf.dataset_map import label_hf_dataset as run_map
 
     if args.num_threads is not None:
         torch.set_num_threads(int(args.num_threads))

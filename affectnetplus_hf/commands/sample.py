@@ -3,7 +3,7 @@
 The sample is rendered procedurally (faces drawn from the action units of ``docs/method.md#action-units``,
 blends of two emotions, simulated annotators) and written in AffectNet's own on-disk layouts plus a
 multi-annotated part, so every reader and command runs on it unchanged. See
-:func:`affectnetplus_hf.sample.write_sample`.
+:func:`affectnetplus_hf.synthetic.write_sample`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
 
     kwargs = {
         name: getattr(args, name)

@@ -5,7 +5,7 @@ name the file, and the image processor saved beside the weights.
 * :func:`check_loaded_weights` — after loading: a checkpoint lacking tensors is an error.
 * :func:`default_image_processor`, :func:`load_saved_image_processor`, :func:`check_processor_matches`.
 * :func:`load_soft_labeler` — the one way to load a saved soft-labeler (``predict``, ``label``,
-  ``calibrate``, :class:`~affectnetplus_hf.hf_map.SoftLabelMap`).
+  ``calibrate``, :class:`~affectnetplus_hf.dataset_map.SoftLabelMap`).
 
 Importing this module is cheap (no torch): the CLI checks model folders before loading anything.
 """

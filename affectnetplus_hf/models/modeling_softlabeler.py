@@ -349,9 +349,9 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         ``kwargs``: ``hard_label_column``, ``hard_label_names``, ``face_box_column``, ``id_column``,
         ``device``, ``dtype``, ``skip_bad``, and for photos ``detect_faces=True`` with ``detector`` and
         ``no_face`` (adds ``face_box``; ``docs/method.md#face-stage``) of
-        :class:`affectnetplus_hf.hf_map.SoftLabelMap`.
+        :class:`affectnetplus_hf.dataset_map.SoftLabelMap`.
         """
-        from affectnetplus_hf.hf_map import SoftLabelMap
+        from affectnetplus_hf.dataset_map import SoftLabelMap
 
         return SoftLabelMap(self, image_column, **kwargs)
 

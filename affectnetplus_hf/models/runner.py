@@ -2,7 +2,7 @@
 
 ``affectnetplus label`` (:func:`affectnetplus_hf.labeling.label_records`), ``affectnetplus predict``
 (:func:`affectnetplus_hf.models.inference.predict_files`), :meth:`SoftLabeler.predict
-<affectnetplus_hf.models.SoftLabeler.predict>`, :class:`~affectnetplus_hf.hf_map.SoftLabelMap` and
+<affectnetplus_hf.models.SoftLabeler.predict>`, :class:`~affectnetplus_hf.dataset_map.SoftLabelMap` and
 calibration all run :func:`iter_soft_labels`:
 
 * :func:`resolve_device` — the device asked for, else the model's; CUDA asked for but absent is an error.

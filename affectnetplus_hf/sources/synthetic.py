@@ -1,4 +1,4 @@
-"""Reader of the embedded synthetic sample (written by :func:`affectnetplus_hf.sample.write_sample`).
+"""Reader of the embedded synthetic sample (written by :func:`affectnetplus_hf.synthetic.write_sample`).
 
 A sample folder holds ``sample_info.json`` (kind :data:`SAMPLE_KIND`), an AffectNet part in AffectNet's
 ``csv`` or ``npy`` layout, a ``multi_annotated/`` part in the folder reader's ``votes`` layout, and

@@ -24,7 +24,7 @@ import torch
 from affectnetplus_hf.calibration import QUALITY_ROWS, apply_calibration, fit_calibration
 from affectnetplus_hf.fileio import write_text_atomic
 from affectnetplus_hf.metrics.functional import crowd_agreement
-from affectnetplus_hf.sampling.mas import record_vote_distributions
+from affectnetplus_hf.mas.split import record_vote_distributions
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def calibrate_on_records(model, records: list, *, fitted_on: dict[str, Any], obj
 def _mas_ids(model_dir: Path) -> set[str] | None:
     """Every image id of the MAS recorded in ``model_dir/mas_split`` (train-MAS, test-MAS and the dropped
     images the distribution family learns from), or ``None`` when the folder keeps no MAS split."""
-    from affectnetplus_hf.sampling.mas import REPORT_FILE, SPLIT_FILE, MASSplit
+    from affectnetplus_hf.mas.split import REPORT_FILE, SPLIT_FILE, MASSplit
 
     folder = model_dir / MAS_SPLIT_DIR
     if not (folder / SPLIT_FILE).is_file() or not (folder / REPORT_FILE).is_file():

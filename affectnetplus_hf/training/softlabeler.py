@@ -37,8 +37,8 @@ from affectnetplus_hf.fileio import write_json_atomic, write_text_atomic
 from affectnetplus_hf.metrics.functional import accuracy, average_accuracy, confusion_matrix
 from affectnetplus_hf.paper import PAPER_N_TEST_PER_CLASS
 from affectnetplus_hf.run_folder import RunFolder, RunFolderError, records_fingerprint
-from affectnetplus_hf.sampling.mas import MASSplit, mas_arrays, record_vote_distributions, split_mas
-from affectnetplus_hf.sampling.negatives import select_one_vs_rest
+from affectnetplus_hf.mas.split import MASSplit, mas_arrays, record_vote_distributions, split_mas
+from affectnetplus_hf.mas.negatives import select_one_vs_rest
 from affectnetplus_hf.softlabel import confidence_score
 from affectnetplus_hf.training.calibrate import HOLDOUT, calibrate_on_records, hold_out, vote_records
 from affectnetplus_hf.training.config import TrainConfig, resolve_preset

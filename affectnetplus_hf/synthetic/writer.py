@@ -17,8 +17,8 @@ from PIL import Image
 
 from affectnetplus_hf.emotions import EMOTIONS
 from affectnetplus_hf.run_folder import RunFolder
-from affectnetplus_hf.sample.annotators import AnnotatorPool
-from affectnetplus_hf.sample.config import (
+from affectnetplus_hf.synthetic.annotators import AnnotatorPool
+from affectnetplus_hf.synthetic.config import (
     DEFAULT_BLEND_FRACTION,
     DEFAULT_IMAGE_SIZE,
     DEFAULT_JPEG_QUALITY,
@@ -29,8 +29,8 @@ from affectnetplus_hf.sample.config import (
     DEFAULT_VA_MISSING_FRACTION,
     SAMPLE_VERSION,
 )
-from affectnetplus_hf.sample.contact_sheet import save_contact_sheet
-from affectnetplus_hf.sample.items import SampleSpec, make_item
+from affectnetplus_hf.synthetic.contact_sheet import save_contact_sheet
+from affectnetplus_hf.synthetic.items import SampleSpec, make_item
 from affectnetplus_hf.sources.affectnet import CSV_COLUMNS as AFFECTNET_CSV_COLUMNS
 from affectnetplus_hf.sources.affectnet import (
     CSV_IMAGE_DIRS,
@@ -231,7 +231,7 @@ def write_sample(
       annotator, label) with ``n_annotators`` votes per image. All of it is in split ``"train"``: the
       test-MAS is selected from it (``docs/method.md#mas-split``).
     * ``ground_truth.csv``: image_id, part, split, the 8 soft-label columns
-      (:func:`~affectnetplus_hf.sample.expressions.soft_label_of`), primary, secondary, blend_weight (the
+      (:func:`~affectnetplus_hf.synthetic.expressions.soft_label_of`), primary, secondary, blend_weight (the
       secondary's weight), intensity (the expression intensity; below 1 its missing share is on Neutral),
       yaw, pitch, roll (degrees), landmarks (136 floats); read by
       :func:`affectnetplus_hf.sources.synthetic.read_ground_truth`.

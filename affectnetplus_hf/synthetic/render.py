@@ -1,6 +1,6 @@
 """The synthetic sample's face renderer: PIL polygons and lines on a supersampled canvas.
 
-:func:`render_face` draws one face of :class:`~affectnetplus_hf.sample.parameters.FaceParams` in named
+:func:`render_face` draws one face of :class:`~affectnetplus_hf.synthetic.parameters.FaceParams` in named
 steps, back to front — background, body, head and hair, eyes (with AU6/AU7 lids, crow's feet, cheeks),
 forehead lines (AU1/2/4), brows, nose (AU9/10), mouth (AU10-27, nasolabial folds, dimples) and chin
 (AU17) — then downsamples and applies lighting, blur and noise. The face is collected in canonical
@@ -18,9 +18,9 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from affectnetplus_hf.sample.config import DEFAULT_IMAGE_SIZE
-from affectnetplus_hf.sample.geometry import FaceGeometry, Projector, ellipse, grid
-from affectnetplus_hf.sample.parameters import Color, FaceParams
+from affectnetplus_hf.synthetic.config import DEFAULT_IMAGE_SIZE
+from affectnetplus_hf.synthetic.geometry import FaceGeometry, Projector, ellipse, grid
+from affectnetplus_hf.synthetic.parameters import Color, FaceParams
 
 Framing = Literal["scene", "face"]
 
@@ -374,7 +374,7 @@ def render_face(
 
     Args:
         params: what to draw (AUs, pose, identity, nuisance), e.g. from
-            :func:`~affectnetplus_hf.sample.parameters.draw_face_params`.
+            :func:`~affectnetplus_hf.synthetic.parameters.draw_face_params`.
         image_size: output side in pixels (square RGB image).
         rng: generator for the pixel noise (``None``: a generator seeded with 0).
         supersample: drawing resolution factor (antialiasing); 1 is fastest.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from affectnetplus_hf.emotions import EMOTION_TO_INDEX, EMOTIONS, NUM_EMOTIONS, au_overlap
-from affectnetplus_hf.sample.expressions import EMOTION_VALENCE_AROUSAL
+from affectnetplus_hf.synthetic.expressions import EMOTION_VALENCE_AROUSAL
 
 
 def confusion_matrix(neutral_weight: float = 1.0, base: float = 0.3) -> np.ndarray:
@@ -52,7 +52,7 @@ def vote_distribution(soft_label: np.ndarray, error_rate: float, confusion: np.n
     confusion row of its largest emotion.
 
     The soft label already gives a weak expression its Neutral share
-    (:func:`~affectnetplus_hf.sample.expressions.soft_label_of`), so weak faces draw more Neutral votes
+    (:func:`~affectnetplus_hf.synthetic.expressions.soft_label_of`), so weak faces draw more Neutral votes
     without a separate intensity term.
     """
     primary = int(np.argmax(soft_label))

@@ -19,7 +19,7 @@ Color = tuple[int, int, int]
 
 @dataclass
 class FaceParams:
-    """Everything :func:`~affectnetplus_hf.sample.render.render_face` needs to draw one face (canonical
+    """Everything :func:`~affectnetplus_hf.synthetic.render.render_face` needs to draw one face (canonical
     units: half face width = 1).
 
     Attributes:

@@ -31,7 +31,7 @@ import numpy as np
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS
 from affectnetplus_hf.fileio import write_text_atomic
-from affectnetplus_hf.sampling.negatives import SamplingWarning, select_one_vs_rest
+from affectnetplus_hf.mas.negatives import SamplingWarning, select_one_vs_rest
 from affectnetplus_hf.votes import (
     TieMode,
     agreement,

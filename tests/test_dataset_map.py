@@ -1,4 +1,4 @@
-"""Soft labels through ``datasets.map`` (:mod:`affectnetplus_hf.hf_map`) and ``label --hf-dataset``."""
+"""Soft labels through ``datasets.map`` (:mod:`affectnetplus_hf.dataset_map`) and ``label --hf-dataset``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from datasets import ClassLabel, Features, List, Value  # noqa: E402
 
 from affectnetplus_hf.cli import main  # noqa: E402
 from affectnetplus_hf.emotions import EMOTIONS  # noqa: E402
-from affectnetplus_hf.hf_map import SoftLabelMap, map_features  # noqa: E402
+from affectnetplus_hf.dataset_map import SoftLabelMap, map_features  # noqa: E402
 from affectnetplus_hf.images import BadImageError  # noqa: E402
 from affectnetplus_hf.labeling import SOFT_LABEL_COLUMNS  # noqa: E402
 from affectnetplus_hf.subsets import assign_subsets  # noqa: E402
@@ -30,7 +30,7 @@ NO_LABEL = 2  # the row whose hard label is null
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory, make_tiny_labeler):
     from affectnetplus_hf.models import SoftLabeler
-    from affectnetplus_hf.sample import write_sample
+    from affectnetplus_hf.synthetic import write_sample
     from affectnetplus_hf.sources import open_source
 
     datasets.disable_progress_bars()

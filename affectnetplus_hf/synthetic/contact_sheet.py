@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from affectnetplus_hf.emotions import EMOTION_TO_INDEX, EMOTIONS, NUM_EMOTIONS
-from affectnetplus_hf.sample.items import SampleSpec
+from affectnetplus_hf.synthetic.items import SampleSpec
 from affectnetplus_hf.sources.synthetic import read_ground_truth
 
 #: A cell of the sheet: ``(image_id, caption)``, or ``None`` for an empty cell.

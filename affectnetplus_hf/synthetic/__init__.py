@@ -27,14 +27,14 @@ Same seed, same arguments => byte-identical files. The sample is read back by
 
 from __future__ import annotations
 
-from affectnetplus_hf.sample.annotators import (
+from affectnetplus_hf.synthetic.annotators import (
     AnnotatorPool,
     confusion_matrix,
     draw_valence_arousal,
     simulate_votes,
     vote_distribution,
 )
-from affectnetplus_hf.sample.config import (
+from affectnetplus_hf.synthetic.config import (
     DEFAULT_BLEND_FRACTION,
     DEFAULT_IMAGE_SIZE,
     DEFAULT_JPEG_QUALITY,
@@ -45,8 +45,8 @@ from affectnetplus_hf.sample.config import (
     DEFAULT_VA_MISSING_FRACTION,
     SAMPLE_VERSION,
 )
-from affectnetplus_hf.sample.contact_sheet import save_contact_sheet
-from affectnetplus_hf.sample.expressions import (
+from affectnetplus_hf.synthetic.contact_sheet import save_contact_sheet
+from affectnetplus_hf.synthetic.expressions import (
     EMOTION_AU_INTENSITY,
     FULL_EXPRESSION_INTENSITY,
     blend_aus,
@@ -54,10 +54,10 @@ from affectnetplus_hf.sample.expressions import (
     emotion_au_matrix,
     soft_label_of,
 )
-from affectnetplus_hf.sample.items import SampleSpec, item_rng, make_face, make_item
-from affectnetplus_hf.sample.parameters import FaceParams, draw_face_params
-from affectnetplus_hf.sample.render import render_face
-from affectnetplus_hf.sample.writer import encode_image, label_noise, write_sample
+from affectnetplus_hf.synthetic.items import SampleSpec, item_rng, make_face, make_item
+from affectnetplus_hf.synthetic.parameters import FaceParams, draw_face_params
+from affectnetplus_hf.synthetic.render import render_face
+from affectnetplus_hf.synthetic.writer import encode_image, label_noise, write_sample
 
 __all__ = [
     "DEFAULT_BLEND_FRACTION",

@@ -4,7 +4,7 @@ Every image is drawn from its own ``numpy.random.Generator`` seeded with ``(seed
 index)`` (:func:`item_rng`), so an image does not depend on the order or the process that renders it.
 
 Choices: each image draws an expression intensity in [0.7, 1.1] (scaling its AU vector; below
-:data:`~affectnetplus_hf.sample.expressions.FULL_EXPRESSION_INTENSITY` the missing share goes to Neutral
+:data:`~affectnetplus_hf.synthetic.expressions.FULL_EXPRESSION_INTENSITY` the missing share goes to Neutral
 in the ground truth). The AffectNet part shows a face in a scene (its face box in the annotations); the
 multi-annotated part holds face crops, as FER+ does — the face box (forehead to chin) fills the image,
 stretched exactly as the image processor's crop-and-resize stretches an AffectNet-part face box — so a
@@ -19,11 +19,11 @@ import numpy as np
 from PIL import Image
 
 from affectnetplus_hf.emotions import EMOTION_TO_INDEX, EMOTIONS, NUM_EMOTIONS
-from affectnetplus_hf.sample.annotators import AnnotatorPool, draw_valence_arousal, simulate_votes
-from affectnetplus_hf.sample.config import DEFAULT_BLEND_FRACTION, DEFAULT_IMAGE_SIZE, DEFAULT_VA_MISSING_FRACTION
-from affectnetplus_hf.sample.expressions import blend_aus, draw_blend, soft_label_of
-from affectnetplus_hf.sample.parameters import FaceParams, draw_face_params
-from affectnetplus_hf.sample.render import render_face
+from affectnetplus_hf.synthetic.annotators import AnnotatorPool, draw_valence_arousal, simulate_votes
+from affectnetplus_hf.synthetic.config import DEFAULT_BLEND_FRACTION, DEFAULT_IMAGE_SIZE, DEFAULT_VA_MISSING_FRACTION
+from affectnetplus_hf.synthetic.expressions import blend_aus, draw_blend, soft_label_of
+from affectnetplus_hf.synthetic.parameters import FaceParams, draw_face_params
+from affectnetplus_hf.synthetic.render import render_face
 
 
 @dataclass
@@ -32,7 +32,7 @@ class SampleSpec:
 
     ``soft_label`` is the blend (``1 - blend_weight`` on ``primary`` and ``blend_weight`` on
     ``secondary``; ``secondary`` is ``None`` and ``blend_weight`` 0 for a pure emotion) scaled by
-    ``min(1, intensity)``, the rest on Neutral (:func:`~affectnetplus_hf.sample.expressions.soft_label_of`).
+    ``min(1, intensity)``, the rest on Neutral (:func:`~affectnetplus_hf.synthetic.expressions.soft_label_of`).
     ``face_box`` is ``(x, y, w, h)`` in image pixels (AffectNet's convention); ``landmarks`` are the
     (68, 2) iBUG points in image pixels; ``au_intensity`` the (21,) per-AU maximum over both sides.
     """

@@ -32,7 +32,7 @@ from affectnetplus_hf.emotions import (
     NUM_EMOTIONS,
     au_overlap,
 )
-from affectnetplus_hf.sample.config import DEFAULT_BLEND_FRACTION
+from affectnetplus_hf.synthetic.config import DEFAULT_BLEND_FRACTION
 
 #: Rendering AU intensities per emotion (1.0 = a full, exaggerated action). Keys are the AUs of
 #: ``docs/method.md#action-units``; every Table 2 AU of an emotion is present except Anger's AU25/26.

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from affectnetplus_hf.emotions import EMOTION_TO_INDEX, EMOTIONS, FERPLUS_TO_INDEX, au_overlap, ferplus_votes_to_spec
 from affectnetplus_hf.records import FaceRecord
 from affectnetplus_hf.votes import agreement, is_unanimous, majority_labels
-from affectnetplus_hf.sampling import (
+from affectnetplus_hf.mas import (
     SPLIT_FILE,
     MASSplit,
     SamplingWarning,

@@ -5,7 +5,7 @@
 The majority-vote rule lives in :mod:`affectnetplus_hf.votes`.
 """
 
-from affectnetplus_hf.sampling.mas import (
+from affectnetplus_hf.mas.split import (
     DROP_NO_VOTES,
     DROP_NON_EMOTION,
     DROP_REASONS,
@@ -20,7 +20,7 @@ from affectnetplus_hf.sampling.mas import (
     split_mas,
     split_mas_records,
 )
-from affectnetplus_hf.sampling.negatives import (
+from affectnetplus_hf.mas.negatives import (
     DEFAULT_UNIFORM_FRACTION,
     NegativeQuotas,
     SamplingWarning,

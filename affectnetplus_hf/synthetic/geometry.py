@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from affectnetplus_hf.sample.expressions import AU_COLUMN
-from affectnetplus_hf.sample.parameters import FaceParams
+from affectnetplus_hf.synthetic.expressions import AU_COLUMN
+from affectnetplus_hf.synthetic.parameters import FaceParams
 
 
 def au_intensity(aus: np.ndarray, au: int, side: int | None = None) -> float:
@@ -47,7 +47,7 @@ def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 18) -> np.ndarr
 
 
 class FaceGeometry:
-    """The canonical face of :class:`~affectnetplus_hf.sample.parameters.FaceParams`: outline, features,
+    """The canonical face of :class:`~affectnetplus_hf.synthetic.parameters.FaceParams`: outline, features,
     landmarks and depth, deformed by the face's (2, 21) AU intensities."""
 
     def __init__(self, params: FaceParams):
