@@ -1,10 +1,8 @@
 """affectnetplus-hf: AffectNet+ soft labels in the Hugging Face ecosystem.
 
-Importing the package is cheap (no torch/transformers) and registers nothing. The AffectNet+ configs,
-models and image processor are registered with transformers' Auto classes (``AutoConfig``, ``AutoModel``,
-``AutoModelForImageClassification``, ``AutoImageProcessor``; no ``trust_remote_code``) by transformers'
-documented ``register`` calls in the modules that define them, so as soon as a model class is used —
-or by :func:`register_auto_classes` (:mod:`affectnetplus_hf.models.registration`)::
+Importing the package is cheap (no torch/transformers) and registers nothing. The configs, models and
+image processor are registered with transformers' Auto classes (no ``trust_remote_code``) by transformers'
+documented ``register`` calls, as soon as a model class is used or by :func:`register_auto_classes`::
 
     import affectnetplus_hf
     from transformers import AutoModel
@@ -12,8 +10,7 @@ or by :func:`register_auto_classes` (:mod:`affectnetplus_hf.models.registration`
     affectnetplus_hf.register_auto_classes()
     AutoModel.from_pretrained(affectnetplus_hf.pretrained_path("ferplus"))
 
-Model classes, the image processor and :func:`register_auto_classes` are exported here lazily (first
-access imports them).
+Model classes, the image processor and :func:`register_auto_classes` are exported here lazily.
 """
 
 from __future__ import annotations

@@ -112,8 +112,15 @@ def analyse_scores(scores: dict[str, Any], hard_label=None) -> dict[str, Any]:
     ranking = [int(i) for i in np.argsort(-soft, kind="stable")]
     rank = int(hard_label_ranks(soft[None, :], np.asarray([hard]))[0])
     subset = str(assign_subsets(soft[None, :], np.asarray([hard]))[0])
-    return {**scores, "hard_label": hard, "hard_label_name": EMOTIONS[hard], "rank": rank, "subset": subset,
-            "ranking": ranking, "top": ranking[0]}
+    return {
+        **scores,
+        "hard_label": hard,
+        "hard_label_name": EMOTIONS[hard],
+        "rank": rank,
+        "subset": subset,
+        "ranking": ranking,
+        "top": ranking[0],
+    }
 
 
 def analyse_image(labeler, image, hard_label=None) -> dict[str, Any]:
@@ -123,9 +130,15 @@ def analyse_image(labeler, image, hard_label=None) -> dict[str, Any]:
 
 def _scores_of(output, k: int) -> dict[str, list[float] | None]:
     """Row ``k`` of a soft-labeler output as :func:`predict_scores` gives it."""
-    fields = {"soft_label": "soft_label", "spread": "spread", "ebc": "ebc_scores", "au": "au_scores",
-              "dist": "dist_scores", "calibrated": "soft_label_calibrated"}
-    return {key: _row(None if output.get(name) is None else output[name][k:k + 1]) for key, name in fields.items()}
+    fields = {
+        "soft_label": "soft_label",
+        "spread": "spread",
+        "ebc": "ebc_scores",
+        "au": "au_scores",
+        "dist": "dist_scores",
+        "calibrated": "soft_label_calibrated",
+    }
+    return {key: _row(None if output.get(name) is None else output[name][k : k + 1]) for key, name in fields.items()}
 
 
 def face_scores(labeler, pixel_values: np.ndarray) -> list[dict[str, list[float] | None]]:
@@ -136,12 +149,16 @@ def face_scores(labeler, pixel_values: np.ndarray) -> list[dict[str, list[float]
     from affectnetplus_hf.models.runner import iter_soft_labels
 
     batch = {"pixel_values": torch.from_numpy(np.ascontiguousarray(pixel_values, dtype=np.float32))}
-    return [_scores_of(output, k) for _, output in iter_soft_labels(labeler, [batch])
-            for k in range(output["soft_label"].shape[0])]
+    return [
+        _scores_of(output, k)
+        for _, output in iter_soft_labels(labeler, [batch])
+        for k in range(output["soft_label"].shape[0])
+    ]
 
 
-def analyse_upload(labeler, finder, path: str | os.PathLike, mode: str = DETECT_FACES,
-                   name: str | None = None) -> dict[str, Any]:
+def analyse_upload(
+    labeler, finder, path: str | os.PathLike, mode: str = DETECT_FACES, name: str | None = None
+) -> dict[str, Any]:
     """Every face of an uploaded file: ``{"image": the image shown, "faces": [{"number", "box", "score",
     "scores"}], "detector"}``, faces numbered from 1 left to right (`docs/method.md#face-stage`).
 
@@ -158,15 +175,29 @@ def analyse_upload(labeler, finder, path: str | os.PathLike, mode: str = DETECT_
     name = name or os.path.basename(os.fspath(path))
     if mode == WHOLE_IMAGE:
         image = load_image(path, name)
-        return {"image": image, "detector": None,
-                "faces": [{"number": 1, "box": (0.0, 0.0, float(image.size[0]), float(image.size[1])),
-                           "score": None, "scores": predict_scores(labeler, os.fspath(path))}]}
+        return {
+            "image": image,
+            "detector": None,
+            "faces": [
+                {
+                    "number": 1,
+                    "box": (0.0, 0.0, float(image.size[0]), float(image.size[1])),
+                    "score": None,
+                    "scores": predict_scores(labeler, os.fspath(path)),
+                }
+            ],
+        }
     image = load_image(path, name, upright=True)
-    rows = [row for row in photo_faces(finder, labeler.image_processor, path, name, no_face="skip", image=image)
-            if row.status == STATUS_FACE]
+    rows = [
+        row
+        for row in photo_faces(finder, labeler.image_processor, path, name, no_face="skip", image=image)
+        if row.status == STATUS_FACE
+    ]
     scores = face_scores(labeler, np.stack([row.pixel_values for row in rows])) if rows else []
-    faces = [{"number": row.index + 1, "box": tuple(row.box), "score": row.score, "scores": values}
-             for row, values in zip(rows, scores)]
+    faces = [
+        {"number": row.index + 1, "box": tuple(row.box), "score": row.score, "scores": values}
+        for row, values in zip(rows, scores)
+    ]
     return {"image": image, "faces": faces, "detector": finder.detector_name}
 
 
@@ -174,8 +205,9 @@ def largest_face(faces: Sequence[dict[str, Any]]) -> int | None:
     """Number of the largest face (``predict``'s default choice), None without faces."""
     if not faces:
         return None
-    return max(faces, key=lambda f: ((f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1]),
-                                     -f["number"]))["number"]
+    return max(faces, key=lambda f: ((f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1]), -f["number"]))[
+        "number"
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- views
@@ -189,8 +221,13 @@ def values_html(result: dict[str, Any] | None) -> str:
     """The soft label as an HTML table in ranking order (ids ``soft-label-<Emotion>``, 4 decimals)."""
     if not result:
         return '<div id="soft-label-values"><p>Upload a photo or pick a sample face.</p></div>'
-    columns = [("spread", "± spread"), ("ebc", "EBC"), ("au", "AU"), ("dist", "Distribution"),
-               ("calibrated", "Calibrated")]
+    columns = [
+        ("spread", "± spread"),
+        ("ebc", "EBC"),
+        ("au", "AU"),
+        ("dist", "Distribution"),
+        ("calibrated", "Calibrated"),
+    ]
     columns = [(key, name) for key, name in columns if result.get(key) is not None]
     head = "".join(f"<th>{name}</th>" for _, name in columns)
     rows = []
@@ -198,8 +235,9 @@ def values_html(result: dict[str, Any] | None) -> str:
         emotion = EMOTIONS[index]
         value = result["soft_label"][index]
         hard = index == result["hard_label"]
-        cells = "".join(f'<td class="{key}" id="{key}-{emotion}">{_fmt(result[key][index])}</td>'
-                        for key, _ in columns)
+        cells = "".join(
+            f'<td class="{key}" id="{key}-{emotion}">{_fmt(result[key][index])}</td>' for key, _ in columns
+        )
         mark = " ← hard label" if hard else ""
         rows.append(
             f'<tr data-emotion="{emotion}"{" class=hard-label" if hard else ""}><td>{position}</td>'
@@ -219,8 +257,8 @@ def summary_html(result: dict[str, Any] | None) -> str:
     top = EMOTIONS[result["top"]]
     return (
         f'<div id="summary-line"><p>Top emotion: <b id="top-emotion">{top}</b> '
-        f"({_fmt(result['soft_label'][result['top']])}). Hard label <b id=\"hard-label-name\">"
-        f"{result['hard_label_name']}</b> is ranked <b id=\"hard-label-rank\">{result['rank']}</b> of 8 → subset "
+        f'({_fmt(result["soft_label"][result["top"]])}). Hard label <b id="hard-label-name">'
+        f'{result["hard_label_name"]}</b> is ranked <b id="hard-label-rank">{result["rank"]}</b> of 8 → subset '
         f'<b id="subset-name">{result["subset"]}</b> (rank 1: easy, 2–3: challenging, 4–8: difficult).</p></div>'
     )
 
@@ -255,9 +293,11 @@ def faces_html(photo: dict[str, Any] | None) -> str:
         return '<div id="faces-found"></div>'
     items = "".join(
         f'<li class="face" data-face="{face["number"]}" data-box="{",".join(f"{v:.2f}" for v in face["box"])}">'
-        f'face {face["number"]}: box ({", ".join(f"{v:.0f}" for v in face["box"])})'
-        + ("" if face["score"] is None else f", detector score {face['score']:.2f}") + "</li>"
-        for face in photo["faces"])
+        f"face {face['number']}: box ({', '.join(f'{v:.0f}' for v in face['box'])})"
+        + ("" if face["score"] is None else f", detector score {face['score']:.2f}")
+        + "</li>"
+        for face in photo["faces"]
+    )
     return f'<div id="faces-found"><ol>{items}</ol></div>'
 
 
@@ -274,10 +314,16 @@ def photo_message(photo: dict[str, Any], name: str) -> tuple[str, bool]:
     if photo["detector"] is None:
         return f"{name}: the whole image labelled as one face crop.", False
     if not count:
-        return (f"No face found in {name} (the {photo['detector']} detector). If the image is already a face "
-                f"crop, choose '{WHOLE_IMAGE}'.", True)
-    return (f"{count} face{'s' if count > 1 else ''} found in {name} (the {photo['detector']} detector), "
-            "numbered from the left; choose one to see its soft label.", False)
+        return (
+            f"No face found in {name} (the {photo['detector']} detector). If the image is already a face "
+            f"crop, choose '{WHOLE_IMAGE}'.",
+            True,
+        )
+    return (
+        f"{count} face{'s' if count > 1 else ''} found in {name} (the {photo['detector']} detector), "
+        "numbered from the left; choose one to see its soft label.",
+        False,
+    )
 
 
 def soft_label_figure(result: dict[str, Any]):
@@ -309,9 +355,15 @@ def family_figure(result: dict[str, Any]):
     """Grouped bars of the family scores (EBC, AU, distribution: those the soft-labeler has) per emotion."""
     from matplotlib.figure import Figure
 
-    families = [(key, name, colour) for key, name, colour in (
-        ("ebc", "EBC", "#1f77b4"), ("au", "AU", "#ff7f0e"), ("dist", "Distribution", "#2ca02c"))
-        if result.get(key) is not None]
+    families = [
+        (key, name, colour)
+        for key, name, colour in (
+            ("ebc", "EBC", "#1f77b4"),
+            ("au", "AU", "#ff7f0e"),
+            ("dist", "Distribution", "#2ca02c"),
+        )
+        if result.get(key) is not None
+    ]
     figure = Figure(figsize=(6.4, 3.0), layout="constrained")
     axis = figure.subplots()
     positions = np.arange(NUM_EMOTIONS)
@@ -339,15 +391,26 @@ def write_sample_faces(directory: str | os.PathLike, n: int = DEFAULT_N_EXAMPLES
     if n <= 0:
         return []
     directory = Path(directory)
-    write_sample(directory, layout="csv", n_train=max(2 * n, 8), n_val=0, n_mas=0, seed=seed,
-                 contact_sheet=False, progress=False)
+    write_sample(
+        directory,
+        layout="csv",
+        n_train=max(2 * n, 8),
+        n_val=0,
+        n_mas=0,
+        seed=seed,
+        contact_sheet=False,
+        progress=False,
+    )
     primary: dict[str, str] = {}
     truth = directory / "ground_truth.csv"
     if truth.is_file():
         with open(truth, newline="", encoding="utf-8") as handle:
             primary = {row["image_id"]: row.get("primary", "") for row in csv.DictReader(handle)}
-    faces = sorted(p for p in directory.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
-                   and p.name != "sample_grid.png")
+    faces = sorted(
+        p
+        for p in directory.rglob("*")
+        if p.suffix.lower() in (".jpg", ".jpeg", ".png") and p.name != "sample_grid.png"
+    )
     emotions = [primary.get(p.relative_to(directory).as_posix(), "") for p in faces]
     first = [i for i, emotion in enumerate(emotions) if emotion not in emotions[:i]]  # one per emotion, then the rest
     order = first + [i for i in range(len(faces)) if i not in first]
@@ -415,8 +478,11 @@ def _page_handlers(gr, labeler, finder):
         if problem:
             logger.info("upload: %s", text)
         faces = photo["faces"]
-        choice = gr.update(choices=[(f"face {f['number']}", str(f["number"])) for f in faces],
-                           value=None if not faces else str(largest_face(faces)), visible=len(faces) > 1)
+        choice = gr.update(
+            choices=[(f"face {f['number']}", str(f["number"])) for f in faces],
+            value=None if not faces else str(largest_face(faces)),
+            visible=len(faces) > 1,
+        )
         shown = draw_faces(photo["image"], faces if photo["detector"] else [])
         state = {"faces": {str(f["number"]): f["scores"] for f in faces}} if faces else None
         return state, shown, choice, faces_html(photo if photo["detector"] else None), message_html(text, problem)
@@ -439,10 +505,12 @@ def _introduction(title: str, detector_name: str, labeler) -> str:
     """The Markdown at the top of the page: what it does with an upload."""
     names = {"ebc": "EBC", "au": "AU", "dist": "distribution"}
     families = " + ".join(names.get(f, f) for f in getattr(labeler.config, "families", ()) or ()) or "its"
-    return (f"# {title}\nUpload a photo (or pick a sample face): its faces are found (the {detector_name} "
-            "detector, the photo turned upright by its EXIF orientation) and numbered from the left; the "
-            f"soft-labeler ({families} members) gives the chosen face's soft label over the 8 emotions. Choose "
-            "a hard label to see its rank and the subset the face would fall in.")
+    return (
+        f"# {title}\nUpload a photo (or pick a sample face): its faces are found (the {detector_name} "
+        "detector, the photo turned upright by its EXIF orientation) and numbered from the left; the "
+        f"soft-labeler ({families} members) gives the chosen face's soft label over the 8 emotions. Choose "
+        "a hard label to see its rank and the subset the face would fall in."
+    )
 
 
 def _input_column(gr, examples: list[str]) -> dict[str, Any]:
@@ -450,21 +518,34 @@ def _input_column(gr, examples: list[str]) -> dict[str, Any]:
     sample faces. Returns its components by name."""
     with gr.Column(scale=2):
         with gr.Column(elem_id="face-input"):  # the button's file input lies next to it, in here
-            upload = gr.UploadButton("Upload a photo", file_count="single", type="filepath",
-                                     variant="primary", elem_id="upload-button")
+            upload = gr.UploadButton(
+                "Upload a photo", file_count="single", type="filepath", variant="primary", elem_id="upload-button"
+            )
         mode = gr.Radio(choices=list(FACE_MODES), value=DETECT_FACES, label="Faces", elem_id="face-mode")
         shown = gr.Image(label="Faces found", type="pil", interactive=False, height=300, elem_id="faces-image")
         choice = gr.Radio(choices=[], value=None, label="Face", visible=False, elem_id="face-choice")
         found = gr.HTML(faces_html(None), elem_id="faces-list")
-        hard = gr.Dropdown(choices=[TOP_EMOTION, *EMOTIONS], value=TOP_EMOTION, label="Hard label",
-                           elem_id="hard-label")
+        hard = gr.Dropdown(
+            choices=[TOP_EMOTION, *EMOTIONS], value=TOP_EMOTION, label="Hard label", elem_id="hard-label"
+        )
         sample = gr.Image(type="filepath", visible=False, elem_id="sample-input")
         if examples:
-            gr.Examples(examples=[[path] for path in examples], inputs=[sample],
-                        label="Faces from the synthetic sample (face crops, labelled whole)",
-                        examples_per_page=len(examples), elem_id="sample-faces")
-    return {"upload": upload, "mode": mode, "shown": shown, "choice": choice, "found": found, "hard": hard,
-            "sample": sample}
+            gr.Examples(
+                examples=[[path] for path in examples],
+                inputs=[sample],
+                label="Faces from the synthetic sample (face crops, labelled whole)",
+                examples_per_page=len(examples),
+                elem_id="sample-faces",
+            )
+    return {
+        "upload": upload,
+        "mode": mode,
+        "shown": shown,
+        "choice": choice,
+        "found": found,
+        "hard": hard,
+        "sample": sample,
+    }
 
 
 def _result_column(gr) -> dict[str, Any]:
@@ -502,11 +583,14 @@ def _connect_events(gr, page: dict[str, Any], analyse, render) -> None:
 
     upload, mode, sample = page["upload"], page["mode"], page["sample"]
     upload.upload(analyse_upload_event, inputs=upload, outputs=[source, mode, *analysed], **queue).then(
-        render, inputs=shown_face, outputs=outputs, **queue)
+        render, inputs=shown_face, outputs=outputs, **queue
+    )
     mode.input(analyse, inputs=[source, mode], outputs=analysed, **queue).then(
-        render, inputs=shown_face, outputs=outputs, **queue)
+        render, inputs=shown_face, outputs=outputs, **queue
+    )
     sample.change(analyse_sample_event, inputs=sample, outputs=[source, mode, *analysed], **queue).then(
-        render, inputs=shown_face, outputs=outputs, **queue)
+        render, inputs=shown_face, outputs=outputs, **queue
+    )
     page["choice"].input(render, inputs=shown_face, outputs=outputs, **queue)
     page["hard"].change(render, inputs=shown_face, outputs=outputs, **queue)
 
@@ -570,8 +654,16 @@ def _serve(model, host, port, device, n_examples, title, block, quiet, detector)
         examples = write_sample_faces(Path(faces_dir.name) / "sample", n_examples)
         blocks = build_app(labeler, examples, title=title, detector=detector)
         blocks._affectnetplus_faces = faces_dir  # removed with the app
-        blocks.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=quiet,
-                      show_error=True, allowed_paths=[faces_dir.name], theme=theme(), css=_CSS)
+        blocks.launch(
+            server_name=host,
+            server_port=port,
+            prevent_thread_lock=not block,
+            quiet=quiet,
+            show_error=True,
+            allowed_paths=[faces_dir.name],
+            theme=theme(),
+            css=_CSS,
+        )
     finally:
         if block:
             faces_dir.cleanup()

@@ -52,8 +52,14 @@ MANIFEST = "baselines.json"
 BASELINES_VERSION = 1
 #: Fields of a dataset's build identity that decide the rows a baseline trains on (the card title, the
 #: figures, the metadata columns and the Parquet file size do not).
-DATASET_DATA_FIELDS: tuple[str, ...] = ("labels_model", "labels_records", "labels_shards", "source_kind",
-                                        "keep_unlabeled", "skip_bad")
+DATASET_DATA_FIELDS: tuple[str, ...] = (
+    "labels_model",
+    "labels_records",
+    "labels_shards",
+    "source_kind",
+    "keep_unlabeled",
+    "skip_bad",
+)
 
 
 def model_name(kind: str, trained_on: str) -> str:
@@ -87,10 +93,15 @@ class DatasetSplit:
 
     def take(self, rows: np.ndarray) -> DatasetSplit:
         """The rows ``rows`` (index array) of this split."""
-        return DatasetSplit([self.records[i] for i in rows], self.hard_labels[rows], self.soft_labels[rows],
-                            self.subsets[rows],
-                            None if self.true_soft_labels is None else self.true_soft_labels[rows], self.left_out,
-                            None if self.votes is None else self.votes[rows])
+        return DatasetSplit(
+            [self.records[i] for i in rows],
+            self.hard_labels[rows],
+            self.soft_labels[rows],
+            self.subsets[rows],
+            None if self.true_soft_labels is None else self.true_soft_labels[rows],
+            self.left_out,
+            None if self.votes is None else self.votes[rows],
+        )
 
 
 @dataclass
@@ -124,12 +135,17 @@ class _SplitRows:
             self.left_out += 1
             return
         image = row["image"]
-        self.records.append(FaceRecord(
-            image_id=row["image_id"], image_bytes=image["bytes"],
-            image_path=None if image["bytes"] is not None else image["path"],
-            face_box=tuple(row["face_box"]) if row["face_box"] is not None else None,
-            hard_label=int(row["expression"]), split=self.split, source="affectnetplus",
-        ))
+        self.records.append(
+            FaceRecord(
+                image_id=row["image_id"],
+                image_bytes=image["bytes"],
+                image_path=None if image["bytes"] is not None else image["path"],
+                face_box=tuple(row["face_box"]) if row["face_box"] is not None else None,
+                hard_label=int(row["expression"]),
+                split=self.split,
+                source="affectnetplus",
+            )
+        )
         self.hard.append(int(row["expression"]))
         self.soft.append(row["soft_label"])
         self.subsets.append(self.subset_names[row["subset"]])
@@ -143,9 +159,15 @@ class _SplitRows:
         if self.has_truth and self.truth and all(t is not None for t in self.truth):
             true_soft = np.asarray(self.truth, dtype=np.float32)
         votes = np.asarray(self.votes, dtype=np.int64).reshape(-1, len(VOTE_COLUMNS)) if self.has_votes else None
-        return DatasetSplit(self.records, np.asarray(self.hard, dtype=np.int64),
-                            np.asarray(self.soft, dtype=np.float32).reshape(-1, NUM_EMOTIONS),
-                            np.asarray(self.subsets, dtype=str), true_soft, self.left_out, votes)
+        return DatasetSplit(
+            self.records,
+            np.asarray(self.hard, dtype=np.int64),
+            np.asarray(self.soft, dtype=np.float32).reshape(-1, NUM_EMOTIONS),
+            np.asarray(self.subsets, dtype=str),
+            true_soft,
+            self.left_out,
+            votes,
+        )
 
 
 def load_split(dataset_dir: str | os.PathLike, config_name: str, split: str) -> DatasetSplit | None:
@@ -161,19 +183,29 @@ def load_split(dataset_dir: str | os.PathLike, config_name: str, split: str) -> 
     from affectnetplus_hf.dataset import check_dataset_dir
 
     folder = check_dataset_dir(dataset_dir)
-    if config_name not in get_dataset_config_names(str(folder)) or \
-            split not in get_dataset_split_names(str(folder), config_name):
+    if config_name not in get_dataset_config_names(str(folder)) or split not in get_dataset_split_names(
+        str(folder), config_name
+    ):
         logger.info("%s: no %s/%s declared in the card", folder, config_name, split)
         return None
     table = load_dataset(str(folder), config_name, split=split)
     table = table.cast_column("image", Image(decode=False))
-    rows = _SplitRows(split, table.features["subset"].names, has_truth="soft_label_true" in table.column_names,
-                      has_votes="votes" in table.column_names)
+    rows = _SplitRows(
+        split,
+        table.features["subset"].names,
+        has_truth="soft_label_true" in table.column_names,
+        has_votes="votes" in table.column_names,
+    )
     for row in table.select_columns(rows.columns()):
         rows.add(row)
     if rows.left_out:
-        logger.warning("%s %s/%s: %d rows without a hard label, subset or soft label left out",
-                       folder, config_name, split, rows.left_out)
+        logger.warning(
+            "%s %s/%s: %d rows without a hard label, subset or soft label left out",
+            folder,
+            config_name,
+            split,
+            rows.left_out,
+        )
     _check_soft_labels(folder, split, [r.image_id for r in rows.records], rows.soft)
     return rows.to_split()
 
@@ -181,8 +213,9 @@ def load_split(dataset_dir: str | os.PathLike, config_name: str, split: str) -> 
 def _check_soft_labels(folder: Path, split: str, image_ids: Sequence[str], soft: Sequence) -> None:
     """``ValueError`` (one line) naming the data file and the image of the first soft label of a dataset split
     that is not 8 finite values in [0, 1] (``build`` refuses such labels; an older build let them through)."""
-    array = np.asarray([[np.nan if v is None else v for v in cell] for cell in soft],
-                       dtype=np.float64).reshape(-1, NUM_EMOTIONS)
+    array = np.asarray([[np.nan if v is None else v for v in cell] for cell in soft], dtype=np.float64).reshape(
+        -1, NUM_EMOTIONS
+    )
     with np.errstate(invalid="ignore"):
         bad = np.flatnonzero(~np.all(np.isfinite(array) & (array >= 0.0) & (array <= 1.0), axis=1))
     if not len(bad):
@@ -196,11 +229,12 @@ def _check_soft_labels(folder: Path, split: str, image_ids: Sequence[str], soft:
             where = os.fspath(path)
             break
     cell = array[int(bad[0])]
-    what = ("NaN" if np.isnan(cell).any() else "an infinite value" if np.isinf(cell).any()
-            else "a value outside [0, 1]")
+    what = "NaN" if np.isnan(cell).any() else "an infinite value" if np.isinf(cell).any() else "a value outside [0, 1]"
     more = f" (and {len(bad) - 1} more row(s) of {split})" if len(bad) > 1 else ""
-    raise ValueError(f"{where}: soft_label of image {image_id!r} holds {what}{more}; soft labels must be finite and "
-                     "in [0, 1]: build the dataset again from its labels (`affectnetplus build --overwrite`)")
+    raise ValueError(
+        f"{where}: soft_label of image {image_id!r} holds {what}{more}; soft labels must be finite and "
+        "in [0, 1]: build the dataset again from its labels (`affectnetplus build --overwrite`)"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -252,15 +286,17 @@ class BaselinesManifest:
     seconds: float | None = None
 
     @classmethod
-    def resume(cls, path: Path, dataset_dir, split: str, preset: str, kinds: Sequence[str],
-               training_sets: Sequence[str]) -> BaselinesManifest:
+    def resume(
+        cls, path: Path, dataset_dir, split: str, preset: str, kinds: Sequence[str], training_sets: Sequence[str]
+    ) -> BaselinesManifest:
         """A new manifest; on a resume (``path`` exists), with the models and skips of the earlier run that
         this run does not redo (a run on other kinds/sets adds to them)."""
         manifest = cls(str(Path(dataset_dir).resolve()), split, preset)
         if path.is_file():
             earlier = json.loads(path.read_text(encoding="utf-8"))
-            manifest.models = [m for m in earlier.get("models", [])
-                               if m["kind"] not in kinds or m["trained_on"] not in training_sets]
+            manifest.models = [
+                m for m in earlier.get("models", []) if m["kind"] not in kinds or m["trained_on"] not in training_sets
+            ]
             manifest.skipped = [s for s in earlier.get("skipped", []) if s["trained_on"] not in training_sets]
         return manifest
 
@@ -270,8 +306,13 @@ class BaselinesManifest:
         self.models.sort(key=lambda m: order[(m["kind"], m["trained_on"])])
 
     def to_dict(self) -> dict[str, Any]:
-        manifest = {"dataset_dir": self.dataset_dir, "split": self.split, "preset": self.preset,
-                    "models": self.models, "skipped": self.skipped}
+        manifest = {
+            "dataset_dir": self.dataset_dir,
+            "split": self.split,
+            "preset": self.preset,
+            "models": self.models,
+            "skipped": self.skipped,
+        }
         if self.seconds is not None:
             manifest["seconds"] = self.seconds
         return manifest
@@ -347,8 +388,10 @@ def _checked_output_dir(output_dir: str | os.PathLike, dataset_dir: str | os.Pat
     output = Path(os.path.abspath(os.path.expanduser(os.fspath(output_dir))))
     check_not_inputs(output, {"DATASET_DIR": dataset_dir}, "baselines folder")
     if Path(dataset_dir).resolve() in output.resolve().parents:
-        raise ValueError(f"baselines folder {os.fspath(output_dir)!r} is inside DATASET_DIR "
-                         f"{os.fspath(dataset_dir)!r}; write it to another folder")
+        raise ValueError(
+            f"baselines folder {os.fspath(output_dir)!r} is inside DATASET_DIR "
+            f"{os.fspath(dataset_dir)!r}; write it to another folder"
+        )
     check_dataset_dir(dataset_dir)
     return output
 
@@ -364,8 +407,9 @@ def _start_run_folder(folder, overwrite: bool) -> None:
     folder.mark(complete=False)
 
 
-def _train_all(dataset_dir, output: Path, config, kinds: Sequence[str], training_sets: Sequence[str],
-               split: str) -> dict[str, Any]:
+def _train_all(
+    dataset_dir, output: Path, config, kinds: Sequence[str], training_sets: Sequence[str], split: str
+) -> dict[str, Any]:
     """The training of :func:`train_baselines`, in its checked and locked ``output`` folder."""
     manifest = BaselinesManifest.resume(output / MANIFEST, dataset_dir, split, config.preset, kinds, training_sets)
     needs_votes = [kind for kind in kinds if kind in FERPLUS_KINDS]
@@ -387,8 +431,9 @@ def _train_all(dataset_dir, output: Path, config, kinds: Sequence[str], training
     return manifest.to_dict()
 
 
-def _training_data(dataset_dir, trained_on: str, split: str, config, needs_votes: Sequence[str],
-                   manifest: BaselinesManifest) -> DatasetSplit | None:
+def _training_data(
+    dataset_dir, trained_on: str, split: str, config, needs_votes: Sequence[str], manifest: BaselinesManifest
+) -> DatasetSplit | None:
     """The rows of one training set (at most ``config.max_images``, drawn with ``config.seed``); ``None``
     (listed in ``manifest.skipped``) when it has none."""
     data = load_split(dataset_dir, "default" if trained_on == "all" else trained_on, split)
@@ -403,24 +448,34 @@ def _training_data(dataset_dir, trained_on: str, split: str, config, needs_votes
             "vote counts) or train --kinds hard soft"
         )
     if config.max_images is not None and len(data.records) > config.max_images:  # reduced runs
-        keep = np.sort(np.random.default_rng(config.seed).choice(len(data.records), config.max_images,
-                                                                 replace=False))
+        keep = np.sort(np.random.default_rng(config.seed).choice(len(data.records), config.max_images, replace=False))
         data = data.take(keep)
     return data
 
 
-def _train_model(data: DatasetSplit, kind: str, trained_on: str, dataset_dir, output: Path, config,
-                 manifest: BaselinesManifest) -> dict[str, Any] | None:
+def _train_model(
+    data: DatasetSplit, kind: str, trained_on: str, dataset_dir, output: Path, config, manifest: BaselinesManifest
+) -> dict[str, Any] | None:
     """Train (or keep, when finished earlier) one baseline; its manifest entry, or ``None`` when a FER+
     kind keeps no image (listed in ``manifest.skipped``)."""
     name = model_name(kind, trained_on)
-    entry: dict[str, Any] = {"name": name, "kind": kind, "trained_on": trained_on, "path": name,
-                             "n_train": len(data.records)}
+    entry: dict[str, Any] = {
+        "name": name,
+        "kind": kind,
+        "trained_on": trained_on,
+        "path": name,
+        "n_train": len(data.records),
+    }
     if kind in FERPLUS_KINDS:
         kept = _ferplus_rows(data, kind, name)
         if kept is None:
-            manifest.skipped.append({"trained_on": trained_on, "kind": kind,
-                                     "reason": f"no {manifest.split} image with a FER+ {kind} target"})
+            manifest.skipped.append(
+                {
+                    "trained_on": trained_on,
+                    "kind": kind,
+                    "reason": f"no {manifest.split} image with a FER+ {kind} target",
+                }
+            )
             logger.warning("baselines: %s has no image with a FER+ %s target; skipped", trained_on, kind)
             return None
         entry.update(kept)
@@ -433,16 +488,23 @@ def _ferplus_rows(data: DatasetSplit, kind: str, name: str) -> dict[str, Any] | 
 
     kept = ferplus_training_targets(data.votes, kind)
     if kept.discarded or kept.without_votes:
-        logger.warning("baselines: %s leaves out %d of %d images (%d discarded by FER+'s %s rule, "
-                       "%d without votes)", name, kept.discarded + kept.without_votes,
-                       len(data.records), kept.discarded, kind, kept.without_votes)
+        logger.warning(
+            "baselines: %s leaves out %d of %d images (%d discarded by FER+'s %s rule, %d without votes)",
+            name,
+            kept.discarded + kept.without_votes,
+            len(data.records),
+            kept.discarded,
+            kind,
+            kept.without_votes,
+        )
     if not len(kept.rows):
         return None
     return {"n_train": len(kept.rows), "left_out": {"discarded": kept.discarded, "without_votes": kept.without_votes}}
 
 
-def _fit_model(data: DatasetSplit, kind: str, name: str, model_dir: Path, dataset_dir, config,
-               n_train: int) -> dict[str, Any]:
+def _fit_model(
+    data: DatasetSplit, kind: str, name: str, model_dir: Path, dataset_dir, config, n_train: int
+) -> dict[str, Any]:
     """Train one baseline into ``model_dir`` unless it is finished there; ``{"seconds"[, "reused"]}``."""
     from affectnetplus_hf.training.baseline import train_baseline
 
@@ -456,10 +518,14 @@ def _fit_model(data: DatasetSplit, kind: str, name: str, model_dir: Path, datase
         targets = data.hard_labels if kind == "hard" else np.clip(data.soft_labels, 0.0, 1.0)
     # the saved TrainConfig keeps a kind `affectnetplus train baseline` reads: FER+ models are
     # 8-way softmax classifiers ("hard"); their mode is in the manifest, summary and card
-    run = train_baseline(data.records, targets,
-                         replace(config, data=str(dataset_dir), output_dir=str(model_dir),
-                                 kind=kind if kind in DEFAULT_KINDS else "hard"),
-                         kind=kind)
+    run = train_baseline(
+        data.records,
+        targets,
+        replace(
+            config, data=str(dataset_dir), output_dir=str(model_dir), kind=kind if kind in DEFAULT_KINDS else "hard"
+        ),
+        kind=kind,
+    )
     return {"seconds": round(run.seconds, 1)}
 
 
@@ -475,8 +541,15 @@ def read_manifest(baselines_dir: str | os.PathLike) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-def predict_records(model, records: Sequence[FaceRecord], batch_size: int = 64, device: str = "cpu",
-                    dtype: str = "auto", progress: bool = True, cache: dict | None = None) -> np.ndarray:
+def predict_records(
+    model,
+    records: Sequence[FaceRecord],
+    batch_size: int = 64,
+    device: str = "cpu",
+    dtype: str = "auto",
+    progress: bool = True,
+    cache: dict | None = None,
+) -> np.ndarray:
     """``(N, 8)`` probabilities of a baseline (softmax of Hard-FER and the FER+ modes, sigmoids of Soft-FER);
     images decoded once per processor (``cache``)."""
     import torch
@@ -500,7 +573,7 @@ def predict_records(model, records: Sequence[FaceRecord], batch_size: int = 64, 
     outputs = []
     with torch.inference_mode(), autocast_context(device, dtype):
         for start in range(0, len(pixels), batch_size):
-            batch = pixels[start:start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
+            batch = pixels[start : start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
             outputs.append(model(pixel_values=batch).probs.float().cpu())
     return torch.cat(outputs).numpy()
 
@@ -548,10 +621,16 @@ def evaluate_baselines(
     data = load_split(dataset_dir, "default", split)
     if data is None or not data.records:
         raise ValueError(f"{dataset_dir}: no {split!r} images with a hard label to evaluate on")
-    predictions = _predict_baselines(manifest, baselines_dir, data, split, batch_size=batch_size, device=device,
-                                     dtype=dtype, progress=progress)
-    evaluation = EvaluationData(data.hard_labels, data.soft_labels, data.subsets, data.true_soft_labels,
-                                image_ids=[r.image_id for r in data.records])
+    predictions = _predict_baselines(
+        manifest, baselines_dir, data, split, batch_size=batch_size, device=device, dtype=dtype, progress=progress
+    )
+    evaluation = EvaluationData(
+        data.hard_labels,
+        data.soft_labels,
+        data.subsets,
+        data.true_soft_labels,
+        image_ids=[r.image_id for r in data.records],
+    )
     results = evaluate_predictions(evaluation, predictions, output, epsilon=epsilon)
     results["example_figure"] = _example_figure(data, output)
     report = baselines_report(results, dataset_dir, manifest, output, split, ground_truth_markdown(results))
@@ -560,8 +639,17 @@ def evaluate_baselines(
     return results
 
 
-def _predict_baselines(manifest: dict[str, Any], baselines_dir, data: DatasetSplit, split: str, *,
-                       batch_size: int, device: str, dtype: str, progress: bool) -> list:
+def _predict_baselines(
+    manifest: dict[str, Any],
+    baselines_dir,
+    data: DatasetSplit,
+    split: str,
+    *,
+    batch_size: int,
+    device: str,
+    dtype: str,
+    progress: bool,
+) -> list:
     """The :class:`~affectnetplus_hf.evaluation.ModelPredictions` of every model of ``manifest`` on ``data``."""
     from transformers import AutoModel
 
@@ -573,12 +661,15 @@ def _predict_baselines(manifest: dict[str, Any], baselines_dir, data: DatasetSpl
     for entry in manifest["models"]:
         model_dir = Path(baselines_dir) / entry["path"]
         if not _finished(model_dir):
-            raise FileNotFoundError(f"{model_dir}: baseline {entry['name']} is listed in {MANIFEST} but has no "
-                                    "model.safetensors/training_summary.json; rerun `affectnetplus baseline`")
+            raise FileNotFoundError(
+                f"{model_dir}: baseline {entry['name']} is listed in {MANIFEST} but has no "
+                "model.safetensors/training_summary.json; rerun `affectnetplus baseline`"
+            )
         register_auto_classes()
         model = AutoModel.from_pretrained(str(model_dir))
-        scores = predict_records(model, data.records, batch_size=batch_size, device=device, dtype=dtype,
-                                 progress=progress, cache=cache)
+        scores = predict_records(
+            model, data.records, batch_size=batch_size, device=device, dtype=dtype, progress=progress, cache=cache
+        )
         predictions.append(ModelPredictions(entry["name"], entry["kind"], scores, trained_on=entry["trained_on"]))
         logger.info("evaluated %s on %d %s images", entry["name"], len(data.records), split)
     return predictions
@@ -592,7 +683,8 @@ def _example_figure(data: DatasetSplit, output: Path) -> str | None:
     if not examples:
         return None
     return plot_soft_label_examples(
-        [_face_image(data.records[i]) for i in examples], data.soft_labels[examples],
+        [_face_image(data.records[i]) for i in examples],
+        data.soft_labels[examples],
         output / "figures" / "soft_label_examples.png",
         titles=[f"{EMOTIONS[data.hard_labels[i]]} · {data.subsets[i]}" for i in examples],
         references=data.true_soft_labels[examples] if data.true_soft_labels is not None else None,
@@ -634,15 +726,22 @@ class _ReferencePairs:
     def predictions(self) -> dict[str, np.ndarray]:
         """What is scored against the references: the soft labels, the one-hot hard labels and, when every
         image has them, the calibrated soft labels."""
-        predictions = {"soft_labels": np.clip(np.stack(self.soft), 0.0, 1.0),
-                       "one_hot_hard_labels": np.eye(NUM_EMOTIONS, dtype=np.float32)[self.hard]}
+        predictions = {
+            "soft_labels": np.clip(np.stack(self.soft), 0.0, 1.0),
+            "one_hot_hard_labels": np.eye(NUM_EMOTIONS, dtype=np.float32)[self.hard],
+        }
         if all(c is not None for c in self.calibrated):
             predictions["calibrated_soft_labels"] = np.stack(self.calibrated)
         return predictions
 
 
-def evaluate_soft_labels(labels_dir: str | os.PathLike, data_dir: str | os.PathLike, output_dir: str | os.PathLike,
-                         reference: str = "auto", epsilon: float | None = None) -> dict[str, Any]:
+def evaluate_soft_labels(
+    labels_dir: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    reference: str = "auto",
+    epsilon: float | None = None,
+) -> dict[str, Any]:
     """A labeling run's soft labels against references: ``"truth"`` (synthetic ground truth),
     ``"votes"`` (vote distributions of a multi-annotated source) or ``"auto"`` (truth when present).
 
@@ -660,12 +759,17 @@ def evaluate_soft_labels(labels_dir: str | os.PathLike, data_dir: str | os.PathL
     pairs = _reference_pairs(labels_dir, data_dir, reference)
     references = np.stack(pairs.references)
     predictions = pairs.predictions()
-    result = {"reference": pairs.used.pop(), "epsilon": epsilon, "n_images": len(pairs.references),
-              "left_out": len(pairs.missing)}
+    result = {
+        "reference": pairs.used.pop(),
+        "epsilon": epsilon,
+        "n_images": len(pairs.references),
+        "left_out": len(pairs.missing),
+    }
     for key, values in predictions.items():
         result[key] = soft_metrics(references, values, by=pairs.groups, epsilon=epsilon)
-    result["normalised"] = {key: crowd_agreement(references, values, epsilon=epsilon)
-                            for key, values in predictions.items()}
+    result["normalised"] = {
+        key: crowd_agreement(references, values, epsilon=epsilon) for key, values in predictions.items()
+    }
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     _write_json(output / "soft_label_quality.json", result)
@@ -693,11 +797,16 @@ def _reference_pairs(labels_dir, data_dir, reference: str) -> _ReferencePairs:
     if not pairs.references:
         raise ValueError(f"{data_dir}: no image has both a soft label in {labels_dir} and a {reference} reference")
     if pairs.missing:
-        logger.warning("%d labeled images without a reference (or hard label) left out: %s", len(pairs.missing),
-                       pairs.missing[:10])
+        logger.warning(
+            "%d labeled images without a reference (or hard label) left out: %s",
+            len(pairs.missing),
+            pairs.missing[:10],
+        )
     if len(pairs.used) > 1:
-        raise ValueError(f"{data_dir}: some images have a ground-truth soft label and others not; "
-                         "choose reference='truth' or 'votes'")
+        raise ValueError(
+            f"{data_dir}: some images have a ground-truth soft label and others not; "
+            "choose reference='truth' or 'votes'"
+        )
     return pairs
 
 

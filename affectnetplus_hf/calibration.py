@@ -68,8 +68,9 @@ def apply_calibration(scores: Mapping[str, Any], calibration: Mapping[str, Any])
     return _softmax(np.tensordot(weights, logs, axes=1) + bias)
 
 
-def _checked_arguments(scores: Mapping[str, Any], reference: Any, inputs: Sequence[str] | None,
-                       objective: str) -> tuple[list[str], np.ndarray]:
+def _checked_arguments(
+    scores: Mapping[str, Any], reference: Any, inputs: Sequence[str] | None, objective: str
+) -> tuple[list[str], np.ndarray]:
     """``(inputs, reference as float64)`` of :func:`fit_calibration`, checked."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -111,7 +112,7 @@ def _objectives(theta, bias, x, target) -> dict[str, Callable[[], Any]]:
 
     def smooth_w_mae() -> torch.Tensor:
         diff = target - log_p().exp()
-        smooth = torch.sqrt(diff * diff + _SMOOTH_ABS_DELTA ** 2) - _SMOOTH_ABS_DELTA
+        smooth = torch.sqrt(diff * diff + _SMOOTH_ABS_DELTA**2) - _SMOOTH_ABS_DELTA
         return ((rank_weights * smooth).sum(dim=1) / rank_weights.sum(dim=1)).mean()
 
     return {"kl": kl, "w_mae": smooth_w_mae}
@@ -121,8 +122,15 @@ def _minimise(parameters: list, loss_fn, max_iter: int) -> None:
     """Minimise ``loss_fn()`` over ``parameters`` in place with L-BFGS (strong Wolfe line search)."""
     import torch
 
-    optimizer = torch.optim.LBFGS(parameters, lr=1.0, max_iter=max_iter, tolerance_grad=1e-10,
-                                  tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        parameters,
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-10,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -164,18 +172,29 @@ def fit_calibration(
     losses = _objectives(theta, bias, torch.from_numpy(logs[:, keep]), torch.from_numpy(target))
     with torch.no_grad():
         kl_before = float(losses["kl"]())
-    for name in (["kl"] if objective == "kl" else ["kl", "w_mae"]):  # the W-MAE fit starts from the KL fit
+    for name in ["kl"] if objective == "kl" else ["kl", "w_mae"]:  # the W-MAE fit starts from the KL fit
         _minimise([theta, bias], losses[name], max_iter)
     with torch.no_grad():
         kl_after = float(losses["kl"]())
         weights = torch.nn.functional.softplus(theta).numpy().astype(np.float64)
         shift = bias.numpy().astype(np.float64)
     shift = shift - shift.mean()  # softmax is blind to a common shift: store the centred one
-    logger.info("calibration on %d faces: weights %s, KL %.4f -> %.4f", int(keep.sum()),
-                dict(zip(inputs, np.round(weights, 4).tolist())), kl_before, kl_after)
+    logger.info(
+        "calibration on %d faces: weights %s, KL %.4f -> %.4f",
+        int(keep.sum()),
+        dict(zip(inputs, np.round(weights, 4).tolist())),
+        kl_before,
+        kl_after,
+    )
     return {
-        "inputs": inputs, "weights": weights.tolist(), "bias": shift.tolist(), "eps": float(eps),
-        "objective": objective, "n": int(keep.sum()), "kl_before": kl_before, "kl_after": kl_after,
+        "inputs": inputs,
+        "weights": weights.tolist(),
+        "bias": shift.tolist(),
+        "eps": float(eps),
+        "objective": objective,
+        "n": int(keep.sum()),
+        "kl_before": kl_before,
+        "kl_after": kl_after,
     }
 
 

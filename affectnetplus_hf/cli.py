@@ -15,8 +15,19 @@ import sys
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "sample", "info", "train", "calibrate", "predict", "label", "build", "baseline", "evaluate", "push", "demo",
-    "metrics", "app",
+    "sample",
+    "info",
+    "train",
+    "calibrate",
+    "predict",
+    "label",
+    "build",
+    "baseline",
+    "evaluate",
+    "push",
+    "demo",
+    "metrics",
+    "app",
 )
 
 

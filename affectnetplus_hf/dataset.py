@@ -132,8 +132,14 @@ def _soft_label_true(record: FaceRecord) -> list[float] | None:
     return _eight_or_none(value, f"{record.image_id}: extra['soft_label_true']")
 
 
-def make_row(record: FaceRecord, label: Mapping[str, Any], metadata: Mapping[str, Any], with_soft_label_true: bool,
-             with_votes: bool = False, image_bytes: bytes | None = None) -> dict:
+def make_row(
+    record: FaceRecord,
+    label: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    with_soft_label_true: bool,
+    with_votes: bool = False,
+    image_bytes: bytes | None = None,
+) -> dict:
     """One dataset row (python values) from a record, its label row and its metadata cells; with
     ``with_votes`` the ``votes`` cell (:func:`affectnetplus_hf.sources.ferplus.record_raw_votes`).
     ``image_bytes``: the image already read (else read from the record)."""
@@ -142,8 +148,10 @@ def make_row(record: FaceRecord, label: Mapping[str, Any], metadata: Mapping[str
     box = None if record.face_box is None else [float(v) for v in record.face_box]
     subset = label.get("subset")
     row = {
-        "image": {"bytes": read_record_bytes(record) if image_bytes is None else image_bytes,
-                  "path": record.image_id.rsplit("/", 1)[-1]},
+        "image": {
+            "bytes": read_record_bytes(record) if image_bytes is None else image_bytes,
+            "path": record.image_id.rsplit("/", 1)[-1],
+        },
         "image_id": record.image_id,
         "face_box": box,
         "expression": record.hard_label,
@@ -151,8 +159,9 @@ def make_row(record: FaceRecord, label: Mapping[str, Any], metadata: Mapping[str
         "soft_label_ebc": _eight_or_none(label.get("soft_label_ebc"), f"{record.image_id}: soft_label_ebc"),
         "soft_label_au": _eight_or_none(label.get("soft_label_au"), f"{record.image_id}: soft_label_au"),
         "soft_label_dist": _eight_or_none(label.get("soft_label_dist"), f"{record.image_id}: soft_label_dist"),
-        "soft_label_calibrated": _eight_or_none(label.get("soft_label_calibrated"),
-                                                f"{record.image_id}: soft_label_calibrated"),
+        "soft_label_calibrated": _eight_or_none(
+            label.get("soft_label_calibrated"), f"{record.image_id}: soft_label_calibrated"
+        ),
         "spread": _eight_or_none(label.get("spread"), f"{record.image_id}: spread"),
         "subset": None if subset is None else SUBSETS.index(subset),
         "valence": None if record.valence is None else float(record.valence),
@@ -258,24 +267,35 @@ def read_checked_labels(labels_dir: str | os.PathLike):
         try:
             info = json.loads(sidecar.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"{os.fspath(sidecar)}: the sidecar of shard {name} is missing or unreadable ({error}); "
-                             "label again into a new folder") from None
+            raise ValueError(
+                f"{os.fspath(sidecar)}: the sidecar of shard {name} is missing or unreadable ({error}); "
+                "label again into a new folder"
+            ) from None
         if "model" not in info:
             unchecked.append(name)
         elif info["model"] != model:
-            raise ValueError(f"{os.fspath(sidecar)}: shard {name} was labeled by another model "
-                             f"({str(info['model'])[:12]}...) than the run in {os.fspath(labels_dir)} "
-                             f"({str(model)[:12]}...); the folder mixes two labeling runs, label again into a new "
-                             "folder")
+            raise ValueError(
+                f"{os.fspath(sidecar)}: shard {name} was labeled by another model "
+                f"({str(info['model'])[:12]}...) than the run in {os.fspath(labels_dir)} "
+                f"({str(model)[:12]}...); the folder mixes two labeling runs, label again into a new "
+                "folder"
+            )
         rows = int(entry["rows"])
         check_soft_label_cells(table.slice(start, rows), shard_dir / f"{name}.parquet")
         start += rows
     if start != table.num_rows:
-        raise ValueError(f"{os.fspath(labels_dir)}: the manifest counts {start} rows but the shards hold "
-                         f"{table.num_rows}; label again into a new folder")
+        raise ValueError(
+            f"{os.fspath(labels_dir)}: the manifest counts {start} rows but the shards hold "
+            f"{table.num_rows}; label again into a new folder"
+        )
     if unchecked:
-        logger.warning("%s: %d shard sidecar(s) (%s ...) do not name their model (a label run of an earlier version); "
-                       "not checked against the manifest's", os.fspath(labels_dir), len(unchecked), unchecked[0])
+        logger.warning(
+            "%s: %d shard sidecar(s) (%s ...) do not name their model (a label run of an earlier version); "
+            "not checked against the manifest's",
+            os.fspath(labels_dir),
+            len(unchecked),
+            unchecked[0],
+        )
     return table, manifest
 
 
@@ -300,12 +320,19 @@ def check_soft_label_cells(table, where: str | os.PathLike, columns: Sequence[st
             continue
         row = int(bad[0])
         cell = values[row]
-        what = ("NaN" if np.isnan(cell).any() else "an infinite value" if np.isinf(cell).any()
-                else f"{float(cell[~good[row]][0]):.6g}, outside [0, 1]")
+        what = (
+            "NaN"
+            if np.isnan(cell).any()
+            else "an infinite value"
+            if np.isinf(cell).any()
+            else f"{float(cell[~good[row]][0]):.6g}, outside [0, 1]"
+        )
         image_id = table.column("image_id")[row].as_py()
         more = f" (and {len(bad) - 1} more row(s) of the file)" if len(bad) > 1 else ""
-        raise ValueError(f"{os.fspath(where)}: {column} of image {image_id!r} holds {what}{more}; soft labels must be "
-                         "finite and in [0, 1] (the file is damaged or was not written by affectnetplus)")
+        raise ValueError(
+            f"{os.fspath(where)}: {column} of image {image_id!r} holds {what}{more}; soft labels must be "
+            "finite and in [0, 1] (the file is damaged or was not written by affectnetplus)"
+        )
 
 
 def check_not_inputs(target: Path, inputs: Mapping[str, str | os.PathLike], what: str) -> None:
@@ -317,12 +344,22 @@ def check_not_inputs(target: Path, inputs: Mapping[str, str | os.PathLike], what
         other = Path(path).resolve()
         if resolved == other or resolved in other.parents:
             relation = "is" if resolved == other else "contains"
-            raise ValueError(f"{what} {os.fspath(target)!r} {relation} {role} {os.fspath(path)!r}; write it to "
-                             "another folder")
+            raise ValueError(
+                f"{what} {os.fspath(target)!r} {relation} {role} {os.fspath(path)!r}; write it to another folder"
+            )
 
 
-def dataset_identity(manifest: Mapping[str, Any], source_kind: str, metadata: str | None, *, keep_unlabeled: bool,
-                     max_file_bytes: int, pretty_name: str | None, figures: bool, skip_bad: bool) -> dict[str, Any]:
+def dataset_identity(
+    manifest: Mapping[str, Any],
+    source_kind: str,
+    metadata: str | None,
+    *,
+    keep_unlabeled: bool,
+    max_file_bytes: int,
+    pretty_name: str | None,
+    figures: bool,
+    skip_bad: bool,
+) -> dict[str, Any]:
     """What decides a built dataset (its marker's identity): the labels (model and record-list fingerprints
     of the manifest, and its shards' hashes), the source kind and the build settings."""
     config = manifest["config"]
@@ -396,9 +433,14 @@ class BuildSummary:
     def start(cls, source, source_kind: str, manifest: Mapping[str, Any], metadata: str | None) -> BuildSummary:
         """An empty summary of a build of ``source`` with the labels of ``manifest``."""
         config = manifest["config"]
-        return cls(source_kind=source_kind, source_layout=getattr(source, "layout", None),
-                   labels_model=config.get("model"), families=config.get("families"),
-                   label_quality=config.get("calibration"), metadata=metadata)
+        return cls(
+            source_kind=source_kind,
+            source_layout=getattr(source, "layout", None),
+            labels_model=config.get("model"),
+            families=config.get("families"),
+            label_quality=config.get("calibration"),
+            metadata=metadata,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready values, in the key order of ``statistics.json``'s earlier versions."""
@@ -449,8 +491,9 @@ class _RowColumns:
         records = [r for split_records in records_by_split.values() for r in split_records]
         with_truth = any(_soft_label_true(r) is not None for r in records)
         with_votes = any(r.votes is not None or "ferplus_votes" in (r.extra or {}) for r in records)
-        return cls(affectnetplus_features(with_soft_label_true=with_truth, with_votes=with_votes),
-                   with_truth, with_votes)
+        return cls(
+            affectnetplus_features(with_soft_label_true=with_truth, with_votes=with_votes), with_truth, with_votes
+        )
 
 
 def build_dataset(
@@ -497,17 +540,34 @@ def build_dataset(
     check_not_inputs(dataset_dir, {"DATA_DIR": data_dir, "LABELS_DIR": labels_dir}, "dataset folder")
     manifest = read_manifest(labels_dir)
     source = open_source(os.fspath(data_dir))
-    options = BuildOptions(metadata if isinstance(metadata, str) or metadata is None else ",".join(metadata),
-                           keep_unlabeled, max_file_bytes, pretty_name, figures, progress, skip_bad)
-    identity = dataset_identity(manifest, getattr(source, "kind", None) or "unknown",
-                                options.metadata, keep_unlabeled=keep_unlabeled, max_file_bytes=max_file_bytes,
-                                pretty_name=pretty_name, figures=figures, skip_bad=skip_bad)
+    options = BuildOptions(
+        metadata if isinstance(metadata, str) or metadata is None else ",".join(metadata),
+        keep_unlabeled,
+        max_file_bytes,
+        pretty_name,
+        figures,
+        progress,
+        skip_bad,
+    )
+    identity = dataset_identity(
+        manifest,
+        getattr(source, "kind", None) or "unknown",
+        options.metadata,
+        keep_unlabeled=keep_unlabeled,
+        max_file_bytes=max_file_bytes,
+        pretty_name=pretty_name,
+        figures=figures,
+        skip_bad=skip_bad,
+    )
     with RunFolder(dataset_dir, "dataset", identity, version=DATASET_VERSION) as run:  # locked for the whole build
         if run.start(overwrite=overwrite, resume=False) == "replace":
             logger.info("replacing the dataset folder %s (built earlier)", dataset_dir)
         summary = _build(source, data_dir, labels_dir, run, options)
-    logger.info("dataset written to %s (%s)", dataset_dir,
-                ", ".join(f"{split}: {export.rows} rows" for split, export in summary.splits.items()))
+    logger.info(
+        "dataset written to %s (%s)",
+        dataset_dir,
+        ", ".join(f"{split}: {export.rows} rows" for split, export in summary.splits.items()),
+    )
     return summary.to_dict()
 
 
@@ -524,8 +584,9 @@ def _build(source, data_dir, labels_dir, run: RunFolder, options: BuildOptions) 
         for split in splits:
             kept = _kept_records(split, records_by_split[split], labels, summary, options)
             metadata_rows = _metadata_rows(split, kept, summary, options)
-            summary.splits[split] = _export_split(staging, split, kept, metadata_rows, columns, summary,
-                                                  table_rows, options)
+            summary.splits[split] = _export_split(
+                staging, split, kept, metadata_rows, columns, summary, table_rows, options
+            )
         _warn_left_out(summary)
         summary.subset_table = subset_table(table_rows.columns(), splits=splits)
         _write_reports(staging, summary, columns, splits, options)
@@ -538,13 +599,15 @@ def _label_splits(manifest: Mapping[str, Any], source, data_dir) -> list[str]:
     splits = [s for s in SPLIT_ORDER if s in label_splits] + [s for s in label_splits if s not in SPLIT_ORDER]
     missing_splits = [s for s in splits if s not in source.splits]
     if missing_splits:
-        raise ValueError(f"the labels hold split(s) {missing_splits} that the source at {os.fspath(data_dir)!r} "
-                         "does not have")
+        raise ValueError(
+            f"the labels hold split(s) {missing_splits} that the source at {os.fspath(data_dir)!r} does not have"
+        )
     return splits
 
 
-def _labeled_records(source, splits: Sequence[str], manifest: Mapping[str, Any], data_dir,
-                     labels_dir) -> dict[str, list[FaceRecord]]:
+def _labeled_records(
+    source, splits: Sequence[str], manifest: Mapping[str, Any], data_dir, labels_dir
+) -> dict[str, list[FaceRecord]]:
     """``{split: records}`` of the source, checked to be the record list the labels were made from."""
     from affectnetplus_hf.labeling import labeled_records_fingerprint
 
@@ -557,8 +620,13 @@ def _labeled_records(source, splits: Sequence[str], manifest: Mapping[str, Any],
     return records_by_split
 
 
-def _kept_records(split: str, records: Sequence[FaceRecord], labels: Mapping[tuple[str, str], dict],
-                  summary: BuildSummary, options: BuildOptions) -> list[tuple[FaceRecord, dict]]:
+def _kept_records(
+    split: str,
+    records: Sequence[FaceRecord],
+    labels: Mapping[tuple[str, str], dict],
+    summary: BuildSummary,
+    options: BuildOptions,
+) -> list[tuple[FaceRecord, dict]]:
     """The records of ``split`` with their label rows; those without a label row, or without a hard label
     (unless ``keep_unlabeled``), are left out and counted in ``summary``."""
     kept: list[tuple[FaceRecord, dict]] = []
@@ -575,8 +643,9 @@ def _kept_records(split: str, records: Sequence[FaceRecord], labels: Mapping[tup
     return kept
 
 
-def _metadata_rows(split: str, kept: Sequence[tuple[FaceRecord, dict]], summary: BuildSummary,
-                   options: BuildOptions) -> list[dict[str, Any]]:
+def _metadata_rows(
+    split: str, kept: Sequence[tuple[FaceRecord, dict]], summary: BuildSummary, options: BuildOptions
+) -> list[dict[str, Any]]:
     """The metadata cells of each kept record (all null without ``metadata``); images an annotator could
     not annotate are listed in ``summary.metadata_skipped``."""
     from affectnetplus_hf.metadata import METADATA_COLUMNS, annotate
@@ -588,9 +657,16 @@ def _metadata_rows(split: str, kept: Sequence[tuple[FaceRecord, dict]], summary:
     return [{c: columns[c][k] for c in METADATA_COLUMNS} for k in range(len(kept))]
 
 
-def _export_split(staging: Path, split: str, kept: Sequence[tuple[FaceRecord, dict]],
-                  metadata_rows: Sequence[dict[str, Any]], columns: _RowColumns, summary: BuildSummary,
-                  table_rows: _SubsetTableRows, options: BuildOptions) -> SplitExport:
+def _export_split(
+    staging: Path,
+    split: str,
+    kept: Sequence[tuple[FaceRecord, dict]],
+    metadata_rows: Sequence[dict[str, Any]],
+    columns: _RowColumns,
+    summary: BuildSummary,
+    table_rows: _SubsetTableRows,
+    options: BuildOptions,
+) -> SplitExport:
     """Write the rows of one split into ``staging/data/{split}/``, one file group per subset; an image
     changed since labeling raises, or with ``skip_bad`` is left out and listed in ``summary``."""
     from tqdm.auto import tqdm
@@ -620,26 +696,40 @@ def _export_split(staging: Path, split: str, kept: Sequence[tuple[FaceRecord, di
 def _warn_left_out(summary: BuildSummary) -> None:
     """Log the images left out because they changed since labeling or have no label row."""
     if summary.changed_images:
-        logger.warning("%d image(s) changed since they were labeled and are left out: %s",
-                       len(summary.changed_images), ", ".join(i["image_id"] for i in summary.changed_images[:10]))
+        logger.warning(
+            "%d image(s) changed since they were labeled and are left out: %s",
+            len(summary.changed_images),
+            ", ".join(i["image_id"] for i in summary.changed_images[:10]),
+        )
     if summary.not_labelled:
         logger.warning(
             "%d image(s) of the source have no label row (skipped as bad at labeling?) and are left out: %s",
-            len(summary.not_labelled), ", ".join(i["image_id"] for i in summary.not_labelled[:10]),
+            len(summary.not_labelled),
+            ", ".join(i["image_id"] for i in summary.not_labelled[:10]),
         )
 
 
-def _write_reports(staging: Path, summary: BuildSummary, columns: _RowColumns, splits: Sequence[str],
-                   options: BuildOptions) -> None:
+def _write_reports(
+    staging: Path, summary: BuildSummary, columns: _RowColumns, splits: Sequence[str], options: BuildOptions
+) -> None:
     """The subset figures, ``statistics.json`` and the card of a build (its ``subset_table`` filled)."""
     figure_paths = {}
     if options.figures:
-        figure_paths = {split: Path(path).relative_to(staging).as_posix()
-                        for split, path in write_subset_figures(summary.subset_table, staging / "images").items()}
+        figure_paths = {
+            split: Path(path).relative_to(staging).as_posix()
+            for split, path in write_subset_figures(summary.subset_table, staging / "images").items()
+        }
     statistics = summary.to_dict()
     write_json_atomic(staging / "statistics.json", statistics)
-    card = render_card(statistics, columns.features, splits, figure_paths, summary.source_kind, options.pretty_name,
-                       options.keep_unlabeled)
+    card = render_card(
+        statistics,
+        columns.features,
+        splits,
+        figure_paths,
+        summary.source_kind,
+        options.pretty_name,
+        options.keep_unlabeled,
+    )
     write_text_atomic(staging / "README.md", card)
 
 
@@ -660,8 +750,10 @@ def _read_checked(record: FaceRecord, label: Mapping[str, Any]) -> tuple[bytes |
         return data, None
     size, sha = image_identity(data)
     if (expected_size is not None and size != expected_size) or sha != expected_sha:
-        return None, (f"{record.image_id}: image {where} changed since it was labeled ({expected_size} bytes, "
-                      f"sha256 {expected_sha[:12]}... then; {len(data)} bytes now)")
+        return None, (
+            f"{record.image_id}: image {where} changed since it was labeled ({expected_size} bytes, "
+            f"sha256 {expected_sha[:12]}... then; {len(data)} bytes now)"
+        )
     return data, None
 
 
@@ -677,8 +769,10 @@ def check_dataset_dir(dataset_dir: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"dataset folder {os.fspath(dataset_dir)!r} does not exist")
     for needed in ("README.md", "data"):
         if not (folder / needed).exists():
-            raise FileNotFoundError(f"{os.fspath(folder / needed)!r} is missing: {os.fspath(dataset_dir)!r} is not "
-                                    "a folder written by `affectnetplus build`")
+            raise FileNotFoundError(
+                f"{os.fspath(folder / needed)!r} is missing: {os.fspath(dataset_dir)!r} is not "
+                "a folder written by `affectnetplus build`"
+            )
     return folder
 
 
@@ -725,7 +819,10 @@ def push_dataset(
         if license_note:
             write_license_note(folder / "README.md", license_note)
         result = api.upload_folder(
-            folder_path=os.fspath(folder), repo_id=repo_id, repo_type="dataset", commit_message=commit_message,
+            folder_path=os.fspath(folder),
+            repo_id=repo_id,
+            repo_type="dataset",
+            commit_message=commit_message,
             ignore_patterns=[MARKER_FILE],
         )
     return str(getattr(result, "commit_url", result))

@@ -38,8 +38,9 @@ BAD_IMAGE_COLUMN = "bad_image"
 FACE_BOX_COLUMN = "face_box"
 
 
-def map_features(features, *, hard_label_column: str | None = None, skip_bad: bool = False,
-                 detect_faces: bool = False):
+def map_features(
+    features, *, hard_label_column: str | None = None, skip_bad: bool = False, detect_faces: bool = False
+):
     """``features`` plus the columns :class:`SoftLabelMap` adds, for ``ds.map(..., features=...)``.
 
     The soft-label columns are ``List(Value("float32"), length=8)`` (as in
@@ -233,8 +234,9 @@ class SoftLabelMap:
     def map_features(self, features):
         """:func:`map_features` for this callable's columns:
         ``ds.map(fn, ..., features=fn.map_features(ds.features))``."""
-        return map_features(features, hard_label_column=self.hard_label_column, skip_bad=self.skip_bad,
-                            detect_faces=self.detect_faces)
+        return map_features(
+            features, hard_label_column=self.hard_label_column, skip_bad=self.skip_bad, detect_faces=self.detect_faces
+        )
 
     # ---- the map function --------------------------------------------------------------------------
 
@@ -262,8 +264,10 @@ class SoftLabelMap:
             if column is not None and column not in batch:
                 raise KeyError(f"column {column!r} not in the dataset (it has {sorted(batch.keys())})")
         if _is_one_row(batch, self.image_column):
-            raise TypeError(f"SoftLabelMap is a batched map function: call ds.map(fn, batched=True) (column "
-                            f"{self.image_column!r} holds one image, not a batch of them)")
+            raise TypeError(
+                f"SoftLabelMap is a batched map function: call ds.map(fn, batched=True) (column "
+                f"{self.image_column!r} holds one image, not a batch of them)"
+            )
 
     def _face_boxes(self, batch: Mapping[str, Any]) -> list[list[float] | None] | None:
         """The annotated face boxes of ``face_box_column`` (``None`` without it)."""
@@ -287,8 +291,9 @@ class SoftLabelMap:
         result: dict[str, list] = {column: [None] * n for column in SOFT_LABEL_COLUMNS}
         if not good:
             return result
-        for _, output in iter_soft_labels(model, [{"pixel_values": pixel_values}], device=self.device,
-                                          dtype=self.dtype):
+        for _, output in iter_soft_labels(
+            model, [{"pixel_values": pixel_values}], device=self.device, dtype=self.dtype
+        ):
             for column, field_name in SOFT_LABEL_COLUMNS.items():
                 value = getattr(output, field_name)
                 if value is None:
@@ -520,9 +525,16 @@ class _HfLabelOptions:
         """The output folder's run-folder identity: the model and the settings that change the rows."""
         from affectnetplus_hf.labeling import model_fingerprint
 
-        return {"model": model_fingerprint(model_dir), "image_column": self.image_column, "split": self.split,
-                "hard_label_column": self.hard_label_column, "face_box_column": self.face_box_column,
-                "batch_size": int(self.batch_size), "dtype": self.dtype, "skip_bad": bool(self.skip_bad)}
+        return {
+            "model": model_fingerprint(model_dir),
+            "image_column": self.image_column,
+            "split": self.split,
+            "hard_label_column": self.hard_label_column,
+            "face_box_column": self.face_box_column,
+            "batch_size": int(self.batch_size),
+            "dtype": self.dtype,
+            "skip_bad": bool(self.skip_bad),
+        }
 
 
 @dataclass
@@ -544,12 +556,21 @@ class HfLabelSummary:
             self.subsets[key] = {s: subsets.count(s) for s in ("easy", "challenging", "difficult")}
             self.subsets[key]["none"] = subsets.count(None)
         if skip_bad:
-            self.bad_images.extend({"split": key, "row": row, "error": reason}
-                                   for row, reason in enumerate(result[BAD_IMAGE_COLUMN]) if reason is not None)
+            self.bad_images.extend(
+                {"split": key, "row": row, "error": reason}
+                for row, reason in enumerate(result[BAD_IMAGE_COLUMN])
+                if reason is not None
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "out_dir": self.out_dir, "rows": self.rows, "subsets": self.subsets,
-                "bad_images": self.bad_images, "bad_image_count": len(self.bad_images)}
+        return {
+            "source": self.source,
+            "out_dir": self.out_dir,
+            "rows": self.rows,
+            "subsets": self.subsets,
+            "bad_images": self.bad_images,
+            "bad_image_count": len(self.bad_images),
+        }
 
 
 def label_hf_dataset(
@@ -586,12 +607,18 @@ def label_hf_dataset(
     if int(batch_size) < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     source = _checked_hf_source(path)
-    options = _HfLabelOptions(image_column, hard_label_column, face_box_column, split, batch_size, num_proc,
-                              device, dtype, skip_bad)
+    options = _HfLabelOptions(
+        image_column, hard_label_column, face_box_column, split, batch_size, num_proc, device, dtype, skip_bad
+    )
     identity = options.identity(model_dir)
     folder = RunFolder(out_dir, "hf-labels", identity)
-    with _progress_bars(progress), folder, tempfile.TemporaryDirectory(
-            prefix=f".{folder.path.name}.hf-", dir=folder.lock.path.parent, ignore_cleanup_errors=True) as work:
+    with (
+        _progress_bars(progress),
+        folder,
+        tempfile.TemporaryDirectory(
+            prefix=f".{folder.path.name}.hf-", dir=folder.lock.path.parent, ignore_cleanup_errors=True
+        ) as work,
+    ):
         folder.start(overwrite=overwrite, resume=False)
         summary = _label_and_save(model_dir, source, folder, work, identity, options)
     logger.info("wrote the soft-labelled dataset to %s", folder.path)
@@ -623,8 +650,9 @@ def _progress_bars(progress: bool) -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def _label_and_save(model_dir, source: str, folder, work: str, identity: dict[str, Any],
-                    options: _HfLabelOptions) -> HfLabelSummary:
+def _label_and_save(
+    model_dir, source: str, folder, work: str, identity: dict[str, Any], options: _HfLabelOptions
+) -> HfLabelSummary:
     """Map every split of ``source`` (its ``map`` cache in ``work``) and publish the result into ``folder``."""
     from datasets import DatasetDict
 
@@ -640,9 +668,14 @@ def _label_and_save(model_dir, source: str, folder, work: str, identity: dict[st
     for name, part in parts.items():
         fn = _cli_map_function(model, part, source, name, options)
         mapped[name] = part.map(
-            fn, batched=True, with_indices=True, batch_size=int(options.batch_size), num_proc=options.num_proc,
+            fn,
+            batched=True,
+            with_indices=True,
+            batch_size=int(options.batch_size),
+            num_proc=options.num_proc,
             features=fn.map_features(part.features),
-            cache_file_name=os.path.join(work, f"map-{name or 'data'}.arrow"), load_from_cache_file=False,
+            cache_file_name=os.path.join(work, f"map-{name or 'data'}.arrow"),
+            load_from_cache_file=False,
             new_fingerprint=records_fingerprint([sorted(identity.items()), [name]]),  # no hashing of the model
             desc=f"soft labels{f' {name}' if name else ''}",
         )
@@ -680,15 +713,25 @@ def _cli_map_function(model, part, source: str, name: str | None, options: _HfLa
     columns = (options.image_column, options.hard_label_column, options.face_box_column)
     missing = [c for c in columns if c and c not in part.column_names]
     if missing:
-        raise ValueError(f"column(s) {missing} not in {source!r}" + (f" split {name!r}" if name else "")
-                         + f" (it has {part.column_names})")
+        raise ValueError(
+            f"column(s) {missing} not in {source!r}"
+            + (f" split {name!r}" if name else "")
+            + f" (it has {part.column_names})"
+        )
     feature = part.features.get(options.hard_label_column) if options.hard_label_column else None
     class_names = feature.names if isinstance(feature, ClassLabel) else None
     if class_names is not None:
         _label_index(class_names, f"ClassLabel names of --hard-label-column {options.hard_label_column!r}")
-    fn = SoftLabelMap(model, options.image_column, hard_label_column=options.hard_label_column,
-                      hard_label_names=class_names, face_box_column=options.face_box_column, device=options.device,
-                      dtype=options.dtype, skip_bad=options.skip_bad)
+    fn = SoftLabelMap(
+        model,
+        options.image_column,
+        hard_label_column=options.hard_label_column,
+        hard_label_names=class_names,
+        face_box_column=options.face_box_column,
+        device=options.device,
+        dtype=options.dtype,
+        skip_bad=options.skip_bad,
+    )
     fn.skip_bad_hint = "pass --skip-bad to give it null soft labels"
     return fn
 

@@ -60,11 +60,21 @@ def _done_dataset(path: Path) -> bool:
     return _marked_complete(path, "dataset")  # affectnetplus_hf.dataset.build_dataset
 
 
-def demo_identity(seed: int = 0, n_train: int | None = None, n_val: int | None = None, n_mas: int | None = None,
-                  train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def demo_identity(
+    seed: int = 0,
+    n_train: int | None = None,
+    n_val: int | None = None,
+    n_mas: int | None = None,
+    train_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """What a demo folder's marker records: the settings that change the results (not progress or stages)."""
-    return {"seed": seed, "n_train": n_train, "n_val": n_val, "n_mas": n_mas,
-            "train_overrides": dict(train_overrides or {})}
+    return {
+        "seed": seed,
+        "n_train": n_train,
+        "n_val": n_val,
+        "n_mas": n_mas,
+        "train_overrides": dict(train_overrides or {}),
+    }
 
 
 def check_subsets_load(dataset_dir: Path) -> dict[str, dict[str, int]]:
@@ -78,9 +88,18 @@ def check_subsets_load(dataset_dir: Path) -> dict[str, dict[str, int]]:
     return counts
 
 
-def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | None = None, n_val: int | None = None,
-             n_mas: int | None = None, overwrite: bool = False, progress: bool = True,
-             stages: tuple[str, ...] = STAGES, train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_demo(
+    output_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    n_train: int | None = None,
+    n_val: int | None = None,
+    n_mas: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    stages: tuple[str, ...] = STAGES,
+    train_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Run the pipeline (module docstring) into ``output_dir``; returns the stage timings and key numbers.
 
     ``output_dir`` is locked for the run (a second demo on it stops at once). It must be new, empty or a
@@ -101,8 +120,16 @@ def run_demo(output_dir: str | os.PathLike, *, seed: int = 0, n_train: int | Non
             logger.info("demo: overwrite: emptying %s", out)
             folder.clear()
         folder.mark(complete=False)
-        summary = _run_stages(out, seed=seed, n_train=n_train, n_val=n_val, n_mas=n_mas, progress=progress,
-                              stages=stages, train_overrides=train_overrides)
+        summary = _run_stages(
+            out,
+            seed=seed,
+            n_train=n_train,
+            n_val=n_val,
+            n_mas=n_mas,
+            progress=progress,
+            stages=stages,
+            train_overrides=train_overrides,
+        )
         folder.mark(complete=set(STAGES) <= set(stages))
     return summary
 
@@ -153,8 +180,17 @@ class _StageRunner:
         logger.info("demo: %s done in %.1f s", name, self.timings[name])
 
 
-def _run_stages(out: Path, *, seed: int, n_train: int | None, n_val: int | None, n_mas: int | None,
-                progress: bool, stages: tuple[str, ...], train_overrides: dict[str, Any] | None) -> dict[str, Any]:
+def _run_stages(
+    out: Path,
+    *,
+    seed: int,
+    n_train: int | None,
+    n_val: int | None,
+    n_mas: int | None,
+    progress: bool,
+    stages: tuple[str, ...],
+    train_overrides: dict[str, Any] | None,
+) -> dict[str, Any]:
     """The stages of :func:`run_demo` into ``out`` (locked and marked by the caller)."""
     from affectnetplus_hf.dataset import build_dataset
     from affectnetplus_hf.synthetic import write_sample
@@ -167,21 +203,40 @@ def _run_stages(out: Path, *, seed: int, n_train: int | None, n_val: int | None,
     started = time.perf_counter()
     overrides = dict(train_overrides or {})
     sample_kwargs = {k: v for k, v in (("n_train", n_train), ("n_val", n_val), ("n_mas", n_mas)) if v is not None}
-    runner.run("sample", _done_sample(paths["sample"]),
-               lambda: write_sample(paths["sample"], seed=seed, workers=min(2, os.cpu_count() or 1),
-                                    progress=progress, **sample_kwargs))
-    runner.run("softlabeler", _done_softlabeler(paths["softlabeler"]),
-               lambda: _train_softlabeler(paths, seed, progress, overrides))
+    runner.run(
+        "sample",
+        _done_sample(paths["sample"]),
+        lambda: write_sample(
+            paths["sample"], seed=seed, workers=min(2, os.cpu_count() or 1), progress=progress, **sample_kwargs
+        ),
+    )
+    runner.run(
+        "softlabeler",
+        _done_softlabeler(paths["softlabeler"]),
+        lambda: _train_softlabeler(paths, seed, progress, overrides),
+    )
     runner.run("labels", False, lambda: _label_sample(paths, progress, summary))
-    runner.run("dataset", _done_dataset(paths["dataset"]),
-               lambda: build_dataset(paths["sample"], paths["labels"], paths["dataset"], metadata="synthetic",
-                                     overwrite=True, pretty_name="AffectNet+ demo (synthetic sample)",
-                                     progress=progress))
+    runner.run(
+        "dataset",
+        _done_dataset(paths["dataset"]),
+        lambda: build_dataset(
+            paths["sample"],
+            paths["labels"],
+            paths["dataset"],
+            metadata="synthetic",
+            overwrite=True,
+            pretty_name="AffectNet+ demo (synthetic sample)",
+            progress=progress,
+        ),
+    )
     if "dataset" in stages:
         summary.load_dataset_rows = check_subsets_load(paths["dataset"])
         logger.info("demo: load_dataset rows per config/split: %s", summary.load_dataset_rows)
-    runner.run("baselines", False,  # finished baseline models are kept by train_baselines
-               lambda: _train_baselines(paths, seed, progress, overrides))
+    runner.run(
+        "baselines",
+        False,  # finished baseline models are kept by train_baselines
+        lambda: _train_baselines(paths, seed, progress, overrides),
+    )
     runner.run("report", False, lambda: _write_report(out, paths, summary, started, progress))
     summary.timings_s["total"] = round(time.perf_counter() - started, 1)
     write_text_atomic(out / "demo_summary.json", json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
@@ -194,24 +249,37 @@ def _train_softlabeler(paths: dict[str, Path], seed: int, progress: bool, overri
     from affectnetplus_hf.training import TrainConfig
     from affectnetplus_hf.training.softlabeler import train_soft_labeler
 
-    train_soft_labeler(TrainConfig(data=str(paths["sample"]), output_dir=str(paths["softlabeler"]), preset="tiny",
-                                   seed=seed, progress=progress, log_with="none", **{**DEMO_SOFTLABELER, **overrides}))
+    train_soft_labeler(
+        TrainConfig(
+            data=str(paths["sample"]),
+            output_dir=str(paths["softlabeler"]),
+            preset="tiny",
+            seed=seed,
+            progress=progress,
+            log_with="none",
+            **{**DEMO_SOFTLABELER, **overrides},
+        )
+    )
 
 
 def _label_sample(paths: dict[str, Path], progress: bool, summary: DemoSummary) -> None:
     """Label every sample image (label_dataset resumes by itself: finished shards are kept)."""
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
 
-    summary.labels = label_dataset(paths["softlabeler"], paths["sample"], paths["labels"],
-                                   LabelingConfig(shard_size=256, progress=progress))
+    summary.labels = label_dataset(
+        paths["softlabeler"], paths["sample"], paths["labels"], LabelingConfig(shard_size=256, progress=progress)
+    )
 
 
 def _train_baselines(paths: dict[str, Path], seed: int, progress: bool, overrides: dict[str, Any]) -> None:
     from affectnetplus_hf.baselines import train_baselines
     from affectnetplus_hf.training import TrainConfig
 
-    train_baselines(paths["dataset"], paths["baselines"],
-                    TrainConfig(preset="tiny", seed=seed, progress=progress, log_with="none", **overrides))
+    train_baselines(
+        paths["dataset"],
+        paths["baselines"],
+        TrainConfig(preset="tiny", seed=seed, progress=progress, log_with="none", **overrides),
+    )
 
 
 def _write_report(out: Path, paths: dict[str, Path], summary: DemoSummary, started: float, progress: bool) -> None:
@@ -220,14 +288,23 @@ def _write_report(out: Path, paths: dict[str, Path], summary: DemoSummary, start
 
     results = evaluate_baselines(paths["dataset"], paths["baselines"], paths["report"], progress=progress)
     quality = evaluate_soft_labels(paths["labels"], paths["sample"], paths["report"], reference="truth")
-    summary.soft_label_quality = {k: quality[k]["w_mae"] for k in
-                                  ("soft_labels", "calibrated_soft_labels", "one_hot_hard_labels") if k in quality}
-    summary.baselines_accuracy = {name: m["hard"]["all"]["accuracy"] for name, m in results["models"].items()
-                                  if "all" in m["hard"]}
+    summary.soft_label_quality = {
+        k: quality[k]["w_mae"]
+        for k in ("soft_labels", "calibrated_soft_labels", "one_hot_hard_labels")
+        if k in quality
+    }
+    summary.baselines_accuracy = {
+        name: m["hard"]["all"]["accuracy"] for name, m in results["models"].items() if "all" in m["hard"]
+    }
     summary.timings_s["total"] = round(time.perf_counter() - started, 1)
     report_path = paths["report"] / "report.md"
-    write_text_atomic(report_path, demo_preamble(out, summary.timings_s, summary.to_dict())
-                      + report_path.read_text(encoding="utf-8") + "\n" + quality["markdown"].replace("# ", "## ", 1))
+    write_text_atomic(
+        report_path,
+        demo_preamble(out, summary.timings_s, summary.to_dict())
+        + report_path.read_text(encoding="utf-8")
+        + "\n"
+        + quality["markdown"].replace("# ", "## ", 1),
+    )
 
 
 def demo_preamble(out: Path, timings: dict[str, float], summary: dict[str, Any]) -> str:
@@ -238,22 +315,35 @@ def demo_preamble(out: Path, timings: dict[str, float], summary: dict[str, Any])
         return f"- [`{name}`]({Path(os.path.relpath(out / name, report_dir)).as_posix()}) — {what}"
 
     lines = [
-        "# AffectNet+ demo on the embedded synthetic sample", "",
-        "Every stage of the pipeline ran on this machine; each folder is the input of the next.", "",
-        link("sample", "synthetic FER sample in AffectNet's CSV layout, a multi-annotated part, ground truth "
-                       "(`sample_grid.png` shows one row per emotion)"),
-        link("softlabeler", "the tiny soft-labeler (`confidence_scores.md`: per-member test-MAS metrics and CS, "
-                            "`README.md`: model card); load with `AutoModel.from_pretrained`"),
+        "# AffectNet+ demo on the embedded synthetic sample",
+        "",
+        "Every stage of the pipeline ran on this machine; each folder is the input of the next.",
+        "",
+        link(
+            "sample",
+            "synthetic FER sample in AffectNet's CSV layout, a multi-annotated part, ground truth "
+            "(`sample_grid.png` shows one row per emotion)",
+        ),
+        link(
+            "softlabeler",
+            "the tiny soft-labeler (`confidence_scores.md`: per-member test-MAS metrics and CS, "
+            "`README.md`: model card); load with `AutoModel.from_pretrained`",
+        ),
         link("labels", "sharded, resumable labeling run (`manifest.json`, `summary.json`, Parquet shards)"),
         link("dataset", "the AffectNet+ dataset folder: `load_dataset(path, 'easy')` works offline"),
         link("baselines", "Hard-FER / Soft-FER per subset and on all (`baselines.json`)"),
-        "", "| stage | seconds |", "|---|---|",
+        "",
+        "| stage | seconds |",
+        "|---|---|",
     ]
-    lines += [f"| {'this run, wall time until the report' if name == 'total' else name} | {seconds:.1f} |"
-              for name, seconds in timings.items()]
+    lines += [
+        f"| {'this run, wall time until the report' if name == 'total' else name} | {seconds:.1f} |"
+        for name, seconds in timings.items()
+    ]
     rows = summary.get("load_dataset_rows")
     if rows:
-        per_config = (f"{config}: " + ", ".join(f"{split} {n}" for split, n in splits.items())
-                      for config, splits in rows.items())
+        per_config = (
+            f"{config}: " + ", ".join(f"{split} {n}" for split, n in splits.items()) for config, splits in rows.items()
+        )
         lines += ["", "`load_dataset` rows per config: " + "; ".join(per_config)]
     return "\n".join(lines) + "\n\n"

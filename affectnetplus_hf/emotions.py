@@ -35,8 +35,27 @@ EMOTION_AUS: dict[str, tuple[int, ...]] = {
 
 #: Eq. 8 as printed in the paper ([option] ``aus="paper"``, ``docs/method.md#action-units``).
 PAPER_AUS: tuple[float, ...] = (
-    0.33, 0.5, 0.33, 0.33, 0.5, 1.0, 1.0, 0.5, 1.0, 0.5, 1.0,
-    1.0, 1.0, 0.33, 1.0, 1.0, 1.0, 1.0, 0.25, 0.25, 0.5,
+    0.33,
+    0.5,
+    0.33,
+    0.33,
+    0.5,
+    1.0,
+    1.0,
+    0.5,
+    1.0,
+    0.5,
+    1.0,
+    1.0,
+    1.0,
+    0.33,
+    1.0,
+    1.0,
+    1.0,
+    1.0,
+    0.25,
+    0.25,
+    0.5,
 )
 #: The one printed Table 3 entry that differs from Table 2 ([option] ``overlap="paper"``): Disgust–Anger = 4.
 PAPER_OVERLAP_OVERRIDES: dict[tuple[str, str], int] = {("Disgust", "Anger"): 4}
@@ -50,13 +69,19 @@ AFFECTNET_VA_MISSING = -2.0
 
 #: FER+ vote columns, in the order of ``fer2013new.csv`` / ``label.csv``.
 FERPLUS_EMOTION_COLUMNS: tuple[str, ...] = (
-    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
 )
 FERPLUS_NON_EMOTION_COLUMNS: tuple[str, ...] = ("unknown", "NF")
 #: FER+ column position -> label-space index.
 FERPLUS_TO_INDEX: tuple[int, ...] = tuple(
-    EMOTION_TO_INDEX[name]
-    for name in ("Neutral", "Happy", "Surprise", "Sad", "Anger", "Disgust", "Fear", "Contempt")
+    EMOTION_TO_INDEX[name] for name in ("Neutral", "Happy", "Surprise", "Sad", "Anger", "Disgust", "Fear", "Contempt")
 )
 
 #: The subsets (``docs/method.md#subsets``), in rank order.

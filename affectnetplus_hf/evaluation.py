@@ -65,17 +65,22 @@ class EvaluationData:
             raise ValueError("evaluation data is empty: no images to score")
         if self.image_ids is not None and len(self.image_ids) != n:
             raise ValueError(f"image_ids must have {n} entries, got {len(self.image_ids)}")
-        self.soft_labels = check_soft_labels(self.soft_labels, "soft_labels", n_rows=n, row_names=self.image_ids,
-                                             clip_hint=False)
+        self.soft_labels = check_soft_labels(
+            self.soft_labels, "soft_labels", n_rows=n, row_names=self.image_ids, clip_hint=False
+        )
         if self.subsets.shape != (n,):
             raise ValueError(f"subsets must have {n} entries, got shape {self.subsets.shape}")
         unknown = sorted(set(self.subsets.tolist()) - set(SUBSETS))
         if unknown:
             raise ValueError(f"subsets must be among {SUBSETS}, found {unknown}")
         if self.true_soft_labels is not None:
-            self.true_soft_labels = check_soft_labels(np.asarray(self.true_soft_labels, dtype=np.float32),
-                                                      "true_soft_labels", n_rows=n, row_names=self.image_ids,
-                                                      clip_hint=False)
+            self.true_soft_labels = check_soft_labels(
+                np.asarray(self.true_soft_labels, dtype=np.float32),
+                "true_soft_labels",
+                n_rows=n,
+                row_names=self.image_ids,
+                clip_hint=False,
+            )
 
     def mask(self, group: str) -> np.ndarray:
         return np.ones(len(self.hard_labels), dtype=bool) if group == "all" else self.subsets == group
@@ -101,8 +106,11 @@ class ModelPredictions:
 
 def _reductions(epsilon: float) -> dict[str, Callable[..., Any]]:
     """W-MAE, W-FR and W-AUC of precomputed per-sample errors (each also takes ``by=``)."""
-    return {"w_mae": mean_error, "w_fr": partial(failure_rate, epsilon=epsilon),
-            "w_auc": partial(ced_auc, epsilon=epsilon)}
+    return {
+        "w_mae": mean_error,
+        "w_fr": partial(failure_rate, epsilon=epsilon),
+        "w_auc": partial(ced_auc, epsilon=epsilon),
+    }
 
 
 def soft_metrics(references, predictions, by=None, epsilon: float = DEFAULT_EPSILON) -> dict[str, Any]:
@@ -118,15 +126,14 @@ def soft_metrics(references, predictions, by=None, epsilon: float = DEFAULT_EPSI
     return result
 
 
-
-
 def _check_scores(model: ModelPredictions, n: int) -> None:
     if model.scores.shape != (n, NUM_EMOTIONS):
         raise ValueError(f"model {model.name!r}: scores must have shape ({n}, 8), got {model.scores.shape}")
 
 
-def _score_groups(data: EvaluationData, model: ModelPredictions, entry: dict[str, Any],
-                  rows: dict[str, list], epsilon: float) -> None:
+def _score_groups(
+    data: EvaluationData, model: ModelPredictions, entry: dict[str, Any], rows: dict[str, list], epsilon: float
+) -> None:
     """Hard-label metrics (and, for :data:`SOFT_SCORED_KINDS`, the soft-label ones) of ``model`` on every
     group of :data:`EVAL_GROUPS` with images, into ``entry`` and the table rows."""
     predicted = model.scores.argmax(axis=1)
@@ -136,13 +143,33 @@ def _score_groups(data: EvaluationData, model: ModelPredictions, entry: dict[str
             continue
         row = hard_label_metrics(data.hard_labels[mask], predicted[mask])
         entry["hard"][group] = row
-        rows["hard_label_metrics.md"].append([model.name, model.kind, model.trained_on, group, int(mask.sum()),
-                                              row["accuracy"], row["average_accuracy"], row["macro_f1"]])
+        rows["hard_label_metrics.md"].append(
+            [
+                model.name,
+                model.kind,
+                model.trained_on,
+                group,
+                int(mask.sum()),
+                row["accuracy"],
+                row["average_accuracy"],
+                row["macro_f1"],
+            ]
+        )
         if model.kind in SOFT_SCORED_KINDS:
             soft = soft_metrics(data.soft_labels[mask], np.clip(model.scores[mask], 0, 1), epsilon=epsilon)
             entry["soft"][group] = soft
-            rows["soft_label_metrics.md"].append([model.name, model.kind, model.trained_on, group,
-                                                  int(mask.sum()), soft["w_mae"], soft["w_fr"], soft["w_auc"]])
+            rows["soft_label_metrics.md"].append(
+                [
+                    model.name,
+                    model.kind,
+                    model.trained_on,
+                    group,
+                    int(mask.sum()),
+                    soft["w_mae"],
+                    soft["w_fr"],
+                    soft["w_auc"],
+                ]
+            )
 
 
 def _confusion_figures(model: ModelPredictions, entry: dict[str, Any], output: Path) -> list[Path]:
@@ -158,8 +185,14 @@ def _confusion_figures(model: ModelPredictions, entry: dict[str, Any], output: P
     return paths
 
 
-def _score_by_emotion(data: EvaluationData, model: ModelPredictions, entry: dict[str, Any], rows: dict[str, list],
-                      epsilon: float, output: Path) -> Path:
+def _score_by_emotion(
+    data: EvaluationData,
+    model: ModelPredictions,
+    entry: dict[str, Any],
+    rows: dict[str, list],
+    epsilon: float,
+    output: Path,
+) -> Path:
     """Soft-label metrics per emotion of the hard label (Table 11) and the CED curves of ``e_k`` per group,
     from one computation of the errors; returns the figure's path."""
     clipped = np.clip(model.scores, 0, 1)
@@ -170,10 +203,15 @@ def _score_by_emotion(data: EvaluationData, model: ModelPredictions, entry: dict
     for emotion in EMOTIONS:
         if emotion in per_emotion["w_mae"]:
             rows["soft_label_metrics_by_emotion.md"].append(
-                [model.name, model.kind, model.trained_on, emotion, *(per_emotion[m][emotion] for m in per_emotion)])
+                [model.name, model.kind, model.trained_on, emotion, *(per_emotion[m][emotion] for m in per_emotion)]
+            )
     path = output / "figures" / f"ced_{model.name}.png"
-    plot_ced_curves({g: errors[data.mask(g)] for g in EVAL_GROUPS if data.mask(g).any()}, path,
-                    epsilon=epsilon, title=f"CED of e_k, {model.name}")
+    plot_ced_curves(
+        {g: errors[data.mask(g)] for g in EVAL_GROUPS if data.mask(g).any()},
+        path,
+        epsilon=epsilon,
+        title=f"CED of e_k, {model.name}",
+    )
     return path
 
 
@@ -187,8 +225,9 @@ def _ground_truth_scores(data: EvaluationData, epsilon: float) -> dict[str, Any]
     }
 
 
-def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions], output_dir,
-                         epsilon: float = DEFAULT_EPSILON) -> dict[str, Any]:
+def evaluate_predictions(
+    data: EvaluationData, models: Sequence[ModelPredictions], output_dir, epsilon: float = DEFAULT_EPSILON
+) -> dict[str, Any]:
     """Score every model on every subset; write ``tables/*.md|json`` and ``figures/*.png`` under ``output_dir``.
 
     Every model (the argmax of its scores): accuracy, average accuracy, macro-F1 per subset (Tables 8/9),
@@ -198,8 +237,12 @@ def evaluate_predictions(data: EvaluationData, models: Sequence[ModelPredictions
     """
     check_soft_label_options(epsilon=epsilon)
     output = Path(output_dir)
-    results: dict[str, Any] = {"epsilon": epsilon, "n_images": int(len(data.hard_labels)),
-                               "subset_sizes": {g: int(data.mask(g).sum()) for g in EVAL_GROUPS}, "models": {}}
+    results: dict[str, Any] = {
+        "epsilon": epsilon,
+        "n_images": int(len(data.hard_labels)),
+        "subset_sizes": {g: int(data.mask(g).sum()) for g in EVAL_GROUPS},
+        "models": {},
+    }
     rows: dict[str, list] = {name: [] for name in EVALUATION_TABLES}
     figures: list[Path] = []
     for model in models:

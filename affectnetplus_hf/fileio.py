@@ -84,7 +84,9 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     path = Path(path)
     for parent in [path, *path.parents]:
         if parent.exists() and not parent.is_dir():
-            raise NotADirectoryError(f"output folder {os.fspath(path)!r}: {os.fspath(parent)!r} is a file, not a folder")
+            raise NotADirectoryError(
+                f"output folder {os.fspath(path)!r}: {os.fspath(parent)!r} is a file, not a folder"
+            )
         if parent.exists():
             break
     try:

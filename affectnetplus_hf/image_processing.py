@@ -1,28 +1,14 @@
 """The face image processor and torch data pipeline shared by training, labeling and prediction.
 
-Image loading (:func:`load_image`, :func:`open_record_image`, :class:`BadImageError`) lives in
-:mod:`affectnetplus_hf.images` and is re-exported here. This module adds:
-
 * :class:`AffectNetPlusImageProcessor` — a ``transformers`` image processor (saved with every model as
-  ``preprocessor_config.json``): crop the face box (clamped to the image, rounded to whole pixels),
-  resize to ``size["height"]`` × ``size["width"]`` (bilinear), rescale to [0, 1], normalise with
-  ``image_mean``/``image_std`` → ``pixel_values`` ``(B, 3, H, W)`` float32.
-* :class:`FaceImageDataset` / :func:`make_dataloader` — a torch ``Dataset`` over records that decodes each
-  image once per epoch, and a ``DataLoader`` whose batches are ``{"pixel_values", "index", "bad"}``.
+  ``preprocessor_config.json``): crop the face box, resize to ``size["height"]`` × ``size["width"]``
+  (bilinear), rescale to [0, 1], normalise → ``pixel_values`` ``(B, 3, H, W)`` float32;
+* :class:`FaceImageDataset` / :func:`make_dataloader` — a torch ``Dataset`` over records and a
+  ``DataLoader`` whose batches are ``{"pixel_values", "index", "bad"}``.
 
-Face boxes. Readers yield the face box as the source wrote it, ``(x0, y0, x1, y1)`` in image pixels,
-without knowing the image size (AffectNet's boxes can reach past the image border). [choice] The box is
-clamped to the image here, when the image is decoded (:func:`clamp_box`); a box that lies entirely
-outside its image is an error naming the image.
-
-JPEG draft mode. [choice] With ``jpeg_draft=True`` (the default) a JPEG that will be downscaled by at
-least 2 is decoded at a reduced DCT scale (``Image.draft``), the largest power-of-two reduction that keeps
-the face crop at least ``size`` pixels on each side. This is 2-8x faster on large AffectNet images and
-deterministic (same bytes → same pixels), but it gives slightly different pixels from a full decode; set
-``jpeg_draft=False`` for bit-exact agreement with :func:`load_image` + resize.
-
-Importing this module registers :class:`AffectNetPlusImageProcessor` with ``AutoImageProcessor`` for every
-AffectNet+ config (``AutoImageProcessor.register``, the ``"pil"`` backend).
+Face boxes are clamped to the image when it is decoded (:func:`clamp_box`); JPEGs that will be downscaled
+are decoded in draft mode (``jpeg_draft``). Both choices: ``docs/architecture.md#images``. Image loading
+lives in :mod:`affectnetplus_hf.images`.
 """
 
 from __future__ import annotations
@@ -37,7 +23,6 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-
 from transformers import AutoImageProcessor, BaseImageProcessor, BatchFeature
 
 from affectnetplus_hf.images import (
@@ -89,9 +74,7 @@ def clamp_box(box: Sequence[float] | None, width: int, height: int, where: str =
     cx0, cy0 = max(0.0, x0), max(0.0, y0)
     cx1, cy1 = min(float(width), x1), min(float(height), y1)
     if cx1 <= cx0 or cy1 <= cy0:
-        raise ValueError(
-            f"{where}: face box {tuple(values)} lies outside the {width}x{height} image"
-        )
+        raise ValueError(f"{where}: face box {tuple(values)} lies outside the {width}x{height} image")
     return (cx0, cy0, cx1, cy1)
 
 
@@ -102,10 +85,13 @@ def _checked_framing(face_framing: dict | None) -> dict[str, dict[str, float]] |
     from affectnetplus_hf.faces.types import FaceFraming
 
     if not isinstance(face_framing, dict):
-        raise ValueError(f"face_framing must map detector names to {{scale, dx, dy}}, got {type(face_framing).__name__}")
+        raise ValueError(
+            f"face_framing must map detector names to {{scale, dx, dy}}, got {type(face_framing).__name__}"
+        )
     return {
-        str(name): (value if isinstance(value, FaceFraming)
-                    else FaceFraming.from_dict(dict(value), f"face_framing[{name!r}]")).to_dict()
+        str(name): (
+            value if isinstance(value, FaceFraming) else FaceFraming.from_dict(dict(value), f"face_framing[{name!r}]")
+        ).to_dict()
         for name, value in face_framing.items()
     }
 
@@ -124,8 +110,9 @@ def _size_dict(size: int | Mapping[str, int] | None) -> dict[str, int]:
         sides = {"height": size, "width": size}
     for side in sides.values():
         if side is None or isinstance(side, bool) or int(side) != side or int(side) < 1:
-            raise ValueError(f"size must be a positive integer (square side in pixels) or "
-                             f"{{'height': h, 'width': w}}, got {size!r}")
+            raise ValueError(
+                f"size must be a positive integer (square side in pixels) or {{'height': h, 'width': w}}, got {size!r}"
+            )
         if int(side) > MAX_IMAGE_SIZE:
             raise ValueError(
                 f"image size {int(side)} is too large: expected a side of at most {MAX_IMAGE_SIZE} pixels "
@@ -207,8 +194,9 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
         return height
 
     # ------------------------------------------------------------------ single image
-    def crop_and_resize(self, source: ImageSource, face_box: Sequence[float] | None = None,
-                        location: str | None = None) -> Image.Image:
+    def crop_and_resize(
+        self, source: ImageSource, face_box: Sequence[float] | None = None, location: str | None = None
+    ) -> Image.Image:
         """Decode ``source`` and return the RGB face crop, resized to ``size`` (no rescaling)."""
         where = describe_source(source, location)
         if isinstance(source, FaceRecord) and face_box is None:
@@ -237,7 +225,9 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
                     sx, sy = image.size[0] / width, image.size[1] / height
                     clamped = clamp_box(
                         (clamped[0] * sx, clamped[1] * sy, clamped[2] * sx, clamped[3] * sy),
-                        image.size[0], image.size[1], where,
+                        image.size[0],
+                        image.size[1],
+                        where,
                     )
         rgb = decode_image(image, where)
         x0, y0 = int(round(clamped[0])), int(round(clamped[1]))
@@ -256,11 +246,14 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
             # divided by 1 / rescale_factor: for the default 1/255 an exact division by 255
             array = array / (1.0 / self.rescale_factor)
         if self.do_normalize:
-            array = (array - np.asarray(self.image_mean, dtype=np.float32)) / np.asarray(self.image_std, dtype=np.float32)
+            array = (array - np.asarray(self.image_mean, dtype=np.float32)) / np.asarray(
+                self.image_std, dtype=np.float32
+            )
         return np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
 
-    def process_one(self, source: ImageSource, face_box: Sequence[float] | None = None,
-                    location: str | None = None) -> np.ndarray:
+    def process_one(
+        self, source: ImageSource, face_box: Sequence[float] | None = None, location: str | None = None
+    ) -> np.ndarray:
         """One image → ``(3, H, W)`` float32 pixel values (crop, resize, rescale, normalise)."""
         return self.to_pixel_values(self.crop_and_resize(source, face_box, location))
 
@@ -286,8 +279,10 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
             raise TypeError(f"AffectNetPlusImageProcessor.preprocess got unexpected arguments: {unknown}")
         if isinstance(images, (str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray, FaceRecord)):
             images = [images]
-            if face_boxes is not None and len(face_boxes) == 4 and all(
-                isinstance(v, (int, float, np.integer, np.floating)) for v in face_boxes
+            if (
+                face_boxes is not None
+                and len(face_boxes) == 4
+                and all(isinstance(v, (int, float, np.integer, np.floating)) for v in face_boxes)
             ):
                 face_boxes = [face_boxes]  # a single box for a single image
         images = list(images)
@@ -307,10 +302,7 @@ class AffectNetPlusImageProcessor(BaseImageProcessor):
         return self.preprocess(images, *args, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        output = {
-            key: value for key, value in self.__dict__.items()
-            if not key.startswith("_")
-        }
+        output = {key: value for key, value in self.__dict__.items() if not key.startswith("_")}
         output = {k: (list(v) if isinstance(v, tuple) else v) for k, v in output.items()}
         output["image_processor_type"] = type(self).__name__
         return output
@@ -335,8 +327,15 @@ class FaceImageDataset(Dataset):
     reason)`` for a photo without a face under ``no_face="skip"``, left out of the batch like a bad image).
     """
 
-    def __init__(self, records: Iterable[FaceRecord], processor: AffectNetPlusImageProcessor,
-                 skip_bad: bool = False, with_identity: bool = False, finder=None, no_face: str = "skip") -> None:
+    def __init__(
+        self,
+        records: Iterable[FaceRecord],
+        processor: AffectNetPlusImageProcessor,
+        skip_bad: bool = False,
+        with_identity: bool = False,
+        finder=None,
+        no_face: str = "skip",
+    ) -> None:
         self.records = records if isinstance(records, Sequence) else list(records)
         self.processor = processor
         self.skip_bad = bool(skip_bad)
@@ -378,8 +377,11 @@ class FaceImageDataset(Dataset):
             item["identity"] = identity
         if self.finder is not None:
             item["face_box"] = None if box is None else tuple(float(v) for v in box)
-            item["no_face"] = None if pixels is not None else (
-                record.image_id, f"{record.location}: no face found by the {self.finder.detector_name} detector")
+            item["no_face"] = (
+                None
+                if pixels is not None
+                else (record.image_id, f"{record.location}: no face found by the {self.finder.detector_name} detector")
+            )
         return item
 
 
@@ -439,8 +441,9 @@ def make_dataloader(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    dataset = FaceImageDataset(records, processor, skip_bad=skip_bad, with_identity=with_identity, finder=finder,
-                               no_face=no_face)
+    dataset = FaceImageDataset(
+        records, processor, skip_bad=skip_bad, with_identity=with_identity, finder=finder, no_face=no_face
+    )
     generator = torch.Generator()
     generator.manual_seed(int(seed))
     return DataLoader(
@@ -465,8 +468,14 @@ class PhotoFaceDataset(Dataset):
     "bad": None or (path, reason)}``; ``skip_bad`` as in :class:`FaceImageDataset`.
     """
 
-    def __init__(self, paths: Sequence[ImageSource], processor: AffectNetPlusImageProcessor, finder,
-                 no_face: str = "skip", skip_bad: bool = False) -> None:
+    def __init__(
+        self,
+        paths: Sequence[ImageSource],
+        processor: AffectNetPlusImageProcessor,
+        finder,
+        no_face: str = "skip",
+        skip_bad: bool = False,
+    ) -> None:
         self.paths = list(paths)
         self.processor, self.finder = processor, finder
         self.no_face, self.skip_bad = no_face, bool(skip_bad)
@@ -483,7 +492,12 @@ class PhotoFaceDataset(Dataset):
         except BadImageError as error:
             if not self.skip_bad:
                 raise
-            return {"pixel_values": None, "faces": [], "index": int(index), "bad": (describe_source(source, None), str(error))}
+            return {
+                "pixel_values": None,
+                "faces": [],
+                "index": int(index),
+                "bad": (describe_source(source, None), str(error)),
+            }
         pixels = [row.pixel_values for row in rows if row.pixel_values is not None]
         empty = (0, 3, self.processor.size["height"], self.processor.size["width"])
         stacked = np.stack(pixels) if pixels else np.zeros(empty, dtype=np.float32)
@@ -506,19 +520,36 @@ def collate_photo_faces(items: list[dict[str, Any]]) -> dict[str, Any]:
                 keys.append((item["index"], row))
         pixels.append(item["pixel_values"])
     pixel_values = torch.cat(pixels) if pixels else torch.zeros((0, 3, 1, 1), dtype=torch.float32)
-    return {"pixel_values": pixel_values, "keys": keys, "faces": faces,
-            "bad": [item["bad"] for item in items if item["bad"] is not None]}
+    return {
+        "pixel_values": pixel_values,
+        "keys": keys,
+        "faces": faces,
+        "bad": [item["bad"] for item in items if item["bad"] is not None],
+    }
 
 
-def make_photo_dataloader(paths: Sequence[ImageSource], processor: AffectNetPlusImageProcessor, finder,
-                          no_face: str = "skip", batch_size: int = 32, num_workers: int = 0, skip_bad: bool = False):
+def make_photo_dataloader(
+    paths: Sequence[ImageSource],
+    processor: AffectNetPlusImageProcessor,
+    finder,
+    no_face: str = "skip",
+    batch_size: int = 32,
+    num_workers: int = 0,
+    skip_bad: bool = False,
+):
     """A ``DataLoader`` of :class:`PhotoFaceDataset` batches (:func:`collate_photo_faces`); ``batch_size``
     counts photos, each worker builds its own detector."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dataset = PhotoFaceDataset(paths, processor, finder, no_face=no_face, skip_bad=skip_bad)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      collate_fn=collate_photo_faces, persistent_workers=False)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate_photo_faces,
+        persistent_workers=False,
+    )
 
 
 for _config_class in (

@@ -2,22 +2,12 @@
 
 * :func:`open_record_image` — a record's image (its ``image_bytes``, else its ``image_path`` file), the
   one record → image loader of the package; :func:`read_record_bytes` gives the encoded bytes
-  themselves and :func:`image_identity` their ``(size, sha256)``.
+  themselves and :func:`image_identity` their ``(size, sha256)``;
 * :func:`load_image` — any image input (path, encoded bytes, PIL image, ``uint8`` numpy array,
   record) → RGB :class:`PIL.Image.Image`, fully decoded.
 
-Every failure (missing file, truncated or corrupt data, unsupported array, record without an image)
-raises :class:`BadImageError` naming the image and the reason. Needs only Pillow and numpy.
-
-Colour modes. Greyscale (``L``, ``1``), palette, ``LA``/``RGBA`` (alpha dropped, colours kept), ``CMYK``,
-``YCbCr`` are converted by Pillow. [choice] 16-bit and 32-bit integer images (``I;16*``, ``I``) are taken
-as 16-bit intensities and mapped to 8 bits by ``round(v / 257)`` (clipped to [0, 65535] first), so
-65535 → 255; float images (``F``) are clipped to [0, 255].
-
-EXIF orientation (``docs/method.md#face-stage``). [choice] By default it is **not** applied: the
-annotations (boxes, landmarks) of FER datasets refer to the stored pixel grid. Every image that goes
-through face detection is loaded with ``upright=True`` (:func:`upright_image`), so a phone portrait
-stored sideways with an orientation tag is seen the way it is displayed.
+Every failure raises :class:`BadImageError` naming the image and the reason. Colour modes and EXIF
+orientation: ``docs/architecture.md#images``. Needs only Pillow and numpy.
 """
 
 from __future__ import annotations

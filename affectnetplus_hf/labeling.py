@@ -61,8 +61,19 @@ SOFT_LABEL_COLUMNS: dict[str, str] = {
 
 #: Columns of a label shard, in order.
 LABEL_COLUMNS: tuple[str, ...] = (
-    "image_id", "split", "hard_label", "soft_label", "soft_label_ebc", "soft_label_au", "soft_label_dist",
-    "soft_label_calibrated", "spread", "subset", "image_size_bytes", "image_sha256", "face_box",
+    "image_id",
+    "split",
+    "hard_label",
+    "soft_label",
+    "soft_label_ebc",
+    "soft_label_au",
+    "soft_label_dist",
+    "soft_label_calibrated",
+    "spread",
+    "subset",
+    "image_size_bytes",
+    "image_sha256",
+    "face_box",
 )
 
 
@@ -139,8 +150,12 @@ class LabelingConfig:
         """The detection settings a resume must match (empty without ``detect_faces``: older runs resume)."""
         if finder is None:
             return {}
-        return {"detect_faces": True, "detector": finder.detector_name, "no_face": self.no_face,
-                "face_framing": finder.framing.to_dict()}
+        return {
+            "detect_faces": True,
+            "detector": finder.detector_name,
+            "no_face": self.no_face,
+            "face_framing": finder.framing.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -196,8 +211,11 @@ def model_fingerprint(model_dir: str | os.PathLike) -> str:
 
 def labeled_records_fingerprint(records_by_split: Mapping[str, Sequence[FaceRecord]]) -> str:
     """Fingerprint of the ordered (split, image_id, hard_label) list: the data a run labels."""
-    return records_fingerprint((split, record.image_id, record.hard_label)
-                               for split, records in records_by_split.items() for record in records)
+    return records_fingerprint(
+        (split, record.image_id, record.hard_label)
+        for split, records in records_by_split.items()
+        for record in records
+    )
 
 
 def label_schema():
@@ -281,8 +299,16 @@ def _batches(
 
     split = records[0].split if records else ""
     loader = make_dataloader(
-        list(records), processor, batch_size=config.batch_size, num_workers=config.num_workers,
-        shuffle=False, seed=0, skip_bad=config.skip_bad, with_identity=True, finder=finder, no_face=config.no_face,
+        list(records),
+        processor,
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        shuffle=False,
+        seed=0,
+        skip_bad=config.skip_bad,
+        with_identity=True,
+        finder=finder,
+        no_face=config.no_face,
     )
     for batch in loader:
         bad.extend({"image_id": image_id, "split": split, "error": reason} for image_id, reason in batch["bad"])
@@ -303,7 +329,8 @@ class _ShardOutputs:
     """The model outputs of one shard's batches, gathered by record position (:func:`label_records`)."""
 
     collected: dict[str, list[np.ndarray | None]] = field(
-        default_factory=lambda: {name: [] for name in _OUTPUT_FIELDS})
+        default_factory=lambda: {name: [] for name in _OUTPUT_FIELDS}
+    )
     indices: list[int] = field(default_factory=list)
     #: (size, sha256) of each good image, from the bytes the loader decoded
     identities: dict[int, tuple[int, str]] = field(default_factory=dict)
@@ -342,8 +369,12 @@ class _ShardOutputs:
         indices, arrays = self.ordered()
         hard = [records[i].hard_label for i in indices]
         return _label_table(
-            [records[i] for i in indices], hard, _subsets_of(arrays["soft_label"], hard), arrays,
-            [self.identities[i] for i in indices], [_box(self.boxes.get(i, records[i].face_box)) for i in indices],
+            [records[i] for i in indices],
+            hard,
+            _subsets_of(arrays["soft_label"], hard),
+            arrays,
+            [self.identities[i] for i in indices],
+            [_box(self.boxes.get(i, records[i].face_box)) for i in indices],
         )
 
 
@@ -371,8 +402,9 @@ def label_records(
     no_face: list[dict[str, str]] = []
     finder = finder if finder is not None else config.face_finder(processor)
     batches = _batches(records, processor, config, bad, on_batch, finder, no_face)
-    for batch, output in iter_soft_labels(model, batches, device=device, dtype=config.dtype,
-                                          channels_last=device.type == "cuda"):
+    for batch, output in iter_soft_labels(
+        model, batches, device=device, dtype=config.dtype, channels_last=device.type == "cuda"
+    ):
         labeled = outputs.add(batch, output)
         if on_batch is not None:
             on_batch(labeled)
@@ -392,9 +424,14 @@ def _subsets_of(soft: np.ndarray | None, hard: Sequence[int | None]) -> list[str
     return subsets
 
 
-def _label_table(records: Sequence[FaceRecord], hard: Sequence[int | None], subsets: Sequence[str | None],
-                 arrays: Mapping[str, np.ndarray | None], identities: Sequence[tuple[int, str]],
-                 boxes: Sequence[list[float] | None]):
+def _label_table(
+    records: Sequence[FaceRecord],
+    hard: Sequence[int | None],
+    subsets: Sequence[str | None],
+    arrays: Mapping[str, np.ndarray | None],
+    identities: Sequence[tuple[int, str]],
+    boxes: Sequence[list[float] | None],
+):
     """The Arrow table of a label shard (:func:`label_schema`), one row per record."""
     import pyarrow as pa
 
@@ -496,8 +533,10 @@ class LabelRun:
             logger.warning("%s does not match its sidecar hash; shard %s will be redone", path, shard.name)
             return None
         if info.get("model") != self.identity.get("model"):
-            raise RunFolderError(f"{sidecar}: shard {shard.name} was written by another model than this run's; "
-                                 "the folder mixes two runs, label into a new OUT_DIR")
+            raise RunFolderError(
+                f"{sidecar}: shard {shard.name} was written by another model than this run's; "
+                "the folder mixes two runs, label into a new OUT_DIR"
+            )
         self._verified[shard.name] = info
         return info
 
@@ -515,8 +554,12 @@ class LabelRun:
         for shard in self.shards:
             info = self.finished(shard)
             if info is not None:
-                finished.append({**{k: info[k] for k in ("name", "split", "rows", "sha256", "bad")},
-                                 "no_face": info.get("no_face", [])})
+                finished.append(
+                    {
+                        **{k: info[k] for k in ("name", "split", "rows", "sha256", "bad")},
+                        "no_face": info.get("no_face", []),
+                    }
+                )
         return {
             "format": MANIFEST_FORMAT,
             "version": MANIFEST_VERSION,
@@ -553,12 +596,15 @@ class LabelRun:
             return False
         dependent = self.shards_with_bad_images()
         if dependent:
-            raise RunFolderError(f"{self.out_dir} holds a labeling run with other settings (skip_bad: was "
-                                 f"{not self.config.skip_bad}, now {self.config.skip_bad}; finished shard(s) "
-                                 f"{dependent[:5]} left out bad images); resume with the same settings, pass "
-                                 "--overwrite (overwrite=True) to start over, or use another OUT_DIR")
-        logger.info("%s: skip_bad is now %s; no finished shard met a bad image, resuming", self.out_dir,
-                    self.config.skip_bad)
+            raise RunFolderError(
+                f"{self.out_dir} holds a labeling run with other settings (skip_bad: was "
+                f"{not self.config.skip_bad}, now {self.config.skip_bad}; finished shard(s) "
+                f"{dependent[:5]} left out bad images); resume with the same settings, pass "
+                "--overwrite (overwrite=True) to start over, or use another OUT_DIR"
+            )
+        logger.info(
+            "%s: skip_bad is now %s; no finished shard met a bad image, resuming", self.out_dir, self.config.skip_bad
+        )
         return True
 
     def write_shard(self, shard: Shard, result: ShardResult) -> dict:
@@ -589,23 +635,32 @@ class LabelRun:
         todo = [shard for shard in mine if self.finished(shard) is None]
         logger.info(
             "process %d/%d: %d shard(s) assigned, %d already finished, %d to do",
-            process_index, num_processes, len(mine), len(mine) - len(todo), len(todo),
+            process_index,
+            num_processes,
+            len(mine),
+            len(mine) - len(todo),
+            len(todo),
         )
         if self.config.max_shards is not None:
             todo = todo[: int(self.config.max_shards)]
         from tqdm.auto import tqdm
 
         bar = tqdm(
-            total=sum(shard.size for shard in todo), unit="img", desc=f"labeling [{process_index}]",
-            position=process_index, disable=not self.config.progress, dynamic_ncols=True,
+            total=sum(shard.size for shard in todo),
+            unit="img",
+            desc=f"labeling [{process_index}]",
+            position=process_index,
+            disable=not self.config.progress,
+            dynamic_ncols=True,
         )
         written = 0
         start_time = time.perf_counter()
         images = 0
         for shard in todo:
-            records = self.records_by_split[shard.split][shard.start:shard.stop]
-            result = label_records(model, processor, records, self.config, device=device, on_batch=bar.update,
-                                   finder=self.finder)
+            records = self.records_by_split[shard.split][shard.start : shard.stop]
+            result = label_records(
+                model, processor, records, self.config, device=device, on_batch=bar.update, finder=self.finder
+            )
             written += 1
             images += shard.size
             self.write_shard(shard, result)
@@ -614,8 +669,13 @@ class LabelRun:
         bar.close()
         elapsed = time.perf_counter() - start_time
         if images:
-            logger.info("process %d: %d images in %.1f s (%.1f images/s)", process_index, images, elapsed,
-                        images / max(elapsed, 1e-9))
+            logger.info(
+                "process %d: %d images in %.1f s (%.1f images/s)",
+                process_index,
+                images,
+                elapsed,
+                images / max(elapsed, 1e-9),
+            )
         return written
 
     def finish(self, folder: RunFolder) -> dict:
@@ -758,15 +818,17 @@ def label_dataset(
     source = open_source(os.fspath(data_dir))
     records_by_split = collect_records(source, config.splits)
     model, processor = _soft_labeler(model_dir, model, processor)
-    run = LabelRun(out_dir, records_by_split, config, _run_info(model_dir, model, source),
-                   finder=config.face_finder(processor))
+    run = LabelRun(
+        out_dir, records_by_split, config, _run_info(model_dir, model, source), finder=config.face_finder(processor)
+    )
     folder = RunFolder(out_dir, "labels", run.identity, version=MANIFEST_VERSION)
     with folder if is_main else contextlib.nullcontext():  # the main process locks OUT_DIR for the whole run
         if is_main:
             run.prepare(folder)
         accelerator.wait_for_everyone()
-        run.run_process(model, processor, accelerator.process_index, accelerator.num_processes,
-                        device=accelerator.device)
+        run.run_process(
+            model, processor, accelerator.process_index, accelerator.num_processes, device=accelerator.device
+        )
         accelerator.wait_for_everyone()
         summary = run.finish(folder) if is_main else {}
         accelerator.wait_for_everyone()
@@ -784,8 +846,13 @@ def _deterministic_accelerator(config: LabelingConfig, cpu: bool):
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     accelerator = Accelerator(cpu=cpu)
-    logger.info("labeling on %s, process %d of %d, %d intra-op thread(s)", accelerator.device,
-                accelerator.process_index, accelerator.num_processes, torch.get_num_threads())
+    logger.info(
+        "labeling on %s, process %d of %d, %d intra-op thread(s)",
+        accelerator.device,
+        accelerator.process_index,
+        accelerator.num_processes,
+        torch.get_num_threads(),
+    )
     return accelerator
 
 

@@ -14,7 +14,14 @@ PAPER_AU_BACKBONE = "resnet50"
 
 #: Optimiser and schedule of the EBC and AU members (paper Sec. 4.1–4.2, ``docs/method.md#baselines``).
 PAPER_HPARAMS: dict[str, dict[str, float | int | tuple[float, float]]] = {
-    "ebc": {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 1e-5, "epochs": 25, "batch_size": 50, "image_size": 224},
+    "ebc": {
+        "lr": 1e-3,
+        "betas": (0.9, 0.999),
+        "weight_decay": 1e-5,
+        "epochs": 25,
+        "batch_size": 50,
+        "image_size": 224,
+    },
     "au": {"lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 1e-6, "epochs": 40, "batch_size": 50, "image_size": 224},
 }
 
@@ -29,8 +36,14 @@ PAPER_W_EPSILON = 0.3
 
 #: Paper Table 4: confidence scores (%), (EBC, AU) per emotion.
 PAPER_TABLE4_CS: dict[str, tuple[float, float]] = {
-    "Neutral": (81.33, 88.71), "Happy": (87.45, 87.50), "Sad": (79.88, 84.64), "Surprise": (86.47, 90.71),
-    "Fear": (83.76, 89.00), "Disgust": (84.52, 86.28), "Anger": (84.69, 84.78), "Contempt": (66.78, 77.78),
+    "Neutral": (81.33, 88.71),
+    "Happy": (87.45, 87.50),
+    "Sad": (79.88, 84.64),
+    "Surprise": (86.47, 90.71),
+    "Fear": (83.76, 89.00),
+    "Disgust": (84.52, 86.28),
+    "Anger": (84.69, 84.78),
+    "Contempt": (66.78, 77.78),
 }
 #: Paper Table 5: training images per subset.
 PAPER_TABLE5_TRAIN_SUBSETS: dict[str, int] = {"easy": 194_254, "challenging": 57_427, "difficult": 35_970}

@@ -31,7 +31,9 @@ def _save(figure, path: str | os.PathLike) -> str:
     return path
 
 
-def plot_confusion_matrix(matrix, path, labels: Sequence[str] = EMOTIONS, title: str = "", normalize: bool = True) -> str:
+def plot_confusion_matrix(
+    matrix, path, labels: Sequence[str] = EMOTIONS, title: str = "", normalize: bool = True
+) -> str:
     """Confusion matrix like the paper's Fig. 5 (rows = true label, columns = prediction, row-normalised %)."""
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.shape != (len(labels), len(labels)):
@@ -49,15 +51,23 @@ def plot_confusion_matrix(matrix, path, labels: Sequence[str] = EMOTIONS, title:
     for i in range(len(labels)):
         for j in range(len(labels)):
             value = shown[i, j]
-            axis.text(j, i, f"{value:.0f}" if normalize else f"{int(value)}", ha="center", va="center",
-                      fontsize=7, color="white" if value > (60 if normalize else shown.max() * 0.6) else "black")
+            axis.text(
+                j,
+                i,
+                f"{value:.0f}" if normalize else f"{int(value)}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value > (60 if normalize else shown.max() * 0.6) else "black",
+            )
     figure.colorbar(image, ax=axis, fraction=0.046, label="% of true label" if normalize else "images")
     axis.set_title(title)
     return _save(figure, path)
 
 
 def plot_ced_curves(errors_by_name: Mapping[str, np.ndarray], path, epsilon: float = 0.3, title: str = "") -> str:
-    """Cumulative error distribution of the per-sample weighted errors e_k (paper Eq. 15, ``docs/method.md#metrics``), one curve per name.
+    """Cumulative error distribution of the per-sample weighted errors e_k (paper Eq. 15,
+    ``docs/method.md#metrics``), one curve per name.
 
     The area under each curve on [0, ε], divided by ε, is the W-AUC; the dashed line marks ε (W-FR threshold).
     """
@@ -67,8 +77,12 @@ def plot_ced_curves(errors_by_name: Mapping[str, np.ndarray], path, epsilon: flo
         if errors.size == 0:
             continue
         fraction = np.arange(1, errors.size + 1) / errors.size
-        axis.step(np.concatenate([[0.0], errors]), np.concatenate([[0.0], fraction]) * 100, where="post",
-                  label=f"{name} (n={errors.size})")
+        axis.step(
+            np.concatenate([[0.0], errors]),
+            np.concatenate([[0.0], fraction]) * 100,
+            where="post",
+            label=f"{name} (n={errors.size})",
+        )
     axis.axvline(epsilon, color="grey", linestyle="--", linewidth=1, label=f"ε = {epsilon}")
     axis.set_xlim(0, max(1.0, epsilon))
     axis.set_ylim(0, 100)
@@ -100,16 +114,18 @@ def plot_subset_distribution(counts: Mapping[str, Mapping[str, int]], path, titl
     return _save(figure, path)
 
 
-def plot_soft_label_examples(images: Sequence, soft_labels, path, titles: Sequence[str] | None = None,
-                             references=None, columns: int = 4) -> str:
+def plot_soft_label_examples(
+    images: Sequence, soft_labels, path, titles: Sequence[str] | None = None, references=None, columns: int = 4
+) -> str:
     """Faces with bar charts of their soft labels (paper Fig. 1); ``references`` adds ground-truth bars."""
     soft_labels = np.asarray(soft_labels, dtype=np.float64)
     n = len(images)
     if soft_labels.shape != (n, len(EMOTIONS)):
         raise ValueError(f"soft_labels must be ({n}, 8) for {n} images, got shape {soft_labels.shape}")
     rows = (n + columns - 1) // columns
-    figure, axes = _figure((2.6 * columns, 4.4 * rows), rows * 2, columns,
-                           gridspec_kw={"height_ratios": [1.2, 1] * rows}, squeeze=False)
+    figure, axes = _figure(
+        (2.6 * columns, 4.4 * rows), rows * 2, columns, gridspec_kw={"height_ratios": [1.2, 1] * rows}, squeeze=False
+    )
     positions = np.arange(len(EMOTIONS))
     for k in range(rows * columns):
         image_axis, bar_axis = axes[2 * (k // columns), k % columns], axes[2 * (k // columns) + 1, k % columns]
@@ -121,11 +137,17 @@ def plot_soft_label_examples(images: Sequence, soft_labels, path, titles: Sequen
         if titles is not None:
             image_axis.set_title(titles[k], fontsize=8)
         width = 0.4 if references is not None else 0.8
-        bar_axis.bar(positions - (width / 2 if references is not None else 0), soft_labels[k], width=width,
-                     color="#377eb8", label="soft label")
+        bar_axis.bar(
+            positions - (width / 2 if references is not None else 0),
+            soft_labels[k],
+            width=width,
+            color="#377eb8",
+            label="soft label",
+        )
         if references is not None:
-            bar_axis.bar(positions + width / 2, np.asarray(references)[k], width=width, color="#bbbbbb",
-                         label="ground truth")
+            bar_axis.bar(
+                positions + width / 2, np.asarray(references)[k], width=width, color="#bbbbbb", label="ground truth"
+            )
         bar_axis.set_ylim(0, 1)
         bar_axis.set_xticks(positions, [e[:3] for e in EMOTIONS], fontsize=6, rotation=90)
         bar_axis.tick_params(axis="y", labelsize=6)

@@ -22,7 +22,8 @@ class FaceRecord:
         image_path: absolute path of the image file, or ``None`` when ``image_bytes`` holds it.
         image_bytes: encoded image bytes (PNG/JPEG) when there is no file.
         face_box: ``(x0, y0, x1, y1)`` in image pixels, or ``None`` for the whole image.
-        hard_label: label-space index 0–7 (``docs/method.md#label-space``), or ``None`` (AffectNet codes 8–10, no label).
+        hard_label: label-space index 0–7 (``docs/method.md#label-space``), or ``None`` (AffectNet codes 8–10, no
+            label).
         raw_label: the source's own code (AffectNet 0–10), ``None`` when absent.
         votes: ``(8,)`` int64 annotator counts per emotion in label-space order, ``None`` when not annotated so.
         non_emotion_votes: votes for nothing (FER+ unknown/NF, AffectNet 8–10).

@@ -49,7 +49,6 @@ COMMANDS: dict[str, str] = {
 }
 
 
-
 #: Marker files of folders written before this contract → their kind (read as format version 0, identity
 #: unknown: a resume is refused naming the version, ``--overwrite`` replaces them).
 LEGACY_MARKERS: dict[str, str] = {".affectnetplus-demo": "demo", ".affectnetplus-dataset": "dataset"}
@@ -72,8 +71,11 @@ def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 def files_fingerprint(root: str | os.PathLike) -> str:
     """sha256 over the files of a folder (relative names and contents, sorted; hidden files left out)."""
     root = Path(root)
-    files = sorted(p for p in root.rglob("*")
-                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     if not files:
         raise FileNotFoundError(f"folder {os.fspath(root)!r} holds no files")
     digest = hashlib.sha256()
@@ -98,7 +100,9 @@ def differing_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
 
 def describe_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     """``"seed: was 0, now 5; ..."``: each differing field, long values shortened."""
-    return "; ".join(f"{key}: was {_short(old.get(key))}, now {_short(new.get(key))}" for key in differing_fields(old, new))
+    return "; ".join(
+        f"{key}: was {_short(old.get(key))}, now {_short(new.get(key))}" for key in differing_fields(old, new)
+    )
 
 
 def _short(value: Any, limit: int = 48) -> str:
@@ -117,8 +121,13 @@ class Marker:
     complete: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": MARKER_FORMAT, "kind": self.kind, "version": self.version,
-                "identity": self.identity, "complete": self.complete}
+        return {
+            "format": MARKER_FORMAT,
+            "kind": self.kind,
+            "version": self.version,
+            "identity": self.identity,
+            "complete": self.complete,
+        }
 
     def write(self, folder: Path) -> None:
         write_json_atomic(folder / MARKER_FILE, self.to_dict())
@@ -133,12 +142,21 @@ class Marker:
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise RunFolderError(f"{os.fspath(path)}: unreadable marker ({error}); expected JSON written by affectnetplus") from None
+            raise RunFolderError(
+                f"{os.fspath(path)}: unreadable marker ({error}); expected JSON written by affectnetplus"
+            ) from None
         if not isinstance(payload, dict) or payload.get("format") != MARKER_FORMAT:
-            raise RunFolderError(f"{os.fspath(path)}: not an affectnetplus marker (format {payload.get('format')!r})"
-                                 if isinstance(payload, dict) else f"{os.fspath(path)}: not an affectnetplus marker")
-        return cls(kind=str(payload.get("kind")), identity=dict(payload.get("identity") or {}),
-                   version=int(payload.get("version", 1)), complete=bool(payload.get("complete")))
+            raise RunFolderError(
+                f"{os.fspath(path)}: not an affectnetplus marker (format {payload.get('format')!r})"
+                if isinstance(payload, dict)
+                else f"{os.fspath(path)}: not an affectnetplus marker"
+            )
+        return cls(
+            kind=str(payload.get("kind")),
+            identity=dict(payload.get("identity") or {}),
+            version=int(payload.get("version", 1)),
+            complete=bool(payload.get("complete")),
+        )
 
 
 # ---------------------------------------------------------------------------------------------- lock
@@ -160,8 +178,12 @@ class FolderLock:
         previous = os.pread(fd, 4096, 0)
         if previous.strip():
             self.taken_over = _owner(previous)
-            logger.warning("%s: took over the lock of process %s (started %s), which is no longer running",
-                           os.fspath(self.folder), self.taken_over.get("pid", "?"), self.taken_over.get("started", "?"))
+            logger.warning(
+                "%s: took over the lock of process %s (started %s), which is no longer running",
+                os.fspath(self.folder),
+                self.taken_over.get("pid", "?"),
+                self.taken_over.get("started", "?"),
+            )
         record = json.dumps({"pid": os.getpid(), "started": _now()}).encode()
         os.ftruncate(fd, 0)
         os.pwrite(fd, record, 0)
@@ -175,7 +197,11 @@ class FolderLock:
             self._lock.acquire()
         except Timeout:
             owner = _owner(self.path.read_bytes()) if self.path.is_file() else {}
-            who = f"process {owner['pid']} (started {owner.get('started', '?')})" if "pid" in owner else "another process"
+            who = (
+                f"process {owner['pid']} (started {owner.get('started', '?')})"
+                if "pid" in owner
+                else "another process"
+            )
             raise RunFolderError(f"{os.fspath(self.folder)} is in use by {who}; wait for it to finish") from None
         return self
 
@@ -236,8 +262,9 @@ class RunFolder:
         self.lock.release()
 
     # ---- checks --------------------------------------------------------------------------------
-    def start(self, *, overwrite: bool = False, resume: bool = True,
-              accept: Callable[[list[str]], bool] | None = None) -> str:
+    def start(
+        self, *, overwrite: bool = False, resume: bool = True, accept: Callable[[list[str]], bool] | None = None
+    ) -> str:
         """Check the folder and return ``"new"`` (no marker, empty or absent), ``"resume"`` (a marker of this
         kind and identity) or ``"replace"`` (``overwrite`` over a folder of this kind).
 
@@ -250,27 +277,36 @@ class RunFolder:
             self._check_empty()
             return "new"
         if self.marker.kind != self.kind:
-            raise RunFolderError(f"{os.fspath(self.path)} holds a folder written by `{COMMANDS.get(self.marker.kind, self.marker.kind)}`, "
-                                 f"not by `{COMMANDS[self.kind]}`; use another folder")
+            raise RunFolderError(
+                f"{os.fspath(self.path)} holds a folder written by "
+                f"`{COMMANDS.get(self.marker.kind, self.marker.kind)}`, "
+                f"not by `{COMMANDS[self.kind]}`; use another folder"
+            )
         if overwrite:
             return "replace"
         old = {**self.marker.identity, "format version": self.marker.version}
         new = {**self.identity, "format version": self.version}
         fields = differing_fields(old, new)
         if fields and not (accept and accept(fields)):
-            raise RunFolderError(f"{os.fspath(self.path)} holds a run with other settings ({describe_differences(old, new)}); "
-                                 f"{'resume with the same settings, ' if resume else ''}pass --overwrite (overwrite=True) "
-                                 "to start over, or use another folder")
+            raise RunFolderError(
+                f"{os.fspath(self.path)} holds a run with other settings ({describe_differences(old, new)}); "
+                f"{'resume with the same settings, ' if resume else ''}pass --overwrite (overwrite=True) "
+                "to start over, or use another folder"
+            )
         if self.marker.complete and not resume:
-            raise RunFolderError(f"{os.fspath(self.path)} already holds a finished run of `{COMMANDS[self.kind]}`; "
-                                 "pass --overwrite (overwrite=True) to replace it, or use another folder")
+            raise RunFolderError(
+                f"{os.fspath(self.path)} already holds a finished run of `{COMMANDS[self.kind]}`; "
+                "pass --overwrite (overwrite=True) to replace it, or use another folder"
+            )
         return "resume"
 
     def _check_empty(self) -> None:
         found = sorted(p.name for p in self.path.iterdir()) if self.path.is_dir() else []
         if found:
-            raise RunFolderError(f"{os.fspath(self.path)} is not empty and was not written by `{COMMANDS[self.kind]}` "
-                                 f"(found {found[:5]}); use an empty or new folder")
+            raise RunFolderError(
+                f"{os.fspath(self.path)} is not empty and was not written by `{COMMANDS[self.kind]}` "
+                f"(found {found[:5]}); use an empty or new folder"
+            )
 
     # ---- writing -------------------------------------------------------------------------------
     def mark(self, complete: bool = False) -> None:
@@ -298,7 +334,6 @@ class RunFolder:
         with atomic_directory(self.path) as staging:
             yield staging
             Marker(self.kind, self.identity, self.version, complete=True).write(staging)
-
 
     def _remove_stale_staging(self) -> None:
         pattern = re.compile(rf"^\.{re.escape(self.path.name)}\.[a-z0-9_]{{8}}\.(tmp|old)$")

@@ -15,7 +15,10 @@ import numpy as np
 from affectnetplus_hf.arrays import as_float_array, check_probabilities
 from affectnetplus_hf.emotions import EMOTIONS, NUM_ACTION_UNITS, NUM_EMOTIONS, au_vectors, aus_weights
 from affectnetplus_hf.paper import NEUTRAL_SIMILARITY
-from affectnetplus_hf.subsets import assign_subsets, hard_label_ranks  # noqa: F401  (re-exported: the math in one import)
+from affectnetplus_hf.subsets import (  # noqa: F401  (re-exported: the math in one import)
+    assign_subsets,
+    hard_label_ranks,
+)
 
 ConfidenceMode = Literal["balanced", "eq3"]
 
@@ -140,7 +143,8 @@ def au_semantic_scores(positive_probs, confidences) -> np.ndarray:
 
 
 def soft_labels(ebc_scores=None, au_scores=None) -> np.ndarray:
-    """Soft labels (Eq. 14, ``docs/method.md#soft-label``): ``sl_i = ½ (SC_EB(i) + SC_AU(i))``, (N, 8), not renormalised.
+    """Soft labels (Eq. 14, ``docs/method.md#soft-label``): ``sl_i = ½ (SC_EB(i) + SC_AU(i))``, (N, 8), not
+    renormalised.
 
     With only one family given, that family's scores are the soft label (no halving).
     """

@@ -18,7 +18,9 @@ def _check_hard_labels(hard_labels, n_rows: int) -> np.ndarray:
     if labels.ndim != 1:
         raise ValueError(f"hard_labels must be 1-D, got shape {labels.shape}")
     if labels.shape[0] != n_rows:
-        raise ValueError(f"hard_labels has {labels.shape[0]} entries but soft_labels has {n_rows} rows; expected equal")
+        raise ValueError(
+            f"hard_labels has {labels.shape[0]} entries but soft_labels has {n_rows} rows; expected equal"
+        )
     if labels.dtype.kind not in "iu":
         raise ValueError(f"hard_labels must be integers 0..7, got dtype {labels.dtype}")
     outside = (labels < 0) | (labels >= NUM_EMOTIONS)
@@ -29,7 +31,8 @@ def _check_hard_labels(hard_labels, n_rows: int) -> np.ndarray:
 
 
 def hard_label_ranks(soft_labels, hard_labels) -> np.ndarray:
-    """Rank of the hard label in each soft label (``docs/method.md#subsets``): ``1 + #{e : sl_e > sl_h}`` (ties favour h)."""
+    """Rank of the hard label in each soft label (``docs/method.md#subsets``): ``1 + #{e : sl_e > sl_h}``
+    (ties favour h)."""
     scores = as_float_array(soft_labels, "soft_labels", ndim=2, last_dim=NUM_EMOTIONS)
     labels = _check_hard_labels(hard_labels, scores.shape[0])
     own = scores[np.arange(scores.shape[0]), labels]

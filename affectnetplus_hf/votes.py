@@ -75,7 +75,8 @@ def check_source_order(source_order) -> np.ndarray:
     order = np.asarray(source_order)
     if order.shape != (NUM_EMOTIONS,) or sorted(order.tolist()) != list(range(NUM_EMOTIONS)):
         raise ValueError(
-            f"source_order must be a permutation of the label-space indices 0..{NUM_EMOTIONS - 1} listing the emotions "
+            f"source_order must be a permutation of the label-space indices 0..{NUM_EMOTIONS - 1} "
+            "listing the emotions "
             f"in the source's order (e.g. emotions.FERPLUS_TO_INDEX), got {source_order!r}"
         )
     return order.astype(np.int64)
@@ -87,7 +88,9 @@ def check_preferred(preferred, n: int) -> np.ndarray | None:
         return None
     array = np.asarray(preferred)
     if array.shape != (n,):
-        raise ValueError(f"preferred must have shape ({n},) (one label-space index or -1 per image), got {array.shape}")
+        raise ValueError(
+            f"preferred must have shape ({n},) (one label-space index or -1 per image), got {array.shape}"
+        )
     try:
         ints = array.astype(np.int64)
     except (TypeError, ValueError):
@@ -95,7 +98,9 @@ def check_preferred(preferred, n: int) -> np.ndarray | None:
     bad = (ints != array) | (ints < -1) | (ints >= NUM_EMOTIONS)
     if bad.any():
         row = int(np.argwhere(bad)[0][0])
-        raise ValueError(f"preferred row {row} is {array[row].item()!r}; expected a label-space index 0..7 or -1 for none")
+        raise ValueError(
+            f"preferred row {row} is {array[row].item()!r}; expected a label-space index 0..7 or -1 for none"
+        )
     return ints
 
 

@@ -68,8 +68,8 @@ def main() -> None:
     from bench_labeling import make_model
 
     from affectnetplus_hf.dataset import build_dataset
-    from affectnetplus_hf.fileio import write_json_atomic
     from affectnetplus_hf.emotions import EMOTIONS
+    from affectnetplus_hf.fileio import write_json_atomic
     from affectnetplus_hf.labeling import LabelingConfig, label_dataset
     from affectnetplus_hf.sources import open_source
     from affectnetplus_hf.synthetic import write_sample
@@ -80,14 +80,28 @@ def main() -> None:
         import datasets
 
         datasets.disable_progress_bars()
-        write_sample(root / "sample", n_train=args.n_train, n_val=args.n_val, n_mas=2, image_size=args.image_size,
-                     seed=0, contact_sheet=False, progress=False, workers=min(4, os.cpu_count() or 1))
+        write_sample(
+            root / "sample",
+            n_train=args.n_train,
+            n_val=args.n_val,
+            n_mas=2,
+            image_size=args.image_size,
+            seed=0,
+            contact_sheet=False,
+            progress=False,
+            workers=min(4, os.cpu_count() or 1),
+        )
         make_model(root / "model", ["test_resnet"], None, 32)
-        label_dataset(root / "model", root / "sample", root / "labels",
-                      LabelingConfig(shard_size=512, batch_size=64, progress=False))
+        label_dataset(
+            root / "model",
+            root / "sample",
+            root / "labels",
+            LabelingConfig(shard_size=512, batch_size=64, progress=False),
+        )
         total = args.n_train + args.n_val
-        _, export_s = timed(lambda: build_dataset(root / "sample", root / "labels", root / "ds", metadata="synthetic",
-                                                  progress=False))
+        _, export_s = timed(
+            lambda: build_dataset(root / "sample", root / "labels", root / "ds", metadata="synthetic", progress=False)
+        )
         folder_bytes = sum(p.stat().st_size for p in (root / "ds").rglob("*.parquet"))
 
         source = open_source(root / "sample")

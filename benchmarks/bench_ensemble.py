@@ -18,7 +18,8 @@ Ratios (best of ``--repeats`` runs each): ``per-member / decode-once`` (target >
 ``benchmarks/results/ensemble.json`` under ``<device>:<preset>``.
 
     python benchmarks/bench_ensemble.py                       # tiny preset, CPU
-    python benchmarks/bench_ensemble.py --preset paper --device cuda   # ResNet-50/EfficientNet-B3/Xception, 224 px, bf16
+    python benchmarks/bench_ensemble.py --preset paper --device cuda
+        # ResNet-50/EfficientNet-B3/Xception, 224 px, bf16
 """
 
 from __future__ import annotations
@@ -128,8 +129,17 @@ def sample_records(root: Path, n_images: int, image_size: int, workers: int):
     from affectnetplus_hf.synthetic import write_sample
 
     n_val = max(1, n_images // 8)
-    write_sample(root, n_train=n_images - n_val, n_val=n_val, n_mas=2, image_size=image_size, seed=0,
-                 contact_sheet=False, progress=False, workers=workers)
+    write_sample(
+        root,
+        n_train=n_images - n_val,
+        n_val=n_val,
+        n_mas=2,
+        image_size=image_size,
+        seed=0,
+        contact_sheet=False,
+        progress=False,
+        workers=workers,
+    )
     records = list(open_source(root).records())[:n_images]
     if len(records) < n_images:
         raise RuntimeError(f"{root}: the synthetic sample holds {len(records)} records, {n_images} requested")
@@ -297,23 +307,36 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--n-images", type=int, help="images labelled (preset: tiny 512, paper 1024)")
     parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), help="autocast dtype (preset: tiny fp32, paper bf16)")
+    parser.add_argument(
+        "--dtype", choices=("fp32", "bf16", "fp16"), help="autocast dtype (preset: tiny fp32, paper bf16)"
+    )
     parser.add_argument("--ebc-backbones", help="comma-separated timm names (overrides the preset)")
     parser.add_argument("--au-backbone", help="timm name, '' for no AU family (overrides the preset)")
     parser.add_argument("--image-size", type=int, help="model input size (overrides the preset)")
     parser.add_argument("--sample-image-size", type=int, help="side of the synthetic JPEGs (overrides the preset)")
-    parser.add_argument("--num-workers", type=int, default=None,
-                        help="DataLoader processes decoding while the main process computes; every run is also "
-                             "done with 0 (serial). Default: 1 on CPU, min(8, cpus - 1) on CUDA")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads of the main process (default: cpus - workers, >= 1)")
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="DataLoader processes decoding while the main process computes; every run is also "
+        "done with 0 (serial). Default: 1 on CPU, min(8, cpus - 1) on CUDA",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads of the main process (default: cpus - workers, >= 1)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="rounds: runs per measurement (best and median kept)")
     parser.add_argument("--per-member-repeats", type=int, default=2, help="runs of the (slow) per-member baseline")
     parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument("--no-save", action="store_true", help="print only, do not touch the results file")
-    parser.add_argument("--record-not-run", metavar="REASON",
-                        help="run nothing: record under '<device>:<preset>' that this run could not be done, why, "
-                             "and the closest earlier GPU numbers from benchmarks/results/labeling.json")
+    parser.add_argument(
+        "--record-not-run",
+        metavar="REASON",
+        help="run nothing: record under '<device>:<preset>' that this run could not be done, why, "
+        "and the closest earlier GPU numbers from benchmarks/results/labeling.json",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.record_not_run:
@@ -327,7 +350,9 @@ def main(argv: list[str] | None = None) -> dict:
     for key in ("n_images", "batch_size", "dtype", "image_size", "sample_image_size"):
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
-    ebc_backbones = [b for b in args.ebc_backbones.split(",") if b] if args.ebc_backbones is not None else preset["ebc_backbones"]
+    ebc_backbones = (
+        [b for b in args.ebc_backbones.split(",") if b] if args.ebc_backbones is not None else preset["ebc_backbones"]
+    )
     au_backbone = (args.au_backbone or None) if args.au_backbone is not None else preset["au_backbone"]
     if args.n_images < 1 or args.batch_size < 1 or args.repeats < 1:
         parser.error("--n-images, --batch-size and --repeats must be positive")
@@ -360,20 +385,45 @@ def main(argv: list[str] | None = None) -> dict:
         compute_only(labeler, batches[:1], args, device, execution="vmap")
 
         bench = Interleaved(device)
-        bench.add("compute_only", "member compute alone (loop, channels_last)",
-                  lambda: compute_only(labeler, batches, args, device), args.repeats)
-        bench.add("compute_only_vmap", "member compute alone (vmap, channels_last)",
-                  lambda: compute_only(labeler, batches, args, device, execution="vmap"), args.repeats)
-        bench.add("compute_only_contiguous", "member compute alone (loop, contiguous)",
-                  lambda: compute_only(labeler, batches, args, device, channels_last=False), args.repeats,
-                  setup=lambda: set_layout(labeler, device, False), teardown=lambda: set_layout(labeler, device, True))
-        bench.add("decode_only", "decode alone (0 workers)",
-                  lambda: predecode(labeler, records, args, torch.device("cpu")), args.repeats)
+        bench.add(
+            "compute_only",
+            "member compute alone (loop, channels_last)",
+            lambda: compute_only(labeler, batches, args, device),
+            args.repeats,
+        )
+        bench.add(
+            "compute_only_vmap",
+            "member compute alone (vmap, channels_last)",
+            lambda: compute_only(labeler, batches, args, device, execution="vmap"),
+            args.repeats,
+        )
+        bench.add(
+            "compute_only_contiguous",
+            "member compute alone (loop, contiguous)",
+            lambda: compute_only(labeler, batches, args, device, channels_last=False),
+            args.repeats,
+            setup=lambda: set_layout(labeler, device, False),
+            teardown=lambda: set_layout(labeler, device, True),
+        )
+        bench.add(
+            "decode_only",
+            "decode alone (0 workers)",
+            lambda: predecode(labeler, records, args, torch.device("cpu")),
+            args.repeats,
+        )
         for w in worker_settings:
-            bench.add(f"decode_once_{w}w", f"decode-once ({w} worker(s))",
-                      lambda w=w: decode_once(labeler, records, args, device, w), args.repeats)
-            bench.add(f"per_member_passes_{w}w", f"one pass per member ({w} worker(s))",
-                      lambda w=w: per_member_passes(labeler, members, records, args, device, w), args.per_member_repeats)
+            bench.add(
+                f"decode_once_{w}w",
+                f"decode-once ({w} worker(s))",
+                lambda w=w: decode_once(labeler, records, args, device, w),
+                args.repeats,
+            )
+            bench.add(
+                f"per_member_passes_{w}w",
+                f"one pass per member ({w} worker(s))",
+                lambda w=w: per_member_passes(labeler, members, records, args, device, w),
+                args.per_member_repeats,
+            )
         set_layout(labeler, device, False)  # warm-up of the contiguous layout
         compute_only(labeler, batches[:1], args, device, channels_last=False)
         set_layout(labeler, device, True)
@@ -382,7 +432,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     tol = 1e-5 if args.dtype == "fp32" else 1e-2
     reference = outputs["compute_only"]
-    diffs = {f"{name}_vs_compute_only": float((value - reference).abs().max()) for name, value in outputs.items() if name != "compute_only"}
+    diffs = {
+        f"{name}_vs_compute_only": float((value - reference).abs().max())
+        for name, value in outputs.items()
+        if name != "compute_only"
+    }
     best = {key: value["best_s"] for key, value in runs.items()}
     cpu = {key: value["cpu_s_best"] for key, value in runs.items()}
     speedups = {f"{w}_workers": best[f"per_member_passes_{w}w"] / best[f"decode_once_{w}w"] for w in worker_settings}
@@ -392,7 +446,8 @@ def main(argv: list[str] | None = None) -> dict:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "device": str(device),
         "device_name": device_name(device),
-        "machine": f"{platform.machine()} {cpus} cpu(s), python {platform.python_version()}, torch {torch.__version__}",
+        "machine": f"{platform.machine()} {cpus} cpu(s), python {platform.python_version()}, "
+        f"torch {torch.__version__}",
         "load_average_1min": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "preset": args.preset,
         "ebc_backbones": ebc_backbones,
@@ -423,7 +478,8 @@ def main(argv: list[str] | None = None) -> dict:
         # with workers it is not a latency (the worker's decode overlaps the main process's compute)
         "ratios_cpu_time": {
             "decode_once_speedup_vs_per_member_passes": {
-                f"{w}_workers": round(cpu[f"per_member_passes_{w}w"] / cpu[f"decode_once_{w}w"], 3) for w in worker_settings
+                f"{w}_workers": round(cpu[f"per_member_passes_{w}w"] / cpu[f"decode_once_{w}w"], 3)
+                for w in worker_settings
             },
             "end_to_end_over_compute_only": {
                 f"{w}_workers": round(cpu[f"decode_once_{w}w"] / cpu["compute_only"], 3) for w in worker_settings
@@ -436,8 +492,8 @@ def main(argv: list[str] | None = None) -> dict:
             "end_to_end_within_10%_of_compute": {k: v <= TARGET_OVERHEAD for k, v in overheads.items()},
         },
         "timing_method": f"variants interleaved round-robin, best wall time of {args.repeats} rounds (per-member "
-                         f"baseline: {args.per_member_repeats}); images/s = images / best wall time; median wall and "
-                         "best CPU time (process + DataLoader workers) in timings",
+        f"baseline: {args.per_member_repeats}); images/s = images / best wall time; median wall and "
+        "best CPU time (process + DataLoader workers) in timings",
     }
     entry["notes"] = _notes(entry, best, n_members, worker_settings)
     if device.type == "cuda":
@@ -453,12 +509,17 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{key} on {entry['device_name']}: {n} images, {n_members} members, {threads} thread(s), {args.dtype}")
     for w in worker_settings:
         k = f"{w}_workers"
-        print(f"  {w} worker(s): decode-once vs one pass per member {speedups[k]:.2f}x (target >= {TARGET_DECODE_ONCE}: "
-              f"{'met' if speedups[k] >= TARGET_DECODE_ONCE else 'MISSED'}); end-to-end / member compute alone "
-              f"{overheads[k]:.3f} (target <= {TARGET_OVERHEAD}: {'met' if overheads[k] <= TARGET_OVERHEAD else 'MISSED'})")
+        print(
+            f"  {w} worker(s): decode-once vs one pass per member {speedups[k]:.2f}x (target >= {TARGET_DECODE_ONCE}: "
+            f"{'met' if speedups[k] >= TARGET_DECODE_ONCE else 'MISSED'}); end-to-end / member compute alone "
+            f"{overheads[k]:.3f} "
+            f"(target <= {TARGET_OVERHEAD}: {'met' if overheads[k] <= TARGET_OVERHEAD else 'MISSED'})"
+        )
     ratios = entry["ratios"]
-    print(f"  vmap vs loop {ratios['vmap_speedup_vs_loop']:.2f}x; channels_last vs contiguous "
-          f"{ratios['channels_last_speedup_vs_contiguous']:.2f}x; same outputs (<= {tol}): {entry['same_outputs']}")
+    print(
+        f"  vmap vs loop {ratios['vmap_speedup_vs_loop']:.2f}x; channels_last vs contiguous "
+        f"{ratios['channels_last_speedup_vs_contiguous']:.2f}x; same outputs (<= {tol}): {entry['same_outputs']}"
+    )
     print(f"  in CPU time: {json.dumps(entry['ratios_cpu_time'])}")
     print(f"  images/s: {json.dumps(entry['images_per_s'])}")
     for note in entry["notes"]:
@@ -478,8 +539,11 @@ def record_not_run(args) -> dict:
         for key, value in json.loads(labeling.read_text()).items():
             if key.startswith("cuda:"):
                 earlier[key] = {
-                    "gpu": value.get("gpu"), "date": value.get("date"), "members": value.get("members"),
-                    "dtype": value.get("dtype"), "images": value.get("images"),
+                    "gpu": value.get("gpu"),
+                    "date": value.get("date"),
+                    "members": value.get("members"),
+                    "dtype": value.get("dtype"),
+                    "images": value.get("images"),
                     "images_per_s": [run["images_per_s"] for run in value.get("runs", [])],
                 }
     argv = ["--preset", args.preset, "--device", args.device]
@@ -490,8 +554,8 @@ def record_not_run(args) -> dict:
         "command": f"python benchmarks/bench_ensemble.py {' '.join(argv)}",
         "earlier_gpu_labeling_runs": earlier,
         "earlier_note": "benchmarks/results/labeling.json: affectnetplus label (decode-once pipeline, 1 process) "
-                        "with 16 ResNet-50 members (8 EBC + 8 AU), 224 px, channels_last - not this benchmark's "
-                        "32-member ResNet-50/EfficientNet-B3/Xception ensemble",
+        "with 16 ResNet-50 members (8 EBC + 8 AU), 224 px, channels_last - not this benchmark's "
+        "32-member ResNet-50/EfficientNet-B3/Xception ensemble",
     }
     key = f"{device}:{args.preset}"
     path = Path(args.results)
@@ -538,9 +602,12 @@ def _notes(entry: dict, best: dict, n_members: int, worker_settings: list[int]) 
                 f"{n_members} members' compute for a larger ratio."
             )
         if overhead > TARGET_OVERHEAD:
-            why = ("decode runs in series with compute" if w == 0 else
-                   "DataLoader worker start-up and decode are not fully hidden behind compute "
-                   f"(load average {entry['load_average_1min']} on {os.cpu_count()} shared cpu(s))")
+            why = (
+                "decode runs in series with compute"
+                if w == 0
+                else "DataLoader worker start-up and decode are not fully hidden behind compute "
+                f"(load average {entry['load_average_1min']} on {os.cpu_count()} shared cpu(s))"
+            )
             notes.append(f"{k}: end-to-end {100 * (overhead - 1):.1f}% over compute alone: {why}.")
         elif w and overhead < 1:
             notes.append(

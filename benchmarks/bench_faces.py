@@ -75,9 +75,18 @@ def real_photos(root: Path) -> list[tuple[str, Image.Image, list | None, int]]:
     photos = []
     for xml in ("training.xml", "testing.xml"):
         for node in ET.parse(root / "dlib_faces" / xml).getroot().iter("image"):
-            boxes = [(int(b.get("left")), int(b.get("top")), int(b.get("left")) + int(b.get("width")),
-                      int(b.get("top")) + int(b.get("height"))) for b in node.iter("box")]
-            photos.append((node.get("file"), load_image(root / "dlib_faces" / node.get("file"), upright=True), boxes, len(boxes)))
+            boxes = [
+                (
+                    int(b.get("left")),
+                    int(b.get("top")),
+                    int(b.get("left")) + int(b.get("width")),
+                    int(b.get("top")) + int(b.get("height")),
+                )
+                for b in node.iter("box")
+            ]
+            photos.append(
+                (node.get("file"), load_image(root / "dlib_faces" / node.get("file"), upright=True), boxes, len(boxes))
+            )
     photos.append(("dogs.jpg", load_image(root / "dlib_faces" / "dogs.jpg", upright=True), [], 0))
     for path in sorted((root / "deepface_faces").glob("*.jpg")):
         if path.name != "selfie-many-people.jpg":
@@ -96,8 +105,13 @@ def score_real(finder, photos) -> dict:
         else:
             hit, extra = min(len(found), count), max(0, len(found) - count)
         found_faces, expected, false = found_faces + hit, expected + count, false + extra
-    return {"recall": round(found_faces / expected, 4), "faces": expected, "photos": len(photos),
-            "false_per_photo": round(false / len(photos), 4), "box_iou": round(float(np.mean(ious)), 4)}
+    return {
+        "recall": round(found_faces / expected, 4),
+        "faces": expected,
+        "photos": len(photos),
+        "false_per_photo": round(false / len(photos), 4),
+        "box_iou": round(float(np.mean(ious)), 4),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- set (b)
@@ -123,7 +137,11 @@ def paste(canvas: Image.Image, face: Image.Image, rng, taken: list) -> tuple | N
         angle = float(rng.uniform(-20, 20))
         x0 = int(rng.integers(0, canvas.size[0] - side)), int(rng.integers(0, height - side))
         box = (x0[0], x0[1], x0[0] + side, x0[1] + side)
-        if any(iou(box, other) > 0 or not (box[2] <= other[0] or other[2] <= box[0] or box[3] <= other[1] or other[3] <= box[1]) for other in taken):
+        if any(
+            iou(box, other) > 0
+            or not (box[2] <= other[0] or other[2] <= box[0] or box[3] <= other[1] or other[3] <= box[1])
+            for other in taken
+        ):
             continue
         big = face.convert("L").resize((side, side), Image.Resampling.BICUBIC).convert("RGBA")
         turned = big.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
@@ -186,8 +204,16 @@ def score_built(finder, photos, n_faces: int) -> tuple[dict, dict]:
             best = max(found, key=lambda f: iou(box, f.box), default=None)
             if best is not None and iou(box, best.box) >= 0.3:
                 found_of[k] = best
-    return ({"recall": round(hits / n_faces, 4), "faces": n_faces, "photos": len(photos),
-             "false_per_photo": round(false / len(photos), 4), "box_iou": round(float(np.mean(ious)), 4)}, found_of)
+    return (
+        {
+            "recall": round(hits / n_faces, 4),
+            "faces": n_faces,
+            "photos": len(photos),
+            "false_per_photo": round(false / len(photos), 4),
+            "box_iou": round(float(np.mean(ious)), 4),
+        },
+        found_of,
+    )
 
 
 def soft_labels_built(model, finder, photos, faces, reference) -> dict:
@@ -197,7 +223,9 @@ def soft_labels_built(model, finder, photos, faces, reference) -> dict:
     from affectnetplus_hf.metrics.functional import crowd_agreement
 
     def soft(output):
-        return (output.soft_label_calibrated if output.soft_label_calibrated is not None else output.soft_label).numpy()
+        return (
+            output.soft_label_calibrated if output.soft_label_calibrated is not None else output.soft_label
+        ).numpy()
 
     crops, keys = [], []
     for data, placed in photos:
@@ -213,12 +241,18 @@ def soft_labels_built(model, finder, photos, faces, reference) -> dict:
     everything = soft(model.predict(list(faces), dtype="fp32"))
     ref = reference[keys]
     pipe, crop = crowd_agreement(ref, photo), crowd_agreement(ref, original)
-    return {"faces_found": len(keys),
-            "photo_pipeline": {"w_mae": round(pipe["w_mae"], 3), "majority_acc": round(pipe["majority_acc"], 4)},
-            "original_crops_same_faces": {"w_mae": round(crop["w_mae"], 3), "majority_acc": round(crop["majority_acc"], 4)},
-            "original_crops_all_faces": {k: round(v, 4) for k, v in crowd_agreement(reference, everything).items()
-                                         if k in ("w_mae", "majority_acc")},
-            "w_mae_gap": round(pipe["w_mae"] - crop["w_mae"], 3)}
+    return {
+        "faces_found": len(keys),
+        "photo_pipeline": {"w_mae": round(pipe["w_mae"], 3), "majority_acc": round(pipe["majority_acc"], 4)},
+        "original_crops_same_faces": {
+            "w_mae": round(crop["w_mae"], 3),
+            "majority_acc": round(crop["majority_acc"], 4),
+        },
+        "original_crops_all_faces": {
+            k: round(v, 4) for k, v in crowd_agreement(reference, everything).items() if k in ("w_mae", "majority_acc")
+        },
+        "w_mae_gap": round(pipe["w_mae"] - crop["w_mae"], 3),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- speed
@@ -273,9 +307,12 @@ def predict_speed(model_dir: str, photos_640: list[bytes], copies: int = 3) -> d
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="soft-labeler for set (b) and the end-to-end speed (default: none)")
-    parser.add_argument("--speed-model", default=None,
-                        help="a soft-labeler used only for the end-to-end speed (no soft-label quality)")
+    parser.add_argument(
+        "--model", default=None, help="soft-labeler for set (b) and the end-to-end speed (default: none)"
+    )
+    parser.add_argument(
+        "--speed-model", default=None, help="a soft-labeler used only for the end-to-end speed (no soft-label quality)"
+    )
     parser.add_argument("--photos", default=str(SHARED / "photos"))
     parser.add_argument("--ferplus", default=str(SHARED / "ferplus"))
     parser.add_argument("--detectors", default=None, help="comma-separated (default: every installed one)")
@@ -286,15 +323,26 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--retry", action="store_true", help="search copies turned by ±20° when no face is found")
-    parser.add_argument("--fallback-threshold", type=float, default=None,
-                        help="dlib: search again at this (lower) threshold when no face is found")
-    parser.add_argument("--output", default=None,
-                        help="default benchmarks/results/faces.json; faces_retry.json, faces_fallback_T.json for the "
-                             "non-default settings")
+    parser.add_argument(
+        "--fallback-threshold",
+        type=float,
+        default=None,
+        help="dlib: search again at this (lower) threshold when no face is found",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="default benchmarks/results/faces.json; faces_retry.json, faces_fallback_T.json for the "
+        "non-default settings",
+    )
     args = parser.parse_args(argv)
     if args.output is None:
-        variant = "".join([*(["_retry"] if args.retry else []),
-                           *([f"_fallback_{args.fallback_threshold:g}"] if args.fallback_threshold is not None else [])])
+        variant = "".join(
+            [
+                *(["_retry"] if args.retry else []),
+                *([f"_fallback_{args.fallback_threshold:g}"] if args.fallback_threshold is not None else []),
+            ]
+        )
         args.output = str(RESULTS.with_name(f"faces{variant}.json"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -311,9 +359,16 @@ def main(argv=None) -> int:
 
         model = load_soft_labeler(args.model) if args.model else None
         timed_model = model if model is not None else load_soft_labeler(args.speed_model)
-    results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
-               "threads": args.threads, "model": args.model, "speed_model": args.speed_model, "retry_angles": [20.0, -20.0] if args.retry else [],
-               "fallback_threshold": args.fallback_threshold, "detectors": {}}
+    results = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.platform(),
+        "threads": args.threads,
+        "model": args.model,
+        "speed_model": args.speed_model,
+        "retry_angles": [20.0, -20.0] if args.retry else [],
+        "fallback_threshold": args.fallback_threshold,
+        "detectors": {},
+    }
     if args.measure_framing:
         train_faces, _ = ferplus_faces(Path(args.ferplus), "train", args.framing_faces, args.seed)
         results["framing"] = {}

@@ -73,8 +73,9 @@ ENSEMBLE_MEMBERS = 2
 logger = logging.getLogger("bench_ferplus")
 
 
-def train(name: str, *, work: Path, data: Path, preset: str, max_images: int | None, skip_missing: bool = False,
-          **options) -> Path | None:
+def train(
+    name: str, *, work: Path, data: Path, preset: str, max_images: int | None, skip_missing: bool = False, **options
+) -> Path | None:
     """Train one predictor with the package (kept: a finished model folder is reused; ``skip_missing``:
     ``None`` instead of training)."""
     from affectnetplus_hf.training import TrainConfig
@@ -87,8 +88,16 @@ def train(name: str, *, work: Path, data: Path, preset: str, max_images: int | N
     if skip_missing:
         logger.warning("%s: not trained under %s; skipped (--skip-missing)", name, work)
         return None
-    config = TrainConfig(data=str(data), output_dir=str(out), preset=preset, mas_splits=["train"], progress=False,
-                         log_with="none", max_images=max_images, **options)
+    config = TrainConfig(
+        data=str(data),
+        output_dir=str(out),
+        preset=preset,
+        mas_splits=["train"],
+        progress=False,
+        log_with="none",
+        max_images=max_images,
+        **options,
+    )
     logger.info("%s: training (%s)", name, options)
     train_soft_labeler(config)
     return out
@@ -102,8 +111,9 @@ def trained_cost(model_dir: Path) -> tuple[float, int]:
     return float(total - timings.get("calibration_s", 0.0)), int(payload["sample_passes"])
 
 
-def scores_of(model_dir: Path, pixel_values, flip: bool | None = None,
-              shift: int | None = None) -> dict[str, np.ndarray | None]:
+def scores_of(
+    model_dir: Path, pixel_values, flip: bool | None = None, shift: int | None = None
+) -> dict[str, np.ndarray | None]:
     """Every output of a saved soft-labeler (``flip`` / ``shift``: override its test-time augmentation)."""
     from transformers import AutoModel
 
@@ -129,8 +139,9 @@ def calibrated(scores: dict, reference: np.ndarray, inputs: list[str], objective
     crossfit = np.zeros_like(reference)
     for fold in (0, 1):
         train_rows, test_rows = folds != fold, folds == fold
-        part = fit_calibration({f: scores[f][train_rows] for f in inputs}, reference[train_rows], inputs=inputs,
-                               objective=objective)
+        part = fit_calibration(
+            {f: scores[f][train_rows] for f in inputs}, reference[train_rows], inputs=inputs, objective=objective
+        )
         crossfit[test_rows] = apply_calibration({f: scores[f][test_rows] for f in inputs}, part)
     return apply_calibration(scores, fit), crowd_agreement(reference, crossfit)["w_mae"]
 
@@ -147,10 +158,14 @@ class Scorer:
 
         out = crowd_agreement(self.reference, prediction)
         panel = second_panel_check(self.votes, self.non_emotion, prediction)
-        return {**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()},
-                "panel_b_w_mae": round(panel["model"]["w_mae"], 4),
-                "panel_b_majority_acc": round(panel["model"]["majority_acc"], 4),
-                "train_s": round(train_s, 1), "sample_passes": int(sample_passes), **extra}
+        return {
+            **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()},
+            "panel_b_w_mae": round(panel["model"]["w_mae"], 4),
+            "panel_b_majority_acc": round(panel["model"]["majority_acc"], 4),
+            "train_s": round(train_s, 1),
+            "sample_passes": int(sample_passes),
+            **extra,
+        }
 
     def panel_a(self) -> dict[str, Any]:
         from affectnetplus_hf.metrics.functional import second_panel_check
@@ -160,16 +175,20 @@ class Scorer:
 
 
 def markdown(rows: dict[str, dict[str, Any]], panel_a: dict[str, Any]) -> str:
-    lines = ["| predictor | W-MAE ↓ | W-FR ↓ | W-AUC ↑ | KL ↓ | majority acc ↑ | vs panel B: W-MAE ↓ | train | "
-             "sample-passes |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| predictor | W-MAE ↓ | W-FR ↓ | W-AUC ↑ | KL ↓ | majority acc ↑ | vs panel B: W-MAE ↓ | train | "
+        "sample-passes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for key, r in rows.items():
         kl = "–" if r["kl"] is None else f"{r['kl']:.3f}"
         train_time = "–" if not r["train_s"] else f"{r['train_s'] / 60:.1f} min"
         passes = "–" if not r["sample_passes"] else f"{r['sample_passes'] / 1e6:.2f} M"
         panel = "–" if r.get("panel_b_w_mae") is None else f"{r['panel_b_w_mae']:.2f}"
-        lines.append(f"| `{key}` | {r['w_mae']:.2f} | {r['w_fr']:.2f} | {r['w_auc']:.2f} | {kl} | "
-                     f"{r['majority_acc']:.3f} | {panel} | {train_time} | {passes} |")
+        lines.append(
+            f"| `{key}` | {r['w_mae']:.2f} | {r['w_fr']:.2f} | {r['w_auc']:.2f} | {kl} | "
+            f"{r['majority_acc']:.3f} | {panel} | {train_time} | {passes} |"
+        )
     lines.append(f"| *panel A (5 people)* | | | | | | {panel_a['w_mae']:.2f} | | |")
     return "\n".join(lines)
 
@@ -183,15 +202,31 @@ def train_all(args, work: Path, data: Path) -> dict[str, Path]:
     common = dict(work=work, data=data, preset=args.preset, max_images=args.max_images, skip_missing=args.skip_missing)
     return {
         "recommended": train("recommended", calibration_split=args.eval_split, **RECOMMENDED, **common),
-        "single_ce_majority": train("single_ce_majority", families=["dist"], dist_target="majority",
-                                    test_time_flip=False, **common),
-        "dist_ensemble": train("dist_ensemble", families=["dist"], dist_members=ENSEMBLE_MEMBERS,
-                               dist_epochs=max(1, k * epochs // ENSEMBLE_MEMBERS), **common),
-        "paper_ensemble": train("paper_ensemble", families=["ebc", "au"], ebc_epochs=args.paper_epochs,
-                                au_epochs=args.paper_epochs, **common),
+        "single_ce_majority": train(
+            "single_ce_majority", families=["dist"], dist_target="majority", test_time_flip=False, **common
+        ),
+        "dist_ensemble": train(
+            "dist_ensemble",
+            families=["dist"],
+            dist_members=ENSEMBLE_MEMBERS,
+            dist_epochs=max(1, k * epochs // ENSEMBLE_MEMBERS),
+            **common,
+        ),
+        "paper_ensemble": train(
+            "paper_ensemble",
+            families=["ebc", "au"],
+            ebc_epochs=args.paper_epochs,
+            au_epochs=args.paper_epochs,
+            **common,
+        ),
         # lever: the small preset's backbone and augmentation at a third of its epochs
-        "small_dist_6_epochs": train("small_dist_6_epochs", **{**common, "preset": "small"}, families=["dist"],
-                                     dist_epochs=6, calibration_split=args.eval_split),
+        "small_dist_6_epochs": train(
+            "small_dist_6_epochs",
+            **{**common, "preset": "small"},
+            families=["dist"],
+            dist_epochs=6,
+            calibration_split=args.eval_split,
+        ),
     }
 
 
@@ -219,8 +254,9 @@ def shipped_rows(scorer: Scorer, pixels, objective: str) -> dict[str, dict[str, 
     return rows
 
 
-def tiny_rows(scorer: Scorer, models: dict[str, Path | None], pixels, objective: str,
-              previous: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def tiny_rows(
+    scorer: Scorer, models: dict[str, Path | None], pixels, objective: str, previous: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
     """The tiny-preset predictors (and the small-preset lever) of the table. A row whose models are not
     trained (``--skip-missing``) keeps its previous result, marked ``rerun: false`` (no second-panel check)."""
     reference = scorer.reference
@@ -244,26 +280,49 @@ def tiny_rows(scorer: Scorer, models: dict[str, Path | None], pixels, objective:
     recipes = {  # row -> (models it needs, how it is scored)
         "uniform": ((), lambda: scorer.row(np.full_like(reference, 1 / 8), 0, 0)),
         "majority_onehot": ((), lambda: scorer.row(np.eye(8)[reference.argmax(axis=1)], 0, 0)),
-        "single_ce_majority": (("single_ce_majority",), lambda: scorer.row(
-            of("single_ce_majority")["soft_label"], *cost["single_ce_majority"])),
+        "single_ce_majority": (
+            ("single_ce_majority",),
+            lambda: scorer.row(of("single_ce_majority")["soft_label"], *cost["single_ce_majority"]),
+        ),
         # one network on the vote distributions = the recommended model without its two inference add-ons
-        "single_ce_votes": (("recommended",), lambda: scorer.row(of("recommended", flip=False)["dist"],
-                                                                 *cost["recommended"])),
-        "paper_ensemble": (("paper_ensemble",), lambda: scorer.row(of("paper_ensemble")["soft_label"],
-                                                                   *cost["paper_ensemble"])),
-        "paper_ensemble_calibrated": (("paper_ensemble",), lambda: calibrated_row(
-            of("paper_ensemble"), ["ebc", "au"], cost["paper_ensemble"])),
+        "single_ce_votes": (
+            ("recommended",),
+            lambda: scorer.row(of("recommended", flip=False)["dist"], *cost["recommended"]),
+        ),
+        "paper_ensemble": (
+            ("paper_ensemble",),
+            lambda: scorer.row(of("paper_ensemble")["soft_label"], *cost["paper_ensemble"]),
+        ),
+        "paper_ensemble_calibrated": (
+            ("paper_ensemble",),
+            lambda: calibrated_row(of("paper_ensemble"), ["ebc", "au"], cost["paper_ensemble"]),
+        ),
         "dist_flip": (("recommended",), lambda: scorer.row(of("recommended")["dist"], *cost["recommended"])),
-        "dist_flip_calibrated_w_mae": (("recommended",), lambda: calibrated_row(
-            of("recommended"), ["dist"], cost["recommended"], "w_mae")),
-        f"dist_ensemble_{ENSEMBLE_MEMBERS}_flip_calibrated": (("dist_ensemble",), lambda: calibrated_row(
-            of("dist_ensemble", flip=True), ["dist"], cost["dist_ensemble"])),
-        "dist_plus_paper_calibrated": (("recommended", "paper_ensemble"), lambda: calibrated_row(
-            {"dist": of("recommended")["dist"], "ebc": of("paper_ensemble")["ebc"], "au": of("paper_ensemble")["au"]},
-            ["dist", "ebc", "au"], summed("recommended", "paper_ensemble"))),
+        "dist_flip_calibrated_w_mae": (
+            ("recommended",),
+            lambda: calibrated_row(of("recommended"), ["dist"], cost["recommended"], "w_mae"),
+        ),
+        f"dist_ensemble_{ENSEMBLE_MEMBERS}_flip_calibrated": (
+            ("dist_ensemble",),
+            lambda: calibrated_row(of("dist_ensemble", flip=True), ["dist"], cost["dist_ensemble"]),
+        ),
+        "dist_plus_paper_calibrated": (
+            ("recommended", "paper_ensemble"),
+            lambda: calibrated_row(
+                {
+                    "dist": of("recommended")["dist"],
+                    "ebc": of("paper_ensemble")["ebc"],
+                    "au": of("paper_ensemble")["au"],
+                },
+                ["dist", "ebc", "au"],
+                summed("recommended", "paper_ensemble"),
+            ),
+        ),
         "recommended": (("recommended",), lambda: calibrated_row(of("recommended"), ["dist"], cost["recommended"])),
-        "small_dist_6_epochs_calibrated": (("small_dist_6_epochs",), lambda: calibrated_row(
-            of("small_dist_6_epochs"), ["dist"], cost["small_dist_6_epochs"])),
+        "small_dist_6_epochs_calibrated": (
+            ("small_dist_6_epochs",),
+            lambda: calibrated_row(of("small_dist_6_epochs"), ["dist"], cost["small_dist_6_epochs"]),
+        ),
     }
     rows: dict[str, dict[str, Any]] = {}
     for name, (needs, score) in recipes.items():
@@ -278,19 +337,33 @@ def tiny_rows(scorer: Scorer, models: dict[str, Path | None], pixels, objective:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="FER+ folder (default ../shared/data/ferplus)")
-    parser.add_argument("--preset", default="tiny", choices=("tiny", "small", "paper"),
-                        help="preset of the compared recipes (the shipped model is always scored as shipped)")
-    parser.add_argument("--eval-split", default="validation", help="split scored (and calibrated on); default "
-                        "validation = FER+ PublicTest")
+    parser.add_argument(
+        "--preset",
+        default="tiny",
+        choices=("tiny", "small", "paper"),
+        help="preset of the compared recipes (the shipped model is always scored as shipped)",
+    )
+    parser.add_argument(
+        "--eval-split",
+        default="validation",
+        help="split scored (and calibrated on); default validation = FER+ PublicTest",
+    )
     parser.add_argument("--work-dir", default=str(DEFAULT_WORK), help="trained models (reused when present)")
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--paper-epochs", type=int, default=4, help="EBC and AU epochs of paper_ensemble")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--skip-missing", action="store_true",
-                        help="score only the predictors already trained under --work-dir; the other rows keep the "
-                             "previous result of --output, marked rerun: false")
-    parser.add_argument("--max-images", type=int, default=None,
-                        help="train and score on at most this many images (a quick check of the script, not a result)")
+    parser.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="score only the predictors already trained under --work-dir; the other rows keep the "
+        "previous result of --output, marked rerun: false",
+    )
+    parser.add_argument(
+        "--max-images",
+        type=int,
+        default=None,
+        help="train and score on at most this many images (a quick check of the script, not a result)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -328,21 +401,36 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     payload = {
         "benchmark": "soft labels vs FER+ crowd vote distributions",
-        "data": str(data), "eval_split": args.eval_split, "n_faces": len(records), "preset": args.preset,
-        "recommended_recipe": {**RECOMMENDED, "dist_members": int(preset.dist_members),
-                               "dist_epochs": int(preset.dist_epochs), "calibration_split": args.eval_split,
-                               "mas_splits": ["train"]},
+        "data": str(data),
+        "eval_split": args.eval_split,
+        "n_faces": len(records),
+        "preset": args.preset,
+        "recommended_recipe": {
+            **RECOMMENDED,
+            "dist_members": int(preset.dist_members),
+            "dist_epochs": int(preset.dist_epochs),
+            "calibration_split": args.eval_split,
+            "mas_splits": ["train"],
+        },
         "paper_ensemble_epochs": args.paper_epochs,
         "calibration_objective": objective,
         "rows": rows,
-        "second_panel": {"panel_a_vs_panel_b": panel_a, "seeds": [0, 1, 2, 3, 4], "panel_size": "half the votes (5 of 10)"},
+        "second_panel": {
+            "panel_a_vs_panel_b": panel_a,
+            "seeds": [0, 1, 2, 3, 4],
+            "panel_size": "half the votes (5 of 10)",
+        },
         "markdown": table,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
         "note": "train_s: wall time of each training run on this machine (see README for the conditions); "
-                "sample_passes: images through forward+backward in training; calibrated rows are fitted on the "
-                "evaluation split, w_mae_crossfit fits on one half and scores the other; panel_b_*: the "
-                "prediction against panel B of the second-panel check (mean of 5 splits), panel A alongside",
+        "sample_passes: images through forward+backward in training; calibrated rows are fitted on the "
+        "evaluation split, w_mae_crossfit fits on one half and scores the other; panel_b_*: the "
+        "prediction against panel B of the second-panel check (mean of 5 splits), panel A alongside",
         "seconds": round(time.perf_counter() - started, 1),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

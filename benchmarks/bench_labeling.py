@@ -48,8 +48,9 @@ def make_model(directory: Path, ebc: list[str], au: str | None, image_size: int)
     scores = {"ebc": [[0.8] * 8 for _ in ebc]} if ebc else {}
     if au:
         scores["au"] = [0.8] * 8
-    config = SoftLabelerConfig(ebc_backbones=ebc, au_backbones=au, image_size=image_size,
-                               confidence_scores={"balanced": scores})
+    config = SoftLabelerConfig(
+        ebc_backbones=ebc, au_backbones=au, image_size=image_size, confidence_scores={"balanced": scores}
+    )
     SoftLabeler(config).eval().save_pretrained(directory)
 
 
@@ -62,8 +63,21 @@ def tree_digest(folder: Path) -> str:
 
 
 def run_label(model: Path, sample: Path, out: Path, processes: int, args) -> dict:
-    common = ["-m", "affectnetplus_hf", "label", str(model), str(sample), str(out), "--shard-size", str(args.shard_size),
-              "--batch-size", str(args.batch_size), "--no-progress", "--num-workers", str(args.num_workers)]
+    common = [
+        "-m",
+        "affectnetplus_hf",
+        "label",
+        str(model),
+        str(sample),
+        str(out),
+        "--shard-size",
+        str(args.shard_size),
+        "--batch-size",
+        str(args.batch_size),
+        "--no-progress",
+        "--num-workers",
+        str(args.num_workers),
+    ]
     env = dict(os.environ, PYTHONPATH=str(REPO), MKL_CBWR="AUTO,STRICT")
     common += ["--dtype", args.dtype]
     if args.device == "cpu":
@@ -73,9 +87,23 @@ def run_label(model: Path, sample: Path, out: Path, processes: int, args) -> dic
         command = [sys.executable, *common, "--num-threads", str(threads)]
     else:
         threads = 1
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *common,
-                   "--num-threads", "1"]
+        command = [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            str(processes),
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            *common,
+            "--num-threads",
+            "1",
+        ]
         if args.device == "cpu":
             env["ACCELERATE_USE_CPU"] = "1"
     start = time.perf_counter()
@@ -121,8 +149,17 @@ def main() -> None:
     ebc = [b for b in args.ebc_backbones.split(",") if b]
     with tempfile.TemporaryDirectory(prefix="bench-labeling-") as tmp:
         root = Path(tmp)
-        write_sample(root / "sample", n_train=args.n_train, n_val=args.n_val, n_mas=2, image_size=args.sample_image_size,
-                     seed=0, contact_sheet=False, progress=False, workers=min(4, os.cpu_count() or 1))
+        write_sample(
+            root / "sample",
+            n_train=args.n_train,
+            n_val=args.n_val,
+            n_mas=2,
+            image_size=args.sample_image_size,
+            seed=0,
+            contact_sheet=False,
+            progress=False,
+            workers=min(4, os.cpu_count() or 1),
+        )
         make_model(root / "model", ebc, args.au_backbone or None, args.image_size)
         runs = []
         for processes in [int(p) for p in args.processes.split(",")]:

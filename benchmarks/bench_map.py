@@ -57,8 +57,14 @@ def time_map(model: Path, saved: Path, cache: Path, args) -> float:
     start = time.perf_counter()
     ds = load_from_disk(str(saved))
     fn = SoftLabelMap(str(model), "image", hard_label_column="label", device="cpu", dtype="fp32")
-    out = ds.map(fn, batched=True, batch_size=args.batch_size, features=fn.map_features(ds.features),
-                 cache_file_name=str(cache), load_from_cache_file=False)
+    out = ds.map(
+        fn,
+        batched=True,
+        batch_size=args.batch_size,
+        features=fn.map_features(ds.features),
+        cache_file_name=str(cache),
+        load_from_cache_file=False,
+    )
     elapsed = time.perf_counter() - start
     assert out.num_rows == args.n_images and out[0]["soft_label"] is not None
     return elapsed
@@ -80,19 +86,27 @@ def main() -> None:
     os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
     import datasets
     import torch
+    from bench_labeling import make_model
 
     from affectnetplus_hf.sources import open_source
     from affectnetplus_hf.synthetic import write_sample
-    from bench_labeling import make_model
 
     datasets.disable_progress_bars()
     ebc = [b for b in args.ebc_backbones.split(",") if b]
     n_val = args.n_images // 5
     with tempfile.TemporaryDirectory(prefix="bench-map-") as tmp:
         root = Path(tmp)
-        write_sample(root / "sample", n_train=args.n_images - n_val, n_val=n_val, n_mas=2,
-                     image_size=args.sample_image_size, seed=0, contact_sheet=False, progress=False,
-                     workers=min(4, os.cpu_count() or 1))
+        write_sample(
+            root / "sample",
+            n_train=args.n_images - n_val,
+            n_val=n_val,
+            n_mas=2,
+            image_size=args.sample_image_size,
+            seed=0,
+            contact_sheet=False,
+            progress=False,
+            workers=min(4, os.cpu_count() or 1),
+        )
         make_model(root / "model", ebc, args.au_backbone or None, args.image_size)
         source = open_source(str(root / "sample"))
         records = [r for split in source.splits for r in source.records(split)]
@@ -121,9 +135,11 @@ def main() -> None:
         "ratio": round(map_rate / label_rate, 3),
         "label_s": [round(t, 2) for t in label_s],
         "map_s": [round(t, 2) for t in map_s],
-        "note": ("best of the repeats; both include loading the model. label: label_dataset on the sample folder "
-                 "(shards, manifest, summary, subset tables); map: load_from_disk + Dataset.map(SoftLabelMap) "
-                 "with features= and its Arrow cache file. Both decode each JPEG once (draft mode)."),
+        "note": (
+            "best of the repeats; both include loading the model. label: label_dataset on the sample folder "
+            "(shards, manifest, summary, subset tables); map: load_from_disk + Dataset.map(SoftLabelMap) "
+            "with features= and its Arrow cache file. Both decode each JPEG once (draft mode)."
+        ),
     }
     path = Path(args.results)
     path.parent.mkdir(parents=True, exist_ok=True)

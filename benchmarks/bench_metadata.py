@@ -38,7 +38,13 @@ from typing import Any
 import numpy as np
 
 from affectnetplus_hf.fileio import write_text_atomic
-from affectnetplus_hf.metadata import HEAD_POSE_COLUMNS, LANDMARKS_28_INDICES, OUTER_EYE_CORNERS, annotate, build_annotator
+from affectnetplus_hf.metadata import (
+    HEAD_POSE_COLUMNS,
+    LANDMARKS_28_INDICES,
+    OUTER_EYE_CORNERS,
+    annotate,
+    build_annotator,
+)
 from affectnetplus_hf.metadata.headpose import POINT_SETS, estimate_head_pose
 from affectnetplus_hf.metadata.passthrough import read_synthetic_ground_truth
 from affectnetplus_hf.records import FaceRecord
@@ -50,7 +56,9 @@ DEFAULT_BACKENDS = "dlib,dlib:box,dlib:cnn,mediapipe,mediapipe:box"
 POSE_VARIANTS = [("all", 1.0), ("all", 10.0), ("rigid", 1.0), ("rigid", 10.0)]
 
 
-def make_sample(directory: Path, n_train: int, seed: int, image_size: int) -> tuple[list[FaceRecord], dict[str, dict[str, Any]]]:
+def make_sample(
+    directory: Path, n_train: int, seed: int, image_size: int
+) -> tuple[list[FaceRecord], dict[str, dict[str, Any]]]:
     """Write a synthetic sample; return the AffectNet-part records (with face boxes) and the ground truth."""
     from affectnetplus_hf.synthetic.writer import write_sample
 
@@ -73,7 +81,9 @@ def nme(predicted: np.ndarray, truth: np.ndarray, indices: list[int] | None = No
     return float(np.linalg.norm(predicted - truth, axis=1).mean() / inter_ocular)
 
 
-def pose_errors(landmark_sets: list[np.ndarray], truths: list[tuple[float, float, float]], image_size: int) -> dict[str, Any]:
+def pose_errors(
+    landmark_sets: list[np.ndarray], truths: list[tuple[float, float, float]], image_size: int
+) -> dict[str, Any]:
     """solvePnP pose error per variant on the given landmarks."""
     out: dict[str, Any] = {}
     for points, focal in POSE_VARIANTS:
@@ -98,11 +108,15 @@ def pose_errors(landmark_sets: list[np.ndarray], truths: list[tuple[float, float
     return out
 
 
-def bench_landmarks(spec: str, records: list[FaceRecord], truth: dict[str, dict[str, Any]], image_size: int, limit: int | None) -> dict[str, Any]:
+def bench_landmarks(
+    spec: str, records: list[FaceRecord], truth: dict[str, dict[str, Any]], image_size: int, limit: int | None
+) -> dict[str, Any]:
     annotator = build_annotator(spec)
     use_box = spec.endswith(":box")
     subset = records[:limit] if limit else records
-    inputs = [FaceRecord(r.image_id, image_path=r.image_path, face_box=r.face_box if use_box else None) for r in subset]
+    inputs = [
+        FaceRecord(r.image_id, image_path=r.image_path, face_box=r.face_box if use_box else None) for r in subset
+    ]
     start = time.perf_counter()
     out = annotate(inputs, [annotator], batch_size=16, progress=False)
     seconds = time.perf_counter() - start
@@ -123,7 +137,9 @@ def bench_landmarks(spec: str, records: list[FaceRecord], truth: dict[str, dict[
             "nme68_failure_rate_0.10": round(float(np.mean(np.array(nme68) > 0.10)), 4),
             "nme28_mean": round(float(np.mean(nme28)), 4),
             "pose_from_these_landmarks": pose_errors(
-                [lm for _, lm in found], [tuple(truth[r.image_id][c] for c in HEAD_POSE_COLUMNS) for r, _ in found], image_size
+                [lm for _, lm in found],
+                [tuple(truth[r.image_id][c] for c in HEAD_POSE_COLUMNS) for r, _ in found],
+                image_size,
             ),
         })  # fmt: skip
     return result

@@ -1,4 +1,5 @@
-"""Benchmark: vectorised W-MAE / W-FR (paper Eq. 15, `docs/method.md#metrics`) against the plain per-sample Python loop.
+"""Benchmark: vectorised W-MAE / W-FR (paper Eq. 15, `docs/method.md#metrics`) against the plain per-sample
+Python loop.
 
     python benchmarks/bench_metrics.py [--rows 1000000] [--loop-rows 20000] [--repeats 5]
 
@@ -99,8 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     pred_list = predictions[: args.loop_rows].tolist()
     scale = args.rows / args.loop_rows
 
-    results: dict = {"rows": args.rows, "columns": 8, "dtype": "float32", "loop_rows": args.loop_rows,
-                     "repeats": args.repeats, "epsilon": DEFAULT_EPSILON, "machine": machine_info(), "metrics": {}}
+    results: dict = {
+        "rows": args.rows,
+        "columns": 8,
+        "dtype": "float32",
+        "loop_rows": args.loop_rows,
+        "repeats": args.repeats,
+        "epsilon": DEFAULT_EPSILON,
+        "machine": machine_info(),
+        "metrics": {},
+    }
     for name, vectorised, loop in (("w_mae", w_mae, loop_w_mae), ("w_fr", w_fr, loop_w_fr)):
         seconds, value = best_time(lambda: vectorised(references, predictions), args.repeats)
         loop_seconds, loop_value = best_time(lambda: loop(ref_list, pred_list), 1)
@@ -133,16 +142,24 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_json_atomically(results, args.output)
 
-    print(f"{args.rows:,} x 8 float32 soft labels on {results['machine']['platform']} "
-          f"({results['machine']['usable_cpus']} usable CPUs), numpy {np.__version__}")
+    print(
+        f"{args.rows:,} x 8 float32 soft labels on {results['machine']['platform']} "
+        f"({results['machine']['usable_cpus']} usable CPUs), numpy {np.__version__}"
+    )
     for name, m in results["metrics"].items():
-        print(f"  {name}: vectorised {m['vectorised_seconds'] * 1000:.1f} ms, loop {m['loop_seconds_scaled']:.1f} s "
-              f"(scaled from {args.loop_rows:,} rows) -> {m['speedup']:.0f}x; value {m['value_percent']:.4f} %")
-    print(f"  all three metrics (soft_label_metrics): {results['soft_label_metrics_seconds'] * 1000:.1f} ms; "
-          f"ties='average': {results['weighted_errors_average_ties_seconds'] * 1000:.1f} ms; "
-          f"float64 input: {results['weighted_errors_float64_seconds'] * 1000:.1f} ms")
-    print(f"  targets (>= {TARGET_SPEEDUP:.0f}x, < {TARGET_SECONDS_PER_MILLION:.0f} s per 1 M rows): "
-          f"{'met' if results['targets']['met'] else 'NOT met'}; written to {args.output}")
+        print(
+            f"  {name}: vectorised {m['vectorised_seconds'] * 1000:.1f} ms, loop {m['loop_seconds_scaled']:.1f} s "
+            f"(scaled from {args.loop_rows:,} rows) -> {m['speedup']:.0f}x; value {m['value_percent']:.4f} %"
+        )
+    print(
+        f"  all three metrics (soft_label_metrics): {results['soft_label_metrics_seconds'] * 1000:.1f} ms; "
+        f"ties='average': {results['weighted_errors_average_ties_seconds'] * 1000:.1f} ms; "
+        f"float64 input: {results['weighted_errors_float64_seconds'] * 1000:.1f} ms"
+    )
+    print(
+        f"  targets (>= {TARGET_SPEEDUP:.0f}x, < {TARGET_SECONDS_PER_MILLION:.0f} s per 1 M rows): "
+        f"{'met' if results['targets']['met'] else 'NOT met'}; written to {args.output}"
+    )
     return 0 if results["targets"]["met"] else 1
 
 

@@ -50,12 +50,17 @@ def learnability(n_mas: int, size: int, epochs: int, seed: int = 0) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "s"
-        S.write_sample(root, n_train=0, n_val=0, n_mas=n_mas, image_size=size, seed=seed, progress=False,
-                       contact_sheet=False)
+        S.write_sample(
+            root, n_train=0, n_val=0, n_mas=n_mas, image_size=size, seed=seed, progress=False, contact_sheet=False
+        )
         with open(root / "multi_annotated" / "votes.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
-        x = np.stack([np.asarray(Image.open(root / "multi_annotated" / r["image"]).convert("RGB"), np.float32) / 255
-                      for r in rows])
+        x = np.stack(
+            [
+                np.asarray(Image.open(root / "multi_annotated" / r["image"]).convert("RGB"), np.float32) / 255
+                for r in rows
+            ]
+        )
     votes = np.array([[int(r[e]) for e in EMOTIONS] for r in rows])
     majority = votes.argmax(1)
     unanimous = votes.max(1) == votes.sum(1)
@@ -87,8 +92,18 @@ def learnability(n_mas: int, size: int, epochs: int, seed: int = 0) -> dict:
     def block(i: int, o: int) -> list[nn.Module]:
         return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
 
-    net = nn.Sequential(*block(3, 16), nn.MaxPool2d(2), *block(16, 32), nn.MaxPool2d(2), *block(32, 64),
-                        nn.MaxPool2d(2), *block(64, 96), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(96, 8))
+    net = nn.Sequential(
+        *block(3, 16),
+        nn.MaxPool2d(2),
+        *block(16, 32),
+        nn.MaxPool2d(2),
+        *block(32, 64),
+        nn.MaxPool2d(2),
+        *block(64, 96),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(96, 8),
+    )
     optimizer = torch.optim.AdamW(net.parameters(), 3e-3, weight_decay=1e-4)
     steps = epochs * ((len(train) + 63) // 64)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=steps)
@@ -96,7 +111,7 @@ def learnability(n_mas: int, size: int, epochs: int, seed: int = 0) -> dict:
     for _ in range(epochs):
         order = rng.permutation(train)
         for b in range(0, len(order), 64):
-            idx = torch.tensor(order[b:b + 64])
+            idx = torch.tensor(order[b : b + 64])
             batch = images[idx]
             flip = torch.rand(len(idx)) < 0.5
             batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
@@ -113,13 +128,23 @@ def learnability(n_mas: int, size: int, epochs: int, seed: int = 0) -> dict:
     for true, pred in zip(majority[test], predicted):
         confusion[true, pred] += 1
     return {
-        "n_mas": n_mas, "image_size": size, "test_images_per_emotion": 20, "train_images": int(len(train)),
+        "n_mas": n_mas,
+        "image_size": size,
+        "test_images_per_emotion": 20,
+        "train_images": int(len(train)),
         "unanimous_per_emotion": {n: int((unanimous & (majority == e)).sum()) for e, n in enumerate(EMOTIONS)},
-        "cnn": {"epochs": epochs, "train_seconds": round(seconds, 1), "accuracy_per_emotion": cnn,
-                "mean": round(float(np.mean(list(cnn.values()))), 3), "min": min(cnn.values()),
-                "confusion_rows_true_cols_predicted": confusion.tolist()},
-        "logistic_regression_24px": {"accuracy_per_emotion": logistic,
-                                     "mean": round(float(np.mean(list(logistic.values()))), 3)},
+        "cnn": {
+            "epochs": epochs,
+            "train_seconds": round(seconds, 1),
+            "accuracy_per_emotion": cnn,
+            "mean": round(float(np.mean(list(cnn.values()))), 3),
+            "min": min(cnn.values()),
+            "confusion_rows_true_cols_predicted": confusion.tolist(),
+        },
+        "logistic_regression_24px": {
+            "accuracy_per_emotion": logistic,
+            "mean": round(float(np.mean(list(logistic.values()))), 3),
+        },
         "chance": round(1 / len(EMOTIONS), 3),
     }
 
@@ -145,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 _, image = S.make_item(0, "multi_annotated", i, size, pool, 5)
                 if fmt:
                     S.encode_image(image, fmt, S.DEFAULT_JPEG_QUALITY)
+
         return run
 
     results = {
@@ -155,9 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         n_train, n_val, n_mas = n // 2, n // 8, n - n // 2 - n // 8
         for workers in (1, 2):
-            results[f"write_sample_workers{workers}"] = _rate(n, lambda: S.write_sample(
-                Path(tmp) / f"s{workers}", n_train=n_train, n_val=n_val, n_mas=n_mas, image_size=size,
-                progress=False, workers=workers))
+            results[f"write_sample_workers{workers}"] = _rate(
+                n,
+                lambda: S.write_sample(
+                    Path(tmp) / f"s{workers}",
+                    n_train=n_train,
+                    n_val=n_val,
+                    n_mas=n_mas,
+                    image_size=size,
+                    progress=False,
+                    workers=workers,
+                ),
+            )
         results["write_sample_workers2"].pop("images_per_s_cpu")  # the workers' CPU time is not counted
     if args.learnability:
         results["learnability"] = learnability(args.mas, args.cnn_size, args.epochs)
@@ -167,8 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         "images_per_measurement": n,
         "target_images_per_s": 200,
         "results": results,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "load_average_1min": round(os.getloadavg()[0], 2)},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_1min": round(os.getloadavg()[0], 2),
+        },
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

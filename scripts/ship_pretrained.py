@@ -83,8 +83,12 @@ def store_weights(trained: Path, staging: Path, records, before: dict) -> tuple[
         after = evaluation_scores(staging, records)
         moved = {k: float(np.abs(before[k] - after[k]).max()) for k in before if before[k] is not None}
         worst = max(moved.values())
-        logger.info("float16 except %s: largest change %.1e (%s)", kept or "nothing", worst,
-                    ", ".join(f"{k} {v:.1e}" for k, v in moved.items()))
+        logger.info(
+            "float16 except %s: largest change %.1e (%s)",
+            kept or "nothing",
+            worst,
+            ", ".join(f"{k} {v:.1e}" for k, v in moved.items()),
+        )
         if worst <= FLOAT16_TOLERANCE:
             return after, worst, kept
         candidates = [family for family in FAMILY_TENSORS if family not in kept and moved.get(family) is not None]
@@ -93,53 +97,64 @@ def store_weights(trained: Path, staging: Path, records, before: dict) -> tuple[
         kept.append(max(candidates, key=moved.get))
 
 
-def panel_section(records, scores: dict, data_name: str, split: str, float16_change: float, float32: list[str],
-                  seconds: float) -> str:
+def panel_section(
+    records, scores: dict, data_name: str, split: str, float16_change: float, float32: list[str], seconds: float
+) -> str:
     """The card's section on the shipped model: data and terms, recipe, time, second-panel check."""
+    from affectnetplus_hf.mas.split import mas_arrays
     from affectnetplus_hf.metrics.functional import second_panel_check
     from affectnetplus_hf.reports.licenses import license_for
-    from affectnetplus_hf.mas.split import mas_arrays
 
     votes, non_emotion, _ = mas_arrays(records)
     rows = []
     check = None
-    for key, label in (("soft_label_calibrated", "`soft_label_calibrated`"), ("dist", "distribution family"),
-                       ("soft_label", "`soft_label` (Eq. 14)")):
+    for key, label in (
+        ("soft_label_calibrated", "`soft_label_calibrated`"),
+        ("dist", "distribution family"),
+        ("soft_label", "`soft_label` (Eq. 14)"),
+    ):
         if scores.get(key) is None:
             continue
         check = second_panel_check(votes, non_emotion, scores[key])
         model = check["model"]
-        rows.append(f"| {label} | {model['w_mae']:.2f} | {model['w_fr']:.2f} | {model['kl']:.3f} | "
-                    f"{model['majority_acc']:.3f} |")
+        rows.append(
+            f"| {label} | {model['w_mae']:.2f} | {model['w_fr']:.2f} | {model['kl']:.3f} | "
+            f"{model['majority_acc']:.3f} |"
+        )
     panel = check["panel_a"]
-    rows.append(f"| a second panel of 5 people | {panel['w_mae']:.2f} | {panel['w_fr']:.2f} | – | "
-                f"{panel['majority_acc']:.3f} |")
+    rows.append(
+        f"| a second panel of 5 people | {panel['w_mae']:.2f} | {panel['w_fr']:.2f} | – | "
+        f"{panel['majority_acc']:.3f} |"
+    )
     terms = license_for("ferplus").model_note
-    return "\n".join([
-        "## Shipped with affectnetplus-hf",
-        "",
-        "This soft-labeler ships inside the package: `affectnetplus predict ferplus face.jpg`, "
-        "`affectnetplus label ferplus DATA OUT`, `affectnetplus app`, or "
-        "`AutoModel.from_pretrained(affectnetplus_hf.pretrained_path(\"ferplus\"))`, offline.",
-        "",
-        f"- **Training data**: FER+ `Training` votes (10 crowd votes per face), {terms} The weights are "
-        "released under MIT with the package; the FER2013 images are not part of it.",
-        f"- **Selection and calibration**: FER+ `PublicTest` (`{data_name}` split `{split}`) only; `PrivateTest` "
-        "was never used.",
-        "- **Recipe**: `scripts/train_pretrained.sh` (`affectnetplus train softlabeler --preset small --mas_splits "
-        f"train --calibration_split validation`), {seconds / 60:.0f} min on a 2-core CPU.",
-        f"- **Storage**: weight matrices in float16{storage_note(float32)} (loaded as float32; every output moves "
-        f"by at most {float16_change:.1e}).",
-        "",
-        "**Second-panel check** (`docs/method.md#quality-against-people`): each face's 10 votes are split at "
-        "random into two panels of 5; the model and panel A are both scored against panel B (mean of 5 "
-        "splits). A model as close to panel B as panel A is agrees with people as well as another group of "
-        "people does.",
-        "",
-        "| scored against panel B | W-MAE ↓ | W-FR ↓ | KL ↓ | majority acc ↑ |",
-        "|---|---|---|---|---|",
-        *rows,
-    ])
+    return "\n".join(
+        [
+            "## Shipped with affectnetplus-hf",
+            "",
+            "This soft-labeler ships inside the package: `affectnetplus predict ferplus face.jpg`, "
+            "`affectnetplus label ferplus DATA OUT`, `affectnetplus app`, or "
+            '`AutoModel.from_pretrained(affectnetplus_hf.pretrained_path("ferplus"))`, offline.',
+            "",
+            f"- **Training data**: FER+ `Training` votes (10 crowd votes per face), {terms} The weights are "
+            "released under MIT with the package; the FER2013 images are not part of it.",
+            f"- **Selection and calibration**: FER+ `PublicTest` (`{data_name}` split `{split}`) only; `PrivateTest` "
+            "was never used.",
+            "- **Recipe**: `scripts/train_pretrained.sh` "
+            "(`affectnetplus train softlabeler --preset small --mas_splits "
+            f"train --calibration_split validation`), {seconds / 60:.0f} min on a 2-core CPU.",
+            f"- **Storage**: weight matrices in float16{storage_note(float32)} (loaded as float32; every output moves "
+            f"by at most {float16_change:.1e}).",
+            "",
+            "**Second-panel check** (`docs/method.md#quality-against-people`): each face's 10 votes are split at "
+            "random into two panels of 5; the model and panel A are both scored against panel B (mean of 5 "
+            "splits). A model as close to panel B as panel A is agrees with people as well as another group of "
+            "people does.",
+            "",
+            "| scored against panel B | W-MAE ↓ | W-FR ↓ | KL ↓ | majority acc ↑ |",
+            "|---|---|---|---|---|",
+            *rows,
+        ]
+    )
 
 
 def storage_note(float32: list[str]) -> str:
@@ -171,10 +186,15 @@ def write_card(target: Path, section: str, train_seconds: float | None, trained_
     card = (target / "README.md").read_text(encoding="utf-8")
     card = card.split(marker)[0].rstrip("\n")
     card = card.replace(f'from_pretrained("{trained_name}")', f'from_pretrained("{name}")').replace(
-        f"affectnetplus predict {trained_name} ", f"affectnetplus predict {name} ")
+        f"affectnetplus predict {trained_name} ", f"affectnetplus predict {name} "
+    )
     if train_seconds is not None:
-        card = re.sub(r"(Trained with `affectnetplus train [a-z]+` \(preset `[a-z]+`\) in )[0-9.]+ (min|s)\.",
-                      rf"\g<1>{train_seconds / 60:.1f} min (wall time of all its sessions).", card, count=1)
+        card = re.sub(
+            r"(Trained with `affectnetplus train [a-z]+` \(preset `[a-z]+`\) in )[0-9.]+ (min|s)\.",
+            rf"\g<1>{train_seconds / 60:.1f} min (wall time of all its sessions).",
+            card,
+            count=1,
+        )
     write_text_atomic(target / "README.md", card + "\n\n" + section + "\n")
 
 
@@ -187,8 +207,17 @@ def write_test_faces(target: Path, fixtures: Path) -> None:
     from affectnetplus_hf.synthetic import write_sample
 
     with tempfile.TemporaryDirectory() as tmp:
-        write_sample(Path(tmp), layout="csv", n_train=N_TEST_FACES, n_val=0, n_mas=0, image_size=96, seed=11,
-                     contact_sheet=False, progress=False)
+        write_sample(
+            Path(tmp),
+            layout="csv",
+            n_train=N_TEST_FACES,
+            n_val=0,
+            n_mas=0,
+            image_size=96,
+            seed=11,
+            contact_sheet=False,
+            progress=False,
+        )
         images = sorted(Path(tmp).rglob("*.jpg"))[:N_TEST_FACES]
         fixtures.mkdir(parents=True, exist_ok=True)
         for old in [*fixtures.glob("face_*"), fixtures / "expected.json"]:  # only what this script writes
@@ -202,8 +231,13 @@ def write_test_faces(target: Path, fixtures: Path) -> None:
     model = AutoModel.from_pretrained(str(target))
     batch = model.image_processor([str(fixtures / n) for n in names], return_tensors="pt")
     output = model(**batch)
-    expected = {"images": names, **{key: getattr(output, key).tolist() for key in
-                                    ("soft_label", "dist_scores", "soft_label_calibrated", "ebc_scores", "au_scores")}}
+    expected = {
+        "images": names,
+        **{
+            key: getattr(output, key).tolist()
+            for key in ("soft_label", "dist_scores", "soft_label_calibrated", "ebc_scores", "au_scores")
+        },
+    }
     write_json_atomic(fixtures / "expected.json", expected)
 
 
@@ -222,9 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="validation", help="evaluation split (default validation = PublicTest)")
     parser.add_argument("--target", default=None, help="folder to write (default: the package's folder for --name)")
     parser.add_argument("--fixtures", default=str(FIXTURES), help="test faces and expected outputs (default tests/)")
-    parser.add_argument("--train-seconds", type=float, default=None,
-                        help="wall time of the whole training when it ran as several resumed sessions (default: the "
-                             "time the finished run recorded)")
+    parser.add_argument(
+        "--train-seconds",
+        type=float,
+        default=None,
+        help="wall time of the whole training when it ran as several resumed sessions (default: the "
+        "time the finished run recorded)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -238,8 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     before = evaluation_scores(staging, records)
     after, change, kept = store_weights(trained, staging, records, before)
     seconds = record_training_time(staging, args.train_seconds)
-    write_card(staging, panel_section(records, after, Path(args.data).name, args.split, change, kept, seconds),
-               args.train_seconds, trained.name, args.name)
+    write_card(
+        staging,
+        panel_section(records, after, Path(args.data).name, args.split, change, kept, seconds),
+        args.train_seconds,
+        trained.name,
+        args.name,
+    )
     size = folder_bytes(staging)
     if size > MAX_SHIPPED_BYTES:
         raise ValueError(f"{staging} holds {size / 2**20:.1f} MiB > {MAX_SHIPPED_BYTES / 2**20:.0f} MiB")

@@ -38,7 +38,9 @@ def make_tiny_labeler(directory: Path) -> Path:
 
     torch.manual_seed(0)
     config = SoftLabelerConfig(
-        ebc_backbones=["test_resnet"], au_backbones="test_resnet", image_size=32,
+        ebc_backbones=["test_resnet"],
+        au_backbones="test_resnet",
+        image_size=32,
         confidence_scores={"balanced": {"ebc": [[0.9, 0.8, 0.7, 0.8, 0.6, 0.7, 0.8, 0.5]], "au": [0.7] * 8}},
     )
     SoftLabeler(config).eval().save_pretrained(directory)
@@ -48,8 +50,17 @@ def make_tiny_labeler(directory: Path) -> Path:
 def make_sample(directory: Path, n_train: int = 9, n_val: int = 4) -> Path:
     from affectnetplus_hf.synthetic import write_sample
 
-    write_sample(directory, layout="csv", n_train=n_train, n_val=n_val, n_mas=2, image_size=40, seed=3,
-                 contact_sheet=False, progress=False)
+    write_sample(
+        directory,
+        layout="csv",
+        n_train=n_train,
+        n_val=n_val,
+        n_mas=2,
+        image_size=40,
+        seed=3,
+        contact_sheet=False,
+        progress=False,
+    )
     return directory
 
 
@@ -67,8 +78,13 @@ def _jpeg(path: Path, size=(64, 48), value: int = 100) -> None:
     Image.fromarray(np.full((size[1], size[0], 3), value, dtype=np.uint8)).save(path, format="JPEG")
 
 
-def write_csv_layout(root: Path, train_rows: list[list], val_rows: list[list] | None = None,
-                     header: list[str] = HEADER, make_images: bool = True) -> Path:
+def write_csv_layout(
+    root: Path,
+    train_rows: list[list],
+    val_rows: list[list] | None = None,
+    header: list[str] = HEADER,
+    make_images: bool = True,
+) -> Path:
     lists = root / "Manually_Annotated_file_lists"
     lists.mkdir(parents=True, exist_ok=True)
     for name, rows in (("training.csv", train_rows), ("validation.csv", val_rows)):
@@ -171,8 +187,7 @@ def _tree_bytes_fixture():
 def affectnet_files():
     """Builders of AffectNet CSV-layout folders: ``row(path, code, ...)``, ``write_csv_layout(root,
     train_rows, val_rows=None, ...)``, ``jpeg(path, size, value)``, ``landmarks(seed, n)``, ``header``."""
-    return SimpleNamespace(row=row, write_csv_layout=write_csv_layout, jpeg=_jpeg, landmarks=_landmarks,
-                           header=HEADER)
+    return SimpleNamespace(row=row, write_csv_layout=write_csv_layout, jpeg=_jpeg, landmarks=_landmarks, header=HEADER)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ import pytest
 from affectnetplus_hf.emotions import EMOTIONS
 from affectnetplus_hf.subsets import assign_subsets, hard_label_ranks
 
-
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -91,7 +90,7 @@ def test_views_show_the_values(assets):
     expected = _predicted(labeler, face)
     for index, emotion in enumerate(EMOTIONS):
         assert abs(float(shown[emotion]) - expected[index]) <= 5e-5 + 1e-9
-    assert 'class=hard-label' in table and "Contempt ← hard label" in table
+    assert "class=hard-label" in table and "Contempt ← hard label" in table
     for key in ("spread", "ebc", "au"):
         assert len(re.findall(rf'id="{key}-\w+"', table)) == 8
     summary = summary_html(result)
@@ -109,8 +108,19 @@ def test_build_app_makes_blocks(assets):
     blocks = build_app(assets["labeler"], assets["faces"])
     assert isinstance(blocks, gr.Blocks)
     ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
-    assert {"face-input", "upload-button", "face-mode", "faces-image", "face-choice", "faces-list", "message",
-            "hard-label", "soft-label-chart", "soft-label-table", "family-chart"} <= ids
+    assert {
+        "face-input",
+        "upload-button",
+        "face-mode",
+        "faces-image",
+        "face-choice",
+        "faces-list",
+        "message",
+        "hard-label",
+        "soft-label-chart",
+        "soft-label-table",
+        "family-chart",
+    } <= ids
 
 
 # ---------------------------------------------------------------------------------------------- CLI and Space
@@ -118,21 +128,37 @@ def test_build_app_makes_blocks(assets):
 
 def _env() -> dict[str, str]:
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path, GRADIO_ANALYTICS_ENABLED="False",
-                NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    return dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=path,
+        GRADIO_ANALYTICS_ENABLED="False",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "affectnetplus_hf", *args], check=False, capture_output=True,
-                          text=True, timeout=timeout, env=_env(), cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "affectnetplus_hf", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(),
+        cwd=REPO,
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (("/nonexistent/soft_labeler",), "does not exist"),
-    (("MODEL", "--port", "0"), "--port must be in 1..65535"),
-    (("MODEL", "--examples", "-1"), "--examples must be >= 0"),
-    (("MODEL", "--detector", "nope"), "unknown face detector 'nope'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("/nonexistent/soft_labeler",), "does not exist"),
+        (("MODEL", "--port", "0"), "--port must be in 1..65535"),
+        (("MODEL", "--examples", "-1"), "--examples must be >= 0"),
+        (("MODEL", "--detector", "nope"), "unknown face detector 'nope'"),
+    ],
+)
 def test_cli_argument_errors_are_one_line(assets, args, message):
     args = tuple(str(assets["model"]) if a == "MODEL" else a for a in args)
     result = _cli("app", *args)
@@ -187,8 +213,10 @@ def _browser_or_skip():
     if importlib.util.find_spec("gradio") is None:
         missing.append("the gradio package")
     if missing:
-        reason = (f"browser test needs {', '.join(missing)} (apt-get install chromium chromium-driver; "
-                  "pip install -e '.[dev,app]')")
+        reason = (
+            f"browser test needs {', '.join(missing)} (apt-get install chromium chromium-driver; "
+            "pip install -e '.[dev,app]')"
+        )
         if IN_CI:
             pytest.fail(reason)
         pytest.skip(reason)
@@ -222,13 +250,24 @@ def _chrome(tmp_path: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--no-proxy-server", "--window-size=1280,1300",
-                     f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-proxy-server",
+        "--window-size=1280,1300",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         options.add_argument(argument)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log")),
-                            options=options)
+    return webdriver.Chrome(
+        service=Service(CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log")), options=options
+    )
 
 
 def _shown_values(driver) -> dict[str, str]:
@@ -267,10 +306,14 @@ def test_analyse_upload_gives_every_face_as_predict(assets, tmp_path, face_photo
     assert largest_face(photo["faces"]) in (1, 2) and faces_html(photo).count('class="face"') == 2
     assert photo_message(photo, "pair.png") == (
         f"2 faces found in pair.png (the {finder.detector_name} detector), numbered from the left; choose one "
-        "to see its soft label.", False)
+        "to see its soft label.",
+        False,
+    )
     crop = analyse_upload(assets["labeler"], finder, assets["faces"][0], WHOLE_IMAGE)
-    np.testing.assert_array_equal(np.asarray(crop["faces"][0]["scores"]["soft_label"], dtype=np.float32),
-                                  _predicted(assets["labeler"], assets["faces"][0]))
+    np.testing.assert_array_equal(
+        np.asarray(crop["faces"][0]["scores"]["soft_label"], dtype=np.float32),
+        _predicted(assets["labeler"], assets["faces"][0]),
+    )
     empty = tmp_path / "empty.png"
     from PIL import Image
 
@@ -308,9 +351,22 @@ def test_page_in_headless_chromium_shows_labeler_predict(assets, tmp_path, face_
     log = tmp_path / "app.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "affectnetplus_hf", "app", str(assets["model"]), "--port", str(port),
-             "--examples", "3"], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
-            env={**_env(), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")})
+            [
+                sys.executable,
+                "-m",
+                "affectnetplus_hf",
+                "app",
+                str(assets["model"]),
+                "--port",
+                str(port),
+                "--examples",
+                "3",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env={**_env(), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")},
+        )
     driver = None
     try:
         # while the server starts: a photo with two faces and what `predict --faces all` says of it
@@ -326,8 +382,10 @@ def test_page_in_headless_chromium_shows_labeler_predict(assets, tmp_path, face_
         # two faces: both boxes listed (left to right, as predict), the chosen face's soft label as predict's
         _upload(driver, wait, pair)
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#faces-found li.face")) == 2)
-        boxes = [[float(v) for v in item.get_attribute("data-box").split(",")]
-                 for item in driver.find_elements(By.CSS_SELECTOR, "#faces-found li.face")]
+        boxes = [
+            [float(v) for v in item.get_attribute("data-box").split(",")]
+            for item in driver.find_elements(By.CSS_SELECTOR, "#faces-found li.face")
+        ]
         assert boxes == [[round(row[c], 2) for c in ("x0", "y0", "x1", "y1")] for row in rows]
         assert "2 faces found in pair.png" in driver.find_element(By.ID, "page-message").text
         assert driver.find_elements(By.CSS_SELECTOR, "#faces-image img")  # the photo with its numbered boxes
@@ -407,9 +465,22 @@ def test_sigterm_cleans_up_as_ctrl_c(assets, tmp_path):
     log = tmp_path / "app.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "affectnetplus_hf", "app", str(assets["model"]), "--port", str(port),
-             "--examples", "1"], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
-            env={**_env(), "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")})
+            [
+                sys.executable,
+                "-m",
+                "affectnetplus_hf",
+                "app",
+                str(assets["model"]),
+                "--port",
+                str(port),
+                "--examples",
+                "1",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env={**_env(), "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(tmp_path / "gradio")},
+        )
     try:
         _wait_for_server(f"http://127.0.0.1:{port}/", process, log)
         assert len(list(temp.glob("affectnetplus-app-*"))) == 1  # the sample faces, while serving
@@ -447,8 +518,11 @@ def test_page_api_errors_are_logged_in_one_line(assets, tmp_path, monkeypatch, c
     blocks = launch_app(assets["labeler"], host="127.0.0.1", port=port, n_examples=0, block=False, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        for level, endpoint in ((logging.INFO, "/analyse_upload_event"), (logging.INFO, "/analyse_sample_event"),
-                                (logging.DEBUG, "/analyse_sample_event")):
+        for level, endpoint in (
+            (logging.INFO, "/analyse_upload_event"),
+            (logging.INFO, "/analyse_sample_event"),
+            (logging.DEBUG, "/analyse_sample_event"),
+        ):
             caplog.clear()
             capfd.readouterr()
             with caplog.at_level(level, logger="affectnetplus_hf.app"):

@@ -148,7 +148,9 @@ def test_every_method_reference_resolves():
     assert missing == []
 
 
-@pytest.mark.parametrize("anchor", ["label-space", "mas-split", "sampling", "ebc-scores", "au-scores", "reference-figures"])
+@pytest.mark.parametrize(
+    "anchor", ["label-space", "mas-split", "sampling", "ebc-scores", "au-scores", "reference-figures"]
+)
 def test_method_document_has_its_sections(anchor):
     assert anchor in _anchors(METHOD.read_text(encoding="utf-8"))
 
@@ -173,11 +175,16 @@ def _attribute_uses(tree: ast.AST, names) -> list[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in names:
             found.append((node.lineno, node.attr))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in {
-            "getattr", "setattr", "hasattr", "delattr"
-        }:
-            found += [(node.lineno, arg.value) for arg in node.args[1:2]
-                      if isinstance(arg, ast.Constant) and arg.value in names]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in {"getattr", "setattr", "hasattr", "delattr"}
+        ):
+            found += [
+                (node.lineno, arg.value)
+                for arg in node.args[1:2]
+                if isinstance(arg, ast.Constant) and arg.value in names
+            ]
         elif isinstance(node, ast.ImportFrom):
             found += [(node.lineno, alias.name) for alias in node.names if alias.name in names]
     return sorted(found)
@@ -186,7 +193,11 @@ def _attribute_uses(tree: ast.AST, names) -> list[tuple[int, str]]:
 def test_attribute_finder_sees_the_forms_used():
     tree = ast.parse("a.b._version\ngetattr(m, '_dataloaders')\nfrom sys import meta_path\nsys.meta_path.insert(0, f)")
     assert _attribute_uses(tree, {"_version", "_dataloaders", "meta_path"}) == [
-        (1, "_version"), (2, "_dataloaders"), (3, "meta_path"), (4, "meta_path")]
+        (1, "_version"),
+        (2, "_dataloaders"),
+        (3, "meta_path"),
+        (4, "meta_path"),
+    ]
 
 
 def test_no_import_hooks_in_the_package():
@@ -212,8 +223,11 @@ MAX_FUNCTION_LINES = 80
 
 
 def _long_functions(tree: ast.AST, limit: int) -> list[tuple[str, int]]:
-    return [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(tree)
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > limit]
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > limit
+    ]
 
 
 def test_long_function_finder_counts_lines():
@@ -224,8 +238,11 @@ def test_long_function_finder_counts_lines():
 
 def test_no_function_in_the_package_is_over_80_lines():
     # orchestrators are short sequences of named steps (docstrings and decorators-free bodies counted)
-    offenders = [f"{path.relative_to(REPO)}: {name} ({lines} lines)"
-                 for path, tree in _package_trees() for name, lines in _long_functions(tree, MAX_FUNCTION_LINES)]
+    offenders = [
+        f"{path.relative_to(REPO)}: {name} ({lines} lines)"
+        for path, tree in _package_trees()
+        for name, lines in _long_functions(tree, MAX_FUNCTION_LINES)
+    ]
     assert offenders == []
 
 
@@ -238,9 +255,25 @@ def test_one_module_writes_the_run_folder_contract():
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                offenders += [f"{path.relative_to(REPO)}:{node.lineno}: imports {m}" for m in modules
-                              if m.split(".")[0] == "filelock"]
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(
-                    (".affectnetplus-", "run.json")):
+                offenders += [
+                    f"{path.relative_to(REPO)}:{node.lineno}: imports {m}"
+                    for m in modules
+                    if m.split(".")[0] == "filelock"
+                ]
+            elif (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value.startswith((".affectnetplus-", "run.json"))
+            ):
                 offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: marker name {node.value!r}")
+    assert offenders == []
+
+
+def test_module_docstrings_are_short():
+    # design text lives in docs/method.md and docs/architecture.md, not in module docstrings
+    offenders = [
+        f"{path.relative_to(REPO)} ({len(doc.splitlines())} lines)"
+        for path, tree in _package_trees()
+        if (doc := ast.get_docstring(tree, clean=False)) and len(doc.splitlines()) > 15
+    ]
     assert offenders == []

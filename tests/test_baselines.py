@@ -16,7 +16,6 @@ from affectnetplus_hf import baselines  # noqa: E402
 from affectnetplus_hf.emotions import SUBSETS  # noqa: E402
 from affectnetplus_hf.metrics import functional as metric_functions  # noqa: E402
 
-
 FAST = dict(epochs=1, batch_size=16, image_size=32, progress=False, log_with="none")
 
 
@@ -66,8 +65,9 @@ def test_rerun_keeps_finished_models(pipeline):
 
     weights = pipeline["out"] / "hard_fer_all" / "model.safetensors"
     before = weights.read_bytes(), weights.stat().st_mtime_ns
-    again = baselines.train_baselines(pipeline["dataset"], pipeline["out"], TrainConfig(preset="tiny", **FAST),
-                                      kinds=["hard"], training_sets=["all"])
+    again = baselines.train_baselines(
+        pipeline["dataset"], pipeline["out"], TrainConfig(preset="tiny", **FAST), kinds=["hard"], training_sets=["all"]
+    )
     assert again["models"][0]["reused"] is True
     assert (weights.read_bytes(), weights.stat().st_mtime_ns) == before
 
@@ -84,15 +84,25 @@ def test_evaluation_report_numbers_match_the_models(pipeline):
     entry = results["models"]["soft_fer_all"]
     assert entry["hard"]["all"]["accuracy"] == pytest.approx(100 * np.mean(scores.argmax(1) == data.hard_labels))
     assert entry["soft"]["all"]["w_mae"] == pytest.approx(
-        metric_functions.w_mae(data.soft_labels, np.clip(scores, 0, 1)), abs=1e-4)
+        metric_functions.w_mae(data.soft_labels, np.clip(scores, 0, 1)), abs=1e-4
+    )
     # the synthetic ground truth travels through the dataset: soft labels and one-hot both scored against it
     truth = results["synthetic_ground_truth"]
     one_hot = np.eye(8, dtype=np.float32)[data.hard_labels]
     assert truth["one_hot_hard_labels_vs_truth"]["w_mae"] == pytest.approx(
-        metric_functions.w_mae(data.true_soft_labels, one_hot), abs=1e-4)
+        metric_functions.w_mae(data.true_soft_labels, one_hot), abs=1e-4
+    )
     report = (report_dir / "report.md").read_text()
-    for needed in ("Table 5", "Tables 8–9", "Table 10", "Table 11", "Fig. 5", "figures/soft_label_examples.png",
-                   "synthetic ground truth", "hard_fer_all"):
+    for needed in (
+        "Table 5",
+        "Tables 8–9",
+        "Table 10",
+        "Table 11",
+        "Fig. 5",
+        "figures/soft_label_examples.png",
+        "synthetic ground truth",
+        "hard_fer_all",
+    ):
         assert needed in report, needed
     for line in report.splitlines():  # every linked figure exists
         if line.startswith("!["):
@@ -114,7 +124,8 @@ def test_soft_labels_against_the_ground_truth(pipeline):
     soft = np.asarray([r["soft_label"] for r in labels], dtype=np.float32)
     reference = np.asarray([truth[r["image_id"]]["soft_label_true"] for r in labels], dtype=np.float32)
     assert result["soft_labels"]["w_mae"] == pytest.approx(
-        metric_functions.w_mae(reference, np.clip(soft, 0, 1)), abs=1e-4)
+        metric_functions.w_mae(reference, np.clip(soft, 0, 1)), abs=1e-4
+    )
     assert (out / "soft_label_quality.md").read_text().count("| AffectNet+ soft labels |") >= 2
 
 
@@ -148,18 +159,61 @@ def test_cli_baseline_and_evaluate(pipeline, tmp_path, capsys):
     from affectnetplus_hf.cli import main
 
     out = tmp_path / "cli_baselines"
-    code = main(["baseline", str(pipeline["dataset"]), str(out), "--kinds", "hard", "--sets", "all",
-                 "--preset", "tiny", "--epochs", "1", "--image_size", "32", "--progress", "false",
-                 "--log_with", "none"])
+    code = main(
+        [
+            "baseline",
+            str(pipeline["dataset"]),
+            str(out),
+            "--kinds",
+            "hard",
+            "--sets",
+            "all",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "1",
+            "--image_size",
+            "32",
+            "--progress",
+            "false",
+            "--log_with",
+            "none",
+        ]
+    )
     assert code == 0
     assert [m["name"] for m in json.loads((out / "baselines.json").read_text())["models"]] == ["hard_fer_all"]
     capsys.readouterr()
-    assert main(["evaluate", str(pipeline["dataset"]), "--baselines", str(out), "--output", str(tmp_path / "rep"),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(pipeline["dataset"]),
+                "--baselines",
+                str(out),
+                "--output",
+                str(tmp_path / "rep"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out)
     assert set(printed["all"]) == {"hard_fer_all"} and (tmp_path / "rep" / "report.md").is_file()
-    assert main(["evaluate", str(pipeline["sample"]), "--labels", str(pipeline["labels"]),
-                 "--output", str(tmp_path / "q"), "--reference", "truth"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(pipeline["sample"]),
+                "--labels",
+                str(pipeline["labels"]),
+                "--output",
+                str(tmp_path / "q"),
+                "--reference",
+                "truth",
+            ]
+        )
+        == 0
+    )
     assert "ground truth" in capsys.readouterr().out
 
 
@@ -198,8 +252,10 @@ def test_baselines_folder_is_a_run_folder(pipeline, tmp_path, monkeypatch, caplo
     # the same identity: a resume keeps the finished model and adds the other kind
     both = baselines.train_baselines(dataset, out, config, kinds=["hard", "soft"], training_sets=["all"])
     assert trained == [("hard_fer_all", 1), ("soft_fer_all", 1)]
-    assert [(m["name"], m.get("reused", False)) for m in both["models"]] == [("hard_fer_all", True),
-                                                                            ("soft_fer_all", False)]
+    assert [(m["name"], m.get("reused", False)) for m in both["models"]] == [
+        ("hard_fer_all", True),
+        ("soft_fer_all", False),
+    ]
     written = json.loads((out / baselines.MANIFEST).read_text())["models"]
     assert [m["name"] for m in written] == ["hard_fer_all", "soft_fer_all"]
     # another identity: refused naming each differing field, nothing touched
@@ -224,8 +280,29 @@ def test_baselines_folder_is_a_run_folder(pipeline, tmp_path, monkeypatch, caplo
         with pytest.raises(RunFolderError, match=r"not empty and was not written by `affectnetplus baseline`"):
             baselines.train_baselines(dataset, mine, config, overwrite=overwrite, **hard)
     caplog.clear()
-    assert main(["baseline", str(dataset), str(mine), "--kinds", "hard", "--sets", "all", "--overwrite",
-                 "--preset", "tiny", "--epochs", "1", "--progress", "false", "--log_with", "none"]) == 1
+    assert (
+        main(
+            [
+                "baseline",
+                str(dataset),
+                str(mine),
+                "--kinds",
+                "hard",
+                "--sets",
+                "all",
+                "--overwrite",
+                "--preset",
+                "tiny",
+                "--epochs",
+                "1",
+                "--progress",
+                "false",
+                "--log_with",
+                "none",
+            ]
+        )
+        == 1
+    )
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "not written by `affectnetplus baseline`" in errors[0]
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
@@ -261,13 +338,15 @@ class _IdentityLogits:
 
 
 # FER+ column order: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF
-HAND_VOTES = np.array([
-    [0, 9, 1, 0, 0, 0, 0, 0, 0, 0],  # happiness, clear majority
-    [5, 0, 0, 4, 0, 0, 0, 0, 1, 0],  # neutral 5 / sadness 4: split vote
-    [0, 0, 4, 0, 0, 0, 4, 0, 2, 0],  # surprise / fear tie
-    [1, 0, 0, 0, 0, 0, 0, 0, 7, 2],  # unknown on top: FER+ discards it in every mode
-    [-1] * 10,                         # a null votes cell
-])
+HAND_VOTES = np.array(
+    [
+        [0, 9, 1, 0, 0, 0, 0, 0, 0, 0],  # happiness, clear majority
+        [5, 0, 0, 4, 0, 0, 0, 0, 1, 0],  # neutral 5 / sadness 4: split vote
+        [0, 0, 4, 0, 0, 0, 4, 0, 2, 0],  # surprise / fear tie
+        [1, 0, 0, 0, 0, 0, 0, 0, 7, 2],  # unknown on top: FER+ discards it in every mode
+        [-1] * 10,  # a null votes cell
+    ]
+)
 
 
 def test_ferplus_training_targets_keep_what_ferplus_keeps():
@@ -362,8 +441,9 @@ def test_probability_draws_are_seeded_by_seed_epoch_and_row():
     dataset = ProbabilityLabelDataset(images, np.tile(distribution, (6, 1)), seed=0)
     for epoch in (0, 1):
         dataset.set_epoch(epoch)
-        assert [int(dataset[i]["labels"]) for i in range(6)] == [probability_label(distribution, 0, epoch, i)
-                                                                  for i in range(6)]
+        assert [int(dataset[i]["labels"]) for i in range(6)] == [
+            probability_label(distribution, 0, epoch, i) for i in range(6)
+        ]
 
 
 def test_record_raw_votes_in_ferplus_order():
@@ -393,8 +473,12 @@ def ferplus_pipeline(tmp_path_factory, ferplus_files, make_tiny_labeler):
     model = make_tiny_labeler(root / "model")
     source = ferplus_files.build(root / "ferplus")
     labels = root / "labels"
-    label_dataset(model, source, labels, LabelingConfig(shard_size=32, batch_size=16, num_threads=1, progress=False,
-                                                        splits=["train", "validation"]))
+    label_dataset(
+        model,
+        source,
+        labels,
+        LabelingConfig(shard_size=32, batch_size=16, num_threads=1, progress=False, splits=["train", "validation"]),
+    )
     dataset = root / "dataset"
     build_dataset(source, labels, dataset, metadata=None, figures=False, progress=False)
     return {"root": root, "source": source, "dataset": dataset}
@@ -427,8 +511,9 @@ def test_ferplus_kinds_train_and_evaluate(ferplus_pipeline):
 
     out = ferplus_pipeline["root"] / "baselines"
     kinds = list(baselines.FERPLUS_KINDS)
-    manifest = baselines.train_baselines(ferplus_pipeline["dataset"], out, TrainConfig(preset="tiny", **FAST),
-                                         kinds=kinds, training_sets=["all"])
+    manifest = baselines.train_baselines(
+        ferplus_pipeline["dataset"], out, TrainConfig(preset="tiny", **FAST), kinds=kinds, training_sets=["all"]
+    )
     data = baselines.load_split(ferplus_pipeline["dataset"], "default", "train")
     assert [m["name"] for m in manifest["models"]] == [f"ferplus_{k}_all" for k in kinds]
     for entry in manifest["models"]:
@@ -465,8 +550,7 @@ def test_ferplus_kinds_train_and_evaluate(ferplus_pipeline):
         assert float(loss) == pytest.approx(expected, rel=1e-4)
 
     report_dir = ferplus_pipeline["root"] / "report"
-    results = baselines.evaluate_baselines(ferplus_pipeline["dataset"], out, report_dir, split="train",
-                                           progress=False)
+    results = baselines.evaluate_baselines(ferplus_pipeline["dataset"], out, report_dir, split="train", progress=False)
     model = AutoModel.from_pretrained(str(out / "ferplus_crossentropy_all"))
     scores = baselines.predict_records(model, data.records, progress=False)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)  # a softmax
@@ -493,8 +577,23 @@ def test_ferplus_kind_without_votes_column_fails_in_one_line(pipeline, tmp_path,
     assert "\n" not in message and str(pipeline["dataset"]) in message and "'majority'" in message
     assert not list(out.glob("*/model.safetensors"))  # failed before training anything
     caplog.clear()
-    code = main(["baseline", str(pipeline["dataset"]), str(tmp_path / "cli"), "--kinds", "multi_target",
-                 "--sets", "all", "--preset", "tiny", "--progress", "false", "--log_with", "none"])
+    code = main(
+        [
+            "baseline",
+            str(pipeline["dataset"]),
+            str(tmp_path / "cli"),
+            "--kinds",
+            "multi_target",
+            "--sets",
+            "all",
+            "--preset",
+            "tiny",
+            "--progress",
+            "false",
+            "--log_with",
+            "none",
+        ]
+    )
     assert code == 1
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "\n" not in errors[0] and "votes" in errors[0]

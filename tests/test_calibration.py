@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import math
+import os
 import warnings
 
 import numpy as np
@@ -26,9 +26,9 @@ def _softmax(z):
 def test_fit_recovers_a_known_temperature_and_prior_shift():
     rng = np.random.default_rng(0)
     logits = rng.normal(0.0, 1.5, size=(2000, 8))
-    scores = _softmax(logits)                                    # an over-confident-looking model output
+    scores = _softmax(logits)  # an over-confident-looking model output
     true_bias = np.array([0.8, 0.2, -0.3, 0.0, -1.0, -0.6, 0.4, 0.5])
-    truth = _softmax(0.5 * logits + true_bias)                   # people: temperature 2, other priors
+    truth = _softmax(0.5 * logits + true_bias)  # people: temperature 2, other priors
     fit = fit_calibration({"dist": scores}, truth, eps=1e-12)  # a negligible floor: the map is then exact
     assert fit["inputs"] == ["dist"]
     assert fit["weights"][0] == pytest.approx(0.5, abs=1e-4)
@@ -41,7 +41,7 @@ def test_fit_from_sampled_votes_is_close_and_lowers_kl():
     rng = np.random.default_rng(1)
     logits = rng.normal(0.0, 1.5, size=(4000, 8))
     truth = _softmax(0.5 * logits)
-    votes = np.stack([rng.multinomial(10, p) for p in truth]).astype(np.float64)   # 10 annotators per face
+    votes = np.stack([rng.multinomial(10, p) for p in truth]).astype(np.float64)  # 10 annotators per face
     fit = fit_calibration({"dist": _softmax(logits)}, votes)
     assert fit["weights"][0] == pytest.approx(0.5, rel=0.1)
     assert fit["kl_after"] < fit["kl_before"]
@@ -104,12 +104,12 @@ def test_crowd_agreement_hand_worked():
     kl0 = 0.6 * math.log(0.6 / 0.75) + 0.4 * math.log(0.4 / 0.25)
     kl1 = 0.5 * math.log(0.5 / 0.2) + 0.5 * math.log(0.5 / 0.8)
     assert out["kl"] == pytest.approx((kl0 + kl1) / 2)
-    assert out["majority_acc"] == 1.0                 # row 1: Happy ties Neutral at the top: a hit
+    assert out["majority_acc"] == 1.0  # row 1: Happy ties Neutral at the top: a hit
     # weights 1/rank over the 8 ranks (ordinal; sum H_8): row 0 (.15 + .15/2) / H_8, row 1 (.3 + .3/2) / H_8
     h8 = sum(1 / k for k in range(1, 9))
     assert out["w_mae"] == pytest.approx(100 * ((0.15 + 0.075) / h8 + (0.3 + 0.15) / h8) / 2)
     one_hot = np.eye(8)[[0, 1]]
-    assert crowd_agreement(reference, one_hot)["kl"] is None      # infinite: a voted emotion gets 0
+    assert crowd_agreement(reference, one_hot)["kl"] is None  # infinite: a voted emotion gets 0
     assert crowd_agreement(reference, one_hot)["majority_acc"] == 1.0
 
 
@@ -126,8 +126,10 @@ def _members(image_size: int = 32, seed: int = 0):
 
     torch.manual_seed(seed)
     common = dict(backbone="test_resnet", image_size=image_size)
-    ebc = {("test_resnet", e): BinaryExpressionClassifier(BinaryExpressionClassifierConfig(emotion=e, **common))
-           for e in EMOTIONS}
+    ebc = {
+        ("test_resnet", e): BinaryExpressionClassifier(BinaryExpressionClassifierConfig(emotion=e, **common))
+        for e in EMOTIONS
+    }
     au = {e: AUExpressionClassifier(AUExpressionClassifierConfig(emotion=e, **common)) for e in EMOTIONS}
     dist = [DistributionClassifier(DistributionClassifierConfig(**common)) for _ in range(2)]
     for member in [*ebc.values(), *au.values(), *dist]:  # heads away from chance so the outputs differ
@@ -137,8 +139,12 @@ def _members(image_size: int = 32, seed: int = 0):
     return ebc, au, dist, confidences
 
 
-CALIBRATION = {"inputs": ["ebc", "au", "dist"], "weights": [0.3, 0.2, 1.4],
-               "bias": [0.2, 0.1, -0.1, 0.0, -0.3, -0.2, 0.1, 0.2], "eps": 1e-4}
+CALIBRATION = {
+    "inputs": ["ebc", "au", "dist"],
+    "weights": [0.3, 0.2, 1.4],
+    "bias": [0.2, 0.1, -0.1, 0.0, -0.3, -0.2, 0.1, 0.2],
+    "eps": 1e-4,
+}
 
 
 def test_distribution_family_and_calibration_in_the_soft_labeler(tmp_path):
@@ -147,8 +153,9 @@ def test_distribution_family_and_calibration_in_the_soft_labeler(tmp_path):
 
     ebc, au, dist, confidences = _members()
     paper = SoftLabeler.from_members(ebc, au, confidences)
-    full = SoftLabeler.from_members(ebc, au, confidences, dist_members=dist, test_time_flip=True,
-                                    calibration=CALIBRATION)
+    full = SoftLabeler.from_members(
+        ebc, au, confidences, dist_members=dist, test_time_flip=True, calibration=CALIBRATION
+    )
     assert full.config.families == ("ebc", "au", "dist") and full.config.paper_families == ("ebc", "au")
     x = torch.randn(5, 3, 32, 32)
     with torch.no_grad():
@@ -161,8 +168,9 @@ def test_distribution_family_and_calibration_in_the_soft_labeler(tmp_path):
     expected = (torch.stack(members).mean(0) + torch.stack(mirrored).mean(0)) / 2
     torch.testing.assert_close(b.dist_scores, expected, atol=1e-5, rtol=1e-5)
     assert a.dist_scores is None and a.soft_label_calibrated is None
-    calibrated = apply_calibration({"ebc": b.ebc_scores.numpy(), "au": b.au_scores.numpy(),
-                                    "dist": b.dist_scores.numpy()}, CALIBRATION)
+    calibrated = apply_calibration(
+        {"ebc": b.ebc_scores.numpy(), "au": b.au_scores.numpy(), "dist": b.dist_scores.numpy()}, CALIBRATION
+    )
     np.testing.assert_allclose(b.soft_label_calibrated.numpy(), calibrated, atol=1e-5)
     np.testing.assert_allclose(b.soft_label_calibrated.sum(1).numpy(), 1.0, atol=1e-5)
     assert b.member_probs.shape == (5, 8 + 8 + 2 * 8) and len(full.config.member_names) == 32
@@ -219,9 +227,14 @@ def test_calibrated_column_end_to_end(tmp_path):
     from affectnetplus_hf.synthetic import write_sample
 
     ebc, au, dist, confidences = _members(image_size=32)
-    model = SoftLabeler.from_members(ebc, au, confidences, dist_members=dist, test_time_flip=True,
-                                     calibration={**CALIBRATION, "fitted_on": {"data": "votes", "split": "validation",
-                                                                              "n": 10}})
+    model = SoftLabeler.from_members(
+        ebc,
+        au,
+        confidences,
+        dist_members=dist,
+        test_time_flip=True,
+        calibration={**CALIBRATION, "fitted_on": {"data": "votes", "split": "validation", "n": 10}},
+    )
     model.save_pretrained(tmp_path / "model")
     sample = tmp_path / "sample"
     write_sample(sample, n_train=6, n_val=3, n_mas=2, image_size=40, seed=3, contact_sheet=False, progress=False)
@@ -230,11 +243,18 @@ def test_calibrated_column_end_to_end(tmp_path):
     with torch.no_grad():
         direct = model.predict([str(image)])
     assert f"{EMOTIONS[0]}_calibrated" in table.column_names
-    np.testing.assert_allclose([table.column(f"{e}_calibrated")[0].as_py() for e in EMOTIONS],
-                               direct.soft_label_calibrated[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        [table.column(f"{e}_calibrated")[0].as_py() for e in EMOTIONS],
+        direct.soft_label_calibrated[0].numpy(),
+        atol=1e-5,
+    )
 
-    label_dataset(tmp_path / "model", sample, tmp_path / "labels",
-                  LabelingConfig(shard_size=8, batch_size=4, num_threads=1, progress=False))
+    label_dataset(
+        tmp_path / "model",
+        sample,
+        tmp_path / "labels",
+        LabelingConfig(shard_size=8, batch_size=4, num_threads=1, progress=False),
+    )
     build_dataset(sample, tmp_path / "labels", tmp_path / "ds", metadata="synthetic", progress=False)
     ds = load_dataset(str(tmp_path / "ds"), split="train")
     assert ds.features["soft_label_calibrated"].length == 8
@@ -245,8 +265,9 @@ def test_calibrated_column_end_to_end(tmp_path):
         family_scores = {f: np.asarray([row[f"soft_label_{f}"]]) for f in ("ebc", "au", "dist")}
         expected = apply_calibration(family_scores, CALIBRATION)[0]
         np.testing.assert_allclose(calibrated, expected, atol=1e-4)
-        np.testing.assert_allclose(row["soft_label"], 0.5 * (family_scores["ebc"][0] + family_scores["au"][0]),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            row["soft_label"], 0.5 * (family_scores["ebc"][0] + family_scores["au"][0]), atol=1e-6
+        )
     card = (tmp_path / "ds" / "README.md").read_text()
     assert "soft_label_calibrated" in card and "Quality against people" in card
 
@@ -262,8 +283,9 @@ def trained_model(tmp_path, ferplus_files, make_tiny_labeler):
 
     data = ferplus_files.build(tmp_path / "ferplus")
     model = make_tiny_labeler(tmp_path / "model")
-    config = resolve_preset(TrainConfig(data=str(data), output_dir=str(model), mas_splits=["train"],
-                                        calibration_split="validation"))
+    config = resolve_preset(
+        TrainConfig(data=str(data), output_dir=str(model), mas_splits=["train"], calibration_split="validation")
+    )
     records = [r for r in open_multi_annotated(data).records("train") if r.votes is not None]
     with warnings.catch_warnings():  # the few fixture rows miss the test-MAS quotas: said, and beside the point
         warnings.simplefilter("ignore")

@@ -23,7 +23,6 @@ from affectnetplus_hf.labeling import LabelingConfig, label_dataset, load_labels
 from affectnetplus_hf.run_folder import MARKER_FILE, Marker, RunFolderError  # noqa: E402
 
 
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, make_sample, make_tiny_labeler):
     root = tmp_path_factory.mktemp("dataset")
@@ -54,8 +53,10 @@ def test_layout_and_card(built):
             assert len(files) == (1 if rows else 0)
             listed = {"split": split, "path": f"data/{split}/{subset}-*.parquet"} in configs[subset]["data_files"]
             assert listed == bool(rows)  # datasets cannot load a 0-row split: such splits are left out
-    assert configs["default"]["data_files"] == [{"split": "train", "path": "data/train/*.parquet"},
-                                                {"split": "validation", "path": "data/validation/*.parquet"}]
+    assert configs["default"]["data_files"] == [
+        {"split": "train", "path": "data/train/*.parquet"},
+        {"split": "validation", "path": "data/validation/*.parquet"},
+    ]
     assert header["license"] == "mit" and "extra_gated_prompt" not in header  # synthetic: shareable
     infos = {i["config_name"]: i for i in header["dataset_info"]}
     assert {s["name"]: s["num_examples"] for s in infos["default"]["splits"]} == {"train": 10, "validation": 5}
@@ -118,8 +119,9 @@ def test_build_is_deterministic_and_refuses_to_overwrite(built, tmp_path, tree_b
 
 
 def _build(built, target, **kwargs):
-    return build_dataset(built["sample"], built["labels"], target, metadata=None, figures=False, progress=False,
-                         **kwargs)
+    return build_dataset(
+        built["sample"], built["labels"], target, metadata=None, figures=False, progress=False, **kwargs
+    )
 
 
 def test_build_overwrite_replaces_only_its_own_folders(built, tmp_path, caplog):
@@ -138,8 +140,22 @@ def test_build_overwrite_replaces_only_its_own_folders(built, tmp_path, caplog):
         with pytest.raises(RunFolderError, match=r"mine is not empty and was not written by `affectnetplus build`"):
             _build(built, mine, overwrite=overwrite)
     caplog.clear()
-    assert main(["build", str(sample), str(labels), str(mine), "--metadata", "none", "--no-figures", "--no-progress",
-                 "--overwrite"]) == 1
+    assert (
+        main(
+            [
+                "build",
+                str(sample),
+                str(labels),
+                str(mine),
+                "--metadata",
+                "none",
+                "--no-figures",
+                "--no-progress",
+                "--overwrite",
+            ]
+        )
+        == 1
+    )
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "\n" not in errors[0] and "not written by `affectnetplus build`" in errors[0]
     assert (mine / "notes.txt").read_text() == "keep me" and (mine / "sub").is_dir()
@@ -156,8 +172,13 @@ def test_build_overwrite_replaces_only_its_own_folders(built, tmp_path, caplog):
     manifest = json.loads((labels / "manifest.json").read_text())
     assert identity["labels_model"] == manifest["config"]["model"] == summary["labels_model"]
     assert identity["labels_records"] == manifest["config"]["records"]
-    assert {k: identity[k] for k in ("metadata", "figures", "skip_bad", "keep_unlabeled", "source_kind")} == \
-        {"metadata": None, "figures": False, "skip_bad": False, "keep_unlabeled": False, "source_kind": "synthetic"}
+    assert {k: identity[k] for k in ("metadata", "figures", "skip_bad", "keep_unlabeled", "source_kind")} == {
+        "metadata": None,
+        "figures": False,
+        "skip_bad": False,
+        "keep_unlabeled": False,
+        "source_kind": "synthetic",
+    }
     (target / "extra.txt").write_text("x")
     _build(built, target, overwrite=True)  # a folder this package built is replaced whole
     assert not (target / "extra.txt").exists() and (target / MARKER_FILE).is_file()
@@ -171,8 +192,10 @@ def test_build_removes_staging_left_by_a_killed_build(built, tmp_path):
     import tempfile
 
     # what atomic_directory leaves when its process is killed: a staging folder, or the replaced folder
-    stale = [Path(tempfile.mkdtemp(prefix=".ds.", suffix=".tmp", dir=tmp_path)),
-             Path(tempfile.mkdtemp(prefix=".ds.", suffix=".old", dir=tmp_path))]
+    stale = [
+        Path(tempfile.mkdtemp(prefix=".ds.", suffix=".tmp", dir=tmp_path)),
+        Path(tempfile.mkdtemp(prefix=".ds.", suffix=".old", dir=tmp_path)),
+    ]
     others = [tmp_path / ".ds2.abcd1234.tmp", tmp_path / "ds.abcd1234.tmp", tmp_path / ".ds.abcd1234.tmp.keep"]
     for folder in [*stale, *others]:
         (folder / "data").mkdir(parents=True, exist_ok=True)
@@ -216,8 +239,12 @@ def test_two_build_processes_on_one_folder(built, tmp_path, tree_bytes):
     lock = tmp_path / ".ds.lock"
     argv = ["build", str(built["sample"]), str(built["labels"]), str(out), "--metadata", "synthetic", "--no-progress"]
     helper = Path(__file__).parent / "build_faults.py"
-    first = subprocess.Popen([sys.executable, str(helper), str(hold), "--", *argv],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, str(helper), str(hold), "--", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 300
         owner = {}
@@ -230,8 +257,9 @@ def test_two_build_processes_on_one_folder(built, tmp_path, tree_bytes):
             except (OSError, ValueError):
                 owner = {}
         assert owner["pid"] == first.pid
-        second = subprocess.run([sys.executable, "-m", "affectnetplus_hf", *argv], capture_output=True, text=True,
-                                timeout=300)
+        second = subprocess.run(
+            [sys.executable, "-m", "affectnetplus_hf", *argv], capture_output=True, text=True, timeout=300
+        )
         assert second.returncode == 1, second.stderr
         errors = [line for line in second.stderr.splitlines() if " ERROR " in line]
         assert len(errors) == 1 and f"is in use by process {first.pid} (started " in errors[0], second.stderr
@@ -274,8 +302,14 @@ def test_affectnet_card_is_gated_and_says_no_redistribution(built):
 
 
 # ---------------------------------------------------------------------------------------------- damaged label shards
-def _damage_labels(labels: Path, dest: Path, column: str = "soft_label", value: float = float("nan"),
-                   row: int = 2, shard: str = "train-00000") -> tuple[Path, str]:
+def _damage_labels(
+    labels: Path,
+    dest: Path,
+    column: str = "soft_label",
+    value: float = float("nan"),
+    row: int = 2,
+    shard: str = "train-00000",
+) -> tuple[Path, str]:
     """A copy of a complete labeling run whose shard ``shard`` holds ``value`` in ``column`` of row ``row``, with
     the sidecar and manifest sha256 rewritten to match (the damage is in the values, not in the hashes).
     Returns the damaged folder and the image id of that row."""
@@ -292,8 +326,11 @@ def _damage_labels(labels: Path, dest: Path, column: str = "soft_label", value: 
     table = pq.read_table(path)
     cells = table.column(column).to_pylist()
     cells[row] = [value] + list(cells[row][1:])
-    table = table.set_column(table.schema.get_field_index(column), table.schema.field(column),
-                             pa.array(cells, type=table.schema.field(column).type))
+    table = table.set_column(
+        table.schema.get_field_index(column),
+        table.schema.field(column),
+        pa.array(cells, type=table.schema.field(column).type),
+    )
     pq.write_table(table, path, **PARQUET_OPTIONS)
     sha = file_sha256(path)
     sidecar = dest / "shards" / f"{shard}.json"
@@ -306,12 +343,15 @@ def _damage_labels(labels: Path, dest: Path, column: str = "soft_label", value: 
     return dest, table.column("image_id")[row].as_py()
 
 
-@pytest.mark.parametrize(("column", "value", "what"), [
-    ("soft_label", float("nan"), "NaN"),
-    ("soft_label_ebc", float("inf"), "infinite"),
-    ("soft_label_au", 1.5, r"outside \[0, 1\]"),
-    ("spread", -0.25, r"outside \[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    ("column", "value", "what"),
+    [
+        ("soft_label", float("nan"), "NaN"),
+        ("soft_label_ebc", float("inf"), "infinite"),
+        ("soft_label_au", 1.5, r"outside \[0, 1\]"),
+        ("spread", -0.25, r"outside \[0, 1\]"),
+    ],
+)
 def test_build_refuses_soft_labels_that_are_not_finite_probabilities(built, tmp_path, column, value, what):
     labels, image_id = _damage_labels(built["labels"], tmp_path / "labels", column, value)
     with pytest.raises(ValueError, match=rf"train-00000\.parquet.*{column}.*{image_id}.*{what}") as caught:

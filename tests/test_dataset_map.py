@@ -17,8 +17,8 @@ import datasets  # noqa: E402
 from datasets import ClassLabel, Features, List, Value  # noqa: E402
 
 from affectnetplus_hf.cli import main  # noqa: E402
-from affectnetplus_hf.emotions import EMOTIONS  # noqa: E402
 from affectnetplus_hf.dataset_map import SoftLabelMap, map_features  # noqa: E402
+from affectnetplus_hf.emotions import EMOTIONS  # noqa: E402
 from affectnetplus_hf.images import BadImageError  # noqa: E402
 from affectnetplus_hf.labeling import SOFT_LABEL_COLUMNS  # noqa: E402
 from affectnetplus_hf.subsets import assign_subsets  # noqa: E402
@@ -30,13 +30,14 @@ NO_LABEL = 2  # the row whose hard label is null
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory, make_tiny_labeler):
     from affectnetplus_hf.models import SoftLabeler
-    from affectnetplus_hf.synthetic import write_sample
     from affectnetplus_hf.sources import open_source
+    from affectnetplus_hf.synthetic import write_sample
 
     datasets.disable_progress_bars()
     root = tmp_path_factory.mktemp("map")
-    write_sample(root / "sample", n_train=6, n_val=3, n_mas=2, image_size=40, seed=3, contact_sheet=False,
-                 progress=False)
+    write_sample(
+        root / "sample", n_train=6, n_val=3, n_mas=2, image_size=40, seed=3, contact_sheet=False, progress=False
+    )
     model_dir = make_tiny_labeler(root / "model")
     source = open_source(str(root / "sample"))
     records = [r for split in source.splits for r in source.records(split)]
@@ -46,20 +47,33 @@ def assets(tmp_path_factory, make_tiny_labeler):
     boxes = [list(r.face_box) for r in records]
     labeler = SoftLabeler.from_pretrained(str(model_dir))
     expected = labeler.predict(paths, batch_size=4)
-    return {"root": root, "model_dir": model_dir, "labeler": labeler, "paths": paths, "labels": labels,
-            "boxes": boxes, "expected": expected}
+    return {
+        "root": root,
+        "model_dir": model_dir,
+        "labeler": labeler,
+        "paths": paths,
+        "labels": labels,
+        "boxes": boxes,
+        "expected": expected,
+    }
 
 
 def image_dataset(paths, labels, **extra) -> datasets.Dataset:
     return datasets.Dataset.from_dict({"image": list(paths), "label": list(labels), **extra}).cast_column(
-        "image", datasets.Image())
+        "image", datasets.Image()
+    )
 
 
 def check_rows(rows: dict, expected, labels=None) -> None:
-    for column, field in (("soft_label", "soft_label"), ("soft_label_ebc", "ebc_scores"),
-                          ("soft_label_au", "au_scores"), ("spread", "spread")):
-        np.testing.assert_allclose(np.asarray(rows[column], dtype=np.float32), getattr(expected, field).numpy(),
-                                   atol=1e-5)
+    for column, field in (
+        ("soft_label", "soft_label"),
+        ("soft_label_ebc", "ebc_scores"),
+        ("soft_label_au", "au_scores"),
+        ("spread", "spread"),
+    ):
+        np.testing.assert_allclose(
+            np.asarray(rows[column], dtype=np.float32), getattr(expected, field).numpy(), atol=1e-5
+        )
     assert rows["soft_label_dist"] == [None] * len(rows["soft_label"])  # no distribution family
     assert rows["soft_label_calibrated"] == [None] * len(rows["soft_label"])  # not calibrated
     if labels is not None:
@@ -96,7 +110,8 @@ def test_class_label_column_is_read_by_names(assets):
     names = sorted(EMOTIONS)
     alphabetical = [None if h is None else names.index(EMOTIONS[h]) for h in assets["labels"]]
     ds = image_dataset(assets["paths"], [-1 if a is None else a for a in alphabetical]).cast_column(
-        "label", ClassLabel(names=names))
+        "label", ClassLabel(names=names)
+    )
     fn = assets["labeler"].map_function(hard_label_column="label")
     out = ds.map(fn, batched=True, batch_size=4, features=fn.map_features(ds.features))
     check_rows(out.to_dict(), assets["expected"], assets["labels"])
@@ -165,8 +180,9 @@ def test_corrupt_image_raises_naming_it_or_is_skipped(assets):
     rows = out.to_dict()
     assert all(rows[name][4] is None for name in (*SOFT_LABEL_COLUMNS, "subset"))
     good = [k for k in range(len(paths)) if k != 4]
-    np.testing.assert_allclose(np.asarray([rows["soft_label"][k] for k in good]),
-                               assets["expected"].soft_label.numpy()[good], atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray([rows["soft_label"][k] for k in good]), assets["expected"].soft_label.numpy()[good], atol=1e-5
+    )
     # with_indices names the row by its index; id_column by its id
     fn = assets["labeler"].map_function(skip_bad=True, id_column="label")
     ds.select(range(3, 6)).map(fn, batched=True, features=fn.map_features(ds.features))
@@ -190,8 +206,20 @@ def test_cli_hf_dataset_round_trip(assets, capsys):
     ds = image_dataset(assets["paths"], assets["labels"])
     ds.save_to_disk(str(root / "saved"))
     out = root / "labelled"
-    args = ["label", str(assets["model_dir"]), "--hf-dataset", str(root / "saved"), "--image-column", "image",
-            "--hard-label-column", "label", "--batch-size", "4", "--no-progress", str(out)]
+    args = [
+        "label",
+        str(assets["model_dir"]),
+        "--hf-dataset",
+        str(root / "saved"),
+        "--image-column",
+        "image",
+        "--hard-label-column",
+        "label",
+        "--batch-size",
+        "4",
+        "--no-progress",
+        str(out),
+    ]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["rows"] == {"data": len(assets["paths"])} and summary["subsets"]["data"]["none"] == 1
@@ -225,8 +253,23 @@ def test_cli_hf_dataset_imagefolder_split(assets, capsys):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(assets["paths"][k], target)
     out = root / "labelled_folder"
-    assert main(["label", str(assets["model_dir"]), "--hf-dataset", str(folder), "--hard-label-column", "label",
-                 "--split", "train", "--no-progress", str(out)]) == 0
+    assert (
+        main(
+            [
+                "label",
+                str(assets["model_dir"]),
+                "--hf-dataset",
+                str(folder),
+                "--hard-label-column",
+                "label",
+                "--split",
+                "train",
+                "--no-progress",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     loaded = datasets.load_from_disk(str(out))
     names = loaded.features["label"].names
@@ -235,8 +278,9 @@ def test_cli_hf_dataset_imagefolder_split(assets, capsys):
     order = [int(Path(cell["path"]).stem) for cell in cells]
     assert sorted(order) == rows
     assert [names[label] for label in loaded["label"]] == [EMOTIONS[assets["labels"][k]].lower() for k in order]
-    want = assign_subsets(assets["expected"].soft_label.numpy()[order],
-                          np.asarray([assets["labels"][k] for k in order]))
+    want = assign_subsets(
+        assets["expected"].soft_label.numpy()[order], np.asarray([assets["labels"][k] for k in order])
+    )
     assert loaded["subset"] == list(want)
 
 
@@ -289,15 +333,41 @@ def test_hints_name_the_callers_options(assets, capsys, caplog):
     root = assets["root"]
     ds.save_to_disk(str(root / "saved_corrupt"))
     caplog.clear()
-    assert main(["label", str(assets["model_dir"]), "--hf-dataset", str(root / "saved_corrupt"), "--batch-size", "4",
-                 "--no-progress", str(root / "labelled_corrupt")]) == 1
+    assert (
+        main(
+            [
+                "label",
+                str(assets["model_dir"]),
+                "--hf-dataset",
+                str(root / "saved_corrupt"),
+                "--batch-size",
+                "4",
+                "--no-progress",
+                str(root / "labelled_corrupt"),
+            ]
+        )
+        == 1
+    )
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert "--skip-bad" in line and "skip_bad=True" not in line and "\n" not in line
     assert re.search(r"\brow 4\b", line) and "with_indices" not in line
     alphabet = ds.cast_column("label", ClassLabel(names=["cat", *EMOTIONS[1:]]))
     alphabet.save_to_disk(str(root / "saved_cat"))
     caplog.clear()
-    assert main(["label", str(assets["model_dir"]), "--hf-dataset", str(root / "saved_cat"), "--hard-label-column",
-                 "label", "--no-progress", str(root / "labelled_cat")]) == 1
+    assert (
+        main(
+            [
+                "label",
+                str(assets["model_dir"]),
+                "--hf-dataset",
+                str(root / "saved_cat"),
+                "--hard-label-column",
+                "label",
+                "--no-progress",
+                str(root / "labelled_cat"),
+            ]
+        )
+        == 1
+    )
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert "'cat'" in line and "hard_label_names" not in line

@@ -14,8 +14,13 @@ from affectnetplus_hf.run_folder import MARKER_FILE, FolderLock, Marker, RunFold
 # the tests that use the ``demo`` fixture run the whole pipeline (slow); the others run no stage
 
 # the real demo uses the sample's and tiny preset's defaults; here everything is shrunk to seconds
-SMALL = dict(n_train=48, n_val=16, n_mas=200, progress=False,
-             train_overrides={"ebc_epochs": 1, "au_epochs": 1, "epochs": 1, "image_size": 32})
+SMALL = dict(
+    n_train=48,
+    n_val=16,
+    n_mas=200,
+    progress=False,
+    train_overrides={"ebc_epochs": 1, "au_epochs": 1, "epochs": 1, "image_size": 32},
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +44,14 @@ def test_demo_leaves_dataset_and_report(demo):
     assert set(easy["subset"]) == {0} and len(easy[0]["soft_label"]) == 8
     report = (out / "report" / "report.md").read_text()
     assert report.startswith("# AffectNet+ demo on the embedded synthetic sample")
-    for needed in ("| softlabeler |", "Tables 8–9", "Table 10", "Soft labels against the synthetic ground truth",
-                   "![soft-label examples](figures/soft_label_examples.png)", "`load_dataset` rows per config"):
+    for needed in (
+        "| softlabeler |",
+        "Tables 8–9",
+        "Table 10",
+        "Soft labels against the synthetic ground truth",
+        "![soft-label examples](figures/soft_label_examples.png)",
+        "`load_dataset` rows per config",
+    ):
         assert needed in report, needed
     assert set(summary["soft_label_quality"]) == {"soft_labels", "calibrated_soft_labels", "one_hot_hard_labels"}
     assert json.loads((out / "demo_summary.json").read_text())["load_dataset_rows"] == rows
@@ -53,8 +64,11 @@ def test_demo_leaves_dataset_and_report(demo):
 @pytest.mark.slow
 def test_demo_resumes_without_redoing_finished_stages(demo):
     out, first = demo
-    kept = [out / "softlabeler" / "model.safetensors", out / "baselines" / "hard_fer_all" / "model.safetensors",
-            out / "dataset" / "README.md"]
+    kept = [
+        out / "softlabeler" / "model.safetensors",
+        out / "baselines" / "hard_fer_all" / "model.safetensors",
+        out / "dataset" / "README.md",
+    ]
     before = [p.stat().st_mtime_ns for p in kept]
     summary = run_demo(out, **SMALL)
     assert [p.stat().st_mtime_ns for p in kept] == before
@@ -90,8 +104,9 @@ def test_demo_rerun_with_other_settings_refuses_naming_them(tmp_path, caplog):
     (out / "sample" / "kept.txt").write_text("stage output")
     with pytest.raises(RunFolderError, match=r"other settings \(seed: was 0, now 5\).*--overwrite"):
         run_demo(out, seed=5, stages=(), progress=False)
-    with pytest.raises(RunFolderError,
-                       match=r"n_mas: was None, now 300; train_overrides: was \{\}, now \{'epochs': 1\}"):
+    with pytest.raises(
+        RunFolderError, match=r"n_mas: was None, now 300; train_overrides: was \{\}, now \{'epochs': 1\}"
+    ):
         run_demo(out, n_mas=300, train_overrides={"epochs": 1}, stages=(), progress=False)
     assert (out / "sample" / "kept.txt").is_file() and Marker.read(out).identity["seed"] == 0
     caplog.clear()

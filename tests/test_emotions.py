@@ -68,7 +68,14 @@ def test_ferplus_reorder():
     ferplus = np.array([4, 0, 1, 2, 3, 5, 6, 7])
     spec = anp.ferplus_votes_to_spec(ferplus)
     assert dict(zip(anp.EMOTIONS, spec.tolist())) == {
-        "Neutral": 4, "Happy": 0, "Sad": 2, "Surprise": 1, "Fear": 6, "Disgust": 5, "Anger": 3, "Contempt": 7,
+        "Neutral": 4,
+        "Happy": 0,
+        "Sad": 2,
+        "Surprise": 1,
+        "Fear": 6,
+        "Disgust": 5,
+        "Anger": 3,
+        "Contempt": 7,
     }
     with pytest.raises(ValueError, match="8 emotion columns"):
         anp.ferplus_votes_to_spec(np.zeros(10))
@@ -79,6 +86,15 @@ def test_paper_cs_table_covers_every_emotion():
 
 
 def test_paper_figures_have_one_home():
-    for name in ("NEUTRAL_SIMILARITY", "PAPER_AU_BACKBONE", "PAPER_EBC_BACKBONES", "PAPER_HPARAMS", "PAPER_TABLE4_CS",
-                 "PAPER_TABLE5_TRAIN_SUBSETS", "PAPER_TABLE8_HARD_FER_ACC", "PAPER_TABLE10_SOFT_FER", "PAPER_W_EPSILON"):
+    for name in (
+        "NEUTRAL_SIMILARITY",
+        "PAPER_AU_BACKBONE",
+        "PAPER_EBC_BACKBONES",
+        "PAPER_HPARAMS",
+        "PAPER_TABLE4_CS",
+        "PAPER_TABLE5_TRAIN_SUBSETS",
+        "PAPER_TABLE8_HARD_FER_ACC",
+        "PAPER_TABLE10_SOFT_FER",
+        "PAPER_W_EPSILON",
+    ):
         assert hasattr(paper, name) and not hasattr(emotions, name)

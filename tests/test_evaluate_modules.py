@@ -78,7 +78,7 @@ def test_add_batch_accumulates(modules, data):
     refs, preds = data
     module = modules["w_fr"]
     for start in range(0, 40, 16):
-        module.add_batch(predictions=preds[start:start + 16].tolist(), references=refs[start:start + 16].tolist())
+        module.add_batch(predictions=preds[start : start + 16].tolist(), references=refs[start : start + 16].tolist())
     assert module.compute(epsilon=0.2) == {"w_fr": w_fr(refs, preds, epsilon=0.2)}
 
 
@@ -109,7 +109,9 @@ def test_combine(modules, data):
     refs, preds = data
     combined = evaluate.combine([modules[name] for name in MODULE_NAMES])
     assert combined.compute(predictions=preds, references=refs) == {
-        "w_mae": w_mae(refs, preds), "w_fr": w_fr(refs, preds), "w_auc": w_auc(refs, preds),
+        "w_mae": w_mae(refs, preds),
+        "w_fr": w_fr(refs, preds),
+        "w_auc": w_auc(refs, preds),
     }
     # compute kwargs go to every module (w_mae accepts and ignores epsilon)
     assert combined.compute(predictions=preds, references=refs, epsilon=0.2, normalize=False) == {
@@ -118,10 +120,12 @@ def test_combine(modules, data):
         "w_auc": w_auc(refs, preds, epsilon=0.2, normalize=False),
     }
     # different epsilon per module: set them when loading
-    mixed = evaluate.combine([evaluate.load(module_path("w_fr"), epsilon=0.1),
-                              evaluate.load(module_path("w_auc"), epsilon=0.4)])
+    mixed = evaluate.combine(
+        [evaluate.load(module_path("w_fr"), epsilon=0.1), evaluate.load(module_path("w_auc"), epsilon=0.4)]
+    )
     assert mixed.compute(predictions=preds, references=refs) == {
-        "w_fr": w_fr(refs, preds, epsilon=0.1), "w_auc": w_auc(refs, preds, epsilon=0.4),
+        "w_fr": w_fr(refs, preds, epsilon=0.1),
+        "w_auc": w_auc(refs, preds, epsilon=0.4),
     }
 
 
@@ -157,7 +161,8 @@ def test_export_modules_and_load_by_path_and_by_name(tmp_path, monkeypatch, data
         export_modules(tmp_path / "metrics")
     assert len(export_modules(tmp_path / "metrics", ["w_fr"], overwrite=True)) == 1
     assert evaluate.load(str(tmp_path / "metrics" / "w_fr")).compute(predictions=preds, references=refs) == {
-        "w_fr": w_fr(refs, preds)}
+        "w_fr": w_fr(refs, preds)
+    }
     with pytest.raises(ValueError, match="unknown metric module"):
         export_modules(tmp_path / "other", ["accuracy"])
 
@@ -169,13 +174,17 @@ def test_export_replaces_only_folders_it_wrote(tmp_path):
     (root / "w_fr").mkdir(parents=True)
     (root / "w_fr" / "w_fr.py").write_text("# mine\n")
     for overwrite in (False, True):
-        with pytest.raises(RunFolderError, match=r"is not empty and was not written by `affectnetplus metrics export`"):
+        with pytest.raises(
+            RunFolderError, match=r"is not empty and was not written by `affectnetplus metrics export`"
+        ):
             export_modules(root, overwrite=overwrite)
     assert sorted(os.listdir(root)) == [".w_auc.lock", ".w_fr.lock", ".w_mae.lock", "w_fr"]  # w_mae not written
     assert os.listdir(root / "w_fr") == ["w_fr.py"] and (root / "w_fr" / "w_fr.py").read_text() == "# mine\n"
     (root / "w_auc").mkdir()
     (root / "w_auc" / MARKER_FILE).write_text('{"format": "affectnetplus-run", "kind": "sample", "complete": true}')
-    with pytest.raises(RunFolderError, match=r"written by `affectnetplus sample`, not by `affectnetplus metrics export`"):
+    with pytest.raises(
+        RunFolderError, match=r"written by `affectnetplus sample`, not by `affectnetplus metrics export`"
+    ):
         export_modules(root, ["w_auc"], overwrite=True)
 
 

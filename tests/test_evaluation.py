@@ -24,24 +24,30 @@ def test_evaluate_predictions_tables_match_functions(tmp_path):
     rng = np.random.default_rng(1)
     soft_scores = rng.random((40, 8)).astype(np.float32)
     hard_scores = rng.random((40, 8)).astype(np.float32)
-    models = [evaluation.ModelPredictions("hard_all", "hard", hard_scores),
-              evaluation.ModelPredictions("soft_all", "soft", soft_scores),
-              evaluation.ModelPredictions("soft_easy", "soft", soft_scores, trained_on="easy")]
+    models = [
+        evaluation.ModelPredictions("hard_all", "hard", hard_scores),
+        evaluation.ModelPredictions("soft_all", "soft", soft_scores),
+        evaluation.ModelPredictions("soft_easy", "soft", soft_scores, trained_on="easy"),
+    ]
     results = evaluation.evaluate_predictions(data, models, tmp_path)
     easy = data.subsets == "easy"
     assert results["models"]["hard_all"]["hard"]["easy"]["accuracy"] == pytest.approx(
-        metric_functions.accuracy(data.hard_labels[easy], hard_scores[easy].argmax(1)))
+        metric_functions.accuracy(data.hard_labels[easy], hard_scores[easy].argmax(1))
+    )
     assert results["models"]["soft_all"]["soft"]["all"]["w_mae"] == pytest.approx(
-        metric_functions.w_mae(data.soft_labels, soft_scores), rel=1e-5)
+        metric_functions.w_mae(data.soft_labels, soft_scores), rel=1e-5
+    )
     difficult = data.subsets == "difficult"
     assert results["models"]["soft_all"]["soft"]["difficult"]["w_fr"] == pytest.approx(
-        metric_functions.w_fr(data.soft_labels[difficult], soft_scores[difficult]), rel=1e-5)
+        metric_functions.w_fr(data.soft_labels[difficult], soft_scores[difficult]), rel=1e-5
+    )
     by_emotion = results["models"]["soft_all"]["soft_by_emotion"]["w_auc"]
     names = [evaluation.EMOTIONS[h] for h in data.hard_labels]
     assert by_emotion == pytest.approx(metric_functions.w_auc(data.soft_labels, soft_scores, by=names), rel=1e-5)
     truth = results["synthetic_ground_truth"]
     assert truth["soft_labels_vs_truth"]["w_mae"] == pytest.approx(
-        metric_functions.w_mae(data.true_soft_labels, data.soft_labels), rel=1e-5)
+        metric_functions.w_mae(data.true_soft_labels, data.soft_labels), rel=1e-5
+    )
     assert "AffectNet+ soft labels" in evaluation.ground_truth_markdown(results)
     saved = json.loads((tmp_path / "tables" / "evaluation.json").read_text())
     assert saved["n_images"] == 40
@@ -65,8 +71,9 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match=r"model 'm': scores must have shape \(5, 8\)"):
         evaluation.evaluate_predictions(data, [evaluation.ModelPredictions("m", "soft", np.zeros((4, 8)))], tmp_path)
     with pytest.raises(ValueError, match="epsilon must be a finite number"):  # checked before anything is written
-        evaluation.evaluate_predictions(data, [evaluation.ModelPredictions("m", "hard", np.zeros((5, 8)))], tmp_path,
-                                        epsilon=-1.0)
+        evaluation.evaluate_predictions(
+            data, [evaluation.ModelPredictions("m", "hard", np.zeros((5, 8)))], tmp_path, epsilon=-1.0
+        )
     assert not any(tmp_path.iterdir())
 
 

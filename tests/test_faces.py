@@ -31,7 +31,8 @@ def assets(tmp_path_factory, make_tiny_labeler, face_photos):
     gradient = np.tile(np.linspace(40, 220, 320, dtype=np.uint8), (240, 1))
     Image.fromarray(gradient).save(paths.setdefault("empty", root / "empty.png"))
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (240, 320, 3), dtype=np.uint8)).save(
-        paths.setdefault("noise", root / "noise.png"))
+        paths.setdefault("noise", root / "noise.png")
+    )
     Image.new("RGB", (1, 1), (200, 150, 120)).save(paths.setdefault("dot", root / "dot.png"))
     Image.new("RGB", (20000, 50), (200, 150, 120)).save(paths.setdefault("strip", root / "strip.png"))
     return {"root": root, "model": model, **{k: str(v) for k, v in paths.items()}}
@@ -78,8 +79,11 @@ def test_dlib_fallback_threshold_searches_again_only_when_nothing_passes():
             return ([dlib.rectangle(10, 10, 209, 209)] if found else []), ([self.score] if found else []), [0]
 
     image = np.zeros((240, 240, 3), dtype=np.uint8)
-    for score, fallback, faces, thresholds in ((-0.3, None, 0, [0.0, 0.0]), (-0.3, -0.5, 1, [0.0, 0.0, -0.5]),
-                                               (0.5, -0.5, 1, [0.0])):
+    for score, fallback, faces, thresholds in (
+        (-0.3, None, 0, [0.0, 0.0]),
+        (-0.3, -0.5, 1, [0.0, 0.0, -0.5]),
+        (0.5, -0.5, 1, [0.0]),
+    ):
         detector = create_detector("dlib", landmarks=None, fallback_threshold=fallback)
         detector.detector = Scanner(score)
         assert len(detector(image)) == faces and detector.detector.thresholds == thresholds
@@ -89,8 +93,13 @@ def test_import_stays_light():
     import subprocess
     import sys
 
-    code = "import sys, affectnetplus_hf, affectnetplus_hf.faces; print(sorted({'cv2', 'dlib', 'torch'} & set(sys.modules)))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    code = (
+        "import sys, affectnetplus_hf, affectnetplus_hf.faces; "
+        "print(sorted({'cv2', 'dlib', 'torch'} & set(sys.modules)))"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- geometry
@@ -142,7 +151,9 @@ def test_framing_is_measured_stored_and_defaulted(tmp_path):
     del old["face_framing"]  # a model saved before the face stage
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "preprocessor_config.json").write_text(json.dumps(old))
-    assert framing_for(AffectNetPlusImageProcessor.from_pretrained(tmp_path / "old"), "dlib") == DEFAULT_FRAMINGS["dlib"]
+    assert (
+        framing_for(AffectNetPlusImageProcessor.from_pretrained(tmp_path / "old"), "dlib") == DEFAULT_FRAMINGS["dlib"]
+    )
     with pytest.raises(ValueError, match="face_framing\\['dlib'\\]: unknown keys"):
         AffectNetPlusImageProcessor(size=32, face_framing={"dlib": {"zoom": 2}})
     with pytest.raises(ValueError, match="out of range"):
@@ -209,7 +220,8 @@ def test_csv_keeps_empty_cells_for_no_face(assets):
 
 
 def test_map_detect_faces_equals_predict(assets):
-    from datasets import Dataset, Image as ImageFeature
+    from datasets import Dataset
+    from datasets import Image as ImageFeature
 
     from affectnetplus_hf.models.hub import load_soft_labeler
 

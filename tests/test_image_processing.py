@@ -35,7 +35,9 @@ def _jpeg_file(path: Path, array: np.ndarray, quality: int = 95) -> Path:
 
 def _gradient(height: int, width: int) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width]
-    return np.stack([(x * 255 // max(width - 1, 1)), (y * 255 // max(height - 1, 1)), (x + y) % 256], -1).astype(np.uint8)
+    return np.stack([(x * 255 // max(width - 1, 1)), (y * 255 // max(height - 1, 1)), (x + y) % 256], -1).astype(
+        np.uint8
+    )
 
 
 # ---------------------------------------------------------------------------------------------- load_image
@@ -186,12 +188,17 @@ def test_jpeg_draft_mode(tmp_path: Path) -> None:
 
 
 def test_save_and_load_pretrained(tmp_path: Path) -> None:
-    processor = AffectNetPlusImageProcessor(size=48, image_mean=[0.5, 0.5, 0.5], image_std=[0.25, 0.25, 0.25],
-                                            jpeg_draft=False)
+    processor = AffectNetPlusImageProcessor(
+        size=48, image_mean=[0.5, 0.5, 0.5], image_std=[0.25, 0.25, 0.25], jpeg_draft=False
+    )
     processor.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert config["image_processor_type"] == "AffectNetPlusImageProcessor"
-    assert config["size"] == {"height": 48, "width": 48} and config["image_std"] == [0.25, 0.25, 0.25] and config["jpeg_draft"] is False
+    assert (
+        config["size"] == {"height": 48, "width": 48}
+        and config["image_std"] == [0.25, 0.25, 0.25]
+        and config["jpeg_draft"] is False
+    )
     loaded = AffectNetPlusImageProcessor.from_pretrained(tmp_path)
     assert loaded.to_dict() == processor.to_dict()
     image = _gradient(20, 30)
@@ -203,18 +210,30 @@ def test_save_and_load_pretrained(tmp_path: Path) -> None:
 
 def test_processor_saved_with_an_int_size_still_loads(tmp_path: Path) -> None:
     """``preprocessor_config.json`` written before the size dict (``"size": 48``, no ``do_resize``/``do_rescale``)."""
-    old = {"do_crop_face": True, "do_normalize": True, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25],
-           "image_processor_type": "AffectNetPlusImageProcessor", "jpeg_draft": False, "resample": 2, "size": 48}
+    old = {
+        "do_crop_face": True,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.25, 0.25, 0.25],
+        "image_processor_type": "AffectNetPlusImageProcessor",
+        "jpeg_draft": False,
+        "resample": 2,
+        "size": 48,
+    }
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(old))
     loaded = AffectNetPlusImageProcessor.from_pretrained(tmp_path)
     assert loaded.size == {"height": 48, "width": 48} and loaded.image_size == 48
     assert loaded.do_resize and loaded.do_rescale and loaded.rescale_factor == 1 / 255
     image = _gradient(20, 30)
-    expected = AffectNetPlusImageProcessor(size={"height": 48, "width": 48}, image_mean=[0.5] * 3, image_std=[0.25] * 3,
-                                           jpeg_draft=False)(image)["pixel_values"]
+    expected = AffectNetPlusImageProcessor(
+        size={"height": 48, "width": 48}, image_mean=[0.5] * 3, image_std=[0.25] * 3, jpeg_draft=False
+    )(image)["pixel_values"]
     assert torch.equal(loaded(image)["pixel_values"], expected)
     loaded.save_pretrained(tmp_path / "again")  # saved again: the transformers form
-    assert json.loads((tmp_path / "again" / "preprocessor_config.json").read_text())["size"] == {"height": 48, "width": 48}
+    assert json.loads((tmp_path / "again" / "preprocessor_config.json").read_text())["size"] == {
+        "height": 48,
+        "width": 48,
+    }
 
 
 def test_resize_and_rescale_flags() -> None:

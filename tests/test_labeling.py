@@ -63,11 +63,16 @@ def assets(tmp_path_factory, make_sample, make_tiny_labeler):
 
 
 def test_plan_cuts_each_split_and_assigns_round_robin():
-    records = {"train": [FaceRecord(f"t{i}") for i in range(10)],
-               "validation": [FaceRecord(f"v{i}") for i in range(3)]}
+    records = {
+        "train": [FaceRecord(f"t{i}") for i in range(10)],
+        "validation": [FaceRecord(f"v{i}") for i in range(3)],
+    }
     shards = plan_shards(records, 4)
     assert [(s.name, s.start, s.stop) for s in shards] == [
-        ("train-00000", 0, 4), ("train-00001", 4, 8), ("train-00002", 8, 10), ("validation-00000", 0, 3),
+        ("train-00000", 0, 4),
+        ("train-00001", 4, 8),
+        ("train-00002", 8, 10),
+        ("validation-00000", 0, 3),
     ]
     assert [s.name for s in shards_for_process(shards, 1, 2)] == ["train-00001", "validation-00000"]
     mine = [s.name for k in range(3) for s in shards_for_process(shards, k, 3)]
@@ -77,8 +82,12 @@ def test_plan_cuts_each_split_and_assigns_round_robin():
 
 
 def test_config_rejects_bad_values():
-    for kwargs, message in (({"shard_size": 0}, "shard_size"), ({"batch_size": 0}, "batch_size"),
-                            ({"dtype": "fp64"}, "dtype"), ({"max_shards": 0}, "max_shards")):
+    for kwargs, message in (
+        ({"shard_size": 0}, "shard_size"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"dtype": "fp64"}, "dtype"),
+        ({"max_shards": 0}, "max_shards"),
+    ):
         with pytest.raises(ValueError, match=message):
             LabelingConfig(**kwargs)
 
@@ -91,8 +100,8 @@ def test_outputs_match_the_model_and_the_subset_rule(assets):
 
     from affectnetplus_hf.image_processing import make_dataloader
     from affectnetplus_hf.models.hub import load_soft_labeler
-    from affectnetplus_hf.subsets import assign_subsets
     from affectnetplus_hf.sources import open_source
+    from affectnetplus_hf.subsets import assign_subsets
 
     out = assets["reference"]
     manifest = read_manifest(out)
@@ -142,8 +151,19 @@ def test_stop_after_max_shards_then_resume_gives_identical_files(assets, tmp_pat
     from affectnetplus_hf.cli import main
 
     out = tmp_path / "run"
-    argv = ["label", str(assets["model"]), str(assets["sample"]), str(out), "--shard-size", str(SHARD_SIZE),
-            "--batch-size", str(BATCH_SIZE), "--num-threads", "1", "--no-progress"]
+    argv = [
+        "label",
+        str(assets["model"]),
+        str(assets["sample"]),
+        str(out),
+        "--shard-size",
+        str(SHARD_SIZE),
+        "--batch-size",
+        str(BATCH_SIZE),
+        "--num-threads",
+        "1",
+        "--no-progress",
+    ]
     assert main([*argv, "--max-shards", "2"]) == 3  # stopped early: exit code 3
     partial = json.loads(capsys.readouterr().out)
     assert partial["complete"] is False and len(partial["missing_shards"]) == 2
@@ -172,9 +192,24 @@ def test_kill_9_mid_run_then_resume_is_byte_identical(assets, tmp_path, tree_byt
     rename, after the sidecar -- leave states covered by the two tests above)."""
     point = "tmp"
     out = tmp_path / "run"
-    command = [sys.executable, str(REPO / "tests" / "faults.py"), f"2:{point}", "-", "--",
-               "label", str(assets["model"]), str(assets["sample"]), str(out),
-               "--shard-size", str(SHARD_SIZE), "--batch-size", str(BATCH_SIZE), "--num-threads", "1", "--no-progress"]
+    command = [
+        sys.executable,
+        str(REPO / "tests" / "faults.py"),
+        f"2:{point}",
+        "-",
+        "--",
+        "label",
+        str(assets["model"]),
+        str(assets["sample"]),
+        str(out),
+        "--shard-size",
+        str(SHARD_SIZE),
+        "--batch-size",
+        str(BATCH_SIZE),
+        "--num-threads",
+        "1",
+        "--no-progress",
+    ]
     killed = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     manifest = read_manifest(out)
@@ -192,8 +227,12 @@ def test_resume_with_other_model_or_settings_refuses(assets, tmp_path):
     with pytest.raises(ValueError, match="model: was"):
         label_dataset(other, assets["sample"], assets["reference"], config())
     with pytest.raises(ValueError, match="shard_size"):
-        label_dataset(assets["model"], assets["sample"], assets["reference"],
-                      LabelingConfig(shard_size=5, batch_size=BATCH_SIZE, num_threads=1, progress=False))
+        label_dataset(
+            assets["model"],
+            assets["sample"],
+            assets["reference"],
+            LabelingConfig(shard_size=5, batch_size=BATCH_SIZE, num_threads=1, progress=False),
+        )
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
@@ -205,8 +244,20 @@ def test_resume_with_other_model_or_settings_refuses(assets, tmp_path):
 
 
 def _label_argv(model, sample, out, batch_size: int = BATCH_SIZE, overwrite: bool = False) -> list[str]:
-    return ["label", str(model), str(sample), str(out), "--shard-size", str(SHARD_SIZE), "--batch-size",
-            str(batch_size), "--num-threads", "1", "--no-progress", *(["--overwrite"] if overwrite else [])]
+    return [
+        "label",
+        str(model),
+        str(sample),
+        str(out),
+        "--shard-size",
+        str(SHARD_SIZE),
+        "--batch-size",
+        str(batch_size),
+        "--num-threads",
+        "1",
+        "--no-progress",
+        *(["--overwrite"] if overwrite else []),
+    ]
 
 
 def _faults(kill: str, hold: Path | str, argv: list[str]) -> list[str]:
@@ -234,13 +285,22 @@ def test_two_label_runs_on_one_out_one_waits_out(assets, tmp_path, tree_bytes, s
         shutil.copytree(assets["model"], model)
         (model / "README.md").write_text("another model\n")
     out, hold = tmp_path / "run", tmp_path / "go"
-    first = subprocess.Popen(_faults("-", hold, _label_argv(assets["model"], assets["sample"], out)), env=cli_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        _faults("-", hold, _label_argv(assets["model"], assets["sample"], out)),
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(out / "shards" / "train-00000.json", first)
         refused = subprocess.run(
             [sys.executable, "-m", "affectnetplus_hf", *_label_argv(model, assets["sample"], out)],
-            env=cli_env(), capture_output=True, text=True, timeout=300)
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert refused.returncode == 1, refused.stderr[-2000:]
         assert f"is in use by process {first.pid} (started" in refused.stderr
         assert "Traceback" not in refused.stderr and not (out / "shards" / "train-00001.json").exists()
@@ -258,14 +318,23 @@ def test_two_label_runs_on_one_out_one_waits_out(assets, tmp_path, tree_bytes, s
 def references(assets, tmp_path_factory):
     """Uninterrupted runs with the two settings the property test switches between (batch size 3 and 2)."""
     other = tmp_path_factory.mktemp("other-settings") / "run"
-    label_dataset(assets["model"], assets["sample"], other, LabelingConfig(
-        shard_size=SHARD_SIZE, batch_size=2, num_threads=1, progress=False))
+    label_dataset(
+        assets["model"],
+        assets["sample"],
+        other,
+        LabelingConfig(shard_size=SHARD_SIZE, batch_size=2, num_threads=1, progress=False),
+    )
     return {3: assets["reference"], 2: other}
 
 
 _RUN = st.tuples(st.just("run"), st.sampled_from([3, 2]), st.booleans())
-_KILL = st.tuples(st.just("kill"), st.sampled_from([3, 2]), st.booleans(), st.integers(1, 4),
-                  st.sampled_from(["tmp", "parquet", "sidecar"]))
+_KILL = st.tuples(
+    st.just("kill"),
+    st.sampled_from([3, 2]),
+    st.booleans(),
+    st.integers(1, 4),
+    st.sampled_from(["tmp", "parquet", "sidecar"]),
+)
 
 
 @pytest.mark.slow
@@ -289,20 +358,42 @@ def test_label_folder_contract_under_random_kills_and_resumes(assets, references
         if action == "run":
             if refused:
                 with pytest.raises(RunFolderError, match=f"batch_size: was {marked}, now {batch_size}"):
-                    label_dataset(assets["model"], assets["sample"], out,
-                                  config(overwrite=overwrite) if batch_size == 3
-                                  else LabelingConfig(shard_size=SHARD_SIZE, batch_size=2, num_threads=1,
-                                                      progress=False, overwrite=overwrite))
+                    label_dataset(
+                        assets["model"],
+                        assets["sample"],
+                        out,
+                        config(overwrite=overwrite)
+                        if batch_size == 3
+                        else LabelingConfig(
+                            shard_size=SHARD_SIZE, batch_size=2, num_threads=1, progress=False, overwrite=overwrite
+                        ),
+                    )
             else:
-                label_dataset(assets["model"], assets["sample"], out, LabelingConfig(
-                    shard_size=SHARD_SIZE, batch_size=batch_size, num_threads=1, progress=False, overwrite=overwrite))
+                label_dataset(
+                    assets["model"],
+                    assets["sample"],
+                    out,
+                    LabelingConfig(
+                        shard_size=SHARD_SIZE,
+                        batch_size=batch_size,
+                        num_threads=1,
+                        progress=False,
+                        overwrite=overwrite,
+                    ),
+                )
                 assert tree_bytes(out) == tree_bytes(references[batch_size])
                 marked = batch_size
         else:
             shard, point = kill
-            result = subprocess.run(_faults(f"{shard}:{point}", "-", _label_argv(
-                assets["model"], assets["sample"], out, batch_size, overwrite)), env=cli_env(), capture_output=True,
-                text=True, timeout=300)
+            result = subprocess.run(
+                _faults(
+                    f"{shard}:{point}", "-", _label_argv(assets["model"], assets["sample"], out, batch_size, overwrite)
+                ),
+                env=cli_env(),
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             if refused:
                 assert result.returncode == 1 and "other settings" in result.stderr, result.stderr[-2000:]
             else:
@@ -314,8 +405,12 @@ def test_label_folder_contract_under_random_kills_and_resumes(assets, references
             assert tree_bytes(out) == before
         assert foreign.read_text() == "mine"
     final = marked or 3
-    label_dataset(assets["model"], assets["sample"], out, LabelingConfig(
-        shard_size=SHARD_SIZE, batch_size=final, num_threads=1, progress=False))
+    label_dataset(
+        assets["model"],
+        assets["sample"],
+        out,
+        LabelingConfig(shard_size=SHARD_SIZE, batch_size=final, num_threads=1, progress=False),
+    )
     assert tree_bytes(out) == tree_bytes(references[final])
     shutil.rmtree(root)
 
@@ -326,11 +421,35 @@ def test_label_folder_contract_under_random_kills_and_resumes(assets, references
 @pytest.mark.slow
 def test_two_processes_give_the_same_files_as_one(assets, tmp_path, tree_bytes):
     out = tmp_path / "two"
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(29500 + os.getpid() % 1000),
-               "-m", "affectnetplus_hf", "label", str(assets["model"]), str(assets["sample"]), str(out),
-               "--shard-size", str(SHARD_SIZE), "--batch-size", str(BATCH_SIZE), "--num-threads", "1", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(29500 + os.getpid() % 1000),
+        "-m",
+        "affectnetplus_hf",
+        "label",
+        str(assets["model"]),
+        str(assets["sample"]),
+        str(out),
+        "--shard-size",
+        str(SHARD_SIZE),
+        "--batch-size",
+        str(BATCH_SIZE),
+        "--num-threads",
+        "1",
+        "--no-progress",
+    ]
     env = dict(cli_env(), ACCELERATE_USE_CPU="1")
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -447,8 +566,9 @@ def _photo_source(folder: Path) -> Path:
     photo.transpose(Image.Transpose.ROTATE_90).save(folder / "images" / "face_exif6.png", exif=exif)
     gradient = np.tile(np.linspace(40, 220, 240, dtype=np.uint8), (200, 1))
     Image.fromarray(gradient).save(folder / "images" / "empty.png")
-    (folder / "labels.csv").write_text("image,label\nimages/face.png,Happy\nimages/face_exif6.png,Happy\n"
-                                       "images/empty.png,Sad\n")
+    (folder / "labels.csv").write_text(
+        "image,label\nimages/face.png,Happy\nimages/face_exif6.png,Happy\nimages/empty.png,Sad\n"
+    )
     return folder
 
 
@@ -458,8 +578,20 @@ def test_detect_faces_labels_photos_keeps_the_box_and_lists_face_free_images(ass
 
     data = _photo_source(tmp_path / "photos")
     out = tmp_path / "labels"
-    argv = ["label", str(assets["model"]), str(data), str(out), "--shard-size", "2", "--batch-size", "2",
-            "--num-threads", "1", "--no-progress", "--detect-faces"]
+    argv = [
+        "label",
+        str(assets["model"]),
+        str(data),
+        str(out),
+        "--shard-size",
+        "2",
+        "--batch-size",
+        "2",
+        "--num-threads",
+        "1",
+        "--no-progress",
+        "--detect-faces",
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["no_face_count"] == 1 and summary["no_face_images"][0]["image_id"] == "images/empty.png"

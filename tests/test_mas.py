@@ -12,8 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from affectnetplus_hf.emotions import EMOTION_TO_INDEX, EMOTIONS, FERPLUS_TO_INDEX, au_overlap, ferplus_votes_to_spec
-from affectnetplus_hf.records import FaceRecord
-from affectnetplus_hf.votes import agreement, is_unanimous, majority_labels
 from affectnetplus_hf.mas import (
     SPLIT_FILE,
     MASSplit,
@@ -26,6 +24,8 @@ from affectnetplus_hf.mas import (
     split_mas,
     split_mas_records,
 )
+from affectnetplus_hf.records import FaceRecord
+from affectnetplus_hf.votes import agreement, is_unanimous, majority_labels
 
 N, HA, SA, SU, FE, DI, AN, CO = range(8)
 
@@ -60,11 +60,13 @@ def test_majority_simple_and_left_out_rows():
 
 
 def test_majority_ties_drop_first_random():
-    votes = np.array([
-        [0, 0, 4, 4, 0, 0, 0, 0],  # Sad = Surprise
-        [0, 3, 0, 0, 0, 0, 0, 3],  # Happy = Contempt
-        [5, 0, 0, 0, 0, 0, 0, 0],  # no tie
-    ])
+    votes = np.array(
+        [
+            [0, 0, 4, 4, 0, 0, 0, 0],  # Sad = Surprise
+            [0, 3, 0, 0, 0, 0, 0, 3],  # Happy = Contempt
+            [5, 0, 0, 0, 0, 0, 0, 0],  # no tie
+        ]
+    )
     assert majority_labels(votes, tie="drop").tolist() == [-1, -1, N]
     # "first", label-space order: Sad (2) before Surprise (3).
     assert majority_labels(votes, tie="first").tolist() == [SA, HA, N]
@@ -106,8 +108,10 @@ def test_agreement_and_unanimity():
         (lambda: majority_labels([[0, 1.5, 0, 0, 0, 0, 0, 0]]), "non-whole count at row 0"),
         (lambda: majority_labels([[1] * 8], [0, 0]), "non_emotion_votes has 2 entries but votes has 1"),
         (lambda: majority_labels([[1] * 8], tie="keyword"), "tie must be one of"),
-        (lambda: majority_labels([[1] * 8], tie="first", source_order=[0, 1, 2]),
-         "source_order must be a permutation"),
+        (
+            lambda: majority_labels([[1] * 8], tie="first", source_order=[0, 1, 2]),
+            "source_order must be a permutation",
+        ),
         (lambda: majority_labels([[1] * 8], tie="first", preferred=[9]), "preferred row 0"),
         (lambda: split_mas([[1] * 8, [1] * 8], ["a"]), "image_ids has 1 entries but votes has 2"),
         (lambda: split_mas([[1] * 8, [1] * 8], ["a", "a"]), "image_ids must be unique"),
@@ -358,8 +362,15 @@ def test_split_with_enough_unanimous_images():
     assert all("/u" in image_id for image_id in split.test_ids)
     for e, name in enumerate(EMOTIONS):
         row = split.report["per_emotion"][name]
-        assert row == {"n_images": 60, "n_unanimous": 30, "n_test": 10, "n_test_unanimous": 10, "n_train": 50,
-                       "lowest_agreement_used": 1.0, "quota_met": True}
+        assert row == {
+            "n_images": 60,
+            "n_unanimous": 30,
+            "n_test": 10,
+            "n_test_unanimous": 10,
+            "n_train": 50,
+            "lowest_agreement_used": 1.0,
+            "quota_met": True,
+        }
     assert split.train_ids == sorted(split.train_ids) and split.test_ids == sorted(split.test_ids)
     # Each id keeps its own majority label.
     labels = split.label_of()
@@ -450,7 +461,9 @@ def test_left_out_images_are_listed_with_their_reason():
     split = split_mas(votes, ids, non_emotion, n_test_per_class=0)
     assert split.train_ids == ["a"] and split.test_ids == []
     assert dict(zip(split.dropped_ids, split.dropped_reasons)) == {
-        "b": "tie", "c": "non_emotion_majority", "d": "no_emotion_votes",
+        "b": "tie",
+        "c": "non_emotion_majority",
+        "d": "no_emotion_votes",
     }
     assert split.report["dropped"] == {"tie": 1, "non_emotion_majority": 1, "no_emotion_votes": 1}
     split = split_mas(votes, ids, non_emotion, n_test_per_class=0, tie="first")
@@ -502,8 +515,15 @@ def test_split_on_real_ferplus_rows():
     votes, non_emotion, ids = ferplus_arrays()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        split = split_mas(votes, ids, non_emotion, n_test_per_class=1, max_test_fraction=0.5,
-                          tie="first", source_order=FERPLUS_TO_INDEX)
+        split = split_mas(
+            votes,
+            ids,
+            non_emotion,
+            n_test_per_class=1,
+            max_test_fraction=0.5,
+            tie="first",
+            source_order=FERPLUS_TO_INDEX,
+        )
     labels = split.label_of()
     # fer0000026: neutral 4 = surprise 4, FER+ lists neutral first.
     assert labels["FER2013Train/fer0000026.png"] == N
@@ -527,7 +547,7 @@ def test_split_on_real_ferplus_rows():
 def test_save_load_round_trip(tmp_path):
     votes, ids = rare_disgust_mas(20)
     votes[5] = [0, 0, 0, 0, 0, 3, 3, 0]  # a tie, dropped
-    ids[6] = "disgust/with, comma \"and quote\".png"
+    ids[6] = 'disgust/with, comma "and quote".png'
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
         split = split_mas(votes, ids, n_test_per_class=5, seed=3)
@@ -587,8 +607,9 @@ def test_split_properties(votes, n_test, fraction, strict, tie):
     ids = [f"img{i:03d}" for i in range(len(votes))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        split = split_mas(votes, ids, n_test_per_class=n_test, max_test_fraction=fraction,
-                          strict_unanimous=strict, tie=tie, seed=1)
+        split = split_mas(
+            votes, ids, n_test_per_class=n_test, max_test_fraction=fraction, strict_unanimous=strict, tie=tie, seed=1
+        )
     everything = split.train_ids + split.test_ids + split.dropped_ids
     assert sorted(everything) == ids  # nothing lost, nothing twice
     assert len(split.train_labels) == len(split.train_ids) and (split.train_labels >= 0).all()

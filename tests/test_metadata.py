@@ -292,8 +292,10 @@ def _fake_sample(tmp_path: Path) -> tuple[Path, np.ndarray]:
     (root / "sample_info.json").write_text(json.dumps({"kind": "affectnetplus-synthetic-sample", "version": 1}))
     pts = _points(3)
     lm = ";".join(f"{v:.4f}" for v in pts.reshape(-1))
-    header = ("image_id,part,split,Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt,primary,secondary,"
-              "blend_weight,yaw,pitch,roll,landmarks")
+    header = (
+        "image_id,part,split,Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt,primary,secondary,"
+        "blend_weight,yaw,pitch,roll,landmarks"
+    )
     rows = [
         f"Manually_Annotated_Images/1/a.jpg,affectnet,train,1,0,0,0,0,0,0,0,Neutral,,1,10.5,-3,2,{lm}",
         f"multi_annotated/images/m.png,multi_annotated,train,0,1,0,0,0,0,0,0,Happy,,1,-20,5,0,{lm}",
@@ -462,8 +464,17 @@ def test_classifier_decode_and_preprocess():
         cfg.decode(np.zeros((1, 3)))
     face = np.zeros((10, 20, 3), np.uint8)
     face[:, :, 0] = 255
-    pad = ClassifierConfig(column="age", output="regression", input_size=(8, 8), layout="NHWC", channels="BGR",
-                           scale=1 / 255, mean=(0, 0, 0), std=(1, 1, 1), resize="pad")
+    pad = ClassifierConfig(
+        column="age",
+        output="regression",
+        input_size=(8, 8),
+        layout="NHWC",
+        channels="BGR",
+        scale=1 / 255,
+        mean=(0, 0, 0),
+        std=(1, 1, 1),
+        resize="pad",
+    )
     x = pad.preprocess([face])
     assert x.shape == (1, 8, 8, 3) and x.dtype == np.float32
     assert x[0, 0, 0].tolist() == [0, 0, 0] and x[0, 4, 4, 2] == pytest.approx(1.0)  # padded rows, red -> last (BGR)
@@ -478,8 +489,13 @@ def test_timm_classifier_end_to_end(tmp_path):
     torch.manual_seed(0)
     model = timm.create_model("resnet10t", pretrained=False, num_classes=2)
     save_file(model.state_dict(), tmp_path / "gender.safetensors")
-    cfg = {"column": "gender", "labels": list(GENDERS), "input_size": [32, 32], "model_name": "resnet10t",
-           "num_classes": 2}
+    cfg = {
+        "column": "gender",
+        "labels": list(GENDERS),
+        "input_size": [32, 32],
+        "model_name": "resnet10t",
+        "num_classes": 2,
+    }
     (tmp_path / "gender.json").write_text(json.dumps(cfg))
     records = [
         FaceRecord(f"{i}.png", image_path=str(_png(tmp_path / f"{i}.png", 40, 40 * i)), face_box=(0, 0, 30, 30))
@@ -515,8 +531,13 @@ def test_onnx_classifier_end_to_end(tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, tmp_path / "eth.onnx")
-    cfg = {"column": "ethnicity", "labels": list(ETHNICITIES), "input_size": [16, 16], "mean": [0.5, 0.5, 0.5],
-           "std": [1, 1, 1]}
+    cfg = {
+        "column": "ethnicity",
+        "labels": list(ETHNICITIES),
+        "input_size": [16, 16],
+        "mean": [0.5, 0.5, 0.5],
+        "std": [1, 1, 1],
+    }
     (tmp_path / "eth.json").write_text(json.dumps(cfg))
     colours = [(255, 0, 0), (0, 0, 255), (0, 0, 0)]
     records = []
@@ -645,6 +666,7 @@ def test_deepface_annotator_end_to_end_with_stand_in_weights(tmp_path, monkeypat
         FaceRecord("blue", image_path=str(tmp_path / "two.png"), face_box=(40, 0, 80, 40)),
     ]
     out = annotate(records, "deepface", progress=False)
+
     def expected_age(channel: int) -> float:
         p = np.exp(age[channel] - age[channel].max())
         return float((p / p.sum()) @ np.arange(101))

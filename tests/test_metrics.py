@@ -4,8 +4,8 @@ per-sample loop, bad input."""
 from __future__ import annotations
 
 import itertools
-import re
 import json
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -24,6 +24,7 @@ from affectnetplus_hf.metrics import (
     ced_curve,
     confusion_matrix,
     failure_rate,
+    functional,
     ground_truth_weights,
     hard_label_metrics,
     mean_error,
@@ -36,7 +37,6 @@ from affectnetplus_hf.metrics import (
     weighted_error_single,
     weighted_errors,
 )
-from affectnetplus_hf.metrics import functional
 
 H8 = sum(Fraction(1, r) for r in range(1, 9))  # 1 + 1/2 + ... + 1/8 = 761/280: Σ w with ordinal ranks
 
@@ -53,8 +53,12 @@ def row(*values: float) -> list[float]:
 # or all 6 = mean(4..8) (average). |d| = [0.2, 0.1, 0.1, 0.1, 0, 0, 0, 0].
 REF_A, PRED_A = row(0.6, 0.3, 0.1), row(0.4, 0.4, 0.2, 0.1)
 # ordinal: Σ w|d| = 1*0.2 + 1/2*0.1 + 1/3*0.1 + 1/4*0.1 (Surprise, rank 4) = 0.308333...
-SUM_A_ORDINAL = Fraction(2, 10) + Fraction(1, 2) * Fraction(1, 10) + Fraction(1, 3) * Fraction(1, 10) \
+SUM_A_ORDINAL = (
+    Fraction(2, 10)
+    + Fraction(1, 2) * Fraction(1, 10)
+    + Fraction(1, 3) * Fraction(1, 10)
     + Fraction(1, 4) * Fraction(1, 10)
+)
 # average: the zeros share rank 6: Σ w|d| = 0.2 + 0.05 + 0.1/3 + 0.1/6 = 0.3; Σ w = 1 + 1/2 + 1/3 + 5/6 = 8/3
 SUM_A_AVERAGE = Fraction(2, 10) + Fraction(1, 20) + Fraction(1, 30) + Fraction(1, 60)
 WEIGHTS_A_AVERAGE = 1 + Fraction(1, 2) + Fraction(1, 3) + 5 * Fraction(1, 6)
@@ -75,8 +79,11 @@ EXPECTED_E = {
     # (normalize, ties): (e_A, e_B, e_C)
     (True, "ordinal"): (SUM_A_ORDINAL / H8, SUM_B_ORDINAL / H8, SUM_C_ORDINAL / H8),
     (False, "ordinal"): (SUM_A_ORDINAL / 8, SUM_B_ORDINAL / 8, SUM_C_ORDINAL / 8),
-    (True, "average"): (SUM_A_AVERAGE / WEIGHTS_A_AVERAGE, SUM_B_AVERAGE / WEIGHTS_B_AVERAGE,
-                        SUM_C_AVERAGE / WEIGHTS_C_AVERAGE),
+    (True, "average"): (
+        SUM_A_AVERAGE / WEIGHTS_A_AVERAGE,
+        SUM_B_AVERAGE / WEIGHTS_B_AVERAGE,
+        SUM_C_AVERAGE / WEIGHTS_C_AVERAGE,
+    ),
     (False, "average"): (SUM_A_AVERAGE / 8, SUM_B_AVERAGE / 8, SUM_C_AVERAGE / 8),
 }
 REFS = np.array([REF_A, REF_B, REF_C])
@@ -144,8 +151,12 @@ def test_wmae_wfr_wauc_hand_worked():
     assert w_auc(REFS, PREDS) == pytest.approx(expected_auc)
     assert w_auc(REFS, PREDS) == pytest.approx(23.4000, abs=1e-4)  # (0.621843 + 0.080158) / 3
     table = soft_label_metrics(REFS, PREDS)
-    assert table == {"n": 3, "w_mae": pytest.approx(w_mae(REFS, PREDS)), "w_fr": pytest.approx(100 / 3),
-                     "w_auc": pytest.approx(expected_auc)}
+    assert table == {
+        "n": 3,
+        "w_mae": pytest.approx(w_mae(REFS, PREDS)),
+        "w_fr": pytest.approx(100 / 3),
+        "w_auc": pytest.approx(expected_auc),
+    }
 
 
 def test_paper_normalization_is_reachable():
@@ -450,8 +461,11 @@ def test_check_soft_labels_one_array():
     with pytest.raises(ValueError, match=r"labels must have shape \(3, 8\) .* got shape \(3, 7\)"):
         functional.check_soft_labels(GOOD[:, :7], "labels", n_rows=3)
     bad = with_value(with_value(GOOD, (1, 0), 1.5), (2, 0), 2.0)
-    with pytest.raises(ValueError, match=r"soft_labels has values outside \[0, 1\] at rows 1, 2 "
-                                         r"\(row 1, image 'b': \[1\.5, .*clip=True"):
+    with pytest.raises(
+        ValueError,
+        match=r"soft_labels has values outside \[0, 1\] at rows 1, 2 "
+        r"\(row 1, image 'b': \[1\.5, .*clip=True",
+    ):
         functional.check_soft_labels(bad, row_names=["a", "b", "c"])
     with pytest.raises(ValueError, match=r"expected soft-label scores in \[0, 1\]$"):
         functional.check_soft_labels(bad, clip_hint=False)
@@ -544,8 +558,17 @@ def test_cli_compute_matches_by_image_id(tmp_path, capsys):
     refs, preds, subsets, reference_frame, prediction_frame = _tables(tmp_path)
     reference_frame.to_csv(tmp_path / "gt.csv", index=False)
     prediction_frame.iloc[::-1].to_parquet(tmp_path / "pred.parquet")  # other row order
-    code, out = _run_compute(capsys, "-r", tmp_path / "gt.csv", "-p", tmp_path / "pred.parquet", "--by", "subset",
-                             "-o", tmp_path / "out" / "metrics.json")
+    code, out = _run_compute(
+        capsys,
+        "-r",
+        tmp_path / "gt.csv",
+        "-p",
+        tmp_path / "pred.parquet",
+        "--by",
+        "subset",
+        "-o",
+        tmp_path / "out" / "metrics.json",
+    )
     assert code == 0
     result = json.loads(out)
     assert result["matched_by"] == "image_id" and result["n"] == 12
@@ -562,8 +585,18 @@ def test_cli_compute_by_position_and_options(tmp_path, capsys):
     refs, preds, _, reference_frame, prediction_frame = _tables(tmp_path)
     reference_frame.drop(columns="image_id").to_json(tmp_path / "gt.jsonl", orient="records", lines=True)
     prediction_frame.drop(columns="image_id").to_csv(tmp_path / "pred.csv", index=False)
-    code, out = _run_compute(capsys, "-r", tmp_path / "gt.jsonl", "-p", tmp_path / "pred.csv", "--no-normalize",
-                             "--ties", "average", "--epsilon", "0.1")
+    code, out = _run_compute(
+        capsys,
+        "-r",
+        tmp_path / "gt.jsonl",
+        "-p",
+        tmp_path / "pred.csv",
+        "--no-normalize",
+        "--ties",
+        "average",
+        "--epsilon",
+        "0.1",
+    )
     assert code == 0
     result = json.loads(out)
     assert result["matched_by"] == "position"
@@ -580,8 +613,11 @@ def test_cli_compute_by_position_and_options(tmp_path, capsys):
         (lambda r, p: (r, p.iloc[1:]), [], "no prediction for 1 of the 12 reference images"),
         (lambda r, p: (r.iloc[1:], p), [], "1 prediction row.* not in"),
         (lambda r, p: (r.drop(columns="Fear"), p), [], r"missing emotion columns \['Fear'\]"),
-        (lambda r, p: (r.assign(Sad=["x"] + [0.1] * 11), p), [],
-         r"column 'Sad' has 1 missing or non-numeric value\(s\), first at row 0 \(image_id='images/000.jpg'\)"),
+        (
+            lambda r, p: (r.assign(Sad=["x"] + [0.1] * 11), p),
+            [],
+            r"column 'Sad' has 1 missing or non-numeric value\(s\), first at row 0 \(image_id='images/000.jpg'\)",
+        ),
         (lambda r, p: (r, p), ["--by", "gender"], "--by column 'gender' is in neither"),
         (lambda r, p: (r.assign(image_id=["dup"] * 12), p), [], "duplicated 'image_id'"),
     ],
@@ -600,8 +636,9 @@ def test_cli_compute_extra_predictions_can_be_ignored(tmp_path, capsys):
     refs, preds, _, reference_frame, prediction_frame = _tables(tmp_path)
     reference_frame.iloc[2:].to_csv(tmp_path / "gt.csv", index=False)
     prediction_frame.to_csv(tmp_path / "pred.csv", index=False)
-    code, out = _run_compute(capsys, "-r", tmp_path / "gt.csv", "-p", tmp_path / "pred.csv",
-                             "--ignore-extra-predictions")
+    code, out = _run_compute(
+        capsys, "-r", tmp_path / "gt.csv", "-p", tmp_path / "pred.csv", "--ignore-extra-predictions"
+    )
     assert code == 0
     result = json.loads(out)
     assert result["n"] == 10 and result["n_extra_predictions_ignored"] == 2

@@ -163,9 +163,17 @@ def test_save_load_round_trip_in_new_process(tmp_path, labeler, pixels):
             str(tmp_path / f"{name}.expected.safetensors"),
         )
     completed = subprocess.run(
-        [sys.executable, "-c", ROUND_TRIP_SCRIPT, str(tmp_path), json.dumps(list(models)),
-         str(torch.get_num_threads())],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            ROUND_TRIP_SCRIPT,
+            str(tmp_path),
+            json.dumps(list(models)),
+            str(torch.get_num_threads()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -229,14 +237,20 @@ def test_auto_classes_in_a_fresh_process(tmp_path, labeler, transformers_first):
     labeler.save_pretrained(tmp_path / "labeler")
     completed = subprocess.run(
         [sys.executable, "-c", PACKAGE_IMPORT_SCRIPT, str(tmp_path), "1" if transformers_first else "0"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     if not transformers_first:
         assert result["heavy_after_import"] == []
-    assert result["binary"] == ["BinaryExpressionClassifier", "BinaryExpressionClassifierConfig",
-                                "AffectNetPlusImageProcessor", SIZE]
+    assert result["binary"] == [
+        "BinaryExpressionClassifier",
+        "BinaryExpressionClassifierConfig",
+        "AffectNetPlusImageProcessor",
+        SIZE,
+    ]
     assert result["labeler"] == ["SoftLabeler", "SoftLabelerConfig", "AffectNetPlusImageProcessor", SIZE]
     assert result["image_classification"] == "BinaryExpressionClassifier"
     assert result["lazy_export"] is True
@@ -342,20 +356,35 @@ def test_soft_labeler_math_on_tensors_is_the_numpy_math(members, confidences, pi
     dist = _randomise_heads(
         DistributionClassifier(DistributionClassifierConfig(backbone="test_resnet", image_size=SIZE))
     )
-    calibration = {"inputs": ["ebc", "au", "dist"], "weights": [0.6, 0.3, 1.2],
-                   "bias": [0.1, -0.2, 0.0, 0.3, 0.0, 0.0, -0.1, 0.05], "eps": 1e-4}
+    calibration = {
+        "inputs": ["ebc", "au", "dist"],
+        "weights": [0.6, 0.3, 1.2],
+        "bias": [0.1, -0.2, 0.0, 0.3, 0.0, 0.0, -0.1, 0.05],
+        "eps": 1e-4,
+    }
     model = SoftLabeler.from_members(ebc, au, confidences, dist_members=[dist.eval()], calibration=calibration)
     with torch.inference_mode():
         out = model(pixels)
         dist_scores = dist(pixels).probs.double().numpy()
     soft, ebc_scores, au_scores, _, _ = _reference_soft_label(members, confidences, pixels)
-    expected = {"soft_label": soft, "ebc_scores": ebc_scores, "au_scores": au_scores, "dist_scores": dist_scores,
-                "soft_label_calibrated": apply_calibration({"ebc": ebc_scores, "au": au_scores, "dist": dist_scores},
-                                                           calibration)}
+    expected = {
+        "soft_label": soft,
+        "ebc_scores": ebc_scores,
+        "au_scores": au_scores,
+        "dist_scores": dist_scores,
+        "soft_label_calibrated": apply_calibration(
+            {"ebc": ebc_scores, "au": au_scores, "dist": dist_scores}, calibration
+        ),
+    }
     for key, value in expected.items():
         np.testing.assert_allclose(out[key].numpy(), value, atol=1e-6, err_msg=key)
-    members_of_emotion = np.concatenate([out.member_probs[:, :16].numpy().reshape(-1, 2, 8).transpose(1, 0, 2),
-                                         out.member_probs[:, 16:24].numpy()[None], dist_scores[None]])
+    members_of_emotion = np.concatenate(
+        [
+            out.member_probs[:, :16].numpy().reshape(-1, 2, 8).transpose(1, 0, 2),
+            out.member_probs[:, 16:24].numpy()[None],
+            dist_scores[None],
+        ]
+    )
     np.testing.assert_allclose(out.spread.numpy(), members_of_emotion.std(axis=0), atol=1e-6)
 
 
@@ -440,9 +469,13 @@ def test_au_classifier_loss_and_p_au():
     np.testing.assert_allclose(out.p_au.numpy(), expected, atol=1e-6)
     model.config.au_loss_weight, model.config.au_pos_weight = 0.5, 3.0
     weighted = model(x, labels=labels, au_labels=au_labels)
-    bce3 = torch.nn.functional.binary_cross_entropy_with_logits(
-        weighted.au_logits, au_labels, pos_weight=torch.tensor(3.0), reduction="none"
-    ).sum(1).mean()
+    bce3 = (
+        torch.nn.functional.binary_cross_entropy_with_logits(
+            weighted.au_logits, au_labels, pos_weight=torch.tensor(3.0), reduction="none"
+        )
+        .sum(1)
+        .mean()
+    )
     torch.testing.assert_close(weighted.loss, ce + 0.5 * bce3)
     model.train()
     assert model(x).p_au is None and model(x, return_p_au=True).p_au is not None
@@ -505,8 +538,11 @@ def test_missing_backbone_tensors_raise_naming_them(tmp_path, labeler):
     state = load_file(str(tmp_path / "binary" / "model.safetensors"))
     dropped = ["backbone.bn1.running_var", "backbone.conv1.0.weight"]
     assert all(key in state for key in dropped)
-    save_file({k: v for k, v in state.items() if k not in dropped}, str(tmp_path / "binary" / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        {k: v for k, v in state.items() if k not in dropped},
+        str(tmp_path / "binary" / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     with pytest.raises(
         ValueError, match=r"lacks 2 backbone tensor\(s\).*backbone\.bn1\.running_var, backbone\.conv1\.0\.weight"
     ) as error:
@@ -586,8 +622,11 @@ def test_confidence_scores_of_the_wrong_shape(members):
     with pytest.raises(ValueError, match=r"\(2, 8\)"):
         SoftLabeler.from_members(ebc, au, {"ebc": np.ones((3, 8)) * 0.5, "au": np.ones(8) * 0.5})
     with pytest.raises(ValueError, match=r"'au'\] has shape \(7,\)"):
-        SoftLabelerConfig(ebc_backbones=["a"], au_backbones="b",
-                          confidence_scores={"balanced": {"ebc": [[0.5] * 8], "au": [0.5] * 7}})
+        SoftLabelerConfig(
+            ebc_backbones=["a"],
+            au_backbones="b",
+            confidence_scores={"balanced": {"ebc": [[0.5] * 8], "au": [0.5] * 7}},
+        )
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         SoftLabelerConfig(ebc_backbones=["a"], au_backbones=None, confidence_scores={"balanced": {"ebc": [[1.5] * 8]}})
     with pytest.raises(ValueError, match="no 'au' confidence scores"):

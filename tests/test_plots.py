@@ -26,7 +26,8 @@ def test_ced_and_subset_and_examples(tmp_path):
     assert _is_png(plots.plot_subset_distribution(counts, tmp_path / "subsets.png"))
     faces = [np.full((32, 32, 3), 100 + 20 * k, dtype=np.uint8) for k in range(3)]
     sl = rng.random((3, 8))
-    assert _is_png(plots.plot_soft_label_examples(faces, sl, tmp_path / "ex.png", titles=["a", "b", "c"],
-                                                  references=sl))
+    assert _is_png(
+        plots.plot_soft_label_examples(faces, sl, tmp_path / "ex.png", titles=["a", "b", "c"], references=sl)
+    )
     with pytest.raises(ValueError, match=r"\(3, 8\)"):
         plots.plot_soft_label_examples(faces, sl[:2], tmp_path / "bad.png")

@@ -28,8 +28,16 @@ SIZE = 32
 def saved(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     torch.manual_seed(0)
-    ebc = {("test_resnet", e): BinaryExpressionClassifier(BinaryExpressionClassifierConfig(backbone="test_resnet", emotion=e, image_size=SIZE)) for e in EMOTIONS}
-    au = {e: AUExpressionClassifier(AUExpressionClassifierConfig(backbone="test_resnet", emotion=e, image_size=SIZE)) for e in EMOTIONS}
+    ebc = {
+        ("test_resnet", e): BinaryExpressionClassifier(
+            BinaryExpressionClassifierConfig(backbone="test_resnet", emotion=e, image_size=SIZE)
+        )
+        for e in EMOTIONS
+    }
+    au = {
+        e: AUExpressionClassifier(AUExpressionClassifierConfig(backbone="test_resnet", emotion=e, image_size=SIZE))
+        for e in EMOTIONS
+    }
     for member in [*ebc.values(), *au.values()]:
         with torch.no_grad():
             member.classifier.weight.normal_(0, 0.5)
@@ -49,8 +57,23 @@ def saved(tmp_path_factory):
 def test_predict_writes_one_row_per_image(saved, suffix):
     root, images, expected = saved
     output = root / f"out{suffix}"
-    assert main(["predict", str(root / "model"), *images, "--output", str(output), "--batch-size", "2", "--spread",
-                 "--detector", "none"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(root / "model"),
+                *images,
+                "--output",
+                str(output),
+                "--batch-size",
+                "2",
+                "--spread",
+                "--detector",
+                "none",
+            ]
+        )
+        == 0
+    )
     if suffix == ".csv":
         with open(output, newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -76,7 +99,21 @@ def test_predict_prints_table_and_reports_bad_images(saved, capsys, tmp_path):
     assert main(["predict", str(root / "model"), images[0], str(broken), "--detector", "none"]) == 1
     assert main(["predict", str(root / "model"), images[0], str(broken)]) == 1
     output = tmp_path / "kept.csv"
-    assert main(["predict", str(root / "model"), images[0], str(broken), "--skip-bad", "--output", str(output),
-                 "--detector", "none"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(root / "model"),
+                images[0],
+                str(broken),
+                "--skip-bad",
+                "--output",
+                str(output),
+                "--detector",
+                "none",
+            ]
+        )
+        == 0
+    )
     assert len(output.read_text().splitlines()) == 2
     assert main(["predict", str(root / "model"), images[0], "--output", str(tmp_path / "x.txt")]) == 1

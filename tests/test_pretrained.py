@@ -39,8 +39,16 @@ def test_every_shipped_folder_is_complete_and_small():
 
 def test_shipped_card_states_data_terms_and_quality():
     card = (pretrained_path("ferplus") / "README.md").read_text(encoding="utf-8")
-    for text in ("FER+", "MIT", "FER2013", "research", "PublicTest", "Second-panel check", "W-MAE",
-                 "scripts/train_pretrained.sh"):
+    for text in (
+        "FER+",
+        "MIT",
+        "FER2013",
+        "research",
+        "PublicTest",
+        "Second-panel check",
+        "W-MAE",
+        "scripts/train_pretrained.sh",
+    ):
         assert text in card
 
 
@@ -57,8 +65,9 @@ def test_shipped_model_loads_offline_and_reproduces_its_outputs():
     batch = model.image_processor([str(FIXTURES / name) for name in expected["images"]], return_tensors="pt")
     output = model(**batch)
     for key in ("soft_label", "dist_scores", "soft_label_calibrated", "ebc_scores", "au_scores"):
-        np.testing.assert_allclose(getattr(output, key).detach().numpy(), np.asarray(expected[key]), atol=1e-5,
-                                   err_msg=key)
+        np.testing.assert_allclose(
+            getattr(output, key).detach().numpy(), np.asarray(expected[key]), atol=1e-5, err_msg=key
+        )
     np.testing.assert_allclose(output.soft_label_calibrated.sum(dim=1).detach().numpy(), 1.0, atol=1e-5)
 
 
@@ -173,11 +182,14 @@ def test_from_pretrained_and_ds_map_take_the_shipped_name(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     expected = json.loads((FIXTURES / "expected.json").read_text())
     labeler = SoftLabeler.from_pretrained("ferplus")
-    ds = Dataset.from_dict({"image": [str(FIXTURES / name) for name in expected["images"]]}).cast_column("image", Image())
+    ds = Dataset.from_dict({"image": [str(FIXTURES / name) for name in expected["images"]]}).cast_column(
+        "image", Image()
+    )
     fn = labeler.map_function(image_column="image")
     mapped = ds.map(fn, batched=True, batch_size=2, features=fn.map_features(ds.features))
-    np.testing.assert_allclose(np.asarray(mapped["soft_label_calibrated"]), np.asarray(expected["soft_label_calibrated"]),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(mapped["soft_label_calibrated"]), np.asarray(expected["soft_label_calibrated"]), atol=1e-5
+    )
 
 
 def test_store_float16_halves_weight_matrices_and_keeps_vectors_and_named_families(tmp_path):
@@ -186,12 +198,19 @@ def test_store_float16_halves_weight_matrices_and_keeps_vectors_and_named_famili
 
     from affectnetplus_hf.pretrained import store_float16
 
-    tensors = {"ebc_members.0.conv.weight": torch.randn(4, 3, 3, 3), "dist_members.0.conv.weight": torch.randn(4, 3, 3, 3),
-               "dist_members.0.bn.running_var": torch.rand(4), "dist_members.0.bn.num_batches_tracked": torch.tensor(7)}
+    tensors = {
+        "ebc_members.0.conv.weight": torch.randn(4, 3, 3, 3),
+        "dist_members.0.conv.weight": torch.randn(4, 3, 3, 3),
+        "dist_members.0.bn.running_var": torch.rand(4),
+        "dist_members.0.bn.num_batches_tracked": torch.tensor(7),
+    }
     save_file(tensors, str(tmp_path / "model.safetensors"))
     store_float16(tmp_path, keep_float32=("ebc_members.",))
     stored = load_file(str(tmp_path / "model.safetensors"))
     assert {k: str(v.dtype) for k, v in stored.items()} == {
-        "ebc_members.0.conv.weight": "torch.float32", "dist_members.0.conv.weight": "torch.float16",
-        "dist_members.0.bn.running_var": "torch.float32", "dist_members.0.bn.num_batches_tracked": "torch.int64"}
+        "ebc_members.0.conv.weight": "torch.float32",
+        "dist_members.0.conv.weight": "torch.float16",
+        "dist_members.0.bn.running_var": "torch.float32",
+        "dist_members.0.bn.num_batches_tracked": "torch.int64",
+    }
     assert torch.equal(stored["dist_members.0.conv.weight"], tensors["dist_members.0.conv.weight"].half())

@@ -14,7 +14,7 @@ from affectnetplus_hf.dataset import LICENSE_NOTE_BEGIN, push_dataset
 class FakeApi:
     """Records the calls ``push_dataset`` makes; ``existing_public`` simulates a public repository."""
 
-    instances: list["FakeApi"] = []
+    instances: list[FakeApi] = []
 
     def __init__(self, token=None, existing_public: bool = False):
         self.token = token

@@ -48,8 +48,16 @@ def trained(tmp_path_factory):
     sample = root / "sample"
     write_sample(sample, progress=False, contact_sheet=False)
     started = time.perf_counter()
-    run = train_soft_labeler(TrainConfig(data=str(sample), output_dir=str(root / "model"), preset="tiny",
-                                         progress=False, log_with="none", **DEMO_SOFTLABELER))
+    run = train_soft_labeler(
+        TrainConfig(
+            data=str(sample),
+            output_dir=str(root / "model"),
+            preset="tiny",
+            progress=False,
+            log_with="none",
+            **DEMO_SOFTLABELER,
+        )
+    )
     run.timings["wall_s"] = time.perf_counter() - started
     return sample, run
 
@@ -103,11 +111,15 @@ def test_soft_labels_against_the_ground_truth(trained, model):
     calibrated = output.soft_label_calibrated.numpy().astype(np.float64)
     dist = output.dist_scores.numpy().astype(np.float64)
     assert soft.shape == truth.shape and np.all((soft >= 0) & (soft <= 1))
-    w_mae = {"soft": weighted_mae(truth, soft), "one_hot": weighted_mae(truth, one_hot),
-             "ebc": weighted_mae(truth, ebc),
-             "soft_blend": weighted_mae(truth[blend], soft[blend]),
-             "one_hot_blend": weighted_mae(truth[blend], one_hot[blend]),
-             "calibrated": weighted_mae(truth, calibrated), "dist": weighted_mae(truth, dist)}
+    w_mae = {
+        "soft": weighted_mae(truth, soft),
+        "one_hot": weighted_mae(truth, one_hot),
+        "ebc": weighted_mae(truth, ebc),
+        "soft_blend": weighted_mae(truth[blend], soft[blend]),
+        "one_hot_blend": weighted_mae(truth[blend], one_hot[blend]),
+        "calibrated": weighted_mae(truth, calibrated),
+        "dist": weighted_mae(truth, dist),
+    }
     assert w_mae["soft"] <= SOFT_W_MAE, w_mae
     assert w_mae["soft"] < w_mae["one_hot"], w_mae
     assert w_mae["soft_blend"] < w_mae["one_hot_blend"] - 3.0, w_mae

@@ -24,7 +24,6 @@ from affectnetplus_hf.sources.affectnet import AffectNetSource  # noqa: E402
 from affectnetplus_hf.sources.ferplus import FER2013NEW_COLUMNS, FerPlusSource  # noqa: E402
 from affectnetplus_hf.sources.folder import FolderSource  # noqa: E402
 
-
 REPO = Path(__file__).resolve().parent.parent
 VOTES_HEADER = "image,split,Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt"
 OUTSIDE = ("../x.png", "/abs/x.png")
@@ -78,7 +77,9 @@ def test_folder_reader_refuses_paths_outside_the_root(tmp_path: Path, csv_name: 
     header, line = FOLDER_CSVS[csv_name]
     root = tmp_path / "data"
     _png(root / "img" / "ok.png")
-    path = _write(root / csv_name, "\n".join([header, line.format(image="img/ok.png"), line.format(image=image)]) + "\n")
+    path = _write(
+        root / csv_name, "\n".join([header, line.format(image="img/ok.png"), line.format(image=image)]) + "\n"
+    )
     with pytest.raises(RowError, match=rf"{csv_name}:3: .*inside the data folder") as caught:
         FolderSource(root)
     assert str(path) in str(caught.value) and image in str(caught.value)
@@ -89,7 +90,9 @@ def test_folder_reader_refuses_paths_outside_the_root(tmp_path: Path, csv_name: 
 
 @pytest.mark.parametrize("image", ["../x.jpg", "/abs/x.jpg", "101/../../x.jpg"])
 def test_affectnet_reader_refuses_paths_outside_the_image_folder(tmp_path: Path, image: str, affectnet_files) -> None:
-    root = affectnet_files.write_csv_layout(tmp_path / "affectnet", [affectnet_files.row("101/a.jpg", 1), affectnet_files.row(image, 2)], make_images=False)
+    root = affectnet_files.write_csv_layout(
+        tmp_path / "affectnet", [affectnet_files.row("101/a.jpg", 1), affectnet_files.row(image, 2)], make_images=False
+    )
     source = AffectNetSource(root)
     with pytest.raises(RowError, match=r"training\.csv:3: .*inside") as caught:
         list(source.records())
@@ -98,8 +101,10 @@ def test_affectnet_reader_refuses_paths_outside_the_image_folder(tmp_path: Path,
 
 def _ferplus_root(root: Path, name: str) -> Path:
     header = ",".join(FER2013NEW_COLUMNS)
-    _write(root / "fer2013new.csv", f"{header}\nTraining,fer0000000.png,10,0,0,0,0,0,0,0,0,0\n"
-                                    f"Training,{name},0,10,0,0,0,0,0,0,0,0\n")
+    _write(
+        root / "fer2013new.csv",
+        f"{header}\nTraining,fer0000000.png,10,0,0,0,0,0,0,0,0,0\nTraining,{name},0,10,0,0,0,0,0,0,0,0\n",
+    )
     _png(root / "FER2013Train" / "fer0000000.png")
     return root
 
@@ -110,8 +115,10 @@ def test_ferplus_reader_refuses_names_outside_the_root(tmp_path: Path, name: str
         FerPlusSource(_ferplus_root(tmp_path / "ferplus", name))
     assert name in str(caught.value)
     label_root = tmp_path / "label_csv"
-    _write(label_root / "FER2013Train" / "label.csv",
-           f'fer0000000.png,"(0, 0, 48, 48)",10,0,0,0,0,0,0,0,0,0\n{name},"(0, 0, 48, 48)",10,0,0,0,0,0,0,0,0,0\n')
+    _write(
+        label_root / "FER2013Train" / "label.csv",
+        f'fer0000000.png,"(0, 0, 48, 48)",10,0,0,0,0,0,0,0,0,0\n{name},"(0, 0, 48, 48)",10,0,0,0,0,0,0,0,0,0\n',
+    )
     with pytest.raises(RowError, match=r"label\.csv:2: .*inside"):
         FerPlusSource(label_root)
 
@@ -124,12 +131,17 @@ def test_symlinks_inside_the_root_are_still_read(tmp_path: Path, affectnet_files
     root.mkdir()
     (root / "img").mkdir()
     (root / "img" / "link.png").symlink_to(elsewhere)
-    _write(root / "votes.csv", f"{VOTES_HEADER}\nimg/link.png,train,3,0,0,0,0,0,2,0\nimg/./b/../link.png,train,0,1,0,0,0,0,0,0\n")
+    _write(
+        root / "votes.csv",
+        f"{VOTES_HEADER}\nimg/link.png,train,3,0,0,0,0,0,2,0\nimg/./b/../link.png,train,0,1,0,0,0,0,0,0\n",
+    )
     records = list(FolderSource(root).records())
     assert [r.image_id for r in records] == ["img/link.png"]  # the same image normalised: the later row kept
     assert load_image(records[0]).size == (8, 8)
     # an AffectNet image folder that is itself a symlink to another disk
-    affectnet = affectnet_files.write_csv_layout(tmp_path / "affectnet", [affectnet_files.row("101/a.jpg", 1)], make_images=False)
+    affectnet = affectnet_files.write_csv_layout(
+        tmp_path / "affectnet", [affectnet_files.row("101/a.jpg", 1)], make_images=False
+    )
     _png(tmp_path / "disk" / "101" / "a.jpg")
     (affectnet / "Manually_Annotated_Images").symlink_to(tmp_path / "disk", target_is_directory=True)
     [record] = list(AffectNetSource(affectnet).records())
@@ -137,8 +149,9 @@ def test_symlinks_inside_the_root_are_still_read(tmp_path: Path, affectnet_files
 
 
 # ---------------------------------------------------------------------------------------------- 2. errors
-def test_truncated_weights_give_a_one_line_error_naming_the_file(tmp_path: Path, model_dir: Path, face: Path,
-                                                                  caplog) -> None:
+def test_truncated_weights_give_a_one_line_error_naming_the_file(
+    tmp_path: Path, model_dir: Path, face: Path, caplog
+) -> None:
     broken = tmp_path / "model"
     broken.mkdir()
     for name in ("config.json", "preprocessor_config.json"):
@@ -187,14 +200,17 @@ def test_unexpected_exception_is_one_line_with_traceback_only_at_debug(tmp_path:
 @pytest.mark.parametrize("vote", ["1e300", "-1", "2.5", "nan", "inf", "9" * 30])
 def test_votes_must_be_finite_non_negative_integers(tmp_path: Path, vote: str, caplog) -> None:
     root = tmp_path / "data"
-    path = _write(root / "votes.csv", f"{VOTES_HEADER}\nimg/a.png,train,3,0,0,0,0,0,2,0\nimg/b.png,train,{vote},0,0,0,0,0,0,0\n")
+    path = _write(
+        root / "votes.csv", f"{VOTES_HEADER}\nimg/a.png,train,3,0,0,0,0,0,2,0\nimg/b.png,train,{vote},0,0,0,0,0,0,0\n"
+    )
     assert main(["info", str(root)]) == 1
     message = _one_line_error(caplog)
     assert f"{path}:3" in message and "Neutral" in message and "integer" in message
 
 
-def test_absurd_image_size_is_refused_before_any_image_is_resized(tmp_path: Path, model_dir: Path, face: Path,
-                                                                   caplog) -> None:
+def test_absurd_image_size_is_refused_before_any_image_is_resized(
+    tmp_path: Path, model_dir: Path, face: Path, caplog
+) -> None:
     from affectnetplus_hf.image_processing import AffectNetPlusImageProcessor
 
     with pytest.raises(ValueError, match="at most 4096"):
@@ -226,8 +242,9 @@ def test_closed_stdout_pipe_exits_quietly(tmp_path: Path) -> None:
     _write(root / "votes.csv", f"{VOTES_HEADER}\n{rows}")
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO))
     command = f"{sys.executable} -m affectnetplus_hf info {root} | head -c 10"
-    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, env=env,
-                            timeout=120)
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == '{\n  "kind"'
     assert "Broken pipe" not in result.stderr and "Traceback" not in result.stderr and "Exception" not in result.stderr
@@ -235,8 +252,10 @@ def test_closed_stdout_pipe_exits_quietly(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- 4. modes
 def _modes(folder: Path) -> dict[str, int]:
-    return {p.relative_to(folder).as_posix() or ".": stat.S_IMODE(p.stat().st_mode)
-            for p in [folder, *sorted(folder.rglob("*"))]}
+    return {
+        p.relative_to(folder).as_posix() or ".": stat.S_IMODE(p.stat().st_mode)
+        for p in [folder, *sorted(folder.rglob("*"))]
+    }
 
 
 @pytest.fixture()
@@ -259,8 +278,9 @@ def test_labels_and_dataset_follow_the_umask(tmp_path: Path, model_dir: Path, um
     for tree in (labels, folder):
         modes = _modes(tree)
         assert len(modes) > 3
-        wrong = {name: oct(mode) for name, mode in modes.items()
-                 if mode != (0o755 if (tree / name).is_dir() else 0o644)}
+        wrong = {
+            name: oct(mode) for name, mode in modes.items() if mode != (0o755 if (tree / name).is_dir() else 0o644)
+        }
         assert not wrong, f"{tree}: {wrong}"
 
 
@@ -275,8 +295,21 @@ def test_atomic_writers_follow_the_umask(tmp_path: Path, umask) -> None:
     write_text_atomic(tmp_path / "c.csv", "x\n")
     table = "image_id,Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt\na,0.5,0.5,0,0,0,0,0,0\n"
     _write(tmp_path / "in" / "gt.csv", table)
-    assert main(["metrics", "compute", "-r", str(tmp_path / "in" / "gt.csv"), "-p", str(tmp_path / "in" / "gt.csv"),
-                 "--output", str(tmp_path / "d.json")]) == 0
+    assert (
+        main(
+            [
+                "metrics",
+                "compute",
+                "-r",
+                str(tmp_path / "in" / "gt.csv"),
+                "-p",
+                str(tmp_path / "in" / "gt.csv"),
+                "--output",
+                str(tmp_path / "d.json"),
+            ]
+        )
+        == 0
+    )
     from affectnetplus_hf.models.inference import write_predictions
 
     write_predictions(pa.table({"path": ["x.png"], "Neutral": [0.5]}), tmp_path / "e.csv")
@@ -285,8 +318,14 @@ def test_atomic_writers_follow_the_umask(tmp_path: Path, umask) -> None:
     HardFERModel(HardFERConfig(backbone="test_resnet", image_size=32)).save_pretrained(tmp_path / "model")
     assert {oct(mode) for name, mode in _modes(tmp_path).items() if name.startswith("model/")} == {"0o640"}
     modes = {name: oct(mode) for name, mode in _modes(tmp_path).items() if not name.startswith(("in", "model"))}
-    assert modes == {".": oct(stat.S_IMODE(tmp_path.stat().st_mode)), "a.json": "0o640", "b.parquet": "0o640",
-                     "c.csv": "0o640", "d.json": "0o640", "e.csv": "0o640"}
+    assert modes == {
+        ".": oct(stat.S_IMODE(tmp_path.stat().st_mode)),
+        "a.json": "0o640",
+        "b.parquet": "0o640",
+        "c.csv": "0o640",
+        "d.json": "0o640",
+        "e.csv": "0o640",
+    }
 
 
 # ---------------------------------------------------------------------------------------------- 5. messages
@@ -302,19 +341,27 @@ def test_missing_model_directory_is_named(tmp_path: Path, face: Path, caplog) ->
 
 
 def test_non_utf8_label_files_are_named(tmp_path: Path, caplog, affectnet_files) -> None:
-    folder = _write(tmp_path / "folder" / "votes.csv",
-                    f"{VOTES_HEADER}\nimg/caf\u00e9.png,train,3,0,0,0,0,0,2,0\n", encoding="latin-1")
+    folder = _write(
+        tmp_path / "folder" / "votes.csv",
+        f"{VOTES_HEADER}\nimg/caf\u00e9.png,train,3,0,0,0,0,0,2,0\n",
+        encoding="latin-1",
+    )
     with pytest.raises(ValueError, match="not UTF-8 text") as caught:
         FolderSource(folder.parent)
     assert str(folder) in str(caught.value)
     assert main(["info", str(folder.parent)]) == 1
     assert str(folder) in _one_line_error(caplog)
     # header fine, a bad byte later in the file (decoded while reading rows)
-    later = _write(tmp_path / "later" / "votes.csv", f"{VOTES_HEADER}\n" + "img/a.png,train,1,0,0,0,0,0,0,0\n" * 3000
-                   + "img/caf\u00e9.png,train,3,0,0,0,0,0,2,0\n", encoding="latin-1")
+    later = _write(
+        tmp_path / "later" / "votes.csv",
+        f"{VOTES_HEADER}\n" + "img/a.png,train,1,0,0,0,0,0,0,0\n" * 3000 + "img/caf\u00e9.png,train,3,0,0,0,0,0,2,0\n",
+        encoding="latin-1",
+    )
     with pytest.raises(ValueError, match=rf"{later}: not UTF-8 text"):
         FolderSource(later.parent)
-    affectnet = affectnet_files.write_csv_layout(tmp_path / "affectnet", [affectnet_files.row("101/a.jpg", 1)], make_images=False)
+    affectnet = affectnet_files.write_csv_layout(
+        tmp_path / "affectnet", [affectnet_files.row("101/a.jpg", 1)], make_images=False
+    )
     lists = affectnet / "Manually_Annotated_file_lists" / "training.csv"
     lists.write_bytes(lists.read_bytes().replace(b"101/a.jpg", "101/caf\u00e9.jpg".encode("latin-1")))
     with pytest.raises(ValueError, match=rf"{lists}: not UTF-8 text"):
@@ -362,8 +409,12 @@ def test_label_rerun_with_skip_bad_after_a_failed_run(tmp_path: Path, model_dir:
         label_dataset(model_dir, sample, out, _label_config())
     # any other difference still refuses
     with pytest.raises(ValueError, match=r"batch_size: was 3, now 2"):
-        label_dataset(model_dir, sample, out, LabelingConfig(shard_size=4, batch_size=2, num_threads=1,
-                                                             progress=False, skip_bad=True))
+        label_dataset(
+            model_dir,
+            sample,
+            out,
+            LabelingConfig(shard_size=4, batch_size=2, num_threads=1, progress=False, skip_bad=True),
+        )
 
 
 # ---------------------------------------------------------------------------------------------- 7. build checks
@@ -386,19 +437,38 @@ def test_build_refuses_images_changed_after_labeling(tmp_path: Path, model_dir: 
         build_dataset(sample, labels, tmp_path / "ds", metadata=None, figures=False, progress=False)
     assert "\n" not in str(caught.value) and not (tmp_path / "ds").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds.") and p.is_dir()]  # no staging left
-    summary = build_dataset(sample, labels, tmp_path / "ds", metadata=None, figures=False, progress=False,
-                            skip_bad=True)
+    summary = build_dataset(
+        sample, labels, tmp_path / "ds", metadata=None, figures=False, progress=False, skip_bad=True
+    )
     statistics = json.loads((tmp_path / "ds" / "statistics.json").read_text())
     assert [b["image_id"] for b in statistics["changed_images"]] == [changed.image_id]
     assert statistics["changed_image_count"] == 1 == summary["changed_image_count"]
     assert summary["splits"]["train"]["rows"] == 3 and summary["splits"]["validation"]["rows"] == 2
     import pyarrow.parquet as pq
 
-    ids = [i for p in (tmp_path / "ds" / "data").rglob("*.parquet") for i in pq.read_table(p).column("image_id").to_pylist()]
+    ids = [
+        i
+        for p in (tmp_path / "ds" / "data").rglob("*.parquet")
+        for i in pq.read_table(p).column("image_id").to_pylist()
+    ]
     assert len(ids) == 5 and changed.image_id not in ids
     # the CLI flag
-    assert main(["build", str(sample), str(labels), str(tmp_path / "ds2"), "--metadata", "none", "--no-figures",
-                 "--no-progress", "--skip-bad"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                str(sample),
+                str(labels),
+                str(tmp_path / "ds2"),
+                "--metadata",
+                "none",
+                "--no-figures",
+                "--no-progress",
+                "--skip-bad",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "ds2" / "statistics.json").read_text())["changed_image_count"] == 1
 
 
@@ -431,8 +501,9 @@ def labeled(tmp_path_factory, model_dir: Path, make_sample) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("labeled")
     sample = make_sample(root / "sample", n_train=4, n_val=2)
-    label_dataset(model_dir, sample, root / "labels",
-                  LabelingConfig(shard_size=4, batch_size=4, num_threads=1, progress=False))
+    label_dataset(
+        model_dir, sample, root / "labels", LabelingConfig(shard_size=4, batch_size=4, num_threads=1, progress=False)
+    )
     return {"root": root, "sample": sample, "labels": root / "labels"}
 
 
@@ -457,8 +528,22 @@ def test_build_overwrite_replaces_only_its_own_folders(tmp_path: Path, labeled: 
         build(mine, overwrite=True)
     assert (mine / "notes.txt").read_text() == "keep me"
     caplog.clear()
-    assert main(["build", str(sample), str(labels), str(mine), "--metadata", "none", "--no-figures", "--no-progress",
-                 "--overwrite"]) == 1
+    assert (
+        main(
+            [
+                "build",
+                str(sample),
+                str(labels),
+                str(mine),
+                "--metadata",
+                "none",
+                "--no-figures",
+                "--no-progress",
+                "--overwrite",
+            ]
+        )
+        == 1
+    )
     assert "not written by `affectnetplus build`" in _one_line_error(caplog) and (mine / "notes.txt").is_file()
     built = tmp_path / "built"
     build(built)
@@ -476,8 +561,10 @@ def test_build_removes_staging_left_by_a_killed_build(tmp_path: Path, labeled: d
 
     # what a killed build leaves (atomic_directory's staging and replaced folders); a running build holds the
     # lock, so no second build can meet its staging folder
-    stale = [Path(tempfile.mkdtemp(prefix=".ds.", suffix=".tmp", dir=tmp_path)),
-             Path(tempfile.mkdtemp(prefix=".ds.", suffix=".old", dir=tmp_path))]
+    stale = [
+        Path(tempfile.mkdtemp(prefix=".ds.", suffix=".tmp", dir=tmp_path)),
+        Path(tempfile.mkdtemp(prefix=".ds.", suffix=".old", dir=tmp_path)),
+    ]
     others = [tmp_path / ".ds2.abcd1234.tmp", tmp_path / ".ds.abcd1234.tmp.keep", tmp_path / "ds.abcd1234.tmp"]
     for folder in [*stale, *others]:
         (folder / "data").mkdir(parents=True, exist_ok=True)
@@ -559,8 +646,9 @@ def _train_config(data: Path, out: Path, **kwargs):
     return TrainConfig(data=str(data), output_dir=str(out), **{**options, **kwargs})
 
 
-def test_train_resume_with_other_settings_refuses_naming_them(tmp_path: Path, mas_sample: Path, monkeypatch,
-                                                               caplog) -> None:
+def test_train_resume_with_other_settings_refuses_naming_them(
+    tmp_path: Path, mas_sample: Path, monkeypatch, caplog
+) -> None:
     from affectnetplus_hf.training import softlabeler
 
     out = tmp_path / "model"
@@ -610,8 +698,26 @@ def test_train_into_a_finished_model_folder_needs_overwrite(tmp_path: Path, mas_
         train_soft_labeler(_train_config(mas_sample, out, seed=1))
     assert "\n" not in str(caught.value)
     caplog.clear()
-    assert main(["train", "ebc", "--data", str(mas_sample), "--output", str(out), "--image_size", "32",
-                 "--ebc_epochs", "1", "--no_progress", "--log_with", "none"]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "ebc",
+                "--data",
+                str(mas_sample),
+                "--output",
+                str(out),
+                "--image_size",
+                "32",
+                "--ebc_epochs",
+                "1",
+                "--no_progress",
+                "--log_with",
+                "none",
+            ]
+        )
+        == 1
+    )
     assert "--overwrite" in _one_line_error(caplog)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == state
     from affectnetplus_hf.commands.train import parse_train_config
@@ -651,24 +757,81 @@ from hypothesis import strategies as st  # noqa: E402
 
 #: Valid label files: (name, header, rows). The images they name exist (img/a.png, img/b.png; FER2013Train/).
 VALID_FILES = {
-    "votes.csv": (VOTES_HEADER.split(","), [["img/a.png", "train", "3", "0", "0", "0", "0", "0", "2", "0"],
-                                            ["img/b.png", "validation", "0", "4", "1", "0", "0", "0", "0", "0"]]),
-    "annotations.csv": (["image", "annotator", "label", "split"], [["img/a.png", "a1", "Neutral", "train"],
-                                                                    ["img/a.png", "a2", "anger", "train"],
-                                                                    ["img/b.png", "a1", "3", "test"]]),
+    "votes.csv": (
+        VOTES_HEADER.split(","),
+        [
+            ["img/a.png", "train", "3", "0", "0", "0", "0", "0", "2", "0"],
+            ["img/b.png", "validation", "0", "4", "1", "0", "0", "0", "0", "0"],
+        ],
+    ),
+    "annotations.csv": (
+        ["image", "annotator", "label", "split"],
+        [
+            ["img/a.png", "a1", "Neutral", "train"],
+            ["img/a.png", "a2", "anger", "train"],
+            ["img/b.png", "a1", "3", "test"],
+        ],
+    ),
     "labels.csv": (["image", "label", "split"], [["img/a.png", "Happy", "train"], ["img/b.png", "none", "val"]]),
-    "fer2013new.csv": (list(FER2013NEW_COLUMNS), [["Training", "fer0000000.png", "10", "0", "0", "0", "0", "0", "0", "0", "0", "0"],
-                                                  ["PublicTest", "fer0000001.png", "2", "5", "0", "0", "0", "0", "0", "1", "1", "1"],
-                                                  ["Training", "", "0", "0", "0", "0", "0", "0", "0", "0", "5", "5"]]),
+    "fer2013new.csv": (
+        list(FER2013NEW_COLUMNS),
+        [
+            ["Training", "fer0000000.png", "10", "0", "0", "0", "0", "0", "0", "0", "0", "0"],
+            ["PublicTest", "fer0000001.png", "2", "5", "0", "0", "0", "0", "0", "1", "1", "1"],
+            ["Training", "", "0", "0", "0", "0", "0", "0", "0", "0", "5", "5"],
+        ],
+    ),
 }
 #: What the readers document: a malformed file or row is a ValueError (RowError, "not UTF-8 text", unknown
 #: columns), a missing file a FileNotFoundError.
 DOCUMENTED_ERRORS = (ValueError, FileNotFoundError)
-PATHS = ["../x.png", "/abs/x.png", "C:/x.png", "img\\a.png", "img/./a.png", "img//a.png", "img/../img/a.png", ".",
-         "", " ", "img/caf\u00e9.png", "img/a.png\x00", "a" * 300, "img/\u202eevil.png", "~/x.png", "img/a.png "]
-NASTY = st.one_of(st.text(max_size=12), st.sampled_from(
-    ["", " ", '"', '""', ",", "\n", "\r", "\r\n", "\x00", "\ufeff", "1e309", "-0", "0x10", "1_000", "\u0663", "nan",
-     "9" * 40, "Neutral", "TRAIN", "a,b", '"a"b', "\t3\t"]))
+PATHS = [
+    "../x.png",
+    "/abs/x.png",
+    "C:/x.png",
+    "img\\a.png",
+    "img/./a.png",
+    "img//a.png",
+    "img/../img/a.png",
+    ".",
+    "",
+    " ",
+    "img/caf\u00e9.png",
+    "img/a.png\x00",
+    "a" * 300,
+    "img/\u202eevil.png",
+    "~/x.png",
+    "img/a.png ",
+]
+NASTY = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            '"',
+            '""',
+            ",",
+            "\n",
+            "\r",
+            "\r\n",
+            "\x00",
+            "\ufeff",
+            "1e309",
+            "-0",
+            "0x10",
+            "1_000",
+            "\u0663",
+            "nan",
+            "9" * 40,
+            "Neutral",
+            "TRAIN",
+            "a,b",
+            '"a"b',
+            "\t3\t",
+        ]
+    ),
+)
 _text_ops = st.one_of(
     st.tuples(st.just("cell"), st.integers(0, 10), st.integers(0, 12), NASTY),
     st.tuples(st.just("path"), st.integers(0, 10), st.sampled_from(PATHS)),
@@ -687,16 +850,18 @@ _byte_ops = st.one_of(
     st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=4)),
     st.tuples(st.just("delete"), st.floats(0, 1), st.integers(1, 8)),
 )
-_mutation = st.fixed_dictionaries({
-    "name": st.sampled_from(sorted(VALID_FILES)),
-    "text_ops": st.lists(_text_ops, max_size=3),
-    "quoting": st.sampled_from(["csv", "join"]),
-    "newline": st.sampled_from(["\n", "\r\n", "\r", "mixed"]),
-    "final_newline": st.booleans(),
-    "blank_lines": st.booleans(),
-    "encoding": st.sampled_from(["utf-8", "utf-8-sig", "latin-1", "utf-16", "cp1252"]),
-    "byte_ops": st.lists(_byte_ops, max_size=2),
-})
+_mutation = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(sorted(VALID_FILES)),
+        "text_ops": st.lists(_text_ops, max_size=3),
+        "quoting": st.sampled_from(["csv", "join"]),
+        "newline": st.sampled_from(["\n", "\r\n", "\r", "mixed"]),
+        "final_newline": st.booleans(),
+        "blank_lines": st.booleans(),
+        "encoding": st.sampled_from(["utf-8", "utf-8-sig", "latin-1", "utf-16", "cp1252"]),
+        "byte_ops": st.lists(_byte_ops, max_size=2),
+    }
+)
 
 
 def _mutate_table(header: list[str], rows: list[list[str]], ops) -> tuple[list[str], list[list[str]]]:
@@ -736,7 +901,7 @@ def _mutate_table(header: list[str], rows: list[list[str]], ops) -> tuple[list[s
             rows.insert(op[1] % len(rows), list(rows[op[1] % len(rows)]))
         elif kind == "short_row" and rows:
             row = rows[op[1] % len(rows)]
-            del row[op[2] % max(1, len(row)):]
+            del row[op[2] % max(1, len(row)) :]
         elif kind == "long_row" and rows:
             rows[op[1] % len(rows)].append(op[2])
     return header, rows
@@ -769,7 +934,7 @@ def _render(header: list[str], rows: list[list[str]], m: dict) -> bytes:
         elif op[0] == "insert":
             data = data[:at] + op[2] + data[at:]
         else:
-            data = data[:at] + data[at + op[2]:]
+            data = data[:at] + data[at + op[2] :]
     return data
 
 
@@ -826,7 +991,9 @@ def test_metrics_export_overwrite_replaces_only_module_folders(tmp_path: Path) -
     assert (precious / "notes.txt").read_text() == "keep me"
 
 
-def test_weights_of_the_wrong_shape_give_a_one_line_error_naming_the_file(tmp_path: Path, face: Path, caplog, make_tiny_labeler) -> None:
+def test_weights_of_the_wrong_shape_give_a_one_line_error_naming_the_file(
+    tmp_path: Path, face: Path, caplog, make_tiny_labeler
+) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -840,11 +1007,11 @@ def test_weights_of_the_wrong_shape_give_a_one_line_error_naming_the_file(tmp_pa
     assert "model.safetensors" in message and "do not match" in message
 
 
-def test_labeling_hashes_the_bytes_it_decodes_without_reading_images_again(tmp_path: Path, model_dir: Path,
-                                                                           monkeypatch, make_sample) -> None:
+def test_labeling_hashes_the_bytes_it_decodes_without_reading_images_again(
+    tmp_path: Path, model_dir: Path, monkeypatch, make_sample
+) -> None:
     """The image size + sha256 in a label shard come from the bytes the data loader decoded."""
     import hashlib
-
     from collections import Counter
 
     import affectnetplus_hf.image_processing as image_processing
@@ -859,8 +1026,12 @@ def test_labeling_hashes_the_bytes_it_decodes_without_reading_images_again(tmp_p
         return read_record_bytes(record)
 
     monkeypatch.setattr(image_processing, "read_record_bytes", counting_read)
-    labeling.label_dataset(model_dir, sample, tmp_path / "labels",
-                           labeling.LabelingConfig(shard_size=4, batch_size=3, num_threads=1, progress=False))
+    labeling.label_dataset(
+        model_dir,
+        sample,
+        tmp_path / "labels",
+        labeling.LabelingConfig(shard_size=4, batch_size=3, num_threads=1, progress=False),
+    )
     from affectnetplus_hf.sources import open_source
 
     paths = {r.image_id: r.image_path for r in open_source(sample).records(None)}

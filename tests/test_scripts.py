@@ -1,4 +1,5 @@
-"""scripts/ferplus.sh, scripts/reproduce_affectnetplus.sh and scripts/train_pretrained.sh run end to end (shrunk data)."""
+"""scripts/ferplus.sh, scripts/reproduce_affectnetplus.sh and scripts/train_pretrained.sh run end to end
+(shrunk data)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,34 @@ import pytest
 from affectnetplus_hf.emotions import EMOTIONS, FERPLUS_EMOTION_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
-FAST_FLAGS = ["--ebc_epochs", "1", "--au_epochs", "1", "--dist_epochs", "1", "--epochs", "1", "--image_size", "32",
-              "--progress", "false", "--log_with", "none"]
+FAST_FLAGS = [
+    "--ebc_epochs",
+    "1",
+    "--au_epochs",
+    "1",
+    "--dist_epochs",
+    "1",
+    "--epochs",
+    "1",
+    "--image_size",
+    "32",
+    "--progress",
+    "false",
+    "--log_with",
+    "none",
+]
 
 
 def _env() -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)
-    return dict(os.environ, PYTHON=sys.executable, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""),
-                OMP_NUM_THREADS="1", MKL_CBWR="AUTO,STRICT", PYTHONPATH=str(REPO))
+    return dict(
+        os.environ,
+        PYTHON=sys.executable,
+        PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        OMP_NUM_THREADS="1",
+        MKL_CBWR="AUTO,STRICT",
+        PYTHONPATH=str(REPO),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +63,25 @@ def ferplus_from_sample(sample: Path, root: Path) -> Path:
     root.mkdir(parents=True)
     rows = list(csv.DictReader(open(sample / "multi_annotated" / "votes.csv", newline="")))
     out = [["Usage", "Image name", *FERPLUS_EMOTION_COLUMNS, "unknown", "NF"]]
-    emotion_of_ferplus_column = {"neutral": "Neutral", "happiness": "Happy", "surprise": "Surprise", "sadness": "Sad",
-                       "anger": "Anger", "disgust": "Disgust", "fear": "Fear", "contempt": "Contempt"}
+    emotion_of_ferplus_column = {
+        "neutral": "Neutral",
+        "happiness": "Happy",
+        "surprise": "Surprise",
+        "sadness": "Sad",
+        "anger": "Anger",
+        "disgust": "Disgust",
+        "fear": "Fear",
+        "contempt": "Contempt",
+    }
     assert set(emotion_of_ferplus_column.values()) == set(EMOTIONS)
     for k, row in enumerate(rows):
-        usage, folder = (("PrivateTest", "FER2013Test") if k % 4 == 0 else ("PublicTest", "FER2013Valid")
-                         if k % 8 == 2 else ("Training", "FER2013Train"))
+        usage, folder = (
+            ("PrivateTest", "FER2013Test")
+            if k % 4 == 0
+            else ("PublicTest", "FER2013Valid")
+            if k % 8 == 2
+            else ("Training", "FER2013Train")
+        )
         name = f"fer{k:07d}.png"
         (root / folder).mkdir(exist_ok=True)
         shutil.copyfile(sample / "multi_annotated" / row["image"], root / folder / name)
@@ -64,8 +98,13 @@ def test_ferplus_script_trains_on_training_votes_and_scores_test_labels(sample, 
 
     ferplus = ferplus_from_sample(sample, tmp_path / "ferplus")
     out = tmp_path / "out"
-    completed = subprocess.run(["bash", str(REPO / "scripts" / "ferplus.sh"), str(ferplus), str(out), *FAST_FLAGS],
-                               env=dict(_env(), PRESET="tiny"), capture_output=True, text=True, timeout=900)
+    completed = subprocess.run(
+        ["bash", str(REPO / "scripts" / "ferplus.sh"), str(ferplus), str(out), *FAST_FLAGS],
+        env=dict(_env(), PRESET="tiny"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     split = MASSplit.load(out / "softlabeler" / "mas_split")
     used = set(split.train_ids) | set(split.test_ids)
@@ -90,8 +129,20 @@ def test_ferplus_script_trains_on_training_votes_and_scores_test_labels(sample, 
 def test_reproduce_script_end_to_end_on_the_sample(sample, tmp_path):
     out = tmp_path / "out"
     env = dict(_env(), PRESET="tiny", METADATA="synthetic", NUM_GPUS="0")
-    completed = subprocess.run(["bash", str(REPO / "scripts" / "reproduce_affectnetplus.sh"), str(sample), str(sample),
-                                str(out), *FAST_FLAGS], env=env, capture_output=True, text=True, timeout=900)
+    completed = subprocess.run(
+        [
+            "bash",
+            str(REPO / "scripts" / "reproduce_affectnetplus.sh"),
+            str(sample),
+            str(sample),
+            str(out),
+            *FAST_FLAGS,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert (out / "dataset" / "README.md").is_file()
     assert json.loads((out / "baselines" / "baselines.json").read_text())["models"]
@@ -111,22 +162,37 @@ def test_train_pretrained_script_trains_and_ships_a_small_soft_labeler(sample, t
     ferplus = ferplus_from_sample(sample, tmp_path / "ferplus")
     target, fixtures = tmp_path / "shipped", tmp_path / "fixtures"
     env = dict(_env(), TARGET=str(target), FIXTURES=str(fixtures))
-    completed = subprocess.run(["bash", str(REPO / "scripts" / "train_pretrained.sh"), str(ferplus), str(tmp_path / "work"),
-                                *FAST_FLAGS], env=env, capture_output=True, text=True, timeout=900)
+    completed = subprocess.run(
+        ["bash", str(REPO / "scripts" / "train_pretrained.sh"), str(ferplus), str(tmp_path / "work"), *FAST_FLAGS],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert all((target / name).is_file() for name in SHIPPED_FILES)
     card = (target / "README.md").read_text()
     storage = next(line for line in card.splitlines() if line.startswith("- **Storage**"))
-    kept = [prefix for family, prefix in (("EBC", "ebc_members."), ("AU", "au_members."), ("distribution", "dist_members."))
-            if f"{family} " in storage.split("float16", 1)[1]]  # families the card says stay float32
+    kept = [
+        prefix
+        for family, prefix in (("EBC", "ebc_members."), ("AU", "au_members."), ("distribution", "dist_members."))
+        if f"{family} " in storage.split("float16", 1)[1]
+    ]  # families the card says stay float32
     with safe_open(str(target / "model.safetensors"), framework="pt") as weights:
-        matrices = {k: str(weights.get_slice(k).get_dtype()) for k in weights.keys() if len(weights.get_slice(k).get_shape()) > 1}
+        matrices = {
+            k: str(weights.get_slice(k).get_dtype())
+            for k in weights.keys()
+            if len(weights.get_slice(k).get_shape()) > 1
+        }
     assert "F16" in matrices.values()
     assert all(dtype == "F16" or name.startswith(tuple(kept)) for name, dtype in matrices.items()), (storage, kept)
     assert "Second-panel check" in card and "research use" in card
     affectnetplus_hf.register_auto_classes()
     model = AutoModel.from_pretrained(str(target))
-    assert set(model.config.families) == {"ebc", "au", "dist"} and model.config.calibration["fitted_on"]["split"] == "validation"
+    assert (
+        set(model.config.families) == {"ebc", "au", "dist"}
+        and model.config.calibration["fitted_on"]["split"] == "validation"
+    )
     expected = json.loads((fixtures / "expected.json").read_text())
     batch = model.image_processor([str(fixtures / name) for name in expected["images"]], return_tensors="pt")
     calibrated = model(**batch).soft_label_calibrated.numpy()
@@ -141,8 +207,12 @@ def test_scripts_print_usage_without_arguments():
 
 def test_dry_run_prints_accelerate_launch_for_several_gpus(tmp_path):
     env = dict(_env(), DRY_RUN="1", NUM_GPUS="4")
-    completed = subprocess.run(["bash", str(REPO / "scripts" / "reproduce_affectnetplus.sh"), "A", "M", str(tmp_path)],
-                               env=env, capture_output=True, text=True)
+    completed = subprocess.run(
+        ["bash", str(REPO / "scripts" / "reproduce_affectnetplus.sh"), "A", "M", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert completed.returncode == 0, completed.stderr
     lines = [line for line in completed.stderr.splitlines() if line.startswith("+ ")]
     launched = [line for line in lines if "accelerate launch --multi_gpu --num_processes 4" in line]

@@ -112,8 +112,10 @@ def test_au_positive_probability_bad_input():
 
 def loop_au_positive_probability(emotion, binary_prob, au_row, aus):
     """Plain per-sample reference for Eqs. 9–12."""
-    vectors = {e: [1.0 if a in au_set else 0.0 for a in ACTION_UNITS] for e, au_set in
-               __import__("affectnetplus_hf").EMOTION_AUS.items()}
+    vectors = {
+        e: [1.0 if a in au_set else 0.0 for a in ACTION_UNITS]
+        for e, au_set in __import__("affectnetplus_hf").EMOTION_AUS.items()
+    }
     sv = []
     for name in EMOTIONS:
         if name == "Neutral":
@@ -127,8 +129,11 @@ def loop_au_positive_probability(emotion, binary_prob, au_row, aus):
 
 
 @settings(max_examples=30, deadline=None)
-@given(arrays(np.float64, (5, 21), elements=st.floats(0, 1)), arrays(np.float64, (5,), elements=st.floats(0, 1)),
-       st.integers(0, 7))
+@given(
+    arrays(np.float64, (5, 21), elements=st.floats(0, 1)),
+    arrays(np.float64, (5,), elements=st.floats(0, 1)),
+    st.integers(0, 7),
+)
 def test_au_positive_probability_matches_loop(au, binary, emotion):
     aus = softlabel.aus_weights("table2")
     vectorised = softlabel.au_positive_probability(emotion, binary, au)
@@ -158,18 +163,25 @@ def test_au_semantic_scores():
 
 
 def test_subsets_by_hand_with_ties_favouring_hard_label():
-    sl = np.array([
-        [0.1, 0.9, 0.2, 0, 0, 0, 0, 0.3],   # hard Happy: rank 1 -> easy
-        [0.1, 0.9, 0.2, 0, 0, 0, 0, 0.3],   # hard Contempt: only Happy above -> rank 2 -> challenging
-        [0.1, 0.9, 0.2, 0, 0, 0, 0, 0.3],   # hard Neutral: Happy, Sad, Contempt above -> rank 4 -> difficult
-        [0.5, 0.5, 0.5, 0.5, 0, 0, 0, 0],   # hard Surprise tied with 3 others -> rank 1 -> easy
-        [0.1, 0.9, 0.3, 0, 0, 0, 0, 0.3],   # hard Sad: Happy above, Contempt tied -> rank 2
-        [0.1, 0.9, 0.8, 0, 0, 0, 0, 0.3],   # hard Contempt: Happy, Sad above -> rank 3 -> challenging
-    ])
+    sl = np.array(
+        [
+            [0.1, 0.9, 0.2, 0, 0, 0, 0, 0.3],  # hard Happy: rank 1 -> easy
+            [0.1, 0.9, 0.2, 0, 0, 0, 0, 0.3],  # hard Contempt: only Happy above -> rank 2 -> challenging
+            [0.1, 0.9, 0.2, 0, 0, 0, 0, 0.3],  # hard Neutral: Happy, Sad, Contempt above -> rank 4 -> difficult
+            [0.5, 0.5, 0.5, 0.5, 0, 0, 0, 0],  # hard Surprise tied with 3 others -> rank 1 -> easy
+            [0.1, 0.9, 0.3, 0, 0, 0, 0, 0.3],  # hard Sad: Happy above, Contempt tied -> rank 2
+            [0.1, 0.9, 0.8, 0, 0, 0, 0, 0.3],  # hard Contempt: Happy, Sad above -> rank 3 -> challenging
+        ]
+    )
     hard = np.array([1, 7, 0, 3, 2, 7])
     np.testing.assert_array_equal(softlabel.hard_label_ranks(sl, hard), [1, 2, 4, 1, 2, 3])
     assert softlabel.assign_subsets(sl, hard).tolist() == [
-        "easy", "challenging", "difficult", "easy", "challenging", "challenging",
+        "easy",
+        "challenging",
+        "difficult",
+        "easy",
+        "challenging",
+        "challenging",
     ]
 
 

@@ -19,13 +19,14 @@ from affectnetplus_hf.sources import (
 )
 from affectnetplus_hf.sources.affectnet import AffectNetSource
 
+
 @pytest.fixture()
 def csv_root(tmp_path: Path, affectnet_files) -> Path:
     train = [
         affectnet_files.row("101/a.jpg", 1, 0.8, 0.3, seed=1),
-        affectnet_files.row("101/b.jpg", 8, seed=2),              # None: skipped by default
-        affectnet_files.row("102/c.jpg", 6, -2, -2, seed=3),      # V/A not annotated
-        affectnet_files.row("102/d.jpg", 10, seed=4),             # Non-Face
+        affectnet_files.row("101/b.jpg", 8, seed=2),  # None: skipped by default
+        affectnet_files.row("102/c.jpg", 6, -2, -2, seed=3),  # V/A not annotated
+        affectnet_files.row("102/d.jpg", 10, seed=4),  # Non-Face
         affectnet_files.row("103/e.jpg", 7, -0.5, 0.9, box=(50, 40, 30, 30), seed=5),  # box past the 64x48 image
     ]
     val = [affectnet_files.row("201/f.jpg", 0, 0.0, 0.0, seed=6), affectnet_files.row("201/g.jpg", 9, seed=7)]
@@ -36,12 +37,18 @@ def test_csv_layout_records(csv_root: Path, affectnet_files) -> None:
     assert detect_source(csv_root) == ("affectnet", "csv")
     source = open_source(csv_root)
     assert isinstance(source, AffectNetSource)
-    assert (source.kind, source.layout, source.splits, source.has_votes) == ("affectnet", "csv",
-                                                                             ["train", "validation"], False)
+    assert (source.kind, source.layout, source.splits, source.has_votes) == (
+        "affectnet",
+        "csv",
+        ["train", "validation"],
+        False,
+    )
     train = list(source.records("train"))
     assert [r.image_id for r in train] == [
-        "Manually_Annotated_Images/101/a.jpg", "Manually_Annotated_Images/102/c.jpg",
-        "Manually_Annotated_Images/103/e.jpg"]
+        "Manually_Annotated_Images/101/a.jpg",
+        "Manually_Annotated_Images/102/c.jpg",
+        "Manually_Annotated_Images/103/e.jpg",
+    ]
     first = train[0]
     assert first.hard_label == 1 and first.raw_label == 1 and first.split == "train" and first.source == "affectnet"
     assert first.face_box == (4.0, 2.0, 44.0, 32.0)  # (x, y, x + w, y + h)
@@ -88,8 +95,10 @@ def test_out_of_image_box_is_clamped_at_load_time(csv_root: Path) -> None:
         (lambda r: r.__setitem__(7, 3.0), "valence 3.0 out of range; expected a value in [-1, 1] or -2"),
         (lambda r: r.__setitem__(8, "nan"), "arousal nan out of range"),
         (lambda r: r.__setitem__(5, ";".join(["1.00"] * 135)), "facial_landmarks has 135 numbers; expected 136"),
-        (lambda r: r.__setitem__(5, ";".join(["1.00"] * 135) + ";x"),
-         "facial_landmarks must be numbers separated by ';'"),
+        (
+            lambda r: r.__setitem__(5, ";".join(["1.00"] * 135) + ";x"),
+            "facial_landmarks must be numbers separated by ';'",
+        ),
         (lambda r: r.__setitem__(3, -5), "face_width, face_height > 0"),
     ],
 )
@@ -110,8 +119,9 @@ def test_bad_csv_rows_name_file_and_line(tmp_path: Path, mutate, message: str, a
 
 
 def test_records_are_read_lazily(tmp_path: Path, affectnet_files) -> None:
-    root = affectnet_files.write_csv_layout(tmp_path, [affectnet_files.row("1/a.jpg", 1),
-                                                       affectnet_files.row("1/b.jpg", 12)])
+    root = affectnet_files.write_csv_layout(
+        tmp_path, [affectnet_files.row("1/a.jpg", 1), affectnet_files.row("1/b.jpg", 12)]
+    )
     records = open_source(root).records()
     assert next(records).image_id.endswith("1/a.jpg")  # the bad second row is not parsed yet
     with pytest.raises(ValueError, match="training.csv:3: expression code 12"):
@@ -127,7 +137,8 @@ def test_missing_csv_column(tmp_path: Path, affectnet_files) -> None:
 
 def test_missing_image_file(tmp_path: Path, affectnet_files) -> None:
     root = affectnet_files.write_csv_layout(
-        tmp_path, [affectnet_files.row("1/a.jpg", 1), affectnet_files.row("1/missing.jpg", 2)], make_images=False)
+        tmp_path, [affectnet_files.row("1/a.jpg", 1), affectnet_files.row("1/missing.jpg", 2)], make_images=False
+    )
     affectnet_files.jpeg(root / "Manually_Annotated_Images" / "1" / "a.jpg")
     assert len(list(open_source(root).records())) == 2  # not checked by default: found at load time
     with pytest.raises(FileNotFoundError, match=r"training.csv:3: image file .*missing.jpg missing"):
@@ -158,15 +169,19 @@ def test_npy_layout(tmp_path: Path) -> None:
         100: {"exp": np.array("0"), "val": np.array(-2), "aro": np.array(0.0), "lnd": lnd},
     }
     root = write_npy_layout(tmp_path / "an", "train_set", items)
-    write_npy_layout(root, "val_set",
-                     {0: {"exp": np.array("1"), "val": np.array(0.0), "aro": np.array(0.0), "lnd": lnd}})
+    write_npy_layout(
+        root, "val_set", {0: {"exp": np.array("1"), "val": np.array(0.0), "aro": np.array(0.0), "lnd": lnd}}
+    )
     assert detect_source(root) == ("affectnet", "npy")
     source = open_source(root)
     assert source.splits == ["train", "validation"]
     train = list(source.records("train"))
     # numeric order (2 < 7 < 10 < 100), code 9 skipped and counted
-    assert [r.image_id for r in train] == ["train_set/images/7.jpg", "train_set/images/10.jpg",
-                                           "train_set/images/100.jpg"]
+    assert [r.image_id for r in train] == [
+        "train_set/images/7.jpg",
+        "train_set/images/10.jpg",
+        "train_set/images/100.jpg",
+    ]
     assert [r.hard_label for r in train] == [5, 3, 0]
     assert train[1].valence == pytest.approx(0.25) and train[1].arousal == pytest.approx(-0.5)
     np.testing.assert_array_equal(train[1].landmarks, lnd.reshape(68, 2).astype(np.float32))
@@ -180,11 +195,15 @@ def test_npy_layout(tmp_path: Path) -> None:
 
 
 def test_npy_bad_values(tmp_path: Path) -> None:
-    root = write_npy_layout(tmp_path / "an", "train_set", {
-        1: {"exp": np.array("12"), "val": np.array(0.0), "aro": np.array(0.0)},
-        2: {"exp": np.array(1), "val": np.array(3.0), "aro": np.array(0.0)},
-        3: {"exp": np.array(1), "val": np.array(0.0), "aro": np.array(0.0), "lnd": np.zeros(135)},
-    })
+    root = write_npy_layout(
+        tmp_path / "an",
+        "train_set",
+        {
+            1: {"exp": np.array("12"), "val": np.array(0.0), "aro": np.array(0.0)},
+            2: {"exp": np.array(1), "val": np.array(3.0), "aro": np.array(0.0)},
+            3: {"exp": np.array(1), "val": np.array(0.0), "aro": np.array(0.0), "lnd": np.zeros(135)},
+        },
+    )
     (root / "train_set" / "images" / "4.jpg").write_bytes((root / "train_set" / "images" / "1.jpg").read_bytes())
     source = open_source(root, skip_bad_rows=True)
     assert list(source.records()) == []

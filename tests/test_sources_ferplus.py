@@ -14,6 +14,8 @@ from affectnetplus_hf.sources import detect_source, open_multi_annotated, open_s
 from affectnetplus_hf.sources.ferplus import FerPlusSource, ferplus_label_distribution, ferplus_target, pixels_to_png
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ferplus"
+
+
 def test_fer2013new_with_folders(tmp_path: Path, ferplus_files) -> None:
     root = ferplus_files.build(tmp_path / "ferplus")
     assert detect_source(root) == ("ferplus", "fer2013new+folders")
@@ -48,8 +50,9 @@ def test_fer2013new_with_folders(tmp_path: Path, ferplus_files) -> None:
     assert counts == {"duplicate_name": 1, "empty_image_name": 4}
     duplicate = [i for i in source.skipped.items if i.reason == "duplicate_name"][0]
     assert duplicate.location.endswith("fer2013new.csv:31") and "votes differ" in duplicate.detail
-    empty_lines = sorted(int(i.location.rsplit(":", 1)[1]) for i in source.skipped.items
-                         if i.reason == "empty_image_name")
+    empty_lines = sorted(
+        int(i.location.rsplit(":", 1)[1]) for i in source.skipped.items if i.reason == "empty_image_name"
+    )
     assert empty_lines == [18, 24, 60, 65]
     assert source.duplicates == [duplicate.location]
     assert open_multi_annotated(root).kind == "ferplus"
@@ -79,8 +82,9 @@ def test_fer2013_csv_mismatches(tmp_path: Path, ferplus_files) -> None:
     root = ferplus_files.build(tmp_path / "short", folders=False, fer2013=True)
     lines = (root / "fer2013.csv").read_text().splitlines()
     (root / "fer2013.csv").write_text("\n".join(lines[:-3]) + "\n")
-    with pytest.raises(ValueError,
-                       match=r"fer2013.csv: has 62 data rows but fer2013new.csv needs row 65; expected the same"):
+    with pytest.raises(
+        ValueError, match=r"fer2013.csv: has 62 data rows but fer2013new.csv needs row 65; expected the same"
+    ):
         list(open_source(root).records("test"))
     root = ferplus_files.build(tmp_path / "usage", folders=False, fer2013=True)
     lines = (root / "fer2013.csv").read_text().splitlines()
@@ -111,7 +115,9 @@ def test_label_csv_layout(tmp_path: Path) -> None:
     assert records[7].hard_label == EMOTION_TO_INDEX["Happy"]
     np.testing.assert_array_equal(
         # label-space order Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt
-        records[0].votes, [4, 0, 1, 0, 0, 2, 3, 0])
+        records[0].votes,
+        [4, 0, 1, 0, 0, 2, 3, 0],
+    )
 
 
 def test_bad_vote_rows(tmp_path: Path, ferplus_files) -> None:
@@ -119,8 +125,9 @@ def test_bad_vote_rows(tmp_path: Path, ferplus_files) -> None:
     lines = (root / "fer2013new.csv").read_text().splitlines()
     lines[2] = "Training,fer0000001.png,6,0,-1,1,0,0,0,0,2,0"
     (root / "fer2013new.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError,
-                       match=r"fer2013new.csv:3: vote count surprise=-1 is negative; expected a count >= 0"):
+    with pytest.raises(
+        ValueError, match=r"fer2013new.csv:3: vote count surprise=-1 is negative; expected a count >= 0"
+    ):
         open_source(root)
     source = open_source(root, skip_bad_rows=True)
     assert source.skipped.counts()["bad_row"] == 1 and len(list(source.records("train"))) == 55

@@ -25,13 +25,18 @@ def _folder(root: Path, csv_name: str, text: str, images: tuple[str, ...] = ()) 
 
 
 def test_votes_layout(tmp_path: Path) -> None:
-    text = "\n".join([
-        "image,split,neutral,HAPPY,Sad,Surprise,Fear,Disgust,Anger,Contempt,unknown",
-        "img/a.png,train,3,0,0,0,0,0,2,0,0",
-        "img/b.png,validation,0,2,2,0,0,0,0,0,0",   # tie -> no hard label
-        "img/c.png,test,1,0,0,0,0,0,0,0,3",          # non-emotion majority -> no hard label
-        "img/d.png,val,0,0,0,0,0,0,0,4,1",
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                "image,split,neutral,HAPPY,Sad,Surprise,Fear,Disgust,Anger,Contempt,unknown",
+                "img/a.png,train,3,0,0,0,0,0,2,0,0",
+                "img/b.png,validation,0,2,2,0,0,0,0,0,0",  # tie -> no hard label
+                "img/c.png,test,1,0,0,0,0,0,0,0,3",  # non-emotion majority -> no hard label
+                "img/d.png,val,0,0,0,0,0,0,0,4,1",
+            ]
+        )
+        + "\n"
+    )
     root = _folder(tmp_path / "f", "votes.csv", text, ("img/a.png", "img/b.png", "img/c.png", "img/d.png"))
     assert detect_source(root) == ("folder", "votes")
     source = open_source(root, check_files=True)
@@ -49,12 +54,22 @@ def test_votes_layout(tmp_path: Path) -> None:
 
 
 def test_annotations_layout_matches_votes(tmp_path: Path) -> None:
-    text = "\n".join([
-        "image,annotator,label",
-        "x.png,a1,Neutral", "x.png,a2,neutral", "x.png,a3,6",
-        "y.png,a1,happy", "y.png,a2,Uncertain", "y.png,a1,Surprise",  # a1 changes their mind: last kept
-        "z.png,a1,NF", "z.png,a2,nf",
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                "image,annotator,label",
+                "x.png,a1,Neutral",
+                "x.png,a2,neutral",
+                "x.png,a3,6",
+                "y.png,a1,happy",
+                "y.png,a2,Uncertain",
+                "y.png,a1,Surprise",  # a1 changes their mind: last kept
+                "z.png,a1,NF",
+                "z.png,a2,nf",
+            ]
+        )
+        + "\n"
+    )
     root = _folder(tmp_path / "f", "annotations.csv", text)
     assert detect_source(root) == ("folder", "annotations")
     source = open_source(root)
@@ -85,20 +100,32 @@ def test_labels_layout_is_not_multi_annotated(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("csv_name", "text", "message"),
     [
-        ("votes.csv", VOTES_HEADER + "\na.png,train,1,-2,0,0,0,0,0,0\n",
-         r"votes.csv:2: Happy=-2 invalid; expected a vote count >= 0"),
+        (
+            "votes.csv",
+            VOTES_HEADER + "\na.png,train,1,-2,0,0,0,0,0,0\n",
+            r"votes.csv:2: Happy=-2 invalid; expected a vote count >= 0",
+        ),
         ("votes.csv", VOTES_HEADER + "\na.png,train,1,x,0,0,0,0,0,0\n", r"votes.csv:2: Happy='x' is not a number"),
         ("votes.csv", VOTES_HEADER + "\na.png,holdout,1,0,0,0,0,0,0,0\n", r"votes.csv:2: split 'holdout' unknown"),
         ("votes.csv", VOTES_HEADER + "\na.png,train,1,0\n", r"votes.csv:2: row has 4 fields; expected 10"),
         ("votes.csv", "image,Neutral,Happy\na.png,1,0\n", r"missing vote columns \['Sad', 'Surprise'"),
-        ("annotations.csv", "image,annotator,label\na.png,a1,joy\n",
-         r"annotations.csv:2: label 'joy' unknown; expected an emotion name"),
+        (
+            "annotations.csv",
+            "image,annotator,label\na.png,a1,joy\n",
+            r"annotations.csv:2: label 'joy' unknown; expected an emotion name",
+        ),
         ("annotations.csv", "image,annotator,label\na.png,a1,9\n", r"label '9' unknown"),
-        ("annotations.csv", "image,annotator,label,split\na.png,a1,Sad,train\na.png,a2,Sad,test\n",
-         r"annotations.csv:3: image a.png has split 'test' here but 'train'"),
+        (
+            "annotations.csv",
+            "image,annotator,label,split\na.png,a1,Sad,train\na.png,a2,Sad,test\n",
+            r"annotations.csv:3: image a.png has split 'test' here but 'train'",
+        ),
         ("annotations.csv", "image,annotator,label\n,a1,Sad\n", r"annotations.csv:2: image is empty"),
-        ("votes.csv", "picture,Neutral\nx.png,1\n",
-         r"votes.csv: unknown columns \['picture', 'Neutral'\]; expected 'image'"),
+        (
+            "votes.csv",
+            "picture,Neutral\nx.png,1\n",
+            r"votes.csv: unknown columns \['picture', 'Neutral'\]; expected 'image'",
+        ),
     ],
 )
 def test_bad_folder_csv(tmp_path: Path, csv_name: str, text: str, message: str) -> None:
@@ -134,8 +161,9 @@ def test_duplicate_image_and_missing_files(tmp_path: Path) -> None:
 
 def test_no_csv(tmp_path: Path) -> None:
     (tmp_path / "f").mkdir()
-    with pytest.raises(FileNotFoundError,
-                       match="no label CSV; expected one of votes.csv, annotations.csv, labels.csv"):
+    with pytest.raises(
+        FileNotFoundError, match="no label CSV; expected one of votes.csv, annotations.csv, labels.csv"
+    ):
         FolderSource(tmp_path / "f")
 
 

@@ -12,10 +12,10 @@ import pytest
 from affectnetplus_hf.cli import main
 from affectnetplus_hf.emotions import EMOTIONS
 from affectnetplus_hf.run_folder import MARKER_FILE
-from affectnetplus_hf.synthetic import write_sample
 from affectnetplus_hf.sources import detect_source, open_multi_annotated, open_source
 from affectnetplus_hf.sources.affectnet import AffectNetSource
 from affectnetplus_hf.sources.folder import FolderSource
+from affectnetplus_hf.synthetic import write_sample
 
 N_TRAIN, N_VAL, N_MAS = 10, 4, 12
 
@@ -23,8 +23,17 @@ N_TRAIN, N_VAL, N_MAS = 10, 4, 12
 @pytest.fixture(scope="module", params=["csv", "npy"])
 def sample(request, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp(f"sample_{request.param}") / "sample"
-    write_sample(root, layout=request.param, n_train=N_TRAIN, n_val=N_VAL, n_mas=N_MAS, image_size=40, seed=3,
-                 progress=False, contact_sheet=False)
+    write_sample(
+        root,
+        layout=request.param,
+        n_train=N_TRAIN,
+        n_val=N_VAL,
+        n_mas=N_MAS,
+        image_size=40,
+        seed=3,
+        progress=False,
+        contact_sheet=False,
+    )
     return root
 
 

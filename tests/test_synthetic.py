@@ -24,7 +24,8 @@ SIZE = 64
 def _tree_digest(root: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -37,16 +38,27 @@ def _rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 @pytest.fixture(scope="module")
 def csv_sample(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("syn") / "csv"
-    S.write_sample(d, layout="csv", n_train=24, n_val=8, n_mas=40, n_annotators=5, seed=3, image_size=SIZE,
-                   progress=False)
+    S.write_sample(
+        d, layout="csv", n_train=24, n_val=8, n_mas=40, n_annotators=5, seed=3, image_size=SIZE, progress=False
+    )
     return d
 
 
 @pytest.fixture(scope="module")
 def npy_sample(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("syn") / "npy"
-    S.write_sample(d, layout="npy", n_train=20, n_val=6, n_mas=10, n_annotators=3, seed=3, image_size=SIZE,
-                   progress=False, contact_sheet=False)
+    S.write_sample(
+        d,
+        layout="npy",
+        n_train=20,
+        n_val=6,
+        n_mas=10,
+        n_annotators=3,
+        seed=3,
+        image_size=SIZE,
+        progress=False,
+        contact_sheet=False,
+    )
     return d
 
 
@@ -54,12 +66,27 @@ def test_sample_info_and_csv_layout(csv_sample: Path) -> None:
     info = json.loads((csv_sample / "sample_info.json").read_text())
     assert info["kind"] == "affectnetplus-synthetic-sample" and info["version"] == S.SAMPLE_VERSION == 3
     assert {k: info[k] for k in ("layout", "seed", "image_size", "n_train", "n_val", "n_mas", "n_annotators")} == {
-        "layout": "csv", "seed": 3, "image_size": SIZE, "n_train": 24, "n_val": 8, "n_mas": 40, "n_annotators": 5,
+        "layout": "csv",
+        "seed": 3,
+        "image_size": SIZE,
+        "n_train": 24,
+        "n_val": 8,
+        "n_mas": 40,
+        "n_annotators": 5,
     }
     for name, n in (("training.csv", 24), ("validation.csv", 8)):
         columns, rows = _rows(csv_sample / "Manually_Annotated_file_lists" / name)
-        assert columns == ["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
-                           "facial_landmarks", "expression", "valence", "arousal"]
+        assert columns == [
+            "subDirectory_filePath",
+            "face_x",
+            "face_y",
+            "face_width",
+            "face_height",
+            "facial_landmarks",
+            "expression",
+            "valence",
+            "arousal",
+        ]
         assert len(rows) == n
         for row in rows:
             image = csv_sample / "Manually_Annotated_Images" / row["subDirectory_filePath"]
@@ -83,7 +110,7 @@ def test_label_noise_matches_the_written_labels(csv_sample: Path) -> None:
     per_image: dict[str, list[str]] = {}
     for row in annotations:
         per_image.setdefault(row["image"], []).append(row["label"])
-    pairs = [a == b for labels in per_image.values() for i, a in enumerate(labels) for b in labels[i + 1:]]
+    pairs = [a == b for labels in per_image.values() for i, a in enumerate(labels) for b in labels[i + 1 :]]
     assert len(pairs) == 40 * 10 and noise["pairwise_agreement"] == pytest.approx(np.mean(pairs), abs=1e-4)
     truth = read_ground_truth(csv_sample)
     matches = []
@@ -326,8 +353,7 @@ def test_an_empty_folder_is_written_and_the_marker_does_not_hide_the_sample(tmp_
 
     d = tmp_path / "given"
     d.mkdir()
-    S.write_sample(d, n_train=3, n_val=1, n_mas=4, n_annotators=3, image_size=40, progress=False,
-                   contact_sheet=False)
+    S.write_sample(d, n_train=3, n_val=1, n_mas=4, n_annotators=3, image_size=40, progress=False, contact_sheet=False)
     assert (d / MARKER_FILE).is_file() and detect_source(d) == ("synthetic", "csv")
     assert len(list(open_source(d).records("train"))) == 3
     assert len(list(open_multi_annotated(d).records("train"))) == 4
@@ -344,8 +370,9 @@ def _aligned_gray(path: Path, landmarks: np.ndarray, side: int = 24) -> np.ndarr
         rhs += [x, y]
     a, b, c, d = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
     with Image.open(path) as img:
-        out = img.convert("L").transform((side, side), Image.Transform.AFFINE, (a, -b, c, b, a, d),
-                                          resample=Image.Resampling.BILINEAR)
+        out = img.convert("L").transform(
+            (side, side), Image.Transform.AFFINE, (a, -b, c, b, a, d), resample=Image.Resampling.BILINEAR
+        )
     return np.asarray(out, dtype=np.float32) / 255.0
 
 
@@ -353,8 +380,9 @@ def test_learnable_but_not_trivial(tmp_path: Path) -> None:
     """Logistic regression on aligned 24x24 grey faces beats chance (1/8) by far, yet is not perfect."""
     torch = pytest.importorskip("torch")
     d = tmp_path / "learn"
-    S.write_sample(d, n_train=0, n_val=0, n_mas=640, n_annotators=3, image_size=64, seed=5, progress=False,
-                   contact_sheet=False)
+    S.write_sample(
+        d, n_train=0, n_val=0, n_mas=640, n_annotators=3, image_size=64, seed=5, progress=False, contact_sheet=False
+    )
     truth = read_ground_truth(d)
     ids = sorted(truth)
     x = np.stack([_aligned_gray(d / i, truth[i]["landmarks"]) for i in ids])
@@ -375,8 +403,17 @@ def test_learnable_but_not_trivial(tmp_path: Path) -> None:
 
 
 def test_workers_give_the_same_bytes(tmp_path: Path) -> None:
-    kwargs = dict(layout="csv", n_train=10, n_val=2, n_mas=8, n_annotators=3, image_size=40, seed=2,
-                  progress=False, contact_sheet=False)
+    kwargs = dict(
+        layout="csv",
+        n_train=10,
+        n_val=2,
+        n_mas=8,
+        n_annotators=3,
+        image_size=40,
+        seed=2,
+        progress=False,
+        contact_sheet=False,
+    )
     S.write_sample(tmp_path / "one", workers=1, **kwargs)
     S.write_sample(tmp_path / "two", workers=2, **kwargs)
     assert _tree_digest(tmp_path / "one") == _tree_digest(tmp_path / "two")
@@ -390,10 +427,26 @@ def test_cli_sample_command(tmp_path: Path, capsys) -> None:
     parser = argparse.ArgumentParser()
     sample.register(parser.add_subparsers())
     out = tmp_path / "cli"
-    args = parser.parse_args([
-        "sample", str(out), "--layout", "npy", "--n-train", "5", "--n-val", "2", "--n-mas", "6",
-        "--n-annotators", "4", "--seed", "9", "--image-size", "48",
-    ])
+    args = parser.parse_args(
+        [
+            "sample",
+            str(out),
+            "--layout",
+            "npy",
+            "--n-train",
+            "5",
+            "--n-val",
+            "2",
+            "--n-mas",
+            "6",
+            "--n-annotators",
+            "4",
+            "--seed",
+            "9",
+            "--image-size",
+            "48",
+        ]
+    )
     assert args.func(args) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["layout"] == "npy" and info["n_annotators"] == 4 and info["seed"] == 9

@@ -22,8 +22,19 @@ from affectnetplus_hf.run_folder import MARKER_FILE
 
 REPO = Path(__file__).resolve().parent.parent
 #: The tiniest soft-labeler the tests train: the EBC family, one epoch, 32 px.
-TINY = ["--preset", "tiny", "--families", "ebc", "--ebc-epochs", "1", "--no_progress", "--log_with", "none",
-        "--image_size", "32"]
+TINY = [
+    "--preset",
+    "tiny",
+    "--families",
+    "ebc",
+    "--ebc-epochs",
+    "1",
+    "--no_progress",
+    "--log_with",
+    "none",
+    "--image_size",
+    "32",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +48,9 @@ def sample(tmp_path_factory):
 
 def test_config_file_then_flags(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("data: /somewhere\npreset: paper\nebc_epochs: 2\ncs_mode: eq3\nebc_backbones: [resnet18, resnet34]\n")
+    path.write_text(
+        "data: /somewhere\npreset: paper\nebc_epochs: 2\ncs_mode: eq3\nebc_backbones: [resnet18, resnet34]\n"
+    )
     config = parse_train_config(["--config", str(path), "--output", "out", "--ebc-epochs", "5"])
     assert (config.data, config.output_dir, config.preset, config.cs_mode) == ("/somewhere", "out", "paper", "eq3")
     assert config.ebc_epochs == 5 and config.ebc_backbones == ["resnet18", "resnet34"]
@@ -56,13 +69,39 @@ def test_missing_data_is_a_clear_error(tmp_path, caplog):
 
 def test_train_ebc_family_saves_a_soft_labeler(sample, tmp_path, capsys):
     out = tmp_path / "ebc"
-    code = main(["train", "ebc", "--data", str(sample), "--output", str(out), "--preset", "tiny",
-                 "--ebc-epochs", "1", "--no_progress", "--log_with", "none", "--image_size", "32"])
+    code = main(
+        [
+            "train",
+            "ebc",
+            "--data",
+            str(sample),
+            "--output",
+            str(out),
+            "--preset",
+            "tiny",
+            "--ebc-epochs",
+            "1",
+            "--no_progress",
+            "--log_with",
+            "none",
+            "--image_size",
+            "32",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["families"] == ["ebc"]
-    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "train_config.json", "README.md",
-                 "confidence_scores.json", "confidence_scores.md", "mas_split/split.csv", "mas_split/report.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "train_config.json",
+        "README.md",
+        "confidence_scores.json",
+        "confidence_scores.md",
+        "mas_split/split.csv",
+        "mas_split/report.json",
+    ):
         assert (out / name).is_file(), name
     assert not (out / "_training").exists()
     marker = json.loads((out / MARKER_FILE).read_text())  # the run-folder marker: a finished soft-labeler
@@ -95,15 +134,37 @@ def test_train_ebc_family_saves_a_soft_labeler(sample, tmp_path, capsys):
 def test_train_baseline_hard_and_soft(sample, tmp_path):
     for kind in ("hard", "soft"):
         out = tmp_path / kind
-        code = main(["train", "baseline", "--kind", kind, "--data", str(sample), "--output", str(out),
-                     "--epochs", "1", "--image_size", "32", "--no_progress", "--log_with", "none",
-                     "--class_balance", "both"])
+        code = main(
+            [
+                "train",
+                "baseline",
+                "--kind",
+                kind,
+                "--data",
+                str(sample),
+                "--output",
+                str(out),
+                "--epochs",
+                "1",
+                "--image_size",
+                "32",
+                "--no_progress",
+                "--log_with",
+                "none",
+                "--class_balance",
+                "both",
+            ]
+        )
         assert code == 0
         config = json.loads((out / "config.json").read_text())
         assert config["model_type"] == ("affectnetplus-hard-fer" if kind == "hard" else "affectnetplus-soft-fer")
         if kind == "hard":
             assert len(config["class_weights"]) == 8
-        assert "Hard-FER" in (out / "README.md").read_text() if kind == "hard" else "Soft-FER" in (out / "README.md").read_text()
+        assert (
+            "Hard-FER" in (out / "README.md").read_text()
+            if kind == "hard"
+            else "Soft-FER" in (out / "README.md").read_text()
+        )
 
 
 def test_distribution_family_trains_on_every_voted_image_and_calibrates(sample, tmp_path, capsys):
@@ -114,10 +175,35 @@ def test_distribution_family_trains_on_every_voted_image_and_calibrates(sample, 
     from affectnetplus_hf.training.calibrate import hold_out
 
     out = tmp_path / "dist"
-    code = main(["train", "softlabeler", "--data", str(sample), "--output", str(out), "--preset", "tiny",
-                 "--families", "ebc,dist", "--ebc-epochs", "1", "--dist_epochs", "1", "--dist_members", "2",
-                 "--calibration_split", "holdout", "--calibration_fraction", "0.2", "--no_progress",
-                 "--log_with", "none", "--image_size", "32"])
+    code = main(
+        [
+            "train",
+            "softlabeler",
+            "--data",
+            str(sample),
+            "--output",
+            str(out),
+            "--preset",
+            "tiny",
+            "--families",
+            "ebc,dist",
+            "--ebc-epochs",
+            "1",
+            "--dist_epochs",
+            "1",
+            "--dist_members",
+            "2",
+            "--calibration_split",
+            "holdout",
+            "--calibration_fraction",
+            "0.2",
+            "--no_progress",
+            "--log_with",
+            "none",
+            "--image_size",
+            "32",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["families"] == ["ebc", "dist"]
@@ -134,7 +220,7 @@ def test_distribution_family_trains_on_every_voted_image_and_calibrates(sample, 
     test_ids = {line.split(",")[0] for line in split[1:] if ",test," in line}
     table = json.loads((out / "confidence_scores.json").read_text())
     voted = [r for r in kept if r.image_id not in test_ids and r.votes.sum() > 0]
-    assert table["timings"]["dist_images"] == len(voted)           # includes the images without a majority
+    assert table["timings"]["dist_images"] == len(voted)  # includes the images without a majority
     n_majority = sum(1 for line in split[1:] if ",train," in line)
     assert len(voted) > n_majority
     assert set(table["dist_members"]) == {"dist-test_resnet-0", "dist-test_resnet-1"}
@@ -142,8 +228,10 @@ def test_distribution_family_trains_on_every_voted_image_and_calibrates(sample, 
     assert "Quality against people" in card and "calibrated soft label" in card
 
     # a refit on the MAS train split, which the members saw: --force (without it calibrate refuses)
-    assert main(["calibrate", str(out), "--data", str(sample), "--split", "train", "--objective", "w_mae",
-                 "--force"]) == 0
+    assert (
+        main(["calibrate", str(out), "--data", str(sample), "--split", "train", "--objective", "w_mae", "--force"])
+        == 0
+    )
     refit = json.loads((out / "config.json").read_text())["calibration"]
     assert refit["objective"] == "w_mae" and refit["fitted_on"]["split"] == "train"
     card = (out / "README.md").read_text()
@@ -190,8 +278,9 @@ def test_train_refuses_a_folder_it_did_not_write(sample, tmp_path, caplog):
 
 
 @pytest.mark.slow  # four tiny trainings
-def test_interrupted_run_resumes_to_the_uninterrupted_model_and_overwrite_starts_over(sample, tmp_path, monkeypatch,
-                                                                                     caplog, tree_bytes):
+def test_interrupted_run_resumes_to_the_uninterrupted_model_and_overwrite_starts_over(
+    sample, tmp_path, monkeypatch, caplog, tree_bytes
+):
     from affectnetplus_hf.run_folder import RunFolderError
     from affectnetplus_hf.training import softlabeler
 
@@ -214,8 +303,9 @@ def test_interrupted_run_resumes_to_the_uninterrupted_model_and_overwrite_starts
 
         monkeypatch.setattr(softlabeler, "train_model", killed_at_the_second_member)
         with pytest.raises(KeyboardInterrupt):
-            softlabeler.train_soft_labeler(parse_train_config(["--data", str(sample), "--output", str(out), *TINY,
-                                                               "--seed", str(seed)]))
+            softlabeler.train_soft_labeler(
+                parse_train_config(["--data", str(sample), "--output", str(out), *TINY, "--seed", str(seed)])
+            )
         monkeypatch.setattr(softlabeler, "train_model", real)
         marker = json.loads((out / MARKER_FILE).read_text())
         assert marker["complete"] is False and marker["identity"]["seed"] == seed
@@ -234,8 +324,9 @@ def test_interrupted_run_resumes_to_the_uninterrupted_model_and_overwrite_starts
     with pytest.raises(RunFolderError, match=r"other settings \(seed: was 5, now 0\)"):
         softlabeler.train_soft_labeler(config)
     caplog.clear()
-    softlabeler.train_soft_labeler(parse_train_config(["--data", str(sample), "--output", str(out), *TINY,
-                                                       "--overwrite"]))
+    softlabeler.train_soft_labeler(
+        parse_train_config(["--data", str(sample), "--output", str(out), *TINY, "--overwrite"])
+    )
     assert "already trained" not in caplog.text
     _assert_same_model(tree_bytes(out), reference, overwrite=True)
 
@@ -270,14 +361,24 @@ def test_two_train_runs_on_one_out_one_waits_out(sample, tmp_path, tree_bytes):
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_CBWR="AUTO,STRICT", PYTHONPATH=str(REPO))
     out, hold, script = tmp_path / "model", tmp_path / "go", tmp_path / "held_train.py"
     script.write_text(HELD_TRAIN)
-    alone = subprocess.run([sys.executable, "-m", "affectnetplus_hf", *_train_argv(sample, out)], env=env,
-                           capture_output=True, text=True, timeout=300)
+    alone = subprocess.run(
+        [sys.executable, "-m", "affectnetplus_hf", *_train_argv(sample, out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert alone.returncode == 0, alone.stderr[-2000:]
     reference = tree_bytes(out)
     shutil.rmtree(out)
 
-    first = subprocess.Popen([sys.executable, str(script), str(hold), *_train_argv(sample, out)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, str(script), str(hold), *_train_argv(sample, out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lock, waiting, deadline = tmp_path / ".model.lock", tmp_path / "go.waiting", time.monotonic() + 120
         while not waiting.exists():  # the first run is paused before its first member
@@ -287,8 +388,13 @@ def test_two_train_runs_on_one_out_one_waits_out(sample, tmp_path, tree_bytes):
         assert _lock_owner(lock) == first.pid, f"the first run trains without holding {lock}"
         before = tree_bytes(out)
         assert json.loads(before[MARKER_FILE])["complete"] is False
-        second = subprocess.run([sys.executable, "-m", "affectnetplus_hf", *_train_argv(sample, out)], env=env,
-                                capture_output=True, text=True, timeout=300)
+        second = subprocess.run(
+            [sys.executable, "-m", "affectnetplus_hf", *_train_argv(sample, out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert second.returncode == 1, second.stderr[-2000:]
         assert f"{out} is in use by process {first.pid} (started" in second.stderr
         assert "Traceback" not in second.stderr and not second.stdout
@@ -307,9 +413,25 @@ def test_two_process_soft_labeler_on_cpu_has_one_main_process(sample, tmp_path):
     folder (the other does not fight it for the lock); a rerun is refused on every process, none left waiting."""
     env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     out = tmp_path / "model"
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-              "29537", "-m", "affectnetplus_hf", *_train_argv(sample, out)]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29537",
+        "-m",
+        "affectnetplus_hf",
+        *_train_argv(sample, out),
+    ]
     trained = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert json.loads((out / MARKER_FILE).read_text())["complete"] is True

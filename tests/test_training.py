@@ -33,8 +33,9 @@ class TinyNet(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                 nn.Dropout(0.3), nn.Linear(4, 2))
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(4, 2)
+        )
 
     def forward(self, pixel_values, labels=None):
         logits = self.net(pixel_values)
@@ -56,8 +57,15 @@ def _config(**kw):
 
 def _run(out, stop=None, **kw):
     torch.manual_seed(0)
-    return train_model(TinyNet(), _data(), _config(**kw), out, name="tiny", stop_after_steps=stop,
-                       epoch_indices=lambda epoch: np.arange(35))
+    return train_model(
+        TinyNet(),
+        _data(),
+        _config(**kw),
+        out,
+        name="tiny",
+        stop_after_steps=stop,
+        epoch_indices=lambda epoch: np.arange(35),
+    )
 
 
 def test_resumed_run_ends_with_the_same_weights(tmp_path):
@@ -100,8 +108,9 @@ def test_nan_loss_stops_with_member_and_step_and_keeps_checkpoint(tmp_path):
     torch.manual_seed(0)
     stopped = r"ebc-x-Happy: the loss became nan at epoch 2, batch 2, optimizer step 7"
     with pytest.raises(NonFiniteLossError, match=stopped):
-        train_model(NaNAfter(6), _data(), _config(), tmp_path, name="ebc-x-Happy",
-                    epoch_indices=lambda epoch: np.arange(35))
+        train_model(
+            NaNAfter(6), _data(), _config(), tmp_path, name="ebc-x-Happy", epoch_indices=lambda epoch: np.arange(35)
+        )
     kept = list_checkpoints(tmp_path)
     assert kept and kept[-1].name == "step_00000005"  # end of epoch 1, the last good state
 
@@ -170,7 +179,9 @@ def test_member_plan_order_and_names():
     plan = member_plan(config, ("ebc", "au", "dist"))
     assert [spec.family for spec in plan] == ["ebc"] * 16 + ["au"] * 8 + ["dist"] * 2
     assert [plan[0].name, plan[8].name, plan[16].name, plan[-1].name] == [
-        "ebc-hf-hub_a_b-Neutral", "ebc-c-Neutral", f"au-{config.au_backbone}-Neutral",
+        "ebc-hf-hub_a_b-Neutral",
+        "ebc-c-Neutral",
+        f"au-{config.au_backbone}-Neutral",
         f"dist-{config.dist_backbone}-1",
     ]
 
@@ -188,10 +199,12 @@ def test_mas_records_fingerprint_is_the_run_folder_one_with_the_same_value():
     import hashlib
     from types import SimpleNamespace
 
-    records = [SimpleNamespace(image_id="img/a.png", split="train", votes=np.array([3, 0, 0, 0, 0, 0, 2, 0]),
-                               non_emotion_votes=1),
-               SimpleNamespace(image_id="b", split=None, votes=np.array([[0, 4, 1, 0, 0, 0, 0, 0]]),
-                               non_emotion_votes=0)]
+    records = [
+        SimpleNamespace(
+            image_id="img/a.png", split="train", votes=np.array([3, 0, 0, 0, 0, 0, 2, 0]), non_emotion_votes=1
+        ),
+        SimpleNamespace(image_id="b", split=None, votes=np.array([[0, 4, 1, 0, 0, 0, 0, 0]]), non_emotion_votes=0),
+    ]
     digest = hashlib.sha256()
     for r in records:  # the former hand-written formula
         votes = json.dumps(np.asarray(r.votes).reshape(-1).tolist())
@@ -243,8 +256,13 @@ def test_training_on_cpu_flushes_denormal_floats(tmp_path):
     # weights decayed below float32's normal range made late epochs 8x slower on CPU; flushed, they cost nothing
     script = tmp_path / "probe.py"
     script.write_text(DENORMAL_SCRIPT.format(test_file=str(Path(__file__).resolve()), out=str(tmp_path / "run")))
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["True", "True", "True"]  # flushed during training only
 
@@ -272,10 +290,27 @@ def test_two_process_ddp_on_cpu(tmp_path):
     script.write_text(DDP_SCRIPT.format(test_file=str(Path(__file__).resolve()), out=str(out)))
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
-         str(script)],
-        env=env, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            "29533",
+            str(script),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     done = json.loads((out / "done.json").read_text())
@@ -293,7 +328,9 @@ def test_epoch_loader_is_prepared_like_accelerate_prepares_it():
 
     accelerator = make_accelerator(_config(cpu=True), "unused")
     g = torch.Generator().manual_seed(0)
-    data = TensorImageDataset(torch.randn(21, 3, 4, 4, generator=g), {"labels": torch.randint(0, 2, (21,), generator=g)})
+    data = TensorImageDataset(
+        torch.randn(21, 3, 4, 4, generator=g), {"labels": torch.randint(0, 2, (21,), generator=g)}
+    )
 
     def loader():
         return DataLoader(data, batch_size=4, generator=torch.Generator().manual_seed(3))
@@ -304,8 +341,9 @@ def test_epoch_loader_is_prepared_like_accelerate_prepares_it():
     for a, b in zip(batches, theirs, strict=True):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     resumed = list(accelerator.skip_first_batches(ours, 4))  # what a resumed epoch iterates
-    assert len(resumed) == 2 and all(torch.equal(a["pixel_values"], b["pixel_values"])
-                                     for a, b in zip(resumed, batches[4:], strict=True))
+    assert len(resumed) == 2 and all(
+        torch.equal(a["pixel_values"], b["pixel_values"]) for a, b in zip(resumed, batches[4:], strict=True)
+    )
 
 
 def test_trainer_state_saves_and_loads_the_checkpoint_json(tmp_path):
@@ -313,13 +351,32 @@ def test_trainer_state_saves_and_loads_the_checkpoint_json(tmp_path):
     dataclass (same keys) and ignores keys it does not know."""
     from affectnetplus_hf.training.loop import TRAINER_STATE, TrainerState
 
-    state = TrainerState(epoch=1, batch_in_epoch=2, global_step=7, epoch_losses=[0.68], loss_sum=1.43, loss_count=2,
-                         total_steps=15, name="tiny")
+    state = TrainerState(
+        epoch=1,
+        batch_in_epoch=2,
+        global_step=7,
+        epoch_losses=[0.68],
+        loss_sum=1.43,
+        loss_count=2,
+        total_steps=15,
+        name="tiny",
+    )
     state.save_to_json(tmp_path / TRAINER_STATE)
     assert TrainerState.load_from_json(tmp_path / TRAINER_STATE) == state
     assert json.loads((tmp_path / TRAINER_STATE).read_text())["global_step"] == 7
-    old = {"batch_in_epoch": 2, "completed": False, "epoch": 1, "epoch_losses": [0.68], "global_step": 7,
-           "loss_count": 2, "loss_sum": 1.43, "name": "tiny", "skipped_bad": 0, "total_steps": 15, "later": 1}
+    old = {
+        "batch_in_epoch": 2,
+        "completed": False,
+        "epoch": 1,
+        "epoch_losses": [0.68],
+        "global_step": 7,
+        "loss_count": 2,
+        "loss_sum": 1.43,
+        "name": "tiny",
+        "skipped_bad": 0,
+        "total_steps": 15,
+        "later": 1,
+    }
     (tmp_path / "old.json").write_text(json.dumps(old))
     assert TrainerState.load_from_json(tmp_path / "old.json") == state
     (tmp_path / "partial.json").write_text(json.dumps({"epoch": 2, "global_step": 10}))
@@ -329,9 +386,18 @@ def test_trainer_state_saves_and_loads_the_checkpoint_json(tmp_path):
 def test_resume_reads_the_checkpoint_trainer_state(tmp_path):
     part = _run(tmp_path, stop=4)
     saved = json.loads((list_checkpoints(tmp_path)[-1] / "trainer_state.json").read_text())
-    assert saved == {"batch_in_epoch": 4, "completed": False, "epoch": 0, "epoch_losses": [], "global_step": 4,
-                     "loss_count": 4, "loss_sum": pytest.approx(saved["loss_sum"]), "name": "tiny",
-                     "skipped_bad": 0, "total_steps": 15}
+    assert saved == {
+        "batch_in_epoch": 4,
+        "completed": False,
+        "epoch": 0,
+        "epoch_losses": [],
+        "global_step": 4,
+        "loss_count": 4,
+        "loss_sum": pytest.approx(saved["loss_sum"]),
+        "name": "tiny",
+        "skipped_bad": 0,
+        "total_steps": 15,
+    }
     assert part.global_step == 4 and not part.completed
     with pytest.raises(ValueError, match="was made for 15 steps, this run has 5"):
         _run(tmp_path, epochs=1)

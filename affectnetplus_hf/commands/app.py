@@ -18,19 +18,34 @@ NAME = "app"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(NAME, help="serve a web page that shows a soft-labeler's soft labels",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", default=DEFAULT_MODEL,
-                   help=f"a shipped soft-labeler's name (default {DEFAULT_MODEL!r}), a directory written by "
-                        "SoftLabeler.save_pretrained, or a hub id")
+    p = subparsers.add_parser(
+        NAME,
+        help="serve a web page that shows a soft-labeler's soft labels",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "model_dir",
+        metavar="MODEL_DIR",
+        nargs="?",
+        default=DEFAULT_MODEL,
+        help=f"a shipped soft-labeler's name (default {DEFAULT_MODEL!r}), a directory written by "
+        "SoftLabeler.save_pretrained, or a hub id",
+    )
     p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1; 0.0.0.0 to be reachable from other machines)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; 0.0.0.0 to be reachable from other machines)",
+    )
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     p.add_argument("--examples", type=int, default=6, help="sample faces offered as examples (default 6; 0: none)")
-    p.add_argument("--detector", default="auto", metavar="NAME",
-                   help="face detector for uploads: auto (the best installed: mediapipe > dlib > haar), dlib, "
-                        "haar, mediapipe")
+    p.add_argument(
+        "--detector",
+        default="auto",
+        metavar="NAME",
+        help="face detector for uploads: auto (the best installed: mediapipe > dlib > haar), dlib, haar, mediapipe",
+    )
     p.set_defaults(func=run)
 
 
@@ -47,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
     create_detector(args.detector)  # an unknown or missing detector: one line before the model loads
     from affectnetplus_hf.app import launch_app
 
-    launch_app(args.model_dir, host=args.host, port=args.port, device=args.device, n_examples=args.examples,
-               detector=args.detector)
+    launch_app(
+        args.model_dir,
+        host=args.host,
+        port=args.port,
+        device=args.device,
+        n_examples=args.examples,
+        detector=args.detector,
+    )
     return 0

@@ -1,4 +1,12 @@
-"""``affectnetplus baseline DATASET_DIR OUT_DIR``: Hard-FER and Soft-FER per subset and on all (paper Sec. 4.3).
+"""``affectnetplus baseline``: Hard-FER and Soft-FER per subset and on all (paper Sec. 4.3)."""
+
+from __future__ import annotations
+
+import argparse
+
+#: The ``--help`` description.
+DESCRIPTION = """``affectnetplus baseline DATASET_DIR OUT_DIR``: Hard-FER and Soft-FER per subset and on all
+(paper Sec. 4.3).
 
 Reads the exported AffectNet+ folder through ``load_dataset`` (``default`` config for "all", the
 ``easy``/``challenging``/``difficult`` configs for the subsets), trains every (kind, training set) pair
@@ -18,10 +26,6 @@ Training options are ``TrainConfig`` fields (``--preset tiny|paper``, ``--backbo
   affectnetplus baseline FERPLUS_DATASET OUT_DIR --kinds hard soft majority probability crossentropy multi_target
 """
 
-from __future__ import annotations
-
-import argparse
-
 NAME = "baseline"
 
 
@@ -29,26 +33,46 @@ def _own_flags() -> argparse.ArgumentParser:
     from affectnetplus_hf.baselines import BASELINE_KINDS, DEFAULT_KINDS, TRAINING_SETS
 
     own = argparse.ArgumentParser(add_help=False)
-    own.add_argument("--kinds", nargs="+", choices=BASELINE_KINDS, default=list(DEFAULT_KINDS),
-                     help="hard, soft and/or FER+'s modes majority, probability, crossentropy, multi_target "
-                          "(these need the dataset's votes column; default: hard soft)")
-    own.add_argument("--sets", nargs="+", choices=TRAINING_SETS, default=list(TRAINING_SETS),
-                     help="training sets: all and/or the subsets (default: all four)")
+    own.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=BASELINE_KINDS,
+        default=list(DEFAULT_KINDS),
+        help="hard, soft and/or FER+'s modes majority, probability, crossentropy, multi_target "
+        "(these need the dataset's votes column; default: hard soft)",
+    )
+    own.add_argument(
+        "--sets",
+        nargs="+",
+        choices=TRAINING_SETS,
+        default=list(TRAINING_SETS),
+        help="training sets: all and/or the subsets (default: all four)",
+    )
     own.add_argument("--split", default="train", help="split to train on (default: train)")
-    own.add_argument("--overwrite", action="store_true", help="empty an OUT_DIR an earlier `affectnetplus baseline` wrote and train every model again "
-                          "(never another folder)")
+    own.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="empty an OUT_DIR an earlier `affectnetplus baseline` wrote and train every model again "
+        "(never another folder)",
+    )
     return own
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(NAME, help="train Hard-FER/Soft-FER (and FER+ mode) baselines per subset on an "
-                                         "exported dataset",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                              parents=[_own_flags()])
+    p = subparsers.add_parser(
+        NAME,
+        help="train Hard-FER/Soft-FER (and FER+ mode) baselines per subset on an exported dataset",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_own_flags()],
+    )
     p.add_argument("dataset_dir", metavar="DATASET_DIR", help="folder written by `affectnetplus build`")
     p.add_argument("output_dir", metavar="OUT_DIR", help="where the baseline models go")
-    p.add_argument("options", nargs=argparse.REMAINDER,
-                   help="TrainConfig fields: --preset tiny|paper --backbone NAME --epochs N --config FILE ...")
+    p.add_argument(
+        "options",
+        nargs=argparse.REMAINDER,
+        help="TrainConfig fields: --preset tiny|paper --backbone NAME --epochs N --config FILE ...",
+    )
     p.set_defaults(func=run)
 
 
@@ -64,7 +88,14 @@ def run(args: argparse.Namespace) -> int:
         if getattr(own, name) == _own_flags().get_default(name):
             setattr(own, name, getattr(args, name))
     config = parse_train_config(rest, prog="affectnetplus baseline DATASET_DIR OUT_DIR")
-    manifest = train_baselines(args.dataset_dir, args.output_dir, config, kinds=own.kinds, training_sets=own.sets,
-                               split=own.split, overwrite=own.overwrite or args.overwrite)
+    manifest = train_baselines(
+        args.dataset_dir,
+        args.output_dir,
+        config,
+        kinds=own.kinds,
+        training_sets=own.sets,
+        split=own.split,
+        overwrite=own.overwrite or args.overwrite,
+    )
     print(json.dumps({k: manifest[k] for k in ("models", "skipped", "seconds")}, indent=2))
     return 0

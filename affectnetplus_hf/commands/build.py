@@ -21,23 +21,41 @@ NAME = "build"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(NAME, help="export the AffectNet+ dataset folder (Parquet shards + README card)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        NAME,
+        help="export the AffectNet+ dataset folder (Parquet shards + README card)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("data_dir", metavar="DATA_DIR", help="the source that was labeled")
     p.add_argument("labels_dir", metavar="LABELS_DIR", help="OUT_DIR of a complete `affectnetplus label` run")
     p.add_argument("dataset_dir", metavar="DATASET_DIR", help="folder to write (absent or empty, or --overwrite)")
-    p.add_argument("--metadata", default="passthrough",
-                   help="metadata annotator chain, e.g. 'synthetic,solvepnp', 'passthrough', 'csv:PATH', "
-                        "or 'none' (default: passthrough = the source's own landmarks)")
-    p.add_argument("--keep-unlabeled", action="store_true",
-                   help="keep images without a hard label (AffectNet 8-10) in the default config")
-    p.add_argument("--max-file-mb", type=float, default=500.0, help="start a new Parquet file past this many MB of images")
+    p.add_argument(
+        "--metadata",
+        default="passthrough",
+        help="metadata annotator chain, e.g. 'synthetic,solvepnp', 'passthrough', 'csv:PATH', "
+        "or 'none' (default: passthrough = the source's own landmarks)",
+    )
+    p.add_argument(
+        "--keep-unlabeled",
+        action="store_true",
+        help="keep images without a hard label (AffectNet 8-10) in the default config",
+    )
+    p.add_argument(
+        "--max-file-mb", type=float, default=500.0, help="start a new Parquet file past this many MB of images"
+    )
     p.add_argument("--name", default=None, help="card title (default from the source kind)")
     p.add_argument("--no-figures", action="store_true", help="do not draw the subset figures")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a DATASET_DIR that an earlier build wrote (never another folder, DATA_DIR or LABELS_DIR)")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="leave out images changed (or gone) since labeling, listed in statistics.json, instead of failing")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a DATASET_DIR that an earlier build wrote (never another folder, DATA_DIR or LABELS_DIR)",
+    )
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out images changed (or gone) since labeling, listed in statistics.json, instead of failing",
+    )
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.set_defaults(func=run)
 
@@ -49,10 +67,17 @@ def run(args: argparse.Namespace) -> int:
 
     metadata = None if str(args.metadata).lower() in ("", "none") else args.metadata
     summary = build_dataset(
-        args.data_dir, args.labels_dir, args.dataset_dir, metadata=metadata,
-        keep_unlabeled=args.keep_unlabeled, max_file_bytes=int(args.max_file_mb * 1024 * 1024),
-        overwrite=args.overwrite, pretty_name=args.name, figures=not args.no_figures,
-        progress=not args.no_progress, skip_bad=args.skip_bad,
+        args.data_dir,
+        args.labels_dir,
+        args.dataset_dir,
+        metadata=metadata,
+        keep_unlabeled=args.keep_unlabeled,
+        max_file_bytes=int(args.max_file_mb * 1024 * 1024),
+        overwrite=args.overwrite,
+        pretty_name=args.name,
+        figures=not args.no_figures,
+        progress=not args.no_progress,
+        skip_bad=args.skip_bad,
     )
     brief = {k: v for k, v in summary.items() if k != "subset_table"}
     print(json.dumps(brief, indent=2, sort_keys=True))

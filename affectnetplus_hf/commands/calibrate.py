@@ -28,11 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model_dir", help="a saved soft-labeler directory (rewritten in place: config.json, README.md)")
     p.add_argument("--data", required=True, help="multi-annotated source (FER+, a folder with votes)")
     p.add_argument("--split", default="validation", help="split of --data to fit on (default validation)")
-    p.add_argument("--objective", default="kl", choices=("kl", "w_mae"),
-                   help="minimise KL(votes || calibrated) or a smooth W-MAE (default kl)")
+    p.add_argument(
+        "--objective",
+        default="kl",
+        choices=("kl", "w_mae"),
+        help="minimise KL(votes || calibrated) or a smooth W-MAE (default kl)",
+    )
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of failing")
-    p.add_argument("--force", action="store_true",
-                   help="calibrate even on images the members were trained on (MODEL_DIR's MAS split)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="calibrate even on images the members were trained on (MODEL_DIR's MAS split)",
+    )
     p.set_defaults(func=run)
 
 
@@ -43,9 +50,19 @@ def run(args: argparse.Namespace) -> int:
     from affectnetplus_hf.training.calibrate import calibrate_model_dir
 
     check_model_dir(args.model_dir)
-    calibration = calibrate_model_dir(args.model_dir, args.data, args.split, objective=args.objective,
-                                      skip_bad=args.skip_bad, force=args.force)
-    print(json.dumps({"model_dir": args.model_dir, "inputs": calibration["inputs"],
-                      "weights": calibration["weights"], "fitted_on": calibration["fitted_on"],
-                      "w_mae": {k: round(v["w_mae"], 2) for k, v in calibration["quality"].items()}}, indent=2))
+    calibration = calibrate_model_dir(
+        args.model_dir, args.data, args.split, objective=args.objective, skip_bad=args.skip_bad, force=args.force
+    )
+    print(
+        json.dumps(
+            {
+                "model_dir": args.model_dir,
+                "inputs": calibration["inputs"],
+                "weights": calibration["weights"],
+                "fitted_on": calibration["fitted_on"],
+                "w_mae": {k: round(v["w_mae"], 2) for k, v in calibration["quality"].items()},
+            },
+            indent=2,
+        )
+    )
     return 0

@@ -30,10 +30,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "per-split counts by hard label, non-emotion counts, and what was skipped and why.",
     )
     parser.add_argument("directory", metavar="DIR", help="dataset folder")
-    parser.add_argument("--kind", choices=("affectnet", "ferplus", "folder", "synthetic"), default=None,
-                   help="force the source kind instead of detecting it")
-    parser.add_argument("--check-images", action="store_true",
-                   help="also decode every image and list the bad ones (slow on big sets)")
+    parser.add_argument(
+        "--kind",
+        choices=("affectnet", "ferplus", "folder", "synthetic"),
+        default=None,
+        help="force the source kind instead of detecting it",
+    )
+    parser.add_argument(
+        "--check-images", action="store_true", help="also decode every image and list the bad ones (slow on big sets)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -45,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args.directory, kind=args.kind, keep_non_emotion=True)
     summary = summarize_source(source, check_images=args.check_images)
     if source.kind == "synthetic":  # the sample's multi-annotated part, as training reads it
-        summary["multi_annotated"] = summarize_source(open_multi_annotated(args.directory),
-                                                      check_images=args.check_images)
+        summary["multi_annotated"] = summarize_source(
+            open_multi_annotated(args.directory), check_images=args.check_images
+        )
     print(json.dumps(summary, indent=2))
     return 0

@@ -1,14 +1,14 @@
 """``affectnetplus metrics``: the soft-label metrics W-MAE, W-FR, W-AUC (`docs/method.md#metrics`).
 
-  affectnetplus metrics export DIR
-      copy the three ``evaluate`` modules (w_mae/, w_fr/, w_auc/) into DIR, for
-      ``evaluate.load("DIR/w_mae")`` or, from inside DIR, ``evaluate.load("w_mae")``.
+affectnetplus metrics export DIR
+    copy the three ``evaluate`` modules (w_mae/, w_fr/, w_auc/) into DIR, for
+    ``evaluate.load("DIR/w_mae")`` or, from inside DIR, ``evaluate.load("w_mae")``.
 
-  affectnetplus metrics compute --references GT.csv --predictions PRED.csv [--by subset]
-      compare two tables (.csv, .tsv, .parquet, .jsonl) that hold the 8 emotion-named columns
-      (Neutral, Happy, Sad, Surprise, Fear, Disgust, Anger, Contempt). Rows are matched by the
-      ``image_id`` column when both tables have it, else by position (the row counts must agree).
-      Prints JSON: the overall W-MAE / W-FR / W-AUC (percent) and one table per ``--by`` column.
+affectnetplus metrics compute --references GT.csv --predictions PRED.csv [--by subset]
+    compare two tables (.csv, .tsv, .parquet, .jsonl) that hold the 8 emotion-named columns
+    (Neutral, Happy, Sad, Surprise, Fear, Disgust, Anger, Contempt). Rows are matched by the
+    ``image_id`` column when both tables have it, else by position (the row counts must agree).
+    Prints JSON: the overall W-MAE / W-FR / W-AUC (percent) and one table per ``--by`` column.
 """
 
 from __future__ import annotations
@@ -35,39 +35,83 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     export = actions.add_parser("export", help="copy the evaluate modules w_mae/, w_fr/, w_auc/ into DIR")
     export.add_argument("directory", metavar="DIR", help="target folder (created if missing)")
-    export.add_argument("--names", nargs="+", default=None, choices=("w_mae", "w_fr", "w_auc"),
-                        help="modules to export (default: all three)")
-    export.add_argument("--overwrite", action="store_true", help="replace module folders an earlier export wrote "
-                        "(a folder with other files is never replaced)")
+    export.add_argument(
+        "--names",
+        nargs="+",
+        default=None,
+        choices=("w_mae", "w_fr", "w_auc"),
+        help="modules to export (default: all three)",
+    )
+    export.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace module folders an earlier export wrote (a folder with other files is never replaced)",
+    )
     export.set_defaults(func=run_export)
 
+    _register_compute(actions)
+
+    parser.set_defaults(func=_missing_action(parser))
+
+
+def _register_compute(actions) -> None:
+    """``affectnetplus metrics compute``."""
     compute = actions.add_parser(
         "compute", help="W-MAE / W-FR / W-AUC between a ground-truth and a prediction table (JSON on stdout)"
     )
-    compute.add_argument("--references", "-r", required=True, metavar="FILE",
-                         help="ground-truth soft labels: .csv | .tsv | .parquet | .jsonl with the 8 emotion columns")
-    compute.add_argument("--predictions", "-p", required=True, metavar="FILE",
-                         help="predicted soft labels, same format (e.g. the output of `affectnetplus predict`)")
-    compute.add_argument("--by", action="append", default=[], metavar="COLUMN",
-                         help="also report per value of COLUMN (e.g. subset, hard_label); repeatable; "
-                              "looked up in the references first, then in the predictions")
-    compute.add_argument("--id-column", default="image_id",
-                         help="column that matches rows between the two files (default image_id; "
-                              "rows are matched by position when either file lacks it)")
-    compute.add_argument("--ignore-extra-predictions", action="store_true",
-                         help="allow prediction rows whose id is not in the references (they are counted and ignored)")
-    compute.add_argument("--epsilon", type=float, default=None,
-                         help="W-FR threshold and W-AUC upper limit (default 0.3, the paper's)")
-    compute.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=True,
-                         help="weighted mean e_k (default); --no-normalize uses the paper's printed 1/8 form")
-    compute.add_argument("--ties", choices=("ordinal", "average"), default="ordinal",
-                         help="rank ties in the references (default ordinal: lower emotion index first)")
+    compute.add_argument(
+        "--references",
+        "-r",
+        required=True,
+        metavar="FILE",
+        help="ground-truth soft labels: .csv | .tsv | .parquet | .jsonl with the 8 emotion columns",
+    )
+    compute.add_argument(
+        "--predictions",
+        "-p",
+        required=True,
+        metavar="FILE",
+        help="predicted soft labels, same format (e.g. the output of `affectnetplus predict`)",
+    )
+    compute.add_argument(
+        "--by",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="also report per value of COLUMN (e.g. subset, hard_label); repeatable; "
+        "looked up in the references first, then in the predictions",
+    )
+    compute.add_argument(
+        "--id-column",
+        default="image_id",
+        help="column that matches rows between the two files (default image_id; "
+        "rows are matched by position when either file lacks it)",
+    )
+    compute.add_argument(
+        "--ignore-extra-predictions",
+        action="store_true",
+        help="allow prediction rows whose id is not in the references (they are counted and ignored)",
+    )
+    compute.add_argument(
+        "--epsilon", type=float, default=None, help="W-FR threshold and W-AUC upper limit (default 0.3, the paper's)"
+    )
+    compute.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="weighted mean e_k (default); --no-normalize uses the paper's printed 1/8 form",
+    )
+    compute.add_argument(
+        "--ties",
+        choices=("ordinal", "average"),
+        default="ordinal",
+        help="rank ties in the references (default ordinal: lower emotion index first)",
+    )
     compute.add_argument("--clip", action="store_true", help="clip scores outside [0, 1] instead of failing")
-    compute.add_argument("--output", "-o", default=None, metavar="FILE.json",
-                         help="also write the JSON to this file (atomically)")
+    compute.add_argument(
+        "--output", "-o", default=None, metavar="FILE.json", help="also write the JSON to this file (atomically)"
+    )
     compute.set_defaults(func=run_compute)
-
-    parser.set_defaults(func=_missing_action(parser))
 
 
 def _missing_action(parser: argparse.ArgumentParser):
@@ -152,8 +196,7 @@ def soft_label_matrix(frame, path: str, id_column: str | None):
     return values
 
 
-def match_rows(references, predictions, reference_path: str, prediction_path: str, id_column: str,
-               ignore_extra: bool):
+def match_rows(references, predictions, reference_path: str, prediction_path: str, id_column: str, ignore_extra: bool):
     """Align the prediction rows with the reference rows; returns ``(predictions aligned, how, n_extra)``."""
     has_ids = id_column in references.columns and id_column in predictions.columns
     if not has_ids:
@@ -212,6 +255,7 @@ def _read_tables(references_path: str, predictions_path: str, by: list[str] | tu
                 f"(reference columns: {[str(c) for c in references.columns]})"
             )
     return references, predictions
+
 
 def compute_from_files(
     references_path: str,

@@ -30,22 +30,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model_dir", help="directory written by SoftLabeler.save_pretrained (or a hub id)")
     p.add_argument("images", nargs="+", help="image files (any format PIL reads)")
-    p.add_argument("--output", "-o", default=None, help="FILE.csv | FILE.jsonl | FILE.parquet (default: table on stdout)")
+    p.add_argument(
+        "--output", "-o", default=None, help="FILE.csv | FILE.jsonl | FILE.parquet (default: table on stdout)"
+    )
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="autocast dtype; auto = bf16 on CUDA, fp32 on CPU")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="autocast dtype; auto = bf16 on CUDA, fp32 on CPU",
+    )
     p.add_argument("--num-workers", type=int, default=0, help="image-decoding worker processes")
     p.add_argument("--spread", action="store_true", help="add <Emotion>_spread columns (std of the members)")
-    p.add_argument("--faces", choices=("largest", "all"), default="largest",
-                   help="the largest face of each photo (default) or all faces, left to right")
-    p.add_argument("--no-face", choices=("skip", "whole", "error"), default="skip",
-                   help="a photo without a face: a no_face row with empty values (default), the whole image, or an error")
-    p.add_argument("--detector", default="auto", metavar="NAME",
-                   help="face detector: auto (the best installed: mediapipe > dlib > haar), dlib, haar, mediapipe, "
-                        "or none (the images are face crops, labelled whole)")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="skip unreadable images (counted and listed in the log) instead of failing")
+    p.add_argument(
+        "--faces",
+        choices=("largest", "all"),
+        default="largest",
+        help="the largest face of each photo (default) or all faces, left to right",
+    )
+    p.add_argument(
+        "--no-face",
+        choices=("skip", "whole", "error"),
+        default="skip",
+        help="a photo without a face: a no_face row with empty values (default), the whole image, or an error",
+    )
+    p.add_argument(
+        "--detector",
+        default="auto",
+        metavar="NAME",
+        help="face detector: auto (the best installed: mediapipe > dlib > haar), dlib, haar, mediapipe, "
+        "or none (the images are face crops, labelled whole)",
+    )
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable images (counted and listed in the log) instead of failing",
+    )
     p.set_defaults(func=run)
 
 

@@ -18,13 +18,21 @@ NAME = "push"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(NAME, help="upload a dataset folder to the hub (private unless --public)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        NAME,
+        help="upload a dataset folder to the hub (private unless --public)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("dataset_dir", metavar="DATASET_DIR", help="folder written by `affectnetplus build`")
     p.add_argument("repo_id", metavar="REPO_ID", help="hub dataset repository, owner/name")
     p.add_argument("--public", action="store_true", help="create a public repository (needs --license-note)")
-    p.add_argument("--license-note", default=None, metavar="TEXT",
-                   help="why these images may be redistributed; added to the card (required with --public)")
+    p.add_argument(
+        "--license-note",
+        default=None,
+        metavar="TEXT",
+        help="why these images may be redistributed; added to the card (required with --public)",
+    )
     p.add_argument("--token", default=None, help="hub token (default: HF_TOKEN or the saved login)")
     p.add_argument("--message", default="Upload AffectNet+ dataset folder", help="commit message")
     p.set_defaults(func=run)
@@ -34,8 +42,12 @@ def run(args: argparse.Namespace) -> int:
     from affectnetplus_hf.dataset import push_dataset
 
     url = push_dataset(
-        args.dataset_dir, args.repo_id, public=args.public, license_note=args.license_note,
-        token=args.token, commit_message=args.message,
+        args.dataset_dir,
+        args.repo_id,
+        public=args.public,
+        license_note=args.license_note,
+        token=args.token,
+        commit_message=args.message,
     )
     print(url)
     return 0

@@ -1,4 +1,11 @@
-"""``affectnetplus train``: train soft-labeler members or a FER baseline (``docs/method.md``).
+"""``affectnetplus train``: train soft-labeler members or a FER baseline (``docs/method.md``)."""
+
+from __future__ import annotations
+
+import argparse
+
+#: The ``--help`` description.
+DESCRIPTION = """``affectnetplus train``: train soft-labeler members or a FER baseline (``docs/method.md``).
 
   affectnetplus train softlabeler --data DIR --preset tiny --output MODEL_DIR   EBC + AU members + CS
   affectnetplus train softlabeler --data DIR --families ebc au dist --calibration_split validation ...
@@ -18,10 +25,6 @@ process); a re-run resumes an interrupted run with the same settings and data, r
 each difference, and replaces a finished model only with ``--overwrite`` (README "Reliability").
 """
 
-from __future__ import annotations
-
-import argparse
-
 NAME = "train"
 FAMILIES = ("softlabeler", "ebc", "au", "baseline")
 
@@ -30,12 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         NAME,
         help="train soft-labeler members (softlabeler|ebc|au) or a baseline (Hard-/Soft-FER)",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("family", choices=FAMILIES, help="what to train")
-    p.add_argument("options", nargs=argparse.REMAINDER,
-                   help="--data DIR --output MODEL_DIR [--preset tiny|paper] [--config FILE] [any TrainConfig field]")
+    p.add_argument(
+        "options",
+        nargs=argparse.REMAINDER,
+        help="--data DIR --output MODEL_DIR [--preset tiny|paper] [--config FILE] [any TrainConfig field]",
+    )
     p.set_defaults(func=run)
 
 
@@ -60,7 +66,9 @@ def parse_train_config(options: list[str], prog: str = "affectnetplus train"):
         try:
             values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as error:
-            raise ValueError(f"--config {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({error})") from None
+            raise ValueError(
+                f"--config {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({error})"
+            ) from None
         if not isinstance(values, dict):
             raise ValueError(f"--config {path}: expected a mapping of option names to values")
         fields = {f for f in TrainConfig.__dataclass_fields__}
@@ -96,8 +104,10 @@ def run(args: argparse.Namespace) -> int:
             result = train_soft_labeler(config, families=families)
             calibration = result.model.config.calibration
             summary = {
-                "output_dir": str(result.output_dir), "families": list(result.model.config.families),
-                "seconds": round(result.seconds, 1), "cs_mode": config.cs_mode,
+                "output_dir": str(result.output_dir),
+                "families": list(result.model.config.families),
+                "seconds": round(result.seconds, 1),
+                "cs_mode": config.cs_mode,
                 "mean_confidence": {
                     family: float(sum(map(float, _flat(v))) / max(1, len(_flat(v))))
                     for family, v in result.confidence_scores[config.cs_mode].items()

@@ -9,7 +9,13 @@
 Importing this package imports neither cv2 nor dlib: a detector imports its library when built.
 """
 
-from affectnetplus_hf.faces.detectors import AUTO, DETECTORS, available_detectors, create_detector, resolve_detector_name
+from affectnetplus_hf.faces.detectors import (
+    AUTO,
+    DETECTORS,
+    available_detectors,
+    create_detector,
+    resolve_detector_name,
+)
 from affectnetplus_hf.faces.framing import DEFAULT_FRAMINGS, framing_for, measure_framing
 from affectnetplus_hf.faces.pipeline import (
     FACES_CHOICES,
@@ -41,6 +47,7 @@ __all__ = [
     "STATUS_WHOLE",
     "available_detectors",
     "create_detector",
+    "resolve_detector_name",
     "framing_for",
     "measure_framing",
     "photo_faces",

@@ -39,8 +39,9 @@ def _reduced(image: Image.Image, side: float) -> tuple[Image.Image, int]:
     return (image.reduce(factor) if factor > 1 else image), factor
 
 
-def aligned_crop(image: Image.Image, face: DetectedFace, framing: FaceFraming, level_eyes: bool = True
-                 ) -> tuple[Image.Image, float]:
+def aligned_crop(
+    image: Image.Image, face: DetectedFace, framing: FaceFraming, level_eyes: bool = True
+) -> tuple[Image.Image, float]:
     """``(square RGB crop, rotation angle)``: the image rotated about the crop centre so the eyes are
     level (when the face has landmarks and ``level_eyes``), cut to the framing's square; pixels beyond
     the image border repeat the border (as a training crop has no black margins)."""
@@ -57,8 +58,13 @@ def aligned_crop(image: Image.Image, face: DetectedFace, framing: FaceFraming, l
     # output pixel centre (u + 0.5) -> input position, in continuous (pixel-edge) coordinates
     offset = np.array([cx, cy]) + rotation @ np.array([0.5 - out / 2, 0.5 - out / 2]) - 0.5
     matrix = np.hstack([rotation, offset[:, None]])
-    pixels = cv2.warpAffine(np.asarray(source), matrix, (out, out),
-                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    pixels = cv2.warpAffine(
+        np.asarray(source),
+        matrix,
+        (out, out),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     return Image.fromarray(pixels, mode="RGB"), angle
 
 

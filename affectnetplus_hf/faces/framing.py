@@ -37,7 +37,11 @@ def framing_for(processor: Any, detector: str) -> FaceFraming:
     stored = getattr(processor, "face_framing", None) or {}
     if detector in stored:
         value = stored[detector]
-        return value if isinstance(value, FaceFraming) else FaceFraming.from_dict(dict(value), f"face_framing[{detector!r}]")
+        return (
+            value
+            if isinstance(value, FaceFraming)
+            else FaceFraming.from_dict(dict(value), f"face_framing[{detector!r}]")
+        )
     if detector in DEFAULT_FRAMINGS:
         return DEFAULT_FRAMINGS[detector]
     raise ValueError(f"no face framing for detector {detector!r}; expected one of {sorted(DEFAULT_FRAMINGS)}")
@@ -53,8 +57,13 @@ def _padded(face: Image.Image, scale: float, pad: float) -> tuple[np.ndarray, in
     return cv2.copyMakeBorder(big, border, border, border, border, cv2.BORDER_REPLICATE), border, side
 
 
-def measure_framing(detector, faces: Iterable[Image.Image], seed: int = 0, upscale: tuple[float, float] = (3.0, 5.0),
-                    pad: float = MEASURE_PAD) -> tuple[FaceFraming, dict[str, float]]:
+def measure_framing(
+    detector,
+    faces: Iterable[Image.Image],
+    seed: int = 0,
+    upscale: tuple[float, float] = (3.0, 5.0),
+    pad: float = MEASURE_PAD,
+) -> tuple[FaceFraming, dict[str, float]]:
     """The framing of training face crops relative to ``detector``'s boxes.
 
     Each face is upscaled by a seeded random factor in ``upscale`` (so the detector's box-size steps
@@ -74,7 +83,9 @@ def measure_framing(detector, faces: Iterable[Image.Image], seed: int = 0, upsca
         box = max(found, key=lambda f: f.area).box
         width = box[2] - box[0]
         centre = border + side / 2
-        ratios.append((side / width, (centre - (box[0] + box[2]) / 2) / width, (centre - (box[1] + box[3]) / 2) / width))
+        ratios.append(
+            (side / width, (centre - (box[0] + box[2]) / 2) / width, (centre - (box[1] + box[3]) / 2) / width)
+        )
     if not ratios:
         raise ValueError(f"the detector found no face in any of the {n} training faces; cannot measure a framing")
     scale, dx, dy = (float(np.round(v, 3)) for v in np.median(np.asarray(ratios), axis=0))

@@ -2,7 +2,8 @@
 ``ds.map(detect_faces=True)`` and the web page (`docs/method.md#face-stage`).
 
 :class:`FaceFinder` detects (on the EXIF-upright image, downscaled to at most ``max_side``; with
-``retry_angles``, when nothing is found, on turned copies), orders the faces left to right, keeps the largest or all, and cuts each one's aligned, framed crop.
+``retry_angles``, when nothing is found, on turned copies), orders the faces left to right, keeps the largest or
+all, and cuts each one's aligned, framed crop.
 :func:`photo_faces` adds the image processor and the no-face policy: one :class:`PhotoFace` per face,
 or one ``no_face`` / ``whole_image`` entry.
 """
@@ -60,9 +61,16 @@ class FaceFinder:
     The detector is built on first use, once per process (the finder pickles without it).
     """
 
-    def __init__(self, detector: str = AUTO, faces: str = "largest", framing: FaceFraming | None = None,
-                 processor: Any = None, max_side: int = DEFAULT_MAX_SIDE,
-                 retry_angles: tuple[float, ...] = DEFAULT_RETRY_ANGLES, **detector_options: Any) -> None:
+    def __init__(
+        self,
+        detector: str = AUTO,
+        faces: str = "largest",
+        framing: FaceFraming | None = None,
+        processor: Any = None,
+        max_side: int = DEFAULT_MAX_SIDE,
+        retry_angles: tuple[float, ...] = DEFAULT_RETRY_ANGLES,
+        **detector_options: Any,
+    ) -> None:
         if faces not in FACES_CHOICES:
             raise ValueError(f"faces must be one of {', '.join(FACES_CHOICES)}; got {faces!r}")
         self.detector_name = resolve_detector_name(detector)
@@ -85,8 +93,14 @@ class FaceFinder:
     def detect(self, image: Image.Image) -> list[DetectedFace]:
         """Every face in an upright RGB image, left to right, in its pixels."""
         factor = max(image.size) / self.max_side if max(image.size) > self.max_side else 1.0
-        small = image if factor == 1.0 else image.resize(
-            (max(1, round(image.size[0] / factor)), max(1, round(image.size[1] / factor))), Image.Resampling.BILINEAR)
+        small = (
+            image
+            if factor == 1.0
+            else image.resize(
+                (max(1, round(image.size[0] / factor)), max(1, round(image.size[1] / factor))),
+                Image.Resampling.BILINEAR,
+            )
+        )
         if min(small.size) < MIN_SIDE:
             return []
         pixels = np.asarray(small)
@@ -165,8 +179,14 @@ class PhotoFace:
     crop: Image.Image | None = None
 
 
-def photo_faces(finder: FaceFinder, processor: Any, source: ImageSource, location: str | None = None,
-                no_face: str = "skip", image: Image.Image | None = None) -> list[PhotoFace]:
+def photo_faces(
+    finder: FaceFinder,
+    processor: Any,
+    source: ImageSource,
+    location: str | None = None,
+    no_face: str = "skip",
+    image: Image.Image | None = None,
+) -> list[PhotoFace]:
     """The rows of one photo: its kept faces (``status="face"``) or, when none is found, by ``no_face``:
     ``skip`` → one ``no_face`` row without pixels, ``whole`` → the whole upright image (``whole_image``),
     ``error`` → :class:`NoFaceError`. ``image``: the already decoded upright image, if any."""
@@ -177,11 +197,22 @@ def photo_faces(finder: FaceFinder, processor: Any, source: ImageSource, locatio
         image = load_image(source, where, upright=True)
     crops = finder.crops(image)
     if crops:
-        return [PhotoFace(STATUS_FACE, crop.index, _rounded(crop.face.box), crop.face.score,
-                          processor.process_one(crop.image, None, where), crop.image) for crop in crops]
+        return [
+            PhotoFace(
+                STATUS_FACE,
+                crop.index,
+                _rounded(crop.face.box),
+                crop.face.score,
+                processor.process_one(crop.image, None, where),
+                crop.image,
+            )
+            for crop in crops
+        ]
     if no_face == "error":
-        raise NoFaceError(f"{where}: no face found by the {finder.detector_name} detector; expected a photo with a "
-                          "face (no_face='whole' labels the whole image, 'skip' gives a no_face row)")
+        raise NoFaceError(
+            f"{where}: no face found by the {finder.detector_name} detector; expected a photo with a "
+            "face (no_face='whole' labels the whole image, 'skip' gives a no_face row)"
+        )
     logger.info("%s: no face found by the %s detector", where, finder.detector_name)
     if no_face == "whole":
         box = (0.0, 0.0, float(image.size[0]), float(image.size[1]))

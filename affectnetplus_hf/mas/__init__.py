@@ -5,6 +5,16 @@
 The majority-vote rule lives in :mod:`affectnetplus_hf.votes`.
 """
 
+from affectnetplus_hf.mas.negatives import (
+    DEFAULT_UNIFORM_FRACTION,
+    NegativeQuotas,
+    SamplingWarning,
+    all_negative_quotas,
+    capped_proportional,
+    largest_remainder,
+    negative_quotas,
+    select_one_vs_rest,
+)
 from affectnetplus_hf.mas.split import (
     DROP_NO_VOTES,
     DROP_NON_EMOTION,
@@ -19,16 +29,6 @@ from affectnetplus_hf.mas.split import (
     record_vote_distributions,
     split_mas,
     split_mas_records,
-)
-from affectnetplus_hf.mas.negatives import (
-    DEFAULT_UNIFORM_FRACTION,
-    NegativeQuotas,
-    SamplingWarning,
-    all_negative_quotas,
-    capped_proportional,
-    largest_remainder,
-    negative_quotas,
-    select_one_vs_rest,
 )
 
 __all__ = [

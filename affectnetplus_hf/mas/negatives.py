@@ -85,12 +85,17 @@ class NegativeQuotas:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "emotion": EMOTIONS[self.emotion], "n_pos": self.n_pos, "n_neg": self.n_neg,
-            "n_available": self.n_available, "n_uniform_requested": self.n_uniform_requested,
+            "emotion": EMOTIONS[self.emotion],
+            "n_pos": self.n_pos,
+            "n_neg": self.n_neg,
+            "n_available": self.n_available,
+            "n_uniform_requested": self.n_uniform_requested,
             "n_overlap_requested": self.n_overlap_requested,
             "weights": dict(zip(EMOTIONS, self.weights)),
             "overlap_quotas": dict(zip(EMOTIONS, self.overlap_quotas)),
-            "n_uniform": self.n_uniform, "n_selected": self.n_selected, "shortfall": self.shortfall,
+            "n_uniform": self.n_uniform,
+            "n_selected": self.n_selected,
+            "shortfall": self.shortfall,
         }
 
 
@@ -150,15 +155,21 @@ def _check_labels(labels) -> np.ndarray:
 
 
 def _check_neg_ratio(neg_ratio) -> float:
-    if isinstance(neg_ratio, (bool, np.bool_)) or not isinstance(neg_ratio, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(neg_ratio)) or float(neg_ratio) <= 0:
+    if (
+        isinstance(neg_ratio, (bool, np.bool_))
+        or not isinstance(neg_ratio, (int, float, np.integer, np.floating))
+        or not math.isfinite(float(neg_ratio))
+        or float(neg_ratio) <= 0
+    ):
         raise ValueError(f"neg_ratio must be a finite number > 0, got {neg_ratio!r}")
     return float(neg_ratio)
 
 
 def _check_uniform_fraction(uniform_fraction) -> float:
-    if not isinstance(uniform_fraction, (int, float, np.integer, np.floating)) \
-            or not 0.0 <= float(uniform_fraction) <= 1.0:
+    if (
+        not isinstance(uniform_fraction, (int, float, np.integer, np.floating))
+        or not 0.0 <= float(uniform_fraction) <= 1.0
+    ):
         raise ValueError(f"uniform_fraction must be a number in [0, 1], got {uniform_fraction!r}")
     return float(uniform_fraction)
 
@@ -204,12 +215,19 @@ def negative_quotas(
         warnings.warn(
             f"negatives for {EMOTIONS[e]}: asked for {n_neg} (neg_ratio={ratio} x {n_pos} positives) but the "
             f"other emotions hold only {n_available} images; using all of them",
-            SamplingWarning, stacklevel=2,
+            SamplingWarning,
+            stacklevel=2,
         )
     return NegativeQuotas(
-        emotion=e, n_pos=n_pos, n_neg=n_neg, n_available=n_available,
-        n_uniform_requested=n_uniform_requested, n_overlap_requested=n_overlap_requested,
-        weights=tuple(int(w) for w in weights), overlap_quotas=tuple(int(q) for q in quotas), n_uniform=int(n_uniform),
+        emotion=e,
+        n_pos=n_pos,
+        n_neg=n_neg,
+        n_available=n_available,
+        n_uniform_requested=n_uniform_requested,
+        n_overlap_requested=n_overlap_requested,
+        weights=tuple(int(w) for w in weights),
+        overlap_quotas=tuple(int(q) for q in quotas),
+        n_uniform=int(n_uniform),
     )
 
 
@@ -243,8 +261,9 @@ def select_one_vs_rest(
     counts = np.bincount(labels, minlength=NUM_EMOTIONS)
     quotas = negative_quotas(counts, e, neg_ratio=neg_ratio, overlap=overlap, uniform_fraction=uniform_fraction)
     if quotas.n_pos == 0:
-        warnings.warn(f"one-vs-rest {EMOTIONS[e]}: no positive image (no label {e} in labels)", SamplingWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"one-vs-rest {EMOTIONS[e]}: no positive image (no label {e} in labels)", SamplingWarning, stacklevel=2
+        )
     entropy = [int(seed), e] + ([int(epoch)] if epoch is not None else [])
     rng = np.random.default_rng(np.random.SeedSequence(entropy))
 

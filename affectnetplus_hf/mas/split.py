@@ -59,6 +59,7 @@ SPLIT_COLUMNS: tuple[str, ...] = ("image_id", "split", "label", "emotion", "agre
 
 _REASON_CODES = {1: DROP_TIE, 2: DROP_NON_EMOTION, 3: DROP_NO_VOTES}
 
+
 def _check_image_ids(image_ids, n: int) -> np.ndarray:
     ids = list(image_ids)
     if len(ids) != n:
@@ -132,15 +133,29 @@ class MASSplit:
         ):
             for i, image_id in enumerate(ids):
                 label = int(labels[i])
-                out.append({
-                    "image_id": image_id, "split": split, "label": label, "emotion": EMOTIONS[label],
-                    "agreement": float(agree[i]), "unanimous": bool(unanimous[i]), "reason": "",
-                })
+                out.append(
+                    {
+                        "image_id": image_id,
+                        "split": split,
+                        "label": label,
+                        "emotion": EMOTIONS[label],
+                        "agreement": float(agree[i]),
+                        "unanimous": bool(unanimous[i]),
+                        "reason": "",
+                    }
+                )
         for image_id, reason in zip(self.dropped_ids, self.dropped_reasons):
-            out.append({
-                "image_id": image_id, "split": "dropped", "label": -1, "emotion": "",
-                "agreement": float("nan"), "unanimous": False, "reason": reason,
-            })
+            out.append(
+                {
+                    "image_id": image_id,
+                    "split": "dropped",
+                    "label": -1,
+                    "emotion": "",
+                    "agreement": float("nan"),
+                    "unanimous": False,
+                    "reason": reason,
+                }
+            )
         return out
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -157,8 +172,13 @@ class MASSplit:
             writer.writerow(row)
         write_text_atomic(directory / SPLIT_FILE, buffer.getvalue())
         write_text_atomic(directory / REPORT_FILE, json.dumps(self.report, indent=2, sort_keys=True) + "\n")
-        logger.info("Saved MAS split (%d train, %d test, %d dropped) to %s",
-                    len(self.train_ids), len(self.test_ids), len(self.dropped_ids), directory)
+        logger.info(
+            "Saved MAS split (%d train, %d test, %d dropped) to %s",
+            len(self.train_ids),
+            len(self.test_ids),
+            len(self.dropped_ids),
+            directory,
+        )
         return directory
 
     @classmethod
@@ -188,14 +208,17 @@ class MASSplit:
             parts[row["split"]].add(row, where)
         train, test = parts["train"], parts["test"]
         return cls(
-            train_ids=train.ids, test_ids=test.ids,
+            train_ids=train.ids,
+            test_ids=test.ids,
             train_labels=np.asarray(train.labels, dtype=np.int64),
             test_labels=np.asarray(test.labels, dtype=np.int64),
             train_agreement=np.asarray(train.agreement, dtype=np.float64),
             test_agreement=np.asarray(test.agreement, dtype=np.float64),
             train_unanimous=np.asarray(train.unanimous, dtype=bool),
             test_unanimous=np.asarray(test.unanimous, dtype=bool),
-            dropped_ids=dropped_ids, dropped_reasons=dropped_reasons, report=report,
+            dropped_ids=dropped_ids,
+            dropped_reasons=dropped_reasons,
+            report=report,
         )
 
 
@@ -292,16 +315,23 @@ def split_mas(
         chosen, per_emotion[name] = _draw_test_mas(images, e, n_test_per_class, max_test_fraction, strict_unanimous)
         in_test[chosen] = True
     params = {
-        "n_test_per_class": int(n_test_per_class), "max_test_fraction": float(max_test_fraction),
-        "strict_unanimous": bool(strict_unanimous), "tie": tie, "seed": int(seed),
-        "source_order": source_order_array.tolist(), "preferred": preferred is not None,
+        "n_test_per_class": int(n_test_per_class),
+        "max_test_fraction": float(max_test_fraction),
+        "strict_unanimous": bool(strict_unanimous),
+        "tie": tie,
+        "seed": int(seed),
+        "source_order": source_order_array.tolist(),
+        "preferred": preferred is not None,
     }
     return _assemble_split(images, in_test, per_emotion, params)
 
 
 def _check_test_quota(n_test_per_class, max_test_fraction) -> None:
-    if isinstance(n_test_per_class, (bool, np.bool_)) or not isinstance(n_test_per_class, (int, np.integer)) \
-            or n_test_per_class < 0:
+    if (
+        isinstance(n_test_per_class, (bool, np.bool_))
+        or not isinstance(n_test_per_class, (int, np.integer))
+        or n_test_per_class < 0
+    ):
         raise ValueError(f"n_test_per_class must be an integer >= 0, got {n_test_per_class!r}")
     if not (isinstance(max_test_fraction, (int, float, np.floating)) and 0.0 <= float(max_test_fraction) <= 1.0):
         raise ValueError(f"max_test_fraction must be a number in [0, 1], got {max_test_fraction!r}")
@@ -329,13 +359,18 @@ def _label_images(ids, votes, non_emotion, tie, seed, source_order, preferred) -
     tie_keys = image_keys(ids, seed, "tie", NUM_EMOTIONS) if tie == "random" else None
     labels, reasons = majority_with_reasons(votes, non_emotion, tie, tie_keys, source_order, preferred)
     return _LabelledImages(
-        ids=ids, labels=labels, reasons=reasons, agreement=agreement(votes, non_emotion),
-        unanimous=is_unanimous(votes, non_emotion) & (labels >= 0), draw_keys=image_keys(ids, seed, "test-mas"),
+        ids=ids,
+        labels=labels,
+        reasons=reasons,
+        agreement=agreement(votes, non_emotion),
+        unanimous=is_unanimous(votes, non_emotion) & (labels >= 0),
+        draw_keys=image_keys(ids, seed, "test-mas"),
     )
 
 
-def _draw_test_mas(images: _LabelledImages, e: int, n_test_per_class: int, max_test_fraction: float,
-                   strict_unanimous: bool) -> tuple[np.ndarray, dict[str, Any]]:
+def _draw_test_mas(
+    images: _LabelledImages, e: int, n_test_per_class: int, max_test_fraction: float, strict_unanimous: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
     """``(rows, report row)`` of the test-MAS images of emotion ``e``: its unanimous images in the seeded
     draw order up to the quota, then (unless ``strict_unanimous``) its other images by agreement up to the
     cap. Warns about a shortfall with the caller of :func:`split_mas` as the location."""
@@ -352,13 +387,14 @@ def _draw_test_mas(images: _LabelledImages, e: int, n_test_per_class: int, max_t
             warnings.warn(
                 f"test-MAS: {name} has {len(unanimous_members)} unanimous images, fewer than "
                 f"n_test_per_class={n_test_per_class}; strict_unanimous=True takes only those",
-                SamplingWarning, stacklevel=3,
+                SamplingWarning,
+                stacklevel=3,
             )
         else:
             others = members[~images.unanimous[members]]
             # Highest agreement first, ties by the seeded key.
             others = others[np.lexsort((images.draw_keys[others], -images.agreement[others]))]
-            fill = others[:max(0, min(n_test_per_class, cap) - len(chosen))]
+            fill = others[: max(0, min(n_test_per_class, cap) - len(chosen))]
             n_fill = len(fill)
             chosen = np.concatenate([chosen, fill])
             if len(chosen) < n_test_per_class:
@@ -366,7 +402,8 @@ def _draw_test_mas(images: _LabelledImages, e: int, n_test_per_class: int, max_t
                     f"test-MAS: {name} has {len(unanimous_members)} unanimous images of {n_images}; filled "
                     f"{n_fill} more by agreement up to the cap max_test_fraction={max_test_fraction} "
                     f"({cap} images): {len(chosen)} of n_test_per_class={n_test_per_class}",
-                    SamplingWarning, stacklevel=3,
+                    SamplingWarning,
+                    stacklevel=3,
                 )
     elif len(chosen) < n_test_per_class and n_test_per_class:
         warnings.warn(f"test-MAS: no {name} image in the multi-annotated set", SamplingWarning, stacklevel=3)
@@ -374,7 +411,8 @@ def _draw_test_mas(images: _LabelledImages, e: int, n_test_per_class: int, max_t
         warnings.warn(
             f"test-MAS: {name} takes {min(len(unanimous_members), n_test_per_class)} unanimous test images, "
             f"more than max_test_fraction={max_test_fraction} of its {n_images} images",
-            SamplingWarning, stacklevel=3,
+            SamplingWarning,
+            stacklevel=3,
         )
     return chosen, {
         "n_images": int(n_images),
@@ -387,8 +425,9 @@ def _draw_test_mas(images: _LabelledImages, e: int, n_test_per_class: int, max_t
     }
 
 
-def _assemble_split(images: _LabelledImages, in_test: np.ndarray, per_emotion: dict[str, dict[str, Any]],
-                    params: dict[str, Any]) -> MASSplit:
+def _assemble_split(
+    images: _LabelledImages, in_test: np.ndarray, per_emotion: dict[str, dict[str, Any]], params: dict[str, Any]
+) -> MASSplit:
     """The :class:`MASSplit` (train = labelled images not in test-MAS; dropped = images without a label) and
     its report."""
     kept = images.labels >= 0
@@ -396,8 +435,12 @@ def _assemble_split(images: _LabelledImages, in_test: np.ndarray, per_emotion: d
     drop_counts = {reason: int((images.reasons == code).sum()) for code, reason in _REASON_CODES.items()}
     report = {
         "params": params,
-        "n_images": int(len(images.ids)), "n_train": int(len(train)), "n_test": int(len(test)),
-        "n_dropped": int(len(dropped)), "dropped": drop_counts, "per_emotion": per_emotion,
+        "n_images": int(len(images.ids)),
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "n_dropped": int(len(dropped)),
+        "dropped": drop_counts,
+        "per_emotion": per_emotion,
     }
     for name, row in per_emotion.items():
         logger.info("test-MAS %s: %s", name, row)
@@ -405,10 +448,14 @@ def _assemble_split(images: _LabelledImages, in_test: np.ndarray, per_emotion: d
         logger.info("MAS: %d images without a majority emotion left out: %s", len(dropped), drop_counts)
     ids, labels, agree, unanimous = images.ids, images.labels, images.agreement, images.unanimous
     return MASSplit(
-        train_ids=ids[train].tolist(), test_ids=ids[test].tolist(),
-        train_labels=labels[train], test_labels=labels[test],
-        train_agreement=agree[train], test_agreement=agree[test],
-        train_unanimous=unanimous[train], test_unanimous=unanimous[test],
+        train_ids=ids[train].tolist(),
+        test_ids=ids[test].tolist(),
+        train_labels=labels[train],
+        test_labels=labels[test],
+        train_agreement=agree[train],
+        test_agreement=agree[test],
+        train_unanimous=unanimous[train],
+        test_unanimous=unanimous[test],
         dropped_ids=ids[dropped].tolist(),
         dropped_reasons=[_REASON_CODES[int(code)] for code in images.reasons[dropped]],
         report=report,

@@ -155,8 +155,13 @@ def _read_images(
     return images, sizes, readable
 
 
-def _fill_nulls(known: dict[str, list[Any]], produced: dict[str, list[Any]], rows: list[int], annotator: Annotator,
-                batch: list[FaceRecord]) -> None:
+def _fill_nulls(
+    known: dict[str, list[Any]],
+    produced: dict[str, list[Any]],
+    rows: list[int],
+    annotator: Annotator,
+    batch: list[FaceRecord],
+) -> None:
     """Check an annotator's columns and write its validated values into the cells of ``rows`` still null."""
     for column, values in produced.items():
         if column not in annotator.columns:

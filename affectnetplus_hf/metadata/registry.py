@@ -81,21 +81,38 @@ def _solvepnp(argument: str | None) -> Annotator:
     return SolvePnPHeadPoseAnnotator(focal_length_factor=factor, points=points)
 
 
-register_annotator("passthrough", _no_argument("passthrough", RecordLandmarksAnnotator),
-                   "landmarks_68 from FaceRecord.landmarks (AffectNet's own landmarks)")
-register_annotator("synthetic", SyntheticGroundTruthAnnotator,
-                   "landmarks + head pose from the synthetic sample's ground_truth.csv")
-register_annotator("csv", _required("csv", CsvMetadataAnnotator),
-                   "any metadata column from a CSV keyed by image_id")
-register_annotator("dlib", lambda argument: DlibLandmarksAnnotator(detector=argument or "hog"),
-                   "68 landmarks with dlib's shape predictor (extra: landmarks-dlib)")
-register_annotator("mediapipe", lambda argument: MediaPipeLandmarksAnnotator(detector=argument or "mesh"),
-                   "68 landmarks mapped from the MediaPipe face mesh (extra: landmarks-mediapipe)")
-register_annotator("solvepnp", _solvepnp,
-                   "head pose yaw/pitch/roll from landmarks_68 with cv2.solvePnP (extra: pose)")
-register_annotator("deepface", lambda argument: DeepFaceAnnotator(detector_backend=argument or "skip"),
-                   "age, gender, ethnicity with deepface (extra: deepface; weights in $DEEPFACE_HOME)")
-register_annotator("onnx", _required("onnx", OnnxClassifierAnnotator),
-                   "age/gender/ethnicity from a local ONNX classifier + its JSON config (extra: onnx)")
-register_annotator("timm", _required("timm", TimmClassifierAnnotator),
-                   "age/gender/ethnicity from local timm safetensors weights + its JSON config")
+register_annotator(
+    "passthrough",
+    _no_argument("passthrough", RecordLandmarksAnnotator),
+    "landmarks_68 from FaceRecord.landmarks (AffectNet's own landmarks)",
+)
+register_annotator(
+    "synthetic", SyntheticGroundTruthAnnotator, "landmarks + head pose from the synthetic sample's ground_truth.csv"
+)
+register_annotator("csv", _required("csv", CsvMetadataAnnotator), "any metadata column from a CSV keyed by image_id")
+register_annotator(
+    "dlib",
+    lambda argument: DlibLandmarksAnnotator(detector=argument or "hog"),
+    "68 landmarks with dlib's shape predictor (extra: landmarks-dlib)",
+)
+register_annotator(
+    "mediapipe",
+    lambda argument: MediaPipeLandmarksAnnotator(detector=argument or "mesh"),
+    "68 landmarks mapped from the MediaPipe face mesh (extra: landmarks-mediapipe)",
+)
+register_annotator("solvepnp", _solvepnp, "head pose yaw/pitch/roll from landmarks_68 with cv2.solvePnP (extra: pose)")
+register_annotator(
+    "deepface",
+    lambda argument: DeepFaceAnnotator(detector_backend=argument or "skip"),
+    "age, gender, ethnicity with deepface (extra: deepface; weights in $DEEPFACE_HOME)",
+)
+register_annotator(
+    "onnx",
+    _required("onnx", OnnxClassifierAnnotator),
+    "age/gender/ethnicity from a local ONNX classifier + its JSON config (extra: onnx)",
+)
+register_annotator(
+    "timm",
+    _required("timm", TimmClassifierAnnotator),
+    "age/gender/ethnicity from local timm safetensors weights + its JSON config",
+)

@@ -73,8 +73,11 @@ def module_path(name: str) -> str:
 def _module_files(name: str) -> list[Path]:
     """The files of the packaged module ``name`` that an export copies."""
     source = Path(module_path(name))
-    return [source / pattern.format(name=name) for pattern in _MODULE_FILES
-            if (source / pattern.format(name=name)).is_file()]
+    return [
+        source / pattern.format(name=name)
+        for pattern in _MODULE_FILES
+        if (source / pattern.format(name=name)).is_file()
+    ]
 
 
 def module_identity(name: str) -> dict[str, str]:
@@ -82,11 +85,15 @@ def module_identity(name: str) -> dict[str, str]:
     files copied (names and sha256), so a re-export of other files is told apart."""
     from affectnetplus_hf.run_folder import file_sha256, records_fingerprint
 
-    return {"module": name, "files": records_fingerprint((file.name, file_sha256(file)) for file in _module_files(name))}
+    return {
+        "module": name,
+        "files": records_fingerprint((file.name, file_sha256(file)) for file in _module_files(name)),
+    }
 
 
-def export_modules(directory: str | os.PathLike, names: tuple[str, ...] | list[str] | None = None,
-                   *, overwrite: bool = False) -> list[str]:
+def export_modules(
+    directory: str | os.PathLike, names: tuple[str, ...] | list[str] | None = None, *, overwrite: bool = False
+) -> list[str]:
     """Copy the ``evaluate`` module folders (``<name>/<name>.py`` + ``README.md``) into ``directory``.
 
     Afterwards ``evaluate.load("<directory>/w_mae")`` works, and so does ``evaluate.load("w_mae")`` when
@@ -105,8 +112,10 @@ def export_modules(directory: str | os.PathLike, names: tuple[str, ...] | list[s
     if target_root.exists() and not target_root.is_dir():
         raise NotADirectoryError(f"export target exists and is not a directory: {target_root}")
     with contextlib.ExitStack() as stack:
-        folders = [stack.enter_context(RunFolder(target_root / name, "metric-module", module_identity(name)))
-                   for name in names]
+        folders = [
+            stack.enter_context(RunFolder(target_root / name, "metric-module", module_identity(name)))
+            for name in names
+        ]
         for folder in folders:  # all checked before any is written
             folder.start(overwrite=overwrite, resume=False)
         created = []

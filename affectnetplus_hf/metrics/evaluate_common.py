@@ -98,8 +98,9 @@ class SoftLabelMetric(evaluate.Metric):
             reference_urls=[PAPER_URL],
         )
 
-    def compute_metric(self, function: Callable[..., Any], predictions: Any, references: Any, by: Any,
-                       **options: Any) -> dict[str, Any]:
+    def compute_metric(
+        self, function: Callable[..., Any], predictions: Any, references: Any, by: Any, **options: Any
+    ) -> dict[str, Any]:
         """``{name: function(references, predictions)}`` (plus ``name_by`` with ``by``), ``name`` being the
         function's name; ``options`` left ``None`` take this instance's defaults."""
         merged = dict(self.default_options)

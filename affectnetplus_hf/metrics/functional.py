@@ -145,8 +145,9 @@ def _as_soft_label_array(value: Any, name: str, n_classes: int, n_rows: int | No
     return array
 
 
-def _check_unit_interval(array: np.ndarray, name: str, clip: bool, row_names: Sequence[Any] | None = None,
-                         clip_hint: bool = True) -> np.ndarray:
+def _check_unit_interval(
+    array: np.ndarray, name: str, clip: bool, row_names: Sequence[Any] | None = None, clip_hint: bool = True
+) -> np.ndarray:
     """``array`` when every value is finite and in [0, 1]; clipped to [0, 1] with ``clip`` (NaN/inf always
     raise). A refusal names the rows, the first one's values and, with ``row_names``, its name."""
     low, high = array.min(), array.max()  # NaN propagates, so one pass finds every problem
@@ -164,8 +165,9 @@ def _check_unit_interval(array: np.ndarray, name: str, clip: bool, row_names: Se
         expected += " (pass clip=True to clip them)" if clip_hint else ""
     row = int(rows[0])
     named = "" if row_names is None else f", image {row_names[row]!r}"
-    raise ValueError(f"{name} has {problem} at {_format_rows(rows)} (row {row}{named}: {array[row].tolist()}); "
-                     f"expected {expected}")
+    raise ValueError(
+        f"{name} has {problem} at {_format_rows(rows)} (row {row}{named}: {array[row].tolist()}); expected {expected}"
+    )
 
 
 def check_soft_labels(
@@ -235,16 +237,16 @@ def _block_ranks(block_t: np.ndarray, ties: str) -> np.ndarray:
         ranks = np.empty(block_t.shape, dtype=np.int8)
         ranks[:] = (n_classes - np.arange(n_classes, dtype=np.int8))[:, None]
         for i in range(n_classes - 1):
-            i_first = block_t[i] >= block_t[i + 1:]  # (C-1-i, B): emotion i ranks above emotion j
-            ranks[i + 1:] += i_first
+            i_first = block_t[i] >= block_t[i + 1 :]  # (C-1-i, B): emotion i ranks above emotion j
+            ranks[i + 1 :] += i_first
             ranks[i] -= i_first.sum(axis=0, dtype=np.int8)
         return ranks
     doubled = np.full(block_t.shape, n_classes + 1, dtype=np.int8)
     for i in range(n_classes - 1):
-        later, current = block_t[i + 1:], block_t[i]
+        later, current = block_t[i + 1 :], block_t[i]
         sign = (later > current).view(np.int8) - (later < current).view(np.int8)  # sign(x_j - x_i), j > i
         doubled[i] += sign.sum(axis=0, dtype=np.int8)
-        doubled[i + 1:] -= sign
+        doubled[i + 1 :] -= sign
     return doubled
 
 
@@ -505,8 +507,9 @@ class MetricTable(dict):
         """``{group: value}`` of one metric."""
         return {group: row[metric] for group, row in self.items() if metric in row}
 
-    def to_markdown(self, columns: Sequence[str] | None = None, *, digits: int = 2,
-                    group_header: str = "group") -> str:
+    def to_markdown(
+        self, columns: Sequence[str] | None = None, *, digits: int = 2, group_header: str = "group"
+    ) -> str:
         """A GitHub Markdown table, one row per group; floats with ``digits`` decimals."""
         columns = list(columns) if columns is not None else self.columns()
         lines = ["| " + " | ".join([group_header, *columns]) + " |", "|" + "---|" * (len(columns) + 1)]
@@ -632,7 +635,7 @@ def soft_label_metrics(
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(groups) + 1))
     for i, group in enumerate(groups):
-        table[group] = _soft_row(errors[order[bounds[i]:bounds[i + 1]]], epsilon)
+        table[group] = _soft_row(errors[order[bounds[i] : bounds[i + 1]]], epsilon)
     return table
 
 
@@ -680,7 +683,6 @@ def crowd_agreement(
     return {**row, "kl": kl, "majority_acc": float(hits.mean())}
 
 
-
 def second_panel_check(
     votes: Any,
     non_emotion_votes: Any,
@@ -703,11 +705,13 @@ def second_panel_check(
         panel_a, panel_b = split_panels(votes, non_emotion_votes, seed=int(seed))
         keep = (panel_a.sum(axis=1) > 0) & (panel_b.sum(axis=1) > 0)
         reference = vote_distributions(panel_b[keep]).astype(np.float64)
-        per_seed.append({
-            "seed": int(seed),
-            "model": crowd_agreement(reference, predictions[keep]),
-            "panel_a": crowd_agreement(reference, vote_distributions(panel_a[keep]).astype(np.float64)),
-        })
+        per_seed.append(
+            {
+                "seed": int(seed),
+                "model": crowd_agreement(reference, predictions[keep]),
+                "panel_a": crowd_agreement(reference, vote_distributions(panel_a[keep]).astype(np.float64)),
+            }
+        )
 
     def mean(who: str) -> dict[str, float | None]:
         keys = per_seed[0][who].keys()
@@ -715,6 +719,7 @@ def second_panel_check(
         return {k: None if any(v is None for v in vs) else float(np.mean(vs)) for k, vs in values.items()}
 
     return {"model": mean("model"), "panel_a": mean("panel_a"), "seeds": [int(s) for s in seeds], "per_seed": per_seed}
+
 
 # --------------------------------------------------------------------------------------------------
 # hard-label metrics
@@ -907,9 +912,7 @@ def average_accuracy(
     return table.column("average_accuracy")
 
 
-def precision_recall_f1(
-    references: Any, predictions: Any, *, labels: Sequence | None = None, by: Any = None
-) -> dict:
+def precision_recall_f1(references: Any, predictions: Any, *, labels: Sequence | None = None, by: Any = None) -> dict:
     """``{label: {"precision", "recall", "f1", "support"}}`` in percent (paper Table 9).
 
     With ``by``, ``{group: {label: {...}}}``.

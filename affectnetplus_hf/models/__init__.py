@@ -1,22 +1,15 @@
 """AffectNet+ models: transformers ``PreTrainedModel``s on timm backbones.
 
-* :mod:`~affectnetplus_hf.models.configuration_affectnetplus` — the configs;
-* :mod:`~affectnetplus_hf.models.backbones` — timm backbones, heads, :class:`ExpressionNet`;
-* :mod:`~affectnetplus_hf.models.modeling_affectnetplus` — the single-backbone models and their losses;
-* :mod:`~affectnetplus_hf.models.modeling_softlabeler` — the :class:`SoftLabeler` ensemble;
-* :mod:`~affectnetplus_hf.models.hub` — model folders, the saved image processor, :func:`load_soft_labeler`;
-* :mod:`~affectnetplus_hf.models.runner` — the one inference loop;
-* :mod:`~affectnetplus_hf.models.inference` — ``affectnetplus predict`` (image files → table);
-* :mod:`~affectnetplus_hf.models.registration` — the transformers Auto classes.
+* ``configuration_affectnetplus`` — the configs; ``backbones`` — timm backbones, heads, ``ExpressionNet``;
+* ``modeling_affectnetplus`` — the single-backbone models and their losses;
+* ``modeling_softlabeler`` — the :class:`SoftLabeler` ensemble;
+* ``hub`` — model folders, the saved image processor, :func:`load_soft_labeler`;
+* ``runner`` — the one inference loop; ``inference`` — ``affectnetplus predict`` (image files → table);
+* ``registration`` — the transformers Auto classes.
 
-The names below are loaded lazily (PEP 562): ``import affectnetplus_hf.models`` is cheap (the CLI imports
-:mod:`~affectnetplus_hf.models.hub` to check model folders before loading anything), the first access to a
-model class imports torch/transformers. The modules defining the configs, models and image processor
-register them with ``AutoConfig``/``AutoModel``/``AutoModelForImageClassification``/``AutoImageProcessor``
-(transformers' ``register`` calls, no ``trust_remote_code``) when imported; the first model class taken
-from here (or from ``affectnetplus_hf``) imports them all. So ``AutoModel.from_pretrained(saved_dir)``
-works once a model class was used or :func:`~affectnetplus_hf.models.registration.register_auto_classes`
-was called.
+The names below are loaded lazily (PEP 562): ``import affectnetplus_hf.models`` is cheap; the first
+access to a model class imports torch/transformers and registers every class with the Auto classes
+(``docs/architecture.md#models-as-transformers-classes``).
 """
 
 from __future__ import annotations

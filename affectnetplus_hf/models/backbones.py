@@ -12,7 +12,8 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -80,7 +81,7 @@ def create_backbone(
     use_pretrained = bool(pretrained) and not is_meta_init()
     if use_pretrained:
         if pretrained.startswith("hf-hub:"):
-            kwargs["pretrained_cfg_overlay"] = {"hf_hub_id": pretrained[len("hf-hub:"):]}
+            kwargs["pretrained_cfg_overlay"] = {"hf_hub_id": pretrained[len("hf-hub:") :]}
         else:
             if not os.path.isfile(pretrained):
                 raise FileNotFoundError(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +31,7 @@ PROCESSOR_FILE = "preprocessor_config.json"
 def _looks_local(path: str) -> bool:
     """A path that is not a hub id (``name`` or ``org/name``): absolute, ``./``, ``../``, ``~``, or deeper."""
     return (
-        os.path.isabs(path)
-        or path.startswith((".", "~"))
-        or path.count("/") > 1
-        or (os.sep != "/" and os.sep in path)
+        os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1 or (os.sep != "/" and os.sep in path)
     )
 
 
@@ -101,10 +98,16 @@ def check_loaded_weights(model, path: str, missing_keys: Iterable[str]) -> None:
     missing = sorted(missing_keys)
     where = weights_path(path)
     for kind, keys, why in (
-        ("backbone", [key for key in missing if not key.startswith(heads)],
-         "Backbone weights cannot be re-initialised sensibly"),
-        ("head", [key for key in missing if key.startswith(heads)],
-         "A head left at its random init gives meaningless scores"),
+        (
+            "backbone",
+            [key for key in missing if not key.startswith(heads)],
+            "Backbone weights cannot be re-initialised sensibly",
+        ),
+        (
+            "head",
+            [key for key in missing if key.startswith(heads)],
+            "A head left at its random init gives meaningless scores",
+        ),
     ):
         if keys:
             shown = ", ".join(keys[:10]) + (f", ... ({len(keys)} in all)" if len(keys) > 10 else "")
@@ -115,7 +118,8 @@ def check_loaded_weights(model, path: str, missing_keys: Iterable[str]) -> None:
     leftover = meta_tensor_names(model)
     if leftover:
         raise ValueError(
-            f"{where}: {len(leftover)} tensor(s) were not loaded and are left uninitialised: {', '.join(leftover[:10])}"
+            f"{where}: {len(leftover)} tensor(s) were not loaded and are left uninitialised: "
+            f"{', '.join(leftover[:10])}"
         )
 
 

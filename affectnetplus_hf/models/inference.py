@@ -77,8 +77,9 @@ def predict_files(
     if detector == NO_DETECTOR:
         faces_meta, values = _label_crops(model, paths, batch_size, num_workers, skip_bad, bad, device, dtype)
     else:
-        faces_meta, values = _label_photos(model, paths, batch_size, num_workers, skip_bad, bad, device, dtype,
-                                           detector, faces, no_face)
+        faces_meta, values = _label_photos(
+            model, paths, batch_size, num_workers, skip_bad, bad, device, dtype, detector, faces, no_face
+        )
     if bad:
         logger.warning(
             "skipped %d unreadable image(s):\n%s", len(bad), "\n".join(f"  {name}: {reason}" for name, reason in bad)
@@ -107,8 +108,11 @@ def _check_predict_arguments(paths: Sequence[str], batch_size: int, no_face: str
 
 def _outputs(output, k: int) -> tuple:
     calibrated = output.soft_label_calibrated
-    return (output.soft_label[k].numpy(), output.spread[k].numpy(),
-            None if calibrated is None else calibrated[k].numpy())
+    return (
+        output.soft_label[k].numpy(),
+        output.spread[k].numpy(),
+        None if calibrated is None else calibrated[k].numpy(),
+    )
 
 
 def _label_photos(model, paths, batch_size, num_workers, skip_bad, bad, device, dtype, detector, faces, no_face):
@@ -118,8 +122,15 @@ def _label_photos(model, paths, batch_size, num_workers, skip_bad, bad, device, 
 
     finder = FaceFinder(detector, faces=faces, processor=model.image_processor)
     logger.info("face detector: %s", finder.detector_name)
-    loader = make_photo_dataloader([os.path.abspath(p) for p in paths], model.image_processor, finder,
-                                   no_face=no_face, batch_size=batch_size, num_workers=num_workers, skip_bad=skip_bad)
+    loader = make_photo_dataloader(
+        [os.path.abspath(p) for p in paths],
+        model.image_processor,
+        finder,
+        no_face=no_face,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        skip_bad=skip_bad,
+    )
     meta: list = []
     values: dict = {}
     for batch, output in iter_soft_labels(model, _collect(loader, bad, meta), device=device, dtype=dtype):
@@ -136,7 +147,12 @@ def _label_crops(model, paths, batch_size, num_workers, skip_bad, bad, device, d
 
     records = [FaceRecord(image_id=str(p), image_path=os.path.abspath(p), source="predict") for p in paths]
     loader = make_dataloader(
-        records, model.image_processor, batch_size=batch_size, num_workers=num_workers, shuffle=False, seed=0,
+        records,
+        model.image_processor,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        shuffle=False,
+        seed=0,
         skip_bad=skip_bad,
     )
     values: dict = {}
@@ -167,7 +183,8 @@ def _face_table(model, paths, faces_meta, values, with_spread: bool):
         if wanted:
             for e, emotion in enumerate(EMOTIONS):
                 columns[f"{emotion}{suffix}"] = pa.array(
-                    [float(values[key][position][e]) if key in values else None for key in keys], type=pa.float32())
+                    [float(values[key][position][e]) if key in values else None for key in keys], type=pa.float32()
+                )
     return pa.table(columns)
 
 

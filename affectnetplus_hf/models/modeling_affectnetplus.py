@@ -217,8 +217,9 @@ class AffectNetPlusPreTrainedModel(PreTrainedModel):
         kwargs.setdefault("use_safetensors", True)
         output_loading_info = kwargs.pop("output_loading_info", False)
         try:
-            model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True,
-                                                  **kwargs)
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
         except RuntimeError as error:
             if "mismatched_sizes" not in str(error):
                 raise
@@ -376,8 +377,14 @@ class AUExpressionClassifier(_SingleBackboneModel):
                 neutral_similarity=self.config.neutral_similarity,
             )[:, 0].float()
         output = AUClassifierOutput(
-            loss=loss, logits=logits, au_logits=au_logits, positive_probs=positive, au_probs=au_probs,
-            p_au=p_au, binary_loss=binary_loss, au_loss=au_term,
+            loss=loss,
+            logits=logits,
+            au_logits=au_logits,
+            positive_probs=positive,
+            au_probs=au_probs,
+            p_au=p_au,
+            binary_loss=binary_loss,
+            au_loss=au_term,
         )
         return output if return_dict is not False else output.to_tuple()
 
@@ -461,7 +468,12 @@ class DistributionClassifier(_SingleBackboneModel):
         return output if return_dict is not False else output.to_tuple()
 
 
-for _model_class in (BinaryExpressionClassifier, AUExpressionClassifier, DistributionClassifier, HardFERModel,
-                     SoftFERModel):
+for _model_class in (
+    BinaryExpressionClassifier,
+    AUExpressionClassifier,
+    DistributionClassifier,
+    HardFERModel,
+    SoftFERModel,
+):
     AutoModel.register(_model_class.config_class, _model_class, exist_ok=True)
     AutoModelForImageClassification.register(_model_class.config_class, _model_class, exist_ok=True)

@@ -228,7 +228,7 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
 
         ebc: list[torch.Tensor] = []
         for j in range(len(self.config.ebc_backbones)):
-            logits = run_group(list(self.ebc_members[j * NUM_EMOTIONS:(j + 1) * NUM_EMOTIONS]), with_au=False)
+            logits = run_group(list(self.ebc_members[j * NUM_EMOTIONS : (j + 1) * NUM_EMOTIONS]), with_au=False)
             ebc.extend(logits.unbind(0))
         groups: dict[str, list[int]] = {}
         for e, backbone in enumerate(self.config.au_backbones):
@@ -260,8 +260,9 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         output = SoftLabelerOutput(**{k: None if v is None else v.float() for k, v in result.items()})
         return output if return_dict is not False else output.to_tuple()
 
-    def combine(self, ebc_probs=None, au_binary_probs=None, au_probs=None,
-                dist_probs=None) -> dict[str, torch.Tensor | None]:
+    def combine(
+        self, ebc_probs=None, au_binary_probs=None, au_probs=None, dist_probs=None
+    ) -> dict[str, torch.Tensor | None]:
         """The second half of ``forward``: member probabilities → scores, soft label, spread, calibrated
         soft label (Eqs. 4–5, 9–14; ``docs/method.md#calibration``), in float64 on the inputs' device, without
         gradient (the members are trained one by one, never through the soft label).
@@ -275,8 +276,12 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
         """
         config = self.config
         ebc_probs, au_binary_probs, au_probs, dist_probs = given = _float64_probabilities(
-            {"EBC member probabilities": ebc_probs, "AU member probabilities": au_binary_probs,
-             "AU probabilities": au_probs, "distribution member probabilities": dist_probs}
+            {
+                "EBC member probabilities": ebc_probs,
+                "AU member probabilities": au_binary_probs,
+                "AU probabilities": au_probs,
+                "distribution member probabilities": dist_probs,
+            }
         )
         device = next((value.device for value in given if value is not None), torch.device("cpu"))
         parts: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # family -> (scores, columns, stack)
@@ -334,8 +339,8 @@ class SoftLabeler(AffectNetPlusPreTrainedModel):
 
         def batches():
             for start in range(0, len(images), batch_size):
-                chunk = as_image_sources(images[start:start + batch_size])
-                boxes = None if face_boxes is None else list(face_boxes[start:start + batch_size])
+                chunk = as_image_sources(images[start : start + batch_size])
+                boxes = None if face_boxes is None else list(face_boxes[start : start + batch_size])
                 yield self.image_processor.preprocess(chunk, face_boxes=boxes, return_tensors="pt")
 
         return concat_outputs(output for _, output in iter_soft_labels(self, batches(), device=device, dtype=dtype))
@@ -375,7 +380,7 @@ def shift_pixels(pixel_values: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     padded = nnf.pad(pixel_values, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)), mode="replicate")
     height, width = pixel_values.shape[-2:]
     top, left = max(-dy, 0), max(-dx, 0)
-    return padded[..., top:top + height, left:left + width]
+    return padded[..., top : top + height, left : left + width]
 
 
 def _as_float64(values, device: torch.device) -> torch.Tensor:
@@ -456,9 +461,7 @@ def _ordered_ebc_members(
             raise ValueError(f"ebc_members keys must be (backbone, emotion) tuples, got {key!r}")
         backbone, emotion = key[0], resolve_emotion(key[1])
         if not isinstance(member, BinaryExpressionClassifier):
-            raise ValueError(
-                f"ebc_members[{key!r}] must be a BinaryExpressionClassifier, got {type(member).__name__}"
-            )
+            raise ValueError(f"ebc_members[{key!r}] must be a BinaryExpressionClassifier, got {type(member).__name__}")
         if member.config.backbone != backbone or member.config.emotion != emotion:
             raise ValueError(
                 f"ebc_members[{key!r}] is a {member.config.backbone}/{member.config.emotion} classifier; "
@@ -547,7 +550,11 @@ def _ebc_family(config: SoftLabelerConfig, probs: torch.Tensor, device: torch.de
 def _au_family(config: SoftLabelerConfig, binary_probs: torch.Tensor, au_probs: torch.Tensor, device: torch.device):
     """``(SC_AU (N, 8) of Eq. 13, P_AU columns (N, 8), per-emotion stack (1, N, 8))``."""
     p_au = au_positive_probabilities(  # Eqs. 9-12
-        binary_probs, au_probs, range(NUM_EMOTIONS), aus=config.aus, neutral_similarity=config.neutral_similarity,
+        binary_probs,
+        au_probs,
+        range(NUM_EMOTIONS),
+        aus=config.aus,
+        neutral_similarity=config.neutral_similarity,
     )
     return p_au * _as_float64(config.confidences("au"), device), p_au, p_au[None]  # Eq. 13
 

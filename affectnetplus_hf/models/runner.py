@@ -13,7 +13,8 @@ calibration all run :func:`iter_soft_labels`:
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 

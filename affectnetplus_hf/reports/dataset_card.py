@@ -39,19 +39,28 @@ COLUMN_DOCS: dict[str, str] = {
     "image_id": "path of the image relative to the source root (`/`-separated); unique",
     "face_box": "(x0, y0, x1, y1) face box in image pixels, null for the whole image",
     "expression": "hard label (the source's single annotation), `ClassLabel` with the 8 emotions",
-    "soft_label": ("AffectNet+ soft label (paper Eq. 14, docs/method.md#soft-label): 8 independent scores in "
-                   "[0, 1], not renormalised"),
-    "soft_label_ebc": ("semantic scores of the ensemble of binary classifiers (Eq. 5); null if that family was not "
-                       "used"),
+    "soft_label": (
+        "AffectNet+ soft label (paper Eq. 14, docs/method.md#soft-label): 8 independent scores in "
+        "[0, 1], not renormalised"
+    ),
+    "soft_label_ebc": (
+        "semantic scores of the ensemble of binary classifiers (Eq. 5); null if that family was not used"
+    ),
     "soft_label_au": "semantic scores of the AU-based classifiers (Eq. 13); null if that family was not used",
-    "soft_label_dist": ("mean probability of the members trained on annotators' vote distributions (sums to 1; "
-                        "docs/method.md#distribution-family); null if that family was not used"),
-    "soft_label_calibrated": ("calibrated soft label: the families' scores mapped onto annotators' vote "
-                              "distributions (sums to 1; docs/method.md#calibration); null if the soft-labeler "
-                              "was not calibrated. Its measured agreement with people is in this card"),
+    "soft_label_dist": (
+        "mean probability of the members trained on annotators' vote distributions (sums to 1; "
+        "docs/method.md#distribution-family); null if that family was not used"
+    ),
+    "soft_label_calibrated": (
+        "calibrated soft label: the families' scores mapped onto annotators' vote "
+        "distributions (sums to 1; docs/method.md#calibration); null if the soft-labeler "
+        "was not calibrated. Its measured agreement with people is in this card"
+    ),
     "spread": "per-emotion standard deviation of the ensemble members' probabilities (how much they disagree)",
-    "subset": ("subset (paper Sec. 3.5.1, docs/method.md#subsets): easy (hard label ranked 1st in the soft label), "
-               "challenging (2nd-3rd), difficult"),
+    "subset": (
+        "subset (paper Sec. 3.5.1, docs/method.md#subsets): easy (hard label ranked 1st in the soft label), "
+        "challenging (2nd-3rd), difficult"
+    ),
     "valence": "valence in [-1, 1], null when not annotated",
     "arousal": "arousal in [-1, 1], null when not annotated",
     "age": "age in years (paper Sec. 3.5.4, docs/method.md#metadata), null when unknown",
@@ -62,12 +71,16 @@ COLUMN_DOCS: dict[str, str] = {
     "head_pose_yaw": "head pose yaw in degrees, null when unknown",
     "head_pose_pitch": "head pose pitch in degrees, null when unknown",
     "head_pose_roll": "head pose roll in degrees, null when unknown",
-    "soft_label_true": ("synthetic sample only: ground-truth soft label (the renderer's blend weights; a weak "
-                        "face's missing intensity on Neutral)"),
-    "votes": ("multi-annotated sources only: annotator counts in FER+ column order (neutral, happiness, surprise, "
-              "sadness, anger, disgust, fear, contempt, unknown, NF); other vote sources put their non-emotion "
-              "votes in unknown and 0 in NF; null for an image without votes. Feeds FER+'s training modes "
-              "(Barsoum et al. 2016)"),
+    "soft_label_true": (
+        "synthetic sample only: ground-truth soft label (the renderer's blend weights; a weak "
+        "face's missing intensity on Neutral)"
+    ),
+    "votes": (
+        "multi-annotated sources only: annotator counts in FER+ column order (neutral, happiness, surprise, "
+        "sadness, anger, disgust, fear, contempt, unknown, NF); other vote sources put their non-emotion "
+        "votes in unknown and 0 in NF; null for an image without votes. Feeds FER+'s training modes "
+        "(Barsoum et al. 2016)"
+    ),
 }
 
 
@@ -91,8 +104,14 @@ def dataset_info_entry(config: str, info) -> dict:
     return {"config_name": config, **entry}
 
 
-def card_metadata(summary: Mapping[str, Any], features, splits: Sequence[str], source_kind: str,
-                  pretty_name: str, keep_unlabeled: bool) -> dict:
+def card_metadata(
+    summary: Mapping[str, Any],
+    features,
+    splits: Sequence[str],
+    source_kind: str,
+    pretty_name: str,
+    keep_unlabeled: bool,
+) -> dict:
     """The YAML header of the card: license (and gating), ``configs`` (data_files per split) and
     ``dataset_info``."""
     from datasets import DatasetInfo, SplitDict, SplitInfo
@@ -115,16 +134,19 @@ def card_metadata(summary: Mapping[str, Any], features, splits: Sequence[str], s
             split_dict.add(SplitInfo(name=split, num_examples=config_rows(summary, config, split)))
         infos.append(dataset_info_entry(config, DatasetInfo(features=features, splits=split_dict)))
     total = sum(summary["splits"][s]["rows"] for s in splits)
-    size = ("n<1K" if total < 1000 else "1K<n<10K" if total < 10_000 else "10K<n<100K" if total < 100_000
-            else "100K<n<1M")
+    size = (
+        "n<1K" if total < 1000 else "1K<n<10K" if total < 10_000 else "10K<n<100K" if total < 100_000 else "100K<n<1M"
+    )
     header: dict[str, Any] = {"pretty_name": pretty_name, "license": terms.license}
     if terms.license_name:
         header["license_name"] = terms.license_name
-    header.update({
-        "task_categories": ["image-classification"],
-        "tags": ["facial-expression-recognition", "soft-labels", "affectnet-plus", "emotion"],
-        "size_categories": [size],
-    })
+    header.update(
+        {
+            "task_categories": ["image-classification"],
+            "tags": ["facial-expression-recognition", "soft-labels", "affectnet-plus", "emotion"],
+            "size_categories": [size],
+        }
+    )
     if terms.gated_prompt:
         header["extra_gated_prompt"] = terms.gated_prompt
         header["extra_gated_fields"] = {terms.gated_checkbox: "checkbox"}
@@ -150,9 +172,16 @@ def columns_table(features) -> str:
     return markdown_table(["column", "type", "meaning"], rows).rstrip("\n")
 
 
-def render_card(summary: Mapping[str, Any], features, splits: Sequence[str], figure_paths: Mapping[str, str],
-                source_kind: str, pretty_name: str | None = None, keep_unlabeled: bool = False,
-                template_path: str | os.PathLike | None = None) -> str:
+def render_card(
+    summary: Mapping[str, Any],
+    features,
+    splits: Sequence[str],
+    figure_paths: Mapping[str, str],
+    source_kind: str,
+    pretty_name: str | None = None,
+    keep_unlabeled: bool = False,
+    template_path: str | os.PathLike | None = None,
+) -> str:
     """The dataset card ``README.md``: YAML header (:func:`card_metadata`) + the template (``template_path``,
     default :data:`CARD_TEMPLATES`) filled in."""
     import yaml
@@ -163,16 +192,13 @@ def render_card(summary: Mapping[str, Any], features, splits: Sequence[str], fig
     }.get(source_kind, f"AffectNet+-style soft labels ({source_kind})")
     header = card_metadata(summary, features, splits, source_kind, pretty_name, keep_unlabeled)
     license_text = license_for(source_kind).dataset_text
-    tables = "\n".join(
-        subset_table_markdown(summary["subset_table"][split], title=f"{split}") for split in splits
-    )
+    tables = "\n".join(subset_table_markdown(summary["subset_table"][split], title=f"{split}") for split in splits)
     figures = "\n".join(f"![{split} subsets]({path})" for split, path in figure_paths.items()) or "(figures not drawn)"
     template = read_template((Path(template_path),) if template_path else CARD_TEMPLATES, "dataset card")
     body = string.Template(template).substitute(
         pretty_name=pretty_name,
         license_text=license_text,
         licence_text=license_text,  # the placeholder's spelling in templates users copied
-
         source_kind=source_kind,
         families=", ".join(summary.get("families") or []) or "unknown",
         labels_model=summary.get("labels_model") or "unknown",
@@ -204,19 +230,25 @@ def _left_out_lines(summary: Mapping[str, Any], splits: Sequence[str], keep_unla
     left_out = []
     for split, n in summary.get("without_hard_label", {}).items():
         if n:
-            left_out.append(f"- {split}: {n:,} image(s) without a hard label (AffectNet codes 8-10) "
-                            + ("kept in `default` (`unassigned-*` files)" if keep_unlabeled else "left out"))
+            left_out.append(
+                f"- {split}: {n:,} image(s) without a hard label (AffectNet codes 8-10) "
+                + ("kept in `default` (`unassigned-*` files)" if keep_unlabeled else "left out")
+            )
     for config in CONFIG_NAMES:
         empty = [split for split in splits if config_rows(summary, config, split) == 0]
         if empty:
             absent = "the config is absent" if len(empty) == len(splits) else "those splits are absent from it"
             left_out.append(f"- config `{config}` has no image in split(s) {', '.join(empty)}: " + absent)
     if summary.get("changed_images"):
-        left_out.append(f"- {len(summary['changed_images']):,} image(s) changed since they were labeled, left out "
-                        "(listed in `statistics.json`)")
+        left_out.append(
+            f"- {len(summary['changed_images']):,} image(s) changed since they were labeled, left out "
+            "(listed in `statistics.json`)"
+        )
     if summary.get("not_labelled"):
-        left_out.append(f"- {len(summary['not_labelled']):,} image(s) with no soft label (unreadable at labeling), "
-                        "left out (listed in `statistics.json`)")
+        left_out.append(
+            f"- {len(summary['not_labelled']):,} image(s) with no soft label (unreadable at labeling), "
+            "left out (listed in `statistics.json`)"
+        )
     return left_out
 
 
@@ -227,7 +259,7 @@ def replace_license_note(card: str, note: str) -> str:
     for begin, end in ((LICENSE_NOTE_BEGIN, LICENSE_NOTE_END), LICENCE_SPELLED_MARKERS):
         if begin in card and end in card:
             start = card.index(begin)
-            return card[:start] + block + card[card.index(end) + len(end):]
+            return card[:start] + block + card[card.index(end) + len(end) :]
     return card.rstrip("\n") + "\n\n" + block + "\n"
 
 

@@ -48,10 +48,14 @@ LICENSES: dict[str, DataLicense] = {
             "private repositories by default."
         ),
         model_license="other",
-        model_note=("AffectNet — academic research license of its authors (University of Denver); no "
-                    "redistribution, no commercial use. Weights trained on it inherit these terms."),
-        gated_prompt=("This dataset contains AffectNet images, which may only be used under the AffectNet "
-                      "license. Confirm that you hold an AffectNet license."),
+        model_note=(
+            "AffectNet — academic research license of its authors (University of Denver); no "
+            "redistribution, no commercial use. Weights trained on it inherit these terms."
+        ),
+        gated_prompt=(
+            "This dataset contains AffectNet images, which may only be used under the AffectNet "
+            "license. Confirm that you hold an AffectNet license."
+        ),
         gated_checkbox="I hold an AffectNet license",
     ),
     "synthetic": DataLicense(
@@ -64,7 +68,8 @@ LICENSES: dict[str, DataLicense] = {
             "exists only for this sample."
         ),
         model_license="mit",
-        model_note="procedurally rendered faces of the embedded AffectNet+ sample (this package, MIT); no real person.",
+        model_note="procedurally rendered faces of the embedded AffectNet+ sample (this package, MIT); "
+        "no real person.",
     ),
     "ferplus": DataLicense(
         license="other",
@@ -74,15 +79,18 @@ LICENSES: dict[str, DataLicense] = {
             "Check the FER2013 terms before sharing the images; keep hub repositories private otherwise."
         ),
         model_license="mit",
-        model_note=("FER+ labels (Microsoft, MIT license) on FER2013 images (ICML 2013 challenge, research use; "
-                    "image copyright with their owners)."),
+        model_note=(
+            "FER+ labels (Microsoft, MIT license) on FER2013 images (ICML 2013 challenge, research use; "
+            "image copyright with their owners)."
+        ),
     ),
     "folder": DataLicense(
         license="other",
         license_name="source-dataset-license",
         dataset_text=_SUPPLIED_DATA,
         model_license="other",
-        model_note="a user-supplied folder; its license is the data owner's — state it here before sharing these weights.",
+        model_note="a user-supplied folder; its license is the data owner's — "
+        "state it here before sharing these weights.",
     ),
 }
 

@@ -75,14 +75,17 @@ def _duration(seconds: float | None) -> str:
 def _augmentation(config) -> str:
     if not config.augment:
         return "none"
-    return (f"horizontal flip p={config.hflip}, affine (±{config.rotate_degrees}°, ±{config.translate:.0%} shift, "
-            f"scale ±{config.scale_jitter}), colour jitter ±{config.color_jitter}")
+    return (
+        f"horizontal flip p={config.hflip}, affine (±{config.rotate_degrees}°, ±{config.translate:.0%} shift, "
+        f"scale ±{config.scale_jitter}), colour jitter ±{config.color_jitter}"
+    )
 
 
 def _views(config) -> list[str]:
     """What the distribution members are averaged over at test time (``docs/method.md#distribution-family``)."""
     return (["the mirror image"] if config.test_time_flip else []) + (
-        [f"{config.test_time_shift}-pixel shifts"] if config.test_time_shift else [])
+        [f"{config.test_time_shift}-pixel shifts"] if config.test_time_shift else []
+    )
 
 
 def _test_time_views(config) -> str:
@@ -122,8 +125,14 @@ def _member_rows(config, families: tuple[str, ...]) -> str:
     """The rows of the card's members table, one per family."""
     rows = []
     if "ebc" in families:
-        rows.append(_part("soft_labeler_member_ebc", config=config, n_members=8 * len(config.ebc_backbones),
-                          backbones=", ".join(f"`{b}`" for b in config.ebc_backbones)))
+        rows.append(
+            _part(
+                "soft_labeler_member_ebc",
+                config=config,
+                n_members=8 * len(config.ebc_backbones),
+                backbones=", ".join(f"`{b}`" for b in config.ebc_backbones),
+            )
+        )
     if "au" in families:
         rows.append(_part("soft_labeler_member_au", config=config))
     if "dist" in families:
@@ -138,8 +147,15 @@ def _split_table(split_report: dict[str, Any]) -> str:
     for emotion in EMOTIONS:
         row = per_emotion.get(emotion, {})
         low = row.get("lowest_agreement_used")
-        rows.append([emotion, row.get("n_images", "?"), row.get("n_unanimous", "?"), row.get("n_test", "?"),
-                     "-" if low is None else float(low)])
+        rows.append(
+            [
+                emotion,
+                row.get("n_images", "?"),
+                row.get("n_unanimous", "?"),
+                row.get("n_test", "?"),
+                "-" if low is None else float(low),
+            ]
+        )
     header = ["emotion", "images", "unanimous", "test-MAS", "lowest agreement used"]
     return markdown_table(header, rows).rstrip("\n")
 
@@ -161,14 +177,26 @@ def _training_paragraph(config, families: tuple[str, ...], paper: tuple[str, ...
     training = []
     if paper:
         negatives = "negatives re-drawn every epoch" if config.redraw_negatives else "negatives drawn once"
-        training.append(_part("soft_labeler_training_sampling", config=config, negatives=negatives,
-                              augmentation=_augmentation(config)))
+        training.append(
+            _part(
+                "soft_labeler_training_sampling",
+                config=config,
+                negatives=negatives,
+                augmentation=_augmentation(config),
+            )
+        )
     if "au" in families:
         training.append(_part("soft_labeler_training_au", config=config))
     if "dist" in families:
         augmentation = _augmentation(dataclasses.replace(config, translate=float(config.dist_translate or 0)))
-        training.append(_part("soft_labeler_training_dist", config=config, augmentation=augmentation,
-                              test_time_views=_test_time_views(config)))
+        training.append(
+            _part(
+                "soft_labeler_training_dist",
+                config=config,
+                augmentation=augmentation,
+                test_time_views=_test_time_views(config),
+            )
+        )
     return " ".join(training)
 
 
@@ -180,8 +208,9 @@ def _limitations(config, data_kind: str, bad_images: list[str] | None) -> str:
     if data_kind == "synthetic":
         limitations.append(_part("soft_labeler_limitation_synthetic"))
     if bad_images:
-        limitations.append(_part("soft_labeler_limitation_bad_images", n_bad=len(bad_images),
-                                 first_bad=bad_images[:10]))
+        limitations.append(
+            _part("soft_labeler_limitation_bad_images", n_bad=len(bad_images), first_bad=bad_images[:10])
+        )
     return "\n".join(f"- {line}" for line in limitations)
 
 
@@ -225,10 +254,12 @@ def render_soft_labeler_card(
         "split_table": _split_table(split_report),
         "cs_mode": config.cs_mode,
         "comparability": "this run's data and models" if comparable else "runs on other MAS data",
-        "cs_table": cs_comparison_table(confidences, config.cs_mode, list(config.ebc_backbones)) if paper
+        "cs_table": cs_comparison_table(confidences, config.cs_mode, list(config.ebc_backbones))
+        if paper
         else _part("soft_labeler_no_cs_table"),
-        "soft_label_sentence": _part("soft_labeler_soft_label_scores" if paper
-                                     else "soft_labeler_soft_label_distribution"),
+        "soft_label_sentence": _part(
+            "soft_labeler_soft_label_scores" if paper else "soft_labeler_soft_label_distribution"
+        ),
         "training_paragraph": _training_paragraph(config, families, paper),
         "member_tables": tables_markdown,
         "limitations": _limitations(config, data_kind, bad_images),
@@ -248,9 +279,12 @@ def crowd_quality_section(calibration: dict[str, Any] | None) -> str:
 
     lines = [_QUALITY_START, "## Quality against people", ""]
     if not calibration or not calibration.get("quality"):
-        lines += ["Not measured: this soft-labeler was not calibrated on a multi-annotated split "
-                  "(`--calibration_split`, or `affectnetplus calibrate MODEL_DIR --data DIR --split validation`), "
-                  "so it has no `soft_label_calibrated` output.", _QUALITY_END]
+        lines += [
+            "Not measured: this soft-labeler was not calibrated on a multi-annotated split "
+            "(`--calibration_split`, or `affectnetplus calibrate MODEL_DIR --data DIR --split validation`), "
+            "so it has no `soft_label_calibrated` output.",
+            _QUALITY_END,
+        ]
         return "\n".join(lines)
     fitted = calibration.get("fitted_on", {})
     weights = ", ".join(f"{f} {w:.3f}" for f, w in zip(calibration["inputs"], calibration["weights"]))
@@ -270,8 +304,9 @@ def crowd_quality_section(calibration: dict[str, Any] | None) -> str:
         if row is None or (key == "soft_label" and not paper):  # without EBC/AU it is the distribution row
             continue
         kl = "–" if row.get("kl") is None else f"{row['kl']:.3f}"
-        rows.append([label, float(row["w_mae"]), float(row["w_fr"]), float(row["w_auc"]), kl,
-                     f"{row['majority_acc']:.3f}"])
+        rows.append(
+            [label, float(row["w_mae"]), float(row["w_fr"]), float(row["w_auc"]), kl, f"{row['majority_acc']:.3f}"]
+        )
     header = ["output", "W-MAE ↓", "W-FR ↓", "W-AUC ↑", "KL ↓", "majority acc ↑"]
     lines.append(markdown_table(header, rows).rstrip("\n"))
     lines.append(_QUALITY_END)
@@ -283,17 +318,17 @@ def replace_card_section(card: str, section: str) -> str:
     start, end = card.find(_QUALITY_START), card.find(_QUALITY_END)
     if start == -1 or end == -1:
         return card.rstrip("\n") + "\n\n" + section + "\n"
-    return card[:start] + section + card[end + len(_QUALITY_END):]
+    return card[:start] + section + card[end + len(_QUALITY_END) :]
 
 
 #: What each FER+ training mode learns (Barsoum et al. 2016), for the baseline card.
 FERPLUS_MODE_DESCRIPTIONS: dict[str, str] = {
     "majority": "cross-entropy on the majority emotion of the annotators' votes (one-hot)",
     "probability": "cross-entropy on an emotion drawn from the votes' label distribution, a fresh seeded draw "
-                   "per image per epoch",
+    "per image per epoch",
     "crossentropy": "cross-entropy with the votes' label distribution as soft target, -Σ t log p",
     "multi_target": "the multi-target loss -log Σ t p, t = 1 on every emotion of the label distribution "
-                    "(smoothed by 0.001)",
+    "(smoothed by 0.001)",
 }
 
 
@@ -309,44 +344,78 @@ def _baseline_kind_values(config, kind: str, left_out: dict[str, int] | None) ->
     """The card values that depend on the baseline's kind: title, description, paper figures, imbalance
     handling and the commands."""
     hard_fer = ", ".join(f"{k} {v:.2f} %" for k, v in PAPER_TABLE8_HARD_FER_ACC.items()) + " accuracy (Table 8)"
-    commands = {"command": f"affectnetplus train baseline --kind {kind}",
-                "reproduce": "affectnetplus train baseline --config train_config.json"}
+    commands = {
+        "command": f"affectnetplus train baseline --kind {kind}",
+        "reproduce": "affectnetplus train baseline --config train_config.json",
+    }
     if kind == "hard":
-        return {"title": "Hard-FER baseline", "description": _part("baseline_hard"), "paper_reference": hard_fer,
-                "balance": config.class_balance, **commands}
+        return {
+            "title": "Hard-FER baseline",
+            "description": _part("baseline_hard"),
+            "paper_reference": hard_fer,
+            "balance": config.class_balance,
+            **commands,
+        }
     if kind in FERPLUS_MODE_DESCRIPTIONS:
         description = _part("baseline_ferplus", kind=kind, loss=FERPLUS_MODE_DESCRIPTIONS[kind])
         counted = left_out or {}
         if any(counted.values()):
-            description += " " + _part("baseline_ferplus_left_out", discarded=counted.get("discarded", 0),
-                                       without_votes=counted.get("without_votes", 0))
+            description += " " + _part(
+                "baseline_ferplus_left_out",
+                discarded=counted.get("discarded", 0),
+                without_votes=counted.get("without_votes", 0),
+            )
         command = f"affectnetplus baseline DATASET_DIR OUT_DIR --kinds {kind}"
-        return {"title": f"FER+ {kind} baseline", "description": description,
-                "paper_reference": "no AffectNet+ paper number for this training mode; Hard-FER (ResNet-50) "
-                                   "reaches " + hard_fer,
-                "balance": "none (FER+ targets, no class weights)",
-                "command": command, "reproduce": f"{command} --config train_config.json"}
+        return {
+            "title": f"FER+ {kind} baseline",
+            "description": description,
+            "paper_reference": "no AffectNet+ paper number for this training mode; Hard-FER (ResNet-50) "
+            "reaches " + hard_fer,
+            "balance": "none (FER+ targets, no class weights)",
+            "command": command,
+            "reproduce": f"{command} --config train_config.json",
+        }
     w_mae = PAPER_TABLE10_SOFT_FER["resnet50"]["w_mae"]
-    return {"title": "Soft-FER baseline", "description": _part("baseline_soft"),
-            "paper_reference": "W-MAE " + ", ".join(f"{k} {v:.2f}" for k, v in w_mae.items()) + " (Table 10)",
-            "balance": "none (soft targets)", **commands}
+    return {
+        "title": "Soft-FER baseline",
+        "description": _part("baseline_soft"),
+        "paper_reference": "W-MAE " + ", ".join(f"{k} {v:.2f}" for k, v in w_mae.items()) + " (Table 10)",
+        "balance": "none (soft targets)",
+        **commands,
+    }
 
 
-def render_baseline_card(config, kind: str, n_images: int, class_counts, epoch_losses, seconds: float | None,
-                         left_out: dict[str, int] | None = None) -> str:
+def render_baseline_card(
+    config,
+    kind: str,
+    n_images: int,
+    class_counts,
+    epoch_losses,
+    seconds: float | None,
+    left_out: dict[str, int] | None = None,
+) -> str:
     """The ``README.md`` of a Hard-FER / Soft-FER baseline (paper Sec. 4.3) or of a FER+ training mode
     (``majority``, ``probability``, ``crossentropy``, ``multi_target``; Barsoum et al. 2016), whose
     ``left_out`` counts the images FER+ discards and those without votes."""
     data_name, data_kind, data_license, model_license = _data_info(config.data)
     values = {
         "model_license": model_license,
-        "kind": kind, "preset": config.preset,
+        "kind": kind,
+        "preset": config.preset,
         "total_time": _duration(seconds),
         "model_dir_name": Path(config.output_dir).name if config.output_dir else "MODEL_DIR",
-        "backbone": config.backbone, "learning_rate": config.learning_rate, "adam_beta1": config.adam_beta1,
-        "adam_beta2": config.adam_beta2, "weight_decay": config.weight_decay, "epochs": config.epochs,
-        "batch_size": config.batch_size, "image_size": config.image_size,
-        "data_name": data_name, "data_kind": data_kind, "data_license": data_license, "n_images": n_images,
+        "backbone": config.backbone,
+        "learning_rate": config.learning_rate,
+        "adam_beta1": config.adam_beta1,
+        "adam_beta2": config.adam_beta2,
+        "weight_decay": config.weight_decay,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "image_size": config.image_size,
+        "data_name": data_name,
+        "data_kind": data_kind,
+        "data_license": data_license,
+        "n_images": n_images,
         "class_counts": ", ".join(f"{e} {int(c)}" for e, c in zip(EMOTIONS, class_counts)),
         "augmentation": _augmentation(config),
         "epoch_losses": ", ".join(f"{v:.4f}" for v in epoch_losses) or "-",

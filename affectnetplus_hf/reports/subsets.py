@@ -84,8 +84,9 @@ def subset_table_markdown(entry: Mapping[str, Any], title: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_subset_figures(table: Mapping[str, Mapping[str, Any]], out_dir: str | os.PathLike,
-                         prefix: str = "subsets") -> dict[str, str]:
+def write_subset_figures(
+    table: Mapping[str, Mapping[str, Any]], out_dir: str | os.PathLike, prefix: str = "subsets"
+) -> dict[str, str]:
     """Draw ``PREFIX_{split}.png`` (Fig. 4-like) into ``out_dir`` for every split; returns ``{split: path}``."""
     from affectnetplus_hf.plots import plot_subset_distribution
 
@@ -94,13 +95,15 @@ def write_subset_figures(table: Mapping[str, Mapping[str, Any]], out_dir: str | 
     paths = {}
     for split, entry in table.items():
         counts = {subset: {e: entry["counts"][subset][e] for e in EMOTIONS} for subset in SUBSETS}
-        paths[split] = plot_subset_distribution(counts, out / f"{prefix}_{split}.png",
-                                                title=f"AffectNet+ subsets — {split}")
+        paths[split] = plot_subset_distribution(
+            counts, out / f"{prefix}_{split}.png", title=f"AffectNet+ subsets — {split}"
+        )
     return paths
 
 
-def write_subset_report(table: Mapping[str, Mapping[str, Any]], out_dir: str | os.PathLike, prefix: str = "subsets",
-                        figures: bool = True) -> dict[str, str]:
+def write_subset_report(
+    table: Mapping[str, Mapping[str, Any]], out_dir: str | os.PathLike, prefix: str = "subsets", figures: bool = True
+) -> dict[str, str]:
     """Write ``PREFIX.json``, ``PREFIX.md`` and (``figures``) ``PREFIX_{split}.png`` into ``out_dir``, atomically.
 
     Returns ``{"json": path, "markdown": path, "figure:<split>": path, ...}``.
@@ -109,7 +112,9 @@ def write_subset_report(table: Mapping[str, Mapping[str, Any]], out_dir: str | o
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / f"{prefix}.json", out / f"{prefix}.md"
     write_json_atomic(json_path, table)
-    write_text_atomic(md_path, "\n".join(subset_table_markdown(entry, title=f"{split}") for split, entry in table.items()))
+    write_text_atomic(
+        md_path, "\n".join(subset_table_markdown(entry, title=f"{split}") for split, entry in table.items())
+    )
     paths = {"json": os.fspath(json_path), "markdown": os.fspath(md_path)}
     if figures:
         paths.update({f"figure:{split}": path for split, path in write_subset_figures(table, out, prefix).items()})

@@ -74,9 +74,7 @@ def detect_source(path: str | Path) -> tuple[str, str]:
             return kind, layout
     empty = not any(root.iterdir())
     looked = "\n  - ".join(LOOKED_FOR)
-    raise ValueError(
-        f"{root}: {'folder is empty' if empty else 'unknown dataset layout'}; looked for:\n  - {looked}"
-    )
+    raise ValueError(f"{root}: {'folder is empty' if empty else 'unknown dataset layout'}; looked for:\n  - {looked}")
 
 
 def open_source(path: str | Path, kind: str | None = None, **options: Any) -> Source:

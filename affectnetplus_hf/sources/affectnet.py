@@ -43,8 +43,15 @@ from affectnetplus_hf.sources.base import (
 logger = logging.getLogger(__name__)
 
 CSV_COLUMNS: tuple[str, ...] = (
-    "subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "facial_landmarks",
-    "expression", "valence", "arousal",
+    "subDirectory_filePath",
+    "face_x",
+    "face_y",
+    "face_width",
+    "face_height",
+    "facial_landmarks",
+    "expression",
+    "valence",
+    "arousal",
 )
 CSV_LIST_DIR = "Manually_Annotated_file_lists"
 CSV_IMAGE_DIRS: tuple[str, ...] = ("Manually_Annotated_Images", "Manually_Annotated/Manually_Annotated_Images")
@@ -72,11 +79,17 @@ def parse_expression(value: Any, where: str) -> tuple[int, int | None]:
     try:
         number = float(text)
     except ValueError:
-        raise RowError(where, f"expression {text!r} is not a number; expected an integer code 0-{AFFECTNET_MAX_CODE} "
-                              "(0-7 emotions, 8 None, 9 Uncertain, 10 Non-Face)") from None
+        raise RowError(
+            where,
+            f"expression {text!r} is not a number; expected an integer code 0-{AFFECTNET_MAX_CODE} "
+            "(0-7 emotions, 8 None, 9 Uncertain, 10 Non-Face)",
+        ) from None
     if not math.isfinite(number) or number != int(number) or not 0 <= number <= AFFECTNET_MAX_CODE:
-        raise RowError(where, f"expression code {text} out of range; expected an integer 0-{AFFECTNET_MAX_CODE} "
-                              "(0-7 emotions, 8 None, 9 Uncertain, 10 Non-Face)")
+        raise RowError(
+            where,
+            f"expression code {text} out of range; expected an integer 0-{AFFECTNET_MAX_CODE} "
+            "(0-7 emotions, 8 None, 9 Uncertain, 10 Non-Face)",
+        )
     code = int(number)
     return code, affectnet_code_to_index(code)
 
@@ -89,8 +102,9 @@ def parse_valence_arousal(value: Any, name: str, where: str) -> float | None:
     try:
         number = float(text)
     except ValueError:
-        raise RowError(where, f"{name} {text!r} is not a number; expected a value in [-1, 1] or -2 "
-                              "(not annotated)") from None
+        raise RowError(
+            where, f"{name} {text!r} is not a number; expected a value in [-1, 1] or -2 (not annotated)"
+        ) from None
     if number == AFFECTNET_VA_MISSING:
         return None
     if not math.isfinite(number) or not -1.0 <= number <= 1.0:
@@ -119,8 +133,10 @@ def parse_landmarks(value: Any, where: str) -> np.ndarray | None:
             except ValueError:
                 raise RowError(where, "facial_landmarks must be numbers separated by ';'") from None
     if array.size != 2 * NUM_LANDMARKS:
-        raise RowError(where, f"facial_landmarks has {array.size} numbers; expected {2 * NUM_LANDMARKS} "
-                              f"({NUM_LANDMARKS} x,y pairs)")
+        raise RowError(
+            where,
+            f"facial_landmarks has {array.size} numbers; expected {2 * NUM_LANDMARKS} ({NUM_LANDMARKS} x,y pairs)",
+        )
     if not np.all(np.isfinite(array)):
         raise RowError(where, "facial_landmarks contains NaN or infinite values")
     return array.reshape(NUM_LANDMARKS, 2).astype(np.float32)
@@ -134,8 +150,9 @@ def parse_face_box(x: Any, y: Any, w: Any, h: Any, where: str) -> tuple[float, f
     try:
         fx, fy, fw, fh = (float(t) for t in texts)
     except ValueError:
-        raise RowError(where, f"face box {texts} must be 4 numbers (face_x, face_y, face_width, "
-                              "face_height)") from None
+        raise RowError(
+            where, f"face box {texts} must be 4 numbers (face_x, face_y, face_width, face_height)"
+        ) from None
     if not all(math.isfinite(v) for v in (fx, fy, fw, fh)) or fw <= 0 or fh <= 0:
         raise RowError(where, f"face box {texts} invalid; expected finite numbers with face_width, face_height > 0")
     return (fx, fy, fx + fw, fy + fh)
@@ -260,8 +277,9 @@ class AffectNetSource(Source):
                 if record is not None:
                     yield record
 
-    def _csv_record(self, row: list[str], col: dict[str, int], width: int, split: str,
-                    where: str) -> FaceRecord | None:
+    def _csv_record(
+        self, row: list[str], col: dict[str, int], width: int, split: str, where: str
+    ) -> FaceRecord | None:
         if len(row) < width:
             raise RowError(where, f"row has {len(row)} fields; expected {width} (as the header)")
         rel = row[col["subDirectory_filePath"]].strip()
@@ -281,8 +299,9 @@ class AffectNetSource(Source):
         return FaceRecord(
             image_id=image_id,
             image_path=str(image_path),
-            face_box=parse_face_box(row[col["face_x"]], row[col["face_y"]], row[col["face_width"]],
-                                    row[col["face_height"]], where),
+            face_box=parse_face_box(
+                row[col["face_x"]], row[col["face_y"]], row[col["face_width"]], row[col["face_height"]], where
+            ),
             hard_label=index,
             raw_label=code,
             non_emotion_votes=0 if index is not None else 1,
@@ -298,8 +317,11 @@ class AffectNetSource(Source):
     def _npy_records(self, split: str) -> Iterator[FaceRecord]:
         directory = self.root / NPY_SPLIT_DIRS[split]
         images = sorted(
-            (entry for entry in (directory / "images").iterdir()
-             if entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES),
+            (
+                entry
+                for entry in (directory / "images").iterdir()
+                if entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES
+            ),
             key=_numeric_key,
         )
         annotations = directory / "annotations"
@@ -316,8 +338,9 @@ class AffectNetSource(Source):
 
     def _optional(self, path: Path, split: str, where: str) -> Any:
         if not path.is_file():
-            self.skipped.add(split, str(path), "missing_annotation", f"{path.name} missing; field left null",
-                             kept=True)
+            self.skipped.add(
+                split, str(path), "missing_annotation", f"{path.name} missing; field left null", kept=True
+            )
             return None
         try:
             return np.load(path, allow_pickle=False)
@@ -340,12 +363,14 @@ class AffectNetSource(Source):
         valence = arousal = None
         val = self._optional(annotations / f"{n}_val.npy", split, where)
         if val is not None:
-            valence = parse_valence_arousal(_flat_scalar(val, annotations / f"{n}_val.npy"), "valence",
-                                            str(annotations / f"{n}_val.npy"))
+            valence = parse_valence_arousal(
+                _flat_scalar(val, annotations / f"{n}_val.npy"), "valence", str(annotations / f"{n}_val.npy")
+            )
         aro = self._optional(annotations / f"{n}_aro.npy", split, where)
         if aro is not None:
-            arousal = parse_valence_arousal(_flat_scalar(aro, annotations / f"{n}_aro.npy"), "arousal",
-                                            str(annotations / f"{n}_aro.npy"))
+            arousal = parse_valence_arousal(
+                _flat_scalar(aro, annotations / f"{n}_aro.npy"), "arousal", str(annotations / f"{n}_aro.npy")
+            )
         lnd = self._optional(annotations / f"{n}_lnd.npy", split, where)
         landmarks = None
         if lnd is not None:

@@ -29,8 +29,13 @@ class SkippedItem:
     kept: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"split": self.split, "location": self.location, "reason": self.reason,
-                "detail": self.detail, "kept": self.kept}
+        return {
+            "split": self.split,
+            "location": self.location,
+            "reason": self.reason,
+            "detail": self.detail,
+            "kept": self.kept,
+        }
 
 
 class SkipReport:
@@ -47,8 +52,15 @@ class SkipReport:
         self._at_open: list[SkippedItem] = []
         self._by_split: dict[str | None, list[SkippedItem]] = {}
 
-    def add(self, split: str | None, location: str, reason: str, detail: str = "", kept: bool = False,
-            at_open: bool = False) -> None:
+    def add(
+        self,
+        split: str | None,
+        location: str,
+        reason: str,
+        detail: str = "",
+        kept: bool = False,
+        at_open: bool = False,
+    ) -> None:
         item = SkippedItem(split, location, reason, detail, kept)
         if at_open:
             self._at_open.append(item)
@@ -102,8 +114,7 @@ class RowError(ValueError):
         self.detail = message
 
 
-def relative_path_inside(text: str, where: str, what: str = "image path",
-                         base: str = "the data folder") -> str:
+def relative_path_inside(text: str, where: str, what: str = "image path", base: str = "the data folder") -> str:
     """A path read from a label file, normalised (``/`` separators, no ``.``/``..`` steps), checked to
     stay inside ``base`` *lexically*: absolute paths and ``..`` steps that climb out of it raise
     :class:`RowError` naming ``where``. Symlinks are not resolved, so a link inside the folder that points
@@ -114,8 +125,11 @@ def relative_path_inside(text: str, where: str, what: str = "image path",
         raise RowError(where, f"{what} {raw!r} is absolute; expected a path relative to and inside {base}")
     normal = posixpath.normpath(value)
     if normal == ".." or normal.startswith("../"):
-        raise RowError(where, f"{what} {raw!r} leads outside {base}; expected a path relative to and inside "
-                              f"{base} (no '..' steps out of it)")
+        raise RowError(
+            where,
+            f"{what} {raw!r} leads outside {base}; expected a path relative to and inside "
+            f"{base} (no '..' steps out of it)",
+        )
     if normal == ".":
         raise RowError(where, f"{what} {raw!r} names {base} itself; expected a file path inside it")
     return normal
@@ -189,8 +203,10 @@ class Source:
         return self.records()
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(kind={self.kind!r}, layout={self.layout!r}, root='{self.root}', "
-                f"splits={self.splits})")
+        return (
+            f"{type(self).__name__}(kind={self.kind!r}, layout={self.layout!r}, root='{self.root}', "
+            f"splits={self.splits})"
+        )
 
 
 __all__ = ["RowError", "SkipReport", "SkippedItem", "Source", "open_csv", "relative_path_inside", "utf8_lines"]

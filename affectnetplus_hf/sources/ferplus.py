@@ -80,8 +80,11 @@ def _label_csvs(root: Path) -> dict[str, Path]:
     base = _image_base(root)
     if base is None:
         return {}
-    return {split: base / folder / "label.csv" for split, folder in SPLIT_FOLDERS.items()
-            if (base / folder / "label.csv").is_file()}
+    return {
+        split: base / folder / "label.csv"
+        for split, folder in SPLIT_FOLDERS.items()
+        if (base / folder / "label.csv").is_file()
+    }
 
 
 def detect_layout(root: str | Path) -> str | None:
@@ -265,8 +268,13 @@ class FerPlusSource(Source):
                     continue
                 name = row[name_col].strip()
                 if not name:
-                    self._pending.add(split, where, "empty_image_name",
-                                      "row without an image name (image dropped by FER+)", at_open=True)
+                    self._pending.add(
+                        split,
+                        where,
+                        "empty_image_name",
+                        "row without an image name (image dropped by FER+)",
+                        at_open=True,
+                    )
                     continue
                 try:
                     name = relative_path_inside(name, where, "Image name", "the split's image folder")
@@ -285,8 +293,11 @@ class FerPlusSource(Source):
                 where = f"{path}:{line}"
                 try:
                     if len(row) != 2 + len(VOTE_COLUMNS):
-                        raise RowError(where, f"row has {len(row)} fields; expected {2 + len(VOTE_COLUMNS)} "
-                                              "(image name, \"(x0, y0, x1, y1)\", 10 vote counts)")
+                        raise RowError(
+                            where,
+                            f"row has {len(row)} fields; expected {2 + len(VOTE_COLUMNS)} "
+                            '(image name, "(x0, y0, x1, y1)", 10 vote counts)',
+                        )
                     box = _parse_box(row[1], where)
                     votes = parse_vote_counts(row[2:], where)
                 except RowError as error:
@@ -314,8 +325,13 @@ class FerPlusSource(Source):
             if last[entry.name] != i:
                 later = entries[last[entry.name]]
                 differ = "votes differ" if not np.array_equal(entry.votes, later.votes) else "same votes"
-                self._pending.add(entry.split, entry.where, "duplicate_name",
-                                  f"{entry.name} also on {later.where} ({differ}); kept the later row", at_open=True)
+                self._pending.add(
+                    entry.split,
+                    entry.where,
+                    "duplicate_name",
+                    f"{entry.name} also on {later.where} ({differ}); kept the later row",
+                    at_open=True,
+                )
                 continue
             kept.append(entry)
         return kept
@@ -391,8 +407,11 @@ class FerPlusSource(Source):
                         raise RowError(where, f"row has {len(row)} fields; expected {len(header)}")
                     usage = row[usage_col].strip()
                     if USAGE_TO_SPLIT.get(usage) != entry.split:
-                        raise RowError(where, f"Usage {usage!r} differs from {entry.where} ({entry.split}); the two "
-                                              "files must list the same images in the same order")
+                        raise RowError(
+                            where,
+                            f"Usage {usage!r} differs from {entry.where} ({entry.split}); the two "
+                            "files must list the same images in the same order",
+                        )
                     png = pixels_to_png(row[pixels_col], where)
                 except RowError as error:
                     if not self.skip_bad_rows:
@@ -424,11 +443,14 @@ def record_raw_votes(record: FaceRecord) -> np.ndarray | None:
     if raw is not None:
         counts = np.asarray(raw)
         if counts.shape != (len(VOTE_COLUMNS),):
-            raise ValueError(f"{record.image_id}: extra['ferplus_votes'] must hold {len(VOTE_COLUMNS)} counts "
-                             f"{VOTE_COLUMNS}, got shape {counts.shape}")
+            raise ValueError(
+                f"{record.image_id}: extra['ferplus_votes'] must hold {len(VOTE_COLUMNS)} counts "
+                f"{VOTE_COLUMNS}, got shape {counts.shape}"
+            )
     elif record.votes is not None:
-        counts = np.concatenate([spec_votes_to_ferplus(np.asarray(record.votes).reshape(-1)),
-                                 [int(record.non_emotion_votes or 0), 0]])
+        counts = np.concatenate(
+            [spec_votes_to_ferplus(np.asarray(record.votes).reshape(-1)), [int(record.non_emotion_votes or 0), 0]]
+        )
     else:
         return None
     if not np.all(np.isfinite(counts)) or np.any(counts < 0) or np.any(counts != np.round(counts)):
@@ -468,8 +490,9 @@ def ferplus_label_distribution(raw_votes: np.ndarray, mode: str = "majority") ->
         raise ValueError(f"mode must be one of {FERPLUS_KINDS}, got {mode!r}")
     raw = np.asarray(raw_votes, dtype=np.float64).copy()
     if raw.shape != (len(VOTE_COLUMNS),):
-        raise ValueError(f"raw_votes must have {len(VOTE_COLUMNS)} counts in FER+ order {VOTE_COLUMNS}, "
-                         f"got {raw.shape}")
+        raise ValueError(
+            f"raw_votes must have {len(VOTE_COLUMNS)} counts in FER+ order {VOTE_COLUMNS}, got {raw.shape}"
+        )
     if np.any(raw < 0) or not np.all(np.isfinite(raw)):
         raise ValueError(f"raw_votes must be non-negative counts, got {raw.tolist()}")
     raw[raw < 1.0 + np.finfo(float).eps] = 0.0  # outlier removal
@@ -533,8 +556,9 @@ def _pick_multi_target(raw: np.ndarray) -> np.ndarray:
     return picked
 
 
-def ferplus_target(raw_votes: np.ndarray, mode: str = "majority",
-                   rng: np.random.Generator | None = None) -> np.ndarray | None:
+def ferplus_target(
+    raw_votes: np.ndarray, mode: str = "majority", rng: np.random.Generator | None = None
+) -> np.ndarray | None:
     """FERPlus's training target for one image (``_process_data`` then ``_process_target``), label-space order.
 
     * ``majority`` — one-hot of the majority emotion;

@@ -43,13 +43,24 @@ CSV_NAMES: tuple[str, ...] = ("votes.csv", "annotations.csv", "labels.csv")
 MAX_VOTES = 2**31 - 1
 EMOTION_ALIASES: dict[str, int] = {
     **{name.lower(): i for i, name in enumerate(EMOTIONS)},
-    "happiness": 1, "sadness": 2, "surprised": 3, "fearful": 4, "disgusted": 5, "angry": 6, "contemptuous": 7,
+    "happiness": 1,
+    "sadness": 2,
+    "surprised": 3,
+    "fearful": 4,
+    "disgusted": 5,
+    "angry": 6,
+    "contemptuous": 7,
 }
 NON_EMOTION_LABELS: tuple[str, ...] = ("none", "uncertain", "non-face", "nonface", "non_face", "unknown", "nf")
 SPLIT_ALIASES: dict[str, str] = {
-    "train": "train", "training": "train",
-    "validation": "validation", "val": "validation", "valid": "validation", "publictest": "validation",
-    "test": "test", "privatetest": "test",
+    "train": "train",
+    "training": "train",
+    "validation": "validation",
+    "val": "validation",
+    "valid": "validation",
+    "publictest": "validation",
+    "test": "test",
+    "privatetest": "test",
 }
 
 
@@ -63,9 +74,12 @@ def parse_emotion_label(text: str, where: str) -> int | None:
         return None
     if key.isdigit() and 0 <= int(key) < NUM_EMOTIONS:
         return int(key)
-    raise RowError(where, f"label {value!r} unknown; expected an emotion name ({', '.join(EMOTIONS)}, any case), "
-                          f"an index 0-{NUM_EMOTIONS - 1}, or a non-emotion label (None, Uncertain, Non-Face, "
-                          "unknown, NF)")
+    raise RowError(
+        where,
+        f"label {value!r} unknown; expected an emotion name ({', '.join(EMOTIONS)}, any case), "
+        f"an index 0-{NUM_EMOTIONS - 1}, or a non-emotion label (None, Uncertain, Non-Face, "
+        "unknown, NF)",
+    )
 
 
 def parse_split(text: str, where: str) -> str:
@@ -219,8 +233,9 @@ class FolderSource(Source):
                 where = f"{self.csv_path}:{line}"
                 try:
                     if len(row) < len(header):
-                        raise RowError(where, f"row has {len(row)} fields; expected {len(header)} "
-                                              f"({', '.join(header)})")
+                        raise RowError(
+                            where, f"row has {len(row)} fields; expected {len(header)} ({', '.join(header)})"
+                        )
                     image_id = self._image_id(row[image_col], where)
                     split = parse_split(row[split_col], where) if split_col is not None else "train"
                     if self.layout == "votes":
@@ -231,48 +246,77 @@ class FolderSource(Source):
                     self._bad(error)
         return images
 
-    def _add_votes(self, images: dict[str, _Image], image_id: str, split: str, row: list[str],
-                   emotions: dict[int, int], non_emotion_cols: list[int], header: list[str], where: str) -> None:
+    def _add_votes(
+        self,
+        images: dict[str, _Image],
+        image_id: str,
+        split: str,
+        row: list[str],
+        emotions: dict[int, int],
+        non_emotion_cols: list[int],
+        header: list[str],
+        where: str,
+    ) -> None:
         votes = np.zeros(NUM_EMOTIONS, dtype=np.int64)
         non_emotion = 0
         for index, position in [*emotions.items(), *((None, p) for p in non_emotion_cols)]:
             text = row[position].strip()
             if not text:
-                raise RowError(where, f"{header[position]} is empty; expected a vote count: an integer "
-                                      f"0-{MAX_VOTES} (write 0 for no votes)")
+                raise RowError(
+                    where,
+                    f"{header[position]} is empty; expected a vote count: an integer "
+                    f"0-{MAX_VOTES} (write 0 for no votes)",
+                )
             try:
                 number = float(text)
             except ValueError:
-                raise RowError(where, f"{header[position]}={text!r} is not a number; expected a vote count: "
-                                      f"an integer 0-{MAX_VOTES}") from None
+                raise RowError(
+                    where,
+                    f"{header[position]}={text!r} is not a number; expected a vote count: an integer 0-{MAX_VOTES}",
+                ) from None
             if not math.isfinite(number) or number != int(number) or not 0 <= number <= MAX_VOTES:
-                raise RowError(where, f"{header[position]}={text} invalid; expected a vote count >= 0 (votes "
-                                      f"must be finite non-negative integers, at most {MAX_VOTES})")
+                raise RowError(
+                    where,
+                    f"{header[position]}={text} invalid; expected a vote count >= 0 (votes "
+                    f"must be finite non-negative integers, at most {MAX_VOTES})",
+                )
             if index is None:
                 non_emotion += int(number)
             else:
                 votes[index] = int(number)
         if image_id in images:
             earlier = images[image_id]
-            self._report.add(earlier.split, earlier.where, "duplicate_image",
-                             f"{image_id} also on {where}; kept the later row", at_open=True)
+            self._report.add(
+                earlier.split,
+                earlier.where,
+                "duplicate_image",
+                f"{image_id} also on {where}; kept the later row",
+                at_open=True,
+            )
             del images[image_id]
         images[image_id] = _Image(image_id, split, where, votes, non_emotion)
 
-    def _add_annotation(self, images: dict[str, _Image], image_id: str, split: str, row: list[str],
-                        lower: list[str], where: str) -> None:
+    def _add_annotation(
+        self, images: dict[str, _Image], image_id: str, split: str, row: list[str], lower: list[str], where: str
+    ) -> None:
         label_text = row[lower.index("label")]
         label = parse_emotion_label(label_text, where)
         entry = images.get(image_id)
         if entry is None:
             entry = images[image_id] = _Image(image_id, split, where)
         elif entry.split != split:
-            raise RowError(where, f"image {image_id} has split {split!r} here but {entry.split!r} on {entry.where}; "
-                                  "expected one split per image")
+            raise RowError(
+                where,
+                f"image {image_id} has split {split!r} here but {entry.split!r} on {entry.where}; "
+                "expected one split per image",
+            )
         if self.layout == "labels":
             if entry.where != where:
-                raise RowError(where, f"image {image_id} labelled again (first on {entry.where}); a labels CSV has "
-                                      "one row per image — add an 'annotator' column for several annotations")
+                raise RowError(
+                    where,
+                    f"image {image_id} labelled again (first on {entry.where}); a labels CSV has "
+                    "one row per image — add an 'annotator' column for several annotations",
+                )
             entry.label = label
             return
         annotator = row[lower.index("annotator")].strip()
@@ -280,9 +324,14 @@ class FolderSource(Source):
             raise RowError(where, "annotator is empty; expected an annotator id")
         if annotator in entry.annotators:
             previous = entry.annotators[annotator]
-            self._report.add(split, where, "duplicate_annotation",
-                             f"annotator {annotator} labelled {image_id} again ({previous!r} -> "
-                             f"{label_text.strip()!r}); kept the later label", at_open=True)
+            self._report.add(
+                split,
+                where,
+                "duplicate_annotation",
+                f"annotator {annotator} labelled {image_id} again ({previous!r} -> "
+                f"{label_text.strip()!r}); kept the later label",
+                at_open=True,
+            )
             old = parse_emotion_label(previous, where)
             if old is None:
                 entry.non_emotion -= 1
@@ -313,8 +362,14 @@ class FolderSource(Source):
             if image.annotators:
                 extra["annotator_labels"] = dict(image.annotators)
             if self.layout == "labels":
-                yield FaceRecord(image_id=image.image, image_path=str(path), hard_label=image.label,
-                                 split=split, source=self.kind, extra=extra)
+                yield FaceRecord(
+                    image_id=image.image,
+                    image_path=str(path),
+                    hard_label=image.label,
+                    split=split,
+                    source=self.kind,
+                    extra=extra,
+                )
                 continue
             yield FaceRecord(
                 image_id=image.image,

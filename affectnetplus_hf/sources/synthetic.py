@@ -34,8 +34,18 @@ MULTI_ANNOTATED_DIR = "multi_annotated"
 #: Columns of ``ground_truth.csv``: the soft label in label-space order, the blend it was drawn from, the
 #: head pose in degrees and the 68 landmarks (136 numbers ``x0;y0;x1;...`` in image pixels).
 GROUND_TRUTH_COLUMNS: tuple[str, ...] = (
-    "image_id", "part", "split", *EMOTIONS, "primary", "secondary", "blend_weight", "intensity", "yaw",
-    "pitch", "roll", "landmarks",
+    "image_id",
+    "part",
+    "split",
+    *EMOTIONS,
+    "primary",
+    "secondary",
+    "blend_weight",
+    "intensity",
+    "yaw",
+    "pitch",
+    "roll",
+    "landmarks",
 )
 #: Columns a reader accepts as missing (``intensity``: samples of version 2 and older).
 OPTIONAL_GROUND_TRUTH_COLUMNS: tuple[str, ...] = ("intensity",)
@@ -94,10 +104,15 @@ def _parse_row(row: dict[str, str], where: str) -> GroundTruth:
         soft = np.asarray([float(row[name]) for name in EMOTIONS], dtype=np.float32)
         landmarks = np.array([float(v) for v in row["landmarks"].split(";")], dtype=np.float32)
         truth = GroundTruth(
-            part=row["part"], split=row["split"], soft_label_true=soft, primary=row["primary"],
-            secondary=row["secondary"] or None, blend_weight=float(row["blend_weight"]),
+            part=row["part"],
+            split=row["split"],
+            soft_label_true=soft,
+            primary=row["primary"],
+            secondary=row["secondary"] or None,
+            blend_weight=float(row["blend_weight"]),
             intensity=float(row["intensity"]) if row.get("intensity") else None,
-            head_pose=(float(row["yaw"]), float(row["pitch"]), float(row["roll"])), landmarks=landmarks,
+            head_pose=(float(row["yaw"]), float(row["pitch"]), float(row["roll"])),
+            landmarks=landmarks,
         )
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where}: malformed value ({error})") from None
@@ -128,8 +143,11 @@ def read_ground_truth(root: str | Path) -> dict[str, GroundTruth]:
     out: dict[str, GroundTruth] = {}
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(utf8_lines(handle, path))
-        missing = [c for c in GROUND_TRUTH_COLUMNS
-                   if c not in (reader.fieldnames or []) and c not in OPTIONAL_GROUND_TRUTH_COLUMNS]
+        missing = [
+            c
+            for c in GROUND_TRUTH_COLUMNS
+            if c not in (reader.fieldnames or []) and c not in OPTIONAL_GROUND_TRUTH_COLUMNS
+        ]
         if missing:
             raise ValueError(f"{path}: missing columns {missing}; expected {list(GROUND_TRUTH_COLUMNS)}")
         for line, row in enumerate(reader, start=2):
@@ -150,8 +168,9 @@ class SyntheticSource(AffectNetSource):
 
     def __init__(self, root: str | Path, layout: str | None = None, **options: Any) -> None:
         self.sample_info = read_sample_info(root)
-        super().__init__(root, layout=layout or self.sample_info.get("layout"),
-                         extra_by_id=read_ground_truth(root), **options)
+        super().__init__(
+            root, layout=layout or self.sample_info.get("layout"), extra_by_id=read_ground_truth(root), **options
+        )
 
 
 def open_synthetic(root: str | Path, **options: Any) -> SyntheticSource:
@@ -166,7 +185,7 @@ def open_multi_annotated_part(root: str | Path, **options: Any) -> FolderSource:
     root = Path(root)
     prefix = f"{MULTI_ANNOTATED_DIR}/"
     truth = read_ground_truth(root)
-    extra = {key[len(prefix):]: value for key, value in truth.items() if key.startswith(prefix)}
+    extra = {key[len(prefix) :]: value for key, value in truth.items() if key.startswith(prefix)}
     return FolderSource(root / MULTI_ANNOTATED_DIR, extra_by_id=extra, **options)
 
 

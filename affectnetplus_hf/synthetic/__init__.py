@@ -1,28 +1,16 @@
 """The embedded synthetic FER sample: a small facial-expression data set the package renders itself.
 
-AffectNet cannot ship, so faces are drawn procedurally (:mod:`.render`, PIL polygons/ellipses/lines on
-a 2x supersampled canvas) from **action-unit intensities** of the 21 AUs of ``docs/method.md#action-units``:
-brow raise/lower (AU1/2/4), lid widen/tighten (AU5/7), cheek raise (AU6), nose wrinkle (AU9), upper-lip
-raise (AU10), nasolabial deepening (AU11), lip-corner pull/depress (AU12/15, one-sided for contempt),
-dimple (AU14, one-sided), lower-lip depress (AU16), chin raise (AU17), lip stretch/funnel/tighten/press
-(AU20/22/23/24), lips part (AU25), jaw drop (AU26) and mouth stretch (AU27).
-
-Modules, in the order an image is made:
-
-* :mod:`.config` — the sample's version and defaults;
-* :mod:`.expressions` — each emotion's AU intensities, blends of two emotions, the ground-truth soft
-  label (a weak face's missing share on Neutral);
-* :mod:`.parameters` — identity, colours, head pose and nuisances of one face;
-* :mod:`.geometry` — the canonical face deformed by the AUs, its 68 landmarks, the head-pose projection;
-* :mod:`.render` — the face drawn step by step, with its landmarks and face box;
-* :mod:`.annotators` — simulated annotators' votes, valence and arousal;
-* :mod:`.items` — one image: labels drawn and face rendered from its own random stream;
-* :mod:`.writer` — :func:`write_sample`: AffectNet's ``csv``/``npy`` layouts, the ``multi_annotated/``
-  part, ``ground_truth.csv``, ``sample_info.json``;
-* :mod:`.contact_sheet` — ``sample_grid.png``, one row per emotion.
+AffectNet cannot ship, so faces are drawn procedurally from the intensities of the 21 action units of
+``docs/method.md#action-units`` (``docs/method.md#synthetic-sample``). Modules, in the order an image is
+made: :mod:`.config` (version, defaults), :mod:`.expressions` (each emotion's AU intensities, blends, the
+ground-truth soft label), :mod:`.parameters` (identity, colours, pose, nuisances), :mod:`.geometry` (the
+face deformed by the AUs, 68 landmarks, head pose), :mod:`.render` (the face drawn, landmarks, box),
+:mod:`.annotators` (simulated votes, valence, arousal), :mod:`.items` (one image from its own random
+stream), :mod:`.writer` (:func:`write_sample`: AffectNet's layouts, ``multi_annotated/``,
+``ground_truth.csv``, ``sample_info.json``), :mod:`.contact_sheet` (``sample_grid.png``).
 
 Same seed, same arguments => byte-identical files. The sample is read back by
-:mod:`affectnetplus_hf.sources.synthetic` (``open_source`` / ``open_multi_annotated`` detect it).
+:mod:`affectnetplus_hf.sources.synthetic`.
 """
 
 from __future__ import annotations

@@ -84,7 +84,10 @@ def simulate_votes(
 
 
 def draw_valence_arousal(
-    rng: np.random.Generator, soft_label: np.ndarray, intensity: float, missing_fraction: float = 0.0,
+    rng: np.random.Generator,
+    soft_label: np.ndarray,
+    intensity: float,
+    missing_fraction: float = 0.0,
 ) -> tuple[float | None, float | None]:
     """Blend-weighted per-emotion (valence, arousal) times intensity, plus N(0, 0.1) noise, in [-1, 1].
 

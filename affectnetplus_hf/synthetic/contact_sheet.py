@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 
 from affectnetplus_hf.emotions import EMOTION_TO_INDEX, EMOTIONS, NUM_EMOTIONS
-from affectnetplus_hf.synthetic.items import SampleSpec
 from affectnetplus_hf.sources.synthetic import read_ground_truth
+from affectnetplus_hf.synthetic.items import SampleSpec
 
 #: A cell of the sheet: ``(image_id, caption)``, or ``None`` for an empty cell.
 Cell = tuple[str, str] | None
@@ -20,9 +20,13 @@ def _sheet_items(directory: Path, specs: list[SampleSpec] | None) -> list[tuple[
     """``(image_id, primary, secondary, blend_weight, part)`` per image, multi-annotated images first."""
     if specs is None:
         items = [
-            (image_id, EMOTION_TO_INDEX[truth["primary"]],
-             None if truth["secondary"] is None else EMOTION_TO_INDEX[truth["secondary"]],
-             truth["blend_weight"], truth["part"])
+            (
+                image_id,
+                EMOTION_TO_INDEX[truth["primary"]],
+                None if truth["secondary"] is None else EMOTION_TO_INDEX[truth["secondary"]],
+                truth["blend_weight"],
+                truth["part"],
+            )
             for image_id, truth in read_ground_truth(directory).items()
         ]
     else:
@@ -31,8 +35,9 @@ def _sheet_items(directory: Path, specs: list[SampleSpec] | None) -> list[tuple[
     return items
 
 
-def _sheet_grid(items: list[tuple[str, int, int | None, float, str]], pure_columns: int,
-                blend_columns: int) -> list[list[Cell]]:
+def _sheet_grid(
+    items: list[tuple[str, int, int | None, float, str]], pure_columns: int, blend_columns: int
+) -> list[list[Cell]]:
     columns = pure_columns + blend_columns
     grid: list[list[Cell]] = []
     for e in range(NUM_EMOTIONS):
@@ -76,8 +81,9 @@ def save_contact_sheet(
     _save_labelled_figure(mosaic, grid, side, pure_columns, blend_columns, out)
     if colors:
         with Image.open(out) as img:
-            quantized = img.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT,
-                                                    dither=Image.Dither.NONE)
+            quantized = img.convert("RGB").quantize(
+                colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+            )
         quantized.save(out, format="PNG", optimize=True)
     return out
 
@@ -96,8 +102,9 @@ def _paste_mosaic(directory: Path, grid: list[list[Cell]], side: int, columns: i
     return mosaic
 
 
-def _save_labelled_figure(mosaic: Image.Image, grid: list[list[Cell]], side: int, pure_columns: int,
-                          blend_columns: int, out: Path) -> None:
+def _save_labelled_figure(
+    mosaic: Image.Image, grid: list[list[Cell]], side: int, pure_columns: int, blend_columns: int, out: Path
+) -> None:
     """Save ``mosaic`` with matplotlib: the emotion names left of the rows, the captions and a title line."""
     import matplotlib
 
@@ -118,12 +125,23 @@ def _save_labelled_figure(mosaic: Image.Image, grid: list[list[Cell]], side: int
     for r, row in enumerate(grid):
         for c, entry in enumerate(row):
             if entry is not None and entry[1]:
-                ax.text(c * side + 2, (r + 1) * side - 3, entry[1], fontsize=7, color="white",
-                        bbox={"facecolor": "black", "alpha": 0.55, "pad": 1, "linewidth": 0})
-    fig.text(label_w / width_px, 1 - 12 / height_px,
-             f"pure emotions ({pure_columns} columns) | blends ({blend_columns} columns, +secondary weight)",
-             fontsize=8, va="center")
+                ax.text(
+                    c * side + 2,
+                    (r + 1) * side - 3,
+                    entry[1],
+                    fontsize=7,
+                    color="white",
+                    bbox={"facecolor": "black", "alpha": 0.55, "pad": 1, "linewidth": 0},
+                )
+    fig.text(
+        label_w / width_px,
+        1 - 12 / height_px,
+        f"pure emotions ({pure_columns} columns) | blends ({blend_columns} columns, +secondary weight)",
+        fontsize=8,
+        va="center",
+    )
     fig.savefig(out, dpi=dpi, metadata={"Software": None})
     plt.close(fig)
+
 
 __all__ = ["save_contact_sheet"]

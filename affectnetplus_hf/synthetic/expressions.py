@@ -3,21 +3,9 @@
 An image shows one emotion or a blend of two with known weights; its AU intensities are the weighted
 sum of the two emotions' AU intensity vectors (:data:`EMOTION_AU_INTENSITY`), so a blend *looks* like a
 blend and the blend weights are a ground-truth soft label. A face drawn below
-:data:`FULL_EXPRESSION_INTENSITY` is, AU for AU, a blend of its expression with Neutral (whose AU vector
-is empty), and its soft label gives Neutral that share (:func:`soft_label_of`).
-
-Choices (rendering intensities versus paper Table 2, ``docs/method.md#action-units``):
-
-* Every Table 2 AU of an emotion has a positive intensity in its vector, with two exceptions chosen for
-  a clearly visible, distinct pattern: Anger is drawn as the *pressed-lips* anger (AU25/AU26 at 0,
-  AU23/24 strong), and AU6 of Sad is weak (0.2). Disgust's AU9 also lowers the inner brows a little
-  (procerus), as in real faces. Intensities are exaggerated on purpose (some above 1, e.g. Contempt's
-  one-sided AU12) so that a small CNN can learn every emotion from ~1,000 images in a few CPU minutes.
-* Contempt's AU12/AU14 act on one side only, the side drawn at random per image.
-* Each face gets a x0.85-1.15 jitter per AU and a little idiosyncratic activity (up to 0.12 on ~15% of
-  the AUs), so that no two faces of an emotion are identical.
-* Blends: the secondary emotion is drawn with weight ``overlap + 1`` (AU overlap, paper Table 3) and a
-  blend weight in [0.2, 0.45], rounded to 4 decimals so that the soft label is exact.
+:data:`FULL_EXPRESSION_INTENSITY` is, AU for AU, a blend of its expression with Neutral, and its soft
+label gives Neutral that share (:func:`soft_label_of`). The rendering choices versus paper Table 2 are in
+``docs/method.md#synthetic-sample``.
 """
 
 from __future__ import annotations
@@ -51,8 +39,14 @@ UNILATERAL_CONTEMPT_AUS: tuple[int, ...] = (12, 14)
 
 #: Typical (valence, arousal) per emotion, in [-1, 1] (circumplex model), scaled by the intensity.
 EMOTION_VALENCE_AROUSAL: dict[str, tuple[float, float]] = {
-    "Neutral": (0.0, 0.0), "Happy": (0.7, 0.35), "Sad": (-0.6, -0.25), "Surprise": (0.2, 0.7),
-    "Fear": (-0.55, 0.7), "Disgust": (-0.65, 0.35), "Anger": (-0.6, 0.6), "Contempt": (-0.45, 0.25),
+    "Neutral": (0.0, 0.0),
+    "Happy": (0.7, 0.35),
+    "Sad": (-0.6, -0.25),
+    "Surprise": (0.2, 0.7),
+    "Fear": (-0.55, 0.7),
+    "Disgust": (-0.65, 0.35),
+    "Anger": (-0.6, 0.6),
+    "Contempt": (-0.45, 0.25),
 }
 
 #: Expression intensity at which a face shows its emotions' full AU vectors (:data:`EMOTION_AU_INTENSITY`);
@@ -127,7 +121,10 @@ def draw_blend(
 
 
 def soft_label_of(
-    primary: int, secondary: int | None, blend_weight: float, intensity: float = FULL_EXPRESSION_INTENSITY,
+    primary: int,
+    secondary: int | None,
+    blend_weight: float,
+    intensity: float = FULL_EXPRESSION_INTENSITY,
 ) -> np.ndarray:
     """Ground-truth soft label of a face drawn from a blend at an expression intensity.
 

@@ -90,7 +90,7 @@ class FaceGeometry:
         top, chin = identity["jaw_top"], identity["chin_y"] + 0.8 * self.jaw_drop() - 0.05 * self.au(17)
         s = np.sin(t)
         x = -identity["face_w"] * np.cos(t) * (1.0 - identity["chin_narrow"] * s**3)
-        y = top + (chin - top) * s ** 0.9
+        y = top + (chin - top) * s**0.9
         return np.stack([x, y], axis=-1)
 
     def forehead(self, n: int = 15) -> np.ndarray:
@@ -113,8 +113,12 @@ class FaceGeometry:
         outer = identity["eye_sep"] + identity["eye_w"] * 1.3
         inner = identity["brow_inner"]
         x = outer + (inner - outer) * u
-        y = (identity["eye_y"] - identity["brow_gap"] - identity["brow_arch"] * np.sin(math.pi * (0.85 * u + 0.1))
-             + 0.03 * (1 - u) ** 2)
+        y = (
+            identity["eye_y"]
+            - identity["brow_gap"]
+            - identity["brow_arch"] * np.sin(math.pi * (0.85 * u + 0.1))
+            + 0.03 * (1 - u) ** 2
+        )
         au1, au2, au4, au9 = self.au(1, side), self.au(2, side), self.au(4, side), self.au(9, side)
         y = y - 0.2 * au1 * u**1.5 - 0.2 * au2 * (1 - u) ** 1.2 + 0.1 * au4 + 0.08 * au4 * u + 0.07 * au9 * u
         x = x - (0.07 * au4 + 0.03 * au9) * u**1.5
@@ -187,7 +191,11 @@ class FaceGeometry:
         upper_out = upper_in - identity["lip_up"] * thin * shape * cupid - 0.006
         lower_out = lower_in + identity["lip_lo"] * thin * shape + 0.006
         return {
-            "x": x, "upper_in": upper_in, "lower_in": lower_in, "upper_out": upper_out, "lower_out": lower_out,
+            "x": x,
+            "upper_in": upper_in,
+            "lower_in": lower_in,
+            "upper_out": upper_out,
+            "lower_out": lower_out,
         }
 
     def landmarks(self) -> np.ndarray:

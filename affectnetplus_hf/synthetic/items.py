@@ -70,7 +70,9 @@ class SampleSpec:
 
 #: Random streams: one per (part, split), so that growing one split never changes another's images.
 STREAM_CODES: dict[tuple[str, str], int] = {
-    ("affectnet", "train"): 1, ("affectnet", "validation"): 3, ("multi_annotated", "train"): 2,
+    ("affectnet", "train"): 1,
+    ("affectnet", "validation"): 3,
+    ("multi_annotated", "train"): 2,
 }
 
 
@@ -106,14 +108,33 @@ def make_item(
     n_votes = n_annotators if part == "multi_annotated" else 1
     votes, names, labels = simulate_votes(rng, soft, pool, n_votes)
     valence, arousal = draw_valence_arousal(
-        rng, blend, max(va_intensity, 0.3), va_missing_fraction if part == "affectnet" else 0.0,
+        rng,
+        blend,
+        max(va_intensity, 0.3),
+        va_missing_fraction if part == "affectnet" else 0.0,
     )
     spec = SampleSpec(
-        image_id="", part=part, split=split, soft_label=soft, primary=primary, secondary=secondary,
-        blend_weight=weight if secondary is not None else 0.0, intensity=intensity,
-        yaw=params.yaw, pitch=params.pitch, roll=params.roll, landmarks=landmarks, face_box=box,
-        au_intensity=aus.max(axis=0), votes=votes, annotators=names, hard_label=labels[0],
-        valence=valence, arousal=arousal, contempt_side=side if uses_contempt else None, labels=labels,
+        image_id="",
+        part=part,
+        split=split,
+        soft_label=soft,
+        primary=primary,
+        secondary=secondary,
+        blend_weight=weight if secondary is not None else 0.0,
+        intensity=intensity,
+        yaw=params.yaw,
+        pitch=params.pitch,
+        roll=params.roll,
+        landmarks=landmarks,
+        face_box=box,
+        au_intensity=aus.max(axis=0),
+        votes=votes,
+        annotators=names,
+        hard_label=labels[0],
+        valence=valence,
+        arousal=arousal,
+        contempt_side=side if uses_contempt else None,
+        labels=labels,
     )
     return spec, image
 
@@ -144,8 +165,14 @@ def make_face(
     params)``.
     """
     side = "right" if rng.random() < 0.5 else "left"
-    aus = blend_aus(_emotion_index(emotion), None if secondary is None else _emotion_index(secondary),
-                    blend_weight, intensity, side, rng)
+    aus = blend_aus(
+        _emotion_index(emotion),
+        None if secondary is None else _emotion_index(secondary),
+        blend_weight,
+        intensity,
+        side,
+        rng,
+    )
     params = draw_face_params(rng, aus)
     if pose is not None:
         params.yaw, params.pitch, params.roll = (float(v) for v in pose)

@@ -70,7 +70,7 @@ class DrawList:
                 z[start:stop] = depth
         flat = projector(xy, z).ravel().tolist()
         for kind, start, stop, style in self.ops:
-            coords = flat[2 * start: 2 * stop]
+            coords = flat[2 * start : 2 * stop]
             if kind == "polygon":
                 draw.polygon(coords, fill=style["fill"])
             else:
@@ -242,8 +242,12 @@ def _draw_nose(sketch: _Sketch) -> np.ndarray:
             ys = y0 + 0.055 * k + 0.025 * (xs / 0.12) ** 2
             ops.line(np.stack([xs, ys], -1), fill=color, width=width(0.025))
         for sign in (-1.0, 1.0):
-            segment = np.array([[sign * 0.09, y0 + 0.05],
-                                [sign * (identity["eye_sep"] - identity["eye_w"] * 0.6), identity["eye_y"] + 0.09]])
+            segment = np.array(
+                [
+                    [sign * 0.09, y0 + 0.05],
+                    [sign * (identity["eye_sep"] - identity["eye_w"] * 0.6), identity["eye_y"] + 0.09],
+                ]
+            )
             ops.line(segment, fill=color, width=width(0.016))
     return nose
 
@@ -257,16 +261,21 @@ def _draw_mouth(sketch: _Sketch, nose: np.ndarray) -> dict[str, np.ndarray]:
     x = lips["x"]
     au9, au10 = face.au(9), face.au(10)
     for side, sign in ((0, -1.0), (1, 1.0)):
-        fold = min(1.0, 0.5 * face.au(11, side) + 0.5 * face.au(12, side) + 0.35 * au9 + 0.5 * au10
-                   + 0.2 * face.au(6, side))
+        fold = min(
+            1.0, 0.5 * face.au(11, side) + 0.5 * face.au(12, side) + 0.35 * au9 + 0.5 * au10 + 0.2 * face.au(6, side)
+        )
         if fold > 0.12:
             end = 0 if side == 0 else -1
             corner = np.array([x[end], 0.5 * (lips["upper_in"][end] + lips["lower_in"][end])])
             start = np.array([sign * (nose[8, 0] * 1.0 + 0.06), nose[8, 1] - 0.05])
             stop = corner + [sign * 0.08, 0.04]
             middle = (start + stop) / 2 + [sign * 0.07, 0.0]
-            ops.line(np.array([start, middle, stop]), fill=_mix(skin, dark_line, 0.9 * fold),
-                     width=width(0.02 + 0.015 * fold), joint="curve")
+            ops.line(
+                np.array([start, middle, stop]),
+                fill=_mix(skin, dark_line, 0.9 * fold),
+                width=width(0.02 + 0.015 * fold),
+                joint="curve",
+            )
     outer = np.concatenate([np.stack([x, lips["upper_out"]], -1), np.stack([x, lips["lower_out"]], -1)[::-1]])
     ops.polygon(outer, fill=params.lips)
     gap = lips["lower_in"] - lips["upper_in"]
@@ -275,14 +284,16 @@ def _draw_mouth(sketch: _Sketch, nose: np.ndarray) -> dict[str, np.ndarray]:
         ops.polygon(opening, fill=(60, 18, 22))
         teeth_h = 0.06
         teeth_bottom = np.minimum(lips["upper_in"] + teeth_h, lips["lower_in"])
-        upper_teeth = np.concatenate([np.stack([x * 0.96, lips["upper_in"]], -1),
-                                      np.stack([x * 0.96, teeth_bottom], -1)[::-1]])
+        upper_teeth = np.concatenate(
+            [np.stack([x * 0.96, lips["upper_in"]], -1), np.stack([x * 0.96, teeth_bottom], -1)[::-1]]
+        )
         ops.polygon(upper_teeth, fill=(242, 240, 230))
         lower_teeth_h = 0.04 * min(1.0, face.au(16) + 0.5 * face.au(20))
         if lower_teeth_h > 0.01:
             teeth_top = np.maximum(lips["lower_in"] - lower_teeth_h, teeth_bottom)
-            lower_teeth = np.concatenate([np.stack([x * 0.9, teeth_top], -1),
-                                          np.stack([x * 0.9, lips["lower_in"]], -1)[::-1]])
+            lower_teeth = np.concatenate(
+                [np.stack([x * 0.9, teeth_top], -1), np.stack([x * 0.9, lips["lower_in"]], -1)[::-1]]
+            )
             ops.polygon(lower_teeth, fill=(230, 228, 215))
     else:
         lip_line = np.stack([x, 0.5 * (lips["upper_in"] + lips["lower_in"])], -1)
@@ -316,7 +327,10 @@ def _draw_chin(sketch: _Sketch, lips: dict[str, np.ndarray]) -> None:
 
 
 def _fit_transform(
-    face: FaceGeometry, params: FaceParams, size: int, framing: Framing = "scene",
+    face: FaceGeometry,
+    params: FaceParams,
+    size: int,
+    framing: Framing = "scene",
 ) -> tuple[float | np.ndarray, tuple[float, float]]:
     """Scale and offset of the projection onto the ``size`` x ``size`` canvas.
 
@@ -346,8 +360,9 @@ def _fit_transform(
     return float(scale), (float(offset[0]), float(offset[1]))
 
 
-def _finish(image: Image.Image, params: FaceParams, image_size: int, supersample: int,
-            rng: np.random.Generator) -> Image.Image:
+def _finish(
+    image: Image.Image, params: FaceParams, image_size: int, supersample: int, rng: np.random.Generator
+) -> Image.Image:
     """Downsample, then blur, directional lighting with a colour cast, and Gaussian pixel noise."""
     if supersample > 1:
         image = image.resize((image_size, image_size), Image.Resampling.BOX)
@@ -425,8 +440,9 @@ def _draw_face_parts(sketch: _Sketch) -> None:
     _draw_chin(sketch, lips)
 
 
-def _drawn_landmarks_and_box(face: FaceGeometry, projector: Projector, supersample: int,
-                             image_size: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def _drawn_landmarks_and_box(
+    face: FaceGeometry, projector: Projector, supersample: int, image_size: int
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The (68, 2) float32 landmarks and the face box ``(x, y, w, h)`` of the drawn outline, in output pixels."""
     landmarks = (projector(face.landmarks()) / supersample).astype(np.float32)
     outline = projector(np.concatenate([face.jaw(25), face.forehead(15)])) / supersample

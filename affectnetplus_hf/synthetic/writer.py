@@ -17,20 +17,6 @@ from PIL import Image
 
 from affectnetplus_hf.emotions import EMOTIONS
 from affectnetplus_hf.run_folder import RunFolder
-from affectnetplus_hf.synthetic.annotators import AnnotatorPool
-from affectnetplus_hf.synthetic.config import (
-    DEFAULT_BLEND_FRACTION,
-    DEFAULT_IMAGE_SIZE,
-    DEFAULT_JPEG_QUALITY,
-    DEFAULT_N_ANNOTATORS,
-    DEFAULT_N_MAS,
-    DEFAULT_N_TRAIN,
-    DEFAULT_N_VAL,
-    DEFAULT_VA_MISSING_FRACTION,
-    SAMPLE_VERSION,
-)
-from affectnetplus_hf.synthetic.contact_sheet import save_contact_sheet
-from affectnetplus_hf.synthetic.items import SampleSpec, make_item
 from affectnetplus_hf.sources.affectnet import CSV_COLUMNS as AFFECTNET_CSV_COLUMNS
 from affectnetplus_hf.sources.affectnet import (
     CSV_IMAGE_DIRS,
@@ -45,6 +31,20 @@ from affectnetplus_hf.sources.synthetic import (
     SAMPLE_INFO,
     SAMPLE_KIND,
 )
+from affectnetplus_hf.synthetic.annotators import AnnotatorPool
+from affectnetplus_hf.synthetic.config import (
+    DEFAULT_BLEND_FRACTION,
+    DEFAULT_IMAGE_SIZE,
+    DEFAULT_JPEG_QUALITY,
+    DEFAULT_N_ANNOTATORS,
+    DEFAULT_N_MAS,
+    DEFAULT_N_TRAIN,
+    DEFAULT_N_VAL,
+    DEFAULT_VA_MISSING_FRACTION,
+    SAMPLE_VERSION,
+)
+from affectnetplus_hf.synthetic.contact_sheet import save_contact_sheet
+from affectnetplus_hf.synthetic.items import SampleSpec, make_item
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,19 @@ def encode_image(image: Image.Image, image_format: str, jpeg_quality: int = DEFA
 
 
 def _render_task(task: RenderTask) -> tuple[SampleSpec, bytes]:
-    (seed, part, split, index, image_size, pool, n_annotators, blend_fraction, va_missing, image_format,
-     jpeg_quality) = task
+    (
+        seed,
+        part,
+        split,
+        index,
+        image_size,
+        pool,
+        n_annotators,
+        blend_fraction,
+        va_missing,
+        image_format,
+        jpeg_quality,
+    ) = task
     spec, image = make_item(seed, part, index, image_size, pool, n_annotators, blend_fraction, va_missing, split)
     return spec, encode_image(image, image_format, jpeg_quality)
 
@@ -148,9 +159,23 @@ class SampleSettings:
     workers: int = 1
 
     @classmethod
-    def checked(cls, *, layout: str, n_train: Any, n_val: Any, seed: Any, image_size: Any, n_mas: Any,
-                n_annotators: Any, blend_fraction: float, annotator_pool_size: Any, va_missing_fraction: float,
-                jpeg_quality: Any, contact_sheet: bool, workers: Any) -> SampleSettings:
+    def checked(
+        cls,
+        *,
+        layout: str,
+        n_train: Any,
+        n_val: Any,
+        seed: Any,
+        image_size: Any,
+        n_mas: Any,
+        n_annotators: Any,
+        blend_fraction: float,
+        annotator_pool_size: Any,
+        va_missing_fraction: float,
+        jpeg_quality: Any,
+        contact_sheet: bool,
+        workers: Any,
+    ) -> SampleSettings:
         """The settings, each checked (``ValueError`` naming the first wrong one)."""
         if layout not in ("csv", "npy"):
             raise ValueError(f"layout must be 'csv' or 'npy', got {layout!r}")
@@ -172,26 +197,65 @@ class SampleSettings:
             raise ValueError(f"va_missing_fraction must be in [0, 1], got {va_missing_fraction}")
         pool_size = annotator_pool_size if annotator_pool_size is not None else max(3 * n_annotators, 12)
         pool_size = _check_int("annotator_pool_size", pool_size, max(n_annotators, 1))
-        return cls(layout, n_train, n_val, seed, image_size, n_mas, n_annotators, blend_fraction, pool_size,
-                   va_missing_fraction, jpeg_quality, bool(contact_sheet), workers)
+        return cls(
+            layout,
+            n_train,
+            n_val,
+            seed,
+            image_size,
+            n_mas,
+            n_annotators,
+            blend_fraction,
+            pool_size,
+            va_missing_fraction,
+            jpeg_quality,
+            bool(contact_sheet),
+            workers,
+        )
 
     def identity(self) -> dict[str, Any]:
         """The sample folder's run-folder identity (the settings that decide its files)."""
-        return {"layout": self.layout, "n_train": self.n_train, "n_val": self.n_val, "seed": self.seed,
-                "image_size": self.image_size, "n_mas": self.n_mas, "n_annotators": self.n_annotators,
-                "blend_fraction": self.blend_fraction, "annotator_pool_size": self.annotator_pool_size,
-                "va_missing_fraction": self.va_missing_fraction, "jpeg_quality": self.jpeg_quality,
-                "contact_sheet": self.contact_sheet}
+        return {
+            "layout": self.layout,
+            "n_train": self.n_train,
+            "n_val": self.n_val,
+            "seed": self.seed,
+            "image_size": self.image_size,
+            "n_mas": self.n_mas,
+            "n_annotators": self.n_annotators,
+            "blend_fraction": self.blend_fraction,
+            "annotator_pool_size": self.annotator_pool_size,
+            "va_missing_fraction": self.va_missing_fraction,
+            "jpeg_quality": self.jpeg_quality,
+            "contact_sheet": self.contact_sheet,
+        }
 
     def render_tasks(self, pool: AnnotatorPool) -> list[RenderTask]:
         """One rendering job per image: the AffectNet part's train and validation images, then the
         multi-annotated part."""
         tasks: list[RenderTask] = []
-        for part, split, count in (("affectnet", "train", self.n_train), ("affectnet", "validation", self.n_val),
-                                   ("multi_annotated", "train", self.n_mas)):
+        for part, split, count in (
+            ("affectnet", "train", self.n_train),
+            ("affectnet", "validation", self.n_val),
+            ("multi_annotated", "train", self.n_mas),
+        ):
             image_format = "JPEG" if part == "affectnet" else "PNG"
-            tasks += [(self.seed, part, split, i, self.image_size, pool, self.n_annotators, self.blend_fraction,
-                       self.va_missing_fraction, image_format, self.jpeg_quality) for i in range(count)]
+            tasks += [
+                (
+                    self.seed,
+                    part,
+                    split,
+                    i,
+                    self.image_size,
+                    pool,
+                    self.n_annotators,
+                    self.blend_fraction,
+                    self.va_missing_fraction,
+                    image_format,
+                    self.jpeg_quality,
+                )
+                for i in range(count)
+            ]
         return tasks
 
 
@@ -245,10 +309,20 @@ def write_sample(
     byte-identical files, whatever ``workers``.
     """
     settings = SampleSettings.checked(
-        layout=layout, n_train=n_train, n_val=n_val, seed=seed, image_size=image_size, n_mas=n_mas,
-        n_annotators=n_annotators, blend_fraction=blend_fraction, annotator_pool_size=annotator_pool_size,
-        va_missing_fraction=va_missing_fraction, jpeg_quality=jpeg_quality, contact_sheet=contact_sheet,
-        workers=workers)
+        layout=layout,
+        n_train=n_train,
+        n_val=n_val,
+        seed=seed,
+        image_size=image_size,
+        n_mas=n_mas,
+        n_annotators=n_annotators,
+        blend_fraction=blend_fraction,
+        annotator_pool_size=annotator_pool_size,
+        va_missing_fraction=va_missing_fraction,
+        jpeg_quality=jpeg_quality,
+        contact_sheet=contact_sheet,
+        workers=workers,
+    )
     with RunFolder(directory, "sample", settings.identity(), version=SAMPLE_VERSION) as folder:
         folder.start(overwrite=overwrite, resume=False)
         return _write_sample(folder, settings, progress)
@@ -263,8 +337,7 @@ def _write_sample(folder: RunFolder, settings: SampleSettings, progress: bool) -
         info = _write_files(staging, settings, results, pool)
         if settings.contact_sheet:
             save_contact_sheet(staging, staging / "sample_grid.png", specs=[spec for spec, _ in results])
-    logger.info("wrote the synthetic sample (%d images, layout %s) to %s", len(results), settings.layout,
-                folder.path)
+    logger.info("wrote the synthetic sample (%d images, layout %s) to %s", len(results), settings.layout, folder.path)
     return info
 
 
@@ -283,8 +356,10 @@ class _SampleFiles:
 
     def __post_init__(self) -> None:
         seed = self.settings.seed
-        self.npy_numbers = {"train": _npy_numbers(seed, "train", self.settings.n_train),
-                            "validation": _npy_numbers(seed, "validation", self.settings.n_val)}
+        self.npy_numbers = {
+            "train": _npy_numbers(seed, "train", self.settings.n_train),
+            "validation": _npy_numbers(seed, "validation", self.settings.n_val),
+        }
 
     def add(self, spec: SampleSpec, data: bytes) -> None:
         """Name ``spec`` (its ``image_id``), write its image and note its label rows."""
@@ -295,11 +370,22 @@ class _SampleFiles:
         path = self.root / spec.image_id
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        self.truth_rows.append([
-            spec.image_id, spec.part, spec.split, *(f"{v:.4f}" for v in spec.soft_label), spec.primary_name,
-            spec.secondary_name or "", f"{spec.blend_weight:.4f}", f"{spec.intensity:.4f}", f"{spec.yaw:.3f}",
-            f"{spec.pitch:.3f}", f"{spec.roll:.3f}", _format_landmarks(spec.landmarks, 3),
-        ])
+        self.truth_rows.append(
+            [
+                spec.image_id,
+                spec.part,
+                spec.split,
+                *(f"{v:.4f}" for v in spec.soft_label),
+                spec.primary_name,
+                spec.secondary_name or "",
+                f"{spec.blend_weight:.4f}",
+                f"{spec.intensity:.4f}",
+                f"{spec.yaw:.3f}",
+                f"{spec.pitch:.3f}",
+                f"{spec.roll:.3f}",
+                _format_landmarks(spec.landmarks, 3),
+            ]
+        )
 
     def _add_affectnet(self, spec: SampleSpec) -> None:
         """An AffectNet-part image: a row of its split's CSV list, or its four ``.npy`` annotation files."""
@@ -310,10 +396,19 @@ class _SampleFiles:
             relative = f"{subdirectory}/{name}"
             spec.image_id = f"{AFFECTNET_IMAGE_DIR}/{relative}"
             box = spec.face_box
-            self.affectnet_rows[spec.split].append([
-                relative, box[0], box[1], box[2], box[3], _format_landmarks(spec.landmarks, 2), spec.hard_label,
-                _format_va(spec.valence), _format_va(spec.arousal),
-            ])
+            self.affectnet_rows[spec.split].append(
+                [
+                    relative,
+                    box[0],
+                    box[1],
+                    box[2],
+                    box[3],
+                    _format_landmarks(spec.landmarks, 2),
+                    spec.hard_label,
+                    _format_va(spec.valence),
+                    _format_va(spec.arousal),
+                ]
+            )
             return
         folder = NPY_SPLIT_DIRS[spec.split]
         number = self.npy_numbers[spec.split][k]
@@ -332,8 +427,9 @@ class _SampleFiles:
         relative = f"images/mas_{k:05d}.png"
         spec.image_id = f"{MULTI_ANNOTATED_DIR}/{relative}"
         self.vote_rows.append([relative, spec.split, *(int(v) for v in spec.votes)])
-        self.annotation_rows += [[relative, name, EMOTIONS[label]]
-                                 for name, label in zip(spec.annotators, spec.labels)]
+        self.annotation_rows += [
+            [relative, name, EMOTIONS[label]] for name, label in zip(spec.annotators, spec.labels)
+        ]
 
     def write_label_files(self) -> None:
         """The AffectNet lists (header-only when a split is empty, so that the layout is recognisable) or
@@ -353,8 +449,9 @@ class _SampleFiles:
         _write_csv(root / GROUND_TRUTH, GROUND_TRUTH_COLUMNS, self.truth_rows)
 
 
-def _write_files(root: Path, settings: SampleSettings, results: list[tuple[SampleSpec, bytes]],
-                 pool: AnnotatorPool) -> dict[str, Any]:
+def _write_files(
+    root: Path, settings: SampleSettings, results: list[tuple[SampleSpec, bytes]], pool: AnnotatorPool
+) -> dict[str, Any]:
     """Write the images, label files, ground truth and ``sample_info.json``; fills each spec's ``image_id``."""
     files = _SampleFiles(root, settings)
     for spec, data in results:
@@ -372,11 +469,21 @@ def _sample_info(settings: SampleSettings, pool: AnnotatorPool, specs: list[Samp
     }
     counts["blends"] = int(sum(1 for s in specs if s.secondary is not None))
     return {
-        "kind": SAMPLE_KIND, "version": SAMPLE_VERSION, "layout": settings.layout, "seed": settings.seed,
-        "image_size": settings.image_size, "n_train": settings.n_train, "n_val": settings.n_val,
-        "n_mas": settings.n_mas, "n_annotators": settings.n_annotators, "blend_fraction": settings.blend_fraction,
-        "annotator_pool": len(pool.names), "jpeg_quality": settings.jpeg_quality, "emotions": list(EMOTIONS),
-        "pure_images_per_emotion": counts, "label_noise": label_noise(specs),
+        "kind": SAMPLE_KIND,
+        "version": SAMPLE_VERSION,
+        "layout": settings.layout,
+        "seed": settings.seed,
+        "image_size": settings.image_size,
+        "n_train": settings.n_train,
+        "n_val": settings.n_val,
+        "n_mas": settings.n_mas,
+        "n_annotators": settings.n_annotators,
+        "blend_fraction": settings.blend_fraction,
+        "annotator_pool": len(pool.names),
+        "jpeg_quality": settings.jpeg_quality,
+        "emotions": list(EMOTIONS),
+        "pure_images_per_emotion": counts,
+        "label_noise": label_noise(specs),
     }
 
 
@@ -387,11 +494,14 @@ def label_noise(specs: list[SampleSpec]) -> dict[str, float | None]:
     ``hard_label_matches_truth``: share of AffectNet-part images whose hard label is the largest emotion
     of the ground-truth soft label. ``None`` when a part is empty.
     """
-    pairs = [a == b for s in specs if s.part == "multi_annotated"
-             for i, a in enumerate(s.labels) for b in s.labels[i + 1:]]
+    pairs = [
+        a == b for s in specs if s.part == "multi_annotated" for i, a in enumerate(s.labels) for b in s.labels[i + 1 :]
+    ]
     hard = [s.hard_label == int(np.argmax(s.soft_label)) for s in specs if s.part == "affectnet"]
-    return {"pairwise_agreement": round(float(np.mean(pairs)), 4) if pairs else None,
-            "hard_label_matches_truth": round(float(np.mean(hard)), 4) if hard else None}
+    return {
+        "pairwise_agreement": round(float(np.mean(pairs)), 4) if pairs else None,
+        "hard_label_matches_truth": round(float(np.mean(hard)), 4) if hard else None,
+    }
 
 
 __all__ = ["ANNOTATIONS_COLUMNS", "VOTES_COLUMNS", "SampleSettings", "encode_image", "label_noise", "write_sample"]

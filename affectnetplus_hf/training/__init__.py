@@ -20,8 +20,21 @@ from affectnetplus_hf.training.loop import (
 from affectnetplus_hf.training.softlabeler import SoftLabelerRun, train_soft_labeler
 
 __all__ = [
-    "SoftLabelerRun", "train_soft_labeler", "BaselineRun", "train_baseline", "train_baseline_from_source",
-    "PRESETS", "AugmentConfig", "LoopConfig", "TrainConfig", "resolve_preset",
-    "NonFiniteLossError", "TrainResult", "build_optimizer", "build_scheduler", "list_checkpoints",
-    "make_accelerator", "train_model",
+    "SoftLabelerRun",
+    "train_soft_labeler",
+    "BaselineRun",
+    "train_baseline",
+    "train_baseline_from_source",
+    "PRESETS",
+    "AugmentConfig",
+    "LoopConfig",
+    "TrainConfig",
+    "resolve_preset",
+    "NonFiniteLossError",
+    "TrainResult",
+    "build_optimizer",
+    "build_scheduler",
+    "list_checkpoints",
+    "make_accelerator",
+    "train_model",
 ]

@@ -1,28 +1,11 @@
-"""Hard-FER and Soft-FER baselines (paper Sec. 4.3) and FER+'s four training modes on the one
-training loop.
+"""Hard-FER and Soft-FER baselines (paper Sec. 4.3) and FER+'s four training modes on the one training loop.
 
-:func:`train_baseline` is the generic core: records (any source, or rows of an exported AffectNet+
-dataset turned into FaceRecords) plus targets — ``(N,)`` hard labels 0–7 for Hard-FER, ``(N, 8)`` soft
-labels in [0, 1] for Soft-FER, ``(N, 10)`` annotator votes in FER+ column order (8 emotions, unknown,
-NF) for the FER+ kinds. Hard-FER counters the class imbalance with loss re-weighting
-(``class_balance="reweight"``: weights ``N / (8 · n_c)``, normalised to mean 1 over present classes),
-up-sampling (``"upsample"``: every epoch draws N rows with replacement, each class equally likely) or
-both. Soft-FER uses BCE with soft targets.
-
-The FER+ kinds (:data:`FERPLUS_KINDS`; Barsoum et al. 2016, "Training deep networks for facial
-expression recognition with crowd-sourced label distribution") train an 8-way softmax
-(:class:`~affectnetplus_hf.models.HardFERModel`, no class weights) on targets built from each image's
-votes by :func:`affectnetplus_hf.sources.ferplus.ferplus_target`; images FER+ discards (no majority,
-too little agreement, unknown/NF on top) and images without votes are left out and counted. With the
-softmax output ``p`` and the target ``t`` of an image (:func:`ferplus_loss_from_logits`):
-
-- ``majority``: ``-log p_m``, m the majority emotion;
-- ``probability``: ``-log p_d``, d drawn from the label distribution afresh for every image in every
-  epoch, seeded by ``(seed, epoch, row)`` (:func:`probability_label`), so a run is deterministic and a
-  resumed run draws what an uninterrupted one draws;
-- ``crossentropy``: ``-Σ_e t_e log p_e`` with the label distribution ``t``;
-- ``multi_target``: ``-log Σ_e t_e p_e`` with the multi-target mask ``t`` (1 for every emotion of the
-  distribution, smoothed as ``(1 - 0.001) t + 0.001`` as in the FERPlus code).
+:func:`train_baseline` takes records plus targets — ``(N,)`` hard labels 0–7 for Hard-FER, ``(N, 8)`` soft
+labels in [0, 1] for Soft-FER, ``(N, 10)`` annotator votes in FER+ column order for the FER+ kinds
+(:data:`~affectnetplus_hf.sources.ferplus.FERPLUS_KINDS`; Barsoum et al. 2016) — and saves the model in a
+run folder. Hard-FER counters class imbalance by loss re-weighting and/or up-sampling; Soft-FER uses BCE
+with soft targets; the FER+ kinds train an 8-way softmax on targets built from the votes
+(:func:`~affectnetplus_hf.sources.ferplus.ferplus_target`). Losses and choices: ``docs/method.md#baselines``.
 """
 
 from __future__ import annotations
@@ -116,8 +99,9 @@ def ferplus_training_targets(raw_votes, mode: str) -> FerPlusTargets:
         raise ValueError(f"mode must be one of {FERPLUS_KINDS}, got {mode!r}")
     votes = np.asarray(raw_votes)
     if votes.ndim != 2 or votes.shape[1] != len(VOTE_COLUMNS):
-        raise ValueError(f"votes must be (N, {len(VOTE_COLUMNS)}) counts in FER+ order {VOTE_COLUMNS}, got shape "
-                         f"{votes.shape}")
+        raise ValueError(
+            f"votes must be (N, {len(VOTE_COLUMNS)}) counts in FER+ order {VOTE_COLUMNS}, got shape {votes.shape}"
+        )
     rows, targets, distributions = [], [], []
     discarded = without_votes = 0
     for row, counts in enumerate(votes):
@@ -141,9 +125,13 @@ def ferplus_training_targets(raw_votes, mode: str) -> FerPlusTargets:
     else:
         target_array = np.asarray(targets, dtype=np.float64 if mode == "probability" else np.float32)
         target_array = target_array.reshape(-1, NUM_EMOTIONS)
-    return FerPlusTargets(np.asarray(rows, dtype=np.int64), target_array,
-                          np.asarray(distributions, dtype=np.float64).reshape(-1, NUM_EMOTIONS), discarded,
-                          without_votes)
+    return FerPlusTargets(
+        np.asarray(rows, dtype=np.int64),
+        target_array,
+        np.asarray(distributions, dtype=np.float64).reshape(-1, NUM_EMOTIONS),
+        discarded,
+        without_votes,
+    )
 
 
 def probability_label(distribution: np.ndarray, seed: int, epoch: int, row: int) -> int:
@@ -250,12 +238,16 @@ def _check_targets(kind: str, targets, n: int) -> np.ndarray:
             raise ValueError(f"Soft-FER targets must be ({n}, 8) soft labels, got shape {targets.shape}")
         bad = np.flatnonzero(~np.all(np.isfinite(targets) & (targets >= 0) & (targets <= 1), axis=1))
         if len(bad):
-            raise ValueError(f"Soft-FER target of row {int(bad[0])} is {targets[bad[0]].tolist()}; expected 8 values in [0, 1]")
+            raise ValueError(
+                f"Soft-FER target of row {int(bad[0])} is {targets[bad[0]].tolist()}; expected 8 values in [0, 1]"
+            )
         return targets
     if kind in FERPLUS_KINDS:
         if targets.shape != (n, len(VOTE_COLUMNS)):
-            raise ValueError(f"FER+ {kind} targets must be ({n}, {len(VOTE_COLUMNS)}) vote counts in FER+ order "
-                             f"{VOTE_COLUMNS}, got shape {targets.shape}")
+            raise ValueError(
+                f"FER+ {kind} targets must be ({n}, {len(VOTE_COLUMNS)}) vote counts in FER+ order "
+                f"{VOTE_COLUMNS}, got shape {targets.shape}"
+            )
         if not np.issubdtype(targets.dtype, np.integer):
             raise ValueError(f"FER+ {kind} targets must be integer vote counts, got dtype {targets.dtype}")
         return targets.astype(np.int64)
@@ -276,8 +268,12 @@ def train_baseline(records, targets, config: TrainConfig, kind: str | None = Non
     config = resolve_preset(config)
     kind = kind or config.kind
     rows = _training_rows(list(records), targets, kind)
-    fingerprint = records_fingerprint((r.image_id, json.dumps(np.asarray(t).tolist())) for r, t in zip(rows.records, rows.targets))
-    folder = RunFolder(config.output_dir, "baseline-model", {**config.identity(), "kind": kind, "records": fingerprint})
+    fingerprint = records_fingerprint(
+        (r.image_id, json.dumps(np.asarray(t).tolist())) for r, t in zip(rows.records, rows.targets)
+    )
+    folder = RunFolder(
+        config.output_dir, "baseline-model", {**config.identity(), "kind": kind, "records": fingerprint}
+    )
     state = PartialState()
     with folder if state.is_main_process else contextlib.nullcontext():
         if state.is_main_process:
@@ -319,12 +315,20 @@ def _training_rows(records: list, targets, kind: str) -> _TrainingRows:
         ferplus = ferplus_training_targets(targets, kind)
         left_out = {"discarded": ferplus.discarded, "without_votes": ferplus.without_votes}
         if ferplus.discarded or ferplus.without_votes:
-            logger.warning("FER+ %s: %d of %d images left out (%d discarded by FER+'s %s rule, %d without votes)",
-                           kind, ferplus.discarded + ferplus.without_votes, len(records), ferplus.discarded, kind,
-                           ferplus.without_votes)
+            logger.warning(
+                "FER+ %s: %d of %d images left out (%d discarded by FER+'s %s rule, %d without votes)",
+                kind,
+                ferplus.discarded + ferplus.without_votes,
+                len(records),
+                ferplus.discarded,
+                kind,
+                ferplus.without_votes,
+            )
         if not len(ferplus.rows):
-            raise ValueError(f"FER+ {kind}: none of the {len(records)} images has a {kind} target "
-                             f"({ferplus.discarded} discarded by FER+, {ferplus.without_votes} without votes)")
+            raise ValueError(
+                f"FER+ {kind}: none of the {len(records)} images has a {kind} target "
+                f"({ferplus.discarded} discarded by FER+, {ferplus.without_votes} without votes)"
+            )
         records = [records[i] for i in ferplus.rows]
         targets, distributions = ferplus.targets, ferplus.distributions
     return _TrainingRows(records, targets, distributions, left_out)
@@ -356,9 +360,16 @@ def _fit_baseline(rows: _TrainingRows, config: TrainConfig, kind: str, output_di
     rows.counts = np.bincount(hard_labels, minlength=NUM_EMOTIONS)
     model, compute_loss, epoch_indices = _baseline_model(config, kind, targets, preprocess)
     run_name = f"ferplus-{kind}-{config.backbone}" if kind in FERPLUS_KINDS else f"{kind}-fer-{config.backbone}"
-    result = train_model(model, dataset, config.loop_config("baseline"), output_dir / "_training",
-                         name=run_name, epoch_indices=epoch_indices, compute_loss=compute_loss,
-                         logging_dir=output_dir / "logs")
+    result = train_model(
+        model,
+        dataset,
+        config.loop_config("baseline"),
+        output_dir / "_training",
+        name=run_name,
+        epoch_indices=epoch_indices,
+        compute_loss=compute_loss,
+        logging_dir=output_dir / "logs",
+    )
     result.model.image_processor = preprocess.processor
     return result
 
@@ -368,8 +379,12 @@ def _baseline_model(config: TrainConfig, kind: str, targets: np.ndarray, preproc
     et al. 2016) and their own loss; Hard-FER with the configured class balance; Soft-FER."""
     from affectnetplus_hf.models import HardFERConfig, HardFERModel, SoftFERConfig, SoftFERModel
 
-    common = dict(backbone=config.backbone, image_size=config.image_size, image_mean=list(preprocess.image_mean),
-                  image_std=list(preprocess.image_std))
+    common = dict(
+        backbone=config.backbone,
+        image_size=config.image_size,
+        image_mean=list(preprocess.image_mean),
+        image_std=list(preprocess.image_std),
+    )
     torch.manual_seed(config.seed)
     if kind in FERPLUS_KINDS:
         return HardFERModel(HardFERConfig(class_weights=None, ferplus_mode=kind, **common)), FerPlusLoss(kind), None
@@ -382,8 +397,15 @@ def _baseline_model(config: TrainConfig, kind: str, targets: np.ndarray, preproc
     return SoftFERModel(SoftFERConfig(**common)), None, None
 
 
-def _save_baseline(model, rows: _TrainingRows, config: TrainConfig, kind: str, output_dir: Path,
-                   epoch_losses: list[float], seconds: float) -> None:
+def _save_baseline(
+    model,
+    rows: _TrainingRows,
+    config: TrainConfig,
+    kind: str,
+    output_dir: Path,
+    epoch_losses: list[float],
+    seconds: float,
+) -> None:
     """The model, its card and ``training_summary.json``; the checkpoints are removed."""
     model.save_pretrained(str(output_dir))
     card = render_baseline_card(config, kind, rows.n_train, rows.counts, epoch_losses, seconds, left_out=rows.left_out)

@@ -23,8 +23,8 @@ import torch
 
 from affectnetplus_hf.calibration import QUALITY_ROWS, apply_calibration, fit_calibration
 from affectnetplus_hf.fileio import write_text_atomic
-from affectnetplus_hf.metrics.functional import crowd_agreement
 from affectnetplus_hf.mas.split import record_vote_distributions
+from affectnetplus_hf.metrics.functional import crowd_agreement
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +37,14 @@ def soft_labeler_scores(model, pixel_values: torch.Tensor, batch_size: int = 256
     "soft_label_calibrated"}`` as float64 arrays (``None`` for what the model lacks)."""
     from affectnetplus_hf.models.runner import iter_soft_labels
 
-    batches = ({"pixel_values": pixel_values[i:i + batch_size]} for i in range(0, len(pixel_values), batch_size))
-    names = {"soft_label": "soft_label", "ebc": "ebc_scores", "au": "au_scores", "dist": "dist_scores",
-             "soft_label_calibrated": "soft_label_calibrated"}
+    batches = ({"pixel_values": pixel_values[i : i + batch_size]} for i in range(0, len(pixel_values), batch_size))
+    names = {
+        "soft_label": "soft_label",
+        "ebc": "ebc_scores",
+        "au": "au_scores",
+        "dist": "dist_scores",
+        "soft_label_calibrated": "soft_label_calibrated",
+    }
     parts: dict[str, list[np.ndarray]] = {key: [] for key in names}
     for _, output in iter_soft_labels(model, batches):
         for key, field in names.items():
@@ -59,8 +64,10 @@ HOLDOUT = "holdout"
 #: The hint of :func:`vote_records` for ``affectnetplus train`` (``calibrate`` gives its own).
 TRAIN_SPLIT_HINT = f"or use --calibration_split {HOLDOUT}"
 #: The same hint for ``affectnetplus calibrate``, whose option is ``--split``.
-CALIBRATE_SPLIT_HINT = ("give --split one of them that no member was trained on; a held-out share of the MAS is an "
-                        f"option of training: `affectnetplus train ... --calibration_split {HOLDOUT}`")
+CALIBRATE_SPLIT_HINT = (
+    "give --split one of them that no member was trained on; a held-out share of the MAS is an "
+    f"option of training: `affectnetplus train ... --calibration_split {HOLDOUT}`"
+)
 
 
 def vote_records(data: str | os.PathLike, split: str, *, hint: str = TRAIN_SPLIT_HINT) -> list:
@@ -70,8 +77,10 @@ def vote_records(data: str | os.PathLike, split: str, *, hint: str = TRAIN_SPLIT
 
     source = open_multi_annotated(data)
     if split not in source.splits:
-        raise ValueError(f"{data}: no split {split!r} to calibrate on; the multi-annotated source has "
-                         f"{list(source.splits)} ({hint})")
+        raise ValueError(
+            f"{data}: no split {split!r} to calibrate on; the multi-annotated source has "
+            f"{list(source.splits)} ({hint})"
+        )
     records = [r for r in source.records(split) if r.votes is not None]
     voted = [r for r in records if np.sum(r.votes) > 0]
     if len(voted) < len(records):
@@ -91,8 +100,15 @@ def hold_out(records: list, fraction: float, seed: int) -> tuple[list, list]:
     return [r for i, r in enumerate(records) if i not in chosen], [records[i] for i in sorted(chosen)]
 
 
-def calibrate_on_records(model, records: list, *, fitted_on: dict[str, Any], objective: str = "kl",
-                         skip_bad: bool = False, progress: bool = True) -> dict[str, Any]:
+def calibrate_on_records(
+    model,
+    records: list,
+    *,
+    fitted_on: dict[str, Any],
+    objective: str = "kl",
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Fit ``model``'s calibration on multi-annotated ``records`` and measure it (module docstring).
 
     Returns the validated ``calibration`` dict (``inputs``, ``weights``, ``bias``, ``eps``, ``objective``,
@@ -102,8 +118,9 @@ def calibrate_on_records(model, records: list, *, fitted_on: dict[str, Any], obj
     from affectnetplus_hf.training.data import FacePreprocessor, decode_records
 
     preprocess = FacePreprocessor(model.config.image_size, processor=model.image_processor)
-    pixel_values, kept, _ = decode_records(records, preprocess, skip_bad=skip_bad, progress=progress,
-                                           desc="decoding the calibration images")
+    pixel_values, kept, _ = decode_records(
+        records, preprocess, skip_bad=skip_bad, progress=progress, desc="decoding the calibration images"
+    )
     records = [records[i] for i in kept]
     reference = record_vote_distributions(records).astype(np.float64)
     scores = soft_labeler_scores(model, pixel_values)
@@ -111,8 +128,12 @@ def calibrate_on_records(model, records: list, *, fitted_on: dict[str, Any], obj
     fit = fit_calibration({f: scores[f] for f in families}, reference, inputs=families, objective=objective)
     scores["soft_label_calibrated"] = apply_calibration(scores, fit)
     quality = quality_table(scores, reference)
-    logger.info("quality against the votes of %s (%d faces): W-MAE %s", fitted_on, len(records),
-                {k: round(v["w_mae"], 2) for k, v in quality.items()})
+    logger.info(
+        "quality against the votes of %s (%d faces): W-MAE %s",
+        fitted_on,
+        len(records),
+        {k: round(v["w_mae"], 2) for k, v in quality.items()},
+    )
     calibration = {**fit, "fitted_on": {**fitted_on, "n": len(records)}, "quality": quality}
     return check_calibration(calibration, families)
 
@@ -155,8 +176,14 @@ def seen_by_members(model_dir: str | os.PathLike, records: list, split: str) -> 
     ids = _mas_ids(model_dir)
     if ids is not None:
         seen = sum(1 for r in records if r.image_id in ids)
-        return (f"{seen} of the {len(records)} images of split {split!r} are in the MAS the members of {model_dir} "
-                f"were trained on ({MAS_SPLIT_DIR}/)") if seen else None
+        return (
+            (
+                f"{seen} of the {len(records)} images of split {split!r} are in the MAS the members of {model_dir} "
+                f"were trained on ({MAS_SPLIT_DIR}/)"
+            )
+            if seen
+            else None
+        )
     recorded = _recorded_mas_splits(model_dir)
     if recorded is None:
         return None
@@ -176,13 +203,22 @@ def check_unseen(model_dir: str | os.PathLike, records: list, split: str, *, for
     if force:
         logger.warning("--force: calibrating on images the members were trained on: %s", reason)
         return
-    raise ValueError(f"{reason}; calibrate on a split no member saw, or pass --force (force=True in Python) to "
-                     "calibrate on it anyway")
+    raise ValueError(
+        f"{reason}; calibrate on a split no member saw, or pass --force (force=True in Python) to "
+        "calibrate on it anyway"
+    )
 
 
-def calibrate_model_dir(model_dir: str | os.PathLike, data: str | os.PathLike, split: str, *,
-                        objective: str = "kl", skip_bad: bool = False, progress: bool = True,
-                        force: bool = False) -> dict[str, Any]:
+def calibrate_model_dir(
+    model_dir: str | os.PathLike,
+    data: str | os.PathLike,
+    split: str,
+    *,
+    objective: str = "kl",
+    skip_bad: bool = False,
+    progress: bool = True,
+    force: bool = False,
+) -> dict[str, Any]:
     """``affectnetplus calibrate``: calibrate a saved soft-labeler in place (``config.json`` and the model
     card's quality section rewritten atomically; the weights are not touched). Returns the calibration.
 
@@ -195,24 +231,42 @@ def calibrate_model_dir(model_dir: str | os.PathLike, data: str | os.PathLike, s
 
     name = shipped_name(resolve_model(model_dir))
     if name is not None:
-        raise ValueError(f"{os.fspath(model_dir)!r} is the shipped soft-labeler {name!r}, which calibrate would rewrite "
-                         f"inside the installed package; copy the folder first (affectnetplus_hf.pretrained_path"
-                         f"({name!r})) and calibrate the copy")
+        raise ValueError(
+            f"{os.fspath(model_dir)!r} is the shipped soft-labeler {name!r}, which calibrate would rewrite "
+            f"inside the installed package; copy the folder first (affectnetplus_hf.pretrained_path"
+            f"({name!r})) and calibrate the copy"
+        )
     model_dir = Path(model_dir)
     records = vote_records(data, split, hint=CALIBRATE_SPLIT_HINT)
     with FolderLock(model_dir):  # one writer of the model folder at a time
         check_unseen(model_dir, records, split, force=force)
         model = load_soft_labeler(model_dir)
-        calibration = calibrate_on_records(model, records, fitted_on={"data": Path(data).name, "split": split},
-                                           objective=objective, skip_bad=skip_bad, progress=progress)
+        calibration = calibrate_on_records(
+            model,
+            records,
+            fitted_on={"data": Path(data).name, "split": split},
+            objective=objective,
+            skip_bad=skip_bad,
+            progress=progress,
+        )
         model.config.calibration = calibration
         write_text_atomic(model_dir / "config.json", model.config.to_json_string(use_diff=True))
         card = model_dir / "README.md"
         if card.is_file():
-            write_text_atomic(card, replace_card_section(card.read_text(encoding="utf-8"),
-                                                         crowd_quality_section(calibration)))
+            write_text_atomic(
+                card, replace_card_section(card.read_text(encoding="utf-8"), crowd_quality_section(calibration))
+            )
     return calibration
 
 
-__all__ = ["HOLDOUT", "calibrate_model_dir", "calibrate_on_records", "check_unseen", "hold_out", "quality_table",
-           "seen_by_members", "soft_labeler_scores", "vote_records"]
+__all__ = [
+    "HOLDOUT",
+    "calibrate_model_dir",
+    "calibrate_on_records",
+    "check_unseen",
+    "hold_out",
+    "quality_table",
+    "seen_by_members",
+    "soft_labeler_scores",
+    "vote_records",
+]

@@ -3,29 +3,12 @@
 
 Every run is described by dataclasses that :class:`transformers.HfArgumentParser` parses from command
 line flags or from a YAML/JSON file (``--config``); the resolved config is saved next to the outputs
-(``train_config.json``) so a run can be reproduced from it.
+(``train_config.json``) so a run can be reproduced from it. Fields left at ``None`` are filled from the
+chosen preset (:data:`PRESETS`: ``paper``, ``small``, ``tiny``; what each sets and why:
+``docs/architecture.md#training-presets``).
 
-Fields left at ``None`` are filled from the chosen preset (:data:`PRESETS`):
-
-- ``paper`` — the paper's settings (Sec. 4.1–4.2, :data:`affectnetplus_hf.paper.PAPER_HPARAMS`): EBC
-  members Adam lr 1e-3, betas (0.9, 0.999), weight decay 1e-5, 25 epochs, batch 50, 224 px, backbones
-  ResNet-50 / EfficientNet-B3 / Xception; AU members Adam lr 1e-4, weight decay 1e-6, 40 epochs, batch
-  50, ResNet-50. [choice] The paper's Keras ``decay`` is read as weight decay
-  (``docs/method.md#baselines``); [option] ``lr_scheduler="inverse_time"`` with ``lr_decay`` gives Keras'
-  legacy time-based learning-rate decay ``lr / (1 + decay · step)`` instead.
-- ``tiny`` — timm's small ``test_resnet`` at 48 px, 14 epochs, Adam lr 3e-3 with a cosine schedule,
-  ``neg_ratio`` 2 with the positives repeated to balance the classes, horizontal flips only, decoded
-  images cached in memory: the same code on a CPU in a few minutes (demo, CI). Chosen on the embedded
-  sample against constant lr, other ``neg_ratio`` values and affine/colour augmentation at equal time
-  (``benchmarks/results/tiny_preset.json``; its quality bar is ``tests/test_quality.py``).
-
-The distribution family (``docs/method.md#distribution-family``) takes one member in both presets (one
-member trained longer beat two at the same compute on FER+, ``benchmarks/bench_ferplus.py``); ``tiny``
-trains it 16 epochs with flips and shifts up to 0.083 of the side (4 pixels at 48 px).
-
-This module imports only the standard library and the package's dependency-free modules
-(:mod:`affectnetplus_hf.paper`, :mod:`affectnetplus_hf.fileio`), so the CLI can list the options without
-importing torch.
+This module imports only the standard library and the package's dependency-free modules, so the CLI can
+list the options without importing torch.
 """
 
 from __future__ import annotations
@@ -40,10 +23,18 @@ from affectnetplus_hf.fileio import write_json_atomic
 from affectnetplus_hf.paper import NEUTRAL_SIMILARITY, PAPER_AU_BACKBONE, PAPER_EBC_BACKBONES, PAPER_HPARAMS
 
 #: TrainConfig fields that do not change what a run produces: left out of :meth:`TrainConfig.identity`.
-UNFINGERPRINTED: frozenset[str] = frozenset({
-    "progress", "log_with", "resume", "num_workers", "output_dir", "checkpoint_every", "checkpoint_total_limit",
-    "overwrite",
-})
+UNFINGERPRINTED: frozenset[str] = frozenset(
+    {
+        "progress",
+        "log_with",
+        "resume",
+        "num_workers",
+        "output_dir",
+        "checkpoint_every",
+        "checkpoint_total_limit",
+        "overwrite",
+    }
+)
 
 PresetName = Literal["tiny", "small", "paper"]
 PRESET_NAMES: tuple[str, ...] = ("tiny", "small", "paper")
@@ -115,8 +106,15 @@ class LoopConfig:
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("weight_decay", "lr_decay", "warmup_steps", "max_grad_norm", "checkpoint_every",
-                     "num_workers", "checkpoint_total_limit"):
+        for name in (
+            "weight_decay",
+            "lr_decay",
+            "warmup_steps",
+            "max_grad_norm",
+            "checkpoint_every",
+            "num_workers",
+            "checkpoint_total_limit",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.learning_rate > 0:
@@ -124,9 +122,7 @@ class LoopConfig:
         if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1):
             raise ValueError(f"adam betas must be in [0, 1), got ({self.adam_beta1}, {self.adam_beta2})")
         if self.lr_scheduler not in ("constant", "cosine", "linear", "inverse_time"):
-            raise ValueError(
-                f"lr_scheduler must be constant|cosine|linear|inverse_time, got {self.lr_scheduler!r}"
-            )
+            raise ValueError(f"lr_scheduler must be constant|cosine|linear|inverse_time, got {self.lr_scheduler!r}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be no|fp16|bf16, got {self.mixed_precision!r}")
 
@@ -144,23 +140,31 @@ class TrainConfig:
     """
 
     data: str | None = field(default=None, metadata={"help": "source folder/file (any layout the readers detect)"})
-    output_dir: str | None = field(default=None, metadata={"help": "model directory to write", "aliases": ["--output"]})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "model directory to write", "aliases": ["--output"]}
+    )
     overwrite: bool = field(default=False, metadata={"help": "replace a finished model folder"})
     preset: PresetName = field(
         default="tiny",
-        metadata={"help": "tiny (CPU, minutes), small (CPU, the shipped soft-labeler's recipe) or paper (the paper's)"},
+        metadata={
+            "help": "tiny (CPU, minutes), small (CPU, the shipped soft-labeler's recipe) or paper (the paper's)"
+        },
     )
     seed: int = field(default=0, metadata={"help": "seed of the split, the negatives, the shuffles, the init"})
     image_size: int | None = field(default=None, metadata={"help": "square input side (paper 224, tiny 48)"})
     cache_images: bool | None = field(
         default=None, metadata={"help": "decode every training image once and keep it in memory (tiny: yes)"}
     )
-    skip_bad: bool = field(default=False, metadata={"help": "skip unreadable images (counted, listed) instead of failing"})
+    skip_bad: bool = field(
+        default=False, metadata={"help": "skip unreadable images (counted, listed) instead of failing"}
+    )
     max_images: int | None = field(default=None, metadata={"help": "use at most this many images (debugging)"})
     mas_splits: list[str] | None = field(
         default=None,
-        metadata={"help": "splits of the multi-annotated source that form the MAS (default: all; e.g. train for "
-                          "FER+, keeping its test images unseen)"},
+        metadata={
+            "help": "splits of the multi-annotated source that form the MAS (default: all; e.g. train for "
+            "FER+, keeping its test images unseen)"
+        },
     )
 
     # soft-labeler families (docs/method.md#ebc-scores, #au-scores)
@@ -168,7 +172,9 @@ class TrainConfig:
     au_backbone: str | None = field(default=None, metadata={"help": "timm name of the AU classifiers' backbone"})
     pretrained: list[str] | None = field(
         default=None,
-        metadata={"help": "start backbones from weights: NAME=PATH.safetensors or NAME=hf-hub:org/repo, one per backbone"},
+        metadata={
+            "help": "start backbones from weights: NAME=PATH.safetensors or NAME=hf-hub:org/repo, one per backbone"
+        },
     )
     ebc_epochs: int | None = None
     ebc_batch_size: int | None = None
@@ -186,8 +192,10 @@ class TrainConfig:
     neutral_similarity: float = NEUTRAL_SIMILARITY
     families: list[str] | None = field(
         default=None,
-        metadata={"help": "soft-labeler families, any of ebc, au (the paper's) and dist (members trained on the vote "
-                          "distributions, docs/method.md#distribution-family); default ebc au"},
+        metadata={
+            "help": "soft-labeler families, any of ebc, au (the paper's) and dist (members trained on the vote "
+            "distributions, docs/method.md#distribution-family); default ebc au"
+        },
     )
 
     # the vote-distribution family (docs/method.md#distribution-family)
@@ -201,25 +209,34 @@ class TrainConfig:
         default=None, metadata={"help": "average the distribution members over the image and its mirror"}
     )
     test_time_shift: int | None = field(
-        default=None, metadata={"help": "also average the distribution members over the image shifted by this many "
-                                        "pixels left, right, up and down (0 = no shift)"}
+        default=None,
+        metadata={
+            "help": "also average the distribution members over the image shifted by this many "
+            "pixels left, right, up and down (0 = no shift)"
+        },
     )
     dist_translate: float | None = field(
         default=None, metadata={"help": "max |shift| (fraction of the side) of the distribution members' augmentation"}
     )
     dist_target: Literal["votes", "majority"] = field(
         default="votes",
-        metadata={"help": "what the distribution members learn: the vote distribution (default) or, as an ablation, "
-                          "the one-hot majority emotion (images without a unique majority left out)"},
+        metadata={
+            "help": "what the distribution members learn: the vote distribution (default) or, as an ablation, "
+            "the one-hot majority emotion (images without a unique majority left out)"
+        },
     )
 
     # calibration (docs/method.md#calibration)
     calibration_split: str | None = field(
         default=None,
-        metadata={"help": "split of --data with votes to fit soft_label_calibrated on (e.g. validation for FER+; "
-                          "never a training split), or holdout: a seeded calibration_fraction of the MAS no member sees"},
+        metadata={
+            "help": "split of --data with votes to fit soft_label_calibrated on (e.g. validation for FER+; "
+            "never a training split), or holdout: a seeded calibration_fraction of the MAS no member sees"
+        },
     )
-    calibration_fraction: float = field(default=0.1, metadata={"help": "share of the MAS held out by --calibration_split holdout"})
+    calibration_fraction: float = field(
+        default=0.1, metadata={"help": "share of the MAS held out by --calibration_split holdout"}
+    )
     calibration_objective: Literal["kl", "w_mae"] = field(
         default="kl", metadata={"help": "what the calibration minimises against the vote distributions"}
     )
@@ -227,19 +244,25 @@ class TrainConfig:
     # MAS split (docs/method.md#mas-split) and one-vs-rest selection (docs/method.md#sampling)
     n_test_per_class: int | None = field(
         default=None,
-        metadata={"help": "test-MAS images per emotion (paper 100); None = auto: min(100, max(5, 15%% of the "
-                          "rarest emotion's images))"},
+        metadata={
+            "help": "test-MAS images per emotion (paper 100); None = auto: min(100, max(5, 15%% of the "
+            "rarest emotion's images))"
+        },
     )
     max_test_fraction: float = 0.2
     strict_unanimous: bool = False
     tie: Literal["drop", "first", "random"] = "drop"
-    neg_ratio: float | None = field(default=None, metadata={"help": "negatives per positive (docs/method.md#sampling; paper preset 1)"})
+    neg_ratio: float | None = field(
+        default=None, metadata={"help": "negatives per positive (docs/method.md#sampling; paper preset 1)"}
+    )
     balance_positives: bool | None = field(
         default=None, metadata={"help": "repeat the positives to match the negatives when neg_ratio > 1"}
     )
     overlap: Literal["table2", "paper"] = "table2"
     redraw_negatives: bool = field(default=False, metadata={"help": "draw new negatives every epoch"})
-    cs_mode: Literal["balanced", "eq3"] = field(default="balanced", metadata={"help": "confidence score (docs/method.md#confidence-scores)"})
+    cs_mode: Literal["balanced", "eq3"] = field(
+        default="balanced", metadata={"help": "confidence score (docs/method.md#confidence-scores)"}
+    )
 
     # baselines (docs/method.md#baselines)
     kind: Literal["hard", "soft"] = field(default="hard", metadata={"help": "baseline: Hard-FER or Soft-FER"})
@@ -271,7 +294,9 @@ class TrainConfig:
     checkpoint_total_limit: int = 2
     resume: bool = field(default=True, metadata={"help": "continue from the checkpoints found in the output dir"})
     num_workers: int = 0
-    log_with: str = field(default="auto", metadata={"help": "accelerate tracker: auto (tensorboard if installed), none, ..."})
+    log_with: str = field(
+        default="auto", metadata={"help": "accelerate tracker: auto (tensorboard if installed), none, ..."}
+    )
     progress: bool = True
     cpu: bool = False
 
@@ -296,25 +321,41 @@ class TrainConfig:
 
     def augment_config(self) -> AugmentConfig:
         return AugmentConfig(
-            augment=self.augment, hflip=self.hflip, rotate_degrees=self.rotate_degrees, translate=self.translate,
-            scale_jitter=self.scale_jitter, color_jitter=self.color_jitter,
+            augment=self.augment,
+            hflip=self.hflip,
+            rotate_degrees=self.rotate_degrees,
+            translate=self.translate,
+            scale_jitter=self.scale_jitter,
+            color_jitter=self.color_jitter,
         )
 
     def loop_config(self, family: Literal["ebc", "au", "dist", "baseline"]) -> LoopConfig:
         """The :class:`LoopConfig` of one family's members (after :func:`resolve_preset`)."""
         prefix = {"ebc": "ebc_", "au": "au_", "dist": "dist_", "baseline": ""}[family]
-        values = {name: getattr(self, prefix + name) for name in ("epochs", "batch_size", "learning_rate", "weight_decay")}
+        values = {
+            name: getattr(self, prefix + name) for name in ("epochs", "batch_size", "learning_rate", "weight_decay")
+        }
         missing = [prefix + k for k, v in values.items() if v is None]
         if missing:
             raise ValueError(f"{missing} are not set; call resolve_preset() first or give them")
         return LoopConfig(
             **values,
-            adam_beta1=self.adam_beta1, adam_beta2=self.adam_beta2, lr_scheduler=self.lr_scheduler,
-            lr_decay=self.lr_decay, warmup_steps=self.warmup_steps,
-            gradient_accumulation_steps=self.gradient_accumulation_steps, mixed_precision=self.mixed_precision,
-            max_grad_norm=self.max_grad_norm, checkpoint_every=self.checkpoint_every,
-            checkpoint_total_limit=self.checkpoint_total_limit, resume=self.resume, seed=self.seed,
-            num_workers=self.num_workers, log_with=self.log_with, progress=self.progress, cpu=self.cpu,
+            adam_beta1=self.adam_beta1,
+            adam_beta2=self.adam_beta2,
+            lr_scheduler=self.lr_scheduler,
+            lr_decay=self.lr_decay,
+            warmup_steps=self.warmup_steps,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            mixed_precision=self.mixed_precision,
+            max_grad_norm=self.max_grad_norm,
+            checkpoint_every=self.checkpoint_every,
+            checkpoint_total_limit=self.checkpoint_total_limit,
+            resume=self.resume,
+            seed=self.seed,
+            num_workers=self.num_workers,
+            log_with=self.log_with,
+            progress=self.progress,
+            cpu=self.cpu,
         )
 
     def save(self, directory: str | os.PathLike) -> Path:

@@ -19,8 +19,8 @@ import torch
 from torch.utils.data import Dataset
 
 from affectnetplus_hf.image_processing import AffectNetPlusImageProcessor
-from affectnetplus_hf.models.configuration_affectnetplus import IMAGENET_MEAN, IMAGENET_STD
 from affectnetplus_hf.images import BadImageError
+from affectnetplus_hf.models.configuration_affectnetplus import IMAGENET_MEAN, IMAGENET_STD
 from affectnetplus_hf.records import FaceRecord
 from affectnetplus_hf.training.config import AugmentConfig
 
@@ -41,11 +41,17 @@ class FacePreprocessor:
     :class:`~affectnetplus_hf.images.BadImageError` naming it.
     """
 
-    def __init__(self, size: int, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD,
-                 processor: AffectNetPlusImageProcessor | None = None):
+    def __init__(
+        self,
+        size: int,
+        image_mean=IMAGENET_MEAN,
+        image_std=IMAGENET_STD,
+        processor: AffectNetPlusImageProcessor | None = None,
+    ):
         if processor is None:
-            processor = AffectNetPlusImageProcessor(size=int(size), image_mean=list(image_mean),
-                                                    image_std=list(image_std))
+            processor = AffectNetPlusImageProcessor(
+                size=int(size), image_mean=list(image_mean), image_std=list(image_std)
+            )
         self.processor = processor
         self.size = processor.image_size
         self.image_mean = tuple(float(v) for v in processor.image_mean)
@@ -116,10 +122,19 @@ class SeededAugmenter:
         if config.rotate_degrees or config.translate or config.scale_jitter:
             side = out.shape[-1]
             angle = float((2 * draws[1] - 1) * config.rotate_degrees)
-            shift = [int(round((2 * draws[2] - 1) * config.translate * side)), int(round((2 * draws[3] - 1) * config.translate * side))]
+            shift = [
+                int(round((2 * draws[2] - 1) * config.translate * side)),
+                int(round((2 * draws[3] - 1) * config.translate * side)),
+            ]
             scale = float(1 + (2 * draws[4] - 1) * config.scale_jitter)
-            out = tvf.affine(out, angle=angle, translate=shift, scale=scale, shear=[0.0, 0.0],
-                             interpolation=InterpolationMode.BILINEAR)
+            out = tvf.affine(
+                out,
+                angle=angle,
+                translate=shift,
+                scale=scale,
+                shear=[0.0, 0.0],
+                interpolation=InterpolationMode.BILINEAR,
+            )
         if config.color_jitter:
             rgb = (out * self.std + self.mean).clamp(0, 1)
             rgb = tvf.adjust_brightness(rgb, float(1 + (2 * draws[5] - 1) * config.color_jitter))
@@ -161,8 +176,12 @@ class TensorImageDataset(_EpochAware, Dataset):
     is given, with the draws seeded by ``(seed, epoch, i)`` (:meth:`set_epoch`).
     """
 
-    def __init__(self, pixel_values: torch.Tensor, targets: dict[str, Any] | None = None,
-                 augmenter: SeededAugmenter | None = None):
+    def __init__(
+        self,
+        pixel_values: torch.Tensor,
+        targets: dict[str, Any] | None = None,
+        augmenter: SeededAugmenter | None = None,
+    ):
         if pixel_values.ndim != 4:
             raise ValueError(f"pixel_values must be (N, C, H, W), got shape {tuple(pixel_values.shape)}")
         self.pixel_values = pixel_values
@@ -193,9 +212,14 @@ class RecordImageDataset(_EpochAware, Dataset):
     ``bad=True`` and a zero image, and the loop leaves it out of the loss (it is counted and listed).
     """
 
-    def __init__(self, records: Sequence[FaceRecord], preprocess: FacePreprocessor,
-                 targets: dict[str, Any] | None = None, augmenter: SeededAugmenter | None = None,
-                 skip_bad: bool = False):
+    def __init__(
+        self,
+        records: Sequence[FaceRecord],
+        preprocess: FacePreprocessor,
+        targets: dict[str, Any] | None = None,
+        augmenter: SeededAugmenter | None = None,
+        skip_bad: bool = False,
+    ):
         self.records = list(records)
         self.preprocess = preprocess
         self.targets = _check_targets(targets or {}, len(self.records))
@@ -206,8 +230,13 @@ class RecordImageDataset(_EpochAware, Dataset):
         return len(self.records)
 
     def with_targets(self, targets: dict[str, Any], augmenter: SeededAugmenter | None = None) -> RecordImageDataset:
-        return RecordImageDataset(self.records, self.preprocess, targets,
-                                  augmenter if augmenter is not None else self.augmenter, self.skip_bad)
+        return RecordImageDataset(
+            self.records,
+            self.preprocess,
+            targets,
+            augmenter if augmenter is not None else self.augmenter,
+            self.skip_bad,
+        )
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         record = self.records[index]

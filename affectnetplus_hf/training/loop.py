@@ -313,9 +313,18 @@ def train_model(
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the newest good checkpoint is kept).
     """
-    run = _prepare_run(model, train_dataset, config, Path(output_dir), name=name, epoch_indices=epoch_indices,
-                       compute_loss=compute_loss, collate_fn=collate_fn, stop_after_steps=stop_after_steps,
-                       logging_dir=logging_dir)
+    run = _prepare_run(
+        model,
+        train_dataset,
+        config,
+        Path(output_dir),
+        name=name,
+        epoch_indices=epoch_indices,
+        compute_loss=compute_loss,
+        collate_fn=collate_fn,
+        stop_after_steps=stop_after_steps,
+        logging_dir=logging_dir,
+    )
     _resume_or_start_fresh(run)
     _init_trackers(run, tracker_config)
     unwrapped = run.accelerator.unwrap_model(run.model)
@@ -328,10 +337,16 @@ def train_model(
     run.accelerator.wait_for_everyone()
     state = run.state
     return TrainResult(
-        model=unwrapped, global_step=state.global_step, epochs_completed=state.epoch,
-        epoch_losses=list(state.epoch_losses), output_dir=run.output_dir, completed=bool(state.completed),
-        resumed_from=run.resumed_from, is_main_process=run.accelerator.is_main_process,
-        skipped_bad=state.skipped_bad, history=run.history,
+        model=unwrapped,
+        global_step=state.global_step,
+        epochs_completed=state.epoch,
+        epoch_losses=list(state.epoch_losses),
+        output_dir=run.output_dir,
+        completed=bool(state.completed),
+        resumed_from=run.resumed_from,
+        is_main_process=run.accelerator.is_main_process,
+        skipped_bad=state.skipped_bad,
+        history=run.history,
     )
 
 
@@ -341,8 +356,19 @@ def _steps_per_epoch(n_items: int, config: LoopConfig, num_processes: int) -> in
     return math.ceil(per_process_batches / config.gradient_accumulation_steps)
 
 
-def _prepare_run(model: nn.Module, train_dataset: Dataset, config: LoopConfig, output_dir: Path, *, name: str,
-                 epoch_indices, compute_loss, collate_fn, stop_after_steps, logging_dir) -> _Run:
+def _prepare_run(
+    model: nn.Module,
+    train_dataset: Dataset,
+    config: LoopConfig,
+    output_dir: Path,
+    *,
+    name: str,
+    epoch_indices,
+    compute_loss,
+    collate_fn,
+    stop_after_steps,
+    logging_dir,
+) -> _Run:
     """The accelerator, the checkpoint folder, the step count, the optimizer and schedule, all prepared."""
     accelerator = make_accelerator(config, output_dir, logging_dir)
     if accelerator.is_main_process:
@@ -359,9 +385,18 @@ def _prepare_run(model: nn.Module, train_dataset: Dataset, config: LoopConfig, o
     scheduler = build_scheduler(optimizer, config, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     return _Run(
-        accelerator=accelerator, model=model, optimizer=optimizer, scheduler=scheduler,
-        loss_fn=compute_loss or _default_loss, train_dataset=train_dataset, indices_of=indices_of, config=config,
-        output_dir=output_dir, name=name, collate_fn=collate_fn, stop_after_steps=stop_after_steps,
+        accelerator=accelerator,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        loss_fn=compute_loss or _default_loss,
+        train_dataset=train_dataset,
+        indices_of=indices_of,
+        config=config,
+        output_dir=output_dir,
+        name=name,
+        collate_fn=collate_fn,
+        stop_after_steps=stop_after_steps,
         state=TrainerState(total_steps=total_steps, name=name),
     )
 
@@ -431,8 +466,11 @@ def _epoch_loader(run: _Run, epoch: int) -> DataLoader:
     config = run.config
     order = _epoch_order(np.asarray(run.indices_of(epoch), dtype=np.int64), config.seed, epoch)
     loader = DataLoader(
-        Subset(run.train_dataset, order.tolist()), batch_size=config.batch_size, shuffle=False,
-        num_workers=config.num_workers, collate_fn=run.collate_fn,
+        Subset(run.train_dataset, order.tolist()),
+        batch_size=config.batch_size,
+        shuffle=False,
+        num_workers=config.num_workers,
+        collate_fn=run.collate_fn,
         generator=torch.Generator().manual_seed(derive_seed(config.seed, epoch, 1)),
     )
     return prepare_epoch_loader(run.accelerator, loader)
@@ -446,8 +484,13 @@ def _train_epoch(run: _Run, epoch: int) -> bool:
     loader = _epoch_loader(run, epoch)
     skip = state.batch_in_epoch
     batches = accelerator.skip_first_batches(loader, skip) if skip else loader
-    bar = tqdm(total=len(loader), initial=skip, desc=f"{run.name} epoch {epoch + 1}/{config.epochs}",
-               disable=not (config.progress and accelerator.is_local_main_process), leave=False)
+    bar = tqdm(
+        total=len(loader),
+        initial=skip,
+        desc=f"{run.name} epoch {epoch + 1}/{config.epochs}",
+        disable=not (config.progress and accelerator.is_local_main_process),
+        leave=False,
+    )
     stopped = False
     for batch in batches:
         loss = _training_step(run, batch, epoch)
@@ -503,8 +546,11 @@ def _after_optimizer_step(run: _Run, loss: torch.Tensor, epoch: int, n_batches: 
         run.scheduler.step()
     state.global_step += 1
     if state.global_step % config.log_every == 0:
-        metrics = {"train/loss": float(loss.detach()), "train/lr": run.scheduler.get_last_lr()[0],
-                   "train/epoch": epoch + state.batch_in_epoch / max(1, n_batches)}
+        metrics = {
+            "train/loss": float(loss.detach()),
+            "train/lr": run.scheduler.get_last_lr()[0],
+            "train/epoch": epoch + state.batch_in_epoch / max(1, n_batches),
+        }
         accelerator.log(metrics, step=state.global_step)
         bar.set_postfix(loss=f"{metrics['train/loss']:.4f}")
     at_end = state.batch_in_epoch >= n_batches

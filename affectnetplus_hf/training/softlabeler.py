@@ -34,11 +34,11 @@ import torch
 
 from affectnetplus_hf.emotions import EMOTIONS, NUM_EMOTIONS, au_vectors
 from affectnetplus_hf.fileio import write_json_atomic, write_text_atomic
+from affectnetplus_hf.mas.negatives import select_one_vs_rest
+from affectnetplus_hf.mas.split import MASSplit, mas_arrays, record_vote_distributions, split_mas
 from affectnetplus_hf.metrics.functional import accuracy, average_accuracy, confusion_matrix
 from affectnetplus_hf.paper import PAPER_N_TEST_PER_CLASS
 from affectnetplus_hf.run_folder import RunFolder, RunFolderError, records_fingerprint
-from affectnetplus_hf.mas.split import MASSplit, mas_arrays, record_vote_distributions, split_mas
-from affectnetplus_hf.mas.negatives import select_one_vs_rest
 from affectnetplus_hf.softlabel import confidence_score
 from affectnetplus_hf.training.calibrate import HOLDOUT, calibrate_on_records, hold_out, vote_records
 from affectnetplus_hf.training.config import TrainConfig, resolve_preset
@@ -92,13 +92,19 @@ def binary_metrics(y_true: np.ndarray, p_positive: np.ndarray, threshold: float 
     (tn, fp), (fn, tp) = confusion_matrix(y_true, predicted, labels=(0, 1)).tolist()
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     return {
-        "n_positive": tp + fn, "n_negative": tn + fp,
-        "tp": tp, "tn": tn, "fp": fp, "fn": fn,
+        "n_positive": tp + fn,
+        "n_negative": tn + fp,
+        "tp": tp,
+        "tn": tn,
+        "fp": fp,
+        "fn": fn,
         "accuracy": _ratio(tp + tn, len(y_true)),
         "average_accuracy": 0.5 * (recall + _ratio(tn, tn + fp)),
-        "precision": precision, "recall": recall,
+        "precision": precision,
+        "recall": recall,
         "f1": _ratio(2 * precision * recall, precision + recall),
-        "cs_balanced": float(cs_balanced), "cs_eq3": float(cs_eq3),
+        "cs_balanced": float(cs_balanced),
+        "cs_eq3": float(cs_eq3),
     }
 
 
@@ -106,8 +112,10 @@ def dist_accuracy(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     """Accuracy and average (per-class) accuracy of a distribution member's arg-max on test-MAS, as fractions
     (the unit of :func:`binary_metrics`): :mod:`affectnetplus_hf.metrics.functional`'s percents / 100."""
     predicted = probs.argmax(axis=1)
-    return {"accuracy": accuracy(y_true, predicted) / 100.0,
-            "average_accuracy": average_accuracy(y_true, predicted) / 100.0}
+    return {
+        "accuracy": accuracy(y_true, predicted) / 100.0,
+        "average_accuracy": average_accuracy(y_true, predicted) / 100.0,
+    }
 
 
 @torch.no_grad()
@@ -120,9 +128,10 @@ def member_probs(model: torch.nn.Module, pixel_values: torch.Tensor, batch_size:
     out = []
     device = next(model.parameters()).device
     for start in range(0, len(pixel_values), batch_size):
-        output = model(pixel_values[start:start + batch_size].to(device))
-        probs = next(p for p in (getattr(output, name, None) for name in ("p_au", "positive_probs", "probs"))
-                     if p is not None)
+        output = model(pixel_values[start : start + batch_size].to(device))
+        probs = next(
+            p for p in (getattr(output, name, None) for name in ("p_au", "positive_probs", "probs")) if p is not None
+        )
         out.append(probs.float().cpu())
     model.train(was_training)
     return torch.cat(out).numpy().astype(np.float64)
@@ -130,8 +139,15 @@ def member_probs(model: torch.nn.Module, pixel_values: torch.Tensor, batch_size:
 
 def markdown_member_table(rows: dict[str, dict[str, Any]], title: str) -> str:
     """Paper Tables 6–7 shape: one column per emotion (+ mean), one row per metric (percent)."""
-    metrics = (("accuracy", "Acc"), ("average_accuracy", "Avg. Acc"), ("precision", "Precision"),
-               ("recall", "Recall"), ("f1", "F1"), ("cs_balanced", "CS (balanced)"), ("cs_eq3", "CS (Eq. 3)"))
+    metrics = (
+        ("accuracy", "Acc"),
+        ("average_accuracy", "Avg. Acc"),
+        ("precision", "Precision"),
+        ("recall", "Recall"),
+        ("f1", "F1"),
+        ("cs_balanced", "CS (balanced)"),
+        ("cs_eq3", "CS (Eq. 3)"),
+    )
     header = "| metric | " + " | ".join(EMOTIONS) + " | mean |"
     lines = [f"### {title}", "", header, "|" + "---|" * (NUM_EMOTIONS + 2)]
     for key, label in metrics:
@@ -209,7 +225,7 @@ class MASData:
 
     @property
     def train_labels(self) -> np.ndarray:
-        return self.pool_labels[:self.n_train]
+        return self.pool_labels[: self.n_train]
 
 
 @dataclass(frozen=True)
@@ -275,9 +291,14 @@ def make_mas_split(records, config: TrainConfig) -> MASSplit:
         n_test = auto_n_test_per_class(labels)
         logger.info("n_test_per_class (auto) = %d", n_test)
     return split_mas(
-        votes, ids, non_emotion_votes=non_emotion, n_test_per_class=int(n_test),
-        max_test_fraction=config.max_test_fraction, strict_unanimous=config.strict_unanimous,
-        tie=config.tie, seed=config.seed,
+        votes,
+        ids,
+        non_emotion_votes=non_emotion,
+        n_test_per_class=int(n_test),
+        max_test_fraction=config.max_test_fraction,
+        strict_unanimous=config.strict_unanimous,
+        tie=config.tie,
+        seed=config.seed,
     )
 
 
@@ -299,16 +320,27 @@ def _build_member(family: str, backbone: str, emotion: str, config: TrainConfig,
         DistributionClassifierConfig,
     )
 
-    common = {"backbone": backbone, "image_size": config.image_size, "image_mean": list(mean),
-              "image_std": list(std), "backbone_pretrained": _pretrained_path(config, backbone)}
+    common = {
+        "backbone": backbone,
+        "image_size": config.image_size,
+        "image_mean": list(mean),
+        "image_std": list(std),
+        "backbone_pretrained": _pretrained_path(config, backbone),
+    }
     if family == "dist":
         return DistributionClassifier(DistributionClassifierConfig(**common))
     if family == "ebc":
         return BinaryExpressionClassifier(BinaryExpressionClassifierConfig(emotion=emotion, **common))
-    return AUExpressionClassifier(AUExpressionClassifierConfig(
-        emotion=emotion, au_loss_weight=config.au_loss_weight, au_pos_weight=config.au_pos_weight,
-        aus=config.aus, neutral_similarity=config.neutral_similarity, **common,
-    ))
+    return AUExpressionClassifier(
+        AUExpressionClassifierConfig(
+            emotion=emotion,
+            au_loss_weight=config.au_loss_weight,
+            au_pos_weight=config.au_pos_weight,
+            aus=config.aus,
+            neutral_similarity=config.neutral_similarity,
+            **common,
+        )
+    )
 
 
 def _load_member(family: str, path: Path):
@@ -322,7 +354,11 @@ def one_vs_rest_rows(train_labels: np.ndarray, e: int, config: TrainConfig, epoc
     """The train-MAS rows the member of emotion ``e`` sees in ``epoch`` (``docs/method.md#sampling``
     positives + negatives; positives repeated to as many as the negatives with ``balance_positives``)."""
     pos, neg = select_one_vs_rest(
-        train_labels, e, neg_ratio=config.neg_ratio, overlap=config.overlap, seed=config.seed,
+        train_labels,
+        e,
+        neg_ratio=config.neg_ratio,
+        overlap=config.overlap,
+        seed=config.seed,
         epoch=epoch if config.redraw_negatives else None,
     )
     if config.balance_positives and len(neg) > len(pos) > 0:
@@ -355,8 +391,12 @@ def mas_records_fingerprint(records) -> str:
     """sha256 of the ordered MAS records a run trains on: image id, split, votes, non-emotion votes
     (:func:`~affectnetplus_hf.run_folder.records_fingerprint`, one row per record)."""
     return records_fingerprint(
-        (record.image_id, record.split, json.dumps(np.asarray(record.votes).reshape(-1).tolist()),
-         record.non_emotion_votes)
+        (
+            record.image_id,
+            record.split,
+            json.dumps(np.asarray(record.votes).reshape(-1).tolist()),
+            record.non_emotion_votes,
+        )
         for record in records
     )
 
@@ -396,8 +436,15 @@ def train_soft_labeler(
     folder = RunFolder(config.output_dir, FOLDER_KIND, identity)
     with contextlib.ExitStack() as held:  # the main process holds the model directory's lock for the whole run
         mode = _claim_folder(folder, config.overwrite, state, held)
-        run = RunSetup(config=config, families=families, folder=folder, state=state, keep_work_dir=keep_work_dir,
-                       started=started, data_started=data_started)
+        run = RunSetup(
+            config=config,
+            families=families,
+            folder=folder,
+            state=state,
+            keep_work_dir=keep_work_dir,
+            started=started,
+            data_started=data_started,
+        )
         return _train_in_folder(run, records, mode)
 
 
@@ -419,9 +466,17 @@ def _train_in_folder(run: RunSetup, records, mode: str) -> SoftLabelerRun:
         save_outputs(run, soft_labeler, data, members, confidences, sample_passes)
     run.state.wait_for_everyone()
     logger.info("soft-labeler (%s) saved to %s in %.1f s", "+".join(families), run.output_dir, seconds)
-    return SoftLabelerRun(output_dir=run.output_dir, model=soft_labeler, confidence_scores=confidences,
-                          member_metrics=members.metrics, split_report=data.split.report, seconds=seconds,
-                          timings=run.timings, dist_metrics=members.dist_metrics, sample_passes=sample_passes)
+    return SoftLabelerRun(
+        output_dir=run.output_dir,
+        model=soft_labeler,
+        confidence_scores=confidences,
+        member_metrics=members.metrics,
+        split_report=data.split.report,
+        seconds=seconds,
+        timings=run.timings,
+        dist_metrics=members.dist_metrics,
+        sample_passes=sample_passes,
+    )
 
 
 def _resolve_config(config: TrainConfig, families) -> tuple[TrainConfig, tuple[str, ...]]:
@@ -448,6 +503,7 @@ def _claim_folder(folder: RunFolder, overwrite: bool, state, held: contextlib.Ex
     checks it (:meth:`RunFolder.start`: ``"new"``, ``"resume"`` or ``"replace"``). A finished model is
     refused as finished whatever its settings (``--overwrite`` replaces it). Every process gets the outcome,
     or raises the main process's refusal, so that no process waits for one that stopped."""
+
     def finished(fields) -> bool:
         return folder.marker is not None and folder.marker.complete
 
@@ -493,8 +549,10 @@ def read_mas(config: TrainConfig) -> list:
         found = sorted({r.split for r in records})
         records = [r for r in records if r.split in config.mas_splits]
         if not records:
-            raise ValueError(f"{config.data}: no image with votes in splits {list(config.mas_splits)}; "
-                             f"the multi-annotated source has {found}")
+            raise ValueError(
+                f"{config.data}: no image with votes in splits {list(config.mas_splits)}; "
+                f"the multi-annotated source has {found}"
+            )
     skipped = source.skipped
     if skipped:
         logger.warning("the source skipped %d rows: %s", len(skipped), skipped)
@@ -525,18 +583,26 @@ def prepare_mas(run: RunSetup, records) -> MASData:
     # the distribution family also learns from the images without a majority emotion (never test-MAS)
     extra_records = _unlabelled_records(records, split) if "dist" in run.families else []
     pool_records = train_records + extra_records
-    pool_labels = np.concatenate([np.asarray(split.train_labels, dtype=np.int64),
-                                  np.full(len(extra_records), -1, dtype=np.int64)])
+    pool_labels = np.concatenate(
+        [np.asarray(split.train_labels, dtype=np.int64), np.full(len(extra_records), -1, dtype=np.int64)]
+    )
     preprocess = FacePreprocessor(config.image_size)
     pool, kept, bad = _pool_images(config, preprocess, pool_records)
-    test_pixels, test_kept, test_bad = decode_records(test_records, preprocess, skip_bad=config.skip_bad,
-                                                      progress=config.progress, desc="decoding test-MAS")
+    test_pixels, test_kept, test_bad = decode_records(
+        test_records, preprocess, skip_bad=config.skip_bad, progress=config.progress, desc="decoding test-MAS"
+    )
     run.timings["data_s"] = time.perf_counter() - run.data_started
     return MASData(
-        split=split, preprocess=preprocess, pool=pool, pool_records=[pool_records[i] for i in kept],
-        pool_labels=pool_labels[kept], n_train=int(np.sum(kept < len(train_records))),  # train-MAS rows first
-        test_pixels=test_pixels, test_labels=np.asarray(split.test_labels, dtype=np.int64)[test_kept],
-        calibration_records=calibration_records, bad_images=bad + test_bad,
+        split=split,
+        preprocess=preprocess,
+        pool=pool,
+        pool_records=[pool_records[i] for i in kept],
+        pool_labels=pool_labels[kept],
+        n_train=int(np.sum(kept < len(train_records))),  # train-MAS rows first
+        test_pixels=test_pixels,
+        test_labels=np.asarray(split.test_labels, dtype=np.int64)[test_kept],
+        calibration_records=calibration_records,
+        bad_images=bad + test_bad,
     )
 
 
@@ -553,8 +619,9 @@ def _set_calibration_aside(config: TrainConfig, records) -> tuple[list, list]:
 def _check_every_emotion(split: MASSplit, config: TrainConfig) -> None:
     train_labels = np.asarray(split.train_labels, dtype=np.int64)
     test_labels = np.asarray(split.test_labels, dtype=np.int64)
-    missing = [EMOTIONS[e] for e in range(NUM_EMOTIONS)
-               if not np.any(train_labels == e) or not np.any(test_labels == e)]
+    missing = [
+        EMOTIONS[e] for e in range(NUM_EMOTIONS) if not np.any(train_labels == e) or not np.any(test_labels == e)
+    ]
     if missing:
         raise ValueError(
             f"{config.data}: after the MAS split, {missing} have no train-MAS or no test-MAS image; every emotion "
@@ -572,8 +639,9 @@ def _pool_images(config: TrainConfig, preprocess: FacePreprocessor, records):
     """``(dataset without targets, kept row indices, bad image locations)`` of the pool."""
     augmenter = SeededAugmenter(config.augment_config(), preprocess.image_mean, preprocess.image_std, seed=config.seed)
     if config.cache_images:
-        pixels, kept, bad = decode_records(records, preprocess, skip_bad=config.skip_bad,
-                                           progress=config.progress, desc="decoding train-MAS")
+        pixels, kept, bad = decode_records(
+            records, preprocess, skip_bad=config.skip_bad, progress=config.progress, desc="decoding train-MAS"
+        )
         return TensorImageDataset(pixels, {}, augmenter), kept, bad
     dataset = RecordImageDataset(records, preprocess, {}, augmenter, skip_bad=config.skip_bad)
     return dataset, np.arange(len(records)), []
@@ -593,8 +661,13 @@ def _open_model_dir(run: RunSetup, mode: str, data: MASData) -> None:
         data.split.save(run.output_dir / "mas_split")
         run.work.mkdir(exist_ok=True)
     run.state.wait_for_everyone()
-    logger.info("MAS: %d train, %d test images, %d more for the distribution family (%.1f s to read and decode)",
-                data.n_train, len(data.test_labels), len(data.pool_labels) - data.n_train, run.timings["data_s"])
+    logger.info(
+        "MAS: %d train, %d test images, %d more for the distribution family (%.1f s to read and decode)",
+        data.n_train,
+        len(data.test_labels),
+        len(data.pool_labels) - data.n_train,
+        run.timings["data_s"],
+    )
 
 
 # ---- 3. train the members (each measured on test-MAS) ---------------------------------------------
@@ -638,18 +711,34 @@ def _train_or_load_member(run: RunSetup, data: MASData, spec: MemberSpec):
     if spec.family == "dist":
         loop_config = dataclasses.replace(loop_config, seed=config.seed + int(spec.member))
     dataset, epoch_indices = _member_dataset(config, data, spec)  # seeds torch for the member's initial weights
-    model = _build_member(spec.family, spec.backbone, spec.member if spec.family != "dist" else EMOTIONS[0],
-                          config, data.preprocess.image_mean, data.preprocess.image_std)
+    model = _build_member(
+        spec.family,
+        spec.backbone,
+        spec.member if spec.family != "dist" else EMOTIONS[0],
+        config,
+        data.preprocess.image_mean,
+        data.preprocess.image_std,
+    )
     result = train_model(
-        model, dataset, loop_config, run.work / "runs" / name, name=name, epoch_indices=epoch_indices,
+        model,
+        dataset,
+        loop_config,
+        run.work / "runs" / name,
+        name=name,
+        epoch_indices=epoch_indices,
         logging_dir=run.output_dir / "logs",
         tracker_config={"family": spec.family, "backbone": spec.backbone, "member": str(spec.member)},
     )
     if run.state.is_main_process:
         result.model.save_pretrained(str(member_dir))
-        write_json_atomic(member_dir / MEMBER_DONE, {
-            "name": name, "epoch_losses": result.epoch_losses, "global_step": result.global_step,
-        })
+        write_json_atomic(
+            member_dir / MEMBER_DONE,
+            {
+                "name": name,
+                "epoch_losses": result.epoch_losses,
+                "global_step": result.global_step,
+            },
+        )
         shutil.rmtree(run.work / "runs" / name, ignore_errors=True)
     run.state.wait_for_everyone()
     return result.model
@@ -662,8 +751,12 @@ def _member_dataset(config: TrainConfig, data: MASData, spec: MemberSpec) -> tup
     if spec.family == "dist":
         k = int(spec.member)
         torch.manual_seed(config.seed + 1000 * k + 4241)
-        augmenter = SeededAugmenter(dataclasses.replace(config.augment_config(), translate=config.dist_translate),
-                                    data.preprocess.image_mean, data.preprocess.image_std, seed=config.seed)
+        augmenter = SeededAugmenter(
+            dataclasses.replace(config.augment_config(), translate=config.dist_translate),
+            data.preprocess.image_mean,
+            data.preprocess.image_std,
+            seed=config.seed,
+        )
         if config.dist_target == "majority":
             targets, usable = majority_one_hot(data.pool_records)
         else:
@@ -697,8 +790,7 @@ def measure_member(model, spec: MemberSpec, data: MASData) -> dict[str, Any]:
         logger.info("%s: test-MAS accuracy %.3f", spec.name, row["accuracy"])
         return row
     positive = (data.test_labels == EMOTIONS.index(spec.member)).astype(np.int64)
-    row = {"family": spec.family, "backbone": spec.backbone, "emotion": spec.member,
-           **binary_metrics(positive, probs)}
+    row = {"family": spec.family, "backbone": spec.backbone, "emotion": spec.member, **binary_metrics(positive, probs)}
     logger.info("%s: test-MAS CS %.3f (balanced), accuracy %.3f", spec.name, row["cs_balanced"], row["accuracy"])
     return row
 
@@ -718,8 +810,9 @@ def count_sample_passes(run: RunSetup, data: MASData) -> int:
 # ---- 4.–6. confidence scores, the assembled soft-labeler, calibration -----------------------------
 
 
-def member_confidence_scores(metrics: dict[str, dict[str, Any]], config: TrainConfig,
-                             families) -> dict[str, dict[str, list]]:
+def member_confidence_scores(
+    metrics: dict[str, dict[str, Any]], config: TrainConfig, families
+) -> dict[str, dict[str, list]]:
     """``{mode: {"ebc": [[CS per emotion] per backbone], "au": [CS per emotion]}}`` for both CS modes."""
     confidences: dict[str, dict[str, list]] = {}
     for mode in ("balanced", "eq3"):
@@ -729,8 +822,9 @@ def member_confidence_scores(metrics: dict[str, dict[str, Any]], config: TrainCo
                 [metrics[_member_name("ebc", b, em)][f"cs_{mode}"] for em in EMOTIONS] for b in config.ebc_backbones
             ]
         if "au" in families:
-            confidences[mode]["au"] = [metrics[_member_name("au", config.au_backbone, em)][f"cs_{mode}"]
-                                       for em in EMOTIONS]
+            confidences[mode]["au"] = [
+                metrics[_member_name("au", config.au_backbone, em)][f"cs_{mode}"] for em in EMOTIONS
+            ]
     return confidences
 
 
@@ -741,9 +835,14 @@ def assemble_soft_labeler(config: TrainConfig, families, members: TrainedMembers
 
     with_dist = "dist" in families
     return SoftLabeler.from_members(
-        members.ebc or None, members.au or None, confidences if members.metrics else None, preprocess.processor,
-        cs_mode=config.cs_mode, ebc_backbones=list(config.ebc_backbones) if "ebc" in families else None,
-        dist_members=members.dist or None, test_time_flip=bool(config.test_time_flip) and with_dist,
+        members.ebc or None,
+        members.au or None,
+        confidences if members.metrics else None,
+        preprocess.processor,
+        cs_mode=config.cs_mode,
+        ebc_backbones=list(config.ebc_backbones) if "ebc" in families else None,
+        dist_members=members.dist or None,
+        test_time_flip=bool(config.test_time_flip) and with_dist,
         test_time_shift=int(config.test_time_shift or 0) if with_dist else 0,
     )
 
@@ -754,9 +853,12 @@ def calibrate_soft_labeler(run: RunSetup, soft_labeler, calibration_records) -> 
     config = run.config
     started = time.perf_counter()
     soft_labeler.config.calibration = calibrate_on_records(
-        soft_labeler, calibration_records, objective=config.calibration_objective,
+        soft_labeler,
+        calibration_records,
+        objective=config.calibration_objective,
         fitted_on={"data": Path(config.data).name, "split": config.calibration_split},
-        skip_bad=config.skip_bad, progress=config.progress,
+        skip_bad=config.skip_bad,
+        progress=config.progress,
     )
     run.timings["calibration_s"] = time.perf_counter() - started
 
@@ -764,29 +866,54 @@ def calibrate_soft_labeler(run: RunSetup, soft_labeler, calibration_records) -> 
 # ---- 7. save ---------------------------------------------------------------------------------------
 
 
-def save_outputs(run: RunSetup, soft_labeler, data: MASData, members: TrainedMembers, confidences,
-                 sample_passes: int) -> None:
+def save_outputs(
+    run: RunSetup, soft_labeler, data: MASData, members: TrainedMembers, confidences, sample_passes: int
+) -> None:
     """Save the soft-labeler, its per-member tables and model card, drop the work folder (unless
     ``keep_work_dir``) and mark the model directory complete. Main process only."""
     from affectnetplus_hf.reports.model_card import render_soft_labeler_card
 
     config, families, output_dir = run.config, run.families, run.output_dir
     soft_labeler.save_pretrained(str(output_dir))
-    tables = write_member_tables(output_dir, members.metrics, confidences, config, families, data.split.report,
-                                 run.timings, members.dist_metrics, sample_passes)
-    card = render_soft_labeler_card(config=config, families=families, metrics=members.metrics,
-                                    confidences=confidences, split_report=data.split.report, timings=run.timings,
-                                    bad_images=data.bad_images, tables_markdown=tables,
-                                    calibration=soft_labeler.config.calibration)
+    tables = write_member_tables(
+        output_dir,
+        members.metrics,
+        confidences,
+        config,
+        families,
+        data.split.report,
+        run.timings,
+        members.dist_metrics,
+        sample_passes,
+    )
+    card = render_soft_labeler_card(
+        config=config,
+        families=families,
+        metrics=members.metrics,
+        confidences=confidences,
+        split_report=data.split.report,
+        timings=run.timings,
+        bad_images=data.bad_images,
+        tables_markdown=tables,
+        calibration=soft_labeler.config.calibration,
+    )
     write_text_atomic(output_dir / "README.md", card)
     if not run.keep_work_dir:
         shutil.rmtree(run.work, ignore_errors=True)
     run.folder.mark(complete=True)
 
 
-def write_member_tables(output_dir: Path, metrics, confidences, config: TrainConfig, families, split_report,
-                        timings, dist_metrics: dict[str, dict[str, Any]] | None = None,
-                        sample_passes: int | None = None) -> str:
+def write_member_tables(
+    output_dir: Path,
+    metrics,
+    confidences,
+    config: TrainConfig,
+    families,
+    split_report,
+    timings,
+    dist_metrics: dict[str, dict[str, Any]] | None = None,
+    sample_passes: int | None = None,
+) -> str:
     """``confidence_scores.json`` (every member's metrics, CS of both modes) and ``confidence_scores.md``
     (one paper-Table-6/7-shaped table per EBC backbone and for the AU family, one row per distribution
     member). Returns the Markdown."""
@@ -794,17 +921,28 @@ def write_member_tables(output_dir: Path, metrics, confidences, config: TrainCon
     payload = {
         "dist_members": dist_metrics,
         "sample_passes": sample_passes,
-        "cs_mode": config.cs_mode, "confidence_scores": confidences, "members": metrics,
-        "families": list(families), "ebc_backbones": list(config.ebc_backbones) if "ebc" in families else [],
+        "cs_mode": config.cs_mode,
+        "confidence_scores": confidences,
+        "members": metrics,
+        "families": list(families),
+        "ebc_backbones": list(config.ebc_backbones) if "ebc" in families else [],
         "au_backbone": config.au_backbone if "au" in families else None,
-        "test_mas": {name: {"n_test": row["n_test"], "lowest_agreement_used": row["lowest_agreement_used"]}
-                     for name, row in split_report.get("per_emotion", {}).items()},
+        "test_mas": {
+            name: {"n_test": row["n_test"], "lowest_agreement_used": row["lowest_agreement_used"]}
+            for name, row in split_report.get("per_emotion", {}).items()
+        },
         "timings": timings,
     }
     write_json_atomic(output_dir / "confidence_scores.json", payload)
-    parts = ["## Member evaluation on test-MAS", "",
-             ("Each member: positives = the test-MAS images of its emotion, negatives = the other test-MAS images "
-              f"(confidence score: Eq. 3). Values in %. Soft labels use CS mode `{config.cs_mode}`."), ""]
+    parts = [
+        "## Member evaluation on test-MAS",
+        "",
+        (
+            "Each member: positives = the test-MAS images of its emotion, negatives = the other test-MAS images "
+            f"(confidence score: Eq. 3). Values in %. Soft labels use CS mode `{config.cs_mode}`."
+        ),
+        "",
+    ]
     groups = []
     if "ebc" in families:
         groups += [(f"EBC — {b}", "ebc", b) for b in config.ebc_backbones]
@@ -814,10 +952,16 @@ def write_member_tables(output_dir: Path, metrics, confidences, config: TrainCon
         rows = {em: metrics[_member_name(family, backbone, em)] for em in EMOTIONS}
         parts.append(markdown_member_table(rows, title))
     if dist_metrics:
-        parts += ["### Distribution members (arg-max against the test-MAS majority label)", "",
-                  "| member | accuracy | average accuracy |", "|---|---|---|"]
-        parts += [f"| {name} | {100 * row['accuracy']:.2f} | {100 * row['average_accuracy']:.2f} |"
-                  for name, row in dist_metrics.items()]
+        parts += [
+            "### Distribution members (arg-max against the test-MAS majority label)",
+            "",
+            "| member | accuracy | average accuracy |",
+            "|---|---|---|",
+        ]
+        parts += [
+            f"| {name} | {100 * row['accuracy']:.2f} | {100 * row['average_accuracy']:.2f} |"
+            for name, row in dist_metrics.items()
+        ]
         parts.append("")
     markdown = "\n".join(parts)
     write_text_atomic(output_dir / "confidence_scores.md", markdown)

@@ -18,7 +18,9 @@ the paper cites). Computed exactly: W-AUC = 100 * mean_k max(0, 1 - e_k / epsilo
 100 when every prediction is perfect, 0 when no error is below epsilon.
 """
 
-_KWARGS_DESCRIPTION = common.COMMON_ARGS + """
+_KWARGS_DESCRIPTION = (
+    common.COMMON_ARGS
+    + """
 Returns:
     w_auc (`float`): CED area in percent, in [0, 100].
     w_auc_by (`dict`, only with `by`): `{group: W-AUC}`.
@@ -37,6 +39,7 @@ Examples:
     >>> round(w_auc.compute(predictions=preds, references=refs, epsilon=0.6)["w_auc"], 4)
     42.5099
 """
+)
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
@@ -47,5 +50,13 @@ class WAuc(common.SoftLabelMetric):
         return self.metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions, references, normalize=None, ties=None, epsilon=None, clip=None, by=None):
-        return self.compute_metric(metric_functions.w_auc, predictions, references, by,
-                                   normalize=normalize, ties=ties, epsilon=epsilon, clip=clip)
+        return self.compute_metric(
+            metric_functions.w_auc,
+            predictions,
+            references,
+            by,
+            normalize=normalize,
+            ties=ties,
+            epsilon=epsilon,
+            clip=clip,
+        )

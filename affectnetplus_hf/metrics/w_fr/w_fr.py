@@ -17,7 +17,9 @@ ground-truth and the predicted soft label is strictly greater than epsilon (0.3 
 better. The paper's ResNet-50 Soft-FER baseline scores 10.85 on the AffectNet+ validation set.
 """
 
-_KWARGS_DESCRIPTION = common.COMMON_ARGS + """
+_KWARGS_DESCRIPTION = (
+    common.COMMON_ARGS
+    + """
 Returns:
     w_fr (`float`): weighted failure rate in percent, in [0, 100].
     w_fr_by (`dict`, only with `by`): `{group: W-FR}`.
@@ -36,6 +38,7 @@ Examples:
     >>> w_fr.compute(predictions=preds, references=refs, epsilon=0.1)["w_fr"]
     100.0
 """
+)
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
@@ -46,5 +49,13 @@ class WFr(common.SoftLabelMetric):
         return self.metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions, references, normalize=None, ties=None, epsilon=None, clip=None, by=None):
-        return self.compute_metric(metric_functions.w_fr, predictions, references, by,
-                                   normalize=normalize, ties=ties, epsilon=epsilon, clip=clip)
+        return self.compute_metric(
+            metric_functions.w_fr,
+            predictions,
+            references,
+            by,
+            normalize=normalize,
+            ties=ties,
+            epsilon=epsilon,
+            clip=clip,
+        )

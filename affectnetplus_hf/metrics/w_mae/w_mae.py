@@ -17,7 +17,9 @@ ground-truth and the predicted soft label (0 = perfect, 100 = worst). The paper'
 baseline scores 17.30 on the AffectNet+ validation set.
 """
 
-_KWARGS_DESCRIPTION = common.COMMON_ARGS + """
+_KWARGS_DESCRIPTION = (
+    common.COMMON_ARGS
+    + """
 Returns:
     w_mae (`float`): weighted mean absolute error in percent, in [0, 100] with `normalize=True`.
     w_mae_by (`dict`, only with `by`): `{group: W-MAE}`.
@@ -37,6 +39,7 @@ Examples:
     >>> round(w_mae.compute(predictions=preds, references=refs, normalize=False)["w_mae"], 4)
     4.6875
 """
+)
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
@@ -47,5 +50,13 @@ class WMae(common.SoftLabelMetric):
         return self.metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions, references, normalize=None, ties=None, epsilon=None, clip=None, by=None):
-        return self.compute_metric(metric_functions.w_mae, predictions, references, by,
-                                   normalize=normalize, ties=ties, epsilon=epsilon, clip=clip)
+        return self.compute_metric(
+            metric_functions.w_mae,
+            predictions,
+            references,
+            by,
+            normalize=normalize,
+            ties=ties,
+            epsilon=epsilon,
+            clip=clip,
+        )
