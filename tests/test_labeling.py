@@ -338,7 +338,7 @@ _KILL = st.tuples(
 
 
 @pytest.mark.slow
-@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=2, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(steps=st.lists(st.one_of(_RUN, _KILL), min_size=2, max_size=3))
 @example(steps=[("kill", 3, False, 2, "tmp"), ("run", 2, False), ("kill", 2, True, 1, "parquet"), ("run", 3, False)])
 def test_label_folder_contract_under_random_kills_and_resumes(assets, references, tree_bytes, steps):
