@@ -808,12 +808,36 @@ def label_dataset(
     Runs in the current process or, under ``accelerate launch``, in each launched process (each takes
     its own shards). ``model``/``processor`` override loading from ``model_dir`` (which still
     fingerprints the run). Returns the summary (``{"complete": False, ...}`` when stopped by
-    ``max_shards``); only the main process returns the full summary, the others ``{}``.
+    ``max_shards``); only the main process returns the full summary, the others ``{}``. torch's thread
+    count and cuDNN flags are set for the run and restored afterwards.
     """
+    config = config or LabelingConfig()
+    with _deterministic_torch(config):
+        return _label(model_dir, data_dir, out_dir, config, cpu=cpu, model=model, processor=processor)
+
+
+@contextlib.contextmanager
+def _deterministic_torch(config: LabelingConfig):
+    """``config.num_threads`` intra-op threads and fixed cuDNN kernels while labeling, restored afterwards."""
+    import torch
+
+    saved = torch.get_num_threads(), torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    if config.num_threads is not None:
+        torch.set_num_threads(int(config.num_threads))
+    torch.backends.cudnn.benchmark = False  # the same soft labels on every run
+    torch.backends.cudnn.deterministic = True
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[1:]
+
+
+def _label(model_dir, data_dir, out_dir, config: LabelingConfig, *, cpu: bool, model, processor) -> dict:
+    """:func:`label_dataset` under :func:`_deterministic_torch`."""
     from affectnetplus_hf.sources import open_source
 
-    config = config or LabelingConfig()
-    accelerator = _deterministic_accelerator(config, cpu)
+    accelerator = _accelerator(cpu)
     is_main = accelerator.is_main_process
     source = open_source(os.fspath(data_dir))
     records_by_split = collect_records(source, config.splits)
@@ -835,16 +859,11 @@ def label_dataset(
     return summary
 
 
-def _deterministic_accelerator(config: LabelingConfig, cpu: bool):
-    """The run's :class:`accelerate.Accelerator`, with ``config.num_threads`` and fixed cuDNN kernels (the
-    same soft labels on every run)."""
+def _accelerator(cpu: bool):
+    """The run's :class:`accelerate.Accelerator` (logged with the intra-op thread count)."""
     import torch
     from accelerate import Accelerator
 
-    if config.num_threads is not None:
-        torch.set_num_threads(int(config.num_threads))
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
     accelerator = Accelerator(cpu=cpu)
     logger.info(
         "labeling on %s, process %d of %d, %d intra-op thread(s)",

@@ -634,3 +634,11 @@ def test_detect_faces_keeps_annotated_boxes_as_annotated(assets, tmp_path):
     assert detected.column("soft_label").to_pylist() == reference.column("soft_label").to_pylist()
     assert detected.column("face_box").to_pylist() == reference.column("face_box").to_pylist()
     assert all(box is not None for box in detected.column("face_box").to_pylist())
+
+
+def test_labeling_restores_torch_thread_count(assets, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    label_dataset(assets["model"], assets["sample"], tmp_path / "run", config())  # num_threads=1 for the run
+    assert torch.get_num_threads() == before and not torch.backends.cudnn.benchmark
