@@ -206,3 +206,30 @@ def face_photos():
     pair.paste(left, (10, 10))
     pair.paste(right, (230, 10))
     return SimpleNamespace(faces=[left, right], pair=pair)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny random soft-labeler of this test module (:func:`make_tiny_labeler`)."""
+    return make_tiny_labeler(tmp_path_factory.mktemp("tiny-labeler") / "model")
+
+
+@pytest.fixture()
+def face(tmp_path: Path) -> Path:
+    """An 8x8 PNG face file."""
+    from helpers import png
+
+    return png(tmp_path / "face.png")
+
+
+@pytest.fixture(scope="module")
+def labeled(tmp_path_factory, model_dir: Path) -> dict[str, Path]:
+    """A small synthetic sample and its complete labeling run."""
+    from affectnetplus_hf.labeling import LabelingConfig, label_dataset
+
+    root = tmp_path_factory.mktemp("labeled")
+    sample = make_sample(root / "sample", n_train=4, n_val=2)
+    label_dataset(
+        model_dir, sample, root / "labels", LabelingConfig(shard_size=4, batch_size=4, num_threads=1, progress=False)
+    )
+    return {"root": root, "sample": sample, "labels": root / "labels"}

@@ -12,6 +12,13 @@ import pytest
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
+import os
+
+from affectnetplus_hf.cli import main  # noqa: E402
+from affectnetplus_hf.sources import open_source  # noqa: E402
+
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 from affectnetplus_hf import baselines  # noqa: E402
 from affectnetplus_hf.emotions import SUBSETS  # noqa: E402
 from affectnetplus_hf.metrics import functional as metric_functions  # noqa: E402
@@ -156,7 +163,6 @@ def test_bad_inputs(pipeline, tmp_path):
 
 
 def test_cli_baseline_and_evaluate(pipeline, tmp_path, capsys):
-    from affectnetplus_hf.cli import main
 
     out = tmp_path / "cli_baselines"
     code = main(
@@ -222,7 +228,6 @@ def test_baselines_folder_is_a_run_folder(pipeline, tmp_path, monkeypatch, caplo
     overwrite (then emptied), and never a folder of someone else's or the dataset's."""
     from dataclasses import replace
 
-    from affectnetplus_hf.cli import main
     from affectnetplus_hf.run_folder import MARKER_FILE, FolderLock, RunFolderError
     from affectnetplus_hf.training import TrainConfig
     from affectnetplus_hf.training import baseline as baseline_training
@@ -487,8 +492,6 @@ def ferplus_pipeline(tmp_path_factory, ferplus_files, make_tiny_labeler):
 def test_votes_column_round_trips_through_load_dataset(ferplus_pipeline):
     from datasets import List, Value, load_dataset
 
-    from affectnetplus_hf.sources import open_source
-
     table = load_dataset(str(ferplus_pipeline["dataset"]), split="train")
     assert table.features["votes"] == List(Value("int32"), length=10)
     source = open_source(ferplus_pipeline["source"])
@@ -568,7 +571,6 @@ def test_ferplus_kinds_train_and_evaluate(ferplus_pipeline):
 
 
 def test_ferplus_kind_without_votes_column_fails_in_one_line(pipeline, tmp_path, caplog):
-    from affectnetplus_hf.cli import main
 
     out = tmp_path / "no_votes"
     with pytest.raises(ValueError, match="no `votes` column") as error:
@@ -597,3 +599,36 @@ def test_ferplus_kind_without_votes_column_fails_in_one_line(pipeline, tmp_path,
     assert code == 1
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "\n" not in errors[0] and "votes" in errors[0]
+
+
+def test_baseline_overwrite_needs_a_baselines_folder(tmp_path: Path, labeled: dict[str, Path], monkeypatch) -> None:
+    from affectnetplus_hf import baselines
+    from affectnetplus_hf.dataset import build_dataset
+    from affectnetplus_hf.training import TrainConfig
+    from affectnetplus_hf.training import baseline as baseline_training
+
+    dataset = tmp_path / "ds"
+    build_dataset(labeled["sample"], labeled["labels"], dataset, metadata=None, figures=False, progress=False)
+    trained = []
+
+    def fake_train(records, targets, config, kind):  # the overwrite rules, not the training, are tested here
+        trained.append(config.output_dir)
+        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
+        return type("Run", (), {"seconds": 0.0})()
+
+    monkeypatch.setattr(baseline_training, "train_baseline", fake_train)
+    config = TrainConfig(preset="tiny", image_size=32, progress=False, log_with="none")
+    run = dict(config=config, kinds=["hard"], training_sets=["all"], overwrite=True)
+    for target in (dataset, tmp_path, dataset / "data"):
+        with pytest.raises(ValueError, match="(is|contains|is inside) DATASET_DIR"):
+            baselines.train_baselines(dataset, target, **run)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match=r"not empty and was not written by `affectnetplus baseline`"):
+        baselines.train_baselines(dataset, mine, **run)
+    assert not trained and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    out = tmp_path / "out"
+    baselines.train_baselines(dataset, out, **{**run, "overwrite": False})  # a fresh folder
+    baselines.train_baselines(dataset, out, **run)  # its own folder (marker): emptied and retrained
+    assert trained == [str(out / "hard_fer_all")] * 2

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+import os
+
 import yaml
+
+from affectnetplus_hf.cli import main  # noqa: E402
+from affectnetplus_hf.sources import open_source  # noqa: E402
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
@@ -231,8 +241,6 @@ def test_a_build_holds_the_folder_for_the_whole_run(built, tmp_path, monkeypatch
 def test_two_build_processes_on_one_folder(built, tmp_path, tree_bytes):
     """Two `affectnetplus build` processes on one OUT: the second stops at once (exit 1, "is in use by process
     PID" of the first), the first finishes, and OUT equals a sequential build's folder byte for byte."""
-    import subprocess
-    import sys
     import time
 
     out, hold = tmp_path / "ds", tmp_path / "release"
@@ -405,3 +413,80 @@ def test_build_refuses_a_shard_labeled_by_another_model(built, tmp_path):
     with pytest.raises(ValueError, match=r"validation-00000.*another model") as caught:
         build_dataset(built["sample"], labels, tmp_path / "ds", metadata=None, figures=False, progress=False)
     assert "\n" not in str(caught.value) and not (tmp_path / "ds").exists()
+
+
+def test_build_refuses_images_changed_after_labeling(tmp_path: Path, model_dir: Path, make_sample) -> None:
+    import hashlib
+
+    from affectnetplus_hf.dataset import build_dataset
+    from affectnetplus_hf.labeling import LabelingConfig, label_dataset, load_labels
+
+    sample = make_sample(tmp_path / "sample", n_train=4, n_val=2)
+    labels = tmp_path / "labels"
+    label_dataset(model_dir, sample, labels, LabelingConfig(shard_size=4, batch_size=4, num_threads=1, progress=False))
+    rows = {r["image_id"]: r for r in load_labels(labels).to_pylist()}
+    changed = list(open_source(sample).records("train"))[1]
+    data = Path(changed.image_path).read_bytes()
+    assert rows[changed.image_id]["image_size_bytes"] == len(data)
+    assert rows[changed.image_id]["image_sha256"] == hashlib.sha256(data).hexdigest()
+    Path(changed.image_path).write_bytes(data[: len(data) // 2])  # truncated after labeling
+    with pytest.raises(ValueError, match=rf"{changed.image_id}.*changed since it was labeled") as caught:
+        build_dataset(sample, labels, tmp_path / "ds", metadata=None, figures=False, progress=False)
+    assert "\n" not in str(caught.value) and not (tmp_path / "ds").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ds.") and p.is_dir()]  # no staging left
+    summary = build_dataset(
+        sample, labels, tmp_path / "ds", metadata=None, figures=False, progress=False, skip_bad=True
+    )
+    statistics = json.loads((tmp_path / "ds" / "statistics.json").read_text())
+    assert [b["image_id"] for b in statistics["changed_images"]] == [changed.image_id]
+    assert statistics["changed_image_count"] == 1 == summary["changed_image_count"]
+    assert summary["splits"]["train"]["rows"] == 3 and summary["splits"]["validation"]["rows"] == 2
+    import pyarrow.parquet as pq
+
+    ids = [
+        i
+        for p in (tmp_path / "ds" / "data").rglob("*.parquet")
+        for i in pq.read_table(p).column("image_id").to_pylist()
+    ]
+    assert len(ids) == 5 and changed.image_id not in ids
+    # the CLI flag
+    assert (
+        main(
+            [
+                "build",
+                str(sample),
+                str(labels),
+                str(tmp_path / "ds2"),
+                "--metadata",
+                "none",
+                "--no-figures",
+                "--no-progress",
+                "--skip-bad",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "ds2" / "statistics.json").read_text())["changed_image_count"] == 1
+
+
+def test_build_reads_label_runs_without_image_hashes(tmp_path: Path, model_dir: Path, make_sample) -> None:
+    import pyarrow.parquet as pq
+
+    from affectnetplus_hf.dataset import build_dataset
+    from affectnetplus_hf.labeling import LabelingConfig, label_dataset
+    from affectnetplus_hf.run_folder import file_sha256
+
+    sample = make_sample(tmp_path / "sample", n_train=4, n_val=2)
+    labels = tmp_path / "labels"
+    label_dataset(model_dir, sample, labels, LabelingConfig(shard_size=4, batch_size=4, num_threads=1, progress=False))
+    manifest = json.loads((labels / "manifest.json").read_text())
+    for entry in manifest["finished_shards"]:  # rewrite the shards as an earlier version wrote them
+        path = labels / "shards" / f"{entry['name']}.parquet"
+        table = pq.read_table(path)
+        pq.write_table(table.drop_columns(["image_size_bytes", "image_sha256"]), path)
+        entry["sha256"] = file_sha256(path)
+        sidecar = labels / "shards" / f"{entry['name']}.json"
+        sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "sha256": entry["sha256"]}))
+    (labels / "manifest.json").write_text(json.dumps(manifest))
+    summary = build_dataset(sample, labels, tmp_path / "ds", metadata=None, figures=False, progress=False)
+    assert summary["splits"]["train"]["rows"] == 4 and summary["changed_image_count"] == 0  # built as before

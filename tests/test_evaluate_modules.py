@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import doctest
 import os
 from pathlib import Path
 
-import evaluate
 import numpy as np
 import pytest
+
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+
+import doctest
+import os
+
+import evaluate
 
 from affectnetplus_hf import cli
 from affectnetplus_hf.metrics import MODULE_NAMES, export_modules, module_identity, module_path, w_auc, w_fr, w_mae
@@ -223,3 +229,16 @@ def test_n_classes_at_load_time():
     assert result["w_mae"] == pytest.approx(100 * 0.15 / (11 / 6), rel=1e-6)
     with pytest.raises(ValueError, match="n_classes must be a positive integer"):
         evaluate.load(module_path("w_mae"), n_classes=0)
+
+
+def test_metrics_export_overwrite_replaces_only_module_folders(tmp_path: Path) -> None:
+    from affectnetplus_hf.metrics import export_modules
+
+    export_modules(tmp_path / "mods", ["w_mae"])
+    export_modules(tmp_path / "mods", ["w_mae"], overwrite=True)  # its own folder: replaced
+    precious = tmp_path / "mods" / "w_fr"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match=r"is not empty and was not written by `affectnetplus metrics export`"):
+        export_modules(tmp_path / "mods", ["w_fr"], overwrite=True)
+    assert (precious / "notes.txt").read_text() == "keep me"

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
+from PIL import Image
+
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+import os
+import shutil
+import signal
+
+import pyarrow.parquet as pq
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
+from affectnetplus_hf.cli import main  # noqa: E402
+from affectnetplus_hf.sources import open_source  # noqa: E402
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
@@ -148,7 +157,6 @@ def test_outputs_match_the_model_and_the_subset_rule(assets):
 
 
 def test_stop_after_max_shards_then_resume_gives_identical_files(assets, tmp_path, capsys, tree_bytes):
-    from affectnetplus_hf.cli import main
 
     out = tmp_path / "run"
     argv = [
@@ -545,7 +553,6 @@ def test_subset_table_counts_and_percentages_hand_worked(tmp_path):
 def _photo_source(folder: Path) -> Path:
     """A folder source of photos without face boxes: a synthetic face on a grey frame, the same photo stored
     sideways with EXIF orientation 6, and a face-free gradient."""
-    from PIL import Image
 
     from affectnetplus_hf.faces import FaceFinder
     from affectnetplus_hf.synthetic import make_face
@@ -573,7 +580,6 @@ def _photo_source(folder: Path) -> Path:
 
 
 def test_detect_faces_labels_photos_keeps_the_box_and_lists_face_free_images(assets, tmp_path, capsys):
-    from affectnetplus_hf.cli import main
     from affectnetplus_hf.models.inference import predict_files
 
     data = _photo_source(tmp_path / "photos")
@@ -642,3 +648,75 @@ def test_labeling_restores_torch_thread_count(assets, tmp_path):
     before = torch.get_num_threads()
     label_dataset(assets["model"], assets["sample"], tmp_path / "run", config())  # num_threads=1 for the run
     assert torch.get_num_threads() == before and not torch.backends.cudnn.benchmark
+
+
+def _label_config(**kwargs):
+    from affectnetplus_hf.labeling import LabelingConfig
+
+    return LabelingConfig(shard_size=4, batch_size=3, num_threads=1, progress=False, **kwargs)
+
+
+def test_label_rerun_with_skip_bad_after_a_failed_run(tmp_path: Path, model_dir: Path, make_sample) -> None:
+    from affectnetplus_hf.labeling import LabelingConfig, label_dataset, load_labels, read_manifest
+
+    sample = make_sample(tmp_path / "sample", n_train=9, n_val=4)
+    bad = list(open_source(sample).records("train"))[5]  # in the second shard: the first one finishes
+    Path(bad.image_path).write_bytes(b"not an image")
+    out = tmp_path / "labels"
+    with pytest.raises(ValueError, match=bad.image_id.rsplit("/", 1)[-1]):
+        label_dataset(model_dir, sample, out, _label_config())
+    assert [s["name"] for s in read_manifest(out)["finished_shards"]] == ["train-00000"]
+    # the finished shard saw no bad image: skipping bad ones changes nothing it holds, so the rerun goes on
+    summary = label_dataset(model_dir, sample, out, _label_config(skip_bad=True))
+    assert summary["complete"] and [b["image_id"] for b in summary["bad_images"]] == [bad.image_id]
+    assert read_manifest(out)["config"]["skip_bad"] is True
+    fresh = tmp_path / "fresh"
+    label_dataset(model_dir, sample, fresh, _label_config(skip_bad=True))
+    assert load_labels(out).equals(load_labels(fresh))
+    # back to skip_bad=False: a finished shard left an image out, so that resume refuses naming the setting
+    with pytest.raises(ValueError, match=r"skip_bad: was True, now False"):
+        label_dataset(model_dir, sample, out, _label_config())
+    # any other difference still refuses
+    with pytest.raises(ValueError, match=r"batch_size: was 3, now 2"):
+        label_dataset(
+            model_dir,
+            sample,
+            out,
+            LabelingConfig(shard_size=4, batch_size=2, num_threads=1, progress=False, skip_bad=True),
+        )
+
+
+def test_labeling_hashes_the_bytes_it_decodes_without_reading_images_again(
+    tmp_path: Path, model_dir: Path, monkeypatch, make_sample
+) -> None:
+    """The image size + sha256 in a label shard come from the bytes the data loader decoded."""
+    import hashlib
+    from collections import Counter
+
+    import affectnetplus_hf.image_processing as image_processing
+    import affectnetplus_hf.labeling as labeling
+
+    sample = make_sample(tmp_path / "sample", n_train=4, n_val=2)
+    reads: Counter = Counter()
+    read_record_bytes = image_processing.read_record_bytes
+
+    def counting_read(record):
+        reads[record.image_id] += 1
+        return read_record_bytes(record)
+
+    monkeypatch.setattr(image_processing, "read_record_bytes", counting_read)
+    labeling.label_dataset(
+        model_dir,
+        sample,
+        tmp_path / "labels",
+        labeling.LabelingConfig(shard_size=4, batch_size=3, num_threads=1, progress=False),
+    )
+    from affectnetplus_hf.sources import open_source
+
+    paths = {r.image_id: r.image_path for r in open_source(sample).records(None)}
+    rows = labeling.load_labels(tmp_path / "labels").to_pylist()
+    assert len(rows) == 6
+    assert sorted(reads) == sorted(paths) and set(reads.values()) == {1}  # each image read once
+    for row in rows:
+        data = Path(paths[row["image_id"]]).read_bytes()
+        assert (row["image_size_bytes"], row["image_sha256"]) == (len(data), hashlib.sha256(data).hexdigest())

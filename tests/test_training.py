@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -10,9 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+import os
+
 import torch
+from helpers import one_line_error
 from torch import nn
 
+from affectnetplus_hf.cli import main  # noqa: E402
 from affectnetplus_hf.training import (
     LoopConfig,
     NonFiniteLossError,
@@ -401,3 +409,124 @@ def test_resume_reads_the_checkpoint_trainer_state(tmp_path):
     assert part.global_step == 4 and not part.completed
     with pytest.raises(ValueError, match="was made for 15 steps, this run has 5"):
         _run(tmp_path, epochs=1)
+
+
+@pytest.fixture(scope="module")
+def mas_sample(tmp_path_factory) -> Path:
+    from affectnetplus_hf.synthetic import write_sample
+
+    directory = tmp_path_factory.mktemp("mas") / "sample"
+    write_sample(directory, n_train=8, n_val=4, n_mas=120, image_size=40, progress=False, contact_sheet=False)
+    return directory
+
+
+def _train_config(data: Path, out: Path, **kwargs):
+    from affectnetplus_hf.training import TrainConfig
+
+    options = dict(preset="tiny", image_size=32, ebc_epochs=1, families=["ebc"], progress=False, log_with="none")
+    return TrainConfig(data=str(data), output_dir=str(out), **{**options, **kwargs})
+
+
+def test_train_resume_with_other_settings_refuses_naming_them(
+    tmp_path: Path, mas_sample: Path, monkeypatch, caplog
+) -> None:
+    from affectnetplus_hf.training import softlabeler
+
+    out = tmp_path / "model"
+    real, calls = softlabeler.train_model, []
+
+    def killed_at_the_second_member(*args, **kwargs):
+        calls.append(kwargs["name"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the run is stopped while the second member trains
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(softlabeler, "train_model", killed_at_the_second_member)
+    with pytest.raises(KeyboardInterrupt):
+        softlabeler.train_soft_labeler(_train_config(mas_sample, out, seed=5))
+    monkeypatch.setattr(softlabeler, "train_model", real)
+    work, marker = out / "_training", out / ".affectnetplus-run.json"
+    run = json.loads(marker.read_text())
+    assert run["kind"] == "soft-labeler" and run["complete"] is False
+    assert run["identity"]["seed"] == 5 and "progress" not in run["identity"] and "output_dir" not in run["identity"]
+    done = work / "members" / calls[0] / "member_done.json"
+    assert done.is_file()
+    state = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    with pytest.raises(ValueError, match=r"other settings.*ebc_epochs: was 1, now 3.*seed: was 5, now 0") as caught:
+        softlabeler.train_soft_labeler(_train_config(mas_sample, out, seed=0, ebc_epochs=3))
+    assert "\n" not in str(caught.value)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == state  # nothing written, train_config.json kept
+    assert json.loads((out / "train_config.json").read_text())["seed"] == 5
+    # other MAS records (image ids or votes) refuse too
+    marker.write_text(json.dumps({**run, "identity": {**run["identity"], "records": "0" * 64}}))
+    with pytest.raises(ValueError, match=r"other settings \(records: was '0000"):
+        softlabeler.train_soft_labeler(_train_config(mas_sample, out, seed=5))
+    marker.write_text(json.dumps(run))
+    # settings that do not change results may differ; the finished member is reused
+    caplog.set_level(logging.INFO, logger="affectnetplus_hf.training.softlabeler")
+    softlabeler.train_soft_labeler(_train_config(mas_sample, out, seed=5, checkpoint_every=7))
+    assert f"{calls[0]}: already trained" in caplog.text
+    assert (out / "model.safetensors").is_file() and not work.exists()
+
+
+def test_train_into_a_finished_model_folder_needs_overwrite(tmp_path: Path, mas_sample: Path, caplog) -> None:
+    from affectnetplus_hf.training.softlabeler import train_soft_labeler
+
+    out = tmp_path / "model"
+    train_soft_labeler(_train_config(mas_sample, out))
+    state = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    with pytest.raises(ValueError, match=r"finished run.*overwrite") as caught:
+        train_soft_labeler(_train_config(mas_sample, out, seed=1))
+    assert "\n" not in str(caught.value)
+    caplog.clear()
+    assert (
+        main(
+            [
+                "train",
+                "ebc",
+                "--data",
+                str(mas_sample),
+                "--output",
+                str(out),
+                "--image_size",
+                "32",
+                "--ebc_epochs",
+                "1",
+                "--no_progress",
+                "--log_with",
+                "none",
+            ]
+        )
+        == 1
+    )
+    assert "--overwrite" in one_line_error(caplog)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == state
+    from affectnetplus_hf.commands.train import parse_train_config
+
+    assert parse_train_config(["--overwrite"]).overwrite is True and parse_train_config([]).overwrite is False
+    train_soft_labeler(_train_config(mas_sample, out, seed=1, overwrite=True))
+    assert json.loads((out / "train_config.json").read_text())["seed"] == 1
+    assert (out / "model.safetensors").stat().st_mtime_ns != state[out / "model.safetensors"]
+
+
+def test_train_that_fails_validation_writes_nothing(tmp_path: Path, mas_sample: Path) -> None:
+    import shutil
+
+    from affectnetplus_hf.training.softlabeler import train_soft_labeler
+
+    out = tmp_path / "model"
+    with pytest.raises(ValueError, match="no train-MAS or no test-MAS image"):  # too few images for every emotion
+        train_soft_labeler(_train_config(mas_sample, out, max_images=6))
+    assert not out.exists()
+    with pytest.raises(ValueError, match="no image with votes in splits"):
+        train_soft_labeler(_train_config(mas_sample, out, mas_splits=["nope"]))
+    assert not out.exists()
+    broken = tmp_path / "sample"
+    shutil.copytree(mas_sample, broken)
+    from affectnetplus_hf.sources import open_multi_annotated
+
+    record = next(iter(open_multi_annotated(str(broken)).records(None)))
+    Path(record.image_path).write_bytes(b"not an image")
+    with pytest.raises(Exception, match=record.image_path.rsplit("/", 1)[-1]):
+        train_soft_labeler(_train_config(broken, out))
+    assert not out.exists()
