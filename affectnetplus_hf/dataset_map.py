@@ -130,6 +130,27 @@ class _BatchPixels:
     face_boxes: list | None = None
 
 
+_forked = {"pending": False}
+
+
+def _note_fork() -> None:
+    _forked["pending"] = True
+
+
+os.register_at_fork(after_in_child=_note_fork)
+
+
+def _one_thread_in_forked_worker() -> None:
+    """In a process forked from one whose OpenMP thread pool was in use (``map(num_proc=N)`` workers), one
+    intra-op thread, as DataLoader workers do: GNU OpenMP is not fork-safe, and a forked child that enters
+    a parallel region waits forever."""
+    if _forked["pending"]:
+        import torch
+
+        torch.set_num_threads(1)
+        _forked["pending"] = False
+
+
 class SoftLabelMap:
     """A batched ``datasets`` map function adding AffectNet+ soft labels (see the module docstring).
 
@@ -242,6 +263,7 @@ class SoftLabelMap:
 
     def __call__(self, batch: Mapping[str, Any], indices: Sequence[int] | None = None) -> dict[str, list]:
         """Soft labels of one batch (``{column: [values]}``); ``indices`` when ``map(with_indices=True)``."""
+        _one_thread_in_forked_worker()
         self._check_batch(batch)
         sources, names = self._images(batch)
         n = len(sources)

@@ -371,3 +371,27 @@ def test_hints_name_the_callers_options(assets, capsys, caplog):
     )
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert "'cat'" in line and "hard_label_names" not in line
+
+
+def test_num_proc_after_the_parent_used_its_thread_pool(assets, tmp_path):
+    """GNU OpenMP is not fork-safe: map workers forked after the parent ran a multi-threaded torch op must
+    still finish (each uses one intra-op thread)."""
+    import subprocess
+    import sys
+
+    image_dataset(assets["paths"], assets["labels"]).save_to_disk(str(tmp_path / "ds"))
+    script = (
+        "import sys, torch, datasets\n"
+        "from affectnetplus_hf.dataset_map import SoftLabelMap\n"
+        "torch.set_num_threads(2); x = torch.randn(512, 512); (x @ x).sum()\n"
+        "ds = datasets.load_from_disk(sys.argv[1]); fn = SoftLabelMap(sys.argv[2], 'image')\n"
+        "out = ds.map(fn, batched=True, batch_size=2, num_proc=2, features=fn.map_features(ds.features))\n"
+        "print(out.num_rows)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "ds"), str(assets["model_dir"])],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == str(len(assets["paths"])), result.stderr[-2000:]
