@@ -17,7 +17,6 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 import os
 
 import torch
-from helpers import one_line_error
 from torch import nn
 
 from affectnetplus_hf.cli import main  # noqa: E402
@@ -470,6 +469,8 @@ def test_train_resume_with_other_settings_refuses_naming_them(
 
 
 def test_train_into_a_finished_model_folder_needs_overwrite(tmp_path: Path, mas_sample: Path, caplog) -> None:
+    from helpers import one_line_error
+
     from affectnetplus_hf.training.softlabeler import train_soft_labeler
 
     out = tmp_path / "model"
