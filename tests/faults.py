@@ -1,8 +1,8 @@
 """Run the ``affectnetplus`` CLI with a fault injected by monkeypatching (test helper, not a test).
 
-    python tests/faults.py KILL_SPEC [HOLD_FILE] -- affectnetplus-arguments...
+    python tests/faults.py KILL_AT [HOLD_FILE] -- affectnetplus-arguments...
 
-``KILL_SPEC`` is ``-`` (no kill), or ``N:point``: SIGKILL this process at ``point`` of the ``N``-th shard a
+``KILL_AT`` is ``-`` (no kill), or ``N:point``: SIGKILL this process at ``point`` of the ``N``-th shard a
 labeling run writes: ``tmp`` (its temporary Parquet file written, not yet renamed), ``parquet`` (renamed,
 before the sidecar) or ``sidecar`` (after the sidecar). With ``HOLD_FILE`` (not ``-``), the run waits
 after its first shard until that file exists (so a test can start a second run while this one holds
@@ -65,8 +65,8 @@ def _install(kill: tuple[int, str] | None, hold: Path | None) -> None:
 
 
 def main(argv: list[str]) -> int:
-    spec, hold, _, *command = argv
-    kill = None if spec == "-" else (int(spec.split(":")[0]), spec.split(":")[1])
+    kill_at, hold, _, *command = argv
+    kill = None if kill_at == "-" else (int(kill_at.split(":")[0]), kill_at.split(":")[1])
     _install(kill, None if hold == "-" else Path(hold))
     from affectnetplus_hf.cli import main as cli_main
 

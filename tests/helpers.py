@@ -38,3 +38,25 @@ def one_line_error(caplog) -> str:
     message = found[0].getMessage()
     assert "\n" not in message and not found[0].exc_info and "Traceback" not in caplog.text
     return message
+
+
+def accelerate_cpu_launch(port: int) -> list[str]:
+    """The command prefix of ``accelerate launch`` with 2 CPU processes (set ``ACCELERATE_USE_CPU=1``)."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(port),
+    ]

@@ -24,6 +24,7 @@ import shutil
 import signal
 
 import pyarrow.parquet as pq
+from helpers import accelerate_cpu_launch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -200,24 +201,7 @@ def test_kill_9_mid_run_then_resume_is_byte_identical(assets, tmp_path, tree_byt
     rename, after the sidecar -- leave states covered by the two tests above)."""
     point = "tmp"
     out = tmp_path / "run"
-    command = [
-        sys.executable,
-        str(REPO / "tests" / "faults.py"),
-        f"2:{point}",
-        "-",
-        "--",
-        "label",
-        str(assets["model"]),
-        str(assets["sample"]),
-        str(out),
-        "--shard-size",
-        str(SHARD_SIZE),
-        "--batch-size",
-        str(BATCH_SIZE),
-        "--num-threads",
-        "1",
-        "--no-progress",
-    ]
+    command = _faults(f"2:{point}", "-", _label_argv(assets["model"], assets["sample"], out))
     killed = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     manifest = read_manifest(out)
@@ -430,20 +414,7 @@ def test_label_folder_contract_under_random_kills_and_resumes(assets, references
 def test_two_processes_give_the_same_files_as_one(assets, tmp_path, tree_bytes):
     out = tmp_path / "two"
     command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(29500 + os.getpid() % 1000),
+        *accelerate_cpu_launch(29500 + os.getpid() % 1000),
         "-m",
         "affectnetplus_hf",
         "label",

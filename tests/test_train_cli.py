@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import accelerate_cpu_launch
 
 from affectnetplus_hf.cli import main
 from affectnetplus_hf.commands.train import parse_train_config
@@ -414,20 +415,7 @@ def test_two_process_soft_labeler_on_cpu_has_one_main_process(sample, tmp_path):
     env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     out = tmp_path / "model"
     launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "29537",
+        *accelerate_cpu_launch(29537),
         "-m",
         "affectnetplus_hf",
         *_train_argv(sample, out),

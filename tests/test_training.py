@@ -292,26 +292,15 @@ if result.is_main_process:
 
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu(tmp_path):
+    from helpers import accelerate_cpu_launch
+
     script = tmp_path / "ddp_train.py"
     out = tmp_path / "run"
     script.write_text(DDP_SCRIPT.format(test_file=str(Path(__file__).resolve()), out=str(out)))
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "--main_process_port",
-            "29533",
+            *accelerate_cpu_launch(29533),
             str(script),
         ],
         env=env,
